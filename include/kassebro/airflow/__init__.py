@@ -1,0 +1,1 @@
+"""The Airflow adapters: connection types and hooks, the DAG factory, and the task wrappers."""

@@ -1,0 +1,197 @@
+"""The vendor DAG's shape, in one place: one DAG per vendor file, built from its config.
+
+Parse-time work is limited to reading YAML and pydantic validation; pandas, GX, the journal and
+the ledger are imported inside tasks. When the task runner parses the file for one DAG
+(`get_parsing_context().dag_id`), only that vendor's file is read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_parsing_context, task
+
+from kassebro.config import ConfigSet, Vendor, config_dir, load_vendor, load_vendors
+from kassebro.errors import ConfigError, Issue
+from kassebro.schedule import start_date
+
+DAG_PREFIX = "vendor_"
+RETRY_DELAY = dt.timedelta(minutes=1)
+MAX_RETRY_DELAY = dt.timedelta(hours=1)
+
+
+def _fail_fast(exc: BaseException) -> BaseException:
+    """Bad data, a refused voucher and wrong credentials fail at once: retrying cannot help."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from kassebro.errors import InputError
+    from kassebro.ledgers.base import LedgerAuthError, LedgerValidationError
+
+    if isinstance(exc, InputError | LedgerValidationError | LedgerAuthError):
+        return AirflowFailException(str(exc))
+    return exc
+
+
+def _run(step: str, vendor_id: str, day: str, **kwargs: Any) -> dict:
+    """Run one pipeline step for one day, mapping errors to Airflow's retry semantics."""
+    from kassebro import pipeline
+    from kassebro.journal import Journal
+
+    vendor = load_vendor(vendor_id)
+    the_day = dt.date.fromisoformat(day)
+    journal = Journal()
+    try:
+        if step in ("post", "verify"):
+            from kassebro.airflow.hooks import ledger_for
+
+            ledger = ledger_for(vendor.ledger.system, vendor.ledger.connection)
+            return getattr(pipeline, step)(vendor, the_day, ledger, journal, **kwargs)
+        return getattr(pipeline, step)(vendor, the_day, journal)
+    except Exception as exc:
+        converted = _fail_fast(exc)
+        if converted is exc:
+            raise
+        raise converted from exc
+
+
+def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
+    """Build the DAG for one vendor."""
+
+    @task
+    def plan_days(**context: Any) -> list[str]:
+        """The business days of this run: the dates given on trigger, else from the data interval."""
+        from kassebro.schedule import business_days, parse_dates
+
+        asked = parse_dates(context["params"].get("dates"))
+        if asked:
+            days = asked
+        else:
+            days = business_days(vendor, context["data_interval_start"], context["data_interval_end"])
+        print(f"{vendor.id}: business days {[d.isoformat() for d in days] or 'none'}")
+        return [d.isoformat() for d in days]
+
+    @task(map_index_template="{{ day }}")
+    def extract(day: str) -> str:
+        _run("extract", vendor.id, day)
+        return day
+
+    @task(map_index_template="{{ day }}")
+    def validate(day: str) -> str:
+        _run("validate", vendor.id, day)
+        return day
+
+    @task(map_index_template="{{ day }}")
+    def build_voucher(day: str) -> str:
+        _run("build", vendor.id, day)
+        return day
+
+    @task(map_index_template="{{ day }}", pool=vendor.pool)
+    def post(day: str, **context: Any) -> str:
+        result = _run("post", vendor.id, day, dry_run=bool(context["params"].get("dry_run")))
+        print(f"{vendor.id} {day}: {result}")
+        return day
+
+    @task(map_index_template="{{ day }}", pool=vendor.pool)
+    def verify(day: str, **context: Any) -> dict:
+        if context["params"].get("dry_run"):
+            return {"day": day, "state": "dry_run"}
+        return _run("verify", vendor.id, day)
+
+    @dag(
+        dag_id=vendor.dag_id,
+        description=f"{vendor.name}: nightly POS sales to {vendor.ledger.system}",
+        schedule=CronDataIntervalTimetable(vendor.schedule.cron, timezone=vendor.timezone),
+        start_date=start_date(vendor),
+        catchup=True,
+        max_active_runs=4,
+        doc_md=doc_md + _vendor_facts(vendor),
+        tags=sorted({"kassebro", f"ledger:{vendor.ledger.system}", *vendor.tags}),
+        owner_links={},
+        default_args={
+            "owner": vendor.owner,
+            "retries": vendor.retries,
+            "retry_delay": RETRY_DELAY,
+            "retry_exponential_backoff": 2.0,
+            "max_retry_delay": MAX_RETRY_DELAY,
+        },
+        params={
+            "dates": Param(
+                [],
+                type="array",
+                items={"type": "string", "format": "date"},
+                description="Business days to (re)process, e.g. 2026-11-03. Empty: the run's own days.",
+            ),
+            "dry_run": Param(False, type="boolean", description="Build and show the voucher; post nothing."),
+        },
+        render_template_as_native_obj=False,
+    )
+    def _vendor() -> None:
+        days = plan_days()
+        verify.expand(day=post.expand(day=build_voucher.expand(day=validate.expand(day=extract.expand(day=days)))))
+
+    return _vendor()
+
+
+def broken_vendor_dag(path: Path, issues: list[Issue], doc_md: str) -> Any:
+    """A stand-in DAG for a vendor file that does not load: it shows the error and cannot run."""
+    message = "\n".join(f"- {issue}" for issue in issues)
+
+    @task
+    def config_error() -> None:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(f"vendor file {path} is invalid:\n{message}")
+
+    @dag(
+        dag_id=broken_dag_id(path),
+        description=f"CONFIG ERROR in {path.name}: {issues[0].message}"[:200],
+        schedule=None,
+        start_date=dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
+        catchup=False,
+        tags=["kassebro", "config-error"],
+        doc_md=f"# Configuration error\n\n`{path}` does not load, so this vendor is not posted:\n\n"
+        f"{message}\n\nFix the file; `kassebro config check` shows the same.\n\n---\n{doc_md}",
+        default_args={"owner": "data-team", "retries": 0},
+    )
+    def _broken() -> None:
+        config_error()
+
+    return _broken()
+
+
+def broken_dag_id(path: Path) -> str:
+    """A valid DAG id for any file name, so one odd name cannot break the whole DAG file."""
+    return DAG_PREFIX + re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem)
+
+
+def _vendor_facts(vendor: Vendor) -> str:
+    return (
+        f"\n\n## This vendor\n| | |\n|---|---|\n| vendor | {vendor.name} (`{vendor.id}`) |\n"
+        f"| config | `{vendor.config_file}` |\n| ledger | {vendor.ledger.system}, connection "
+        f"`{vendor.ledger.connection}`, send to ledger: {vendor.ledger.send_to_ledger} |\n"
+        f"| enabled since | {vendor.enabled_since} |\n| schedule | `{vendor.schedule.cron}` {vendor.timezone} |\n"
+        f"| day starts at | {vendor.day_start_hour:02d}:00 |\n| source | {vendor.source.kind}: `{vendor.source.path}` |\n"
+    )
+
+
+def build_vendor_dags(namespace: dict[str, Any], doc_md: str = "", root: Path | None = None) -> ConfigSet:
+    """Register one DAG per vendor file into `namespace` (a DAG file's globals())."""
+    root = root or config_dir()
+    wanted = get_parsing_context().dag_id
+    if wanted and wanted.startswith(DAG_PREFIX):
+        path = root / "vendors" / f"{wanted.removeprefix(DAG_PREFIX)}.yaml"
+        try:
+            configs = ConfigSet((load_vendor(path.stem, root),), (), ())
+        except ConfigError as exc:
+            configs = ConfigSet((), tuple(exc.issues), (path,))
+    else:
+        configs = load_vendors(root)
+    for vendor in configs.vendors:
+        namespace[vendor.dag_id] = vendor_dag(vendor, doc_md)
+    for path in configs.broken_files:
+        issues = [i for i in configs.issues if i.source.split(":")[0] == str(path)] or list(configs.issues)
+        namespace[broken_dag_id(path)] = broken_vendor_dag(path, issues, doc_md)
+    return configs

@@ -1,0 +1,47 @@
+"""Provider info: registers kassebro's connection types so the Airflow UI shows their forms.
+
+Found through the `apache_airflow_provider` entry point in pyproject.toml; the distribution name
+must equal `package-name`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_SECRET = {"type": ["string", "null"], "format": "password"}
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "kassebro",
+        "name": "kassebro",
+        "description": "Ledger connections for kassebro (POS sales to Norwegian accounting systems).",
+        "versions": ["0.1.0"],
+        "connection-types": [
+            {
+                "connection-type": "tripletex",
+                "hook-class-name": "kassebro.airflow.hooks.TripletexHook",
+                "hook-name": "Tripletex",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "login", "extra"],
+                    "relabeling": {"host": "API base URL", "password": "Employee token"},
+                    "placeholders": {
+                        "host": "https://tripletex.no/v2 (production), https://api-test.tripletex.tech/v2 (test)",
+                        "password": "the customer's employee token",
+                    },
+                },
+                "conn-fields": {
+                    "consumer_token": {
+                        "label": "Consumer token",
+                        "description": "The integration's consumer token (issued to kassebro by Tripletex).",
+                        "schema": _SECRET,
+                    },
+                    "company_id": {
+                        "label": "Company id",
+                        "description": "0 for the employee's own company; a client's id for accounting firms.",
+                        "schema": {"type": ["integer", "null"]},
+                    },
+                },
+            }
+        ],
+    }

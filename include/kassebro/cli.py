@@ -1,0 +1,113 @@
+"""`kassebro ...`: check config, look at the journal, test a connection, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    from kassebro.config import config_dir, load_vendors
+
+    root = Path(args.config) if args.config else config_dir()
+    configs = load_vendors(root)
+    for vendor in configs.vendors:
+        print(f"ok     {vendor.id:<24} {vendor.ledger.system:<10} since {vendor.enabled_since}  {vendor.config_file}")
+    for issue in configs.issues:
+        print(f"ERROR  {issue}")
+    print(f"{len(configs.vendors)} vendor(s) ok, {len(configs.broken_files)} file(s) with errors in {root}")
+    return 1 if configs.issues else 0
+
+
+def _journal(args: argparse.Namespace) -> int:
+    from kassebro.journal import Journal
+    from kassebro.reporting import journal_table
+
+    print(journal_table(Journal(args.url).entries(args.vendor)))
+    return 0
+
+
+def _connection_test(args: argparse.Namespace) -> int:
+    from kassebro.airflow.hooks import TripletexHook
+
+    ok, message = TripletexHook(args.conn_id).test_connection()
+    print(message)
+    return 0 if ok else 1
+
+
+def _demo_init(args: argparse.Namespace) -> int:
+    from kassebro import demo
+
+    home = demo.init(Path(args.home) if args.home else None, days=args.days)
+    print(f"demo home ready: {home}")
+    return 0
+
+
+def _demo_run(args: argparse.Namespace) -> int:
+    from kassebro.launcher import run_demo
+
+    return run_demo(days=args.days)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from kassebro.launcher import run_airflow
+
+    return run_airflow(days=args.days, port=args.port)
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from kassebro.sandbox.tripletex import main as tripletex_main
+
+    return tripletex_main(["--port", str(args.port)] + (["--state", args.state] if args.state else []))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kassebro", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    config = sub.add_parser("config", help="vendor configuration").add_subparsers(dest="action", required=True)
+    check = config.add_parser("check", help="validate every vendor file; exit 1 on errors")
+    check.add_argument("--config", help="config directory (default: $KASSEBRO_CONFIG or ./config)")
+    check.set_defaults(func=_config_check)
+
+    journal = sub.add_parser("journal", help="the state of every vendor's days")
+    journal.add_argument("--vendor")
+    journal.add_argument("--url", help="journal database URL (default: $KASSEBRO_JOURNAL_URL or SQLite)")
+    journal.set_defaults(func=_journal)
+
+    conn = sub.add_parser("connection", help="ledger connections").add_subparsers(dest="action", required=True)
+    test = conn.add_parser("test", help="test an Airflow connection (Tripletex answers 'Connection ok')")
+    test.add_argument("conn_id")
+    test.set_defaults(func=_connection_test)
+
+    demo = sub.add_parser("demo", help="the demo vendors").add_subparsers(dest="action", required=True)
+    init = demo.add_parser("init", help="write the demo home: config and SAF-T files")
+    init.add_argument("--home")
+    init.add_argument("--days", type=int, default=14)
+    init.set_defaults(func=_demo_init)
+    run_demo = demo.add_parser("run", help="post every demo vendor's days without the UI; print a table")
+    run_demo.add_argument("--days", type=int, default=14)
+    run_demo.set_defaults(func=_demo_run)
+
+    run = sub.add_parser("run", help="the demo with Airflow's UI, scheduler and the ledger sandbox")
+    run.add_argument("--days", type=int, default=14)
+    run.add_argument("--port", type=int, default=8080)
+    run.set_defaults(func=_run)
+
+    sandbox = sub.add_parser("sandbox", help="run the Tripletex sandbox")
+    sandbox.add_argument("--port", type=int, default=8900)
+    sandbox.add_argument("--state", help="file that keeps the sandbox's vouchers between restarts")
+    sandbox.set_defaults(func=_sandbox)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

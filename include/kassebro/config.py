@@ -1,0 +1,283 @@
+"""Vendor configuration as data: YAML files validated by pydantic, inheriting a ledger template.
+
+Layers, later wins: `config/defaults.yaml` (settings every vendor shares) -> the vendor file; the
+vendor's `mapping` is laid over its ledger template (`config/ledgers/<template>.yaml`, "default"
+unless it says otherwise). A bad file is reported as an Issue naming the file, the field and the
+reason; it never stops the other vendors from loading.
+
+Imported by the DAG file at parse time: keep it to pydantic and yaml (no pandas, no DB, no network).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from kassebro.errors import ConfigError, Issue
+
+try:  # the C loader is ~10x faster; it matters when parsing a thousand vendor files
+    _Loader: type = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+    _Loader = yaml.SafeLoader
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+AccountNumber = Annotated[str, Field(pattern=r"^\d{4,6}(:\d{5})?$")]
+"""A ledger account: NS 4102 number, optionally with a Fiken sub-account (`1920:10001`)."""
+Key = Annotated[str, Field(min_length=1, max_length=40)]
+"""An accounting key: the POS's article-group id, or a predefined SAF-T code (04xxx, 12xxx)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AccountingKey(_Strict):
+    """Where sales of one article group are booked.
+
+    `account` takes the key's sales at its normal VAT rate; `alternative_accounts` maps another
+    rate (percent, e.g. 15) to its own account, so eat-in and take-away coffee land apart.
+    `vat: false` marks money that is not revenue (gift cards sold, deposits): no VAT code.
+    """
+
+    account: AccountNumber
+    alternative_accounts: dict[int, AccountNumber] = Field(default_factory=dict)
+    vat: bool = True
+    description: str = ""
+
+    def account_for(self, vat_rate_bp: int) -> str:
+        """The account a line at this VAT rate (basis points) is booked to."""
+        if vat_rate_bp % 100 == 0 and vat_rate_bp // 100 in self.alternative_accounts:
+            return self.alternative_accounts[vat_rate_bp // 100]
+        return self.account
+
+
+class LedgerMap(_Strict):
+    """The chart-of-accounts mapping ("kontoplan"): a template, or a template with overrides."""
+
+    name: str = "Default"
+    accounting_keys: dict[Key, AccountingKey] = Field(default_factory=dict)
+    payment_types: dict[Key, AccountNumber] = Field(default_factory=dict)
+    tips_account: AccountNumber = "2990"
+    rounding_account: AccountNumber = "7798"
+    max_rounding_ore: int = Field(default=5_000, ge=0)
+
+    def key_for(self, art_group_id: str, art_group_code: str = "") -> AccountingKey | None:
+        """The vendor's own article group wins over its predefined SAF-T code."""
+        return self.accounting_keys.get(art_group_id) or self.accounting_keys.get(art_group_code)
+
+    def payment_account(self, payment_type: str, payment_code: str = "") -> str | None:
+        return self.payment_types.get(payment_type) or self.payment_types.get(payment_code)
+
+
+class Schedule(_Strict):
+    """When the day's report is sent: weekdays and a local time, after the shop has closed.
+
+    A run posts the business days that closed since the previous run, so a Monday run of a
+    Mon-Fri schedule carries Friday, Saturday and Sunday.
+    """
+
+    days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = WEEKDAYS
+    time: str = Field(default="02:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+
+    @field_validator("days")
+    @classmethod
+    def _unique_days(cls, days: tuple[str, ...]) -> tuple[str, ...]:
+        if not days:
+            raise ValueError("at least one weekday is needed")
+        return tuple(sorted(set(days), key=WEEKDAYS.index))
+
+    @property
+    def cron(self) -> str:
+        hour, minute = self.time.split(":")
+        days = "*" if len(self.days) == 7 else ",".join(self.days)
+        return f"{int(minute)} {int(hour)} * * {days}"
+
+    @property
+    def posts_same_day(self) -> bool:
+        """A report sent in the afternoon or evening covers that same day; one sent in the
+        small hours covers the day before."""
+        return int(self.time[:2]) >= 12
+
+
+class Source(_Strict):
+    """Where the vendor's sales come from. `path` is relative to the data directory."""
+
+    kind: Literal["saft"] = "saft"
+    path: str
+
+
+class LedgerTarget(_Strict):
+    """The vendor's accounting system: which one, through which Airflow connection."""
+
+    system: Literal["tripletex"] = "tripletex"
+    connection: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    send_to_ledger: bool = True
+
+
+class Vendor(_Strict):
+    """One shop: its schedule, sales source, ledger and mapping. One DAG per vendor."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_]{0,62}$")
+    name: str
+    enabled_since: dt.date
+    timezone: str = "Europe/Oslo"
+    day_start_hour: int = Field(default=0, ge=0, le=12)
+    schedule: Schedule = Schedule()
+    source: Source
+    ledger: LedgerTarget
+    department: str | None = None
+    project: str | None = None
+    owner: str = "data-team"
+    tags: tuple[str, ...] = ()
+    retries: int = Field(default=3, ge=0, le=10)
+    mapping: LedgerMap
+    config_file: str = ""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {name!r}") from exc
+        return name
+
+    @property
+    def dag_id(self) -> str:
+        return f"vendor_{self.id}"
+
+    @property
+    def pool(self) -> str:
+        return f"ledger_{self.ledger.system}"
+
+
+@dataclass(frozen=True)
+class ConfigSet:
+    """Every vendor that loaded, and an Issue per file that did not."""
+
+    vendors: tuple[Vendor, ...]
+    issues: tuple[Issue, ...]
+    broken_files: tuple[Path, ...]
+
+
+def config_dir() -> Path:
+    """`$KASSEBRO_CONFIG` if set (the demo points it at its generated copy), else `config/`."""
+    return Path(os.environ.get("KASSEBRO_CONFIG") or PROJECT_DIR / "config")
+
+
+def _read_yaml(path: Path) -> Any:
+    with path.open("rb") as fh:
+        return yaml.load(fh, Loader=_Loader)  # noqa: S506 - a safe loader class
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(out.get(key), dict) and isinstance(
+            value, dict
+        ) else value
+    return out
+
+
+def _field_path(loc: tuple) -> str:
+    return ".".join(str(part) for part in loc) or "(file)"
+
+
+def _issues_from(path: Path, exc: ValidationError) -> list[Issue]:
+    return [
+        Issue(str(path), "config", f"field {_field_path(err['loc'])}: {err['msg']}")
+        for err in exc.errors(include_url=False)
+    ]
+
+
+class _ConfigReader:
+    """Reads templates and defaults once per load, so a thousand vendors cost one read each."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.templates: dict[str, dict] = {}
+        defaults_file = root / "defaults.yaml"
+        self.defaults: dict = (_read_yaml(defaults_file) or {}) if defaults_file.exists() else {}
+
+    def template(self, name: str) -> dict:
+        if name not in self.templates:
+            path = self.root / "ledgers" / f"{name}.yaml"
+            if not path.exists():
+                raise ValueError(f"ledger template {name!r} not found ({path})")
+            raw = _read_yaml(path) or {}
+            try:
+                LedgerMap.model_validate(raw)
+            except ValidationError as exc:
+                raise ConfigError(_issues_from(path, exc)) from None
+            self.templates[name] = raw
+        return self.templates[name]
+
+    def vendor(self, path: Path) -> Vendor:
+        try:
+            raw = _read_yaml(path)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark else str(path)
+            raise ConfigError(Issue(where, "yaml", f"not valid YAML: {exc}")) from None
+        if not isinstance(raw, dict):
+            raise ConfigError(Issue(str(path), "config", "the file must hold a mapping of fields"))
+        data = _deep_merge(self.defaults, raw)
+        mapping = dict(data.get("mapping") or {})
+        template = mapping.pop("template", "default")
+        try:
+            base = self.template(template) if template else {}
+        except ValueError as exc:
+            raise ConfigError(Issue(str(path), "config", f"field mapping.template: {exc}")) from None
+        data["mapping"] = _deep_merge(base, mapping)
+        data["config_file"] = str(path)
+        if path.stem != data.get("id"):
+            raise ConfigError(
+                Issue(str(path), "config", f"field id: {data.get('id')!r} must equal the file name {path.stem!r}")
+            )
+        try:
+            return Vendor.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(_issues_from(path, exc)) from None
+
+
+def vendor_files(root: Path | None = None) -> list[Path]:
+    root = root or config_dir()
+    return sorted((root / "vendors").glob("*.yaml"))
+
+
+def load_vendors(root: Path | None = None) -> ConfigSet:
+    """Load every vendor file under `<root>/vendors`, sorted; collect errors instead of raising."""
+    root = root or config_dir()
+    loader = _ConfigReader(root)
+    vendors: list[Vendor] = []
+    issues: list[Issue] = []
+    broken: list[Path] = []
+    for path in vendor_files(root):
+        try:
+            vendors.append(loader.vendor(path))
+        except ConfigError as exc:
+            issues.extend(exc.issues)
+            broken.append(path)
+    return ConfigSet(tuple(vendors), tuple(issues), tuple(broken))
+
+
+def load_vendor(vendor_id: str, root: Path | None = None) -> Vendor:
+    """Load one vendor by id; raises ConfigError with every issue of its file."""
+    root = root or config_dir()
+    path = root / "vendors" / f"{vendor_id}.yaml"
+    if not path.exists():
+        raise ConfigError(Issue(str(path), "config", f"no vendor file for {vendor_id!r}"))
+    return _ConfigReader(root).vendor(path)
+
+
+def data_dir() -> Path:
+    """Where sales sources, work files and reports live: `$KASSEBRO_DATA` or `<project>/.kassebro/data`."""
+    return Path(os.environ.get("KASSEBRO_DATA") or PROJECT_DIR / ".kassebro" / "data")

@@ -1,0 +1,158 @@
+"""`make run` and `make demo`: start the sandbox and Airflow on the demo home, or run the DAGs
+without the UI and print what was posted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from kassebro import demo
+
+AIRFLOW_USER = "admin"
+AIRFLOW_PASSWORD = "admin"
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _wait_for(port: int, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not _port_open(port):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"nothing answers on 127.0.0.1:{port} after {seconds:.0f} s")
+        time.sleep(0.2)
+
+
+def prepare(days: int, port: int) -> tuple[Path, dict[str, str]]:
+    """Write the demo home, export its environment, migrate Airflow's DB and create the pools."""
+    home = demo.init(days=days)
+    env = demo.environment(home, port)
+    os.environ.update(env)
+    (home / "airflow" / "passwords.json").write_text(json.dumps({AIRFLOW_USER: AIRFLOW_PASSWORD}))
+    print(f"[kassebro] demo home {home}; migrating Airflow's database ...", flush=True)
+    subprocess.run([_bin("airflow"), "db", "migrate"], check=True, env=os.environ, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [_bin("airflow"), "pools", "set", "ledger_tripletex", "4", "Concurrent calls to Tripletex"],
+        check=True, env=os.environ, stdout=subprocess.DEVNULL,
+    )
+    return home, env
+
+
+def start_sandbox(home: Path, port: int) -> subprocess.Popen:
+    (home / "logs").mkdir(parents=True, exist_ok=True)
+    log = (home / "logs" / "sandbox.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kassebro.sandbox.tripletex", "--port", str(port),
+         "--state", str(home / "sandbox" / "tripletex.json")],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    (home / "sandbox").mkdir(exist_ok=True)
+    _wait_for(port)
+    return proc
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _progress(home: Path) -> str:
+    from kassebro.journal import Journal
+
+    entries = Journal().entries()
+    states: dict[str, int] = {}
+    for entry in entries:
+        states[entry.state] = states.get(entry.state, 0) + 1
+    return ", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "nothing yet"
+
+
+def run_airflow(days: int = 14, port: int = 8080) -> int:
+    """Sandbox + `airflow standalone` on the demo home until Ctrl-C."""
+    sandbox_port = demo.SANDBOX_PORT if not _port_open(demo.SANDBOX_PORT) else _free_port()
+    home, _ = prepare(days, sandbox_port)
+    os.environ["AIRFLOW__API__PORT"] = str(port)
+    procs: list[subprocess.Popen] = []
+    try:
+        procs.append(start_sandbox(home, sandbox_port))
+        print(f"[kassebro] Tripletex sandbox on http://127.0.0.1:{sandbox_port}/v2", flush=True)
+        log = (home / "logs" / "airflow.log").open("ab")
+        procs.append(subprocess.Popen([_bin("airflow"), "standalone"], env=os.environ, stdout=log,
+                                      stderr=subprocess.STDOUT, start_new_session=True))
+        _wait_for(port, 180)
+        print(
+            f"\n[kassebro] Airflow UI: http://localhost:{port}  login: {AIRFLOW_USER} / {AIRFLOW_PASSWORD}\n"
+            f"[kassebro] logs: {home / 'logs'}; the demo vendors' DAGs are unpaused and catch up now.\n"
+            "[kassebro] Ctrl-C stops everything.\n", flush=True,
+        )
+        while all(p.poll() is None for p in procs):
+            time.sleep(30)
+            print(f"[kassebro] {dt.datetime.now():%H:%M:%S} journal: {_progress(home)}", flush=True)
+        print("[kassebro] a process stopped; see the logs", flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("\n[kassebro] stopping ...", flush=True)
+        return 0
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+
+
+def run_demo(days: int = 14) -> int:
+    """Run every demo vendor's DAG over its range with `dag.test()` and print the journal."""
+    sandbox_port = _free_port()
+    home, _ = prepare(days, sandbox_port)
+    sandbox = start_sandbox(home, sandbox_port)
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+
+        from kassebro.config import load_vendors
+        from kassebro.journal import Journal
+        from kassebro.reporting import journal_table
+
+        bag = DagBag(dag_folder=str(demo.PROJECT_DIR / "dags"))
+        if bag.import_errors:
+            print(f"[kassebro] DAG import errors: {bag.import_errors}")
+            return 1
+        configs = load_vendors()
+        today = dt.date.today()
+        failed = 0
+        for vendor in configs.vendors:
+            last = today - dt.timedelta(days=0 if vendor.schedule.posts_same_day else 1)
+            dates = [(vendor.enabled_since + dt.timedelta(days=i)).isoformat()
+                     for i in range((last - vendor.enabled_since).days + 1)]
+            print(f"[kassebro] {vendor.dag_id}: {len(dates)} business days {dates[0]} .. {dates[-1]}", flush=True)
+            run = bag.get_dag(vendor.dag_id).test(run_conf={"dates": dates})
+            print(f"[kassebro] {vendor.dag_id}: run {run.state}", flush=True)
+        entries = [e for e in Journal().entries() if e.vendor_id in {v.id for v in configs.vendors}]
+        print()
+        print(journal_table(entries))
+        failed = sum(1 for e in entries if e.state not in ("posted", "parked", "empty"))
+        print(f"\n{len(entries) - failed} day(s) done, {failed} failed")
+        return 1 if failed else 0
+    finally:
+        _stop(sandbox)

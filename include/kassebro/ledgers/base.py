@@ -1,0 +1,89 @@
+"""The Ledger protocol and the four kinds of ledger error every client maps its API's errors to.
+
+Clients are plain Python (no Airflow import) so they run in tests, the CLI and tasks alike; the
+Airflow layer only decides what a kind of error means for retries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Protocol
+
+from kassebro.errors import KassebroError
+from kassebro.money import Ore
+from kassebro.voucher import Voucher
+
+
+class LedgerError(KassebroError):
+    """An error from a ledger API. `system` names it ("Tripletex") for messages."""
+
+    def __init__(self, system: str, message: str) -> None:
+        self.system = system
+        super().__init__(f"{system}: {message}")
+
+
+class LedgerValidationError(LedgerError):
+    """The ledger refused the data (4xx validation). Retrying cannot help."""
+
+
+class LedgerAuthError(LedgerError):
+    """Credentials are wrong or lack rights. Retrying cannot help; says which credential."""
+
+
+class LedgerRateLimited(LedgerError):
+    """The ledger asked us to slow down; retry after `retry_after` seconds."""
+
+    def __init__(self, system: str, message: str, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(system, message)
+
+
+class LedgerTransient(LedgerError):
+    """A server error, timeout or dropped connection: the outcome is unknown, retry with backoff.
+
+    After a transient error on a post, the caller must look the voucher up before posting again.
+    """
+
+
+@dataclass(frozen=True)
+class PostedVoucher:
+    """A voucher as the ledger holds it.
+
+    Attributes:
+      ledger_id: the ledger's own id for the voucher.
+      number: the voucher number the ledger gave it, if any (display only).
+      external_ref: our reference as stored in the ledger.
+      date: the voucher date.
+      postings: (account number, signed gross øre, vat code or None) per posting, as read back.
+      in_ledger: True when posted to the ledger, False when waiting for approval.
+    """
+
+    ledger_id: str
+    number: str
+    external_ref: str
+    date: dt.date
+    postings: tuple[tuple[str, Ore, str | None], ...]
+    in_ledger: bool = True
+
+
+class Ledger(Protocol):
+    """What kassebro needs from an accounting system."""
+
+    system: str
+
+    def test_connection(self) -> str:
+        """Prove the credentials work; return the system's own words (e.g. "Connection ok")."""
+        ...
+
+    def find(self, external_ref: str, date: dt.date) -> PostedVoucher | None:
+        """The voucher posted with this reference, or None. Never guesses: errors raise."""
+        ...
+
+    def post(self, voucher: Voucher, send_to_ledger: bool = True) -> PostedVoucher:
+        """Post the voucher (or leave it for approval) and return it as the ledger holds it."""
+        ...
+
+    def get(self, ledger_id: str) -> PostedVoucher:
+        """Read one voucher back by the ledger's id."""
+        ...

@@ -1,0 +1,44 @@
+"""Test settings: a private Airflow home and kassebro data dir per test session.
+
+Set before anything imports Airflow (like mozilla/telemetry-airflow's conftest, connections and
+settings come from environment variables).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+SHARED = PROJECT.parent / "shared"
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="kassebro-test-"))
+
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_SESSION_HOME / "airflow"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "KASSEBRO_DATA": str(_SESSION_HOME / "data"),
+        "GX_ANALYTICS_ENABLED": "False",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+)
+os.environ.pop("KASSEBRO_CONFIG", None)
+os.environ.pop("KASSEBRO_JOURNAL_URL", None)
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    if not SHARED.exists():
+        pytest.skip("../shared is not beside the project")
+    return SHARED
+
+
+@pytest.fixture
+def project_dir() -> Path:
+    return PROJECT

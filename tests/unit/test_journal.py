@@ -1,0 +1,80 @@
+"""The posting journal: states, claims that stop two runs posting the same day, no downgrades."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+
+import pytest
+
+from kassebro.journal import Journal
+from kassebro.voucher import Voucher, VoucherLine
+
+DAY = dt.date(2026, 11, 10)
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    return Journal(f"sqlite:///{tmp_path / 'journal.sqlite'}")
+
+
+def voucher() -> Voucher:
+    return Voucher("cafe", DAY, "kassebro:cafe:2026-11-10", "d", (VoucherLine("1900", 500), VoucherLine("3000", -500, "3")))
+
+
+def test_states_and_voucher_are_recorded(journal: Journal) -> None:
+    journal.record("cafe", DAY, "extracted", external_ref="r")
+    journal.record("cafe", DAY, "built", external_ref="r", voucher=voucher())
+    entry = journal.get("cafe", DAY)
+    assert entry.state == "built" and entry.lines == 2 and entry.total_debit_ore == 500
+    assert entry.voucher_hash == voucher().digest()
+    assert journal.voucher("cafe", DAY) == voucher()
+
+
+def test_claim_is_exclusive_and_finish_records_the_ledger_id(journal: Journal) -> None:
+    journal.record("cafe", DAY, "built", external_ref="r", voucher=voucher())
+    token = journal.claim("cafe", DAY)
+    assert token and journal.claim("cafe", DAY) is None
+    journal.finish("cafe", DAY, token, state="posted", ledger_id="42", ledger_number="7")
+    entry = journal.get("cafe", DAY)
+    assert (entry.state, entry.ledger_id, entry.attempts) == ("posted", "42", 1)
+    assert journal.claim("cafe", DAY) is None  # posted days are never claimed again
+
+
+def test_posted_day_is_not_downgraded(journal: Journal) -> None:
+    journal.record("cafe", DAY, "built", external_ref="r", voucher=voucher())
+    journal.finish("cafe", DAY, journal.claim("cafe", DAY), state="posted", ledger_id="42")
+    journal.record("cafe", DAY, "failed", external_ref="r", message="late")
+    assert journal.get("cafe", DAY).state == "posted"
+
+
+def test_unknown_outcome_can_be_claimed_again(journal: Journal) -> None:
+    journal.record("cafe", DAY, "built", external_ref="r", voucher=voucher())
+    token = journal.claim("cafe", DAY)
+    journal.release("cafe", DAY, token, "connection dropped", state="unknown")
+    assert journal.get("cafe", DAY).state == "unknown"
+    assert journal.claim("cafe", DAY) is not None
+
+
+def test_stale_claim_is_taken_over(journal: Journal) -> None:
+    journal.record("cafe", DAY, "built", external_ref="r", voucher=voucher())
+    assert journal.claim("cafe", DAY)
+    assert journal.claim("cafe", DAY, lease_seconds=0) is not None
+
+
+def test_concurrent_claims_one_winner(journal: Journal) -> None:
+    journal.record("cafe", DAY, "built", external_ref="r", voucher=voucher())
+    results: list[str | None] = []
+    barrier = threading.Barrier(8)
+
+    def go() -> None:
+        barrier.wait()
+        results.append(journal.claim("cafe", DAY))
+
+    threads = [threading.Thread(target=go) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r is not None for r in results) == 1
