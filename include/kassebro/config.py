@@ -181,9 +181,7 @@ def _read_yaml(path: Path) -> Any:
 def _deep_merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for key, value in over.items():
-        out[key] = _deep_merge(out[key], value) if isinstance(out.get(key), dict) and isinstance(
-            value, dict
-        ) else value
+        out[key] = _deep_merge(out[key], value) if isinstance(out.get(key), dict) and isinstance(value, dict) else value
     return out
 
 
@@ -240,7 +238,11 @@ class _ConfigReader:
         data["config_file"] = str(path)
         if path.stem != data.get("id"):
             raise ConfigError(
-                Issue(str(path), "config", f"field id: {data.get('id')!r} must equal the file name {path.stem!r}")
+                Issue(
+                    str(path),
+                    "config",
+                    f"field id: {data.get('id')!r} must equal the file name {path.stem!r}",
+                )
             )
         try:
             return Vendor.model_validate(data)

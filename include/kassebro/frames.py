@@ -125,7 +125,12 @@ class SalesDay:
 
         vendor_id, day, source = (directory / "meta.txt").read_text(encoding="utf-8").split("\n")[:3]
         frames = {name: pd.read_parquet(directory / f"{name}.parquet") for name in FRAME_COLUMNS}
-        return cls(vendor_id, dt.date.fromisoformat(day), source=source, **{k: conform(k, v) for k, v in frames.items()})
+        return cls(
+            vendor_id,
+            dt.date.fromisoformat(day),
+            source=source,
+            **{k: conform(k, v) for k, v in frames.items()},
+        )
 
 
 def empty_frame(name: str) -> pd.DataFrame:

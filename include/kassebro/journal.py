@@ -8,6 +8,7 @@ SQLite by default; PostgreSQL (or any SQLAlchemy URL) through `KASSEBRO_JOURNAL_
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -117,11 +118,15 @@ class Journal:
 
     def get(self, vendor_id: str, day: dt.date) -> Entry | None:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(journal_table).where(
-                    journal_table.c.vendor_id == vendor_id, journal_table.c.business_day == day
+            row = (
+                conn.execute(
+                    select(journal_table).where(
+                        journal_table.c.vendor_id == vendor_id, journal_table.c.business_day == day
+                    )
                 )
-            ).mappings().first()
+                .mappings()
+                .first()
+            )
         if row is None:
             return None
         return Entry(**{f: row[f] for f in Entry.__dataclass_fields__})
@@ -160,7 +165,12 @@ class Journal:
         """
         if state not in STATES:
             raise ValueError(f"unknown state {state!r}")
-        values: dict = {"state": state, "message": message, "updated_at": _now(), "external_ref": external_ref}
+        values: dict = {
+            "state": state,
+            "message": message,
+            "updated_at": _now(),
+            "external_ref": external_ref,
+        }
         if ledger_system:
             values["ledger_system"] = ledger_system
         if voucher is not None:
@@ -189,14 +199,16 @@ class Journal:
                 )
             ).first()
             if exists is None:
-                try:
+                # a concurrent writer may insert first: its state stands (savepoint keeps PG's txn usable)
+                with contextlib.suppress(IntegrityError), conn.begin_nested():
                     conn.execute(
                         insert(journal_table).values(
-                            vendor_id=vendor_id, business_day=day, attempts=0, **{"ledger_system": "", **values}
+                            vendor_id=vendor_id,
+                            business_day=day,
+                            attempts=0,
+                            **{"ledger_system": "", **values},
                         )
                     )
-                except IntegrityError:  # a concurrent writer inserted first; its state stands
-                    pass
 
     def claim(self, vendor_id: str, day: dt.date, lease_seconds: int = 900) -> str | None:
         """Take the right to post a day; None if it is done or another worker holds a fresh claim.

@@ -54,7 +54,9 @@ def prepare(days: int, port: int) -> tuple[Path, dict[str, str]]:
     subprocess.run([_bin("airflow"), "db", "migrate"], check=True, env=os.environ, stdout=subprocess.DEVNULL)
     subprocess.run(
         [_bin("airflow"), "pools", "set", "ledger_tripletex", "4", "Concurrent calls to Tripletex"],
-        check=True, env=os.environ, stdout=subprocess.DEVNULL,
+        check=True,
+        env=os.environ,
+        stdout=subprocess.DEVNULL,
     )
     return home, env
 
@@ -63,9 +65,18 @@ def start_sandbox(home: Path, port: int) -> subprocess.Popen:
     (home / "logs").mkdir(parents=True, exist_ok=True)
     log = (home / "logs" / "sandbox.log").open("ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kassebro.sandbox.tripletex", "--port", str(port),
-         "--state", str(home / "sandbox" / "tripletex.json")],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "kassebro.sandbox.tripletex",
+            "--port",
+            str(port),
+            "--state",
+            str(home / "sandbox" / "tripletex.json"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     (home / "sandbox").mkdir(exist_ok=True)
     _wait_for(port)
@@ -101,13 +112,21 @@ def run_airflow(days: int = 14, port: int = 8080) -> int:
         procs.append(start_sandbox(home, sandbox_port))
         print(f"[kassebro] Tripletex sandbox on http://127.0.0.1:{sandbox_port}/v2", flush=True)
         log = (home / "logs" / "airflow.log").open("ab")
-        procs.append(subprocess.Popen([_bin("airflow"), "standalone"], env=os.environ, stdout=log,
-                                      stderr=subprocess.STDOUT, start_new_session=True))
+        procs.append(
+            subprocess.Popen(
+                [_bin("airflow"), "standalone"],
+                env=os.environ,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
         _wait_for(port, 180)
         print(
             f"\n[kassebro] Airflow UI: http://localhost:{port}  login: {AIRFLOW_USER} / {AIRFLOW_PASSWORD}\n"
             f"[kassebro] logs: {home / 'logs'}; the demo vendors' DAGs are unpaused and catch up now.\n"
-            "[kassebro] Ctrl-C stops everything.\n", flush=True,
+            "[kassebro] Ctrl-C stops everything.\n",
+            flush=True,
         )
         while all(p.poll() is None for p in procs):
             time.sleep(30)
@@ -143,10 +162,15 @@ def run_demo(days: int = 14) -> int:
         failed = 0
         for vendor in configs.vendors:
             last = today - dt.timedelta(days=0 if vendor.schedule.posts_same_day else 1)
-            dates = [(vendor.enabled_since + dt.timedelta(days=i)).isoformat()
-                     for i in range((last - vendor.enabled_since).days + 1)]
-            print(f"[kassebro] {vendor.dag_id}: {len(dates)} business days {dates[0]} .. {dates[-1]}", flush=True)
-            run = bag.get_dag(vendor.dag_id).test(run_conf={"dates": dates})
+            dates = [
+                (vendor.enabled_since + dt.timedelta(days=i)).isoformat()
+                for i in range((last - vendor.enabled_since).days + 1)
+            ]
+            print(
+                f"[kassebro] {vendor.dag_id}: {len(dates)} business days {dates[0]} .. {dates[-1]}",
+                flush=True,
+            )
+            run = bag.dags[vendor.dag_id].test(run_conf={"dates": dates})
             print(f"[kassebro] {vendor.dag_id}: run {run.state}", flush=True)
         entries = [e for e in Journal().entries() if e.vendor_id in {v.id for v in configs.vendors}]
         print()

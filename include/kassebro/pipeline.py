@@ -36,9 +36,7 @@ def extract(vendor: Vendor, day: dt.date, journal: Journal) -> dict:
     """Read the day from the vendor's source into canonical frames saved as parquet."""
     from kassebro.sources.saft import read_day
 
-    sales = read_day(
-        source_path(vendor), vendor.id, day, tz=vendor.timezone, day_start_hour=vendor.day_start_hour
-    )
+    sales = read_day(source_path(vendor), vendor.id, day, tz=vendor.timezone, day_start_hour=vendor.day_start_hour)
     path = sales.save(work_dir(vendor.id, day) / "frames")
     journal.record(vendor.id, day, "extracted", external_ref=_ref(vendor, day), ledger_system=vendor.ledger.system)
     summary = {
@@ -60,12 +58,14 @@ def validate(vendor: Vendor, day: dt.date, journal: Journal) -> dict:
     sales = SalesDay.load(work_dir(vendor.id, day) / "frames")
     report = validate_day(sales, report_dir=work_dir(vendor.id, day))
     if not report.success:
-        journal.record(
-            vendor.id, day, "failed", external_ref=_ref(vendor, day), message=_short(report.issues())
-        )
+        journal.record(vendor.id, day, "failed", external_ref=_ref(vendor, day), message=_short(report.issues()))
         report.raise_if_failed()
     journal.record(vendor.id, day, "validated", external_ref=_ref(vendor, day))
-    return {"day": day.isoformat(), "checks": len(report.checks), "report": [str(p) for p in report.report_paths]}
+    return {
+        "day": day.isoformat(),
+        "checks": len(report.checks),
+        "report": [str(p) for p in report.report_paths],
+    }
 
 
 def build(vendor: Vendor, day: dt.date, journal: Journal) -> dict:
@@ -82,8 +82,14 @@ def build(vendor: Vendor, day: dt.date, journal: Journal) -> dict:
     path = work_dir(vendor.id, day) / "voucher.json"
     path.write_text(json.dumps(voucher.to_json(), indent=2, sort_keys=True), encoding="utf-8")
     state = "built" if voucher.lines else "empty"
-    journal.record(vendor.id, day, state, external_ref=voucher.external_ref, voucher=voucher,
-                   message="" if voucher.lines else "no sales this business day")
+    journal.record(
+        vendor.id,
+        day,
+        state,
+        external_ref=voucher.external_ref,
+        voucher=voucher,
+        message="" if voucher.lines else "no sales this business day",
+    )
     return {
         "day": day.isoformat(),
         "voucher": str(path),
@@ -107,11 +113,21 @@ def post(vendor: Vendor, day: dt.date, ledger: Ledger, journal: Journal, *, dry_
     then post. A transient failure leaves the day as "unknown": the next try looks it up first.
     """
     voucher = load_voucher(vendor, day)
-    result = {"day": day.isoformat(), "external_ref": voucher.external_ref, "lines": len(voucher.lines),
-              "total_ore": voucher.total_debit}
+    result = {
+        "day": day.isoformat(),
+        "external_ref": voucher.external_ref,
+        "lines": len(voucher.lines),
+        "total_ore": voucher.total_debit,
+    }
     if not voucher.lines:
-        journal.record(vendor.id, day, "empty", external_ref=voucher.external_ref, voucher=voucher,
-                       message="no sales this business day")
+        journal.record(
+            vendor.id,
+            day,
+            "empty",
+            external_ref=voucher.external_ref,
+            voucher=voucher,
+            message="no sales this business day",
+        )
         return {**result, "state": "empty"}
     if dry_run:
         log.info("dry run: would post %s", json.dumps(voucher.to_json(), indent=1))
@@ -120,11 +136,14 @@ def post(vendor: Vendor, day: dt.date, ledger: Ledger, journal: Journal, *, dry_
     entry = journal.get(vendor.id, day)
     if entry and entry.state in ("posted", "parked"):
         if entry.voucher_hash and entry.voucher_hash != voucher.digest():
-            raise InputError(Issue(
-                f"{vendor.id}/{day}", "source_changed",
-                f"the day was already {entry.state} as {vendor.ledger.system} voucher {entry.ledger_id}, "
-                "but its sales changed since; it is not overwritten (book a correction by hand)",
-            ))
+            raise InputError(
+                Issue(
+                    f"{vendor.id}/{day}",
+                    "source_changed",
+                    f"the day was already {entry.state} as {vendor.ledger.system} voucher {entry.ledger_id}, "
+                    "but its sales changed since; it is not overwritten (book a correction by hand)",
+                )
+            )
         return {**result, "state": entry.state, "ledger_id": entry.ledger_id, "already": True}
 
     token = journal.claim(vendor.id, day)
@@ -138,11 +157,22 @@ def post(vendor: Vendor, day: dt.date, ledger: Ledger, journal: Journal, *, dry_
     try:
         found = ledger.find(voucher.external_ref, day)
         if found is not None:
-            journal.finish(vendor.id, day, token, state="posted" if found.in_ledger else "parked",
-                           ledger_id=found.ledger_id, ledger_number=found.number,
-                           message="found in the ledger; not posted again")
-            return {**result, "state": "posted" if found.in_ledger else "parked", "ledger_id": found.ledger_id,
-                    "ledger_number": found.number, "already": True}
+            journal.finish(
+                vendor.id,
+                day,
+                token,
+                state="posted" if found.in_ledger else "parked",
+                ledger_id=found.ledger_id,
+                ledger_number=found.number,
+                message="found in the ledger; not posted again",
+            )
+            return {
+                **result,
+                "state": "posted" if found.in_ledger else "parked",
+                "ledger_id": found.ledger_id,
+                "ledger_number": found.number,
+                "already": True,
+            }
         posted = ledger.post(voucher, send_to_ledger=vendor.ledger.send_to_ledger)
     except LedgerTransient as exc:
         journal.release(vendor.id, day, token, f"outcome unknown: {exc}", state="unknown")
@@ -150,8 +180,7 @@ def post(vendor: Vendor, day: dt.date, ledger: Ledger, journal: Journal, *, dry_
     except LedgerError as exc:
         journal.release(vendor.id, day, token, str(exc), state="failed")
         raise
-    journal.finish(vendor.id, day, token, state=journal_state, ledger_id=posted.ledger_id,
-                   ledger_number=posted.number)
+    journal.finish(vendor.id, day, token, state=journal_state, ledger_id=posted.ledger_id, ledger_number=posted.number)
     return {**result, "state": journal_state, "ledger_id": posted.ledger_id, "ledger_number": posted.number}
 
 
@@ -176,8 +205,13 @@ def verify(vendor: Vendor, day: dt.date, ledger: Ledger, journal: Journal) -> di
             vendor.ledger.system,
             f"voucher {entry.ledger_id} for {vendor.id} {day} differs from what was sent (ledger - sent): {diff}",
         )
-    return {"day": day.isoformat(), "state": entry.state, "ledger_id": entry.ledger_id, "verified": True,
-            "total": format_ore(sum(a for _, a, _ in held.postings if a > 0))}
+    return {
+        "day": day.isoformat(),
+        "state": entry.state,
+        "ledger_id": entry.ledger_id,
+        "verified": True,
+        "total": format_ore(sum(a for _, a, _ in held.postings if a > 0)),
+    }
 
 
 def _ref(vendor: Vendor, day: dt.date) -> str:

@@ -31,7 +31,9 @@ def journal_table(entries: Iterable[Entry]) -> str:
     right = {2, 3}
 
     def fmt(row: tuple[str, ...]) -> str:
-        return "  ".join(v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True)))
+        return "  ".join(
+            v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True))
+        )
 
     lines = [fmt(COLUMNS), "  ".join("-" * w for w in widths)] + [fmt(r) for r in rows]
     return "\n".join(line.rstrip() for line in lines)

@@ -57,9 +57,7 @@ class Voucher:
     def __post_init__(self) -> None:
         total = sum(line.amount for line in self.lines)
         if total != 0:
-            raise ValueError(
-                f"voucher {self.external_ref} does not balance: postings sum to {total} øre"
-            )
+            raise ValueError(f"voucher {self.external_ref} does not balance: postings sum to {total} øre")
 
     @property
     def total_debit(self) -> Ore:

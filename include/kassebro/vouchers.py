@@ -57,7 +57,9 @@ def build_voucher(day: SalesDay, vendor: Vendor) -> Voucher:
         bucket[1] += int(frame["vat"].sum())
 
     vat_difference = 0
-    for (account, vat_code), (gross, pos_vat, rate) in sorted(revenue.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+    for (account, vat_code), (gross, pos_vat, rate) in sorted(
+        revenue.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")
+    ):
         if vat_code is not None:
             vat_difference += pos_vat - vat_from_gross(gross, rate)
         text = f"Salg {rate / 100:g} % mva" if vat_code else "Salg uten mva"
@@ -71,7 +73,11 @@ def build_voucher(day: SalesDay, vendor: Vendor) -> Voucher:
         account = mapping.payment_account(str(ptype), str(pcode))
         if account is None:
             issues.append(
-                Issue(source, "payment_mapped", f"payment type {ptype!r} (SAF-T code {pcode or 'none'}) has no account")
+                Issue(
+                    source,
+                    "payment_mapped",
+                    f"payment type {ptype!r} (SAF-T code {pcode or 'none'}) has no account",
+                )
             )
             continue
         lines.append(VoucherLine(account, int(frame["amount"].sum()), None, f"Betaling {ptype}", **dims))
@@ -116,7 +122,12 @@ def _merge(lines: list[VoucherLine]) -> list[VoucherLine]:
         if key in merged:
             prev = merged[key]
             merged[key] = VoucherLine(
-                prev.account, prev.amount + line.amount, prev.vat_code, prev.description, prev.department, prev.project
+                prev.account,
+                prev.amount + line.amount,
+                prev.vat_code,
+                prev.description,
+                prev.department,
+                prev.project,
             )
         else:
             merged[key] = line

@@ -49,13 +49,23 @@ def test_vendor_override_beats_template(config_copy: Path) -> None:
 @pytest.mark.parametrize(
     ("edit", "field", "reason"),
     [
-        (("time: \"02:30\"", "time: \"25:00\""), "schedule.time", "pattern"),
+        (('time: "02:30"', 'time: "25:00"'), "schedule.time", "pattern"),
         (("enabled_since: 2026-11-01", "enabled_since: yesterday"), "enabled_since", "date"),
-        (("connection: tripletex_demo", "connection: tripletex_demo\n  colour: red"), "ledger.colour", "Extra"),
-        (("KAFFE: {account: \"3000\"", "KAFFE: {account: \"30x0\""), "mapping.accounting_keys.KAFFE.account", "pattern"),
+        (
+            ("connection: tripletex_demo", "connection: tripletex_demo\n  colour: red"),
+            "ledger.colour",
+            "Extra",
+        ),
+        (
+            ('KAFFE: {account: "3000"', 'KAFFE: {account: "30x0"'),
+            "mapping.accounting_keys.KAFFE.account",
+            "pattern",
+        ),
     ],
 )
-def test_bad_file_names_file_field_and_reason(config_copy: Path, edit: tuple[str, str], field: str, reason: str) -> None:
+def test_bad_file_names_file_field_and_reason(
+    config_copy: Path, edit: tuple[str, str], field: str, reason: str
+) -> None:
     path = config_copy / "vendors" / "cafe_solsiden.yaml"
     text = path.read_text()
     assert edit[0] in text
@@ -99,14 +109,20 @@ def test_unknown_time_zone(config_copy: Path) -> None:
 
 
 def test_cli_config_check(config_copy: Path) -> None:
-    ok = subprocess.run([sys.executable, "-m", "kassebro.cli", "config", "check", "--config", str(config_copy)],
-                        capture_output=True, text=True)
+    ok = subprocess.run(
+        [sys.executable, "-m", "kassebro.cli", "config", "check", "--config", str(config_copy)],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "3 vendor(s) ok" in ok.stdout
     path = config_copy / "vendors" / "cafe_solsiden.yaml"
     path.write_text(path.read_text().replace("enabled_since: 2026-11-01", "enabled_since: soon"))
-    bad = subprocess.run([sys.executable, "-m", "kassebro.cli", "config", "check", "--config", str(config_copy)],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "kassebro.cli", "config", "check", "--config", str(config_copy)],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 1
     assert "cafe_solsiden.yaml" in bad.stdout and "enabled_since" in bad.stdout
     assert "2 vendor(s) ok, 1 file(s) with errors" in bad.stdout

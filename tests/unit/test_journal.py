@@ -20,7 +20,13 @@ def journal(tmp_path: Path) -> Journal:
 
 
 def voucher() -> Voucher:
-    return Voucher("cafe", DAY, "kassebro:cafe:2026-11-10", "d", (VoucherLine("1900", 500), VoucherLine("3000", -500, "3")))
+    return Voucher(
+        "cafe",
+        DAY,
+        "kassebro:cafe:2026-11-10",
+        "d",
+        (VoucherLine("1900", 500), VoucherLine("3000", -500, "3")),
+    )
 
 
 def test_states_and_voucher_are_recorded(journal: Journal) -> None:

@@ -12,10 +12,17 @@ OSLO = ZoneInfo("Europe/Oslo")
 
 
 def vendor(days: tuple[str, ...], time: str, since: dt.date = dt.date(2026, 11, 2)) -> Vendor:
-    return Vendor.model_validate({
-        "id": "v", "name": "V", "enabled_since": since, "schedule": Schedule(days=days, time=time),
-        "source": {"path": "x"}, "ledger": {"connection": "c"}, "mapping": {},
-    })
+    return Vendor.model_validate(
+        {
+            "id": "v",
+            "name": "V",
+            "enabled_since": since,
+            "schedule": Schedule(days=days, time=time),
+            "source": {"path": "x"},
+            "ledger": {"connection": "c"},
+            "mapping": {},
+        }
+    )
 
 
 def local(y: int, m: int, d: int, h: int, mi: int) -> dt.datetime:
@@ -73,6 +80,9 @@ def test_start_date_is_the_report_before_the_first_covering_one() -> None:
 
 
 def test_parse_dates() -> None:
-    assert parse_dates(["2026-11-03", "2026-11-01", "2026-11-03"]) == [dt.date(2026, 11, 1), dt.date(2026, 11, 3)]
+    assert parse_dates(["2026-11-03", "2026-11-01", "2026-11-03"]) == [
+        dt.date(2026, 11, 1),
+        dt.date(2026, 11, 3),
+    ]
     assert parse_dates("2026-11-03, 2026-11-04") == [dt.date(2026, 11, 3), dt.date(2026, 11, 4)]
     assert parse_dates(None) == [] and parse_dates([]) == []

@@ -20,21 +20,64 @@ TS = pd.Timestamp("2026-11-10T10:00:00Z")
 def line(trans: str, group: str, gross: int, rate: int, kind: str = "sale", code: str = "") -> dict:
     std = {2500: "3", 1500: "31", 0: "6"}[rate]
     vat = round(gross * rate / (10000 + rate))
-    return {"register_id": "R1", "trans_id": trans, "line_id": "1", "line_type": kind, "art_group_id": group,
-            "art_group_code": code, "article_id": f"A-{group}", "description": f"vare {group}", "quantity": "1",
-            "gross": gross, "net": gross - vat, "vat": vat, "vat_code": std, "std_vat_code": std,
-            "vat_rate_bp": rate, "timestamp": TS}
+    return {
+        "register_id": "R1",
+        "trans_id": trans,
+        "line_id": "1",
+        "line_type": kind,
+        "art_group_id": group,
+        "art_group_code": code,
+        "article_id": f"A-{group}",
+        "description": f"vare {group}",
+        "quantity": "1",
+        "gross": gross,
+        "net": gross - vat,
+        "vat": vat,
+        "vat_code": std,
+        "std_vat_code": std,
+        "vat_rate_bp": rate,
+        "timestamp": TS,
+    }
 
 
-def day(lines: list[dict], payments: list[tuple[str, str, str, int]], rounding: dict[str, int] | None = None) -> SalesDay:
+def day(
+    lines: list[dict], payments: list[tuple[str, str, str, int]], rounding: dict[str, int] | None = None
+) -> SalesDay:
     trans = sorted({r["trans_id"] for r in lines} | {p[0] for p in payments})
-    receipts = [{"register_id": "R1", "trans_id": t, "nr": i + 1, "trans_type": "CASHSAL", "trans_code": "11001",
-                 "amount": sum(r["gross"] for r in lines if r["trans_id"] == t),
-                 "rounding": (rounding or {}).get(t, 0), "timestamp": TS} for i, t in enumerate(trans)]
-    pays = [{"register_id": "R1", "trans_id": t, "payment_type": pt, "payment_code": pc, "amount": a,
-             "currency": "NOK", "exchange_rate": "1"} for t, pt, pc, a in payments]
-    return SalesDay("cafe_solsiden", DAY, conform("lines", pd.DataFrame(lines)), conform("receipts", pd.DataFrame(receipts)),
-                    conform("payments", pd.DataFrame(pays)), empty_frame("z_vat"), empty_frame("z_payments"))
+    receipts = [
+        {
+            "register_id": "R1",
+            "trans_id": t,
+            "nr": i + 1,
+            "trans_type": "CASHSAL",
+            "trans_code": "11001",
+            "amount": sum(r["gross"] for r in lines if r["trans_id"] == t),
+            "rounding": (rounding or {}).get(t, 0),
+            "timestamp": TS,
+        }
+        for i, t in enumerate(trans)
+    ]
+    pays = [
+        {
+            "register_id": "R1",
+            "trans_id": t,
+            "payment_type": pt,
+            "payment_code": pc,
+            "amount": a,
+            "currency": "NOK",
+            "exchange_rate": "1",
+        }
+        for t, pt, pc, a in payments
+    ]
+    return SalesDay(
+        "cafe_solsiden",
+        DAY,
+        conform("lines", pd.DataFrame(lines)),
+        conform("receipts", pd.DataFrame(receipts)),
+        conform("payments", pd.DataFrame(pays)),
+        empty_frame("z_vat"),
+        empty_frame("z_payments"),
+    )
 
 
 @pytest.fixture
@@ -54,7 +97,12 @@ def test_eat_in_and_take_away_coffee_split_by_vat_rate(cafe) -> None:
         [("1", "CARD", "12002", 4500), ("2", "VIPPS", "12011", 7800)],
     )
     voucher = build_voucher(sales, cafe)
-    assert by_account(voucher) == {("3000", "3"): -4500, ("3020", "31"): -7800, ("1940", None): 4500, ("1945", None): 7800}
+    assert by_account(voucher) == {
+        ("3000", "3"): -4500,
+        ("3020", "31"): -7800,
+        ("1940", None): 4500,
+        ("1945", None): 7800,
+    }
     assert sum(ln.amount for ln in voucher.lines) == 0
     assert voucher.external_ref == "kassebro:cafe_solsiden:2026-11-10"
     assert all(ln.department == "1" for ln in voucher.lines)
@@ -71,7 +119,12 @@ def test_tips_are_a_liability_without_vat_and_rounding_its_own_line(cafe) -> Non
         rounding={"1": -40},  # 109.40 paid as 109.00
     )
     voucher = build_voucher(sales, cafe)
-    assert by_account(voucher) == {("3000", "3"): -9940, ("2990", None): -1000, ("1900", None): 10900, ("7798", None): 40}
+    assert by_account(voucher) == {
+        ("3000", "3"): -9940,
+        ("2990", None): -1000,
+        ("1900", None): 10900,
+        ("7798", None): 40,
+    }
 
 
 def test_unmapped_key_and_payment_stop_the_day_naming_them(cafe) -> None:
@@ -96,7 +149,11 @@ def test_rounding_above_the_maximum_is_held_back(cafe) -> None:
 def test_empty_day_gives_an_empty_voucher(cafe) -> None:
     from kassebro.vouchers import build_voucher
 
-    empty = SalesDay("cafe_solsiden", DAY, *(empty_frame(n) for n in ("lines", "receipts", "payments", "z_vat", "z_payments")))
+    empty = SalesDay(
+        "cafe_solsiden",
+        DAY,
+        *(empty_frame(n) for n in ("lines", "receipts", "payments", "z_vat", "z_payments")),
+    )
     voucher = build_voucher(empty, cafe)
     assert voucher.lines == ()
 

@@ -14,7 +14,12 @@ from airflow.providers.http.hooks.http import HttpHook
 
 from kassebro.ledgers.tripletex import TripletexClient
 
-_OWN_EXTRAS = ("consumer_token", "company_id", "extra__tripletex__consumer_token", "extra__tripletex__company_id")
+_OWN_EXTRAS = (
+    "consumer_token",
+    "company_id",
+    "extra__tripletex__consumer_token",
+    "extra__tripletex__company_id",
+)
 
 
 class TripletexHook(HttpHook):

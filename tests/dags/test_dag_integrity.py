@@ -1,0 +1,155 @@
+"""Every vendor file gives one healthy DAG; a broken file never takes the others down."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+
+from kassebro.config import load_vendors
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def dagbag(config: Path) -> DagBag:
+    os.environ["KASSEBRO_CONFIG"] = str(config)
+    try:
+        return DagBag(dag_folder=str(PROJECT / "dags"))
+    finally:
+        os.environ.pop("KASSEBRO_CONFIG", None)
+
+
+@pytest.fixture(scope="module")
+def bag() -> DagBag:
+    return dagbag(PROJECT / "config")
+
+
+def test_no_import_errors(bag: DagBag) -> None:
+    assert bag.import_errors == {}
+
+
+def test_one_dag_per_vendor_file(bag: DagBag) -> None:
+    vendors = load_vendors(PROJECT / "config").vendors
+    assert sorted(bag.dag_ids) == sorted(f"vendor_{v.id}" for v in vendors)
+
+
+@pytest.mark.parametrize("vendor", load_vendors(PROJECT / "config").vendors, ids=lambda v: v.id)
+def test_vendor_dag_shape(bag: DagBag, vendor) -> None:
+    dag = bag.dags[vendor.dag_id]
+    assert dag is not None
+    assert [t.task_id for t in dag.tasks] == [
+        "plan_days",
+        "extract",
+        "validate",
+        "build_voucher",
+        "post",
+        "verify",
+    ]
+    assert dag.task_dict["extract"].downstream_task_ids == {"validate"}
+    assert dag.task_dict["post"].downstream_task_ids == {"verify"}
+    assert dag.catchup is True
+    assert {"kassebro", f"ledger:{vendor.ledger.system}"} <= set(dag.tags)
+    assert dag.doc_md and "Re-running a day" in dag.doc_md and vendor.id in dag.doc_md
+    for t in dag.tasks:
+        assert t.owner == vendor.owner
+        assert t.retries == vendor.retries >= 2
+        assert t.retry_exponential_backoff
+    assert dag.task_dict["post"].pool == dag.task_dict["verify"].pool == f"ledger_{vendor.ledger.system}"
+    assert dag.timetable.expression == vendor.schedule.cron
+    assert str(dag.timetable.timezone) == vendor.timezone
+    assert dag.start_date.astimezone(ZoneInfo(vendor.timezone)).date() <= vendor.enabled_since
+    assert set(dag.params.keys()) == {"dates", "dry_run"}
+
+
+def test_first_catchup_interval_posts_enabled_since(bag: DagBag) -> None:
+    from kassebro.schedule import business_days
+
+    for vendor in load_vendors(PROJECT / "config").vendors:
+        from airflow.timetables.interval import CronDataIntervalTimetable
+
+        dag = bag.dags[vendor.dag_id]
+        core = CronDataIntervalTimetable(dag.timetable.expression, timezone=dag.timetable.timezone)
+        info = core.next_dagrun_info(last_automated_data_interval=None, restriction=_restriction(dag))
+        days = business_days(vendor, info.data_interval.start, info.data_interval.end)
+        assert days and days[0] == vendor.enabled_since, (vendor.id, info.data_interval, days)
+
+
+def _restriction(dag):
+    from airflow.timetables.base import TimeRestriction
+
+    return TimeRestriction(earliest=dag.start_date, latest=None, catchup=True)
+
+
+def test_broken_vendor_file_leaves_the_others_intact(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(PROJECT / "config", config)
+    bad = config / "vendors" / "butikk_fjord.yaml"
+    bad.write_text(bad.read_text().replace('time: "22:30"', 'time: "half past ten"'))
+    (config / "vendors" / "Broken File.yaml").write_text("id: [oops\n")
+    bag = dagbag(config)
+    assert bag.import_errors == {}
+    assert sorted(bag.dag_ids) == [
+        "vendor_Broken_File",
+        "vendor_bar_nattugla",
+        "vendor_butikk_fjord",
+        "vendor_cafe_solsiden",
+    ]
+    broken = bag.dags["vendor_butikk_fjord"]
+    assert "config-error" in broken.tags and broken.schedule is None
+    assert "schedule.time" in broken.doc_md and str(bad) in broken.doc_md
+    assert "CONFIG ERROR" in broken.description
+    assert "config-error" not in bag.dags["vendor_cafe_solsiden"].tags
+
+
+def test_dag_file_imports_nothing_heavy(tmp_path: Path) -> None:
+    code = (
+        "import sys, json, runpy; runpy.run_path(sys.argv[1]);"
+        "print(json.dumps(sorted(m for m in ('pandas','great_expectations','lxml','pyarrow','kassebro.journal',"
+        "'kassebro.ledgers.tripletex','requests') if m in sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(PROJECT / "dags" / "vendor_postings.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "KASSEBRO_CONFIG": str(PROJECT / "config")},
+    )
+    loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    # requests comes with Airflow itself; what we must never pull in at parse time:
+    assert loaded.isdisjoint(
+        {"pandas", "great_expectations", "lxml", "pyarrow", "kassebro.journal", "kassebro.ledgers.tripletex"}
+    )
+
+
+def test_parsing_context_builds_only_the_wanted_dag() -> None:
+    code = (
+        "import sys; from airflow.sdk import get_parsing_context;"
+        "import runpy; ns = runpy.run_path(sys.argv[1]);"
+        "print(sorted(k for k in ns if k.startswith('vendor_')))"
+    )
+    env = {
+        **os.environ,
+        "KASSEBRO_CONFIG": str(PROJECT / "config"),
+        "_AIRFLOW_PARSING_CONTEXT_DAG_ID": "vendor_bar_nattugla",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(PROJECT / "dags" / "vendor_postings.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    assert out.stdout.strip().splitlines()[-1] == "['vendor_bar_nattugla']"
+
+
+def test_start_dates_are_in_the_vendor_zone(bag: DagBag) -> None:
+    dag = bag.dags["vendor_cafe_solsiden"]
+    assert dag.start_date.astimezone(ZoneInfo("Europe/Oslo")).time() == dt.time(2, 30)
