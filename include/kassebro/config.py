@@ -65,7 +65,7 @@ class LedgerMap(_Strict):
     name: str = "Default"
     accounting_keys: dict[Key, AccountingKey] = Field(default_factory=dict)
     payment_types: dict[Key, AccountNumber] = Field(default_factory=dict)
-    tips_account: AccountNumber = "2990"
+    tips_account: AccountNumber = "2910"
     rounding_account: AccountNumber = "7798"
     max_rounding_ore: int = Field(default=5_000, ge=0)
 
@@ -138,6 +138,7 @@ class Vendor(_Strict):
     owner: str = "data-team"
     tags: tuple[str, ...] = ()
     retries: int = Field(default=3, ge=0, le=10)
+    retry_delay_seconds: int = Field(default=60, ge=1, le=3600)
     mapping: LedgerMap
     config_file: str = ""
 

@@ -193,12 +193,12 @@ def verify(vendor: Vendor, day: dt.date, ledger: Ledger, journal: Journal) -> di
     if entry.state not in ("posted", "parked") or not entry.ledger_id:
         raise LedgerTransient(vendor.ledger.system, f"{vendor.id} {day} is {entry.state}, not posted yet")
     held = ledger.get(entry.ledger_id)
-    sent = Counter()
+    sent: Counter[tuple[str, str | None]] = Counter()
     for line in voucher.lines:
-        sent[(line.account, line.vat_code)] += line.amount
-    got = Counter()
+        sent[(line.account, _no_vat(line.vat_code))] += line.amount
+    got: Counter[tuple[str, str | None]] = Counter()
     for account, amount, vat_code in held.postings:
-        got[(account, vat_code)] += amount
+        got[(account, _no_vat(vat_code))] += amount
     diff = {f"{k[0]}/{k[1] or '-'}": format_ore(got[k] - sent[k]) for k in set(sent) | set(got) if got[k] != sent[k]}
     if diff:
         raise LedgerValidationError(
@@ -212,6 +212,11 @@ def verify(vendor: Vendor, day: dt.date, ledger: Ledger, journal: Journal) -> di
         "verified": True,
         "total": format_ore(sum(a for _, a, _ in held.postings if a > 0)),
     }
+
+
+def _no_vat(code: str | None) -> str | None:
+    """VAT code "0" (no VAT treatment) and no code are the same posting."""
+    return None if code in (None, "", "0") else code
 
 
 def _ref(vendor: Vendor, day: dt.date) -> str:

@@ -33,8 +33,8 @@ def test_layers_defaults_template_and_overrides(config_copy: Path) -> None:
     assert cafe.mapping.payment_account("CASH", "12001") == "1900"  # from the Default ledger
     kaffe = cafe.mapping.key_for("KAFFE")
     assert kaffe is not None
-    assert kaffe.account_for(2500) == "3000" and kaffe.account_for(1500) == "3020"  # alternative account
-    assert cafe.mapping.key_for("unknown", "04006").account == "3020"  # falls back to the SAF-T code
+    assert kaffe.account_for(2500) == "3000" and kaffe.account_for(1500) == "3030"  # alternative account
+    assert cafe.mapping.key_for("unknown", "04006").account == "3030"  # falls back to the SAF-T code
     assert cafe.schedule.cron == "30 2 * * *"
     bar = load_vendor("bar_nattugla", config_copy)
     assert bar.schedule.cron == "15 6 * * tue,wed,thu,fri,sat,sun"

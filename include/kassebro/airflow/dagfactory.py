@@ -19,7 +19,6 @@ from kassebro.errors import ConfigError, Issue
 from kassebro.schedule import start_date
 
 DAG_PREFIX = "vendor_"
-RETRY_DELAY = dt.timedelta(minutes=1)
 MAX_RETRY_DELAY = dt.timedelta(hours=1)
 
 
@@ -113,7 +112,7 @@ def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
         default_args={
             "owner": vendor.owner,
             "retries": vendor.retries,
-            "retry_delay": RETRY_DELAY,
+            "retry_delay": dt.timedelta(seconds=vendor.retry_delay_seconds),
             "retry_exponential_backoff": 2.0,
             "max_retry_delay": MAX_RETRY_DELAY,
         },

@@ -1,0 +1,1 @@
+"""`make bench`: performance figures measured against a reference in the same run."""

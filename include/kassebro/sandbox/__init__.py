@@ -1,0 +1,7 @@
+"""Local emulators of the ledger APIs kassebro posts to, with fault injection.
+
+Each emulator is a FastAPI app serving the same paths, auth, payload shapes, status codes and
+error bodies as the real API for the subset kassebro uses, so clients are tested over real HTTP
+without touching a customer's books. `server.running(app)` runs any of them on 127.0.0.1 in a
+background thread; each module also has a command line (`python -m kassebro.sandbox.tripletex`).
+"""
