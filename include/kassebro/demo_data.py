@@ -1,0 +1,891 @@
+"""Realistic, XSD-valid SAF-T Cash Register demo files: a café, a bar and a shop.
+
+The demo, the sandbox and the tests need POS exports that look like the real thing and hold the
+traps a real day holds, without any real shop's data. Each call writes one file per business day
+(named like the official convention, `SAF-T Cash Register_<orgnr>_<YYYYMMDDhhmmss>.xml`), with a
+Z report per register whose totals (per VAT code, payment type and article group) equal the
+transactions exactly, because both are summed from the same receipts.
+
+Determinism: everything comes from `random.Random` seeded with (profile, orgnr, day, register),
+and the file's creation time is derived from the day, so writing a day twice gives identical
+bytes. Transaction numbers (`nr`) are gap-free per register and continue from day to day (the
+count of every earlier day since 2015-01-01 is derived from a hash, not stored).
+
+What the profiles hold and how it is written:
+
+- **cafe**: coffee, tea, pastries, food, soft drinks. A receipt is eaten in (all lines VAT code
+  "1", 25 %) or taken away (code "2", 15 %): the same article group (KAFFE) at two rates. Paid by
+  debit card, Vipps (mobile, 12011) or cash.
+- **bar**: beer, wine, drinks, food at 25 %, open 15:00 to 02:30; the Z report runs about 03:00
+  the next morning, so the vendor's `day_start_hour` is 5 (`DemoProfile.day_start_hour`). Tips
+  are added to card payments, written the SAF-T way: a ctLine of `lineType` TIP (a basic of type
+  10, predefined 10001 "tip") carrying a `raise` of that type, without VAT or article group; the
+  card payment includes it; the Z report counts it in `reportTip`, not in the VAT totals.
+- **shop**: goods at 25 %, food at 15 %, closed on Sundays (an empty day: no transactions, no Z
+  report). Returns are their own transactions (transType RETURN -> 11006) whose lines have
+  `amntTp` D and negative amounts, refunded by a negative payment, as in Skatteetaten's 2021
+  example. Gift cards sold are lines in article group GAVEKORT with VAT code "5" = standard code
+  "6" (outside the VAT Act, 0 %): a gift card is a liability, VAT arises when it is redeemed.
+  Redeemed gift cards are payments of type GAVEKORT -> 12005 "Gift token".
+- **Cash rounding** (all profiles): cash is rounded to whole kroner (50 øre up), and the
+  transaction carries `rounding/roundingAmnt` = cash paid minus lines (e.g. -0.40), as in the
+  2021 official example. Card payments are exact.
+- **Amounts** are integer øre; a line's VAT = round half up(gross * rate / (100 + rate)), net =
+  gross - VAT. `cashSaleAmnt` in the Z report is written gross (what `kassebro.sources.saft` reads
+  by default).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import os
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+from xml.sax.saxutils import escape
+from zoneinfo import ZoneInfo
+
+from kassebro.money import vat_from_gross
+
+__all__ = ["PROFILES", "DemoProfile", "file_name", "write_day", "write_large_day", "write_range"]
+
+NAMESPACE = "urn:StandardAuditFile-Taxation-CashRegister:NO"
+_NR_EPOCH = dt.date(2015, 1, 1)
+_ENTRY_DATE = "2015-01-01"  # dateOfEntry of all master data: fixed, so files stay identical
+
+
+@dataclass(frozen=True)
+class Article:
+    art_id: str
+    group: str  # article group basicID
+    desc: str
+    price: int  # gross unit price in øre
+
+
+@dataclass(frozen=True)
+class DemoProfile:
+    """A kind of business: its master data, opening hours and how its receipts look.
+
+    Times are minutes after midnight of the business day (more than 1440 = after midnight).
+    """
+
+    name: str
+    description: str
+    registers: int
+    open_minute: int
+    close_minute: int
+    z_minute: int
+    day_start_hour: int
+    receipts_per_register: tuple[int, int]
+    groups: tuple[tuple[str, str, str], ...]  # (basicID, predefined 04 code, description)
+    articles: tuple[Article, ...]
+    payments: tuple[tuple[str, float], ...]  # (payment basicID, weight)
+    vat_codes: tuple[str, ...]  # own VAT codes used, see _VAT_CODES
+    opening_float: int = 200000
+    closed_weekdays: tuple[int, ...] = ()  # date.weekday() values without sales
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+# own VAT code -> (rate in basis points, standard code, description)
+_VAT_CODES: dict[str, tuple[int, str, str]] = {
+    "1": (2500, "3", "Utgående mva 25 %"),
+    "2": (1500, "31", "Utgående mva 15 % (næringsmidler)"),
+    "5": (0, "6", "Utenfor mva-loven (gavekort)"),
+}
+
+# payment basicID -> (predefined 12 code, description)
+_PAYMENT_TYPES: dict[str, tuple[str, str]] = {
+    "CASH": ("12001", "Kontant"),
+    "BANK": ("12002", "Bankkort"),
+    "CREDIT": ("12003", "Kredittkort"),
+    "VIPPS": ("12011", "Vipps"),
+    "GAVEKORT": ("12005", "Gavekort"),
+}
+
+_OTHER_BASICS: tuple[tuple[str, str, str, str], ...] = (
+    ("05", "SAL", "", "Salgslinje"),
+    ("05", "RET", "", "Returlinje"),
+    ("10", "TIP", "10001", "Tips"),
+    ("11", "CASHSAL", "11001", "Kontantsalg"),
+    ("11", "RETURN", "11006", "Retur"),
+    ("13", "ZREP", "13009", "Z-rapport"),
+)
+
+PROFILES: dict[str, DemoProfile] = {
+    "cafe": DemoProfile(
+        name="cafe",
+        description="Café: coffee eaten in (25 %) or taken away (15 %), pastries, card/Vipps/cash",
+        registers=1,
+        open_minute=7 * 60,
+        close_minute=18 * 60,
+        z_minute=18 * 60 + 15,
+        day_start_hour=0,
+        receipts_per_register=(90, 160),
+        groups=(
+            ("KAFFE", "04012", "Kaffe og te"),
+            ("BAKST", "04006", "Bakst"),
+            ("MAT", "04006", "Mat"),
+            ("DRIKKE", "04011", "Mineralvann"),
+        ),
+        articles=(
+            Article("101", "KAFFE", "Kaffe", 4200),
+            Article("102", "KAFFE", "Cappuccino", 5200),
+            Article("103", "KAFFE", "Caffè latte", 5500),
+            Article("104", "KAFFE", "Te", 3500),
+            Article("201", "BAKST", "Kanelbolle", 3900),
+            Article("202", "BAKST", "Skolebrød", 4200),
+            Article("203", "BAKST", "Croissant", 3600),
+            Article("301", "MAT", "Ciabatta med skinke og ost", 8900),
+            Article("302", "MAT", "Havregrøt", 6900),
+            Article("401", "DRIKKE", "Eplemost", 3800),
+        ),
+        payments=(("BANK", 0.6), ("VIPPS", 0.25), ("CASH", 0.15)),
+        vat_codes=("1", "2"),
+        extra={"take_away": 0.45},
+    ),
+    "bar": DemoProfile(
+        name="bar",
+        description="Bar open past midnight: beer, wine, food at 25 %, tips on card payments",
+        registers=2,
+        open_minute=15 * 60,
+        close_minute=26 * 60 + 30,
+        z_minute=27 * 60,
+        day_start_hour=5,
+        receipts_per_register=(70, 140),
+        groups=(
+            ("OL", "04007", "Øl"),
+            ("VIN", "04008", "Vin"),
+            ("DRINK", "04009", "Brennevin"),
+            ("MAT", "04006", "Mat"),
+            ("MINERAL", "04011", "Mineralvann"),
+        ),
+        articles=(
+            Article("1001", "OL", "Pils 0,5 l", 9800),
+            Article("1002", "OL", "IPA 0,4 l", 11900),
+            Article("2001", "VIN", "Husets rødvin, glass", 13500),
+            Article("2002", "VIN", "Husets hvitvin, flaske", 59000),
+            Article("3001", "DRINK", "Gin og tonic", 15500),
+            Article("4001", "MAT", "Nachos", 13900),
+            Article("4002", "MAT", "Burger", 21900),
+            Article("5001", "MINERAL", "Cola", 4900),
+        ),
+        payments=(("BANK", 0.55), ("CREDIT", 0.15), ("VIPPS", 0.15), ("CASH", 0.15)),
+        vat_codes=("1",),
+        opening_float=300000,
+        extra={"tip": 0.35},
+    ),
+    "shop": DemoProfile(
+        name="shop",
+        description="Shop: goods 25 %, food 15 %, returns, gift cards sold and redeemed, cash rounding",
+        registers=2,
+        open_minute=10 * 60,
+        close_minute=20 * 60,
+        z_minute=20 * 60 + 10,
+        day_start_hour=0,
+        receipts_per_register=(40, 90),
+        groups=(
+            ("VARER", "04003", "Varesalg"),
+            ("MAT", "04006", "Mat og drikke"),
+            ("GAVEKORT", "04999", "Gavekort (solgt)"),
+        ),
+        articles=(
+            Article("10001", "VARER", "Notatbok A5", 4990),
+            Article("10002", "VARER", "Kopp, steintøy", 12900),
+            Article("10003", "VARER", "Stearinlys 4 pk", 1990),
+            Article("10004", "VARER", "Servietter", 3490),
+            Article("10005", "VARER", "Pute, lin", 34900),
+            Article("20001", "MAT", "Sjokolade 100 g", 3990),
+            Article("20002", "MAT", "Kaffe 500 g", 8990),
+            Article("20003", "MAT", "Saft 1 l", 4450),
+            Article("90200", "GAVEKORT", "Gavekort 200 kr", 20000),
+            Article("90500", "GAVEKORT", "Gavekort 500 kr", 50000),
+        ),
+        payments=(("BANK", 0.55), ("VIPPS", 0.2), ("CASH", 0.25)),
+        vat_codes=("1", "2", "5"),
+        closed_weekdays=(6,),
+        extra={"return": 0.06, "gift_sale": 0.04, "gift_redeem": 0.05},
+    ),
+}
+
+_GROUP_VAT = {"MAT": "2", "GAVEKORT": "5"}  # shop: food 15 %, gift cards outside VAT; else 25 %
+
+
+# ---------------------------------------------------------------------------------------------
+# Receipts
+
+
+@dataclass
+class _Line:
+    line_type: str  # SAL, RET or TIP
+    article: Article | None
+    qty: int
+    gross: int
+    vat_code: str  # "" for tips
+    vat: int
+
+    @property
+    def net(self) -> int:
+        return self.gross - self.vat
+
+
+@dataclass
+class _Receipt:
+    time: dt.datetime  # local wall clock
+    trans_type: str  # CASHSAL or RETURN
+    lines: list[_Line]
+    payments: list[tuple[str, int]]
+    rounding: int | None  # None: no rounding element (no cash involved)
+
+    @property
+    def total(self) -> int:
+        return sum(line.gross for line in self.lines)
+
+    @property
+    def vat(self) -> int:
+        return sum(line.vat for line in self.lines)
+
+
+def _round_krone(ore: int) -> int:
+    """Cash rounding to whole kroner, 50 øre up (mirrored for refunds)."""
+    if ore < 0:
+        return -_round_krone(-ore)
+    return (ore + 50) // 100 * 100
+
+
+def _sale_line(article: Article, qty: int, vat_code: str) -> _Line:
+    gross = article.price * qty
+    rate = _VAT_CODES[vat_code][0]
+    line_type = "RET" if qty < 0 else "SAL"
+    return _Line(line_type, article, qty, gross, vat_code, vat_from_gross(gross, rate))
+
+
+def _pick_payment(rng: random.Random, profile: DemoProfile, exclude: tuple[str, ...] = ()) -> str:
+    options = [(p, w) for p, w in profile.payments if p not in exclude]
+    return rng.choices([p for p, _ in options], weights=[w for _, w in options])[0]
+
+
+def _settle(receipt: _Receipt, method: str, amount: int) -> None:
+    """Add a payment of `amount` (what is still due) by `method`, rounding cash to kroner."""
+    if method == "CASH":
+        cash = _round_krone(amount)
+        receipt.payments.append(("CASH", cash))
+        receipt.rounding = (receipt.rounding or 0) + cash - amount
+    else:
+        receipt.payments.append((method, amount))
+
+
+def _basket(rng: random.Random, articles: list[Article], min_lines: int, max_lines: int) -> list[tuple[Article, int]]:
+    count = rng.randint(min_lines, max_lines)
+    chosen = rng.sample(articles, min(count, len(articles)))
+    return [(art, 1 if art.price > 10000 or rng.random() < 0.8 else rng.randint(2, 3)) for art in chosen]
+
+
+def _make_receipt(rng: random.Random, profile: DemoProfile, time: dt.datetime, kind: str, min_lines: int) -> _Receipt:
+    receipt = _Receipt(time, "CASHSAL", [], [], None)
+    sellable = [a for a in profile.articles if a.group != "GAVEKORT"]
+    if profile.name == "cafe":
+        vat_code = "2" if rng.random() < profile.extra["take_away"] else "1"
+        for art, qty in _basket(rng, sellable, min_lines, 3 if min_lines == 1 else min_lines + 3):
+            receipt.lines.append(_sale_line(art, qty, vat_code))
+        _settle(receipt, _pick_payment(rng, profile), receipt.total)
+        return receipt
+    if profile.name == "bar":
+        for art, qty in _basket(rng, sellable, min_lines, 4 if min_lines == 1 else min_lines + 3):
+            receipt.lines.append(_sale_line(art, qty, "1"))
+        method = "BANK" if kind == "tip" else _pick_payment(rng, profile)
+        if method in ("BANK", "CREDIT") and (kind == "tip" or rng.random() < profile.extra["tip"]):
+            tip = rng.choice((1000, 2000, 3000, 5000, 10000))
+            receipt.lines.append(_Line("TIP", None, 1, tip, "", 0))
+        _settle(receipt, method, receipt.total)
+        return receipt
+    # shop
+    if kind == "return":
+        receipt.trans_type = "RETURN"
+        for art, _qty in _basket(rng, sellable, 1, 2):
+            receipt.lines.append(_sale_line(art, -1, _GROUP_VAT.get(art.group, "1")))
+        _settle(receipt, _pick_payment(rng, profile), receipt.total)
+        return receipt
+    if kind == "gift_sale":
+        gift = rng.choice([a for a in profile.articles if a.group == "GAVEKORT"])
+        receipt.lines.append(_sale_line(gift, 1, "5"))
+        _settle(receipt, _pick_payment(rng, profile), receipt.total)
+        return receipt
+    for art, qty in _basket(rng, sellable, min_lines, 4 if min_lines == 1 else min_lines + 3):
+        receipt.lines.append(_sale_line(art, qty, _GROUP_VAT.get(art.group, "1")))
+    due = receipt.total
+    if kind == "cash" and due % 100 == 0:  # make sure the forced cash sale needs rounding
+        receipt.lines.append(_sale_line(profile.articles[2], 1, "1"))
+        due = receipt.total
+    if kind == "gift_redeem":
+        balance = rng.choice((20000, 50000))
+        used = min(balance, due)
+        receipt.payments.append(("GAVEKORT", used))
+        due -= used
+        if due:
+            _settle(receipt, _pick_payment(rng, profile, exclude=("GAVEKORT",)), due)
+        return receipt
+    _settle(receipt, "CASH" if kind == "cash" else _pick_payment(rng, profile), due)
+    return receipt
+
+
+def _kinds(rng: random.Random, profile: DemoProfile, count: int, register_index: int) -> list[str]:
+    """What each receipt of a register's day is; the shop's first register always shows every trap."""
+    kinds = []
+    for _ in range(count):
+        roll = rng.random()
+        kind = "sale"
+        for name in ("return", "gift_sale", "gift_redeem"):
+            share = profile.extra.get(name, 0.0)
+            if roll < share:
+                kind = name
+                break
+            roll -= share
+        kinds.append(kind)
+    if register_index == 0 and count:
+        forced = {"shop": ("cash", "return", "gift_sale", "gift_redeem", "cash"), "bar": ("sale", "tip")}
+        for index, kind in enumerate(forced.get(profile.name, ())):
+            if index * 3 < count:
+                kinds[index * 3] = kind
+    return kinds
+
+
+def _digest_int(*parts: object) -> int:
+    text = "|".join(str(p) for p in parts)
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+def _default_count(profile: DemoProfile, orgnr: str, register: str, day: dt.date) -> int:
+    """Receipts of one register on one day when not given: a hash, so earlier days are cheap to count."""
+    if day.weekday() in profile.closed_weekdays:
+        return 0
+    low, high = profile.receipts_per_register
+    count = low + _digest_int("count", profile.name, orgnr, register, day) % (high - low + 1)
+    return count * 5 // 4 if day.weekday() in (4, 5) else count  # Friday and Saturday are busier
+
+
+def _nr_start(profile: DemoProfile, orgnr: str, register: str, day: dt.date) -> int:
+    """First transaction number of the day: one more than all earlier days' receipts since 2015."""
+    total, current = 1, _NR_EPOCH
+    while current < day:
+        total += _default_count(profile, orgnr, register, current)
+        current += dt.timedelta(days=1)
+    return total
+
+
+@dataclass
+class _RegisterPlan:
+    register: str
+    index: int
+    count: int
+    nr_start: int
+    seed: str
+    z_time: dt.datetime
+
+
+def _times(rng: random.Random, profile: DemoProfile, day: dt.date, count: int, zone: ZoneInfo) -> list[dt.datetime]:
+    """Sale times between opening and closing, drawn in real (UTC) time and written as wall clock.
+
+    So no time falls in the spring-forward gap, and on the autumn night the repeated hour is sold
+    in twice, written without offset as a real POS does (readers take the first occurrence).
+    """
+    opens = _instant(day, profile.open_minute, zone)
+    span = (_instant(day, profile.close_minute, zone) - opens).total_seconds()
+    mode = span * 2 / 3
+    offsets = sorted(int(rng.triangular(0, span, mode)) for _ in range(count))
+    return [(opens + dt.timedelta(seconds=s)).astimezone(zone).replace(tzinfo=None) for s in offsets]
+
+
+def _instant(day: dt.date, minute: int, zone: ZoneInfo) -> dt.datetime:
+    """UTC instant of a wall time given as minutes after the day's midnight (past 1440: next day)."""
+    wall = dt.datetime.combine(day, dt.time()) + dt.timedelta(minutes=minute)
+    return wall.replace(tzinfo=zone).astimezone(dt.UTC)
+
+
+def _receipts(
+    plan: _RegisterPlan, profile: DemoProfile, day: dt.date, zone: ZoneInfo, min_lines: int
+) -> Iterator[_Receipt]:
+    """The register's receipts in order; the same plan always yields the same receipts."""
+    rng = random.Random(plan.seed)
+    times = _times(rng, profile, day, plan.count, zone)
+    kinds = _kinds(rng, profile, plan.count, plan.index)
+    for time, kind in zip(times, kinds, strict=True):
+        yield _make_receipt(rng, profile, time, kind, min_lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Z report totals
+
+
+@dataclass
+class _Totals:
+    receipts: int = 0
+    cash_receipts: int = 0
+    vat: dict[str, list[int]] = field(default_factory=dict)  # code -> [gross, vat]
+    groups: dict[str, list[int]] = field(default_factory=dict)  # group -> [qty, gross]
+    payments: dict[str, list[int]] = field(default_factory=dict)  # type -> [count, amount]
+    tips: list[int] = field(default_factory=lambda: [0, 0])
+    returns: list[int] = field(default_factory=lambda: [0, 0])
+    sales: int = 0
+
+    def add(self, receipt: _Receipt) -> None:
+        self.receipts += 1
+        for line in receipt.lines:
+            if line.line_type == "TIP":
+                self.tips[0] += 1
+                self.tips[1] += line.gross
+                continue
+            vat = self.vat.setdefault(line.vat_code, [0, 0])
+            vat[0] += line.gross
+            vat[1] += line.vat
+            assert line.article is not None
+            group = self.groups.setdefault(line.article.group, [0, 0])
+            group[0] += line.qty
+            group[1] += line.gross
+            if line.gross < 0:
+                self.returns[0] += 1
+                self.returns[1] -= line.gross
+            else:
+                self.sales += line.gross
+        for method, amount in receipt.payments:
+            payment = self.payments.setdefault(method, [0, 0])
+            payment[0] += 1
+            payment[1] += amount
+        if any(method == "CASH" for method, _ in receipt.payments):
+            self.cash_receipts += 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def _amount(ore: int) -> str:
+    sign = "-" if ore < 0 else ""
+    return f"{sign}{abs(ore) // 100}.{abs(ore) % 100:02d}"
+
+
+def _rate(rate_bp: int) -> str:
+    return f"{rate_bp // 100}.{rate_bp % 100:02d}"
+
+
+def _el(name: str, value: str) -> str:
+    return f"<{name}>{escape(value)}</{name}>"
+
+
+def _block(name: str, *children: str) -> str:
+    return f"<{name}>{''.join(children)}</{name}>"
+
+
+def file_name(orgnr: str, created: dt.datetime) -> str:
+    """The official file name convention: SAF-T Cash Register_<orgnr>_<YYYYMMDDhhmmss>.xml."""
+    return f"SAF-T Cash Register_{orgnr}_{created:%Y%m%d%H%M%S}.xml"
+
+
+def _header(
+    profile: DemoProfile, orgnr: str, company_name: str, day: dt.date, created: dt.datetime, last: dt.date
+) -> str:
+    return _block(
+        "header",
+        _el("fiscalYear", str(day.year)),
+        _el("startDate", day.isoformat()),
+        _el("endDate", last.isoformat()),
+        _el("curCode", "NOK"),
+        _el("dateCreated", created.date().isoformat()),
+        _el("timeCreated", created.time().isoformat()),
+        _el("softwareDesc", "kassebro demo POS"),
+        _el("softwareVersion", "1.0"),
+        _el("softwareCompanyName", "kassebro"),
+        _el("auditfileVersion", "1.0"),
+        _el("headerComment", f"Demo data, profile {profile.name}, business day {day.isoformat()}"),
+    )
+
+
+def _master_data(profile: DemoProfile, orgnr: str, company_name: str) -> str:
+    vat = "".join(
+        _block(
+            "vatCodeDetail",
+            _el("vatCode", code),
+            _el("dateOfEntry", _ENTRY_DATE),
+            _el("vatDesc", _VAT_CODES[code][2]),
+            _el("standardVatCode", _VAT_CODES[code][1]),
+        )
+        for code in profile.vat_codes
+    )
+    articles = "".join(
+        _block(
+            "article",
+            _el("artID", a.art_id),
+            _el("dateOfEntry", _ENTRY_DATE),
+            _el("artGroupID", a.group),
+            _el("artDesc", a.desc),
+        )
+        for a in profile.articles
+    )
+    basics = [("04", group_id, code, desc) for group_id, code, desc in profile.groups]
+    basics += [("12", p, _PAYMENT_TYPES[p][0], _PAYMENT_TYPES[p][1]) for p in sorted(_used_payments(profile))]
+    basics += list(_OTHER_BASICS)
+    basic_xml = "".join(
+        _block(
+            "basic",
+            _el("basicType", basic_type),
+            _el("basicID", basic_id),
+            _el("predefinedBasicID", predefined) if predefined else "",
+            _el("basicDesc", desc),
+        )
+        for basic_type, basic_id, predefined, desc in basics
+    )
+    return (
+        _el("companyIdent", orgnr)
+        + _el("companyName", company_name)
+        + _el("taxRegistrationCountry", "NO")
+        + _el("taxRegIdent", f"{orgnr}MVA")
+        + _block("vatCodeDetails", vat)
+        + _block("articles", articles)
+        + _block("basics", basic_xml)
+    )
+
+
+def _used_payments(profile: DemoProfile) -> set[str]:
+    used = {p for p, _ in profile.payments}
+    if profile.extra.get("gift_redeem"):
+        used.add("GAVEKORT")
+    return used
+
+
+def _z_event(
+    profile: DemoProfile, orgnr: str, company_name: str, plan: _RegisterPlan, totals: _Totals, report_id: str
+) -> str:
+    z_date, z_time = plan.z_time.date().isoformat(), plan.z_time.time().isoformat()
+    groups = sorted(totals.groups.items()) or [(profile.groups[0][0], [0, 0])]
+    group_xml = "".join(
+        _block("reportArtGroup", _el("artGroupID", g), _el("artGroupNum", str(q)), _el("artGroupAmnt", _amount(a)))
+        for g, (q, a) in groups
+    )
+    payments = sorted(totals.payments.items()) or [("CASH", [0, 0])]
+    payment_xml = "".join(
+        _block("reportPayment", _el("paymentType", p), _el("paymentNum", str(n)), _el("paymentAmnt", _amount(a)))
+        for p, (n, a) in payments
+    )
+    vat_rows = []
+    for code in profile.vat_codes:
+        gross, vat = totals.vat.get(code, [0, 0])
+        vat_rows.append(
+            _block(
+                "reportCashSaleVat",
+                _el("vatCode", code),
+                _el("vatPerc", _rate(_VAT_CODES[code][0])),
+                _el("cashSaleAmnt", _amount(gross)),
+                _el("vatAmnt", _amount(vat)),
+                _el("vatAmntTp", "D" if gross < 0 else "C"),
+            )
+        )
+    net_sales = sum(gross for gross, _ in totals.vat.values())
+    tip_xml = (
+        _block("reportTip", _el("tipNum", str(totals.tips[0])), _el("tipAmnt", _amount(totals.tips[1])))
+        if profile.extra.get("tip")
+        else ""
+    )
+    report = _block(
+        "eventReport",
+        _el("reportID", report_id),
+        _el("reportType", "Z report"),
+        _el("companyIdent", orgnr),
+        _el("companyName", company_name),
+        _el("reportDate", z_date),
+        _el("reportTime", z_time),
+        _el("registerID", plan.register),
+        _block("reportTotalCashSales", _el("totalCashSaleAmnt", _amount(net_sales))),
+        _block("reportArtGroups", group_xml),
+        _block("reportPayments", payment_xml),
+        tip_xml,
+        _block("reportCashSalesVat", "".join(vat_rows)),
+        _el("reportOpeningChangeFloat", _amount(profile.opening_float)),
+        _el("reportReceiptNum", str(totals.receipts)),
+        _el("reportOpenCashBoxNum", str(totals.cash_receipts)),
+        _el("reportReceiptCopyNum", "0"),
+        _el("reportReceiptCopyAmnt", "0.00"),
+        _el("reportReceiptProformaNum", "0"),
+        _el("reportReceiptProformaAmnt", "0.00"),
+        _el("reportReturnNum", str(totals.returns[0])),
+        _el("reportReturnAmnt", _amount(totals.returns[1])),
+        _el("reportDiscountNum", "0"),
+        _el("reportDiscountAmnt", "0.00"),
+        _el("reportVoidTransNum", "0"),
+        _el("reportVoidTransAmnt", "0.00"),
+        _block(
+            "reportCorrLines",
+            _block("reportCorrLine", _el("corrLineType", "None"), _el("corrLineNum", "0"), _el("corrLineAmnt", "0.00")),
+        ),
+        _block(
+            "reportPriceInquiries",
+            _block(
+                "reportPriceInquiry",
+                _el("priceInquiryGroup", "None"),
+                _el("priceInquiryNum", "0"),
+                _el("priceInquiryAmnt", "0.00"),
+            ),
+        ),
+        _block(
+            "reportOtherCorrs",
+            _block(
+                "reportOtherCorr", _el("otherCorrType", "None"), _el("otherCorrNum", "0"), _el("otherCorrAmnt", "0.00")
+            ),
+        ),
+        _el("reportReceiptDeliveryNum", "0"),
+        _el("reportReceiptDeliveryAmnt", "0.00"),
+        _el("reportTrainingNum", "0"),
+        _el("reportTrainingAmnt", "0.00"),
+        _el("reportGrandTotalSales", _amount(totals.sales)),
+        _el("reportGrandTotalReturn", _amount(totals.returns[1])),
+        _el("reportGrandTotalSalesNet", _amount(totals.sales - totals.returns[1])),
+    )
+    return _block(
+        "event",
+        _el("eventID", f"Z{report_id}"),
+        _el("eventType", "ZREP"),
+        _el("eventDate", z_date),
+        _el("eventTime", z_time),
+        _el("eventText", "Z-rapport"),
+        report,
+    )
+
+
+def _transaction(receipt: _Receipt, nr: int, register: str, previous_signature: str) -> tuple[str, str]:
+    """One cashtransaction element and its signature (chained, like a real POS's)."""
+    trans_id = f"{register}-{nr}"
+    total = receipt.total
+    amnt_tp = "D" if total < 0 else "C"
+    lines = []
+    vat_sums: dict[str, list[int]] = {}
+    for line_no, line in enumerate(receipt.lines, start=1):
+        line_tp = "D" if line.gross < 0 else "C"
+        if line.line_type == "TIP":
+            lines.append(
+                _block(
+                    "ctLine",
+                    _el("nr", str(nr)),
+                    _el("lineID", str(line_no)),
+                    _el("lineType", "TIP"),
+                    _el("lineAmntIn", _amount(line.gross)),
+                    _el("lineAmntEx", _amount(line.gross)),
+                    _el("amntTp", line_tp),
+                    _el("cashTransLineDescr", "Tips"),
+                    _block("raise", _el("raiseType", "TIP"), _el("raiseAmnt", _amount(line.gross))),
+                )
+            )
+            continue
+        assert line.article is not None
+        rate = _VAT_CODES[line.vat_code][0]
+        sums = vat_sums.setdefault(line.vat_code, [0, 0])
+        sums[0] += line.vat
+        sums[1] += line.net
+        lines.append(
+            _block(
+                "ctLine",
+                _el("nr", str(nr)),
+                _el("lineID", str(line_no)),
+                _el("lineType", line.line_type),
+                _el("artGroupID", line.article.group),
+                _el("artID", line.article.art_id),
+                _el("qnt", str(line.qty)),
+                _el("lineAmntIn", _amount(line.gross)),
+                _el("lineAmntEx", _amount(line.net)),
+                _el("amntTp", line_tp),
+                _el("ppu", _amount(line.article.price)),
+                _block(
+                    "vat",
+                    _el("vatCode", line.vat_code),
+                    _el("vatPerc", _rate(rate)),
+                    _el("vatAmnt", _amount(line.vat)),
+                    _el("vatAmntTp", line_tp),
+                    _el("vatBasAmnt", _amount(line.net)),
+                ),
+            )
+        )
+    vat_xml = "".join(
+        _block(
+            "vat",
+            _el("vatCode", code),
+            _el("vatPerc", _rate(_VAT_CODES[code][0])),
+            _el("vatAmnt", _amount(vat)),
+            _el("vatAmntTp", "D" if net < 0 else "C"),
+            _el("vatBasAmnt", _amount(net)),
+        )
+        for code, (vat, net) in sorted(vat_sums.items())
+    )
+    rounding = (
+        _block("rounding", _el("roundingAmnt", _amount(receipt.rounding))) if receipt.rounding is not None else ""
+    )
+    payments = "".join(
+        _block("payment", _el("paymentType", method), _el("paidAmnt", _amount(amount)), _el("curCode", "NOK"))
+        for method, amount in receipt.payments
+    )
+    date, time = receipt.time.date().isoformat(), receipt.time.time().isoformat()
+    to_sign = f"{previous_signature};{date};{time};{nr};{_amount(total)};{_amount(total - receipt.vat)}"
+    signature = base64.b64encode(hashlib.sha256(to_sign.encode()).digest()).decode()
+    xml = _block(
+        "cashtransaction",
+        _el("nr", str(nr)),
+        _el("transID", trans_id),
+        _el("transType", receipt.trans_type),
+        _el("transAmntIn", _amount(total)),
+        _el("transAmntEx", _amount(total - receipt.vat)),
+        _el("amntTp", amnt_tp),
+        _el("transDate", date),
+        _el("transTime", time),
+        "".join(lines),
+        vat_xml,
+        rounding,
+        payments,
+        _el("signature", signature),
+        _el("keyVersion", "1"),
+        _el("receiptNum", "1"),
+    )
+    return xml, signature
+
+
+def _write(
+    out: IO[str],
+    profile: DemoProfile,
+    orgnr: str,
+    company_name: str,
+    day: dt.date,
+    plans: list[_RegisterPlan],
+    zone: ZoneInfo,
+    created: dt.datetime,
+    min_lines: int,
+) -> None:
+    # Pass 1: the Z totals (the Z report comes before the transactions in the file), and a Z time
+    # after the register's last sale.
+    totals: list[_Totals] = []
+    for plan in plans:
+        total = _Totals()
+        for receipt in _receipts(plan, profile, day, zone, min_lines):
+            total.add(receipt)
+            plan.z_time = max(plan.z_time, receipt.time + dt.timedelta(minutes=2))
+        totals.append(total)
+    last = max([day] + [p.z_time.date() for p in plans if p.count])
+    out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
+    out.write(f'<auditfile xmlns="{NAMESPACE}">\n')
+    out.write(_header(profile, orgnr, company_name, day, created, last) + "\n")
+    out.write("<company>" + _master_data(profile, orgnr, company_name) + "\n")
+    out.write(f"<location>{_el('name', company_name)}\n")
+    # Pass 2: the same receipts again, written one by one.
+    for plan, total in zip(plans, totals, strict=True):
+        out.write(f"<cashregister>{_el('registerID', plan.register)}{_el('regDesc', f'Kasse {plan.index + 1}')}\n")
+        if plan.count:
+            report_id = f"{plan.register}-{day:%Y%m%d}"
+            out.write(_z_event(profile, orgnr, company_name, plan, total, report_id) + "\n")
+            signature = "0"
+            for offset, receipt in enumerate(_receipts(plan, profile, day, zone, min_lines)):
+                xml, signature = _transaction(receipt, plan.nr_start + offset, plan.register, signature)
+                out.write(xml + "\n")
+        out.write("</cashregister>\n")
+    out.write("</location>\n</company>\n</auditfile>\n")
+
+
+def _plans(profile: DemoProfile, orgnr: str, day: dt.date, receipts: int | None, zone: ZoneInfo) -> list[_RegisterPlan]:
+    plans = []
+    for index in range(profile.registers):
+        register = f"{profile.name.upper()}-{index + 1:02d}"
+        if receipts is None:
+            count = _default_count(profile, orgnr, register, day)
+        else:
+            count = receipts // profile.registers + (1 if index < receipts % profile.registers else 0)
+        rng = random.Random(f"kassebro-demo|z|{profile.name}|{orgnr}|{day}|{register}")
+        z_at = _instant(day, profile.z_minute + rng.randint(0, 9), zone)
+        plans.append(
+            _RegisterPlan(
+                register=register,
+                index=index,
+                count=count,
+                nr_start=_nr_start(profile, orgnr, register, day),
+                seed=f"kassebro-demo|{profile.name}|{orgnr}|{day}|{register}",
+                z_time=z_at.astimezone(zone).replace(tzinfo=None),
+            )
+        )
+    return plans
+
+
+def _write_file(
+    path: Path,
+    profile: DemoProfile,
+    orgnr: str,
+    company_name: str,
+    day: dt.date,
+    plans: list[_RegisterPlan],
+    zone: ZoneInfo,
+    created: dt.datetime,
+    min_lines: int = 1,
+) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")  # never leave a half-written .xml behind
+    with open(partial, "w", encoding="utf-8", newline="\n") as out:
+        _write(out, profile, orgnr, company_name, day, plans, zone, created, min_lines)
+    os.replace(partial, path)
+    return path
+
+
+def _profile(name: str) -> DemoProfile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown demo profile {name!r}; choose one of {sorted(PROFILES)}") from None
+
+
+def write_day(
+    profile: str,
+    orgnr: str,
+    company_name: str,
+    day: dt.date,
+    out_dir: Path,
+    *,
+    tz: str = "Europe/Oslo",
+    receipts: int | None = None,
+) -> Path:
+    """Write one business day of `profile` for a company to out_dir and return the file's path.
+
+    `receipts` is the day's total over all registers (default: a deterministic number per register
+    from the profile's range, a quarter more on Fridays and Saturdays, none on the shop's Sundays).
+    The same arguments always give the same bytes.
+    """
+    demo = _profile(profile)
+    zone = ZoneInfo(tz)
+    created = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(6, 0))
+    plans = _plans(demo, orgnr, day, receipts, zone)
+    return _write_file(Path(out_dir) / file_name(orgnr, created), demo, orgnr, company_name, day, plans, zone, created)
+
+
+def write_range(
+    profile: str, orgnr: str, name: str, first: dt.date, last: dt.date, out_dir: Path, *, tz: str = "Europe/Oslo"
+) -> list[Path]:
+    """Write every business day from first to last (inclusive), one file each."""
+    days = (first + dt.timedelta(days=n) for n in range((last - first).days + 1))
+    return [write_day(profile, orgnr, name, day, out_dir, tz=tz) for day in days]
+
+
+def write_large_day(
+    path: Path,
+    day: dt.date,
+    receipts: int = 50_000,
+    *,
+    profile: str = "shop",
+    orgnr: str = "999999999",
+    company_name: str = "Stor Butikk AS",
+    tz: str = "Europe/Oslo",
+    min_lines: int = 3,
+) -> Path:
+    """Write a big day for benchmarks: `receipts` receipts, sales of at least `min_lines` lines.
+
+    Streams receipt by receipt (generated twice: once for the Z totals, which come first in the
+    file, once to write), so memory stays small whatever the size. With the defaults a receipt
+    averages over 4 lines, so 50,000 receipts make a 200,000-line day.
+    """
+    demo = _profile(profile)
+    zone = ZoneInfo(tz)
+    created = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(6, 0))
+    plans = _plans(demo, orgnr, day, receipts, zone)
+    return _write_file(Path(path), demo, orgnr, company_name, day, plans, zone, created, min_lines=min_lines)

@@ -1,0 +1,1 @@
+"""Sales sources: each turns one vendor's business day into a canonical `kassebro.frames.SalesDay`."""

@@ -1,0 +1,723 @@
+"""Read SAF-T Cash Register files (Skatteetaten's XML standard) into a canonical `SalesDay`.
+
+Every Norwegian POS must export this format, so it is kassebro's main source. The reader streams
+(`lxml.etree.iterparse` on `cashtransaction` and `event`, clearing each element after use), so a
+day of 200,000 lines never sits in memory as a tree. The parser never resolves entities, loads a
+DTD or touches the network (no XXE); a file that declares entities is refused rather than read
+with holes. It validates against the XSD shipped in `kassebro/data/saft/` while it streams, and
+checks that it saw `</auditfile>` (lxml's iterparse with a schema ends silently on a truncated
+file). Only the transactions that can belong to the asked day are read in detail.
+
+How SAF-T is read (choices the standard leaves open; see also `kassebro.frames` for the signs):
+
+- **Business day.** A transaction belongs to the first Z report on the same register at or after
+  its time; that Z report's business day is the local date of (Z time - `day_start_hour`). Without
+  a later Z report: the local date of (transaction time - `day_start_hour`). Times are local wall
+  clock in `tz` (xsd:time may carry an offset, which then wins); the hour is subtracted on the
+  wall clock, so a 05:00 day start stays 05:00 across DST. A wall time that occurs twice (the
+  last Sunday of October, 02:00-03:00) is read as its first occurrence (fold=0).
+- **Signs.** `amntTp` D makes an amount negative whether the file writes it unsigned or already
+  negative (Skatteetaten's 2021 example writes a return as `-16.40` with D), so gross, net, VAT
+  and `transAmntIn` are `-abs(x)` for D and as written for C. Payments and rounding have no
+  D/C flag and are read as written: a refund is a negative `paidAmnt`, and `roundingAmnt` is
+  payments minus lines (the 2021 example: lines 295.40, cash 295.00, rounding -0.40).
+- **Returns.** A line with `amntTp` D is `line_type` "return" (any transaction type, including
+  11006 return transactions and 11013/11016 exchanges); other lines are "sale".
+- **Tips.** SAF-T has no tip line type: a tip is a `raise` whose `raiseType` is a basic of type
+  10 with predefined code 10001 (or the code 10001 itself), and the Z report sums tips in
+  `reportTip`. A ctLine whose `lineType` or one of whose raises resolves to 10001 is a "tip" line
+  (not revenue, no VAT). If the tip raises are smaller than the line amount, the line is a sale
+  with a tip on top and is split into the sale (gross minus tip) and a tip line with line id
+  `<lineID>-tip`. A transaction-level tip raise, when no line of the transaction carries one,
+  becomes a synthetic tip line `tip-<n>` (the tip is inside the payments, so the receipt balances).
+- **Z reports.** Only `reportType` "Z report" (X reports are not day totals). `cashSaleAmnt` is
+  read as gross, as in the 2016 official example. Skatteetaten's 2021 example writes it net of
+  VAT; pass `z_sale_amount="net"` for such a POS and gross becomes cashSaleAmnt + vatAmnt.
+- **Currency.** A payment in another currency with `exchRt` is converted to NOK øre (half up);
+  without a rate it keeps the foreign amount and an empty `exchange_rate`, so validation flags it.
+- **Codes.** `art_group_code`, `trans_code`, `payment_code` and `std_vat_code` come from the
+  file's own master data (basics, vatCodeDetails); an id that already is a predefined code
+  (e.g. paymentType "12001") maps to itself; otherwise "".
+- **Voids and training** transactions are left out entirely, so their `nr` leave gaps in
+  `receipts.nr`; the gap check must allow for that.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import functools
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from importlib import resources
+from pathlib import Path
+from sys import intern
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from lxml import etree
+
+from kassebro import saft_codes
+from kassebro.errors import Issue, SourceError
+from kassebro.frames import FRAME_COLUMNS, SalesDay, conform, empty_frame
+from kassebro.money import parse_ore
+
+__all__ = ["NAMESPACE", "list_business_days", "read_day", "schema", "validate_file"]
+
+NAMESPACE = "urn:StandardAuditFile-Taxation-CashRegister:NO"
+_T = "{" + NAMESPACE + "}"
+_TL = len(_T)
+
+# Never resolve entities, load DTDs or fetch anything: SAF-T files come from outside.
+_SAFE = {"resolve_entities": False, "no_network": True, "load_dtd": False, "huge_tree": False}
+
+_CASHTRANSACTION = _T + "cashtransaction"
+_EVENT = _T + "event"
+_REGISTER_ID = _T + "registerID"
+_CASHREGISTER = _T + "cashregister"
+_VAT_CODE_DETAIL = _T + "vatCodeDetail"
+_ARTICLE = _T + "article"
+_BASIC = _T + "basic"
+_CTLINE = _T + "ctLine"
+_VAT = _T + "vat"
+_RAISE = _T + "raise"
+_PAYMENT = _T + "payment"
+_ROUNDING = _T + "rounding"
+_EVENT_REPORT = _T + "eventReport"
+_AMNT_TP = _T + "amntTp"
+_LINE_AMNT_IN = _T + "lineAmntIn"
+_LINE_AMNT_EX = _T + "lineAmntEx"
+_VAT_AMNT = _T + "vatAmnt"
+_VAT_CODE = _T + "vatCode"
+_VAT_PERC = _T + "vatPerc"
+_ART_ID = _T + "artID"
+_ART_GROUP_ID = _T + "artGroupID"
+_LINE_DESCR = _T + "cashTransLineDescr"
+_LINE_ID = _T + "lineID"
+_LINE_TYPE = _T + "lineType"
+_QNT = _T + "qnt"
+_VOID = _T + "voidTransaction"
+_TRAINING = _T + "trainingID"
+_TRANS_DATE = _T + "transDate"
+_TRANS_TIME = _T + "transTime"
+_AUDITFILE = _T + "auditfile"
+_STREAM_TAGS = (_AUDITFILE, _CASHTRANSACTION, _EVENT, _REGISTER_ID, _VAT_CODE_DETAIL, _ARTICLE, _BASIC)
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_US = dt.timedelta(microseconds=1)
+_LINE_COLS = list(FRAME_COLUMNS["lines"])
+_RECEIPT_COLS = list(FRAME_COLUMNS["receipts"])
+_PAYMENT_COLS = list(FRAME_COLUMNS["payments"])
+_ZVAT_COLS = list(FRAME_COLUMNS["z_vat"])
+_ZPAY_COLS = list(FRAME_COLUMNS["z_payments"])
+
+
+@functools.cache
+def schema() -> etree.XMLSchema:
+    """The SAF-T Cash Register XSD shipped with kassebro, parsed once."""
+    with resources.as_file(saft_codes.schema_path()) as xsd:
+        return etree.XMLSchema(etree.parse(str(xsd), etree.XMLParser(**_SAFE)))
+
+
+def validate_file(path: Path | str) -> None:
+    """Validate one file against the XSD; raise SourceError listing every error with its line.
+
+    Loads the file as a tree (the only way libxml2 reports all errors), so use it to explain a
+    failure or to check a file up front; `read_day` validates while streaming.
+    """
+    issues = _schema_issues(Path(path))
+    if issues:
+        raise SourceError(issues, headline=f"{path}: not a valid SAF-T Cash Register file")
+
+
+def _schema_issues(path: Path) -> list[Issue]:
+    if not path.is_file():
+        return [Issue(str(path), "file_missing", "no such file")]
+    try:
+        tree = etree.parse(str(path), etree.XMLParser(**_SAFE))
+    except etree.XMLSyntaxError as exc:
+        return [_syntax_issue(path, exc)]
+    entities = _entity_issue(path, tree.docinfo)
+    if entities is not None:
+        return [entities]
+    checker = schema()
+    try:
+        if checker.validate(tree):
+            return []
+    except etree.XMLSchemaValidateError as exc:
+        return [Issue(str(path), "xsd", f"schema validation failed: {exc}")]
+    return [
+        Issue(f"{path}:{err.line}", "xsd", f"{_short_path(err.path)}: {err.message.replace(_T, '')}")
+        for err in checker.error_log
+    ]
+
+
+def _entity_issue(path: Path, docinfo: etree.DocInfo) -> Issue | None:
+    """A DTD declaring entities (XXE, billion laughs) is refused: they are never expanded, so the
+    text around them would silently go missing."""
+    dtd = docinfo.internalDTD
+    names = sorted(entity.name for entity in dtd.iterentities()) if dtd is not None else []
+    if not names:
+        return None
+    return Issue(
+        f"{path}:1",
+        "xml_entities",
+        f"the file declares XML entities {names}: refused (SAF-T has none; kassebro never expands them)",
+    )
+
+
+def _short_path(xpath: str | None) -> str:
+    """'/n1:auditfile/n1:company/...' -> '/auditfile/company/...' (prefixes say nothing)."""
+    if not xpath:
+        return "?"
+    return "/".join(part.split(":", 1)[-1] for part in xpath.split("/"))
+
+
+def _syntax_issue(path: Path, exc: etree.XMLSyntaxError) -> Issue:
+    line = exc.lineno or (exc.position[0] if exc.position else 0)
+    return Issue(f"{path}:{line}", "xml_malformed", exc.msg or str(exc))
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsed records
+
+
+@dataclass
+class _Master:
+    """One file's master data: what the POS's own ids mean."""
+
+    std_vat: dict[str, str] = field(default_factory=dict)  # vatCode -> standardVatCode
+    art_group: dict[str, str] = field(default_factory=dict)  # artID -> artGroupID
+    art_desc: dict[str, str] = field(default_factory=dict)  # artID -> artDesc
+    basics: dict[str, dict[str, str]] = field(default_factory=dict)  # basicType -> basicID -> predefined
+    any_basic: dict[str, str] = field(default_factory=dict)  # basicID -> predefined (any type)
+    tip_ids: set[str] = field(default_factory=lambda: {saft_codes.TIP_CODE})  # ids meaning "tip"
+    group_codes: dict[str, str] = field(default_factory=dict)  # memo of code("04", ...)
+
+    def code(self, basic_type: str, ident: str, official: dict[str, str]) -> str:
+        """Predefined code of a basic id, the id itself when it is an official code, else ""."""
+        predefined = self.basics.get(basic_type, {}).get(ident)
+        if predefined:
+            return predefined
+        return ident if ident in official else ""
+
+
+class _Txn:
+    __slots__ = ("path", "register_id", "trans_id", "instant", "fallback_day", "receipt", "lines", "payments")
+
+    def __init__(self, path: str, register_id: str, trans_id: str, instant: int, fallback_day: dt.date) -> None:
+        self.path = path
+        self.register_id = register_id
+        self.trans_id = trans_id
+        self.instant = instant  # UTC epoch nanoseconds
+        self.fallback_day = fallback_day
+        self.receipt: tuple | None = None
+        self.lines: list[tuple] = []
+        self.payments: list[tuple] = []
+
+
+@dataclass
+class _ZReport:
+    path: str
+    register_id: str
+    report_id: str
+    instant: int
+    business_day: dt.date
+    vat_rows: list[tuple]
+    payment_rows: list[tuple]
+
+
+@dataclass
+class _Pass:
+    """State of one read over a set of files."""
+
+    zone: ZoneInfo
+    day_start: dt.timedelta
+    day: dt.date | None  # None: list business days only (no line detail)
+    z_sale_amount: str = "gross"
+    issues: list[Issue] = field(default_factory=list)
+    txns: list[_Txn] = field(default_factory=list)
+    # register -> [(instant, business day, sequence, report)], sorted by instant
+    zreports: dict[str, list[tuple[int, dt.date, int, _ZReport]]] = field(default_factory=dict)
+
+
+class _Bad(ValueError):
+    """A value in the file that cannot be read; becomes an Issue."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API
+
+
+def read_day(
+    paths: Iterable[Path | str] | Path | str,
+    vendor_id: str,
+    business_day: dt.date,
+    *,
+    tz: str = "Europe/Oslo",
+    day_start_hour: int = 0,
+    validate_schema: bool = True,
+    z_sale_amount: Literal["gross", "net"] = "gross",
+) -> SalesDay:
+    """Read one vendor's business day from SAF-T Cash Register files.
+
+    `paths` are files or directories (every *.xml in a directory, sorted by name); all of them are
+    read, because a Z report in one file can claim transactions in another. Raises SourceError
+    listing every problem found (malformed XML, schema errors, unreadable values) with file:line.
+    A day with no transactions and no Z report gives a SalesDay with empty frames.
+    """
+    if z_sale_amount not in ("gross", "net"):
+        raise ValueError(f"z_sale_amount must be 'gross' or 'net', not {z_sale_amount!r}")
+    state = _Pass(ZoneInfo(tz), dt.timedelta(hours=day_start_hour), business_day, z_sale_amount)
+    files = _expand(paths, state.issues)
+    for path in files:
+        _read_file(path, state, validate_schema)
+    if state.issues:
+        raise SourceError(state.issues, headline=f"{vendor_id} {business_day}: SAF-T files unreadable")
+    return _assemble(state, vendor_id, business_day, files)
+
+
+def list_business_days(
+    paths: Iterable[Path | str] | Path | str, tz: str = "Europe/Oslo", day_start_hour: int = 0
+) -> list[dt.date]:
+    """The business days the files hold sales or Z reports for, sorted (lines are not read)."""
+    state = _Pass(ZoneInfo(tz), dt.timedelta(hours=day_start_hour), None)
+    for path in _expand(paths, state.issues):
+        _read_file(path, state, validate_schema=False)
+    if state.issues:
+        raise SourceError(state.issues, headline="SAF-T files unreadable")
+    days = {z[1] for reports in state.zreports.values() for z in reports}
+    days.update(_assigned_day(txn, state) for txn in state.txns)
+    return sorted(days)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def _expand(paths: Iterable[Path | str] | Path | str, issues: list[Issue]) -> list[Path]:
+    items = [paths] if isinstance(paths, str | Path) else list(paths)
+    files: list[Path] = []
+    for item in map(Path, items):
+        if item.is_dir():
+            files.extend(sorted(p for p in item.iterdir() if p.suffix.lower() == ".xml" and p.is_file()))
+        elif item.is_file():
+            files.append(item)
+        else:
+            issues.append(Issue(str(item), "file_missing", "no such file or directory"))
+    return files
+
+
+def _read_file(path: Path, state: _Pass, validate_schema: bool) -> None:
+    master = _Master()
+    register_id = ""
+    complete = False  # saw </auditfile>: with a schema, lxml's iterparse can end silently early
+    file_issues: list[Issue] = []
+    options = dict(_SAFE, schema=schema()) if validate_schema else _SAFE
+    context = etree.iterparse(str(path), events=("end",), tag=_STREAM_TAGS, **options)
+    try:
+        for _event, elem in context:
+            tag = elem.tag
+            if tag == _CASHTRANSACTION:
+                _read_transaction(elem, register_id, master, path, state, file_issues)
+                _release(elem)
+            elif tag == _EVENT:
+                _read_event(elem, register_id, master, path, state, file_issues)
+                _release(elem)
+            elif tag == _REGISTER_ID:
+                parent = elem.getparent()
+                if parent is not None and parent.tag == _CASHREGISTER:
+                    register_id = (elem.text or "").strip()
+            elif tag == _BASIC:
+                _read_basic(elem, master)
+                elem.clear()
+            elif tag == _ARTICLE:
+                art = _children(elem)
+                art_id = art.get("artID", "")
+                master.art_group[art_id] = art.get("artGroupID", "")
+                master.art_desc[art_id] = art.get("artDesc", "")
+                elem.clear()
+            elif tag == _VAT_CODE_DETAIL:
+                vat = _children(elem)
+                master.std_vat[vat.get("vatCode", "")] = vat.get("standardVatCode", "")
+                elem.clear()
+            elif tag == _AUDITFILE:
+                complete = True
+    except OSError as exc:
+        state.issues.append(Issue(str(path), "file_unreadable", str(exc)))
+        return
+    except etree.XMLSyntaxError as exc:
+        # The stream stops at the first error and, for schema errors, knows no line: re-read the
+        # file as a tree to report every error with its line.
+        state.issues.extend(_schema_issues(path) or [_syntax_issue(path, exc)])
+        return
+    root = context.root
+    if root is not None:
+        entities = _entity_issue(path, root.getroottree().docinfo)
+        if entities is not None:
+            state.issues.append(entities)
+        if root.tag != _AUDITFILE:
+            message = f"root element {root.tag!r} is not {_AUDITFILE}"
+            state.issues.append(Issue(f"{path}:{root.sourceline}", "not_saft", message))
+        elif not complete:
+            incomplete = Issue(str(path), "xml_malformed", "the file ends before </auditfile> (truncated?)")
+            state.issues.extend(_schema_issues(path) or [incomplete])
+            return
+    state.issues.extend(file_issues)
+
+
+def _release(elem: etree._Element) -> None:
+    """Free a processed element and the siblings before it (keeps memory flat on big files)."""
+    elem.clear()
+    parent = elem.getparent()
+    if parent is not None:
+        while elem.getprevious() is not None:
+            del parent[0]
+
+
+def _children(elem: etree._Element) -> dict[str, str]:
+    """Simple child elements as local name -> stripped text (first occurrence wins)."""
+    result: dict[str, str] = {}
+    for child in elem:
+        tag = child.tag
+        if isinstance(tag, str) and tag.startswith(_T):
+            result.setdefault(tag[_TL:], (child.text or "").strip())
+    return result
+
+
+def _read_basic(elem: etree._Element, master: _Master) -> None:
+    basic = _children(elem)
+    basic_type, basic_id = basic.get("basicType", ""), basic.get("basicID", "")
+    predefined = basic.get("predefinedBasicID", "")
+    master.basics.setdefault(basic_type, {})[basic_id] = predefined
+    if predefined:
+        master.any_basic.setdefault(basic_id, predefined)
+    if predefined == saft_codes.TIP_CODE:
+        master.tip_ids.add(basic_id)
+
+
+def _ore(text: str | None, name: str) -> int:
+    """Amount text in kroner -> øre. Fast path for plain 'd.dd'; money.parse_ore for the rest."""
+    if text is None:
+        raise _Bad(f"{name} is missing")
+    value = text.strip()
+    negative = value[:1] == "-"
+    body = value[1:] if negative or value[:1] == "+" else value
+    whole, _dot, frac = body.partition(".")
+    plain = body.isascii() and (whole.isdigit() or (not whole and frac)) and (not frac or frac.isdigit())
+    if plain and len(frac) <= 2:
+        ore = int(whole or "0") * 100 + int((frac + "00")[:2])
+        return -ore if negative else ore
+    try:
+        return parse_ore(value)
+    except ValueError:
+        raise _Bad(f"{name} {text!r} is not an amount") from None
+
+
+def _signed(ore: int, amnt_tp: str) -> int:
+    return -abs(ore) if amnt_tp == "D" else ore
+
+
+def _amnt_tp(text: str | None) -> str:
+    value = (text or "").strip()
+    if value not in ("C", "D"):
+        raise _Bad(f"amntTp {text!r} is neither C nor D")
+    return value
+
+
+def _moment(date_text: str | None, time_text: str | None, state: _Pass) -> tuple[int, dt.date]:
+    """Local date and time (or time with offset) -> (UTC epoch ns, wall-clock business day)."""
+    if not date_text or not time_text:
+        raise _Bad("date or time is missing")
+    try:
+        day = dt.date.fromisoformat(date_text.strip()[:10])
+        clock_text = time_text.strip()
+        if clock_text.startswith("24:00:00"):  # xsd:time allows 24:00:00: the end of the day
+            day, clock_text = day + dt.timedelta(days=1), "00:00:00" + clock_text[8:]
+        clock = dt.time.fromisoformat(clock_text)
+    except ValueError:
+        raise _Bad(f"{date_text!r} {time_text!r} is not a date and time") from None
+    if clock.tzinfo is not None:
+        aware = dt.datetime.combine(day, clock)
+        wall = aware.astimezone(state.zone).replace(tzinfo=None)
+    else:
+        wall = dt.datetime.combine(day, clock)
+        aware = wall.replace(tzinfo=state.zone)
+    return ((aware - _EPOCH) // _US) * 1000, (wall - state.day_start).date()
+
+
+def _flag(text: str | None) -> bool:
+    return (text or "").strip() in ("true", "1")
+
+
+def _read_event(
+    elem: etree._Element, register_id: str, master: _Master, path: Path, state: _Pass, issues: list[Issue]
+) -> None:
+    report = elem.find(_EVENT_REPORT)
+    if report is None:
+        return
+    event = _children(elem)
+    head = _children(report)
+    report_type = head.get("reportType", "")
+    event_code = master.code("13", event.get("eventType", ""), saft_codes.EVENT_CODES)
+    if not (report_type == "Z report" or (not report_type and event_code == "13009")):
+        return  # X reports are not day totals
+    where = f"{path}:{report.sourceline}"
+    try:
+        if event.get("eventDate") and event.get("eventTime"):
+            instant, business_day = _moment(event["eventDate"], event["eventTime"], state)
+        else:
+            instant, business_day = _moment(head.get("reportDate"), head.get("reportTime"), state)
+        report_id = head.get("reportID", "")
+        vat_rows = []
+        for row_elem in report.iterfind(f"{_T}reportCashSalesVat/{_T}reportCashSaleVat"):
+            row = _children(row_elem)
+            sign = row.get("vatAmntTp", "C")
+            vat = _signed(_ore(row.get("vatAmnt"), "vatAmnt"), sign)
+            amount = _signed(_ore(row.get("cashSaleAmnt"), "cashSaleAmnt"), sign)
+            gross = amount + vat if state.z_sale_amount == "net" else amount
+            code = row.get("vatCode", "")
+            rate = _ore(row["vatPerc"], "vatPerc") if row.get("vatPerc") else 0
+            vat_rows.append((register_id, report_id, code, master.std_vat.get(code, ""), rate, gross, vat))
+        payment_rows = []
+        for row_elem in report.iterfind(f"{_T}reportPayments/{_T}reportPayment"):
+            row = _children(row_elem)
+            ptype = row.get("paymentType", "")
+            amount = _ore(row.get("paymentAmnt"), "paymentAmnt")
+            code = master.code("12", ptype, saft_codes.PAYMENT_CODES)
+            payment_rows.append((register_id, report_id, ptype, code, amount))
+    except (_Bad, ValueError) as exc:
+        issues.append(Issue(where, "bad_value", f"Z report: {exc}"))
+        return
+    zreport = _ZReport(str(path), register_id, report_id, instant, business_day, vat_rows, payment_rows)
+    reports = state.zreports.setdefault(register_id, [])
+    bisect.insort(reports, (instant, business_day, len(reports), zreport))
+
+
+def _first_z(state: _Pass, register_id: str, instant: int) -> tuple[int, dt.date, int, _ZReport] | None:
+    reports = state.zreports.get(register_id)
+    if not reports:
+        return None
+    index = bisect.bisect_left(reports, (instant,))
+    return reports[index] if index < len(reports) else None
+
+
+def _assigned_day(txn: _Txn, state: _Pass) -> dt.date:
+    z = _first_z(state, txn.register_id, txn.instant)
+    return z[1] if z is not None else txn.fallback_day
+
+
+def _read_transaction(
+    elem: etree._Element, register_id: str, master: _Master, path: Path, state: _Pass, issues: list[Issue]
+) -> None:
+    kids: dict = {}
+    line_elems: list[etree._Element] = []
+    payment_elems: list[etree._Element] = []
+    raise_elems: list[etree._Element] = []
+    for child in elem:
+        tag = child.tag
+        if tag == _CTLINE:
+            line_elems.append(child)
+        elif tag == _PAYMENT:
+            payment_elems.append(child)
+        elif tag == _RAISE:
+            raise_elems.append(child)
+        else:
+            kids.setdefault(tag, child)
+    if _flag(_text(kids, _VOID)) or _flag(_text(kids, _TRAINING)):
+        return
+    head = {name: _text(kids, _T + name) for name in ("transID", "nr", "transType", "transAmntIn", "amntTp")}
+    rounding_elem = kids.get(_ROUNDING)
+    rounding_text = rounding_elem.findtext(_T + "roundingAmnt") if rounding_elem is not None else None
+    where = f"{path}:{elem.sourceline}"
+    trans_id = head.get("transID", "")
+    try:
+        instant, fallback_day = _moment(_text(kids, _TRANS_DATE), _text(kids, _TRANS_TIME), state)
+    except _Bad as exc:
+        issues.append(Issue(where, "bad_value", f"transaction {trans_id}: {exc}"))
+        return
+    day = state.day
+    if day is not None:
+        if fallback_day > day:
+            return  # a Z report is never before its sales, so this cannot be the asked day
+        known = _first_z(state, register_id, instant)
+        if known is not None and known[1] < day:
+            return  # the first Z report at or after it is at most this one: an earlier day
+    txn = _Txn(str(path), register_id, trans_id, instant, fallback_day)
+    state.txns.append(txn)
+    if day is None:
+        return
+    try:
+        amnt_tp = _amnt_tp(head.get("amntTp"))
+        nr_text = head.get("nr", "")
+        try:
+            nr = int(nr_text)
+        except ValueError:
+            raise _Bad(f"nr {nr_text!r} is not a number") from None
+        trans_type = head.get("transType", "")
+        rounding = _ore(rounding_text, "roundingAmnt") if rounding_text and rounding_text.strip() else 0
+        txn.receipt = (
+            register_id,
+            trans_id,
+            nr,
+            trans_type,
+            master.code("11", trans_type, saft_codes.TRANSACTION_CODES),
+            _signed(_ore(head.get("transAmntIn"), "transAmntIn"), amnt_tp),
+            rounding,
+        )
+    except _Bad as exc:
+        issues.append(Issue(where, "bad_value", f"transaction {trans_id}: {exc}"))
+    has_tip_line = False
+    for line_elem in line_elems:
+        try:
+            has_tip_line |= _read_line(line_elem, txn, master)
+        except (_Bad, ValueError) as exc:
+            issues.append(Issue(f"{path}:{line_elem.sourceline}", "bad_value", f"transaction {trans_id}: {exc}"))
+    for raise_elem in raise_elems:
+        if has_tip_line:
+            break  # transaction-level raises then only repeat the lines' tips
+        row = _children(raise_elem)
+        if row.get("raiseType", "") in master.tip_ids:
+            try:
+                tip = _signed(_ore(row.get("raiseAmnt"), "raiseAmnt"), head.get("amntTp", "C"))
+            except _Bad as exc:
+                issues.append(Issue(f"{path}:{raise_elem.sourceline}", "bad_value", str(exc)))
+                continue
+            line_id = f"tip-{len(txn.lines) + 1}"
+            txn.lines.append((register_id, trans_id, line_id, "tip", "", "", "", "Tip", "", tip, tip, 0, "", "", 0))
+    for payment_elem in payment_elems:
+        try:
+            txn.payments.append(_read_payment(payment_elem, txn, master))
+        except (_Bad, ValueError, InvalidOperation) as exc:
+            issues.append(Issue(f"{path}:{payment_elem.sourceline}", "bad_value", f"transaction {trans_id}: {exc}"))
+
+
+def _text(kids: dict, tag: str) -> str:
+    child = kids.get(tag)
+    return (child.text or "").strip() if child is not None else ""
+
+
+def _read_line(elem: etree._Element, txn: _Txn, master: _Master) -> bool:
+    """Append the line (or its sale and tip parts) to txn.lines; True when it holds a tip.
+
+    The hot loop of a big day: one pass over the children, texts read only where needed.
+    """
+    kids: dict = {}
+    tip_texts: list[str | None] = []  # raiseAmnt texts of the tip raises
+    for child in elem:
+        tag = child.tag
+        if tag == _RAISE:
+            row = _children(child)
+            if row.get("raiseType", "") in master.tip_ids:
+                tip_texts.append(row.get("raiseAmnt"))
+        else:
+            kids.setdefault(tag, child)
+    amnt_tp = _amnt_tp(_text(kids, _AMNT_TP))
+    gross = _ore(_text(kids, _LINE_AMNT_IN), "lineAmntIn")
+    net = _ore(_text(kids, _LINE_AMNT_EX), "lineAmntEx")
+    vat = rate = 0
+    vat_code = std_vat_code = ""
+    vat_elem = kids.get(_VAT)
+    if vat_elem is not None:
+        vat_kids = {child.tag: child.text for child in vat_elem}
+        vat = _ore(vat_kids.get(_VAT_AMNT), "vatAmnt")
+        vat_code = intern((vat_kids.get(_VAT_CODE) or "").strip())
+        std_vat_code = master.std_vat.get(vat_code, "")
+        perc = vat_kids.get(_VAT_PERC)
+        rate = _ore(perc, "vatPerc") if perc and perc.strip() else 0
+    if amnt_tp == "D":
+        gross, net, vat = -abs(gross), -abs(net), -abs(vat)
+    # Repeated texts are interned: a 200,000-line day then holds each article's strings once.
+    article_id = intern(_text(kids, _ART_ID))
+    art_group_id = intern(_text(kids, _ART_GROUP_ID) or master.art_group.get(article_id, ""))
+    art_group_code = master.group_codes.get(art_group_id)
+    if art_group_code is None:
+        art_group_code = master.code("04", art_group_id, saft_codes.ARTICLE_GROUP_CODES)
+        master.group_codes[art_group_id] = art_group_code
+    description = intern(_text(kids, _LINE_DESCR) or master.art_desc.get(article_id, ""))
+    line_id = intern(_text(kids, _LINE_ID))
+    line_type = "return" if amnt_tp == "D" else "sale"
+    head = (txn.register_id, txn.trans_id, line_id)
+    tip_line = None
+    if _text(kids, _LINE_TYPE) in master.tip_ids:
+        line_type = "tip"  # the line type itself says tip: the whole line
+    elif tip_texts:
+        tip = sum(_signed(_ore(text, "raiseAmnt"), amnt_tp) for text in tip_texts)
+        if abs(tip) >= abs(gross):
+            line_type = "tip"  # the raise is the whole line
+        else:  # a sale with a tip on top: split off the tip
+            gross, net = gross - tip, net - tip
+            tip_line = (txn.register_id, txn.trans_id, f"{line_id}-tip", "tip", "", "", "", "Tip", "")
+            tip_line += (tip, tip, 0, "", "", 0)
+    txn.lines.append(
+        (*head, line_type, art_group_id, art_group_code, article_id, description, intern(_text(kids, _QNT)))
+        + (gross, net, vat, vat_code, std_vat_code, rate)
+    )
+    if tip_line is not None:
+        txn.lines.append(tip_line)
+    return line_type == "tip" or tip_line is not None
+
+
+def _read_payment(elem: etree._Element, txn: _Txn, master: _Master) -> tuple:
+    fields = _children(elem)
+    payment_type = fields.get("paymentType", "")
+    paid_text = fields.get("paidAmnt")
+    amount = _ore(paid_text, "paidAmnt")
+    currency = fields.get("curCode") or "NOK"
+    rate_text = fields.get("exchRt", "")
+    if currency != "NOK":
+        if rate_text:
+            amount = parse_ore(Decimal(str(paid_text).strip()) * Decimal(rate_text))
+    elif not rate_text:
+        rate_text = "1"
+    code = master.code("12", payment_type, saft_codes.PAYMENT_CODES)
+    return (txn.register_id, txn.trans_id, payment_type, code, amount, currency, rate_text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Frames
+
+
+def _assemble(state: _Pass, vendor_id: str, day: dt.date, files: list[Path]) -> SalesDay:
+    import pandas as pd
+
+    used: set[str] = set()
+    lines: list[tuple] = []
+    receipts: list[tuple] = []
+    payments: list[tuple] = []
+    for txn in state.txns:
+        if txn.receipt is None or _assigned_day(txn, state) != day:
+            continue
+        stamp = txn.instant
+        used.add(txn.path)
+        receipts.append((*txn.receipt, stamp))
+        lines.extend((*line, stamp) for line in txn.lines)
+        payments.extend(txn.payments)
+    z_vat: list[tuple] = []
+    z_payments: list[tuple] = []
+    for reports in state.zreports.values():
+        for _instant, business_day, _seq, report in reports:
+            if business_day == day:
+                used.add(report.path)
+                z_vat.extend(report.vat_rows)
+                z_payments.extend(report.payment_rows)
+
+    def frame(name: str, rows: list[tuple], columns: list[str]) -> pd.DataFrame:
+        if not rows:
+            return empty_frame(name)
+        df = pd.DataFrame(rows, columns=columns)
+        if "timestamp" in df.columns:
+            df["timestamp"] = pd.to_datetime(df["timestamp"].astype("int64"), unit="ns", utc=True)
+        return conform(name, df)
+
+    return SalesDay(
+        vendor_id=vendor_id,
+        business_day=day,
+        lines=frame("lines", lines, _LINE_COLS),
+        receipts=frame("receipts", receipts, _RECEIPT_COLS),
+        payments=frame("payments", payments, _PAYMENT_COLS),
+        z_vat=frame("z_vat", z_vat, _ZVAT_COLS),
+        z_payments=frame("z_payments", z_payments, _ZPAY_COLS),
+        source="; ".join(str(p) for p in files if str(p) in used),
+    )
