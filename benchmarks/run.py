@@ -78,9 +78,15 @@ def parse_benchmark(n: int, repeats: int) -> dict:
             assert all(r["dags"] == n and r["errors"] == 0 for r in results), (name, results)
         ours_s = statistics.median(r["seconds"] for r in runs["kassebro"])
         ref_s = statistics.median(r["seconds"] for r in runs["reference"])
-        return {"n": n, "repeats": repeats, "kassebro_s": ours_s, "reference_s": ref_s, "ratio": ours_s / ref_s,
-                "kassebro_runs": [round(r["seconds"], 3) for r in runs["kassebro"]],
-                "reference_runs": [round(r["seconds"], 3) for r in runs["reference"]]}
+        return {
+            "n": n,
+            "repeats": repeats,
+            "kassebro_s": ours_s,
+            "reference_s": ref_s,
+            "ratio": ours_s / ref_s,
+            "kassebro_runs": [round(r["seconds"], 3) for r in runs["kassebro"]],
+            "reference_runs": [round(r["seconds"], 3) for r in runs["reference"]],
+        }
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -91,18 +97,18 @@ def write_results(parse: dict) -> str:
 Measured by `make bench` on {dt.date.today().isoformat()} ({platform.machine()}, {os.cpu_count()} cores,
 Python {platform.python_version()}). Ratios compare against a reference measured in the same run.
 
-## DAG parse time ({parse['n']:,} vendors)
-A `DagBag` of the dags folder with {parse['n']:,} generated vendor files, against a reference of
-{parse['n']:,} DAGs of the same task shape built from constants with no config loading
-(`benchmarks/reference_dags.py`). Median of {parse['repeats']} fresh-process parses each.
+## DAG parse time ({parse["n"]:,} vendors)
+A `DagBag` of the dags folder with {parse["n"]:,} generated vendor files, against a reference of
+{parse["n"]:,} DAGs of the same task shape built from constants with no config loading
+(`benchmarks/reference_dags.py`). Median of {parse["repeats"]} fresh-process parses each.
 
 | | seconds | per DAG |
 |---|---:|---:|
-| kassebro (YAML + pydantic + factory) | {parse['kassebro_s']:.2f} | {parse['kassebro_s'] / parse['n'] * 1000:.2f} ms |
-| reference (constants) | {parse['reference_s']:.2f} | {parse['reference_s'] / parse['n'] * 1000:.2f} ms |
-| **ratio** | **{parse['ratio']:.2f}** | target ≤ 1.5 |
+| kassebro (YAML + pydantic + factory) | {parse["kassebro_s"]:.2f} | {parse["kassebro_s"] / parse["n"] * 1000:.2f} ms |
+| reference (constants) | {parse["reference_s"]:.2f} | {parse["reference_s"] / parse["n"] * 1000:.2f} ms |
+| **ratio** | **{parse["ratio"]:.2f}** | target ≤ 1.5 |
 
-Runs: kassebro {parse['kassebro_runs']}, reference {parse['reference_runs']}.
+Runs: kassebro {parse["kassebro_runs"]}, reference {parse["reference_runs"]}.
 """
     RESULTS.write_text(text, encoding="utf-8")
     return text

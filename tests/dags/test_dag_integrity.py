@@ -45,16 +45,13 @@ def test_one_dag_per_vendor_file(bag: DagBag) -> None:
 def test_vendor_dag_shape(bag: DagBag, vendor) -> None:
     dag = bag.dags[vendor.dag_id]
     assert dag is not None
-    assert [t.task_id for t in dag.tasks] == [
-        "plan_days",
-        "extract",
-        "validate",
-        "build_voucher",
-        "post",
-        "verify",
-    ]
-    assert dag.task_dict["extract"].downstream_task_ids == {"validate"}
-    assert dag.task_dict["post"].downstream_task_ids == {"verify"}
+    steps = ["day.extract", "day.validate", "day.build_voucher", "day.post", "day.verify"]
+    assert [t.task_id for t in dag.tasks] == ["plan_days", *steps]
+    for upstream, downstream in zip(steps, steps[1:], strict=False):
+        assert dag.task_dict[upstream].downstream_task_ids == {downstream}
+    assert (
+        type(dag.task_group_dict["day"]).__name__ == "MappedTaskGroup"
+    )  # one day failing does not hold back the others
     assert dag.catchup is True
     assert {"kassebro", f"ledger:{vendor.ledger.system}"} <= set(dag.tags)
     assert dag.doc_md and "Re-running a day" in dag.doc_md and vendor.id in dag.doc_md
@@ -62,7 +59,7 @@ def test_vendor_dag_shape(bag: DagBag, vendor) -> None:
         assert t.owner == vendor.owner
         assert t.retries == vendor.retries >= 2
         assert t.retry_exponential_backoff
-    assert dag.task_dict["post"].pool == dag.task_dict["verify"].pool == f"ledger_{vendor.ledger.system}"
+    assert dag.task_dict["day.post"].pool == dag.task_dict["day.verify"].pool == f"ledger_{vendor.ledger.system}"
     assert dag.timetable.expression == vendor.schedule.cron
     assert str(dag.timetable.timezone) == vendor.timezone
     assert dag.start_date.astimezone(ZoneInfo(vendor.timezone)).date() <= vendor.enabled_since

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_parsing_context, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_parsing_context, task, task_group
 
 from kassebro.config import ConfigSet, Vendor, config_dir, load_vendor, load_vendors
 from kassebro.errors import ConfigError, Issue
@@ -34,10 +34,19 @@ def _fail_fast(exc: BaseException) -> BaseException:
     return exc
 
 
-def _run(step: str, vendor_id: str, day: str, **kwargs: Any) -> dict:
+def _label(day: str) -> None:
+    """Name the mapped instance after its day in the UI (rendered from map_index_template)."""
+    from airflow.sdk import get_current_context
+
+    get_current_context()["day"] = day  # type: ignore[index]
+
+
+def _run(step: str, vendor_id: str, day: str, context: dict[str, Any], **kwargs: Any) -> dict:
     """Run one pipeline step for one day, mapping errors to Airflow's retry semantics."""
     from kassebro import pipeline
     from kassebro.journal import Journal
+
+    _label(day)
 
     vendor = load_vendor(vendor_id)
     the_day = dt.date.fromisoformat(day)
@@ -73,31 +82,32 @@ def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
         return [d.isoformat() for d in days]
 
     @task(map_index_template="{{ day }}")
-    def extract(day: str) -> str:
-        _run("extract", vendor.id, day)
+    def extract(day: str, **context: Any) -> str:
+        _run("extract", vendor.id, day, context)
         return day
 
     @task(map_index_template="{{ day }}")
-    def validate(day: str) -> str:
-        _run("validate", vendor.id, day)
+    def validate(day: str, **context: Any) -> str:
+        _run("validate", vendor.id, day, context)
         return day
 
     @task(map_index_template="{{ day }}")
-    def build_voucher(day: str) -> str:
-        _run("build", vendor.id, day)
+    def build_voucher(day: str, **context: Any) -> str:
+        _run("build", vendor.id, day, context)
         return day
 
     @task(map_index_template="{{ day }}", pool=vendor.pool)
     def post(day: str, **context: Any) -> str:
-        result = _run("post", vendor.id, day, dry_run=bool(context["params"].get("dry_run")))
+        result = _run("post", vendor.id, day, context, dry_run=bool(context["params"].get("dry_run")))
         print(f"{vendor.id} {day}: {result}")
         return day
 
     @task(map_index_template="{{ day }}", pool=vendor.pool)
     def verify(day: str, **context: Any) -> dict:
         if context["params"].get("dry_run"):
+            _label(day)
             return {"day": day, "state": "dry_run"}
-        return _run("verify", vendor.id, day)
+        return _run("verify", vendor.id, day, context)
 
     @dag(
         dag_id=vendor.dag_id,
@@ -128,8 +138,12 @@ def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
         render_template_as_native_obj=False,
     )
     def _vendor() -> None:
-        days = plan_days()
-        verify.expand(day=post.expand(day=build_voucher.expand(day=validate.expand(day=extract.expand(day=days)))))
+        @task_group(group_id="day")
+        def one_day(day: str) -> None:
+            """One business day; a mapped group keeps a failing day from holding back the others."""
+            verify(post(build_voucher(validate(extract(day)))))
+
+        one_day.expand(day=plan_days())
 
     return _vendor()
 
