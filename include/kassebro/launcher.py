@@ -48,6 +48,8 @@ def prepare(days: int, port: int) -> tuple[Path, dict[str, str]]:
     """Write the demo home, export its environment, migrate Airflow's DB and create the pools."""
     home = demo.init(days=days)
     env = demo.environment(home, port)
+    # `airflow standalone` spawns `airflow ...` subcommands: the virtualenv's bin must be on PATH
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     os.environ.update(env)
     (home / "airflow" / "passwords.json").write_text(json.dumps({AIRFLOW_USER: AIRFLOW_PASSWORD}))
     print(f"[kassebro] demo home {home}; migrating Airflow's database ...", flush=True)
@@ -152,16 +154,16 @@ def run_demo(days: int = 14) -> int:
         from kassebro.config import load_vendors
         from kassebro.journal import Journal
         from kassebro.reporting import journal_table
+        from kassebro.schedule import last_reported_day
 
         bag = DagBag(dag_folder=str(demo.PROJECT_DIR / "dags"))
         if bag.import_errors:
             print(f"[kassebro] DAG import errors: {bag.import_errors}")
             return 1
         configs = load_vendors()
-        today = dt.date.today()
         failed = 0
         for vendor in configs.vendors:
-            last = today - dt.timedelta(days=0 if vendor.schedule.posts_same_day else 1)
+            last = last_reported_day(vendor, dt.datetime.now(dt.UTC))
             dates = [
                 (vendor.enabled_since + dt.timedelta(days=i)).isoformat()
                 for i in range((last - vendor.enabled_since).days + 1)

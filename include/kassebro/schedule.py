@@ -20,6 +20,15 @@ def last_covered_day(moment: dt.datetime, posts_same_day: bool) -> dt.date:
     return moment.date() if posts_same_day else moment.date() - dt.timedelta(days=1)
 
 
+def last_reported_day(vendor: Vendor, now: dt.datetime) -> dt.date:
+    """The last business day whose report time has passed at `now` (ignoring skipped weekdays)."""
+    local = now.astimezone(ZoneInfo(vendor.timezone))
+    hour, minute = (int(p) for p in vendor.schedule.time.split(":"))
+    report_today = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    latest_report = report_today if local >= report_today else report_today - dt.timedelta(days=1)
+    return last_covered_day(latest_report, vendor.schedule.posts_same_day)
+
+
 def business_days(vendor: Vendor, interval_start: dt.datetime, interval_end: dt.datetime) -> list[dt.date]:
     """The business days a run with this data interval posts, from *enabled since* on."""
     zone = ZoneInfo(vendor.timezone)

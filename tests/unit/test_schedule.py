@@ -86,3 +86,14 @@ def test_parse_dates() -> None:
     ]
     assert parse_dates("2026-11-03, 2026-11-04") == [dt.date(2026, 11, 3), dt.date(2026, 11, 4)]
     assert parse_dates(None) == [] and parse_dates([]) == []
+
+
+def test_last_reported_day() -> None:
+    from kassebro.schedule import last_reported_day
+
+    evening = vendor(("mon", "tue", "wed", "thu", "fri", "sat"), "22:30")
+    assert last_reported_day(evening, local(2026, 11, 10, 22, 0)) == dt.date(2026, 11, 9)
+    assert last_reported_day(evening, local(2026, 11, 10, 22, 31)) == dt.date(2026, 11, 10)
+    morning = vendor(("mon", "tue", "wed", "thu", "fri", "sat", "sun"), "02:30")
+    assert last_reported_day(morning, local(2026, 11, 10, 2, 0)) == dt.date(2026, 11, 8)
+    assert last_reported_day(morning, local(2026, 11, 10, 3, 0)) == dt.date(2026, 11, 9)
