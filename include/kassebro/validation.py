@@ -323,6 +323,8 @@ class _GX:
 
     def __init__(self) -> None:
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+        # GX logs thousands of INFO lines at import ("Skipping registering function ..."): keep task logs readable
+        logging.getLogger("great_expectations").setLevel(logging.WARNING)
         import great_expectations as gx
         import great_expectations.expectations as gxe
         from great_expectations.data_context.types.base import ProgressBarsConfig

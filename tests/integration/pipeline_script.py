@@ -25,10 +25,14 @@ def main(root: str) -> None:
     os.environ["KASSEBRO_DATA"] = str(home / "data")
     app = create_app()
     with running(app) as server:
-        os.environ["AIRFLOW_CONN_TRIPLETEX_DEMO"] = json.dumps({
-            "conn_type": "tripletex", "host": f"{server.url}/v2", "password": "demo-employee-token",
-            "extra": {"consumer_token": "demo-consumer-token", "company_id": 0, "timeout": 5},
-        })
+        os.environ["AIRFLOW_CONN_TRIPLETEX_DEMO"] = json.dumps(
+            {
+                "conn_type": "tripletex",
+                "host": f"{server.url}/v2",
+                "password": "demo-employee-token",
+                "extra": {"consumer_token": "demo-consumer-token", "company_id": 0, "timeout": 5},
+            }
+        )
         from airflow.dag_processing.dagbag import DagBag
 
         dag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags")).dags["vendor_cafe_solsiden"]

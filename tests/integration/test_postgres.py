@@ -42,7 +42,9 @@ def test_journal_claims_on_postgres(database: str) -> None:
 
     journal = Journal(database)
     day = dt.date(2026, 11, 10)
-    voucher = Voucher("cafe", day, "kassebro:cafe:2026-11-10", "d", (VoucherLine("1900", 500), VoucherLine("3000", -500, "3")))
+    voucher = Voucher(
+        "cafe", day, "kassebro:cafe:2026-11-10", "d", (VoucherLine("1900", 500), VoucherLine("3000", -500, "3"))
+    )
     journal.record("cafe", day, "built", external_ref=voucher.external_ref, voucher=voucher)
     results: list[str | None] = []
     barrier = threading.Barrier(6)
@@ -58,8 +60,10 @@ def test_journal_claims_on_postgres(database: str) -> None:
         t.join()
     assert sum(r is not None for r in results) == 1
     # concurrent first inserts do not break the transaction on PostgreSQL
-    inserts = [threading.Thread(target=lambda: Journal(database).record("bar", day, "extracted", external_ref="r"))
-               for _ in range(4)]
+    inserts = [
+        threading.Thread(target=lambda: Journal(database).record("bar", day, "extracted", external_ref="r"))
+        for _ in range(4)
+    ]
     for t in inserts:
         t.start()
     for t in inserts:
@@ -78,8 +82,13 @@ def test_pipeline_with_postgres_metadata_db_and_journal(database: str, tmp_path:
     }
     airflow = str(Path(sys.executable).with_name("airflow"))
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
-    out = subprocess.run([sys.executable, str(HERE / "pipeline_script.py"), str(tmp_path / "home")], env=env,
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, str(HERE / "pipeline_script.py"), str(tmp_path / "home")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["states"] == ["success", "success"]
