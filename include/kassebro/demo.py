@@ -76,7 +76,6 @@ def environment(home: Path, port: int = SANDBOX_PORT) -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
         "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "30",
         "AIRFLOW__API__PORT": "8080",
-        "AIRFLOW_CONN_TRIPLETEX_DEMO": connection_json(port),
         "GX_ANALYTICS_ENABLED": "False",
         "NO_PROXY": "127.0.0.1,localhost",
     }

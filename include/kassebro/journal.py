@@ -83,9 +83,6 @@ class Entry:
     message: str
     updated_at: dt.datetime
 
-    def voucher(self, journal: Journal) -> Voucher | None:
-        return journal.voucher(self.vendor_id, self.business_day)
-
 
 def default_url() -> str:
     url = os.environ.get("KASSEBRO_JOURNAL_URL")

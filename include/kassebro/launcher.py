@@ -54,8 +54,17 @@ def prepare(days: int, port: int) -> tuple[Path, dict[str, str]]:
     (home / "airflow" / "passwords.json").write_text(json.dumps({AIRFLOW_USER: AIRFLOW_PASSWORD}))
     print(f"[kassebro] demo home {home}; migrating Airflow's database ...", flush=True)
     subprocess.run([_bin("airflow"), "db", "migrate"], check=True, env=os.environ, stdout=subprocess.DEVNULL)
+    airflow = _bin("airflow")
     subprocess.run(
-        [_bin("airflow"), "pools", "set", "ledger_tripletex", "4", "Concurrent calls to Tripletex"],
+        [airflow, "pools", "set", "ledger_tripletex", "4", "Concurrent calls to Tripletex"],
+        check=True,
+        env=os.environ,
+        stdout=subprocess.DEVNULL,
+    )
+    # the demo connection lives in Airflow's DB, so it shows under Admin -> Connections with its Test button
+    subprocess.run([airflow, "connections", "delete", "tripletex_demo"], env=os.environ, capture_output=True)
+    subprocess.run(
+        [airflow, "connections", "add", "tripletex_demo", "--conn-json", demo.connection_json(port)],
         check=True,
         env=os.environ,
         stdout=subprocess.DEVNULL,

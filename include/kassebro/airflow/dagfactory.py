@@ -41,13 +41,12 @@ def _label(day: str) -> None:
     get_current_context()["day"] = day  # type: ignore[index]
 
 
-def _run(step: str, vendor_id: str, day: str, context: dict[str, Any], **kwargs: Any) -> dict:
+def _run(step: str, vendor_id: str, day: str, **kwargs: Any) -> dict:
     """Run one pipeline step for one day, mapping errors to Airflow's retry semantics."""
     from kassebro import pipeline
     from kassebro.journal import Journal
 
     _label(day)
-
     vendor = load_vendor(vendor_id)
     the_day = dt.date.fromisoformat(day)
     journal = Journal()
@@ -82,23 +81,23 @@ def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
         return [d.isoformat() for d in days]
 
     @task(map_index_template="{{ day }}")
-    def extract(day: str, **context: Any) -> str:
-        _run("extract", vendor.id, day, context)
+    def extract(day: str) -> str:
+        _run("extract", vendor.id, day)
         return day
 
     @task(map_index_template="{{ day }}")
-    def validate(day: str, **context: Any) -> str:
-        _run("validate", vendor.id, day, context)
+    def validate(day: str) -> str:
+        _run("validate", vendor.id, day)
         return day
 
     @task(map_index_template="{{ day }}")
-    def build_voucher(day: str, **context: Any) -> str:
-        _run("build", vendor.id, day, context)
+    def build_voucher(day: str) -> str:
+        _run("build", vendor.id, day)
         return day
 
     @task(map_index_template="{{ day }}", pool=vendor.pool)
     def post(day: str, **context: Any) -> str:
-        result = _run("post", vendor.id, day, context, dry_run=bool(context["params"].get("dry_run")))
+        result = _run("post", vendor.id, day, dry_run=bool(context["params"].get("dry_run")))
         print(f"{vendor.id} {day}: {result}")
         return day
 
@@ -107,7 +106,7 @@ def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
         if context["params"].get("dry_run"):
             _label(day)
             return {"day": day, "state": "dry_run"}
-        return _run("verify", vendor.id, day, context)
+        return _run("verify", vendor.id, day)
 
     @dag(
         dag_id=vendor.dag_id,

@@ -1,0 +1,123 @@
+"""The pipeline steps without Airflow, against the live sandbox: exactly once and its edge cases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kassebro import pipeline
+from kassebro.config import load_vendor
+from kassebro.errors import InputError
+from kassebro.journal import Journal
+from kassebro.ledgers.base import LedgerTransient, LedgerValidationError
+from kassebro.ledgers.tripletex import TripletexClient
+from kassebro.sandbox.server import running
+from kassebro.sandbox.tripletex import create_app
+
+from ..e2e.conftest import DAYS, make_home
+
+DAY = DAYS[0]
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    root = make_home(tmp_path)
+    monkeypatch.setenv("KASSEBRO_CONFIG", str(root / "config"))
+    monkeypatch.setenv("KASSEBRO_DATA", str(root / "data"))
+    app = create_app()
+    with running(app) as server:
+        vendor = load_vendor("cafe_solsiden")
+        journal = Journal()
+        for step in (pipeline.extract, pipeline.validate, pipeline.build):
+            step(vendor, DAY, journal)
+        yield vendor, journal, app, lambda: TripletexClient(server.url, "demo-consumer-token", "demo-employee-token")
+
+
+def test_post_then_verify(env) -> None:
+    vendor, journal, app, client = env
+    result = pipeline.post(vendor, DAY, client(), journal)
+    assert result["state"] == "posted"
+    assert pipeline.verify(vendor, DAY, client(), journal)["verified"] is True
+    again = pipeline.post(vendor, DAY, client(), journal)
+    assert again["already"] is True and again["ledger_id"] == result["ledger_id"]
+    assert len(app.state.store.list_vouchers()) == 1
+
+
+def test_journal_lost_but_ledger_has_it(env, tmp_path: Path) -> None:
+    """The ledger is the source of truth: a fresh journal still finds the voucher by its reference."""
+    vendor, journal, app, client = env
+    pipeline.post(vendor, DAY, client(), journal)
+    fresh = Journal(f"sqlite:///{tmp_path / 'other.sqlite'}")
+    fresh.record(vendor.id, DAY, "built", external_ref=f"kassebro:{vendor.id}:{DAY}")
+    result = pipeline.post(vendor, DAY, client(), fresh)
+    assert result["already"] is True
+    assert len(app.state.store.list_vouchers()) == 1
+
+
+def test_dropped_connection_leaves_unknown_then_the_lookup_resolves_it(env) -> None:
+    vendor, journal, app, client = env
+    app.state.faults.add("save_then_drop", path="/ledger/voucher", method="POST")
+    with pytest.raises(LedgerTransient):
+        pipeline.post(vendor, DAY, client(), journal)
+    assert journal.get(vendor.id, DAY).state == "unknown"
+    result = pipeline.post(vendor, DAY, client(), journal)
+    assert result["already"] is True and result["state"] == "posted"
+    assert len(app.state.store.list_vouchers()) == 1
+
+
+def test_changed_source_after_posting_is_refused(env) -> None:
+    vendor, journal, app, client = env
+    pipeline.post(vendor, DAY, client(), journal)
+    voucher = pipeline.load_voucher(vendor, DAY)
+    changed = voucher.to_json()
+    changed["lines"][0]["amount"] += 100
+    changed["lines"][-1]["amount"] -= 100
+    (pipeline.work_dir(vendor.id, DAY) / "voucher.json").write_text(__import__("json").dumps(changed))
+    with pytest.raises(InputError, match="source_changed"):
+        pipeline.post(vendor, DAY, client(), journal)
+    assert len(app.state.store.list_vouchers()) == 1
+
+
+def test_another_run_holding_the_claim_makes_us_wait(env) -> None:
+    vendor, journal, app, client = env
+    assert journal.claim(vendor.id, DAY)
+    with pytest.raises(LedgerTransient, match="another run"):
+        pipeline.post(vendor, DAY, client(), journal)
+    assert app.state.store.list_vouchers() == []
+
+
+def test_verify_catches_a_voucher_changed_in_the_ledger(env) -> None:
+    vendor, journal, app, client = env
+    result = pipeline.post(vendor, DAY, client(), journal)
+    stored = app.state.store.voucher(int(result["ledger_id"]))
+    user_rows = [p for p in stored.postings if not p.system_generated]
+    user_rows[0].gross += 100
+    user_rows[1].gross -= 100
+    with pytest.raises(LedgerValidationError, match="differs from what was sent"):
+        pipeline.verify(vendor, DAY, client(), journal)
+
+
+def test_dry_run_posts_nothing(env) -> None:
+    vendor, journal, app, client = env
+    assert pipeline.post(vendor, DAY, client(), journal, dry_run=True)["state"] == "dry_run"
+    assert app.state.store.list_vouchers() == []
+
+
+def test_validation_failure_records_the_day_as_failed(env) -> None:
+    vendor, journal, app, client = env
+    folder = Path(pipeline.source_path(vendor))
+    day = DAYS[1]
+    pipeline.extract(vendor, day, journal)
+    frames = pipeline.work_dir(vendor.id, day) / "frames" / "payments.parquet"
+    import pandas as pd
+
+    payments = pd.read_parquet(frames)
+    payments.loc[0, "amount"] += 1
+    payments.to_parquet(frames, index=False)
+    with pytest.raises(InputError) as err:
+        pipeline.validate(vendor, day, journal)
+    assert "receipt_balances" in str(err.value) and str(day) in str(err.value)
+    entry = journal.get(vendor.id, day)
+    assert entry.state == "failed" and "receipt_balances" in entry.message
+    assert folder.exists()
