@@ -102,3 +102,22 @@ def test_a_run_without_dates_posts_the_days_of_its_data_interval(pipeline_env: E
     run = dag.test(logical_date=dt.datetime(2026, 11, 4, 3, 0, tzinfo=ZoneInfo("Europe/Oslo")))
     assert run.state == "success"
     assert [v.external_voucher_number for v in pipeline_env.vouchers()] == [f"kassebro:cafe_solsiden:{DAYS[1]}"]
+
+
+def test_wrong_credentials_fail_at_once_naming_the_credential(
+    pipeline_env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import os
+
+    conn = json.loads(os.environ["AIRFLOW_CONN_TRIPLETEX_DEMO"])
+    conn["password"] = "not-the-employee-token"
+    monkeypatch.setenv("AIRFLOW_CONN_TRIPLETEX_DEMO", json.dumps(conn))
+    run = pipeline_env.run(DAYS[:1])
+    assert run.state == "failed"
+    (post,) = [ti for ti in run.get_task_instances() if ti.task_id == "day.post"]
+    assert post.state == "failed" and post.try_number == 1  # no retries for wrong credentials
+    entry = Journal().get("cafe_solsiden", DAYS[0])
+    assert entry.state == "failed" and "employee token" in entry.message
+    assert "not-the-employee-token" not in entry.message
+    assert pipeline_env.vouchers() == []
