@@ -8,7 +8,7 @@ import datetime as dt
 import os
 from zoneinfo import ZoneInfo
 
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task, task_group
 
 N = int(os.environ.get("KASSEBRO_BENCH_N", "1000"))
 DOC = "# reference\nthe same runbook length as a vendor DAG\n" * 40
@@ -61,8 +61,11 @@ def make(i: int):
         },
     )
     def _d() -> None:
-        days = plan_days()
-        verify.expand(day=post.expand(day=build_voucher.expand(day=validate.expand(day=extract.expand(day=days)))))
+        @task_group(group_id="day")
+        def one_day(day: str) -> None:
+            verify(post(build_voucher(validate(extract(day)))))
+
+        one_day.expand(day=plan_days())
 
     return _d()
 
