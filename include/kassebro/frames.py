@@ -4,7 +4,8 @@ A source (SAF-T file, POS database) turns one vendor's business day into a `Sale
 pandas DataFrames with the columns below. Money columns are int64 øre; VAT rates are int basis
 points (25 % = 2500). Signs: a sale line is positive gross (revenue to credit), a return line is
 negative; a payment is positive when money came in, negative for change given back or refunds.
-A receipt balances when sum(lines.gross) + receipts.rounding == sum(payments.amount).
+A receipt balances when sum(lines.gross) - receipts.bill_discount + receipts.rounding ==
+sum(payments.amount).
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ LINE_COLUMNS: dict[str, str] = {
     "std_vat_code": "string",  # standard tax code (Standard_Tax_Codes.csv): "3", "31", "33", "5", "6"...
     "vat_rate_bp": "int64",  # vat/vatPerc in basis points
     "timestamp": "datetime64[ns, UTC]",
+    "discount": "int64",  # ctLine/discount/dscAmnt in øre, signed like gross; already taken off gross
+    "project": "string",  # ctLine/projID, "" when none
+    "cost_centre": "string",  # ctLine/costID, "" when none
 }
 
 RECEIPT_COLUMNS: dict[str, str] = {
@@ -46,6 +50,8 @@ RECEIPT_COLUMNS: dict[str, str] = {
     "amount": "int64",  # transAmntIn in øre, signed (sale +, return -)
     "rounding": "int64",  # rounding/roundingAmnt in øre, signed (payments - lines)
     "timestamp": "datetime64[ns, UTC]",
+    "bill_discount": "int64",  # cashtransaction/discount/dscAmnt in øre, positive = given; NOT in lines' gross
+    "customer_id": "string",  # custSupID (credit sales), "" when none
 }
 
 PAYMENT_COLUMNS: dict[str, str] = {
@@ -76,12 +82,27 @@ Z_PAYMENT_COLUMNS: dict[str, str] = {
     "amount": "int64",  # reportPayment/paymentAmnt in øre
 }
 
+Z_ART_GROUP_COLUMNS: dict[str, str] = {
+    "register_id": "string",
+    "report_id": "string",
+    "art_group_id": "string",
+    "amount": "int64",  # reportArtGroup/artGroupAmnt in øre (gross)
+}
+
 FRAME_COLUMNS: dict[str, dict[str, str]] = {
     "lines": LINE_COLUMNS,
     "receipts": RECEIPT_COLUMNS,
     "payments": PAYMENT_COLUMNS,
     "z_vat": Z_VAT_COLUMNS,
     "z_payments": Z_PAYMENT_COLUMNS,
+    "z_art_groups": Z_ART_GROUP_COLUMNS,
+}
+
+# Columns added after the first release: a frame without them gets these defaults in conform(),
+# so older parquet files and sources that do not know the field still load.
+OPTIONAL_DEFAULTS: dict[str, dict[str, object]] = {
+    "lines": {"discount": 0, "project": "", "cost_centre": ""},
+    "receipts": {"bill_discount": 0, "customer_id": ""},
 }
 
 
@@ -93,7 +114,8 @@ class SalesDay:
       vendor_id: the vendor's config id.
       business_day: the business day every row belongs to.
       lines, receipts, payments: the day's transactions (voids and training left out).
-      z_vat, z_payments: the Z report(s) of the day, one row per register, report and key.
+      z_vat, z_payments, z_art_groups: the Z report(s) of the day, one row per register, report
+        and key (z_art_groups may be None for sources without article-group totals).
       source: where the data came from (file paths or a database URL without password).
     """
 
@@ -105,9 +127,13 @@ class SalesDay:
     z_vat: pd.DataFrame
     z_payments: pd.DataFrame
     source: str = ""
+    z_art_groups: pd.DataFrame | None = None
 
     def frames(self) -> dict[str, pd.DataFrame]:
-        return {name: getattr(self, name) for name in FRAME_COLUMNS}
+        frames = {name: getattr(self, name) for name in FRAME_COLUMNS}
+        if frames["z_art_groups"] is None:
+            frames["z_art_groups"] = empty_frame("z_art_groups")
+        return frames
 
     def save(self, directory: Path) -> Path:
         """Write the frames as parquet files into `directory` (created) and return it."""
@@ -124,7 +150,12 @@ class SalesDay:
         import pandas as pd
 
         vendor_id, day, source = (directory / "meta.txt").read_text(encoding="utf-8").split("\n")[:3]
-        frames = {name: pd.read_parquet(directory / f"{name}.parquet") for name in FRAME_COLUMNS}
+        frames = {
+            name: pd.read_parquet(directory / f"{name}.parquet")
+            if (directory / f"{name}.parquet").exists()
+            else empty_frame(name)
+            for name in FRAME_COLUMNS
+        }
         return cls(
             vendor_id,
             dt.date.fromisoformat(day),
@@ -146,6 +177,9 @@ def conform(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     Raises ValueError naming the missing columns, so a source bug is caught at the boundary.
     """
     columns = FRAME_COLUMNS[name]
+    defaults = {k: v for k, v in OPTIONAL_DEFAULTS.get(name, {}).items() if k not in frame.columns}
+    if defaults:
+        frame = frame.assign(**defaults)
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"frame {name!r} lacks columns {missing}")

@@ -60,7 +60,7 @@ from lxml import etree
 
 from kassebro import saft_codes
 from kassebro.errors import Issue, SourceError
-from kassebro.frames import FRAME_COLUMNS, SalesDay, conform, empty_frame
+from kassebro.frames import FRAME_COLUMNS, OPTIONAL_DEFAULTS, SalesDay, conform, empty_frame
 from kassebro.money import parse_ore
 
 __all__ = ["NAMESPACE", "list_business_days", "read_day", "schema", "validate_file"]
@@ -106,8 +106,8 @@ _STREAM_TAGS = (_AUDITFILE, _CASHTRANSACTION, _EVENT, _REGISTER_ID, _VAT_CODE_DE
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _US = dt.timedelta(microseconds=1)
-_LINE_COLS = list(FRAME_COLUMNS["lines"])
-_RECEIPT_COLS = list(FRAME_COLUMNS["receipts"])
+_LINE_COLS = [c for c in FRAME_COLUMNS["lines"] if c not in OPTIONAL_DEFAULTS["lines"]]
+_RECEIPT_COLS = [c for c in FRAME_COLUMNS["receipts"] if c not in OPTIONAL_DEFAULTS["receipts"]]
 _PAYMENT_COLS = list(FRAME_COLUMNS["payments"])
 _ZVAT_COLS = list(FRAME_COLUMNS["z_vat"])
 _ZPAY_COLS = list(FRAME_COLUMNS["z_payments"])
