@@ -27,7 +27,9 @@ from sqlalchemy import (
     Text,
     create_engine,
     insert,
+    inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine
@@ -61,7 +63,37 @@ journal_table = Table(
     Column("claim", String(36)),
     Column("message", Text, nullable=False, default=""),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False, default=1, server_default="1"),
 )
+
+history_table = Table(
+    "kassebro_journal_vouchers",
+    metadata,
+    Column("vendor_id", String(64), primary_key=True),
+    Column("business_day", Date, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),  # original | correction
+    Column("external_ref", String(120), nullable=False),
+    Column("ledger_id", String(64), nullable=False),
+    Column("ledger_number", String(64)),
+    Column("day_hash", String(64), nullable=False),  # digest of the whole day's voucher once this was booked
+    Column("voucher_json", Text, nullable=False),  # the voucher sent: the whole day (v1) or the difference
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+"""Every voucher confirmed in the ledger for a day (original, then corrections), in version order."""
+
+
+@dataclass(frozen=True)
+class Booked:
+    """A voucher confirmed in the ledger for a day: version 1 is the original, later ones corrections."""
+
+    version: int
+    kind: str
+    external_ref: str
+    ledger_id: str
+    ledger_number: str
+    day_hash: str
+    voucher: Voucher
 
 
 @dataclass(frozen=True)
@@ -82,6 +114,7 @@ class Entry:
     attempts: int
     message: str
     updated_at: dt.datetime
+    version: int = 1
 
 
 def default_url() -> str:
@@ -99,6 +132,10 @@ def default_url() -> str:
 def _engine(url: str) -> Engine:
     engine = create_engine(url, pool_pre_ping=True, future=True)
     metadata.create_all(engine)
+    columns = {c["name"] for c in inspect(engine).get_columns("kassebro_journal")}
+    if "version" not in columns:  # journals made before corrections existed
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE kassebro_journal ADD COLUMN version INTEGER NOT NULL DEFAULT 1"))
     return engine
 
 
@@ -207,11 +244,12 @@ class Journal:
                         )
                     )
 
-    def claim(self, vendor_id: str, day: dt.date, lease_seconds: int = 900) -> str | None:
+    def claim(self, vendor_id: str, day: dt.date, lease_seconds: int = 900, *, correction: bool = False) -> str | None:
         """Take the right to post a day; None if it is done or another worker holds a fresh claim.
 
         A stale claim (older than the lease: a worker killed mid-call) can be taken over; the new
-        holder must still look the voucher up in the ledger before posting.
+        holder must still look the voucher up in the ledger before posting. `correction` also
+        claims a day that is already posted, to book a correction voucher for it.
         """
         token = str(uuid.uuid4())
         stale = _now() - dt.timedelta(seconds=lease_seconds)
@@ -221,7 +259,7 @@ class Journal:
                 .where(
                     journal_table.c.vendor_id == vendor_id,
                     journal_table.c.business_day == day,
-                    journal_table.c.state.notin_(DONE),
+                    journal_table.c.state.notin_(("empty",) if correction else DONE),
                     (journal_table.c.state != "posting") | (journal_table.c.updated_at < stale),
                 )
                 .values(
@@ -246,6 +284,46 @@ class Journal:
                 .values(state=state, claim=None, message=message, updated_at=_now())
             )
 
+    def booked(self, vendor_id: str, day: dt.date) -> list[Booked]:
+        """The vouchers confirmed in the ledger for a day, oldest first."""
+        h = history_table.c
+        with self.engine.connect() as conn:
+            rows = (
+                conn.execute(
+                    select(history_table).where(h.vendor_id == vendor_id, h.business_day == day).order_by(h.version)
+                )
+                .mappings()
+                .all()
+            )
+        booked = [
+            Booked(
+                r["version"],
+                r["kind"],
+                r["external_ref"],
+                r["ledger_id"],
+                r["ledger_number"] or "",
+                r["day_hash"],
+                Voucher.from_json(json.loads(r["voucher_json"])),
+            )
+            for r in rows
+        ]
+        if not booked:  # a day posted before the history table existed: its journal row is version 1
+            entry = self.get(vendor_id, day)
+            voucher = self.voucher(vendor_id, day)
+            if entry and entry.state in ("posted", "parked") and entry.ledger_id and voucher is not None:
+                booked = [
+                    Booked(
+                        1,
+                        "original",
+                        entry.external_ref,
+                        entry.ledger_id,
+                        entry.ledger_number or "",
+                        voucher.digest(),
+                        voucher,
+                    )
+                ]
+        return booked
+
     def finish(
         self,
         vendor_id: str,
@@ -256,23 +334,49 @@ class Journal:
         ledger_id: str,
         ledger_number: str = "",
         message: str = "",
+        sent: Voucher | None = None,
+        day_voucher: Voucher | None = None,
+        version: int = 1,
     ) -> None:
-        """Record the ledger's id once the voucher is known to be in the ledger."""
+        """Record a voucher confirmed in the ledger: `sent` is what was posted (the whole day, or a
+        correction), `day_voucher` the whole day it brings the ledger to."""
         if state not in ("posted", "parked"):
             raise ValueError(f"finish() takes posted or parked, not {state!r}")
         cond = [journal_table.c.vendor_id == vendor_id, journal_table.c.business_day == day]
         if token is not None:
             cond.append((journal_table.c.claim == token) | journal_table.c.state.notin_(("posting",)))
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(journal_table)
-                .where(*cond)
-                .values(
-                    state=state,
-                    ledger_id=ledger_id,
-                    ledger_number=ledger_number,
-                    claim=None,
-                    message=message,
-                    updated_at=_now(),
-                )
+        values: dict = {
+            "state": state,
+            "ledger_id": ledger_id,
+            "ledger_number": ledger_number,
+            "claim": None,
+            "message": message,
+            "updated_at": _now(),
+            "version": version,
+        }
+        if day_voucher is not None:
+            values.update(
+                lines=len(day_voucher.lines),
+                total_debit_ore=day_voucher.total_debit,
+                vat_difference_ore=day_voucher.vat_difference,
+                voucher_hash=day_voucher.digest(),
+                voucher_json=json.dumps(day_voucher.to_json(), sort_keys=True),
             )
+        with self.engine.begin() as conn:
+            conn.execute(update(journal_table).where(*cond).values(**values))
+            if sent is not None:
+                with contextlib.suppress(IntegrityError), conn.begin_nested():
+                    conn.execute(
+                        insert(history_table).values(
+                            vendor_id=vendor_id,
+                            business_day=day,
+                            version=version,
+                            kind="original" if version == 1 else "correction",
+                            external_ref=sent.external_ref,
+                            ledger_id=ledger_id,
+                            ledger_number=ledger_number,
+                            day_hash=(day_voucher or sent).digest(),
+                            voucher_json=json.dumps(sent.to_json(), sort_keys=True),
+                            created_at=_now(),
+                        )
+                    )

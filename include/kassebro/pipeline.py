@@ -106,11 +106,13 @@ def load_voucher(vendor: Vendor, day: dt.date) -> Voucher:
 
 
 def post(vendor: Vendor, day: dt.date, ledger: Ledger, journal: Journal, *, dry_run: bool = False) -> dict:
-    """Post the day's voucher at most once.
+    """Post the day's voucher at most once; book a correction if the day changed after posting.
 
-    Order matters: claim the day in the journal (so two runs cannot race), look the external
-    reference up in the ledger (the voucher may be there after a dropped connection), and only
-    then post. A transient failure leaves the day as "unknown": the next try looks it up first.
+    Order matters: claim the day in the journal (so two runs cannot race), look the version's
+    external reference up in the ledger (it may be there after a dropped connection), and only
+    then post. A transient failure leaves the day "unknown": the next try looks it up first.
+    A day whose sales changed after it was booked gets a correction voucher (`:v2`, `:v3` ...)
+    holding the difference, never an overwrite.
     """
     voucher = load_voucher(vendor, day)
     result = {
@@ -119,7 +121,8 @@ def post(vendor: Vendor, day: dt.date, ledger: Ledger, journal: Journal, *, dry_
         "lines": len(voucher.lines),
         "total_ore": voucher.total_debit,
     }
-    if not voucher.lines:
+    booked = journal.booked(vendor.id, day)
+    if not booked and not voucher.lines:
         journal.record(
             vendor.id,
             day,
@@ -129,88 +132,126 @@ def post(vendor: Vendor, day: dt.date, ledger: Ledger, journal: Journal, *, dry_
             message="no sales this business day",
         )
         return {**result, "state": "empty"}
-    if dry_run:
-        log.info("dry run: would post %s", json.dumps(voucher.to_json(), indent=1))
-        return {**result, "state": "dry_run"}
-
-    entry = journal.get(vendor.id, day)
-    if entry and entry.state in ("posted", "parked"):
-        if entry.voucher_hash and entry.voucher_hash != voucher.digest():
-            raise InputError(
-                Issue(
-                    f"{vendor.id}/{day}",
-                    "source_changed",
-                    f"the day was already {entry.state} as {vendor.ledger.system} voucher {entry.ledger_id}, "
-                    "but its sales changed since; it is not overwritten (book a correction by hand)",
-                )
-            )
-        return {**result, "state": entry.state, "ledger_id": entry.ledger_id, "already": True}
-
-    token = journal.claim(vendor.id, day)
-    if token is None:
+    if booked and booked[-1].day_hash == voucher.digest():
         entry = journal.get(vendor.id, day)
-        if entry and entry.state in ("posted", "parked"):
-            return {**result, "state": entry.state, "ledger_id": entry.ledger_id, "already": True}
+        state = entry.state if entry and entry.state in ("posted", "parked") else "posted"
+        return {
+            **result,
+            "state": state,
+            "ledger_id": booked[-1].ledger_id,
+            "version": booked[-1].version,
+            "already": True,
+        }
+
+    version = len(booked) + 1
+    sent = voucher if version == 1 else correction_voucher(voucher, [b.voucher for b in booked], version)
+    if dry_run:
+        log.info("dry run: would post %s", json.dumps(sent.to_json(), indent=1))
+        return {**result, "state": "dry_run", "version": version}
+
+    token = journal.claim(vendor.id, day, correction=version > 1)
+    if token is None:
         raise LedgerTransient(vendor.ledger.system, f"{vendor.id} {day} is being posted by another run; retry later")
-    # a voucher re-built since an earlier claim: keep the journal's copy in step with what is sent
-    journal_state = "parked" if not vendor.ledger.send_to_ledger else "posted"
+    state = "posted" if vendor.ledger.send_to_ledger else "parked"
     try:
-        found = ledger.find(voucher.external_ref, day)
+        found = ledger.find(sent.external_ref, day)
         if found is not None:
-            journal.finish(
-                vendor.id,
-                day,
-                token,
-                state="posted" if found.in_ledger else "parked",
-                ledger_id=found.ledger_id,
-                ledger_number=found.number,
-                message="found in the ledger; not posted again",
-            )
-            return {
-                **result,
-                "state": "posted" if found.in_ledger else "parked",
-                "ledger_id": found.ledger_id,
-                "ledger_number": found.number,
-                "already": True,
-            }
-        posted = ledger.post(voucher, send_to_ledger=vendor.ledger.send_to_ledger)
+            state = "posted" if found.in_ledger else "parked"
+            posted, message = found, "found in the ledger; not posted again"
+        else:
+            posted, message = ledger.post(sent, send_to_ledger=vendor.ledger.send_to_ledger), ""
     except LedgerTransient as exc:
         journal.release(vendor.id, day, token, f"outcome unknown: {exc}", state="unknown")
         raise
     except LedgerError as exc:
         journal.release(vendor.id, day, token, str(exc), state="failed")
         raise
-    journal.finish(vendor.id, day, token, state=journal_state, ledger_id=posted.ledger_id, ledger_number=posted.number)
-    return {**result, "state": journal_state, "ledger_id": posted.ledger_id, "ledger_number": posted.number}
+    if version > 1:
+        message = (message + "; " if message else "") + f"correction v{version} for changed sales"
+    journal.finish(
+        vendor.id,
+        day,
+        token,
+        state=state,
+        ledger_id=posted.ledger_id,
+        ledger_number=posted.number,
+        message=message,
+        sent=sent,
+        day_voucher=voucher,
+        version=version,
+    )
+    return {
+        **result,
+        "state": state,
+        "ledger_id": posted.ledger_id,
+        "ledger_number": posted.number,
+        "version": version,
+        "already": found is not None,
+    }
+
+
+def correction_voucher(day_voucher: Voucher, booked: list[Voucher], version: int) -> Voucher:
+    """The difference between the day as it is now and what the ledger holds for it."""
+    from kassebro.voucher import VoucherLine, external_ref
+
+    def key(line: VoucherLine) -> tuple:
+        return (line.account, _no_vat(line.vat_code), line.department, line.project)
+
+    delta: dict[tuple, int] = {}
+    texts: dict[tuple, str] = {}
+    for line in day_voucher.lines:
+        delta[key(line)] = delta.get(key(line), 0) + line.amount
+        texts.setdefault(key(line), line.description)
+    for old in booked:
+        for line in old.lines:
+            delta[key(line)] = delta.get(key(line), 0) - line.amount
+            texts.setdefault(key(line), line.description)
+    lines = tuple(
+        VoucherLine(k[0], amount, k[1], f"Korreksjon: {texts[k]}", k[2], k[3])
+        for k, amount in sorted(delta.items(), key=lambda kv: tuple(str(p) for p in kv[0]))
+        if amount
+    )
+    return Voucher(
+        vendor_id=day_voucher.vendor_id,
+        business_day=day_voucher.business_day,
+        external_ref=external_ref(day_voucher.vendor_id, day_voucher.business_day, version),
+        description=f"Korreksjon {version - 1} av {day_voucher.description}",
+        lines=lines,
+        vat_difference=day_voucher.vat_difference - sum(b.vat_difference for b in booked),
+    )
 
 
 def verify(vendor: Vendor, day: dt.date, ledger: Ledger, journal: Journal) -> dict:
-    """Read the voucher back and check that the ledger holds what was sent, account by account."""
+    """Read the day's vouchers back and check the ledger holds the day as built, account by account."""
     voucher = load_voucher(vendor, day)
-    entry = journal.get(vendor.id, day)
-    if not voucher.lines or entry is None or entry.state == "empty":
-        return {"day": day.isoformat(), "state": "empty", "verified": True}
-    if entry.state not in ("posted", "parked") or not entry.ledger_id:
-        raise LedgerTransient(vendor.ledger.system, f"{vendor.id} {day} is {entry.state}, not posted yet")
-    held = ledger.get(entry.ledger_id)
+    booked = journal.booked(vendor.id, day)
+    if not booked:
+        entry = journal.get(vendor.id, day)
+        if not voucher.lines or (entry is not None and entry.state == "empty"):
+            return {"day": day.isoformat(), "state": "empty", "verified": True}
+        state = entry.state if entry else "nothing"
+        raise LedgerTransient(vendor.ledger.system, f"{vendor.id} {day} is {state}, not posted yet")
     sent: Counter[tuple[str, str | None]] = Counter()
     for line in voucher.lines:
         sent[(line.account, _no_vat(line.vat_code))] += line.amount
     got: Counter[tuple[str, str | None]] = Counter()
-    for account, amount, vat_code in held.postings:
-        got[(account, _no_vat(vat_code))] += amount
-    diff = {f"{k[0]}/{k[1] or '-'}": format_ore(got[k] - sent[k]) for k in set(sent) | set(got) if got[k] != sent[k]}
+    for version in booked:
+        for account, amount, vat_code in ledger.get(version.ledger_id).postings:
+            got[(account, _no_vat(vat_code))] += amount
+    keys = set(sent) | set(got)
+    diff = {f"{k[0]}/{k[1] or '-'}": format_ore(got[k] - sent[k]) for k in keys if got[k] != sent[k]}
+    ids = ", ".join(b.ledger_id for b in booked)
     if diff:
         raise LedgerValidationError(
             vendor.ledger.system,
-            f"voucher {entry.ledger_id} for {vendor.id} {day} differs from what was sent (ledger - sent): {diff}",
+            f"voucher(s) {ids} for {vendor.id} {day} differ from the day as built (ledger - built): {diff}",
         )
     return {
         "day": day.isoformat(),
-        "state": entry.state,
-        "ledger_id": entry.ledger_id,
+        "ledger_ids": ids,
+        "versions": len(booked),
         "verified": True,
-        "total": format_ore(sum(a for _, a, _ in held.postings if a > 0)),
+        "total": format_ore(voucher.total_debit),
     }
 
 

@@ -66,17 +66,45 @@ def test_dropped_connection_leaves_unknown_then_the_lookup_resolves_it(env) -> N
     assert len(app.state.store.list_vouchers()) == 1
 
 
-def test_changed_source_after_posting_is_refused(env) -> None:
+def _change_sales(vendor, amount: int = 100) -> None:
+    """Move `amount` øre of the day's revenue, as late receipts would (the voucher stays balanced)."""
+    import json
+
+    voucher = pipeline.load_voucher(vendor, DAY).to_json()
+    revenue = [line for line in voucher["lines"] if line["vat_code"] == "3"][0]
+    payment = [line for line in voucher["lines"] if line["amount"] > 0][0]
+    revenue["amount"] -= amount
+    payment["amount"] += amount
+    (pipeline.work_dir(vendor.id, DAY) / "voucher.json").write_text(json.dumps(voucher))
+
+
+def test_changed_sales_after_posting_get_a_correction_voucher(env) -> None:
+    vendor, journal, app, client = env
+    first = pipeline.post(vendor, DAY, client(), journal)
+    _change_sales(vendor)
+    second = pipeline.post(vendor, DAY, client(), journal)
+    assert second["version"] == 2 and second["ledger_id"] != first["ledger_id"]
+    refs = sorted(v.external_voucher_number for v in app.state.store.list_vouchers())
+    assert refs == [f"kassebro:cafe_solsiden:{DAY}", f"kassebro:cafe_solsiden:{DAY}:v2"]
+    correction = app.state.store.voucher(int(second["ledger_id"]))
+    assert sorted(p.gross for p in correction.postings if not p.system_generated) == [-100, 100]
+    assert pipeline.verify(vendor, DAY, client(), journal)["versions"] == 2  # original + correction = the day
+    again = pipeline.post(vendor, DAY, client(), journal)
+    assert again["already"] is True and len(app.state.store.list_vouchers()) == 2
+    assert [b.kind for b in journal.booked(vendor.id, DAY)] == ["original", "correction"]
+
+
+def test_correction_survives_a_dropped_connection(env) -> None:
     vendor, journal, app, client = env
     pipeline.post(vendor, DAY, client(), journal)
-    voucher = pipeline.load_voucher(vendor, DAY)
-    changed = voucher.to_json()
-    changed["lines"][0]["amount"] += 100
-    changed["lines"][-1]["amount"] -= 100
-    (pipeline.work_dir(vendor.id, DAY) / "voucher.json").write_text(__import__("json").dumps(changed))
-    with pytest.raises(InputError, match="source_changed"):
+    _change_sales(vendor)
+    app.state.faults.add("save_then_drop", path="/ledger/voucher", method="POST")
+    with pytest.raises(LedgerTransient):
         pipeline.post(vendor, DAY, client(), journal)
-    assert len(app.state.store.list_vouchers()) == 1
+    assert journal.get(vendor.id, DAY).state == "unknown"
+    result = pipeline.post(vendor, DAY, client(), journal)
+    assert result["version"] == 2 and result["already"] is True
+    assert len(app.state.store.list_vouchers()) == 2
 
 
 def test_another_run_holding_the_claim_makes_us_wait(env) -> None:
@@ -94,7 +122,7 @@ def test_verify_catches_a_voucher_changed_in_the_ledger(env) -> None:
     user_rows = [p for p in stored.postings if not p.system_generated]
     user_rows[0].gross += 100
     user_rows[1].gross -= 100
-    with pytest.raises(LedgerValidationError, match="differs from what was sent"):
+    with pytest.raises(LedgerValidationError, match="differ from the day as built"):
         pipeline.verify(vendor, DAY, client(), journal)
 
 
