@@ -96,8 +96,9 @@ def step_duckdb(frames_dir: str, repeats: int = 5) -> dict:
 
 
 def _child(*args: str) -> dict:
-    out = subprocess.run([sys.executable, "-m", "benchmarks.large_day", *args], capture_output=True, text=True,
-                         cwd=PROJECT, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.large_day", *args], capture_output=True, text=True, cwd=PROJECT, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

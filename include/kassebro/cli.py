@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import sys
 from pathlib import Path
@@ -63,6 +64,24 @@ def _sandbox(args: argparse.Namespace) -> int:
     return tripletex_main(["--port", str(args.port)] + (["--state", args.state] if args.state else []))
 
 
+def _iso_day(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _voucher_preview(args: argparse.Namespace) -> int:
+    from kassebro.preview import run
+
+    code, out, err = run(args.vendor, args.source, args.date, as_json=args.json)
+    if out:
+        print(out)
+    if err:
+        print(err, file=sys.stderr)
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kassebro", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -95,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--days", type=int, default=14)
     run.add_argument("--port", type=int, default=8080)
     run.set_defaults(func=_run)
+
+    voucher = sub.add_parser("voucher", help="vouchers").add_subparsers(dest="action", required=True)
+    preview = voucher.add_parser("preview", help="build a day's voucher from a source and show it; posts nothing")
+    preview.add_argument("--vendor", required=True, help="vendor file (config/vendors/<id>.yaml)")
+    preview.add_argument("--source", required=True, help="SAF-T file or directory, or a POS database URL")
+    preview.add_argument("--date", required=True, type=_iso_day, help="business day, YYYY-MM-DD")
+    preview.add_argument("--json", action="store_true", help="print the stable JSON (docs/booking-rules.md)")
+    preview.set_defaults(func=_voucher_preview)
 
     sandbox = sub.add_parser("sandbox", help="run the Tripletex sandbox")
     sandbox.add_argument("--port", type=int, default=8900)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kassebro.errors import ConfigError, Issue
 
@@ -44,23 +45,39 @@ class AccountingKey(_Strict):
 
     `account` takes the key's sales at its normal VAT rate; `alternative_accounts` maps another
     rate (percent, e.g. 15) to its own account, so eat-in and take-away coffee land apart.
+    `vat_code_accounts` maps a standard tax code to an account and wins over the rate, for the
+    two 0 % codes a rate cannot tell apart: "5" (exempt, 3100) and "6" (outside the VAT Act, 3200).
     `vat: false` marks money that is not revenue (gift cards sold, deposits): no VAT code.
     """
 
     account: AccountNumber
     alternative_accounts: dict[int, AccountNumber] = Field(default_factory=dict)
+    vat_code_accounts: dict[str, AccountNumber] = Field(default_factory=dict)
     vat: bool = True
     description: str = ""
 
-    def account_for(self, vat_rate_bp: int) -> str:
-        """The account a line at this VAT rate (basis points) is booked to."""
+    def account_for(self, vat_rate_bp: int, std_vat_code: str = "") -> str:
+        """The account a line at this VAT rate (basis points) and standard tax code is booked to."""
+        if std_vat_code and std_vat_code in self.vat_code_accounts:
+            return self.vat_code_accounts[std_vat_code]
         if vat_rate_bp % 100 == 0 and vat_rate_bp // 100 in self.alternative_accounts:
             return self.alternative_accounts[vat_rate_bp // 100]
         return self.account
 
 
 class LedgerMap(_Strict):
-    """The chart-of-accounts mapping ("kontoplan"): a template, or a template with overrides."""
+    """The chart-of-accounts mapping ("kontoplan"): a template, or a template with overrides.
+
+    Besides the accounting keys and payment types it names the special accounts of the booking
+    rules (docs/booking-rules.md): tips, cash rounding, cash difference, the receivable of credit
+    sales, and the limits above which a day is held back.
+
+    - `net_returns`: False (default) books returns as their own "Retur ..." lines; True nets them
+      into the sale line of the same account, VAT code and dimensions.
+    - `use_line_projects`: False (default) puts every line on the vendor's department/project;
+      True lets a sales line's own cost centre (-> department) and project override them.
+    - `vat_tolerance_ore`: the largest allowed |POS VAT - VAT recomputed from gross| per VAT code.
+    """
 
     name: str = "Default"
     accounting_keys: dict[Key, AccountingKey] = Field(default_factory=dict)
@@ -68,6 +85,12 @@ class LedgerMap(_Strict):
     tips_account: AccountNumber = "2910"
     rounding_account: AccountNumber = "7798"
     max_rounding_ore: int = Field(default=5_000, ge=0)
+    receivable_account: AccountNumber = "1570"
+    cash_difference_account: AccountNumber = "7799"
+    max_cash_difference_ore: int = Field(default=50_000, ge=0)
+    vat_tolerance_ore: int = Field(default=100, ge=0)
+    net_returns: bool = False
+    use_line_projects: bool = False
 
     def key_for(self, art_group_id: str, art_group_code: str = "") -> AccountingKey | None:
         """The vendor's own article group wins over its predefined SAF-T code."""
@@ -75,6 +98,21 @@ class LedgerMap(_Strict):
 
     def payment_account(self, payment_type: str, payment_code: str = "") -> str | None:
         return self.payment_types.get(payment_type) or self.payment_types.get(payment_code)
+
+    def check_for_system(self, system: str) -> list[str]:
+        """Problems this mapping has for an accounting system; empty when it fits.
+
+        Fiken books every POS payment through account 1901 (optionally a sub-account
+        `1901:NNNNN`), so any other payment account is a problem there.
+        """
+        problems: list[str] = []
+        if system == "fiken":
+            for key, account in sorted(self.payment_types.items()):
+                if account.split(":")[0] != "1901":
+                    problems.append(
+                        f"payment type {key!r} is mapped to {account}; Fiken needs 1901 (or a sub-account 1901:NNNNN)"
+                    )
+        return problems
 
 
 class Schedule(_Strict):
@@ -108,10 +146,27 @@ class Schedule(_Strict):
 
 
 class Source(_Strict):
-    """Where the vendor's sales come from. `path` is relative to the data directory."""
+    """Where the vendor's sales come from.
 
-    kind: Literal["saft"] = "saft"
-    path: str
+    `saft`: `path` to a SAF-T Cash Register file or directory, relative to the data directory.
+    `sql`: the POS database (docs/pos-database.md), by Airflow `connection` id (keeps the password
+    out of this file) or by a passwordless `url` (e.g. `sqlite:///pos/cafe.sqlite`).
+    """
+
+    kind: Literal["saft", "sql"] = "saft"
+    path: str | None = None
+    url: str | None = None
+    connection: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$")
+
+    @model_validator(mode="after")
+    def _one_location(self) -> Source:
+        if self.kind == "saft" and not self.path:
+            raise ValueError("a saft source needs a path")
+        if self.kind == "sql" and bool(self.url) == bool(self.connection):
+            raise ValueError("a sql source needs exactly one of url or connection")
+        if self.url and re.search(r"://[^/@]*:[^/@]*@", self.url):
+            raise ValueError("put database passwords in an Airflow connection, not in the vendor file")
+        return self
 
 
 class LedgerTarget(_Strict):

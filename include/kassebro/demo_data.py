@@ -27,6 +27,24 @@ What the profiles hold and how it is written:
   example. Gift cards sold are lines in article group GAVEKORT with VAT code "5" = standard code
   "6" (outside the VAT Act, 0 %): a gift card is a liability, VAT arises when it is redeemed.
   Redeemed gift cards are payments of type GAVEKORT -> 12005 "Gift token".
+- **Bill discounts** (shop): some receipts mix goods (25 %) and food (15 %) and get 10-20 % off
+  the bill, written as a transaction-level `discount` (dscTp RABATT, basic type 08). The lines
+  keep their full price; `transAmntIn` is after the discount; the transaction's `vat` elements and
+  the Z report's per-VAT-code sales are after it, the discount split over the codes pro rata by
+  gross with largest remainder (`validation.split_pro_rata`, the split validation checks) and
+  each code's VAT recomputed on its discounted gross. The Z report's article-group totals are the
+  lines' (before the discount, which `reportDiscountAmnt` holds).
+- **Credit sales** (shop): transType CREDSAL (11002) with `custSupID` of a customer in
+  `customersSuppliers`, paid by payment type KUNDEKONTO (12006 "customer account"), so the receipt
+  balances and the booking sends it to the receivable; the Z report counts them in
+  `reportCreditSales` and under KUNDEKONTO in its payments.
+- **Cost centres** (café): every line carries `costID` SALONG (eaten in) or DISK (taken away),
+  declared as basics of type 01.
+- **Cash difference** (all profiles): about one register-day in four ends with a CASHDIFF
+  (11008) transaction: no lines, a cash payment of the difference (negative when short), amntTp D
+  when short. It is the day's last number; the Z report's CASH total includes it.
+- **Periods**: `write_period` writes many days into one file (one `cashregister` per register with
+  every day's Z report, then every day's transactions), streamed.
 - **Cash rounding** (all profiles): cash is rounded to whole kroner (50 øre up), and the
   transaction carries `rounding/roundingAmnt` = cash paid minus lines (e.g. -0.40), as in the
   2021 official example. Card payments are exact.
@@ -50,8 +68,9 @@ from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
 from kassebro.money import vat_from_gross
+from kassebro.validation import split_pro_rata
 
-__all__ = ["PROFILES", "DemoProfile", "file_name", "write_day", "write_large_day", "write_range"]
+__all__ = ["PROFILES", "DemoProfile", "file_name", "write_day", "write_large_day", "write_period", "write_range"]
 
 NAMESPACE = "urn:StandardAuditFile-Taxation-CashRegister:NO"
 _NR_EPOCH = dt.date(2015, 1, 1)
@@ -104,7 +123,14 @@ _PAYMENT_TYPES: dict[str, tuple[str, str]] = {
     "CREDIT": ("12003", "Kredittkort"),
     "VIPPS": ("12011", "Vipps"),
     "GAVEKORT": ("12005", "Gavekort"),
+    "KUNDEKONTO": ("12006", "Kundekonto (faktura)"),
 }
+
+# The shop's credit customers (custSupID, name): credit sales name one of them.
+_CUSTOMERS: tuple[tuple[str, str], ...] = (("K1001", "Bedriften AS"), ("K1002", "Foreningen Lag"))
+
+# Café cost centres (costID, basic type 01): eaten in or taken away.
+_COST_CENTRES = {"1": ("SALONG", "Servering i salong"), "2": ("DISK", "Takeaway fra disk")}
 
 _OTHER_BASICS: tuple[tuple[str, str, str, str], ...] = (
     ("05", "SAL", "", "Salgslinje"),
@@ -112,6 +138,7 @@ _OTHER_BASICS: tuple[tuple[str, str, str, str], ...] = (
     ("10", "TIP", "10001", "Tips"),
     ("11", "CASHSAL", "11001", "Kontantsalg"),
     ("11", "RETURN", "11006", "Retur"),
+    ("11", "CASHDIFF", "11008", "Kassedifferanse"),
     ("13", "ZREP", "13009", "Z-rapport"),
 )
 
@@ -207,7 +234,7 @@ PROFILES: dict[str, DemoProfile] = {
         payments=(("BANK", 0.55), ("VIPPS", 0.2), ("CASH", 0.25)),
         vat_codes=("1", "2", "5"),
         closed_weekdays=(6,),
-        extra={"return": 0.06, "gift_sale": 0.04, "gift_redeem": 0.05},
+        extra={"return": 0.06, "gift_sale": 0.04, "gift_redeem": 0.05, "bill_discount": 0.05, "credit": 0.02},
     ),
 }
 
@@ -226,6 +253,7 @@ class _Line:
     gross: int
     vat_code: str  # "" for tips
     vat: int
+    cost_centre: str = ""
 
     @property
     def net(self) -> int:
@@ -235,18 +263,43 @@ class _Line:
 @dataclass
 class _Receipt:
     time: dt.datetime  # local wall clock
-    trans_type: str  # CASHSAL or RETURN
+    trans_type: str  # CASHSAL, CREDSAL, RETURN or CASHDIFF
     lines: list[_Line]
     payments: list[tuple[str, int]]
     rounding: int | None  # None: no rounding element (no cash involved)
+    discount: int = 0  # bill discount in øre (positive), not in the lines' gross
+    customer: str = ""  # custSupID of a credit sale
 
     @property
     def total(self) -> int:
-        return sum(line.gross for line in self.lines)
+        """transAmntIn: the lines after the bill discount (a cash difference: its payments)."""
+        if self.trans_type == "CASHDIFF":
+            return sum(amount for _method, amount in self.payments)
+        return sum(line.gross for line in self.lines) - self.discount
+
+    def by_vat_code(self) -> dict[str, tuple[int, int]]:
+        """Own VAT code -> (gross, VAT) after the bill discount, as the Z report and the
+        transaction's `vat` elements show them. Without a discount: the lines' sums. With one:
+        the discount split over the codes by gross (validation.split_pro_rata, the split
+        kassebro's z_vat_totals rule makes), VAT recomputed on each code's discounted gross."""
+        sums: dict[str, list[int]] = {}
+        for line in self.lines:
+            if line.line_type != "TIP":
+                code = sums.setdefault(line.vat_code, [0, 0])
+                code[0] += line.gross
+                code[1] += line.vat
+        if not self.discount:
+            return {code: (gross, vat) for code, (gross, vat) in sorted(sums.items())}
+        shares = split_pro_rata(self.discount, {code: sums[code][0] for code in sorted(sums)})
+        result = {}
+        for code in sorted(sums):
+            gross = sums[code][0] - shares[code]
+            result[code] = (gross, vat_from_gross(gross, _VAT_CODES[code][0]))
+        return result
 
     @property
     def vat(self) -> int:
-        return sum(line.vat for line in self.lines)
+        return sum(vat for _gross, vat in self.by_vat_code().values())
 
 
 def _round_krone(ore: int) -> int:
@@ -256,11 +309,11 @@ def _round_krone(ore: int) -> int:
     return (ore + 50) // 100 * 100
 
 
-def _sale_line(article: Article, qty: int, vat_code: str) -> _Line:
+def _sale_line(article: Article, qty: int, vat_code: str, cost_centre: str = "") -> _Line:
     gross = article.price * qty
     rate = _VAT_CODES[vat_code][0]
     line_type = "RET" if qty < 0 else "SAL"
-    return _Line(line_type, article, qty, gross, vat_code, vat_from_gross(gross, rate))
+    return _Line(line_type, article, qty, gross, vat_code, vat_from_gross(gross, rate), cost_centre)
 
 
 def _pick_payment(rng: random.Random, profile: DemoProfile, exclude: tuple[str, ...] = ()) -> str:
@@ -287,10 +340,14 @@ def _basket(rng: random.Random, articles: list[Article], min_lines: int, max_lin
 def _make_receipt(rng: random.Random, profile: DemoProfile, time: dt.datetime, kind: str, min_lines: int) -> _Receipt:
     receipt = _Receipt(time, "CASHSAL", [], [], None)
     sellable = [a for a in profile.articles if a.group != "GAVEKORT"]
+    if kind == "cash_difference":  # the count at closing: short (negative) or over, in cash
+        receipt.trans_type = "CASHDIFF"
+        receipt.payments.append(("CASH", rng.choice((-10000, -5000, -2000, -1000, 1000, 2000))))
+        return receipt
     if profile.name == "cafe":
         vat_code = "2" if rng.random() < profile.extra["take_away"] else "1"
         for art, qty in _basket(rng, sellable, min_lines, 3 if min_lines == 1 else min_lines + 3):
-            receipt.lines.append(_sale_line(art, qty, vat_code))
+            receipt.lines.append(_sale_line(art, qty, vat_code, _COST_CENTRES[vat_code][0]))
         _settle(receipt, _pick_payment(rng, profile), receipt.total)
         return receipt
     if profile.name == "bar":
@@ -313,6 +370,21 @@ def _make_receipt(rng: random.Random, profile: DemoProfile, time: dt.datetime, k
         gift = rng.choice([a for a in profile.articles if a.group == "GAVEKORT"])
         receipt.lines.append(_sale_line(gift, 1, "5"))
         _settle(receipt, _pick_payment(rng, profile), receipt.total)
+        return receipt
+    if kind == "bill_discount":  # goods (25 %) and food (15 %) on one bill, 10-20 % off the bill
+        goods = [a for a in sellable if a.group == "VARER"]
+        food = [a for a in sellable if a.group == "MAT"]
+        for art, qty in _basket(rng, goods, 1, 2) + _basket(rng, food, 1, 2):
+            receipt.lines.append(_sale_line(art, qty, _GROUP_VAT.get(art.group, "1")))
+        receipt.discount = receipt.total * rng.choice((10, 15, 20)) // 100
+        _settle(receipt, _pick_payment(rng, profile), receipt.total)
+        return receipt
+    if kind == "credit":  # on account: paid by the customer-account payment type, invoiced later
+        receipt.trans_type = "CREDSAL"
+        receipt.customer = rng.choice(_CUSTOMERS)[0]
+        for art, qty in _basket(rng, sellable, 2, 4):
+            receipt.lines.append(_sale_line(art, qty, _GROUP_VAT.get(art.group, "1")))
+        receipt.payments.append(("KUNDEKONTO", receipt.total))
         return receipt
     for art, qty in _basket(rng, sellable, min_lines, 4 if min_lines == 1 else min_lines + 3):
         receipt.lines.append(_sale_line(art, qty, _GROUP_VAT.get(art.group, "1")))
@@ -338,7 +410,7 @@ def _kinds(rng: random.Random, profile: DemoProfile, count: int, register_index:
     for _ in range(count):
         roll = rng.random()
         kind = "sale"
-        for name in ("return", "gift_sale", "gift_redeem"):
+        for name in ("return", "gift_sale", "gift_redeem", "bill_discount", "credit"):
             share = profile.extra.get(name, 0.0)
             if roll < share:
                 kind = name
@@ -346,11 +418,19 @@ def _kinds(rng: random.Random, profile: DemoProfile, count: int, register_index:
             roll -= share
         kinds.append(kind)
     if register_index == 0 and count:
-        forced = {"shop": ("cash", "return", "gift_sale", "gift_redeem", "cash"), "bar": ("sale", "tip")}
+        forced = {
+            "shop": ("cash", "return", "gift_sale", "gift_redeem", "cash", "bill_discount", "credit"),
+            "bar": ("sale", "tip"),
+        }
         for index, kind in enumerate(forced.get(profile.name, ())):
             if index * 3 < count:
                 kinds[index * 3] = kind
     return kinds
+
+
+def _has_cash_difference(profile: DemoProfile, orgnr: str, register: str, day: dt.date) -> bool:
+    """About one register-day in four ends with a cash difference at the count (a hash: deterministic)."""
+    return _digest_int("cashdiff", profile.name, orgnr, register, day) % 4 == 0
 
 
 def _digest_int(*parts: object) -> int:
@@ -384,6 +464,7 @@ class _RegisterPlan:
     nr_start: int
     seed: str
     z_time: dt.datetime
+    cash_difference: bool = False  # the day's last transaction is a cash difference
 
 
 def _times(rng: random.Random, profile: DemoProfile, day: dt.date, count: int, zone: ZoneInfo) -> list[dt.datetime]:
@@ -412,6 +493,8 @@ def _receipts(
     rng = random.Random(plan.seed)
     times = _times(rng, profile, day, plan.count, zone)
     kinds = _kinds(rng, profile, plan.count, plan.index)
+    if plan.cash_difference and plan.count >= 2:
+        kinds[-1] = "cash_difference"
     for time, kind in zip(times, kinds, strict=True):
         yield _make_receipt(rng, profile, time, kind, min_lines)
 
@@ -430,17 +513,28 @@ class _Totals:
     tips: list[int] = field(default_factory=lambda: [0, 0])
     returns: list[int] = field(default_factory=lambda: [0, 0])
     sales: int = 0
+    discounts: list[int] = field(default_factory=lambda: [0, 0])  # bill discounts: [count, amount]
+    credit: list[int] = field(default_factory=lambda: [0, 0])  # credit sales: [count, amount]
 
     def add(self, receipt: _Receipt) -> None:
-        self.receipts += 1
+        if receipt.trans_type != "CASHDIFF":
+            self.receipts += 1
+        for code, (gross, vat_amount) in receipt.by_vat_code().items():
+            vat = self.vat.setdefault(code, [0, 0])
+            vat[0] += gross
+            vat[1] += vat_amount
+        if receipt.discount:
+            self.discounts[0] += 1
+            self.discounts[1] += receipt.discount
+            self.sales -= receipt.discount
+        if receipt.trans_type == "CREDSAL":
+            self.credit[0] += 1
+            self.credit[1] += receipt.total
         for line in receipt.lines:
             if line.line_type == "TIP":
                 self.tips[0] += 1
                 self.tips[1] += line.gross
                 continue
-            vat = self.vat.setdefault(line.vat_code, [0, 0])
-            vat[0] += line.gross
-            vat[1] += line.vat
             assert line.article is not None
             group = self.groups.setdefault(line.article.group, [0, 0])
             group[0] += line.qty
@@ -485,8 +579,15 @@ def file_name(orgnr: str, created: dt.datetime) -> str:
 
 
 def _header(
-    profile: DemoProfile, orgnr: str, company_name: str, day: dt.date, created: dt.datetime, last: dt.date
+    profile: DemoProfile,
+    orgnr: str,
+    company_name: str,
+    day: dt.date,
+    created: dt.datetime,
+    last: dt.date,
+    last_day: dt.date | None = None,
 ) -> str:
+    days = day.isoformat() if last_day in (None, day) else f"{day.isoformat()} to {last_day.isoformat()}"
     return _block(
         "header",
         _el("fiscalYear", str(day.year)),
@@ -499,7 +600,7 @@ def _header(
         _el("softwareVersion", "1.0"),
         _el("softwareCompanyName", "kassebro"),
         _el("auditfileVersion", "1.0"),
-        _el("headerComment", f"Demo data, profile {profile.name}, business day {day.isoformat()}"),
+        _el("headerComment", f"Demo data, profile {profile.name}, business day {days}"),
     )
 
 
@@ -527,6 +628,26 @@ def _master_data(profile: DemoProfile, orgnr: str, company_name: str) -> str:
     basics = [("04", group_id, code, desc) for group_id, code, desc in profile.groups]
     basics += [("12", p, _PAYMENT_TYPES[p][0], _PAYMENT_TYPES[p][1]) for p in sorted(_used_payments(profile))]
     basics += list(_OTHER_BASICS)
+    if profile.extra.get("credit"):
+        basics.append(("11", "CREDSAL", "11002", "Kredittsalg"))
+    if profile.extra.get("bill_discount"):
+        basics.append(("08", "RABATT", "", "Rabatt på bong"))
+    if profile.name == "cafe":
+        basics += [("01", cost_id, "", desc) for cost_id, desc in _COST_CENTRES.values()]
+    customers = ""
+    if profile.extra.get("credit"):
+        customers = _block(
+            "customersSuppliers",
+            "".join(
+                _block(
+                    "customerSupplier",
+                    _el("custSupID", cust_id),
+                    _el("custSupName", cust_name),
+                    _el("custSupType", "Customer"),
+                )
+                for cust_id, cust_name in _CUSTOMERS
+            ),
+        )
     basic_xml = "".join(
         _block(
             "basic",
@@ -542,6 +663,7 @@ def _master_data(profile: DemoProfile, orgnr: str, company_name: str) -> str:
         + _el("companyName", company_name)
         + _el("taxRegistrationCountry", "NO")
         + _el("taxRegIdent", f"{orgnr}MVA")
+        + customers
         + _block("vatCodeDetails", vat)
         + _block("articles", articles)
         + _block("basics", basic_xml)
@@ -552,6 +674,8 @@ def _used_payments(profile: DemoProfile) -> set[str]:
     used = {p for p, _ in profile.payments}
     if profile.extra.get("gift_redeem"):
         used.add("GAVEKORT")
+    if profile.extra.get("credit"):
+        used.add("KUNDEKONTO")
     return used
 
 
@@ -611,8 +735,8 @@ def _z_event(
         _el("reportReceiptProformaAmnt", "0.00"),
         _el("reportReturnNum", str(totals.returns[0])),
         _el("reportReturnAmnt", _amount(totals.returns[1])),
-        _el("reportDiscountNum", "0"),
-        _el("reportDiscountAmnt", "0.00"),
+        _el("reportDiscountNum", str(totals.discounts[0])),
+        _el("reportDiscountAmnt", _amount(totals.discounts[1])),
         _el("reportVoidTransNum", "0"),
         _el("reportVoidTransAmnt", "0.00"),
         _block(
@@ -638,6 +762,13 @@ def _z_event(
         _el("reportReceiptDeliveryAmnt", "0.00"),
         _el("reportTrainingNum", "0"),
         _el("reportTrainingAmnt", "0.00"),
+        _block(
+            "reportCreditSales",
+            _el("creditSalesNum", str(totals.credit[0])),
+            _el("creditSalesAmnt", _amount(totals.credit[1])),
+        )
+        if profile.extra.get("credit")
+        else "",
         _el("reportGrandTotalSales", _amount(totals.sales)),
         _el("reportGrandTotalReturn", _amount(totals.returns[1])),
         _el("reportGrandTotalSalesNet", _amount(totals.sales - totals.returns[1])),
@@ -659,7 +790,6 @@ def _transaction(receipt: _Receipt, nr: int, register: str, previous_signature: 
     total = receipt.total
     amnt_tp = "D" if total < 0 else "C"
     lines = []
-    vat_sums: dict[str, list[int]] = {}
     for line_no, line in enumerate(receipt.lines, start=1):
         line_tp = "D" if line.gross < 0 else "C"
         if line.line_type == "TIP":
@@ -679,9 +809,6 @@ def _transaction(receipt: _Receipt, nr: int, register: str, previous_signature: 
             continue
         assert line.article is not None
         rate = _VAT_CODES[line.vat_code][0]
-        sums = vat_sums.setdefault(line.vat_code, [0, 0])
-        sums[0] += line.vat
-        sums[1] += line.net
         lines.append(
             _block(
                 "ctLine",
@@ -695,6 +822,7 @@ def _transaction(receipt: _Receipt, nr: int, register: str, previous_signature: 
                 _el("lineAmntEx", _amount(line.net)),
                 _el("amntTp", line_tp),
                 _el("ppu", _amount(line.article.price)),
+                _el("costID", line.cost_centre) if line.cost_centre else "",
                 _block(
                     "vat",
                     _el("vatCode", line.vat_code),
@@ -705,16 +833,24 @@ def _transaction(receipt: _Receipt, nr: int, register: str, previous_signature: 
                 ),
             )
         )
+    # Transaction-level VAT per code: after the bill discount (equal to the lines' sums without one).
+    by_code = receipt.by_vat_code()
     vat_xml = "".join(
         _block(
             "vat",
             _el("vatCode", code),
             _el("vatPerc", _rate(_VAT_CODES[code][0])),
             _el("vatAmnt", _amount(vat)),
-            _el("vatAmntTp", "D" if net < 0 else "C"),
-            _el("vatBasAmnt", _amount(net)),
+            _el("vatAmntTp", "D" if gross < 0 else "C"),
+            _el("vatBasAmnt", _amount(gross - vat)),
         )
-        for code, (vat, net) in sorted(vat_sums.items())
+        for code, (gross, vat) in by_code.items()
+    )
+    vat_total = sum(vat for _gross, vat in by_code.values())
+    discount = (
+        _block("discount", _el("dscTp", "RABATT"), _el("dscAmnt", _amount(receipt.discount)))
+        if receipt.discount
+        else ""
     )
     rounding = (
         _block("rounding", _el("roundingAmnt", _amount(receipt.rounding))) if receipt.rounding is not None else ""
@@ -724,7 +860,7 @@ def _transaction(receipt: _Receipt, nr: int, register: str, previous_signature: 
         for method, amount in receipt.payments
     )
     date, time = receipt.time.date().isoformat(), receipt.time.time().isoformat()
-    to_sign = f"{previous_signature};{date};{time};{nr};{_amount(total)};{_amount(total - receipt.vat)}"
+    to_sign = f"{previous_signature};{date};{time};{nr};{_amount(total)};{_amount(total - vat_total)}"
     signature = base64.b64encode(hashlib.sha256(to_sign.encode()).digest()).decode()
     xml = _block(
         "cashtransaction",
@@ -732,12 +868,14 @@ def _transaction(receipt: _Receipt, nr: int, register: str, previous_signature: 
         _el("transID", trans_id),
         _el("transType", receipt.trans_type),
         _el("transAmntIn", _amount(total)),
-        _el("transAmntEx", _amount(total - receipt.vat)),
+        _el("transAmntEx", _amount(total - vat_total)),
         _el("amntTp", amnt_tp),
+        _el("custSupID", receipt.customer) if receipt.customer else "",
         _el("transDate", date),
         _el("transTime", time),
         "".join(lines),
         vat_xml,
+        discount,
         rounding,
         payments,
         _el("signature", signature),
@@ -752,33 +890,43 @@ def _write(
     profile: DemoProfile,
     orgnr: str,
     company_name: str,
-    day: dt.date,
-    plans: list[_RegisterPlan],
+    days: list[tuple[dt.date, list[_RegisterPlan]]],
     zone: ZoneInfo,
     created: dt.datetime,
     min_lines: int,
 ) -> None:
+    """Write one file holding `days` (each with its register plans), one `cashregister` per register
+    with every day's Z report first and then every day's transactions, as the XSD orders them."""
     # Pass 1: the Z totals (the Z report comes before the transactions in the file), and a Z time
-    # after the register's last sale.
-    totals: list[_Totals] = []
-    for plan in plans:
-        total = _Totals()
-        for receipt in _receipts(plan, profile, day, zone, min_lines):
-            total.add(receipt)
-            plan.z_time = max(plan.z_time, receipt.time + dt.timedelta(minutes=2))
-        totals.append(total)
-    last = max([day] + [p.z_time.date() for p in plans if p.count])
+    # after the register's last sale. Only the totals are kept: receipts are generated again below.
+    totals: list[list[_Totals]] = []
+    for day, plans in days:
+        day_totals = []
+        for plan in plans:
+            total = _Totals()
+            for receipt in _receipts(plan, profile, day, zone, min_lines):
+                total.add(receipt)
+                plan.z_time = max(plan.z_time, receipt.time + dt.timedelta(minutes=2))
+            day_totals.append(total)
+        totals.append(day_totals)
+    first = days[0][0]
+    last = max([days[-1][0]] + [p.z_time.date() for _day, plans in days for p in plans if p.count])
     out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
     out.write(f'<auditfile xmlns="{NAMESPACE}">\n')
-    out.write(_header(profile, orgnr, company_name, day, created, last) + "\n")
+    out.write(_header(profile, orgnr, company_name, first, created, last, days[-1][0]) + "\n")
     out.write("<company>" + _master_data(profile, orgnr, company_name) + "\n")
     out.write(f"<location>{_el('name', company_name)}\n")
     # Pass 2: the same receipts again, written one by one.
-    for plan, total in zip(plans, totals, strict=True):
-        out.write(f"<cashregister>{_el('registerID', plan.register)}{_el('regDesc', f'Kasse {plan.index + 1}')}\n")
-        if plan.count:
-            report_id = f"{plan.register}-{day:%Y%m%d}"
-            out.write(_z_event(profile, orgnr, company_name, plan, total, report_id) + "\n")
+    for index in range(profile.registers):
+        register = days[0][1][index].register
+        out.write(f"<cashregister>{_el('registerID', register)}{_el('regDesc', f'Kasse {index + 1}')}\n")
+        for (day, plans), day_totals in zip(days, totals, strict=True):
+            plan = plans[index]
+            if plan.count:
+                report_id = f"{plan.register}-{day:%Y%m%d}"
+                out.write(_z_event(profile, orgnr, company_name, plan, day_totals[index], report_id) + "\n")
+        for day, plans in days:
+            plan = plans[index]
             signature = "0"
             for offset, receipt in enumerate(_receipts(plan, profile, day, zone, min_lines)):
                 xml, signature = _transaction(receipt, plan.nr_start + offset, plan.register, signature)
@@ -805,6 +953,7 @@ def _plans(profile: DemoProfile, orgnr: str, day: dt.date, receipts: int | None,
                 nr_start=_nr_start(profile, orgnr, register, day),
                 seed=f"kassebro-demo|{profile.name}|{orgnr}|{day}|{register}",
                 z_time=z_at.astimezone(zone).replace(tzinfo=None),
+                cash_difference=_has_cash_difference(profile, orgnr, register, day),
             )
         )
     return plans
@@ -815,8 +964,7 @@ def _write_file(
     profile: DemoProfile,
     orgnr: str,
     company_name: str,
-    day: dt.date,
-    plans: list[_RegisterPlan],
+    days: list[tuple[dt.date, list[_RegisterPlan]]],
     zone: ZoneInfo,
     created: dt.datetime,
     min_lines: int = 1,
@@ -824,7 +972,7 @@ def _write_file(
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")  # never leave a half-written .xml behind
     with open(partial, "w", encoding="utf-8", newline="\n") as out:
-        _write(out, profile, orgnr, company_name, day, plans, zone, created, min_lines)
+        _write(out, profile, orgnr, company_name, days, zone, created, min_lines)
     os.replace(partial, path)
     return path
 
@@ -856,7 +1004,8 @@ def write_day(
     zone = ZoneInfo(tz)
     created = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(6, 0))
     plans = _plans(demo, orgnr, day, receipts, zone)
-    return _write_file(Path(out_dir) / file_name(orgnr, created), demo, orgnr, company_name, day, plans, zone, created)
+    path = Path(out_dir) / file_name(orgnr, created)
+    return _write_file(path, demo, orgnr, company_name, [(day, plans)], zone, created)
 
 
 def write_range(
@@ -865,6 +1014,31 @@ def write_range(
     """Write every business day from first to last (inclusive), one file each."""
     days = (first + dt.timedelta(days=n) for n in range((last - first).days + 1))
     return [write_day(profile, orgnr, name, day, out_dir, tz=tz) for day in days]
+
+
+def write_period(
+    profile: str,
+    orgnr: str,
+    company_name: str,
+    first: dt.date,
+    last: dt.date,
+    path: Path,
+    *,
+    tz: str = "Europe/Oslo",
+) -> Path:
+    """Write every business day from first to last (inclusive) into ONE file at `path`.
+
+    Like a POS exporting a period: one `cashregister` per register holding every day's Z report,
+    then every day's transactions (numbers continue from day to day). The days' receipts are the
+    ones `write_day` writes. Streams: only each day's Z totals are held, so memory does not grow
+    with the number of days.
+    """
+    demo = _profile(profile)
+    zone = ZoneInfo(tz)
+    created = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(6, 0))
+    days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+    plans = [(day, _plans(demo, orgnr, day, None, zone)) for day in days]
+    return _write_file(Path(path), demo, orgnr, company_name, plans, zone, created)
 
 
 def write_large_day(
@@ -888,4 +1062,4 @@ def write_large_day(
     zone = ZoneInfo(tz)
     created = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(6, 0))
     plans = _plans(demo, orgnr, day, receipts, zone)
-    return _write_file(Path(path), demo, orgnr, company_name, day, plans, zone, created, min_lines=min_lines)
+    return _write_file(Path(path), demo, orgnr, company_name, [(day, plans)], zone, created, min_lines=min_lines)

@@ -89,6 +89,13 @@ Z_ART_GROUP_COLUMNS: dict[str, str] = {
     "amount": "int64",  # reportArtGroup/artGroupAmnt in øre (gross)
 }
 
+SKIPPED_COLUMNS: dict[str, str] = {
+    "register_id": "string",
+    "trans_id": "string",
+    "nr": "int64",  # cashtransaction/nr: left out of receipts, but part of the number series
+    "reason": "string",  # "void" or "training"
+}
+
 FRAME_COLUMNS: dict[str, dict[str, str]] = {
     "lines": LINE_COLUMNS,
     "receipts": RECEIPT_COLUMNS,
@@ -96,6 +103,7 @@ FRAME_COLUMNS: dict[str, dict[str, str]] = {
     "z_vat": Z_VAT_COLUMNS,
     "z_payments": Z_PAYMENT_COLUMNS,
     "z_art_groups": Z_ART_GROUP_COLUMNS,
+    "skipped": SKIPPED_COLUMNS,
 }
 
 # Columns added after the first release: a frame without them gets these defaults in conform(),
@@ -116,6 +124,8 @@ class SalesDay:
       lines, receipts, payments: the day's transactions (voids and training left out).
       z_vat, z_payments, z_art_groups: the Z report(s) of the day, one row per register, report
         and key (z_art_groups may be None for sources without article-group totals).
+      skipped: transactions of the day left out of the frames (void, training), so their numbers
+        do not read as gaps; None for sources that do not report them.
       source: where the data came from (file paths or a database URL without password).
     """
 
@@ -128,12 +138,11 @@ class SalesDay:
     z_payments: pd.DataFrame
     source: str = ""
     z_art_groups: pd.DataFrame | None = None
+    skipped: pd.DataFrame | None = None
 
     def frames(self) -> dict[str, pd.DataFrame]:
         frames = {name: getattr(self, name) for name in FRAME_COLUMNS}
-        if frames["z_art_groups"] is None:
-            frames["z_art_groups"] = empty_frame("z_art_groups")
-        return frames
+        return {name: empty_frame(name) if frame is None else frame for name, frame in frames.items()}
 
     def save(self, directory: Path) -> Path:
         """Write the frames as parquet files into `directory` (created) and return it."""

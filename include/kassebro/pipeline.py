@@ -10,11 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 from collections import Counter
 from pathlib import Path
 
 from kassebro.config import Vendor, data_dir
 from kassebro.errors import InputError, Issue
+from kassebro.frames import SalesDay
 from kassebro.journal import Journal
 from kassebro.ledgers.base import Ledger, LedgerError, LedgerTransient, LedgerValidationError
 from kassebro.money import format_ore
@@ -27,6 +29,34 @@ def work_dir(vendor_id: str, day: dt.date) -> Path:
     return data_dir() / "work" / vendor_id / day.isoformat()
 
 
+def read_source(vendor: Vendor, day: dt.date) -> SalesDay:
+    """The day's canonical frames from the vendor's source: SAF-T files or the POS database."""
+    if vendor.source.kind == "sql":
+        from kassebro.sources.sql import read_day as read_sql
+
+        return read_sql(source_url(vendor), vendor.id, day, tz=vendor.timezone, day_start_hour=vendor.day_start_hour)
+    from kassebro.sources.saft import read_day
+
+    return read_day(source_path(vendor), vendor.id, day, tz=vendor.timezone, day_start_hour=vendor.day_start_hour)
+
+
+def source_url(vendor: Vendor) -> str:
+    """The POS database URL: from an Airflow connection (`source.connection`) or `source.url`.
+
+    A connection keeps the password out of vendor files; `source.url` suits passwordless
+    databases such as the demo's SQLite file (relative paths are under the data directory).
+    """
+    if vendor.source.connection:
+        from airflow.sdk import BaseHook
+
+        uri = BaseHook.get_connection(vendor.source.connection).get_uri()
+        return re.sub(r"^postgres(ql)?://", "postgresql+psycopg2://", uri)
+    url = vendor.source.url or ""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        return f"sqlite:///{data_dir() / url.removeprefix('sqlite:///')}"
+    return url
+
+
 def source_path(vendor: Vendor) -> Path:
     path = Path(vendor.source.path)
     return path if path.is_absolute() else data_dir() / path
@@ -34,9 +64,7 @@ def source_path(vendor: Vendor) -> Path:
 
 def extract(vendor: Vendor, day: dt.date, journal: Journal) -> dict:
     """Read the day from the vendor's source into canonical frames saved as parquet."""
-    from kassebro.sources.saft import read_day
-
-    sales = read_day(source_path(vendor), vendor.id, day, tz=vendor.timezone, day_start_hour=vendor.day_start_hour)
+    sales = read_source(vendor, day)
     path = sales.save(work_dir(vendor.id, day) / "frames")
     journal.record(vendor.id, day, "extracted", external_ref=_ref(vendor, day), ledger_system=vendor.ledger.system)
     summary = {
@@ -52,11 +80,12 @@ def extract(vendor: Vendor, day: dt.date, journal: Journal) -> dict:
 
 def validate(vendor: Vendor, day: dt.date, journal: Journal) -> dict:
     """Run the Great Expectations suite; a failure records the day as failed and raises."""
-    from kassebro.frames import SalesDay
     from kassebro.validation import validate_day
 
     sales = SalesDay.load(work_dir(vendor.id, day) / "frames")
-    report = validate_day(sales, report_dir=work_dir(vendor.id, day))
+    report = validate_day(
+        sales, report_dir=work_dir(vendor.id, day), tz=vendor.timezone, day_start_hour=vendor.day_start_hour
+    )
     if not report.success:
         journal.record(vendor.id, day, "failed", external_ref=_ref(vendor, day), message=_short(report.issues()))
         report.raise_if_failed()
@@ -70,7 +99,6 @@ def validate(vendor: Vendor, day: dt.date, journal: Journal) -> dict:
 
 def build(vendor: Vendor, day: dt.date, journal: Journal) -> dict:
     """Build the balanced voucher and store it in the journal and the work directory."""
-    from kassebro.frames import SalesDay
     from kassebro.vouchers import build_voucher
 
     sales = SalesDay.load(work_dir(vendor.id, day) / "frames")

@@ -12,6 +12,7 @@ append a `Rule` to `RULES`.
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import html
 import json
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 
@@ -32,6 +34,17 @@ if TYPE_CHECKING:
     from kassebro.frames import SalesDay
 
 log = logging.getLogger(__name__)
+
+CASH_DIFFERENCE = "11008"
+"""Transaction code (list 11) of a cash difference at the count: no lines, its amount is paid."""
+
+SALES_WINDOW_GRACE_HOURS = 6
+"""How far (hours) a receipt may lie outside its business day's window [day start, next day start)
+before sales_inside_business_day fails it: a Z report taken after midnight legitimately claims
+late sales, a receipt a day off means a wrong clock or a wrong day."""
+
+# (tz, day_start_hour) of the validate_day call running: the window rule reads it.
+_window: contextvars.ContextVar[tuple[str, int]] = contextvars.ContextVar("window", default=("Europe/Oslo", 0))
 
 MAX_OFFENDING = 20
 """Offending rows kept per check: enough to act on, small enough for a log line and XCom."""
@@ -122,6 +135,71 @@ class ValidationReport:
 
 
 # --------------------------------------------------------------------------------------------
+# Bill discounts
+
+
+def split_pro_rata(amount: int, weights: Mapping[Any, int]) -> dict[Any, int]:
+    """Split `amount` øre over the keys of `weights` in proportion, exactly (largest remainder).
+
+    Each key gets the floor of its exact share; the øre left over go one each to the keys with
+    the largest remainders, ties to the earlier key in `weights`' order (callers pass the keys
+    sorted). Works for negative amounts and weights; a zero weight sum puts everything on the
+    key with the largest absolute weight. The parts always sum to `amount`.
+    """
+    keys = list(weights)
+    if not keys:
+        return {}
+    total = sum(weights.values())
+    if total == 0:
+        top = max(keys, key=lambda k: abs(weights[k]))
+        return {k: amount if k == top else 0 for k in keys}
+    sign = 1 if total > 0 else -1
+    parts: dict[Any, int] = {}
+    remainders: list[tuple[int, int, Any]] = []
+    for index, key in enumerate(keys):
+        share, remainder = divmod(amount * weights[key] * sign, total * sign)
+        parts[key] = share
+        remainders.append((-remainder, index, key))
+    for _r, _i, key in sorted(remainders)[: amount - sum(parts.values())]:
+        parts[key] += 1
+    return parts
+
+
+def bill_discount_by_vat_code(day: SalesDay) -> pd.DataFrame:
+    """Each receipt's bill discount spread over its VAT codes: columns register_id, trans_id,
+    vat_code, std_vat_code, vat_rate_bp, discount (øre, positive = given).
+
+    Pro rata by the receipt's sale/return gross per own VAT code (`vat_code`, sorted), with
+    `split_pro_rata`: the split a POS that reports its Z sales per VAT code after discounts has
+    to make (the demo POS makes exactly this one). Tips carry no VAT and take no discount.
+    """
+    columns = ["register_id", "trans_id", "vat_code", "std_vat_code", "vat_rate_bp", "discount"]
+    receipts = day.receipts[day.receipts["bill_discount"] != 0]
+    if receipts.empty:
+        return pd.DataFrame(
+            {c: pd.Series(dtype="int64" if c in ("vat_rate_bp", "discount") else "string") for c in columns}
+        )
+    keys = ["register_id", "trans_id"]
+    wanted = receipts[keys].merge(day.lines, on=keys)
+    wanted = wanted[wanted["line_type"].isin(VAT_LINE_TYPES).fillna(False).astype(bool)]
+    codes = wanted.groupby([*keys, "vat_code", "std_vat_code", "vat_rate_bp"], sort=True)["gross"].sum()
+    rows: list[tuple] = []
+    for (register_id, trans_id), discount in zip(
+        zip(receipts["register_id"], receipts["trans_id"], strict=True), receipts["bill_discount"], strict=True
+    ):
+        try:
+            part = codes.loc[(register_id, trans_id)]
+        except KeyError:  # a bill discount without sales lines: nothing to spread it over
+            rows.append((register_id, trans_id, "", "", 0, int(discount)))
+            continue
+        weights = {key: int(gross) for key, gross in part.items()}
+        for (vat_code, std_code, rate), share in split_pro_rata(int(discount), weights).items():
+            rows.append((register_id, trans_id, vat_code, std_code, int(rate), share))
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.astype({"vat_rate_bp": "int64", "discount": "int64"})
+
+
+# --------------------------------------------------------------------------------------------
 # Rules
 
 
@@ -172,15 +250,23 @@ def _totals(keys: list[str], parts: Mapping[str, tuple[pd.DataFrame, str]]) -> p
 
 def _receipt_frame(day: SalesDay) -> pd.DataFrame:
     keys = ["register_id", "trans_id"]
+    receipts = day.receipts
+    # A cash difference (code 11008) has no lines: its amount is the difference its payments hold.
+    is_difference = (receipts["trans_code"] == CASH_DIFFERENCE).fillna(False).astype(bool)
+    differences = receipts.assign(cash_difference=receipts["amount"].where(is_difference, 0))
     frame = _totals(
         keys,
         {
             "lines": (day.lines, "gross"),  # tips included: the customer paid for them
-            "rounding": (day.receipts, "rounding"),
+            "bill_discount": (receipts, "bill_discount"),
+            "rounding": (receipts, "rounding"),
+            "cash_difference": (differences, "cash_difference"),
             "payments": (day.payments, "amount"),
         },
     )
-    frame["difference"] = frame["lines"] + frame["rounding"] - frame["payments"]
+    frame["difference"] = (
+        frame["lines"] - frame["bill_discount"] + frame["rounding"] + frame["cash_difference"] - frame["payments"]
+    )
     return frame
 
 
@@ -192,8 +278,101 @@ def _z_vat_frame(day: SalesDay) -> pd.DataFrame | None:
     if not _has_z_report(day):
         return None
     lines = day.lines[day.lines["line_type"].isin(VAT_LINE_TYPES).fillna(False).astype(bool)]
-    frame = _totals(["std_vat_code", "vat_rate_bp"], {"lines": (lines, "gross"), "z_report": (day.z_vat, "gross")})
-    frame["difference"] = frame["lines"] - frame["z_report"]
+    frame = _totals(
+        ["std_vat_code", "vat_rate_bp"],
+        {
+            "lines": (lines, "gross"),
+            "bill_discount": (bill_discount_by_vat_code(day), "discount"),
+            "z_report": (day.z_vat, "gross"),
+        },
+    )
+    frame["difference"] = frame["lines"] - frame["bill_discount"] - frame["z_report"]
+    return frame
+
+
+def _line_vat_frame(day: SalesDay) -> pd.DataFrame | None:
+    """One row per sale/return line: its VAT and the VAT its gross holds at its rate."""
+    lines = day.lines[day.lines["line_type"].isin(VAT_LINE_TYPES).fillna(False).astype(bool)]
+    if lines.empty:
+        return None
+    columns = ["register_id", "trans_id", "line_id", "std_vat_code", "vat_rate_bp", "gross", "vat"]
+    frame = lines[columns].reset_index(drop=True)
+    frame["expected_vat"] = vat_from_gross_column(frame["gross"], frame["vat_rate_bp"])
+    frame["difference"] = frame["vat"] - frame["expected_vat"]
+    return frame
+
+
+def vat_from_gross_column(gross: pd.Series, rate_bp: pd.Series) -> pd.Series:
+    """`money.vat_from_gross` for whole columns of int øre and basis points (exact integer maths:
+    half up, away from zero for negative amounts, as Decimal's ROUND_HALF_UP)."""
+    magnitude = gross.astype("int64").abs() * rate_bp.astype("int64")
+    divisor = rate_bp.astype("int64") + 10000
+    vat = (2 * magnitude + divisor) // (2 * divisor)
+    return vat.where(gross >= 0, -vat).astype("int64")
+
+
+def _gap_frame(day: SalesDay) -> pd.DataFrame | None:
+    """Per register: its transaction numbers of the day (receipts and skipped void/training ones)
+    and how many numbers between the first and the last are missing."""
+    skipped = day.skipped
+    numbers = day.receipts[["register_id", "nr"]]
+    if skipped is not None and len(skipped):
+        numbers = pd.concat([numbers, skipped[["register_id", "nr"]]], ignore_index=True)
+    if numbers.empty:
+        return None
+    rows = []
+    for register_id, group in numbers.groupby("register_id", sort=True, dropna=False):
+        present = sorted({int(nr) for nr in group["nr"]})
+        first, last = present[0], present[-1]
+        missing = _missing_numbers(present)
+        rows.append(
+            (
+                register_id,
+                first,
+                last,
+                len(present),
+                sum(b - a + 1 for a, b in missing),
+                ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in missing[:10])
+                + (" ..." if len(missing) > 10 else ""),
+            )
+        )
+    frame = pd.DataFrame(rows, columns=["register_id", "first_nr", "last_nr", "numbers", "missing", "missing_nrs"])
+    return frame.astype({"first_nr": "int64", "last_nr": "int64", "numbers": "int64", "missing": "int64"})
+
+
+def _missing_numbers(present: list[int]) -> list[tuple[int, int]]:
+    """Ranges (first, last) of the numbers missing between consecutive sorted `present` numbers."""
+    return [(a + 1, b - 1) for a, b in zip(present, present[1:], strict=False) if b - a > 1]
+
+
+def _window_frame(day: SalesDay) -> pd.DataFrame | None:
+    """Per receipt: how many minutes its time stamp lies outside the business day's window."""
+    if day.receipts.empty:
+        return None
+    tz, day_start_hour = _window.get()
+    zone = ZoneInfo(tz)
+    start_wall = dt.datetime.combine(day.business_day, dt.time()) + dt.timedelta(hours=day_start_hour)
+    start = pd.Timestamp(start_wall.replace(tzinfo=zone)).tz_convert("UTC")
+    end = pd.Timestamp((start_wall + dt.timedelta(days=1)).replace(tzinfo=zone)).tz_convert("UTC")
+    frame = day.receipts[["register_id", "trans_id", "nr", "timestamp"]].reset_index(drop=True)
+    stamps = frame["timestamp"]
+    before = (start - stamps).dt.total_seconds().clip(lower=0)
+    after = (stamps - end).dt.total_seconds().clip(lower=0)
+    frame["local_time"] = stamps.dt.tz_convert(zone).dt.strftime("%Y-%m-%d %H:%M:%S")
+    frame["window"] = f"{start.tz_convert(zone):%Y-%m-%d %H:%M} to {end.tz_convert(zone):%Y-%m-%d %H:%M} {tz}"
+    frame["minutes_outside"] = ((before + after) // 60).astype("int64")
+    return frame.drop(columns=["timestamp"])
+
+
+def _currency_frame(day: SalesDay) -> pd.DataFrame | None:
+    if day.payments.empty:
+        return None
+    columns = ["register_id", "trans_id", "payment_type", "currency", "exchange_rate", "amount"]
+    frame = day.payments[columns].reset_index(drop=True)
+    rate = frame["exchange_rate"].fillna("").str.strip()
+    has_rate = (rate != "") & ~rate.str.fullmatch(r"[0.]*").fillna(False).astype(bool)
+    known = (frame["currency"].fillna("") == "NOK") | has_rate
+    frame["known"] = known.astype("int64")
     return frame
 
 
@@ -254,13 +433,14 @@ RULES: tuple[Rule, ...] = (
         name="receipt_balances",
         build=_receipt_frame,
         expectations=_difference_is_zero,
-        money=("lines", "rounding", "payments", "difference"),
+        money=("lines", "bill_discount", "rounding", "cash_difference", "payments", "difference"),
         describe=lambda r: (
             f"receipt {r['trans_id']} on register {r['register_id']} does not balance: "
-            f"lines {r['lines_kr']} + rounding {r['rounding_kr']} != payments {r['payments_kr']} "
-            f"(difference {r['difference_kr']})"
+            f"lines {r['lines_kr']} - bill discount {r['bill_discount_kr']} + rounding {r['rounding_kr']}"
+            + (f" + cash difference {r['cash_difference_kr']}" if r["cash_difference"] else "")
+            + f" != payments {r['payments_kr']} (difference {r['difference_kr']})"
         ),
-        passed=lambda f: f"all {_plural(len(f), 'receipt')} balance (lines + rounding = payments)",
+        passed=lambda f: f"all {_plural(len(f), 'receipt')} balance (lines - bill discount + rounding = payments)",
         failed=lambda n, total: f"{n} of {total} receipts do not balance",
     ),
     Rule(
@@ -274,6 +454,22 @@ RULES: tuple[Rule, ...] = (
         ),
         passed=lambda f: f"all {_plural(len(f), 'transaction')} have a unique (register, trans_id)",
         failed=lambda n, total: f"{_plural(n, 'transaction id')} occur more than once among {total} transactions",
+    ),
+    Rule(
+        name="no_gaps_in_numbering",
+        build=_gap_frame,
+        expectations=lambda gxe: [
+            gxe.ExpectColumnValuesToNotBeNull(column="missing"),
+            gxe.ExpectColumnValuesToBeBetween(column="missing", min_value=0, max_value=0),
+        ],
+        describe=lambda r: (
+            f"register {r['register_id']}: {_plural(r['missing'], 'transaction number')} missing between "
+            f"{r['first_nr']} and {r['last_nr']} (nr {r['missing_nrs']}): receipts are missing from the source"
+        ),
+        passed=lambda f: (
+            f"transaction numbers are gap-free on {_plural(len(f), 'register')} (void and training counted)"
+        ),
+        failed=lambda n, total: f"{n} of {total} registers have gaps in their transaction numbers",
     ),
     Rule(
         name="z_report_present",
@@ -291,12 +487,13 @@ RULES: tuple[Rule, ...] = (
         name="z_vat_totals",
         build=_z_vat_frame,
         expectations=_difference_is_zero,
-        money=("lines", "z_report", "difference"),
+        money=("lines", "bill_discount", "z_report", "difference"),
         describe=lambda r: (
-            f"VAT code {r['std_vat_code']} ({_rate(r['vat_rate_bp'])}): sales lines {r['lines_kr']} "
-            f"!= Z report {r['z_report_kr']} (difference {r['difference_kr']})"
+            f"VAT code {r['std_vat_code']} ({_rate(r['vat_rate_bp'])}): sales lines {r['lines_kr']}"
+            + (f" - bill discounts {r['bill_discount_kr']}" if r["bill_discount"] else "")
+            + f" != Z report {r['z_report_kr']} (difference {r['difference_kr']})"
         ),
-        passed=lambda f: f"sales per VAT code equal the Z report ({_plural(len(f), 'VAT code')})",
+        passed=lambda f: f"sales per VAT code after bill discounts equal the Z report ({_plural(len(f), 'VAT code')})",
         failed=lambda n, total: f"{n} of {total} VAT codes differ from the Z report",
     ),
     Rule(
@@ -310,6 +507,56 @@ RULES: tuple[Rule, ...] = (
         ),
         passed=lambda f: f"payments per type equal the Z report ({_plural(len(f), 'payment type')})",
         failed=lambda n, total: f"{n} of {total} payment types differ from the Z report",
+    ),
+    Rule(
+        name="line_vat_matches_rate",
+        build=_line_vat_frame,
+        expectations=lambda gxe: [
+            gxe.ExpectColumnValuesToNotBeNull(column="difference"),
+            gxe.ExpectColumnValuesToBeBetween(column="difference", min_value=-1, max_value=1),
+        ],
+        money=("gross", "vat", "expected_vat", "difference"),
+        describe=lambda r: (
+            f"line {r['line_id']} of receipt {r['trans_id']} on register {r['register_id']}: VAT {r['vat_kr']} "
+            f"but gross {r['gross_kr']} at {_rate(r['vat_rate_bp'])} holds {r['expected_vat_kr']} "
+            f"(difference {r['difference_kr']})"
+        ),
+        passed=lambda f: f"the VAT of all {_plural(len(f), 'sale/return line')} matches its rate within 1 øre",
+        failed=lambda n, total: f"{n} of {total} lines have a VAT that does not match their rate",
+    ),
+    Rule(
+        name="sales_inside_business_day",
+        build=_window_frame,
+        expectations=lambda gxe: [
+            gxe.ExpectColumnValuesToNotBeNull(column="minutes_outside"),
+            gxe.ExpectColumnValuesToBeBetween(
+                column="minutes_outside", min_value=0, max_value=SALES_WINDOW_GRACE_HOURS * 60
+            ),
+        ],
+        describe=lambda r: (
+            f"receipt {r['trans_id']} (nr {r['nr']}) on register {r['register_id']} at {r['local_time']} lies "
+            f"{r['minutes_outside'] // 60} h {r['minutes_outside'] % 60:02d} min outside the business day "
+            f"({r['window']})"
+        ),
+        passed=lambda f: (
+            f"all {_plural(len(f), 'receipt')} lie inside the business day "
+            f"(within {SALES_WINDOW_GRACE_HOURS} h of its window)"
+        ),
+        failed=lambda n, total: (
+            f"{n} of {total} receipts lie more than {SALES_WINDOW_GRACE_HOURS} h outside the business day"
+        ),
+    ),
+    Rule(
+        name="currency_known",
+        build=_currency_frame,
+        expectations=lambda gxe: [gxe.ExpectColumnValuesToBeBetween(column="known", min_value=1, max_value=1)],
+        money=("amount",),
+        describe=lambda r: (
+            f"payment {r['payment_type']} of receipt {r['trans_id']} on register {r['register_id']}: "
+            f"{r['amount_kr']} in {r['currency'] or '?'} without an exchange rate"
+        ),
+        passed=lambda f: f"all {_plural(len(f), 'payment')} are in NOK or carry an exchange rate",
+        failed=lambda n, total: f"{n} of {total} payments are in a foreign currency without an exchange rate",
     ),
 )
 
@@ -465,17 +712,30 @@ def _is_empty(day: SalesDay) -> bool:
     return all(len(frame) == 0 for frame in day.frames().values())
 
 
-def validate_day(day: SalesDay, *, report_dir: Path | None = None, rules: Sequence[Rule] = RULES) -> ValidationReport:
+def validate_day(
+    day: SalesDay,
+    *,
+    report_dir: Path | None = None,
+    rules: Sequence[Rule] = RULES,
+    tz: str = "Europe/Oslo",
+    day_start_hour: int = 0,
+) -> ValidationReport:
     """Run the rules on `day` and return the report; write JSON and HTML to `report_dir` if given.
 
-    Never raises for bad data (call `raise_if_failed`), so the caller can store the report first.
+    `tz` and `day_start_hour` are the vendor's: they set the business day's window for
+    sales_inside_business_day. Never raises for bad data (call `raise_if_failed`), so the caller
+    can store the report first.
     """
     if _is_empty(day):
         checks: tuple[CheckResult, ...] = (
             CheckResult("empty_day", True, "no transactions and no Z report: nothing to book"),
         )
     else:
-        checks = tuple(result for rule in rules if (result := _check(rule, day)) is not None)
+        token = _window.set((tz, day_start_hour))
+        try:
+            checks = tuple(result for rule in rules if (result := _check(rule, day)) is not None)
+        finally:
+            _window.reset(token)
     paths: tuple[Path, ...] = ()
     if report_dir is not None:
         paths = (report_dir / "validation.json", report_dir / "validation.html")
@@ -492,6 +752,8 @@ def validate_day(day: SalesDay, *, report_dir: Path | None = None, rules: Sequen
         _write(paths[0], json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
         _write(paths[1], render_html(report))
     (log.info if report.success else log.warning)("%s", report.headline)
+    if report_dir is not None:
+        log.info("validation report: %s", paths[1])
     return report
 
 

@@ -12,7 +12,9 @@ from lxml import etree
 
 from kassebro import demo_data
 from kassebro.frames import SalesDay
-from kassebro.sources.saft import NAMESPACE, read_day, validate_file
+from kassebro.money import vat_from_gross
+from kassebro.sources.saft import NAMESPACE, list_business_days, read_day, validate_file
+from kassebro.validation import bill_discount_by_vat_code, validate_day
 
 ORGNR = "912345678"
 # A Friday, Saturday and Sunday (the shop is closed on Sundays).
@@ -46,33 +48,96 @@ def test_every_file_is_schema_valid_and_named_by_convention(written: dict[str, l
             assert path.name == f"SAF-T Cash Register_{ORGNR}_{next_morning:%Y%m%d}060000.xml", name
 
 
+def after_bill_discounts(sales: SalesDay) -> tuple[dict[str, int], dict[str, int]]:
+    """Gross and VAT per own VAT code after each receipt's bill discount, as the demo POS reports
+    them: the discount split pro rata (validation.bill_discount_by_vat_code), VAT recomputed on the
+    discounted gross of each code of a discounted receipt; the lines' own VAT elsewhere."""
+    revenue = sales.lines[sales.lines["line_type"] != "tip"]
+    per_code = revenue.groupby(["trans_id", "vat_code", "vat_rate_bp"])[["gross", "vat"]].sum().reset_index()
+    shares = bill_discount_by_vat_code(sales)[["trans_id", "vat_code", "discount"]]
+    per_code = per_code.merge(shares, on=["trans_id", "vat_code"], how="left")
+    per_code["discount"] = per_code["discount"].fillna(0).astype("int64")
+    gross: dict[str, int] = {}
+    vat: dict[str, int] = {}
+    for row in per_code.itertuples():
+        after = int(row.gross) - int(row.discount)
+        gross[row.vat_code] = gross.get(row.vat_code, 0) + after
+        row_vat = vat_from_gross(after, int(row.vat_rate_bp)) if row.discount else int(row.vat)
+        vat[row.vat_code] = vat.get(row.vat_code, 0) + row_vat
+    return {k: v for k, v in gross.items() if v}, {k: v for k, v in vat.items() if v}
+
+
 @pytest.mark.parametrize("name", sorted(demo_data.PROFILES))
 def test_z_reports_equal_the_transactions(written: dict[str, list[Path]], name: str) -> None:
     for day, path in zip(DAYS[:2], written[name][:2], strict=True):
         sales = read(name, path, day)
         assert len(sales.receipts) > 50
         revenue = sales.lines[sales.lines["line_type"] != "tip"]
-        assert sums(revenue, "vat_code", "gross") == sums(sales.z_vat, "vat_code", "gross")
-        assert sums(revenue, "vat_code", "vat") == sums(sales.z_vat, "vat_code", "vat")
+        gross, vat = after_bill_discounts(sales)
+        assert gross == sums(sales.z_vat, "vat_code", "gross")
+        assert vat == sums(sales.z_vat, "vat_code", "vat")
         assert sums(sales.payments, "payment_type", "amount") == sums(sales.z_payments, "payment_type", "amount")
         assert set(sales.z_vat["register_id"]) == set(sales.receipts["register_id"])
-        # Per article group: the Z report's reportArtGroup totals (not in the frames: read the XML).
-        tree = etree.parse(str(path))
-        z_groups: dict[str, int] = {}
-        for row in tree.iterfind(".//s:reportArtGroup", NS):
-            amount = int(row.findtext("s:artGroupAmnt", namespaces=NS).replace(".", ""))
-            group = row.findtext("s:artGroupID", namespaces=NS)
-            z_groups[group] = z_groups.get(group, 0) + amount
-        assert sums(revenue, "art_group_id", "gross") == {k: v for k, v in z_groups.items() if v}
-        # Every receipt balances: lines + rounding = payments; VAT is the rate's share of gross.
+        # Per article group: the lines before bill discounts (those are in reportDiscountAmnt).
+        assert sums(revenue, "art_group_id", "gross") == sums(sales.z_art_groups, "art_group_id", "amount")
+        # Every receipt balances: lines - bill discount + rounding (+ a cash difference) = payments.
         per_receipt = sales.receipts.set_index("trans_id")
-        lines = sales.lines.groupby("trans_id")["gross"].sum()
-        paid = sales.payments.groupby("trans_id")["amount"].sum()
-        assert ((lines + per_receipt["rounding"] - paid) == 0).all()
-        assert (per_receipt["amount"] == lines).all()
+        lines = sales.lines.groupby("trans_id")["gross"].sum().reindex(per_receipt.index, fill_value=0)
+        paid = sales.payments.groupby("trans_id")["amount"].sum().reindex(per_receipt.index, fill_value=0)
+        difference = per_receipt["amount"].where(per_receipt["trans_code"] == "11008", 0)
+        assert ((lines - per_receipt["bill_discount"] + per_receipt["rounding"] + difference - paid) == 0).all()
+        assert (per_receipt["amount"] == lines - per_receipt["bill_discount"] + difference).all()
         expected_vat = (revenue["gross"] * revenue["vat_rate_bp"] / (10000 + revenue["vat_rate_bp"])).round()
         assert ((revenue["vat"] - expected_vat).abs() <= 1).all()
         assert (revenue["art_group_code"] != "").all() and (revenue["std_vat_code"] != "").all()
+
+
+@pytest.mark.parametrize("name", sorted(demo_data.PROFILES))
+def test_demo_days_pass_every_validation_rule(written: dict[str, list[Path]], name: str) -> None:
+    profile = demo_data.PROFILES[name]
+    for day, path in zip(DAYS, written[name], strict=True):
+        report = validate_day(read(name, path, day), day_start_hour=profile.day_start_hour)
+        assert report.success, report.issues()
+
+
+def test_new_features_are_exercised(written: dict[str, list[Path]]) -> None:
+    shop = read("shop", written["shop"][0], DAYS[0])
+    discounted = shop.receipts[shop.receipts["bill_discount"] > 0]
+    assert len(discounted) > 0
+    mixed = shop.lines[shop.lines["trans_id"].isin(discounted["trans_id"])].groupby("trans_id")["std_vat_code"]
+    assert (mixed.nunique() == 2).all()  # goods 25 % and food 15 % on every discounted bill
+    credit = shop.receipts[shop.receipts["trans_code"] == "11002"]
+    assert len(credit) > 0 and (credit["customer_id"].isin(["K1001", "K1002"])).all()
+    credit_paid = shop.payments[shop.payments["trans_id"].isin(credit["trans_id"])]
+    assert set(credit_paid["payment_code"]) == {"12006"}  # on account: the receivable
+    assert set(shop.receipts[shop.receipts["customer_id"] != ""]["trans_code"]) == {"11002"}
+    cafe = read("cafe", written["cafe"][0], DAYS[0])
+    assert set(cafe.lines["cost_centre"]) == {"SALONG", "DISK"}
+    assert set(zip(cafe.lines["cost_centre"], cafe.lines["vat_code"], strict=True)) == {("SALONG", "1"), ("DISK", "2")}
+    # A cash difference now and then: no lines, its amount paid (or taken) in cash, last of the day.
+    differences = []
+    for name, paths in written.items():
+        for day, path in zip(DAYS, paths, strict=True):
+            sales = read(name, path, day)
+            diff = sales.receipts[sales.receipts["trans_code"] == "11008"]
+            differences.append(len(diff))
+            assert not sales.lines["trans_id"].isin(diff["trans_id"]).any()
+            for row in diff.itertuples():
+                paid = sales.payments[sales.payments["trans_id"] == row.trans_id]
+                assert list(paid["payment_code"]) == ["12001"] and int(paid["amount"].sum()) == row.amount
+                register = sales.receipts[sales.receipts["register_id"] == row.register_id]
+                assert row.nr == register["nr"].max()
+    assert 0 < sum(differences) < len(differences)
+
+
+def test_period_file_holds_every_day(tmp_path: Path, written: dict[str, list[Path]]) -> None:
+    path = demo_data.write_period("shop", ORGNR, "Demo shop AS", DAYS[0], DAYS[-1], tmp_path / "period.xml")
+    validate_file(path)
+    assert list_business_days(path) == [DAYS[0], DAYS[1]]  # Sunday: closed
+    for day, single in zip(DAYS, written["shop"], strict=True):
+        from_period, from_day = read("shop", path, day), read("shop", single, day)
+        for frame_name, frame in from_day.frames().items():
+            pd.testing.assert_frame_equal(from_period.frames()[frame_name], frame, obj=f"{day} {frame_name}")
 
 
 def test_transaction_numbers_are_gap_free_across_days(written: dict[str, list[Path]]) -> None:
@@ -180,8 +245,7 @@ def test_large_day_streams_valid_xml(tmp_path: Path) -> None:
     sales = read_day(path, "large", DAYS[0])
     assert len(sales.receipts) == 1500
     assert len(sales.lines) >= 4 * len(sales.receipts)
-    revenue = sales.lines[sales.lines["line_type"] != "tip"]
-    assert sums(revenue, "vat_code", "gross") == sums(sales.z_vat, "vat_code", "gross")
+    assert after_bill_discounts(sales)[0] == sums(sales.z_vat, "vat_code", "gross")
 
 
 def test_unknown_profile() -> None:

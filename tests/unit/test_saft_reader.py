@@ -304,6 +304,11 @@ def test_void_and_training_transactions_are_left_out(tmp_path: Path) -> None:
     assert len(after.receipts) == len(before.receipts) - 2
     for frame in (after.receipts, after.lines, after.payments):
         assert not frame["trans_id"].isin([void_id, training_id]).any()
+    # ... but their numbers are reported, so the number series shows no gap for them.
+    skipped = after.skipped.set_index("trans_id")
+    assert dict(skipped["reason"]) == {void_id: "void", training_id: "training"}
+    nrs = before.receipts.set_index("trans_id")["nr"]
+    assert dict(skipped["nr"]) == {void_id: nrs[void_id], training_id: nrs[training_id]}
 
 
 def _strip_z_reports(path: Path) -> None:
@@ -361,3 +366,146 @@ def test_transactions_belong_to_the_next_z_report(tmp_path: Path) -> None:
     assert merged.source == f"{first}; {second}"
     # Read alone, Monday's file falls back to the calendar day.
     assert len(read_day(first, "cafe", monday).receipts) == alone[monday]
+
+
+# --- discounts, projects, cost centres, customers, cash differences ---------------------------
+
+
+def _in_transaction(text: str, trans_id: str, after: str, insert: str) -> str:
+    """Insert `insert` after the first `after` inside the transaction `trans_id` of the example."""
+    start = text.index(f"<n1:nr>{trans_id}</n1:nr>")  # the transaction's (events hold no nr)
+    at = text.index(after, start) + len(after)
+    return text[:at] + insert + text[at:]
+
+
+@needs_example
+def test_discounts_project_cost_centre_and_customer(tmp_path: Path) -> None:
+    text = example_text()
+    # Transaction 1000: lines 32.80 + 25.80 + 27.80 = 86.40; a bill discount of 6.40 makes it 80.00.
+    text = text.replace("<n1:transAmntIn>86.40</n1:transAmntIn>", "<n1:transAmntIn>80.00</n1:transAmntIn>", 1).replace(
+        "<n1:paidAmnt>86.40</n1:paidAmnt>", "<n1:paidAmnt>80.00</n1:paidAmnt>", 1
+    )
+    text = _in_transaction(text, "1000", "<n1:empID>1001</n1:empID>", "<n1:custSupID>K1001</n1:custSupID>")
+    # Its first line: cost centre, project and a line discount of 3.20 (already off its 32.80).
+    text = _in_transaction(
+        text,
+        "1000",
+        "<n1:lineAmntEx>27.88</n1:lineAmntEx>\n\t\t\t\t\t\t<n1:amntTp>C</n1:amntTp>",
+        "<n1:costID>K1</n1:costID><n1:projID>P7</n1:projID>",
+    )
+    text = _in_transaction(
+        text,
+        "1000",
+        "<n1:vatBasAmnt>27.88</n1:vatBasAmnt>\n\t\t\t\t\t\t</n1:vat>",
+        "<n1:discount><n1:dscTp>LINE</n1:dscTp><n1:dscAmnt>3.20</n1:dscAmnt></n1:discount>",
+    )
+    bill = "<n1:discount><n1:dscTp>BILL</n1:dscTp><n1:dscAmnt>6.40</n1:dscAmnt></n1:discount>"
+    text = _in_transaction(text, "1000", "<n1:vatBasAmnt>73.44</n1:vatBasAmnt>\n\t\t\t\t\t</n1:vat>", bill)
+    # Transaction 1002 (148.80) carries a discount element but its lines already hold it.
+    text = _in_transaction(text, "1002", "<n1:vatBasAmnt>87.00</n1:vatBasAmnt>\n\t\t\t\t\t</n1:vat>", bill)
+    path = write(tmp_path, text)
+    validate_file(path)
+    day = read_day(path, "example", DAY)
+
+    receipts = day.receipts.set_index("trans_id")
+    assert dict(receipts["bill_discount"]) == {"1000": 640, "1001": 0, "1002": 0}
+    assert dict(receipts["amount"]) == {"1000": 8000, "1001": 29540, "1002": 14880}
+    assert dict(receipts["customer_id"]) == {"1000": "K1001", "1001": "", "1002": ""}
+    first = day.lines.iloc[0]
+    assert (first["trans_id"], first["gross"], first["discount"]) == ("1000", 3280, 320)
+    assert (first["project"], first["cost_centre"]) == ("P7", "K1")
+    assert set(day.lines["discount"].iloc[1:]) == {0} and set(day.lines["project"].iloc[1:]) == {""}
+    # lines - bill discount = payments: 86.40 - 6.40 = 80.00
+    assert int(day.payments[day.payments["trans_id"] == "1000"]["amount"].sum()) == 8000
+    # The Z report's article-group totals (reportArtGroups): 100 -> 119.20, 200 -> 232.00, 300 -> 179.40.
+    assert by_key(day.z_art_groups, "art_group_id", "amount") == {"100": 11920, "200": 23200, "300": 17940}
+
+
+@needs_example
+def test_cash_difference_keeps_payments_and_drops_lines(tmp_path: Path) -> None:
+    text = example_text().replace(
+        "<n1:basic>\n\t\t\t\t<n1:basicType>12</n1:basicType>",
+        "<n1:basic><n1:basicType>11</n1:basicType><n1:basicID>DIFF</n1:basicID>"
+        "<n1:predefinedBasicID>11008</n1:predefinedBasicID><n1:basicDesc>Cash difference</n1:basicDesc></n1:basic>"
+        "<n1:basic>\n\t\t\t\t<n1:basicType>12</n1:basicType>",
+        1,
+    )
+    text = text.replace(
+        "<n1:transID>1001</n1:transID>\n\t\t\t\t\t<n1:transType>CASHSAL",
+        "<n1:transID>1001</n1:transID>\n\t\t\t\t\t<n1:transType>DIFF",
+        1,
+    )
+    path = write(tmp_path, text)
+    validate_file(path)
+    day = read_day(path, "example", DAY)
+    receipt = day.receipts.set_index("trans_id").loc["1001"]
+    assert (receipt["trans_code"], receipt["amount"]) == ("11008", 29540)
+    assert "1001" not in set(day.lines["trans_id"])
+    assert by_key(day.payments[day.payments["trans_id"] == "1001"], "payment_type", "amount") == {"CASH": 29540}
+
+
+# --- streaming: memory bounded by the asked day -----------------------------------------------
+
+
+def _split_period(period: Path, out: Path, drop_z: set[str] = frozenset()) -> list[Path]:
+    """Rewrite a period file as two: its transactions first ('1-...'), then its Z reports ('2-...')
+    in a file read after them; Z reports whose reportID is in `drop_z` are left out."""
+    text = period.read_text(encoding="utf-8")
+    events = re.findall(r"<event>.*?</event>", text)
+    transactions = re.sub(r"<event>.*?</event>", "", text)
+    kept = [e for e in events if not any(f"<reportID>{r}</reportID>" in e for r in drop_z)]
+    z_only = re.sub(r"<cashtransaction>.*?</cashtransaction>\n?", "", text)
+    for event in events:
+        z_only = z_only.replace(event, event if event in kept else "", 1)
+    out.mkdir()
+    first, second = out / "1-transactions.xml", out / "2-z-reports.xml"
+    first.write_text(transactions, encoding="utf-8")
+    second.write_text(z_only, encoding="utf-8")
+    return [first, second]
+
+
+def _kept_transactions(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record how many transactions each read kept to the end (the reader's memory)."""
+    kept: list[int] = []
+    assemble = saft._assemble
+
+    def spy(state, *args):  # noqa: ANN001, ANN202
+        kept.append(sum(len(txns) for txns in state.txns.values()))
+        return assemble(state, *args)
+
+    monkeypatch.setattr(saft, "_assemble", spy)
+    return kept
+
+
+THU, FRI, SAT = dt.date(2026, 3, 5), dt.date(2026, 3, 6), dt.date(2026, 3, 7)
+
+
+def test_period_with_z_reports_after_the_transactions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kassebro.demo_data import write_period
+
+    period = write_period("shop", "912345678", "Butikken AS", THU, SAT, tmp_path / "period.xml")
+    files = _split_period(period, tmp_path / "split")
+    kept = _kept_transactions(monkeypatch)
+    for day in (THU, FRI, SAT):
+        whole, split = read_day(period, "v", day), read_day(files, "v", day)
+        for name, frame in whole.frames().items():
+            pd.testing.assert_frame_equal(split.frames()[name], frame, obj=f"{day} {name}")
+        # Only the asked day's transactions survive to the end, in both layouts.
+        assert kept[-2:] == [len(whole.receipts)] * 2
+
+
+def test_z_report_claiming_days_old_transactions_reads_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from kassebro.demo_data import write_period
+
+    period = write_period("shop", "912345678", "Butikken AS", THU, SAT, tmp_path / "period.xml")
+    # Register SHOP-01 took no Z report on Thursday and Friday: Saturday's claims all three days.
+    files = _split_period(period, tmp_path / "split", drop_z={"SHOP-01-20260305", "SHOP-01-20260306"})
+    expected = pd.concat([read_day(period, "v", day).receipts for day in (THU, FRI, SAT)])
+    expected = expected[expected["register_id"] == "SHOP-01"]
+    with caplog.at_level("WARNING", logger="kassebro.sources.saft"):
+        sat = read_day(files, "v", SAT)
+    assert "reading the files again" in caplog.text
+    assert sorted(sat.receipts[sat.receipts["register_id"] == "SHOP-01"]["nr"]) == sorted(expected["nr"])
+    assert read_day(files, "v", THU).receipts["register_id"].eq("SHOP-02").all()

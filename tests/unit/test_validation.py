@@ -5,6 +5,7 @@ Importing great_expectations takes seconds, so a module-scoped fixture pays it o
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import subprocess
@@ -28,6 +29,10 @@ ALL_RULES = {
     "z_report_present",
     "z_vat_totals",
     "z_payment_totals",
+    "no_gaps_in_numbering",
+    "line_vat_matches_rate",
+    "sales_inside_business_day",
+    "currency_known",
 }
 
 
@@ -170,18 +175,22 @@ def test_unbalanced_receipt_fails_only_receipt_balances(clean_report: Validation
             "register_id": REGISTER,
             "trans_id": "1002",
             "lines": 14880,
+            "bill_discount": 0,
             "rounding": 0,
+            "cash_difference": 0,
             "payments": 15000,
             "difference": -120,
             "lines_kr": "148.80",
+            "bill_discount_kr": "0.00",
             "rounding_kr": "0.00",
+            "cash_difference_kr": "0.00",
             "payments_kr": "150.00",
             "difference_kr": "-1.20",
         }
     ]
     assert (
         f"receipt 1002 on register {REGISTER} does not balance: "
-        "lines 148.80 + rounding 0.00 != payments 150.00 (difference -1.20)"
+        "lines 148.80 - bill discount 0.00 + rounding 0.00 != payments 150.00 (difference -1.20)"
     ) in check.message
 
 
@@ -232,7 +241,7 @@ def test_transactions_without_z_report(clean_report: ValidationReport) -> None:
     assert not report.success
     assert failed_rules(report) == {"z_report_present"}
     # the Z totals cannot be compared and are not reported as passed
-    assert set(by_rule(report)) == {"receipt_balances", "unique_transactions", "z_report_present"}
+    assert set(by_rule(report)) == ALL_RULES - {"z_vat_totals", "z_payment_totals"}
     check = by_rule(report)["z_report_present"]
     assert check.offending == [{"register_id": REGISTER, "transactions": 3, "z_reports": 0}]
     assert f"register {REGISTER} has 3 transactions but no Z report" in check.message
@@ -320,7 +329,7 @@ def test_raise_if_failed_names_vendor_day_rule_and_receipt(clean_report: Validat
     with pytest.raises(ValidationFailed) as raised:
         report.raise_if_failed()
     text = str(raised.value)
-    assert text.startswith("vendor kiosk, business day 2024-05-01: 2 of 5 validation rules failed")
+    assert text.startswith("vendor kiosk, business day 2024-05-01: 2 of 9 validation rules failed")
     assert "kiosk/2024-05-01: [receipt_balances]" in text
     assert "[z_payment_totals]" in text
     assert "receipt 1002" in text
@@ -352,3 +361,111 @@ def test_import_does_not_load_great_expectations() -> None:
     code = "import sys, kassebro.validation; print('great_expectations' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --- the rules added for domain §6 ------------------------------------------------------------
+
+
+def test_bill_discount_balances_the_receipt_and_is_spread_over_vat_codes(clean_report: ValidationReport) -> None:
+    parts = clean_parts()
+    # Receipt 1003 becomes a mixed bill: 89.60 food (15 %) + 45.00 goods (25 %) = 134.60, 10.01 off.
+    parts["lines"].append(line("1003", 4500))
+    parts["receipts"] = [dict(r, bill_discount=0) for r in parts["receipts"]]
+    parts["receipts"][2] = dict(receipt("1003", 3, 12459, rounding=-59), bill_discount=1001)
+    parts["payments"][2] = payment("1003", 12400, "CASH")
+    # Largest remainder: 10.01 * 8960 / 13460 = 6.6634 -> 6.66 and 10.01 * 4500 / 13460 = 3.3466 -> 3.35.
+    parts["z_vat"] = z_vat_rows({("3", 2500): 19380 + 4500 - 335, ("31", 1500): 8960 - 666})
+    parts["z_payments"] = z_payment_rows({"CARD": 19380, "CASH": 12400})
+    report = validate_day(make_day(**parts))
+    assert report.success, report.issues()
+
+    parts["z_vat"] = z_vat_rows({("3", 2500): 19380 + 4500 - 334, ("31", 1500): 8960 - 667})
+    report = validate_day(make_day(**parts))
+    assert failed_rules(report) == {"z_vat_totals"}
+    assert "sales lines 238.80 - bill discounts 3.35 != Z report 235.46" in by_rule(report)["z_vat_totals"].message
+
+
+def test_split_pro_rata_is_exact() -> None:
+    from kassebro.validation import split_pro_rata
+
+    assert split_pro_rata(1001, {"1": 4500, "2": 8960}) == {"1": 335, "2": 666}
+    assert split_pro_rata(100, {"a": 1, "b": 1, "c": 1}) == {"a": 34, "b": 33, "c": 33}
+    assert split_pro_rata(-100, {"a": 1, "b": 1, "c": 1}) == {"a": -33, "b": -33, "c": -34}
+    assert split_pro_rata(7, {"a": -2, "b": 5}) == {"a": -5, "b": 12}
+    assert split_pro_rata(5, {"a": 0, "b": 0}) == {"a": 5, "b": 0}
+    for amount in (1, 99, 12345, -777):
+        assert sum(split_pro_rata(amount, {"x": 333, "y": 667, "z": 1}).values()) == amount
+
+
+def test_line_vat_must_match_its_rate_within_one_ore(clean_report: ValidationReport) -> None:
+    parts = clean_parts()
+    parts["lines"][0] = dict(line("1001", 4500), vat=901, net=3599)  # 1 øre off: tolerated
+    assert validate_day(make_day(**parts)).success
+    parts["lines"][0] = dict(line("1001", 4500), vat=1125, net=3375)  # 25 % of gross, not of net
+    report = validate_day(make_day(**parts))
+    assert failed_rules(report) == {"line_vat_matches_rate"}
+    assert "VAT 11.25 but gross 45.00 at 25 % holds 9.00" in by_rule(report)["line_vat_matches_rate"].message
+
+
+def test_vat_column_agrees_with_money() -> None:
+    from kassebro.money import vat_from_gross
+    from kassebro.validation import vat_from_gross_column
+
+    gross = [0, 1, 5, 62, 63, 125, 4500, 8960, -8960, -62, -63, 123457, -999999]
+    for rate in (0, 1111, 1200, 1500, 2500):
+        got = vat_from_gross_column(pd.Series(gross), pd.Series([rate] * len(gross)))
+        assert list(got) == [vat_from_gross(g, rate) for g in gross], rate
+
+
+def test_gaps_in_numbering_count_void_and_training_as_present(clean_report: ValidationReport) -> None:
+    parts = clean_parts()
+    parts["receipts"][2] = receipt("1003", 6, 8960, rounding=-60)  # numbers 1, 2, 6: 3-5 missing
+    day = make_day(**parts)
+    report = validate_day(day)
+    assert failed_rules(report) == {"no_gaps_in_numbering"}
+    check = by_rule(report)["no_gaps_in_numbering"]
+    assert check.offending[0]["missing"] == 3 and check.offending[0]["missing_nrs"] == "3-5"
+    assert f"register {REGISTER}: 3 transaction numbers missing between 1 and 6 (nr 3-5)" in check.message
+    skipped = frame("skipped", [dict(register_id=REGISTER, trans_id=f"v{n}", nr=n, reason="void") for n in (3, 4, 5)])
+    assert validate_day(dataclasses.replace(day, skipped=skipped)).success
+
+
+def test_sales_outside_the_business_day(clean_report: ValidationReport) -> None:
+    parts = clean_parts()
+    # 2024-05-02 05:30 in Oslo (03:30 UTC): 5.5 h after the day's end at midnight: inside the grace.
+    parts["receipts"][0] = dict(receipt("1001", 1, 4500), timestamp=pd.Timestamp("2024-05-02T03:30", tz="UTC"))
+    assert validate_day(make_day(**parts)).success
+    # 2024-05-02 06:30 in Oslo: 6.5 h late for a day starting at midnight, inside one starting at 05:00.
+    parts["receipts"][0] = dict(receipt("1001", 1, 4500), timestamp=pd.Timestamp("2024-05-02T04:30", tz="UTC"))
+    report = validate_day(make_day(**parts))
+    assert failed_rules(report) == {"sales_inside_business_day"}
+    message = by_rule(report)["sales_inside_business_day"].message
+    assert "receipt 1001 (nr 1) on register 11.222-33.44.567 at 2024-05-02 06:30:00 lies 6 h 30 min" in message
+    assert "(2024-05-01 00:00 to 2024-05-02 00:00 Europe/Oslo)" in message
+    assert validate_day(make_day(**parts), day_start_hour=5).success
+    # The vendor's zone sets the window: in Kiritimati (UTC+14) that instant is 2024-05-02 18:30.
+    assert not validate_day(make_day(**parts), tz="Pacific/Kiritimati").success
+
+
+def test_foreign_currency_needs_an_exchange_rate(clean_report: ValidationReport) -> None:
+    parts = clean_parts()
+    parts["payments"][0] = dict(payment("1001", 4500), currency="EUR", exchange_rate="11.50")
+    assert validate_day(make_day(**parts)).success
+    parts["payments"][0] = dict(payment("1001", 4500), currency="EUR", exchange_rate="")
+    report = validate_day(make_day(**parts))
+    assert failed_rules(report) == {"currency_known"}
+    assert "payment CARD of receipt 1001 on register 11.222-33.44.567: 45.00 in EUR without" in report.failed[0].message
+
+
+def test_cash_difference_balances_by_its_amount(clean_report: ValidationReport) -> None:
+    parts = clean_parts()
+    parts["receipts"].append(dict(receipt("1004", 4, -5000), trans_code="11008", trans_type="CASHDIFF"))
+    parts["payments"].append(payment("1004", -5000, "CASH"))
+    parts["z_payments"] = z_payment_rows({"CARD": 19380, "CASH": 8900 - 5000})
+    assert validate_day(make_day(**parts)).success
+
+
+def test_report_path_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="kassebro.validation"):
+        validate_day(make_day(**clean_parts()), report_dir=tmp_path)
+    assert f"validation report: {tmp_path / 'validation.html'}" in caplog.text

@@ -186,7 +186,7 @@ def _vendor_facts(vendor: Vendor) -> str:
         f"`{vendor.ledger.connection}`, send to ledger: {vendor.ledger.send_to_ledger} |\n"
         f"| enabled since | {vendor.enabled_since} |\n| schedule | `{vendor.schedule.cron}` {vendor.timezone} |\n"
         f"| day starts at | {vendor.day_start_hour:02d}:00 |\n"
-        f"| source | {vendor.source.kind}: `{vendor.source.path}` |\n"
+        f"| source | {vendor.source.kind}: `{vendor.source.path or vendor.source.connection or vendor.source.url}` |\n"
     )
 
 

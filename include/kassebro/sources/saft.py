@@ -8,6 +8,15 @@ with holes. It validates against the XSD shipped in `kassebro/data/saft/` while 
 checks that it saw `</auditfile>` (lxml's iterparse with a schema ends silently on a truncated
 file). Only the transactions that can belong to the asked day are read in detail.
 
+**Memory is bounded by the asked day, not by the file** (a period export of 60 days and many
+registers reads like one day): a transaction is dropped as soon as it cannot be the asked day's:
+after it (provisional day later than the day), claimed by an earlier day's Z report (also when
+that Z report comes later in the stream: it then prunes what was kept), or more than one day
+before the asked day. For the last case only the first and last instant per register is noted;
+if at the end the day's Z reports claim that span (a register that ran days without a Z report),
+the files are read once more keeping them, with a warning. Z reports of other days keep their
+time and business day only; listing days keeps one instant per register and day.
+
 How SAF-T is read (choices the standard leaves open; see also `kassebro.frames` for the signs):
 
 - **Business day.** A transaction belongs to the first Z report on the same register at or after
@@ -33,13 +42,35 @@ How SAF-T is read (choices the standard leaves open; see also `kassebro.frames` 
 - **Z reports.** Only `reportType` "Z report" (X reports are not day totals). `cashSaleAmnt` is
   read as gross, as in the 2016 official example. Skatteetaten's 2021 example writes it net of
   VAT; pass `z_sale_amount="net"` for such a POS and gross becomes cashSaleAmnt + vatAmnt.
+- **Discounts.** A line's `discount/dscAmnt` (summed if repeated) is `lines.discount`, signed like
+  the line; `lineAmntIn` is read as the amount after it (the discount is information, never taken
+  off again). A transaction-level `discount/dscAmnt` is a bill discount: `receipts.bill_discount`,
+  positive when given (negative on a D transaction), and NOT in the lines' gross. The XSD does not
+  document the amounts and the official examples hold no discount, so kassebro reads the
+  transaction's own figures: `transAmntIn` is the amount after the bill discount and the lines
+  are before it (transAmntIn = lines - discount), as the demo POS writes it. A POS that already
+  spread the discount over its lines writes transAmntIn = lines; then bill_discount is 0, since
+  nothing is left to take off. Either way a receipt balances as lines - bill_discount + rounding
+  = payments. The Z report's per-VAT-code sales are after the discount (see validation's
+  z_vat_totals for the split); its article-group totals are the lines'.
+- **Project, cost centre, customer.** `ctLine/projID` -> `lines.project`, `ctLine/costID` ->
+  `lines.cost_centre`, `cashtransaction/custSupID` -> `receipts.customer_id` ("" when absent).
+- **Credit sales** (transType -> 11002) are receipts like any other, with `customer_id` set.
+  They balance by a payment of the customer-account type (12006 "Kundekonto", which the mapping
+  sends to the receivable); a credit sale without payments does not balance and fails validation.
+- **Cash difference** (transType -> 11008, the count at closing): kept as a receipt with
+  trans_code "11008", its `transAmntIn` as `amount` (D = short, negative) and its payments (the
+  difference per payment type, e.g. CASH -50.00), but no lines: any ctLine it carries is ignored.
+  It balances as amount = payments; the voucher books it against the cash difference account.
+- **Z article groups**: `reportArtGroups/reportArtGroup` -> `z_art_groups` (artGroupID, artGroupAmnt).
 - **Currency.** A payment in another currency with `exchRt` is converted to NOK øre (half up);
   without a rate it keeps the foreign amount and an empty `exchange_rate`, so validation flags it.
 - **Codes.** `art_group_code`, `trans_code`, `payment_code` and `std_vat_code` come from the
   file's own master data (basics, vatCodeDetails); an id that already is a predefined code
   (e.g. paymentType "12001") maps to itself; otherwise "".
-- **Voids and training** transactions are left out entirely, so their `nr` leave gaps in
-  `receipts.nr`; the gap check must allow for that.
+- **Voids and training** transactions are left out of lines, receipts and payments; their
+  register, transID, nr and reason ("void" / "training") go to the `skipped` frame, so the
+  number series check (no_gaps_in_numbering) counts them as present.
 """
 
 from __future__ import annotations
@@ -47,6 +78,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import functools
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -60,10 +92,12 @@ from lxml import etree
 
 from kassebro import saft_codes
 from kassebro.errors import Issue, SourceError
-from kassebro.frames import FRAME_COLUMNS, OPTIONAL_DEFAULTS, SalesDay, conform, empty_frame
+from kassebro.frames import FRAME_COLUMNS, SalesDay, conform, empty_frame
 from kassebro.money import parse_ore
 
 __all__ = ["NAMESPACE", "list_business_days", "read_day", "schema", "validate_file"]
+
+log = logging.getLogger(__name__)
 
 NAMESPACE = "urn:StandardAuditFile-Taxation-CashRegister:NO"
 _T = "{" + NAMESPACE + "}"
@@ -101,16 +135,35 @@ _VOID = _T + "voidTransaction"
 _TRAINING = _T + "trainingID"
 _TRANS_DATE = _T + "transDate"
 _TRANS_TIME = _T + "transTime"
+_DISCOUNT = _T + "discount"
+_DSC_AMNT = _T + "dscAmnt"
+_COST_ID = _T + "costID"
+_PROJ_ID = _T + "projID"
+_CUST_SUP_ID = _T + "custSupID"
 _AUDITFILE = _T + "auditfile"
 _STREAM_TAGS = (_AUDITFILE, _CASHTRANSACTION, _EVENT, _REGISTER_ID, _VAT_CODE_DETAIL, _ARTICLE, _BASIC)
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_ONE_DAY = dt.timedelta(days=1)
+_CASH_DIFFERENCE = "11008"
 _US = dt.timedelta(microseconds=1)
-_LINE_COLS = [c for c in FRAME_COLUMNS["lines"] if c not in OPTIONAL_DEFAULTS["lines"]]
-_RECEIPT_COLS = [c for c in FRAME_COLUMNS["receipts"] if c not in OPTIONAL_DEFAULTS["receipts"]]
+# Row tuples are built in these column orders (the time stamp last, added when a day is
+# assembled); conform() puts the columns in the frames' order.
+_LINE_COLS = [
+    *(c for c in FRAME_COLUMNS["lines"] if c not in ("timestamp", "discount", "project", "cost_centre")),
+    "discount",
+    "project",
+    "cost_centre",
+    "timestamp",
+]
+_RECEIPT_COLS = [*(c for c in FRAME_COLUMNS["receipts"] if c != "timestamp"), "timestamp"]
 _PAYMENT_COLS = list(FRAME_COLUMNS["payments"])
 _ZVAT_COLS = list(FRAME_COLUMNS["z_vat"])
 _ZPAY_COLS = list(FRAME_COLUMNS["z_payments"])
+_ZART_COLS = list(FRAME_COLUMNS["z_art_groups"])
+_SKIPPED_COLS = list(FRAME_COLUMNS["skipped"])
+assert sorted(_LINE_COLS) == sorted(FRAME_COLUMNS["lines"])
+assert sorted(_RECEIPT_COLS) == sorted(FRAME_COLUMNS["receipts"])
 
 
 @functools.cache
@@ -204,7 +257,17 @@ class _Master:
 
 
 class _Txn:
-    __slots__ = ("path", "register_id", "trans_id", "instant", "fallback_day", "receipt", "lines", "payments")
+    __slots__ = (
+        "path",
+        "register_id",
+        "trans_id",
+        "instant",
+        "fallback_day",
+        "receipt",
+        "lines",
+        "payments",
+        "skipped",
+    )
 
     def __init__(self, path: str, register_id: str, trans_id: str, instant: int, fallback_day: dt.date) -> None:
         self.path = path
@@ -215,6 +278,7 @@ class _Txn:
         self.receipt: tuple | None = None
         self.lines: list[tuple] = []
         self.payments: list[tuple] = []
+        self.skipped: tuple | None = None  # (register_id, trans_id, nr, reason) of a void/training transaction
 
 
 @dataclass
@@ -224,22 +288,33 @@ class _ZReport:
     report_id: str
     instant: int
     business_day: dt.date
-    vat_rows: list[tuple]
+    vat_rows: list[tuple]  # the rows are kept for the asked day's reports only: the rest is metadata
     payment_rows: list[tuple]
+    art_group_rows: list[tuple]
 
 
 @dataclass
 class _Pass:
-    """State of one read over a set of files."""
+    """State of one read over a set of files.
+
+    Memory is bounded by the asked day, not by the file: a transaction is kept only while it can
+    still belong to the asked day (see `_read_transaction`), Z reports of other days keep their
+    time and business day only, and listing keeps one instant per register and day.
+    """
 
     zone: ZoneInfo
     day_start: dt.timedelta
     day: dt.date | None  # None: list business days only (no line detail)
     z_sale_amount: str = "gross"
+    wide: bool = False  # keep every transaction before the asked day (the rare second pass)
     issues: list[Issue] = field(default_factory=list)
-    txns: list[_Txn] = field(default_factory=list)
+    txns: dict[str, list[_Txn]] = field(default_factory=dict)  # register -> candidate transactions
     # register -> [(instant, business day, sequence, report)], sorted by instant
     zreports: dict[str, list[tuple[int, dt.date, int, _ZReport]]] = field(default_factory=dict)
+    # register -> [first, last] instant of transactions dropped for lying > 1 day before the asked day
+    dropped: dict[str, list[int]] = field(default_factory=dict)
+    # listing: register -> provisional business day -> latest instant
+    seen: dict[str, dict[dt.date, int]] = field(default_factory=dict)
 
 
 class _Bad(ValueError):
@@ -275,6 +350,19 @@ def read_day(
         _read_file(path, state, validate_schema)
     if state.issues:
         raise SourceError(state.issues, headline=f"{vendor_id} {business_day}: SAF-T files unreadable")
+    if _dropped_may_belong(state):
+        # A Z report of the day claims transactions more than a day older than it (a register
+        # that ran days without a Z report): read again keeping them (valid: no schema check).
+        log.warning(
+            "%s %s: a Z report claims transactions more than a day before it; reading the files again",
+            vendor_id,
+            business_day,
+        )
+        state = _Pass(state.zone, state.day_start, business_day, z_sale_amount, wide=True)
+        for path in files:
+            _read_file(path, state, validate_schema=False)
+        if state.issues:
+            raise SourceError(state.issues, headline=f"{vendor_id} {business_day}: SAF-T files unreadable")
     return _assemble(state, vendor_id, business_day, files)
 
 
@@ -288,8 +376,31 @@ def list_business_days(
     if state.issues:
         raise SourceError(state.issues, headline="SAF-T files unreadable")
     days = {z[1] for reports in state.zreports.values() for z in reports}
-    days.update(_assigned_day(txn, state) for txn in state.txns)
+    # A transaction's day is its Z report's (already in `days`) or, after the register's last
+    # Z report, its own provisional day.
+    for register_id, latest in state.seen.items():
+        reports = state.zreports.get(register_id)
+        last_z = reports[-1][0] if reports else None
+        days.update(day for day, instant in latest.items() if last_z is None or instant > last_z)
     return sorted(days)
+
+
+def _dropped_may_belong(state: _Pass) -> bool:
+    """Whether transactions dropped by the one-day window may fall in the asked day's Z period.
+
+    The instants a day's Z reports claim form one interval per register: after the last earlier
+    Z report, up to the day's last Z report (business days grow with time). Conservative: it
+    compares the dropped transactions' first and last instant with that interval.
+    """
+    for register_id, (first, last) in state.dropped.items():
+        reports = state.zreports.get(register_id, [])
+        own = [z[0] for z in reports if z[1] == state.day]
+        if not own:
+            continue
+        before = [z[0] for z in reports if z[0] < own[0]]
+        if (not before or last > before[-1]) and first <= own[-1]:
+            return True
+    return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -470,8 +581,14 @@ def _read_event(
         else:
             instant, business_day = _moment(head.get("reportDate"), head.get("reportTime"), state)
         report_id = head.get("reportID", "")
-        vat_rows = []
-        for row_elem in report.iterfind(f"{_T}reportCashSalesVat/{_T}reportCashSaleVat"):
+        vat_rows: list[tuple] = []
+        payment_rows: list[tuple] = []
+        group_rows: list[tuple] = []
+        if business_day != state.day:  # another day's report (or listing): its time and day suffice
+            row_elems = ()
+        else:
+            row_elems = report.iterfind(f"{_T}reportCashSalesVat/{_T}reportCashSaleVat")
+        for row_elem in row_elems:
             row = _children(row_elem)
             sign = row.get("vatAmntTp", "C")
             vat = _signed(_ore(row.get("vatAmnt"), "vatAmnt"), sign)
@@ -480,19 +597,27 @@ def _read_event(
             code = row.get("vatCode", "")
             rate = _ore(row["vatPerc"], "vatPerc") if row.get("vatPerc") else 0
             vat_rows.append((register_id, report_id, code, master.std_vat.get(code, ""), rate, gross, vat))
-        payment_rows = []
-        for row_elem in report.iterfind(f"{_T}reportPayments/{_T}reportPayment"):
-            row = _children(row_elem)
-            ptype = row.get("paymentType", "")
-            amount = _ore(row.get("paymentAmnt"), "paymentAmnt")
-            code = master.code("12", ptype, saft_codes.PAYMENT_CODES)
-            payment_rows.append((register_id, report_id, ptype, code, amount))
+        if business_day == state.day:
+            for row_elem in report.iterfind(f"{_T}reportPayments/{_T}reportPayment"):
+                row = _children(row_elem)
+                ptype = row.get("paymentType", "")
+                amount = _ore(row.get("paymentAmnt"), "paymentAmnt")
+                code = master.code("12", ptype, saft_codes.PAYMENT_CODES)
+                payment_rows.append((register_id, report_id, ptype, code, amount))
+            for row_elem in report.iterfind(f"{_T}reportArtGroups/{_T}reportArtGroup"):
+                row = _children(row_elem)
+                amount = _ore(row.get("artGroupAmnt"), "artGroupAmnt")
+                group_rows.append((register_id, report_id, row.get("artGroupID", ""), amount))
     except (_Bad, ValueError) as exc:
         issues.append(Issue(where, "bad_value", f"Z report: {exc}"))
         return
-    zreport = _ZReport(str(path), register_id, report_id, instant, business_day, vat_rows, payment_rows)
+    zreport = _ZReport(str(path), register_id, report_id, instant, business_day, vat_rows, payment_rows, group_rows)
     reports = state.zreports.setdefault(register_id, [])
     bisect.insort(reports, (instant, business_day, len(reports), zreport))
+    pending = state.txns.get(register_id)
+    if pending and state.day is not None and business_day < state.day:
+        # Transactions up to an earlier day's Z report are that day's: forget them now.
+        pending[:] = [txn for txn in pending if txn.instant > instant]
 
 
 def _first_z(state: _Pass, register_id: str, instant: int) -> tuple[int, dt.date, int, _ZReport] | None:
@@ -515,6 +640,7 @@ def _read_transaction(
     line_elems: list[etree._Element] = []
     payment_elems: list[etree._Element] = []
     raise_elems: list[etree._Element] = []
+    discount_elems: list[etree._Element] = []
     for child in elem:
         tag = child.tag
         if tag == _CTLINE:
@@ -523,13 +649,12 @@ def _read_transaction(
             payment_elems.append(child)
         elif tag == _RAISE:
             raise_elems.append(child)
+        elif tag == _DISCOUNT:
+            discount_elems.append(child)
         else:
             kids.setdefault(tag, child)
-    if _flag(_text(kids, _VOID)) or _flag(_text(kids, _TRAINING)):
-        return
+    skipped = "void" if _flag(_text(kids, _VOID)) else "training" if _flag(_text(kids, _TRAINING)) else ""
     head = {name: _text(kids, _T + name) for name in ("transID", "nr", "transType", "transAmntIn", "amntTp")}
-    rounding_elem = kids.get(_ROUNDING)
-    rounding_text = rounding_elem.findtext(_T + "roundingAmnt") if rounding_elem is not None else None
     where = f"{path}:{elem.sourceline}"
     trans_id = head.get("transID", "")
     try:
@@ -538,36 +663,51 @@ def _read_transaction(
         issues.append(Issue(where, "bad_value", f"transaction {trans_id}: {exc}"))
         return
     day = state.day
-    if day is not None:
-        if fallback_day > day:
-            return  # a Z report is never before its sales, so this cannot be the asked day
-        known = _first_z(state, register_id, instant)
-        if known is not None and known[1] < day:
-            return  # the first Z report at or after it is at most this one: an earlier day
-    txn = _Txn(str(path), register_id, trans_id, instant, fallback_day)
-    state.txns.append(txn)
-    if day is None:
+    if day is None:  # listing: the latest instant per register and provisional day is enough
+        latest = state.seen.setdefault(register_id, {})
+        latest[fallback_day] = max(instant, latest.get(fallback_day, instant))
+        return
+    if fallback_day > day:
+        return  # a Z report is never before its sales, so this cannot be the asked day
+    known = _first_z(state, register_id, instant)
+    if known is not None and known[1] < day:
+        return  # the first Z report at or after it is at most this one: an earlier day
+    if fallback_day < day - _ONE_DAY and not state.wide and (known is None or known[1] != day):
+        # More than a day before the asked day and no Z report of the day claims it (yet):
+        # drop it, noting when, so read_day can tell whether a later Z report claims it.
+        span = state.dropped.setdefault(register_id, [instant, instant])
+        span[0], span[1] = min(span[0], instant), max(span[1], instant)
         return
     try:
-        amnt_tp = _amnt_tp(head.get("amntTp"))
         nr_text = head.get("nr", "")
         try:
             nr = int(nr_text)
         except ValueError:
             raise _Bad(f"nr {nr_text!r} is not a number") from None
-        trans_type = head.get("transType", "")
-        rounding = _ore(rounding_text, "roundingAmnt") if rounding_text and rounding_text.strip() else 0
-        txn.receipt = (
-            register_id,
-            trans_id,
-            nr,
-            trans_type,
-            master.code("11", trans_type, saft_codes.TRANSACTION_CODES),
-            _signed(_ore(head.get("transAmntIn"), "transAmntIn"), amnt_tp),
-            rounding,
-        )
     except _Bad as exc:
         issues.append(Issue(where, "bad_value", f"transaction {trans_id}: {exc}"))
+        return
+    txn = _Txn(str(path), register_id, trans_id, instant, fallback_day)
+    state.txns.setdefault(register_id, []).append(txn)
+    if skipped:
+        txn.skipped = (register_id, trans_id, nr, skipped)
+        return
+    trans_type = head.get("transType", "")
+    trans_code = master.code("11", trans_type, saft_codes.TRANSACTION_CODES)
+    try:
+        amnt_tp = _amnt_tp(head.get("amntTp"))
+        rounding_elem = kids.get(_ROUNDING)
+        rounding_text = rounding_elem.findtext(_T + "roundingAmnt") if rounding_elem is not None else None
+        rounding = _ore(rounding_text, "roundingAmnt") if rounding_text and rounding_text.strip() else 0
+        amount = _signed(_ore(head.get("transAmntIn"), "transAmntIn"), amnt_tp)
+        discount = _signed(sum(abs(_ore(d.findtext(_DSC_AMNT), "dscAmnt")) for d in discount_elems), amnt_tp)
+        customer = _text(kids, _CUST_SUP_ID)
+        receipt = [register_id, trans_id, nr, trans_type, trans_code, amount, rounding, discount, customer]
+    except _Bad as exc:
+        issues.append(Issue(where, "bad_value", f"transaction {trans_id}: {exc}"))
+        receipt = None
+    if trans_code == _CASH_DIFFERENCE:
+        line_elems = raise_elems = []  # the difference is the amount and its payments: no sales lines
     has_tip_line = False
     for line_elem in line_elems:
         try:
@@ -585,7 +725,15 @@ def _read_transaction(
                 issues.append(Issue(f"{path}:{raise_elem.sourceline}", "bad_value", str(exc)))
                 continue
             line_id = f"tip-{len(txn.lines) + 1}"
-            txn.lines.append((register_id, trans_id, line_id, "tip", "", "", "", "Tip", "", tip, tip, 0, "", "", 0))
+            txn.lines.append(
+                (register_id, trans_id, line_id, "tip", "", "", "", "Tip", "", tip, tip, 0, "", "", 0, 0, "", "")
+            )
+    if receipt is not None:
+        if receipt[7] and receipt[5] == sum(line[9] for line in txn.lines):
+            # transAmntIn equals the lines: this POS wrote its lines after the bill discount
+            # (spread over them already), so nothing more is taken off them.
+            receipt[7] = 0
+        txn.receipt = tuple(receipt)
     for payment_elem in payment_elems:
         try:
             txn.payments.append(_read_payment(payment_elem, txn, master))
@@ -605,12 +753,15 @@ def _read_line(elem: etree._Element, txn: _Txn, master: _Master) -> bool:
     """
     kids: dict = {}
     tip_texts: list[str | None] = []  # raiseAmnt texts of the tip raises
+    discount_texts: list[str | None] = []
     for child in elem:
         tag = child.tag
         if tag == _RAISE:
             row = _children(child)
             if row.get("raiseType", "") in master.tip_ids:
                 tip_texts.append(row.get("raiseAmnt"))
+        elif tag == _DISCOUNT:
+            discount_texts.append(child.findtext(_DSC_AMNT))
         else:
             kids.setdefault(tag, child)
     amnt_tp = _amnt_tp(_text(kids, _AMNT_TP))
@@ -649,10 +800,12 @@ def _read_line(elem: etree._Element, txn: _Txn, master: _Master) -> bool:
         else:  # a sale with a tip on top: split off the tip
             gross, net = gross - tip, net - tip
             tip_line = (txn.register_id, txn.trans_id, f"{line_id}-tip", "tip", "", "", "", "Tip", "")
-            tip_line += (tip, tip, 0, "", "", 0)
+            tip_line += (tip, tip, 0, "", "", 0, 0, "", "")
+    discount = _signed(sum(abs(_ore(text, "dscAmnt")) for text in discount_texts), amnt_tp) if discount_texts else 0
     txn.lines.append(
         (*head, line_type, art_group_id, art_group_code, article_id, description, intern(_text(kids, _QNT)))
         + (gross, net, vat, vat_code, std_vat_code, rate)
+        + (discount, intern(_text(kids, _PROJ_ID)), intern(_text(kids, _COST_ID)))
     )
     if tip_line is not None:
         txn.lines.append(tip_line)
@@ -686,22 +839,32 @@ def _assemble(state: _Pass, vendor_id: str, day: dt.date, files: list[Path]) -> 
     lines: list[tuple] = []
     receipts: list[tuple] = []
     payments: list[tuple] = []
-    for txn in state.txns:
-        if txn.receipt is None or _assigned_day(txn, state) != day:
-            continue
-        stamp = txn.instant
-        used.add(txn.path)
-        receipts.append((*txn.receipt, stamp))
-        lines.extend((*line, stamp) for line in txn.lines)
-        payments.extend(txn.payments)
+    skipped: list[tuple] = []
+    for txns in state.txns.values():
+        for txn in txns:
+            if _assigned_day(txn, state) != day:
+                continue
+            if txn.skipped is not None:
+                used.add(txn.path)
+                skipped.append(txn.skipped)
+                continue
+            if txn.receipt is None:
+                continue
+            stamp = txn.instant
+            used.add(txn.path)
+            receipts.append((*txn.receipt, stamp))
+            lines.extend((*line, stamp) for line in txn.lines)
+            payments.extend(txn.payments)
     z_vat: list[tuple] = []
     z_payments: list[tuple] = []
+    z_groups: list[tuple] = []
     for reports in state.zreports.values():
         for _instant, business_day, _seq, report in reports:
             if business_day == day:
                 used.add(report.path)
                 z_vat.extend(report.vat_rows)
                 z_payments.extend(report.payment_rows)
+                z_groups.extend(report.art_group_rows)
 
     def frame(name: str, rows: list[tuple], columns: list[str]) -> pd.DataFrame:
         if not rows:
@@ -719,5 +882,7 @@ def _assemble(state: _Pass, vendor_id: str, day: dt.date, files: list[Path]) -> 
         payments=frame("payments", payments, _PAYMENT_COLS),
         z_vat=frame("z_vat", z_vat, _ZVAT_COLS),
         z_payments=frame("z_payments", z_payments, _ZPAY_COLS),
+        z_art_groups=frame("z_art_groups", z_groups, _ZART_COLS),
+        skipped=frame("skipped", skipped, _SKIPPED_COLS),
         source="; ".join(str(p) for p in files if str(p) in used),
     )

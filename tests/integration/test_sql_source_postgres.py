@@ -1,0 +1,112 @@
+"""The POS database source on the machine's PostgreSQL: a fresh database per test, dropped after."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from kassebro import demo_data
+from kassebro.demo_pos import build_demo_pos, demo_identity
+from kassebro.errors import SourceError
+from kassebro.frames import SalesDay
+from kassebro.sources import saft, sql
+
+pytestmark = pytest.mark.integration
+
+SERVER = os.environ.get("KASSEBRO_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432")
+KEYS = {
+    "lines": ["register_id", "trans_id", "line_id"],
+    "receipts": ["register_id", "trans_id"],
+    "payments": ["register_id", "trans_id", "payment_type", "amount"],
+    "z_vat": ["register_id", "report_id", "vat_code"],
+    "z_payments": ["register_id", "report_id", "payment_type"],
+    "z_art_groups": ["register_id", "report_id", "art_group_id"],
+    "skipped": ["register_id", "trans_id"],
+}
+
+
+@pytest.fixture
+def database() -> Iterator[str]:
+    """A fresh database kassebro_pos_<random>, dropped WITH (FORCE) afterwards."""
+    name = f"kassebro_pos_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(f"{SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{SERVER}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _assert_same_day(got: SalesDay, expected: SalesDay) -> None:
+    for name, keys in KEYS.items():
+        a = getattr(got, name).sort_values(keys).reset_index(drop=True)
+        b = getattr(expected, name).sort_values(keys).reset_index(drop=True)
+        pd.testing.assert_frame_equal(a, b, obj=name)
+    sales = got.lines[got.lines["line_type"] != "tip"]
+    ref_sales = expected.lines[expected.lines["line_type"] != "tip"]
+    assert sales.groupby("std_vat_code")["gross"].sum().equals(ref_sales.groupby("std_vat_code")["gross"].sum())
+    assert (
+        got.payments.groupby("payment_type")["amount"]
+        .sum()
+        .equals(expected.payments.groupby("payment_type")["amount"].sum())
+    )
+    assert len(got.receipts) == len(expected.receipts) > 0
+    assert got.z_vat["gross"].sum() == expected.z_vat["gross"].sum()
+    assert got.z_payments["amount"].sum() == expected.z_payments["amount"].sum()
+
+
+def _saft(tmp_path: Path, profile: str, vendor_id: str, first: dt.date, last: dt.date) -> Path:
+    orgnr, company = demo_identity(vendor_id)
+    demo_data.write_range(profile, orgnr, company, first, last, tmp_path / profile)
+    return tmp_path / profile
+
+
+def test_demo_pos_on_postgres_reads_like_the_saft_export(database: str, tmp_path: Path) -> None:
+    first, last = dt.date(2026, 11, 2), dt.date(2026, 11, 4)
+    build_demo_pos(database, "cafe_solsiden", first, last, "cafe")
+    files = _saft(tmp_path, "cafe", "cafe_solsiden", first, last)
+    day = first
+    while day <= last:
+        got = sql.read_day(database, "cafe_solsiden", day)
+        _assert_same_day(got, saft.read_day(files, "cafe_solsiden", day))
+        assert got.source == database
+        day += dt.timedelta(days=1)
+
+
+def test_bar_in_a_named_schema_across_dst_whatever_the_session_time_zone(database: str, tmp_path: Path) -> None:
+    """Tables in schema "pos", a session in New York time: timestamptz still compares as instants."""
+    engine = sa.create_engine(database)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE SCHEMA pos"))
+    first, last = dt.date(2026, 10, 24), dt.date(2026, 10, 25)
+    build_demo_pos("", "bar_nattugla", first, last, "bar", schema="pos", engine=engine)
+    engine.dispose()
+    files = _saft(tmp_path, "bar", "bar_nattugla", first, last)
+    new_york = sa.create_engine(database, connect_args={"options": "-c timezone=America/New_York"})
+    try:
+        for day in (first, last):
+            got = sql.read_day("", "bar_nattugla", day, day_start_hour=5, schema="pos", engine=new_york)
+            _assert_same_day(got, saft.read_day(files, "bar_nattugla", day, day_start_hour=5))
+            assert got.source.endswith("(schema pos)")
+        with pytest.raises(SourceError, match="table receipts is missing"):
+            sql.read_day("", "bar_nattugla", first, engine=new_york)  # the default schema is empty
+    finally:
+        new_york.dispose()
+
+
+def test_wrong_password_is_not_shown(database: str) -> None:
+    url = sa.make_url(database).set(username="kassebro_nobody", password="secret-pw")
+    with pytest.raises(SourceError) as info:
+        sql.read_day(url.render_as_string(hide_password=False), "v", dt.date(2026, 11, 3))
+    assert "secret-pw" not in str(info.value)
+    assert info.value.issues[0].rule == "pos_database"
