@@ -21,18 +21,28 @@ DAY = dt.date(2026, 11, 20)
 VENDOR = "butikk_fjord"
 
 
+def _vendor():
+    """The shop vendor with its day-level limits lifted: a 50,000-receipt day legitimately has more
+    cash rounding and per-line VAT rounding than one shop's limits allow, and the benchmark times
+    the work, not the hold-back."""
+    from kassebro.config import load_vendor
+
+    vendor = load_vendor(VENDOR, PROJECT / "config")
+    limits = {"max_rounding_ore": 10**12, "max_cash_difference_ore": 10**12, "vat_tolerance_ore": 10**12}
+    return vendor.model_copy(update={"mapping": vendor.mapping.model_copy(update=limits)})
+
+
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def step_pipeline(xml: str, frames_dir: str) -> dict:
     """Read, validate and build in this process; time each step and report peak RSS."""
-    from kassebro.config import load_vendor
     from kassebro.sources.saft import read_day
     from kassebro.validation import validate_day
     from kassebro.vouchers import build_voucher
 
-    vendor = load_vendor(VENDOR, PROJECT / "config")
+    vendor = _vendor()
     import great_expectations  # noqa: F401 - imported before timing: its import is a fixed cost, not per day
 
     t0 = time.perf_counter()
@@ -57,11 +67,10 @@ def step_pipeline(xml: str, frames_dir: str) -> dict:
 
 def step_build(frames_dir: str, repeats: int = 5) -> dict:
     """The build step alone on the saved canonical frames (best of `repeats`)."""
-    from kassebro.config import load_vendor
     from kassebro.frames import SalesDay
     from kassebro.vouchers import build_voucher
 
-    vendor = load_vendor(VENDOR, PROJECT / "config")
+    vendor = _vendor()
     day = SalesDay.load(Path(frames_dir))
     times = []
     for _ in range(repeats):
@@ -72,7 +81,8 @@ def step_build(frames_dir: str, repeats: int = 5) -> dict:
 
 
 def step_duckdb(frames_dir: str, repeats: int = 5) -> dict:
-    """The reference: the builder's aggregations in DuckDB over the same frames (best of `repeats`)."""
+    """The reference: the builder's aggregations in DuckDB over the same frames (best of `repeats`):
+    revenue per key and VAT code, payments per type, receipt totals, and the bill-discount spread."""
     import duckdb
 
     con = duckdb.connect()
@@ -84,7 +94,14 @@ def step_duckdb(frames_dir: str, repeats: int = 5) -> dict:
         " FROM lines GROUP BY ALL",
         "SELECT payment_type, payment_code, sum(amount) FROM payments GROUP BY ALL",
         "SELECT sum(rounding), sum(bill_discount) FROM receipts",
-        "SELECT trans_id, sum(gross) FROM lines GROUP BY trans_id",
+        "SELECT register_id, trans_id, sum(gross) FROM lines GROUP BY ALL",
+        # the bill discounts spread over each receipt's VAT rates pro rata to gross, as the builder does
+        """WITH r AS (SELECT register_id, trans_id, bill_discount FROM receipts WHERE bill_discount <> 0),
+             g AS (SELECT l.register_id, l.trans_id, std_vat_code, vat_rate_bp, sum(gross) AS gross
+                   FROM lines l JOIN r USING (register_id, trans_id) WHERE line_type = 'sale' GROUP BY ALL),
+             t AS (SELECT register_id, trans_id, sum(gross) AS total FROM g GROUP BY ALL)
+           SELECT std_vat_code, vat_rate_bp, sum(round(r.bill_discount * g.gross / t.total))
+           FROM g JOIN t USING (register_id, trans_id) JOIN r USING (register_id, trans_id) GROUP BY ALL""",
     ]
     times = []
     for _ in range(repeats):

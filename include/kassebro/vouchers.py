@@ -164,8 +164,15 @@ class _Resolver:
         self.build = build
         self.unmapped: set[tuple[str, str]] = set()
         self.labels: dict[tuple, str] = {}
+        self._cache: dict[tuple, tuple | None] = {}
 
     def bucket(self, raw: tuple) -> tuple | None:
+        """Memoised: a big day has a few dozen distinct raw keys but thousands of receipts."""
+        if raw not in self._cache:
+            self._cache[raw] = self._bucket(raw)
+        return self._cache[raw]
+
+    def _bucket(self, raw: tuple) -> tuple | None:
         group, code, std, rate, line_type, cost_centre, project = raw
         group, code, rate = str(group), "" if pd.isna(code) else str(code), int(rate)
         key = self.build.mapping.key_for(group, code)

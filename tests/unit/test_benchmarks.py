@@ -11,3 +11,13 @@ def test_parse_benchmark_runs_on_a_few_vendors() -> None:
 
     result = parse_benchmark(n=5, repeats=1)  # asserts every vendor and reference DAG loaded without errors
     assert result["n"] == 5 and result["kassebro_s"] > 0 and result["reference_s"] > 0
+
+
+@pytest.mark.slow
+def test_large_day_benchmark_runs_on_a_small_day(tmp_path) -> None:
+    from benchmarks.large_day import run
+
+    result = run(tmp_path, receipts=300)
+    assert result["receipts"] == 300 and result["lines"] >= 900
+    assert result["validate_ok"] and result["voucher_lines"] > 0
+    assert result["build_s"] > 0 and result["duckdb_s"] > 0 and result["peak_rss_mb"] > 0
