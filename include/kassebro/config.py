@@ -170,11 +170,17 @@ class Source(_Strict):
 
 
 class LedgerTarget(_Strict):
-    """The vendor's accounting system: which one, through which Airflow connection."""
+    """The vendor's accounting system: which one, through which Airflow connection.
+
+    `on_change`: what happens when a day's sales change after it was posted: `correction` posts a
+    voucher with the difference; `reverse` posts a voucher reversing what was booked, then the day
+    again in full. Either way nothing is overwritten and every voucher is kept.
+    """
 
     system: Literal["tripletex"] = "tripletex"
     connection: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     send_to_ledger: bool = True
+    on_change: Literal["correction", "reverse"] = "correction"
 
 
 class Vendor(_Strict):

@@ -72,11 +72,11 @@ history_table = Table(
     Column("vendor_id", String(64), primary_key=True),
     Column("business_day", Date, primary_key=True),
     Column("version", Integer, primary_key=True),
-    Column("kind", String(16), nullable=False),  # original | correction
+    Column("kind", String(16), nullable=False),  # original | correction | reversal | repost
     Column("external_ref", String(120), nullable=False),
     Column("ledger_id", String(64), nullable=False),
     Column("ledger_number", String(64)),
-    Column("day_hash", String(64), nullable=False),  # digest of the whole day's voucher once this was booked
+    Column("day_hash", String(64), nullable=False),  # digest of the day's voucher once this was booked ("" mid-way)
     Column("voucher_json", Text, nullable=False),  # the voucher sent: the whole day (v1) or the difference
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
@@ -337,6 +337,7 @@ class Journal:
         sent: Voucher | None = None,
         day_voucher: Voucher | None = None,
         version: int = 1,
+        kind: str = "",
     ) -> None:
         """Record a voucher confirmed in the ledger: `sent` is what was posted (the whole day, or a
         correction), `day_voucher` the whole day it brings the ledger to."""
@@ -371,11 +372,11 @@ class Journal:
                             vendor_id=vendor_id,
                             business_day=day,
                             version=version,
-                            kind="original" if version == 1 else "correction",
+                            kind=kind or ("original" if version == 1 else "correction"),
                             external_ref=sent.external_ref,
                             ledger_id=ledger_id,
                             ledger_number=ledger_number,
-                            day_hash=(day_voucher or sent).digest(),
+                            day_hash="" if kind == "reversal" else (day_voucher or sent).digest(),
                             voucher_json=json.dumps(sent.to_json(), sort_keys=True),
                             created_at=_now(),
                         )

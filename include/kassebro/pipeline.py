@@ -12,6 +12,7 @@ import json
 import logging
 import re
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from kassebro.config import Vendor, data_dir
@@ -134,13 +135,13 @@ def load_voucher(vendor: Vendor, day: dt.date) -> Voucher:
 
 
 def post(vendor: Vendor, day: dt.date, ledger: Ledger, journal: Journal, *, dry_run: bool = False) -> dict:
-    """Post the day's voucher at most once; book a correction if the day changed after posting.
+    """Post the day's voucher at most once; if the day changed after posting, book the change.
 
     Order matters: claim the day in the journal (so two runs cannot race), look the version's
     external reference up in the ledger (it may be there after a dropped connection), and only
     then post. A transient failure leaves the day "unknown": the next try looks it up first.
-    A day whose sales changed after it was booked gets a correction voucher (`:v2`, `:v3` ...)
-    holding the difference, never an overwrite.
+    A day whose sales changed after it was booked gets `:v2`, `:v3` ... vouchers: the difference
+    (`on_change: correction`), or a reversal of what was booked and the day again (`reverse`).
     """
     voucher = load_voucher(vendor, day)
     result = {
@@ -160,23 +161,82 @@ def post(vendor: Vendor, day: dt.date, ledger: Ledger, journal: Journal, *, dry_
             message="no sales this business day",
         )
         return {**result, "state": "empty"}
-    if booked and booked[-1].day_hash == voucher.digest():
-        entry = journal.get(vendor.id, day)
-        state = entry.state if entry and entry.state in ("posted", "parked") else "posted"
-        return {
-            **result,
-            "state": state,
-            "ledger_id": booked[-1].ledger_id,
-            "version": booked[-1].version,
-            "already": True,
-        }
+    posted_now: list[dict] = []
+    while True:
+        step = next_voucher(voucher, [b.voucher for b in booked], [b.day_hash for b in booked], vendor.ledger.on_change)
+        if step is None:
+            break
+        sent, kind = step
+        if dry_run:
+            log.info("dry run: would post %s", json.dumps(sent.to_json(), indent=1))
+            return {**result, "state": "dry_run", "version": len(booked) + 1}
+        posted_now.append(_post_once(vendor, day, ledger, journal, voucher, sent, kind, len(booked) + 1))
+        booked = journal.booked(vendor.id, day)
+    entry = journal.get(vendor.id, day)
+    state = entry.state if entry and entry.state in ("posted", "parked") else "posted"
+    last = posted_now[-1] if posted_now else {}
+    return {
+        **result,
+        "state": state,
+        "ledger_id": booked[-1].ledger_id,
+        "ledger_number": booked[-1].ledger_number,
+        "version": booked[-1].version,
+        "already": not posted_now or all(p["found"] for p in posted_now),
+        "kinds": [p["kind"] for p in posted_now],
+        **({"found": last["found"]} if last else {}),
+    }
 
+
+def next_voucher(day_voucher: Voucher, booked: list[Voucher], hashes: list[str], on_change: str) -> tuple | None:
+    """What to post next to bring the ledger to the day as built, or None when it is there."""
+    if not booked:
+        return day_voucher, "original"
+    if hashes[-1] == day_voucher.digest():
+        return None
     version = len(booked) + 1
-    sent = voucher if version == 1 else correction_voucher(voucher, [b.voucher for b in booked], version)
-    if dry_run:
-        log.info("dry run: would post %s", json.dumps(sent.to_json(), indent=1))
-        return {**result, "state": "dry_run", "version": version}
+    if on_change == "correction":
+        correction = correction_voucher(day_voucher, booked, version)
+        return (correction, "correction") if correction.lines else None  # only texts changed: nothing to book
+    if hashes[-1] == "":  # the last step reversed what was booked: post the day again in full
+        if not day_voucher.lines:
+            return None  # the day has no sales left: the reversal was all it needed
+        from kassebro.voucher import external_ref
 
+        again = Voucher(
+            day_voucher.vendor_id,
+            day_voucher.business_day,
+            external_ref(day_voucher.vendor_id, day_voucher.business_day, version),
+            day_voucher.description,
+            day_voucher.lines,
+            day_voucher.vat_difference,
+        )
+        return again, "repost"
+    empty = Voucher(day_voucher.vendor_id, day_voucher.business_day, "", "", (), 0)
+    reversal = correction_voucher(empty, booked, version)
+    return Voucher(
+        reversal.vendor_id,
+        reversal.business_day,
+        reversal.external_ref,
+        f"Reversering av {day_voucher.description}",
+        tuple(
+            replace(line, description=line.description.replace("Korreksjon: ", "Reversering: "))
+            for line in reversal.lines
+        ),
+        reversal.vat_difference,
+    ), "reversal"
+
+
+def _post_once(
+    vendor: Vendor,
+    day: dt.date,
+    ledger: Ledger,
+    journal: Journal,
+    day_voucher: Voucher,
+    sent: Voucher,
+    kind: str,
+    version: int,
+) -> dict:
+    """Claim, look up, post one voucher of the day, and record it once confirmed."""
     token = journal.claim(vendor.id, day, correction=version > 1)
     if token is None:
         raise LedgerTransient(vendor.ledger.system, f"{vendor.id} {day} is being posted by another run; retry later")
@@ -195,7 +255,7 @@ def post(vendor: Vendor, day: dt.date, ledger: Ledger, journal: Journal, *, dry_
         journal.release(vendor.id, day, token, str(exc), state="failed")
         raise
     if version > 1:
-        message = (message + "; " if message else "") + f"correction v{version} for changed sales"
+        message = (message + "; " if message else "") + f"{kind} v{version}: the day's sales changed after posting"
     journal.finish(
         vendor.id,
         day,
@@ -205,17 +265,11 @@ def post(vendor: Vendor, day: dt.date, ledger: Ledger, journal: Journal, *, dry_
         ledger_number=posted.number,
         message=message,
         sent=sent,
-        day_voucher=voucher,
+        day_voucher=day_voucher,
         version=version,
+        kind=kind,
     )
-    return {
-        **result,
-        "state": state,
-        "ledger_id": posted.ledger_id,
-        "ledger_number": posted.number,
-        "version": version,
-        "already": found is not None,
-    }
+    return {"kind": kind, "ledger_id": posted.ledger_id, "found": found is not None}
 
 
 def correction_voucher(day_voucher: Voucher, booked: list[Voucher], version: int) -> Voucher:

@@ -94,6 +94,36 @@ def test_changed_sales_after_posting_get_a_correction_voucher(env) -> None:
     assert [b.kind for b in journal.booked(vendor.id, DAY)] == ["original", "correction"]
 
 
+def test_reverse_and_repost_by_option(env) -> None:
+    vendor, journal, app, client = env
+    vendor = vendor.model_copy(update={"ledger": vendor.ledger.model_copy(update={"on_change": "reverse"})})
+    first = pipeline.post(vendor, DAY, client(), journal)
+    _change_sales(vendor)
+    app.state.faults.add("save_then_drop", path="/ledger/voucher", method="POST")  # the reversal's answer is lost
+    with pytest.raises(LedgerTransient):
+        pipeline.post(vendor, DAY, client(), journal)
+    result = pipeline.post(vendor, DAY, client(), journal)
+    assert result["kinds"] == ["reversal", "repost"] and result["version"] == 3
+    stored = {v.external_voucher_number: v for v in app.state.store.list_vouchers()}
+    assert sorted(stored) == [
+        f"kassebro:cafe_solsiden:{DAY}",
+        f"kassebro:cafe_solsiden:{DAY}:v2",
+        f"kassebro:cafe_solsiden:{DAY}:v3",
+    ]
+    original = app.state.store.voucher(int(first["ledger_id"]))
+
+    def user_rows(v) -> list[int]:
+        return sorted(p.gross for p in v.postings if not p.system_generated)
+
+    assert user_rows(stored[f"kassebro:cafe_solsiden:{DAY}:v2"]) == sorted(-g for g in user_rows(original))
+    new_day = pipeline.load_voucher(vendor, DAY)
+    assert user_rows(stored[f"kassebro:cafe_solsiden:{DAY}:v3"]) == sorted(line.amount for line in new_day.lines)
+    assert pipeline.verify(vendor, DAY, client(), journal)["versions"] == 3
+    assert [b.kind for b in journal.booked(vendor.id, DAY)] == ["original", "reversal", "repost"]
+    assert pipeline.post(vendor, DAY, client(), journal)["already"] is True
+    assert len(app.state.store.list_vouchers()) == 3
+
+
 def test_correction_survives_a_dropped_connection(env) -> None:
     vendor, journal, app, client = env
     pipeline.post(vendor, DAY, client(), journal)
