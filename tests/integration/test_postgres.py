@@ -8,8 +8,6 @@ import os
 import subprocess
 import sys
 import threading
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,23 +15,7 @@ import sqlalchemy as sa
 
 pytestmark = pytest.mark.integration
 
-SERVER = os.environ.get("KASSEBRO_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432")
 HERE = Path(__file__).resolve().parent
-
-
-@pytest.fixture
-def database() -> Iterator[str]:
-    """A fresh database, dropped afterwards."""
-    name = f"kassebro_it_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(f"{SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{SERVER}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def test_journal_claims_on_postgres(database: str) -> None:

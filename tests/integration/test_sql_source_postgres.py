@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +17,6 @@ from kassebro.sources import saft, sql
 
 pytestmark = pytest.mark.integration
 
-SERVER = os.environ.get("KASSEBRO_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432")
 KEYS = {
     "lines": ["register_id", "trans_id", "line_id"],
     "receipts": ["register_id", "trans_id"],
@@ -30,21 +26,6 @@ KEYS = {
     "z_art_groups": ["register_id", "report_id", "art_group_id"],
     "skipped": ["register_id", "trans_id"],
 }
-
-
-@pytest.fixture
-def database() -> Iterator[str]:
-    """A fresh database kassebro_pos_<random>, dropped WITH (FORCE) afterwards."""
-    name = f"kassebro_pos_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(f"{SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{SERVER}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _assert_same_day(got: SalesDay, expected: SalesDay) -> None:
