@@ -8,15 +8,17 @@ Each run posts the business days that closed since the previous run, one voucher
 | task | does | when it fails |
 |---|---|---|
 | `plan_days` | picks the business days from the run's data interval, or the `dates` param | config or param error |
-| `extract` | reads the day's SAF-T sales into canonical frames (parquet in the work dir) | source missing or invalid: fix the export, clear the task |
-| `validate` | Great Expectations: receipts balance, totals equal the Z report | **bad data, no retry**: the log names the rule and the rows; the report is in the work dir |
-| `build_voucher` | builds the balanced voucher in øre | an accounting key or payment type has no account: add it to the vendor's mapping |
+| `extract` | reads the day's sales (SAF-T files or the POS database) into canonical frames (parquet in the work dir) | source missing or invalid: fix the export, clear the task |
+| `validate` | Great Expectations: receipts balance, totals equal the Z report per VAT code and payment type, line VAT, no gaps or duplicates, sales inside the day, currency | **bad data, no retry**: the log names the rule and the rows and links the HTML report |
+| `build_voucher` | builds the balanced voucher in øre | an accounting key or payment type has no account (add it to the vendor's mapping), or rounding, cash difference or VAT difference above its limit |
 | `post` | claims the day in the journal, looks the reference up in the ledger, posts once | 422: the ledger's message is in the log (no retry); 429/5xx/timeouts retry with backoff |
 | `verify` | reads the voucher back and compares it account by account | the ledger holds something else than was sent: check the voucher in the ledger |
 
 ## Re-running a day
 - Clear the failed task (and downstream) after fixing the cause: posting is exactly once, a day
   already in the ledger is found by its reference and not posted again.
+- A day whose sales changed after it was posted gets a correction voucher (`:v2`, the difference),
+  or a reversal and a re-post with `ledger.on_change: reverse`; nothing is overwritten.
 - Trigger with params `{"dates": ["2026-11-03"]}` to process given days; `{"dry_run": true}`
   builds and logs the voucher without posting.
 - Backfill: Trigger -> Backfill with a date range; days already posted are skipped.
