@@ -1,0 +1,849 @@
+"""A local emulator of the Fiken API v2, for the subset kassebro uses, with fault injection.
+
+Serves the real paths under `/api/v2` (and the OAuth token endpoint at `/oauth/token`, which on
+the real service lives on another host, fiken.no), with Bearer auth from OAuth2 access tokens.
+
+What it enforces, from the official spec (`/work/shared/specs/fiken/openapi.yaml`, brief §2):
+- OAuth2 token endpoint: Basic client_id:secret, form `grant_type=authorization_code|refresh_token`,
+  answer `{access_token, refresh_token, token_type: "bearer", expires_in}`, errors
+  `{"error": "invalid_grant", "error_description": ...}` with 400. Bearer token on every API call.
+- `POST /companies/{slug}/generalJournalEntries`: 201, empty body, `Location` header; amounts
+  integer øre; accounts "dddd" or "dddd:ddddd"; VAT codes from the spec's table; description
+  (with the "Fri postering registrert via API: " flag added) at most 200 characters; journal
+  entry description, date and lines required; `open`.
+- Paging (`page`, `pageSize` <= 100, `Fiken-Api-*` headers) and the date filters
+  (`date`, `dateLe`, `dateLt`, `dateGe`, `dateGt`) on journalEntries.
+- One request at a time per company: a request arriving while another for the same company is
+  in progress gets 429 (the spec: "Sending multiple requests concurrently may result in a 429").
+
+INFERRED (not in the spec; marked so the real service can prove them wrong):
+- A used refresh token is rotated: the answer carries a new one and the old one stops working
+  (the spec says only "a possibly updated refresh token"). Access tokens expire after
+  `expires_in` seconds; the admin API can expire them at once.
+- API error bodies: the spec gives no 4xx schema; the sandbox answers
+  `{"error": <short>, "error_description": <detail>}` like the OAuth errors, the only documented
+  Fiken error shape. 429 answers carry `Retry-After: 1`.
+- Lines must name both debitAccount and creditAccount (a debit/credit pair), amount > 0,
+  and no unknown fields (spec: 400 for "unexpected fields"). Accounts must exist in the chart;
+  bank accounts (1920) and reskontro (1500) only as sub-accounts, as `/accounts` lists them.
+- Read model: each request line reads back as two lines `{account, vatCode, amount}`: the debit
+  side with +amount, the credit side with -amount (debit positive), the VAT code the side was
+  given ("0" when none). Real Fiken may split out generated VAT lines; not verified.
+- `Location` is the full URL of `/companies/{slug}/journalEntries/{journalEntryId}`.
+- A company with `hasApiAccess: false` answers 403 to its company paths.
+
+Run it: `python -m kassebro.sandbox.fiken --port 8901 [--state FILE]`, or in-process with
+`kassebro.sandbox.server.running(create_app())`. Admin API outside `/api/v2` under `/_sandbox`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import binascii
+import datetime as dt
+import json
+import math
+import os
+import re
+import secrets
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
+
+from kassebro.sandbox.tripletex import CHART, CallLog, FaultInjector, _buffered, _drop_connection
+
+API_PREFIX = "/api/v2"
+API_FLAG = "Fri postering registrert via API: "
+DESCRIPTION_MAX = 200
+PAGE_SIZE_DEFAULT = 25
+PAGE_SIZE_MAX = 100
+ACCESS_TOKEN_SECONDS = 86157
+RETRY_AFTER_SECONDS = 1
+ACCOUNT_CODE = re.compile(r"^\d{4}(:\d{5})?$")
+# Fiken VAT codes (spec, "VAT Code"): transaction-level codes accepted on journal entry lines.
+VAT_CODES = frozenset({0, 7, 1, 3, 11, 31, 12, 32, 13, 33, 52, 5, 6, 51, 14, 21, 15, 22, 23, 86, 87, 88, 89, 91, 92})
+LINE_FIELDS = {"amount", "debitAccount", "debitVatCode", "creditAccount", "creditVatCode"}
+ENTRY_FIELDS = {"description", "date", "lines"}
+BODY_FIELDS = {"description", "open", "journalEntries"}
+
+DEMO_CLIENT_ID = "demo-client-id"
+DEMO_CLIENT_SECRET = "demo-client-secret"
+DEMO_REFRESH_TOKEN = "demo-refresh-token"
+DEMO_AUTH_CODE = "demo-auth-code"
+
+
+@dataclass(frozen=True)
+class Company:
+    name: str
+    slug: str
+    organization_number: str
+    has_api_access: bool = True
+    test_company: bool = True
+    vat_type: str = "bi-monthly"
+    accounting_start_date: str = "2025-01-01"
+
+    def render(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "slug": self.slug,
+            "organizationNumber": self.organization_number,
+            "vatType": self.vat_type,
+            "email": f"post@{self.slug}.example",
+            "creationDate": self.accounting_start_date,
+            "hasApiAccess": self.has_api_access,
+            "testCompany": self.test_company,
+            "accountingStartDate": self.accounting_start_date,
+        }
+
+
+@dataclass(frozen=True)
+class BankAccount:
+    bank_account_id: int
+    name: str
+    account_code: str
+    bank_account_number: str
+    type: str = "normal"
+
+    def render(self) -> dict[str, Any]:
+        return {
+            "bankAccountId": self.bank_account_id,
+            "name": self.name,
+            "accountCode": self.account_code,
+            "bankAccountNumber": self.bank_account_number,
+            "type": self.type,
+            "inactive": False,
+        }
+
+
+DEMO_COMPANY = Company("Demo Kiosk AS", "demo-kiosk-as", "999999999")
+NO_API_COMPANY = Company("Uten API AS", "uten-api-as", "999999998", has_api_access=False)
+BANK_ACCOUNTS: tuple[BankAccount, ...] = (
+    BankAccount(2_747_001, "Driftskonto", "1920:10001", "15035646830"),
+    BankAccount(2_747_002, "Kortoppgjør", "1920:10002", "15035646849"),
+)
+# The Tripletex sandbox's NS 4102 shop chart; 1920 and 1500 only as sub-accounts (INFERRED).
+ACCOUNTS: dict[str, str] = {
+    **{str(a.number): a.name for a in CHART if a.number not in (1500, 1920)},
+    "1500:10001": "Kontantkunde",
+    **{b.account_code: b.name for b in BANK_ACCOUNTS},
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------
+
+
+class FikenError(Exception):
+    """An API error: status plus the (inferred) `{error, error_description}` body."""
+
+    def __init__(self, status: int, error: str, description: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(description)
+        self.status = status
+        self.error = error
+        self.description = description
+        self.headers = dict(headers or {})
+
+    def response(self) -> JSONResponse:
+        body = {"error": self.error, "error_description": self.description}
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
+
+
+def bad_request(description: str) -> FikenError:
+    return FikenError(400, "bad_request", description)
+
+
+# --------------------------------------------------------------------------------------------
+# The books
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class StoredEntry:
+    journal_entry_id: int
+    transaction_id: int
+    journal_entry_number: int
+    company: str
+    description: str
+    date: str
+    lines: list[dict[str, Any]]
+    open: bool
+    created_date: str
+    transaction_description: str = ""
+
+    def render(self) -> dict[str, Any]:
+        return {
+            "journalEntryId": self.journal_entry_id,
+            "createdDate": self.created_date,
+            "lastModifiedDate": self.created_date,
+            "transactionId": self.transaction_id,
+            "journalEntryNumber": self.journal_entry_number,
+            "description": self.description,
+            "date": self.date,
+            "lines": [dict(line, lastModifiedDate=self.created_date) for line in self.lines],
+            "attachments": [],
+        }
+
+
+@dataclass
+class Token:
+    company_slugs: tuple[str, ...]
+    expires_at: float
+
+
+@dataclass
+class FikenStore:
+    """Companies, tokens and journal entries; thread-safe; optionally kept in a JSON file."""
+
+    clients: dict[str, str] = field(default_factory=lambda: {DEMO_CLIENT_ID: DEMO_CLIENT_SECRET})
+    companies: tuple[Company, ...] = (DEMO_COMPANY, NO_API_COMPANY)
+    accounts: dict[str, str] = field(default_factory=lambda: dict(ACCOUNTS))
+    bank_accounts: tuple[BankAccount, ...] = BANK_ACCOUNTS
+    refresh_tokens: set[str] = field(default_factory=lambda: {DEMO_REFRESH_TOKEN})
+    auth_codes: set[str] = field(default_factory=lambda: {DEMO_AUTH_CODE})
+    state_path: str | None = None
+    access_token_seconds: float = ACCESS_TOKEN_SECONDS
+
+    def __post_init__(self) -> None:
+        self._lock = threading.RLock()
+        self._initial_refresh_tokens = set(self.refresh_tokens)
+        self.access_tokens: dict[str, Token] = {}
+        self.entries: list[StoredEntry] = []
+        self._next_id = 1
+        self._load()
+
+    # ---- persistence -------------------------------------------------------------------------
+
+    def _save(self) -> None:
+        if not self.state_path:
+            return
+        data = {
+            "refresh_tokens": sorted(self.refresh_tokens),
+            "next_id": self._next_id,
+            "entries": [asdict(e) for e in self.entries],
+        }
+        path = Path(self.state_path)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def _load(self) -> None:
+        if not self.state_path or not Path(self.state_path).exists():
+            return
+        data = json.loads(Path(self.state_path).read_text(encoding="utf-8"))
+        self.refresh_tokens = set(data.get("refresh_tokens") or self.refresh_tokens)
+        self._next_id = int(data.get("next_id", 1))
+        self.entries = [StoredEntry(**e) for e in data.get("entries") or []]
+
+    def reset(self, *, tokens: bool = False) -> None:
+        with self._lock:
+            self.entries.clear()
+            self._next_id = 1
+            if tokens:
+                self.refresh_tokens = set(self._initial_refresh_tokens)
+                self.access_tokens.clear()
+            self._save()
+
+    # ---- OAuth -------------------------------------------------------------------------------
+
+    def check_client(self, authorization: str) -> bool:
+        if not authorization.lower().startswith("basic "):
+            return False
+        try:
+            raw = base64.b64decode(authorization[6:].strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        client_id, _, secret = raw.partition(":")
+        expected = self.clients.get(client_id)
+        return expected is not None and secrets.compare_digest(expected, secret)
+
+    def grant(self, form: Mapping[str, str]) -> dict[str, Any]:
+        """Exchange a code or refresh token; the refresh token used is rotated (INFERRED)."""
+        grant_type = form.get("grant_type", "")
+        with self._lock:
+            if grant_type == "authorization_code":
+                code = form.get("code", "")
+                if code not in self.auth_codes:
+                    raise FikenError(400, "invalid_grant", "The authorization code is invalid or expired.")
+                self.auth_codes.discard(code)
+            elif grant_type == "refresh_token":
+                old = form.get("refresh_token", "")
+                if old not in self.refresh_tokens:
+                    raise FikenError(400, "invalid_grant", "The refresh token is invalid or expired.")
+                self.refresh_tokens.discard(old)
+            else:
+                raise FikenError(400, "unsupported_grant_type", f"Unsupported grant type: {grant_type or '(none)'}")
+            access = secrets.token_urlsafe(32)
+            refresh = secrets.token_urlsafe(32)
+            self.refresh_tokens.add(refresh)
+            slugs = tuple(c.slug for c in self.companies)
+            self.access_tokens[access] = Token(slugs, time.time() + self.access_token_seconds)
+            self._save()
+        return {
+            "access_token": access,
+            "refresh_token": refresh,
+            "token_type": "bearer",
+            "expires_in": int(self.access_token_seconds),
+        }
+
+    def authenticate(self, authorization: str) -> Token:
+        if not authorization.lower().startswith("bearer "):
+            raise FikenError(401, "unauthorized", "Missing bearer token.")
+        token = self.access_tokens.get(authorization[7:].strip())
+        if token is None or token.expires_at <= time.time():
+            raise FikenError(401, "unauthorized", "The access token is invalid or expired.")
+        return token
+
+    def expire_access_tokens(self) -> int:
+        with self._lock:
+            count = len(self.access_tokens)
+            self.access_tokens.clear()
+            return count
+
+    def company(self, slug: str, token: Token) -> Company:
+        for company in self.companies:
+            if company.slug == slug and slug in token.company_slugs:
+                if not company.has_api_access:
+                    raise FikenError(403, "forbidden", f"Company {slug} does not have access to the API module.")
+                return company
+        raise FikenError(404, "not_found", f"Company {slug} not found.")
+
+    # ---- journal entries ---------------------------------------------------------------------
+
+    def create(self, slug: str, body: Any) -> StoredEntry:
+        """Validate a generalJournalEntryRequest and book its journal entries."""
+        if not isinstance(body, dict):
+            raise bad_request("Request body must be a JSON object.")
+        _no_unknown(body, BODY_FIELDS, "")
+        top_description = body.get("description")
+        if top_description is not None:
+            _check_description(top_description, "description")
+        is_open = body.get("open", False)
+        if not isinstance(is_open, bool):
+            raise bad_request("open: must be a boolean.")
+        entries = body.get("journalEntries")
+        if not isinstance(entries, list) or not entries:
+            raise bad_request("journalEntries: required, at least one journal entry.")
+        parsed = []
+        for i, entry in enumerate(entries):
+            where = f"journalEntries[{i}]"
+            if not isinstance(entry, dict):
+                raise bad_request(f"{where}: must be an object.")
+            _no_unknown(entry, ENTRY_FIELDS, where)
+            if "description" not in entry:
+                raise bad_request(f"{where}.description: required.")
+            description = _check_description(entry["description"], f"{where}.description")
+            date = entry.get("date")
+            try:
+                day = dt.date.fromisoformat(date) if isinstance(date, str) and len(date) == 10 else None
+            except ValueError:
+                day = None
+            if day is None:
+                raise bad_request(f"{where}.date: required, format yyyy-MM-dd.")
+            lines = entry.get("lines")
+            if not isinstance(lines, list) or not lines:
+                raise bad_request(f"{where}.lines: required, at least one line.")
+            parsed.append(
+                (
+                    description,
+                    day.isoformat(),
+                    [_book_line(self, line, f"{where}.lines[{j}]") for j, line in enumerate(lines)],
+                )
+            )
+        with self._lock:
+            created = dt.date.today().isoformat()
+            first = None
+            for description, day, lines in parsed:
+                entry_id = self._next_id
+                self._next_id += 1
+                number = 1 + sum(1 for e in self.entries if e.company == slug)
+                stored = StoredEntry(
+                    journal_entry_id=entry_id,
+                    transaction_id=700_000_000 + entry_id,
+                    journal_entry_number=number,
+                    company=slug,
+                    description=API_FLAG + description,
+                    date=day,
+                    lines=[side for pair in lines for side in pair],
+                    open=is_open,
+                    created_date=created,
+                    transaction_description=API_FLAG + (top_description or description),
+                )
+                self.entries.append(stored)
+                first = first or stored
+            self._save()
+        assert first is not None
+        return first
+
+    def entry(self, slug: str, entry_id: int) -> StoredEntry:
+        with self._lock:
+            for e in self.entries:
+                if e.company == slug and e.journal_entry_id == entry_id:
+                    return e
+        raise FikenError(404, "not_found", f"Journal entry {entry_id} not found.")
+
+    def list_entries(self, slug: str) -> list[StoredEntry]:
+        with self._lock:
+            return [e for e in self.entries if e.company == slug]
+
+
+def _book_line(store: FikenStore, line: Any, where: str) -> list[dict[str, Any]]:
+    if not isinstance(line, dict):
+        raise bad_request(f"{where}: must be an object.")
+    _no_unknown(line, LINE_FIELDS, where)
+    amount = line.get("amount")
+    if amount is None:
+        raise bad_request(f"{where}.amount: required.")
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise bad_request(f"{where}.amount: must be an integer number of øre.")
+    if amount <= 0:
+        raise bad_request(f"{where}.amount: must be greater than 0.")
+    booked: list[dict[str, Any]] = []
+    for side, sign in (("debit", 1), ("credit", -1)):
+        account = line.get(f"{side}Account")
+        if account is None:
+            raise bad_request(f"{where}.{side}Account: required.")
+        if not isinstance(account, str) or not ACCOUNT_CODE.match(account):
+            raise bad_request(f"{where}.{side}Account: invalid account {account!r}, expected 'dddd' or 'dddd:ddddd'.")
+        if account not in store.accounts:
+            raise bad_request(f"{where}.{side}Account: account {account} does not exist.")
+        vat = line.get(f"{side}VatCode")
+        if vat is not None and (isinstance(vat, bool) or not isinstance(vat, int) or vat not in VAT_CODES):
+            raise bad_request(f"{where}.{side}VatCode: invalid VAT code {vat!r}.")
+        booked.append({"amount": sign * amount, "account": account, "vatCode": str(vat if vat is not None else 0)})
+    if line["debitAccount"] == line["creditAccount"]:
+        raise bad_request(f"{where}: debitAccount and creditAccount are the same account.")
+    return booked
+
+
+def _no_unknown(obj: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(obj) - allowed)
+    if unknown:
+        prefix = f"{where}: " if where else ""
+        raise bad_request(f"{prefix}unexpected field(s): {', '.join(unknown)}.")
+
+
+def _check_description(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise bad_request(f"{where}: required, a non-empty string.")
+    if len(API_FLAG) + len(value) > DESCRIPTION_MAX:
+        raise bad_request(
+            f"{where}: too long ({len(API_FLAG) + len(value)} > {DESCRIPTION_MAX} characters "
+            f"including the flag {API_FLAG!r})."
+        )
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# The app
+# --------------------------------------------------------------------------------------------
+
+
+def _company_key(sub_path: str) -> str:
+    """The concurrency key of a call: the company slug, else the user."""
+    parts = sub_path.split("/")
+    if len(parts) > 2 and parts[1] == "companies" and parts[2]:
+        return parts[2]
+    return "(user)"
+
+
+class FikenSandbox(FastAPI):
+    """The FastAPI app, with a raw ASGI layer in front for faults, the call log and concurrency."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (path.startswith(API_PREFIX) or path.startswith("/oauth")):
+            await super().__call__(scope, receive, send)
+            return
+        method = scope["method"]
+        is_api = path.startswith(API_PREFIX)
+        sub_path = path[len(API_PREFIX) :] or "/" if is_api else path
+        entry: dict[str, Any] = {
+            "method": method,
+            "path": sub_path,
+            "query": scope.get("query_string", b"").decode("latin-1"),
+            "status": None,
+            "request_id": str(uuid.uuid4()),
+            "fault": None,
+            "time": dt.datetime.now().isoformat(timespec="milliseconds"),
+        }
+        chunks: list[bytes] = []
+
+        async def logged_receive() -> dict[str, Any]:
+            message = await receive()
+            if message["type"] == "http.request":
+                chunks.append(message.get("body", b""))
+            return message
+
+        async def tagged_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                entry["status"] = message["status"]
+            await send(message)
+
+        if not is_api:  # the token endpoint: logged, never faulted, body never logged
+            try:
+                await super().__call__(scope, receive, tagged_send)
+            finally:
+                self.state.calls.append(entry)
+            return
+
+        key = _company_key(sub_path)
+        with self.state.locks_guard:
+            lock = self.state.locks.setdefault(key, threading.Lock())
+        if not lock.acquire(blocking=False):
+            entry["status"] = 429
+            entry["fault"] = "concurrent"
+            self.state.calls.append(entry)
+            await FikenError(
+                429,
+                "too_many_requests",
+                "Only one concurrent request per company is allowed.",
+                {"Retry-After": str(RETRY_AFTER_SECONDS)},
+            ).response()(scope, receive, send)
+            return
+        try:
+            fault = self.state.faults.take(method, sub_path)
+            if fault is not None:
+                entry["fault"] = fault.kind
+            if fault is not None and fault.kind == "429":
+                seconds = str(max(0, math.ceil(fault.seconds)))
+                error = FikenError(429, "too_many_requests", "Too many requests.", {"Retry-After": seconds})
+                await error.response()(scope, receive, tagged_send)
+                return
+            if fault is not None and fault.kind == "500":
+                await FikenError(500, "internal_error", "Internal server error.").response()(
+                    scope, receive, tagged_send
+                )
+                return
+            if fault is not None and fault.kind == "delay":
+                logged_receive = await _buffered(logged_receive)
+                await asyncio.sleep(fault.seconds)
+            if fault is not None and fault.kind == "save_then_drop":
+
+                async def swallow(message: dict[str, Any]) -> None:
+                    if message["type"] == "http.response.start":
+                        entry["saved_status"] = message["status"]
+
+                await super().__call__(scope, logged_receive, swallow)
+                if not _drop_connection(send):
+                    raise RuntimeError("save_then_drop needs the app to run under uvicorn")
+                return
+            await super().__call__(scope, logged_receive, tagged_send)
+        finally:
+            lock.release()
+            if chunks:
+                raw = b"".join(chunks)
+                try:
+                    entry["body"] = json.loads(raw.decode("utf-8"))
+                except (UnicodeDecodeError, json.JSONDecodeError):
+                    entry["body"] = raw.decode("utf-8", "replace")
+            self.state.calls.append(entry)
+
+
+def create_app(
+    *,
+    clients: Mapping[str, str] | None = None,
+    refresh_tokens: Iterable[str] = (DEMO_REFRESH_TOKEN,),
+    companies: Iterable[Company] = (DEMO_COMPANY, NO_API_COMPANY),
+    extra_accounts: Mapping[str, str] | None = None,
+    state_path: str | os.PathLike[str] | None = None,
+    access_token_seconds: float = ACCESS_TOKEN_SECONDS,
+) -> FikenSandbox:
+    """Build a Fiken sandbox app.
+
+    Args:
+      clients: client_id -> client_secret accepted at /oauth/token (default the demo app).
+      refresh_tokens: refresh tokens valid at start (default "demo-refresh-token"); each is
+        rotated on use. The authorization code "demo-auth-code" works once.
+      companies: the companies every token can access (default Demo Kiosk AS, and "Uten API AS"
+        without the API module).
+      extra_accounts: code -> name added to the chart.
+      state_path: JSON file the books and refresh tokens are kept in across restarts.
+
+    `app.state.store` (FikenStore), `app.state.faults` (FaultInjector) and `app.state.calls`
+    (CallLog) are there for in-process inspection.
+    """
+    store = FikenStore(
+        clients=dict(clients or {DEMO_CLIENT_ID: DEMO_CLIENT_SECRET}),
+        companies=tuple(companies),
+        accounts={**ACCOUNTS, **(extra_accounts or {})},
+        refresh_tokens=set(refresh_tokens),
+        state_path=os.fspath(state_path) if state_path else None,
+        access_token_seconds=access_token_seconds,
+    )
+    app = FikenSandbox(
+        title="Fiken sandbox (kassebro)",
+        docs_url="/_sandbox/docs",
+        openapi_url="/_sandbox/openapi.json",
+        redoc_url=None,
+    )
+    app.state.store = store
+    app.state.faults = FaultInjector()
+    app.state.calls = CallLog()
+    app.state.locks = {}
+    app.state.locks_guard = threading.Lock()
+
+    @app.exception_handler(FikenError)
+    async def fiken_error(request: Request, exc: FikenError) -> Response:
+        return exc.response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return FikenError(exc.status_code, "error", str(exc.detail)).response()
+
+    app.include_router(_oauth_router(store))
+    app.include_router(_api_router(store))
+    app.include_router(_admin_router(app))
+    return app
+
+
+def _oauth_router(store: FikenStore) -> APIRouter:
+    router = APIRouter(prefix="/oauth")
+
+    @router.post("/token")
+    async def token(request: Request) -> Response:
+        if not store.check_client(request.headers.get("authorization", "")):
+            return JSONResponse(
+                {"error": "invalid_client", "error_description": "Client authentication failed."},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Basic realm="fiken"'},
+            )
+        raw = (await request.body()).decode("utf-8", "replace")
+        form = {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
+        try:
+            return JSONResponse(store.grant(form), headers={"Cache-Control": "no-store"})
+        except FikenError as exc:
+            return exc.response()
+
+    return router
+
+
+def _page(request: Request, values: list[dict[str, Any]]) -> JSONResponse:
+    """Fiken paging: page (0-based) and pageSize (default 25, max 100) with Fiken-Api-* headers."""
+    try:
+        page = int(request.query_params.get("page", 0))
+        size = int(request.query_params.get("pageSize", PAGE_SIZE_DEFAULT))
+    except ValueError:
+        raise bad_request("page and pageSize must be integers.") from None
+    if page < 0 or not 1 <= size <= PAGE_SIZE_MAX:
+        raise bad_request(f"page must be >= 0 and pageSize between 1 and {PAGE_SIZE_MAX}.")
+    headers = {
+        "Fiken-Api-Page": str(page),
+        "Fiken-Api-Page-Size": str(size),
+        "Fiken-Api-Page-Count": str(max(1, math.ceil(len(values) / size))),
+        "Fiken-Api-Result-Count": str(len(values)),
+    }
+    return JSONResponse(values[page * size : (page + 1) * size], headers=headers)
+
+
+def _date_filter(request: Request) -> list[tuple[str, dt.date]]:
+    filters = []
+    for name in ("date", "dateLe", "dateLt", "dateGe", "dateGt"):
+        raw = request.query_params.get(name)
+        if raw is None:
+            continue
+        try:
+            filters.append((name, dt.date.fromisoformat(raw)))
+        except ValueError:
+            raise bad_request(f"{name}: format yyyy-MM-dd.") from None
+    return filters
+
+
+_COMPARE = {
+    "date": lambda a, b: a == b,
+    "dateLe": lambda a, b: a <= b,
+    "dateLt": lambda a, b: a < b,
+    "dateGe": lambda a, b: a >= b,
+    "dateGt": lambda a, b: a > b,
+}
+
+
+def _api_router(store: FikenStore) -> APIRouter:
+    router = APIRouter(prefix=API_PREFIX)
+
+    def auth(request: Request) -> Token:
+        return store.authenticate(request.headers.get("authorization", ""))
+
+    def company(request: Request, slug: str) -> Company:
+        return store.company(slug, auth(request))
+
+    @router.get("/user")
+    async def user(request: Request) -> Response:
+        auth(request)
+        return JSONResponse({"name": "Demo Bruker", "email": "demo@kassebro.example"})
+
+    @router.get("/companies")
+    async def companies(request: Request) -> Response:
+        token = auth(request)
+        values = sorted((c.render() for c in store.companies if c.slug in token.company_slugs), key=lambda c: c["name"])
+        return _page(request, values)
+
+    @router.get("/companies/{slug}")
+    async def get_company(request: Request, slug: str) -> Response:
+        return JSONResponse(company(request, slug).render())
+
+    @router.get("/companies/{slug}/accounts")
+    async def accounts(request: Request, slug: str) -> Response:
+        company(request, slug)
+        low = request.query_params.get("fromAccount")
+        high = request.query_params.get("toAccount")
+        values = [
+            {"code": code, "name": name}
+            for code, name in sorted(store.accounts.items())
+            if (low is None or code[:4] >= low[:4]) and (high is None or code[:4] <= high[:4])
+        ]
+        return JSONResponse(values)
+
+    @router.get("/companies/{slug}/bankAccounts")
+    async def bank_accounts(request: Request, slug: str) -> Response:
+        company(request, slug)
+        return _page(request, [b.render() for b in store.bank_accounts])
+
+    @router.post("/companies/{slug}/generalJournalEntries")
+    async def create(request: Request, slug: str) -> Response:
+        company(request, slug)
+        if "application/json" not in request.headers.get("content-type", ""):
+            raise FikenError(415, "unsupported_media_type", "We accept application/json only.")
+        try:
+            body = json.loads(await request.body())
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise bad_request("Request body is not valid JSON.") from None
+        stored = store.create(slug, body)
+        location = (
+            f"{str(request.base_url).rstrip('/')}{API_PREFIX}/companies/{slug}/journalEntries/{stored.journal_entry_id}"
+        )
+        return Response(status_code=201, headers={"Location": location})
+
+    @router.get("/companies/{slug}/journalEntries")
+    async def journal_entries(request: Request, slug: str) -> Response:
+        company(request, slug)
+        filters = _date_filter(request)
+        values = [
+            e.render()
+            for e in store.list_entries(slug)
+            if all(_COMPARE[name](dt.date.fromisoformat(e.date), day) for name, day in filters)
+        ]
+        return _page(request, values)
+
+    @router.get("/companies/{slug}/journalEntries/{entry_id}")
+    async def journal_entry(request: Request, slug: str, entry_id: str) -> Response:
+        company(request, slug)
+        if not entry_id.isdigit():
+            raise FikenError(404, "not_found", f"Journal entry {entry_id} not found.")
+        return JSONResponse(store.entry(slug, int(entry_id)).render())
+
+    return router
+
+
+def _admin_router(app: FikenSandbox) -> APIRouter:
+    router = APIRouter(prefix="/_sandbox")
+    store: FikenStore = app.state.store
+
+    @router.post("/faults")
+    async def add_fault(request: Request) -> Response:
+        body = await request.json()
+        try:
+            path = str(body.get("path", "*"))
+            fault = app.state.faults.add(
+                kind=str(body["kind"]),
+                path=path.removeprefix(API_PREFIX) or "/",
+                method=str(body.get("method", "*")),
+                times=int(body.get("times", 1)),
+                seconds=float(body.get("seconds", 1.0)),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(asdict(fault), status_code=201)
+
+    @router.get("/faults")
+    async def list_faults() -> Response:
+        return JSONResponse({"faults": [asdict(f) for f in app.state.faults.list()]})
+
+    @router.delete("/faults")
+    async def clear_faults() -> Response:
+        app.state.faults.clear()
+        return Response(status_code=204)
+
+    @router.get("/calls")
+    async def calls() -> Response:
+        return JSONResponse({"calls": app.state.calls.list()})
+
+    @router.delete("/calls")
+    async def clear_calls() -> Response:
+        app.state.calls.clear()
+        return Response(status_code=204)
+
+    @router.get("/vouchers")
+    async def vouchers() -> Response:
+        values = [dict(e.render(), company=e.company, open=e.open) for e in store.entries]
+        return JSONResponse({"vouchers": values})
+
+    @router.post("/reset")
+    async def reset(request: Request) -> Response:
+        raw = await request.body()
+        options = json.loads(raw) if raw.strip() else {}
+        store.reset(tokens=bool(options.get("tokens", False)))
+        app.state.faults.clear()
+        app.state.calls.clear()
+        return Response(status_code=204)
+
+    @router.post("/expire_tokens")
+    async def expire_tokens() -> Response:
+        return JSONResponse({"expired": store.expire_access_tokens()})
+
+    return router
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m kassebro.sandbox.fiken --port 8901 [--state FILE]`; SIGTERM stops it cleanly."""
+    from kassebro.sandbox.server import SandboxServer
+
+    parser = argparse.ArgumentParser(description="Run the Fiken v2 sandbox.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8901, help="0 picks a free port")
+    parser.add_argument("--state", help="JSON file to keep the books and refresh tokens in across restarts")
+    parser.add_argument("--client-id", default=DEMO_CLIENT_ID)
+    parser.add_argument("--client-secret", default=DEMO_CLIENT_SECRET)
+    parser.add_argument(
+        "--refresh-token", action="append", help=f"valid refresh token at start (default {DEMO_REFRESH_TOKEN})"
+    )
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    app = create_app(
+        clients={args.client_id: args.client_secret},
+        refresh_tokens=args.refresh_token or (DEMO_REFRESH_TOKEN,),
+        state_path=args.state,
+    )
+    server = SandboxServer(app, host=args.host, port=args.port, log_level=args.log_level)
+    server.start()
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    print(f"Fiken sandbox on {server.url}{API_PREFIX} (token: {server.url}/oauth/token, admin: /_sandbox)", flush=True)
+    server.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1050 @@
+"""A local emulator of the PowerOffice Go API v2, for the subset kassebro uses, with fault injection.
+
+Paths, field names (PascalCase) and status codes follow the merged official per-service v2 specs
+(`shared/specs/poweroffice/derived/openapi-merged-stianwe.yaml`) and the token spec
+(`auth-demo.openapi.json`); see the brief `apis.md` §3. Served like the real thing:
+
+- `POST /OAuth/Token`: client credentials, `Authorization: Basic base64(applicationKey:clientKey)`,
+  form `grant_type=client_credentials`, header `Ocp-Apim-Subscription-Key`. Answers
+  `{access_token, token_type:"bearer", expires_in}` (600 s as in the spec example), 400
+  `{"error":"invalid_client",...}` with the spec's wording for unknown keys.
+- `/v2/...`: `Authorization: Bearer <token>` plus `Ocp-Apim-Subscription-Key`. A missing or wrong
+  subscription key gets the API gateway's 401 `{"statusCode":401,"message":"Access denied due to
+  ... subscription key..."}` (Azure API Management's standard wording: INFERRED, PowerOffice runs
+  behind APIM as the header name shows); a missing, unknown or expired bearer token gets 401
+  ProblemDetails (INFERRED: the spec gives 401 without a body); a missing privilege 403
+  ProblemDetails naming the roles the spec lists for the endpoint.
+- `GET /ClientIntegrationInformation`, `GET /GeneralLedgerAccounts?accountNos=`, `GET /VatCodes`,
+  `GET /AccountTransactions?fromDate&toDate[&accountNos&voucherNos&vatCodes]` (empty list -> 204,
+  as the spec says), `POST /Vouchers/ManualJournals` (201 ManualVoucherDto),
+  `GET /Vouchers/ManualJournals/{id}`, `POST /JournalEntryVouchers/ManualJournals`,
+  `GET /JournalEntryVouchers/ManualJournals/{id}`, `GET /JournalEntryVouchers`,
+  `POST /JournalEntryVouchers/{id}/submitForApproval`.
+
+Voucher rules enforced on `POST /Vouchers/ManualJournals` (all 400 ProblemDetails with an
+`Errors` map, ASP.NET's ValidationProblemDetails shape): CurrencyCode (NOK only here) and
+VoucherDate required; at least one line; per line AccountId known and active, VatId known, a
+VAT-locked account only with its own VatId, PostingDate present, CurrencyAmount not 0 (the spec:
+"must be a positive or negative number not 0") with at most two decimals; the lines sum to 0
+(INFERRED, the spec does not say it, a journal must balance). `ExternalImportReference`: "only one
+instance of the reference can exist on the client" (spec). The refusal's status and body are not
+documented: this sandbox answers **400** ProblemDetails, Title "Duplicate external import
+reference", Detail naming the reference and the existing voucher id (INFERRED: the endpoint's
+spec lists only 400/404 as ProblemDetails answers, no 409).
+
+Draft path (INFERRED from the schemas): a journal-entry line carries one side, DebitAccountId +
+DebitVatId or CreditAccountId + CreditVatId, with a positive gross CurrencyAmount (both sides on a
+line are allowed, then it balances itself); debits must equal credits. submitForApproval answers
+`{VoucherId, InApprovalWorkflow: true, IsPosted: false}`; a second submit gives 409 ProblemDetails
+(listed in the spec). Drafts have no ExternalImportReference.
+
+Read-back: ManualVoucherDto lines are the lines as sent (gross CurrencyAmount, VatId).
+AccountTransactions have Amount = net, VatAmount, and one generated VAT transaction per taxed
+line on the rate's VAT account (2700/2701/2702, 2710/2711/2712), VAT rounded half up per line.
+
+Run it: `python -m kassebro.sandbox.poweroffice --port 8910 [--state FILE]`, or in-process with
+`kassebro.sandbox.server.running(create_app())`. Admin API under `/_sandbox` (faults, calls,
+vouchers, reset, privileges), the same fault kinds as the Tripletex sandbox.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import binascii
+import datetime as dt
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from kassebro.money import Ore, ore_to_decimal, parse_ore, parse_rate_bp, vat_from_gross
+from kassebro.sandbox.tripletex import (
+    CHART,
+    CallLog,
+    FaultInjector,
+    Receive,
+    Scope,
+    Send,
+    _buffered,
+    _drop_connection,
+    dumps,
+)
+
+API_PREFIX = "/v2"
+TOKEN_PATH = "/OAuth/Token"
+TOKEN_LIFETIME = 600
+DEMO_APPLICATION_KEY = "demo-application-key"
+DEMO_CLIENT_KEY = "demo-client-key"
+DEMO_SUBSCRIPTION_KEY = "demo-subscription-key"
+DEMO_CLIENT_NAME = "Demo Kiosk AS"
+DEMO_CLIENT_ID = "4b1d7e7a-5a8e-4f0a-9d3c-2f6a1c0e9b11"
+
+# What a kassebro integration gets by default; drop one with `privileges=` to test the check.
+DEFAULT_PRIVILEGES = (
+    "GeneralLedgerAccount",
+    "CommonServices",
+    "ManualVoucher_Full",
+    "AccountTransaction",
+    "JournalEntryVoucher_Full",
+)
+
+INVALID_CLIENT = (
+    "Client integration not found. Please ensure the provided keys are matching the desired environment."
+)  # PO-AUTH
+APIM_MISSING_KEY = (
+    "Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API."
+)
+APIM_INVALID_KEY = (
+    "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription."
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Master data
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VatCode:
+    """A VAT code on the client: `code` is the SAF-T standard code, `id` Go's own id."""
+
+    id: int
+    code: str
+    name: str
+    rate: str  # "0.25"
+    vat_account: int | None = None
+
+
+@dataclass(frozen=True)
+class GlAccount:
+    id: int
+    account_no: int
+    name: str
+    vat_code: str = "0"
+    vat_locked: bool = False
+    is_active: bool = True
+
+
+VAT_CODES: tuple[VatCode, ...] = (
+    VatCode(3_200_000, "0", "Ingen mva-behandling", "0"),
+    VatCode(3_200_001, "1", "Fradrag for inngående mva, alminnelig sats", "0.25", 2710),
+    VatCode(3_200_011, "11", "Fradrag for inngående mva, redusert sats, middels", "0.15", 2711),
+    VatCode(3_200_013, "13", "Fradrag for inngående mva, redusert sats, lav", "0.12", 2712),
+    VatCode(3_200_003, "3", "Utgående mva, alminnelig sats", "0.25", 2700),
+    VatCode(3_200_031, "31", "Utgående mva, redusert sats, middels", "0.15", 2701),
+    VatCode(3_200_033, "33", "Utgående mva, redusert sats, lav", "0.12", 2702),
+    VatCode(3_200_005, "5", "Omsetning fritatt for mva (nullsats)", "0"),
+    VatCode(3_200_006, "6", "Omsetning utenfor merverdiavgiftsloven", "0"),
+    VatCode(3_200_052, "52", "Utførsel av varer og tjenester", "0"),
+)
+
+# The Tripletex sandbox's NS 4102 shop chart, with PowerOffice-like ids.
+ACCOUNTS: tuple[GlAccount, ...] = tuple(
+    GlAccount(5_550_000 + a.number, a.number, a.name, a.vat_type, a.vat_locked, not a.is_inactive) for a in CHART
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------
+
+
+class PowerOfficeError(Exception):
+    """An error answer: ProblemDetails by default, or a raw body (gateway, OAuth)."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str | None = None,
+        *,
+        errors: Mapping[str, list[str]] | None = None,
+        raw: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.errors = dict(errors or {})
+        self.raw = raw
+        self.headers = dict(headers or {})
+
+    def body(self, instance: str) -> Any:
+        if self.raw is not None:
+            return self.raw
+        body: dict[str, Any] = {
+            "Type": f"https://httpstatuses.io/{self.status}",
+            "Title": self.title,
+            "Status": self.status,
+            "Detail": self.detail,
+            "Instance": instance,
+        }
+        if self.errors:
+            body["Errors"] = self.errors
+        return body
+
+    @property
+    def media_type(self) -> str:
+        return "application/json; charset=utf-8" if self.raw is not None else "application/problem+json; charset=utf-8"
+
+
+def bad_request(detail: str, errors: Mapping[str, list[str]] | None = None) -> PowerOfficeError:
+    return PowerOfficeError(400, "One or more validation errors occurred.", detail, errors=errors)
+
+
+def not_found(what: str) -> PowerOfficeError:
+    return PowerOfficeError(404, "Object(s) not found", f"{what} not found.")  # the spec's example title
+
+
+class PoJSONResponse(JSONResponse):
+    media_type = "application/json; charset=utf-8"
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content).encode("utf-8")
+
+
+# --------------------------------------------------------------------------------------------
+# The store
+# --------------------------------------------------------------------------------------------
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def _money(value: Any, field: str, errors: dict[str, list[str]]) -> Ore | None:
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
+        errors.setdefault(field, []).append("The amount must be a number.")
+        return None
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        errors.setdefault(field, []).append("The amount must be a number.")
+        return None
+    if amount != amount.quantize(Decimal("0.01")):
+        errors.setdefault(field, []).append("The amount can have at most two decimals.")
+        return None
+    return parse_ore(amount)
+
+
+def _date(value: Any, field: str, errors: dict[str, list[str]]) -> str | None:
+    try:
+        return dt.date.fromisoformat(str(value)[:10]).isoformat() if value else None
+    except ValueError:
+        errors.setdefault(field, []).append("The value is not a valid date.")
+        return None
+
+
+class PowerOfficeStore:
+    """One client's books, tokens and integration settings; thread-safe, optionally on disk."""
+
+    def __init__(
+        self,
+        *,
+        application_keys: Iterable[str],
+        client_keys: Iterable[str],
+        subscription_keys: Iterable[str],
+        privileges: Iterable[str],
+        accounts: Iterable[GlAccount],
+        vat_codes: Iterable[VatCode],
+        token_lifetime: int,
+        clock: Callable[[], float],
+        state_path: str | os.PathLike[str] | None,
+    ) -> None:
+        self.application_keys = set(application_keys)
+        self.client_keys = set(client_keys)
+        self.subscription_keys = set(subscription_keys)
+        self.privileges = list(privileges)
+        self.accounts = {a.id: a for a in accounts}
+        self.vat_codes = {v.id: v for v in vat_codes}
+        self.token_lifetime = token_lifetime
+        self.clock = clock
+        self.state_path = Path(state_path) if state_path else None
+        self.lock = threading.RLock()
+        self.tokens: dict[str, float] = {}
+        self.token_count = 0
+        self._reset_books()
+        if self.state_path and self.state_path.exists():
+            self._load()
+
+    def _reset_books(self) -> None:
+        self.vouchers: dict[str, dict[str, Any]] = {}
+        self.drafts: dict[str, dict[str, Any]] = {}
+        self.next_voucher_no = 10_001
+        self.next_line_id = 900_000_001
+
+    def reset(self) -> None:
+        with self.lock:
+            self._reset_books()
+            self.tokens.clear()
+            self._save()
+
+    def _save(self) -> None:
+        if not self.state_path:
+            return
+        state = {
+            "vouchers": self.vouchers,
+            "drafts": self.drafts,
+            "next_voucher_no": self.next_voucher_no,
+            "next_line_id": self.next_line_id,
+        }
+        tmp = self.state_path.with_suffix(self.state_path.suffix + ".tmp")
+        tmp.write_text(dumps(state), encoding="utf-8")
+        tmp.replace(self.state_path)
+
+    def _load(self) -> None:
+        assert self.state_path is not None
+        state = json.loads(self.state_path.read_text(encoding="utf-8"), parse_float=Decimal)
+        self.vouchers = state.get("vouchers", {})
+        self.drafts = state.get("drafts", {})
+        self.next_voucher_no = int(state.get("next_voucher_no", 10_001))
+        self.next_line_id = int(state.get("next_line_id", 900_000_001))
+
+    # ---- auth --------------------------------------------------------------------------------
+
+    def issue_token(self, authorization: str | None, grant_type: str | None) -> dict[str, Any]:
+        if grant_type != "client_credentials":
+            raise PowerOfficeError(
+                400,
+                "unsupported_grant_type",
+                raw={"error": "unsupported_grant_type", "error_description": "Only client_credentials is supported."},
+            )
+        keys = None
+        if authorization and authorization.lower().startswith("basic "):
+            try:
+                keys = base64.b64decode(authorization[6:].strip(), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                keys = None
+        app_key, _, client_key = (keys or "").partition(":")
+        if app_key not in self.application_keys or client_key not in self.client_keys:
+            raise PowerOfficeError(400, "invalid_client", raw={"error": "invalid_client", "error_description": INVALID_CLIENT})
+        token = base64.urlsafe_b64encode(os.urandom(36)).decode("ascii")
+        with self.lock:
+            self.tokens[token] = self.clock() + self.token_lifetime
+            self.token_count += 1
+        return {"access_token": token, "token_type": "bearer", "expires_in": self.token_lifetime}
+
+    def check_subscription_key(self, key: str | None) -> None:
+        if not key:
+            raise PowerOfficeError(401, "Unauthorized", raw={"statusCode": 401, "message": APIM_MISSING_KEY})
+        if key not in self.subscription_keys:
+            raise PowerOfficeError(401, "Unauthorized", raw={"statusCode": 401, "message": APIM_INVALID_KEY})
+
+    def check_bearer(self, authorization: str | None) -> None:
+        if not authorization or not authorization.lower().startswith("bearer "):
+            raise PowerOfficeError(401, "Unauthorized", "Access token is missing.")
+        expires = self.tokens.get(authorization[7:].strip())
+        if expires is None:
+            raise PowerOfficeError(401, "Unauthorized", "Access token is invalid.")
+        if self.clock() >= expires:
+            raise PowerOfficeError(401, "Unauthorized", "Access token has expired.")
+
+    def require(self, *roles: str) -> None:
+        if not any(r in self.privileges for r in roles):
+            raise PowerOfficeError(
+                403,
+                "Forbidden",
+                f"The integration does not have the required privilege for this endpoint ({' or '.join(roles)}).",
+            )
+
+    # ---- lookups -----------------------------------------------------------------------------
+
+    def vat_by_code(self, code: str) -> VatCode | None:
+        return next((v for v in self.vat_codes.values() if v.code == code), None)
+
+    def render_account(self, a: GlAccount) -> dict[str, Any]:
+        vat = self.vat_by_code(a.vat_code)
+        return {
+            "Id": a.id,
+            "AccountNo": a.account_no,
+            "Name": a.name,
+            "CurrencyCode": "NOK",
+            "DepartmentId": None,
+            "IsActive": a.is_active,
+            "IsDepartmentRequired": False,
+            "IsProjectRequired": False,
+            "IsVatCodeLocked": a.vat_locked,
+            "LastChangedDateTimeOffset": "2026-01-01T00:00:00+00:00",
+            "VatCode": a.vat_code,
+            "VatCodeId": vat.id if vat else None,
+        }
+
+    @staticmethod
+    def render_vat(v: VatCode) -> dict[str, Any]:
+        return {
+            "Id": v.id,
+            "Code": v.code,
+            "Name": v.name,
+            "Description": v.name,
+            "IsActive": True,
+            "IsCustom": False,
+            "Rate": Decimal(v.rate),
+            "ValidFrom": "2000-01-01",
+            "ValidTo": None,
+        }
+
+    # ---- vouchers ----------------------------------------------------------------------------
+
+    def _check_header(self, body: Any, errors: dict[str, list[str]]) -> str | None:
+        if not isinstance(body, dict):
+            raise bad_request("The request body must be a JSON object.")
+        if body.get("CurrencyCode") != "NOK":
+            errors.setdefault("CurrencyCode", []).append(
+                "The CurrencyCode field is required." if not body.get("CurrencyCode") else "Only NOK is supported."
+            )
+        date = _date(body.get("VoucherDate"), "VoucherDate", errors)
+        if date is None and "VoucherDate" not in errors:
+            errors["VoucherDate"] = ["The VoucherDate field is required."]
+        return date
+
+    def _check_side(self, account_id: Any, vat_id: Any, where: str, errors: dict[str, list[str]]) -> None:
+        account = self.accounts.get(account_id) if isinstance(account_id, int) else None
+        vat = self.vat_codes.get(vat_id) if isinstance(vat_id, int) else None
+        if account is None:
+            errors.setdefault(where + "AccountId", []).append(f"General ledger account with id = {account_id} not found.")
+        elif not account.is_active:
+            errors.setdefault(where + "AccountId", []).append(f"Account {account.account_no} is not active.")
+        if vat is None:
+            errors.setdefault(where + "VatId", []).append(f"Vat code with id = {vat_id} not found.")
+        if account is not None and vat is not None and account.vat_locked and vat.code != account.vat_code:
+            errors.setdefault(where + "VatId", []).append(
+                f"Account {account.account_no} is locked to vat code {account.vat_code}; vat code {vat.code} is not allowed."
+            )
+
+    def create_voucher(self, body: Any) -> dict[str, Any]:
+        errors: dict[str, list[str]] = {}
+        date = self._check_header(body, errors)
+        lines = body.get("VoucherLines") or []
+        if not isinstance(lines, list) or not lines:
+            errors.setdefault("VoucherLines", []).append("The voucher must have at least one line.")
+            lines = []
+        total = 0
+        stored_lines = []
+        for i, line in enumerate(lines):
+            where = f"VoucherLines[{i}]."
+            if not isinstance(line, dict):
+                errors.setdefault(where[:-1], []).append("A line must be an object.")
+                continue
+            self._check_side(line.get("AccountId"), line.get("VatId"), where, errors)
+            posting_date = _date(line.get("PostingDate"), where + "PostingDate", errors)
+            if posting_date is None and where + "PostingDate" not in errors:
+                errors[where + "PostingDate"] = ["The PostingDate field is required."]
+            amount = _money(line.get("CurrencyAmount", 0), where + "CurrencyAmount", errors)
+            if amount == 0:
+                errors.setdefault(where + "CurrencyAmount", []).append("The amount must be a positive or negative number not 0.")
+            if amount:
+                total += amount
+            stored_lines.append(
+                {
+                    "AccountId": line.get("AccountId"),
+                    "VatId": line.get("VatId"),
+                    "CurrencyAmount": amount,
+                    "CurrencyCode": line.get("CurrencyCode") or "NOK",
+                    "PostingDate": posting_date,
+                    "Description": line.get("Description"),
+                    "DepartmentId": line.get("DepartmentId"),
+                    "ProjectId": line.get("ProjectId"),
+                    "ExternalLineReference": line.get("ExternalLineReference"),
+                }
+            )
+        if not errors and total != 0:
+            errors["VoucherLines"] = [f"The voucher does not balance: the lines sum to {ore_to_decimal(total)}."]
+        if errors:
+            raise bad_request("The voucher was not posted.", errors)
+        ref = body.get("ExternalImportReference")
+        with self.lock:
+            if ref:
+                existing = next((v for v in self.vouchers.values() if v["ExternalImportReference"] == ref), None)
+                if existing is not None:
+                    raise PowerOfficeError(
+                        400,
+                        "Duplicate external import reference",
+                        f"A voucher with ExternalImportReference '{ref}' already exists on the client "
+                        f"(voucher id {existing['Id']}).",
+                    )
+            now = _now()
+            for stored in stored_lines:
+                stored["Id"] = self.next_line_id
+                stored["CreatedDateTimeOffset"] = now
+                self.next_line_id += 1
+            voucher = {
+                "Id": str(uuid.uuid4()),
+                "VoucherNo": self.next_voucher_no,
+                "VoucherDate": date,
+                "CurrencyCode": "NOK",
+                "Description": body.get("Description"),
+                "ExternalImportReference": ref,
+                "ImportedVoucherNo": body.get("ImportedVoucherNo"),
+                "SaftBatchId": body.get("SaftBatchId"),
+                "SaftSourceId": body.get("SaftSourceId"),
+                "IsReversed": False,
+                "CreatedDateTimeOffset": now,
+                "VoucherLines": stored_lines,
+            }
+            self.next_voucher_no += 1
+            self.vouchers[voucher["Id"]] = voucher
+            self._save()
+        return voucher
+
+    def render_voucher(self, v: dict[str, Any]) -> dict[str, Any]:
+        lines = [{**line, "CurrencyAmount": ore_to_decimal(line["CurrencyAmount"])} for line in v["VoucherLines"]]
+        return {**v, "VoucherLines": lines}
+
+    def create_draft(self, body: Any) -> dict[str, Any]:
+        errors: dict[str, list[str]] = {}
+        date = self._check_header(body, errors)
+        lines = body.get("ManualVoucherLines") or []
+        if not isinstance(lines, list) or not lines:
+            errors.setdefault("ManualVoucherLines", []).append("The voucher must have at least one line.")
+            lines = []
+        balance = 0
+        stored_lines = []
+        for i, line in enumerate(lines):
+            where = f"ManualVoucherLines[{i}]."
+            if not isinstance(line, dict):
+                continue
+            sides = [s for s in ("Debit", "Credit") if line.get(s + "AccountId") is not None]
+            if not sides:
+                errors.setdefault(where[:-1], []).append("A line needs a DebitAccountId or a CreditAccountId.")
+            for side in sides:
+                self._check_side(line.get(side + "AccountId"), line.get(side + "VatId"), where + side, errors)
+            amount = _money(line.get("CurrencyAmount", 0), where + "CurrencyAmount", errors)
+            if amount is not None and amount <= 0:
+                errors.setdefault(where + "CurrencyAmount", []).append("The amount must be a positive number.")
+            if amount and len(sides) == 1:
+                balance += amount if sides[0] == "Debit" else -amount
+            stored = {k: line.get(k) for k in ("DebitAccountId", "DebitVatId", "CreditAccountId", "CreditVatId")}
+            stored.update(
+                CurrencyAmount=amount,
+                CurrencyCode="NOK",
+                PostingDate=_date(line.get("PostingDate"), where + "PostingDate", errors) or date,
+                Description=line.get("Description"),
+                DepartmentId=line.get("DepartmentId"),
+                ProjectId=line.get("ProjectId"),
+            )
+            stored_lines.append(stored)
+        if not errors and balance != 0:
+            errors["ManualVoucherLines"] = [f"Debit and credit differ by {ore_to_decimal(balance)}."]
+        if errors:
+            raise bad_request("The journal entry voucher was not created.", errors)
+        with self.lock:
+            now = _now()
+            for stored in stored_lines:
+                stored["Id"] = self.next_line_id
+                stored["CreatedDateTimeOffset"] = stored["LastChangedDateTimeOffset"] = now
+                self.next_line_id += 1
+            draft = {
+                "Id": str(uuid.uuid4()),
+                "VoucherDate": date,
+                "CurrencyCode": "NOK",
+                "Description": body.get("Description"),
+                "DepartmentId": None,
+                "ProjectId": None,
+                "ManualVoucherLines": stored_lines,
+                "Pages": [],
+                "_created": now,
+                "_in_approval": False,
+            }
+            self.drafts[draft["Id"]] = draft
+            self._save()
+        return draft
+
+    @staticmethod
+    def render_draft(d: dict[str, Any]) -> dict[str, Any]:
+        lines = [{**line, "CurrencyAmount": ore_to_decimal(line["CurrencyAmount"])} for line in d["ManualVoucherLines"]]
+        return {**{k: v for k, v in d.items() if not k.startswith("_")}, "ManualVoucherLines": lines}
+
+    def submit_for_approval(self, draft_id: str) -> dict[str, Any]:
+        with self.lock:
+            draft = self.drafts.get(draft_id)
+            if draft is None:
+                raise not_found(f"Journal entry voucher with id = {draft_id}")
+            if draft["_in_approval"]:
+                raise PowerOfficeError(409, "Conflict", "The voucher is already in the approval workflow.")
+            draft["_in_approval"] = True
+            self._save()
+        return {"VoucherId": draft_id, "InApprovalWorkflow": True, "IsPosted": False}
+
+    def account_transactions(self, date_from: str, date_to: str) -> list[dict[str, Any]]:
+        out = []
+        with self.lock:
+            vouchers = sorted(self.vouchers.values(), key=lambda v: v["VoucherNo"])
+        for v in vouchers:
+            for line in v["VoucherLines"]:
+                if not (date_from <= line["PostingDate"] <= date_to):
+                    continue
+                account = self.accounts[line["AccountId"]]
+                vat = self.vat_codes[line["VatId"]]
+                gross = line["CurrencyAmount"]
+                tax = vat_from_gross(gross, parse_rate_bp(Decimal(vat.rate) * 100)) if vat.vat_account else 0
+                out.append(self._transaction(v, line, account, vat, gross - tax, tax, line["Id"]))
+                if tax:
+                    vat_account = next(a for a in self.accounts.values() if a.account_no == vat.vat_account)
+                    out.append(self._transaction(v, line, vat_account, vat, tax, 0, line["Id"] + 500_000_000))
+        return out
+
+    @staticmethod
+    def _transaction(
+        v: dict[str, Any], line: dict[str, Any], account: GlAccount, vat: VatCode, amount: Ore, tax: Ore, tx_id: int
+    ) -> dict[str, Any]:
+        return {
+            "Id": tx_id,
+            "AccountId": account.id,
+            "AccountNo": account.account_no,
+            "Amount": ore_to_decimal(amount),
+            "CurrencyAmount": ore_to_decimal(amount),
+            "CurrencyCode": "NOK",
+            "VatAmount": ore_to_decimal(tax),
+            "VatCode": vat.code,
+            "VatId": vat.id,
+            "VatRate": Decimal(vat.rate),
+            "Description": line.get("Description"),
+            "PostingDate": line["PostingDate"],
+            "VoucherDate": v["VoucherDate"],
+            "VoucherDescription": v.get("Description"),
+            "VoucherId": v["Id"],
+            "VoucherNo": v["VoucherNo"],
+            "VoucherType": "ManualJournal",
+            "ExternalImportReference": v.get("ExternalImportReference"),
+            "ImportedVoucherNo": v.get("ImportedVoucherNo"),
+            "IsReversed": v.get("IsReversed", False),
+            "CreatedDateTimeOffset": line["CreatedDateTimeOffset"],
+            "LastChangedDateTimeOffset": line["CreatedDateTimeOffset"],
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# The app
+# --------------------------------------------------------------------------------------------
+
+
+class PowerOfficeSandbox(FastAPI):
+    """The FastAPI app with a raw ASGI layer in front for faults and the call log.
+
+    As in the Tripletex sandbox, the layer sits in `__call__` so "save_then_drop" can close
+    uvicorn's socket before a byte of the answer is written. Faults match paths under /v2 without
+    the prefix ("/Vouchers/ManualJournals"); the token endpoint matches "/OAuth/Token".
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (path.startswith(API_PREFIX + "/") or path == TOKEN_PATH):
+            await super().__call__(scope, receive, send)
+            return
+        method = scope["method"]
+        sub_path = path.removeprefix(API_PREFIX)
+        is_token = path == TOKEN_PATH
+        entry: dict[str, Any] = {
+            "method": method,
+            "path": sub_path,
+            "query": scope.get("query_string", b"").decode("latin-1"),
+            "status": None,
+            "fault": None,
+            "time": dt.datetime.now().isoformat(timespec="milliseconds"),
+        }
+        chunks: list[bytes] = []
+
+        async def logged_receive() -> dict[str, Any]:
+            message = await receive()
+            if message["type"] == "http.request":
+                chunks.append(message.get("body", b""))
+            return message
+
+        async def tagged_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                entry["status"] = message["status"]
+            await send(message)
+
+        fault = self.state.faults.take(method, sub_path)
+        try:
+            if fault is not None:
+                entry["fault"] = fault.kind
+            if fault is not None and fault.kind == "429":
+                seconds = max(1, int(fault.seconds))
+                body = {"statusCode": "429", "message": f"Rate limit is exceeded. Try again in {seconds} seconds."}
+                await _send_raw(tagged_send, 429, body, {"Retry-After": str(seconds)})
+                return
+            if fault is not None and fault.kind == "500":
+                body = PowerOfficeError(500, "An unexpected error occurred.").body(sub_path)
+                await _send_raw(tagged_send, 500, body, {}, problem=True)
+                return
+            if fault is not None and fault.kind == "delay":
+                logged_receive = await _buffered(logged_receive)
+                await asyncio.sleep(fault.seconds)
+            if fault is not None and fault.kind == "save_then_drop":
+                await self._save_then_drop(scope, logged_receive, send, entry)
+                return
+            await super().__call__(scope, logged_receive, tagged_send)
+        finally:
+            if chunks and not is_token:
+                raw = b"".join(chunks)
+                try:
+                    entry["body"] = json.loads(raw.decode("utf-8"), parse_float=Decimal)
+                except (UnicodeDecodeError, json.JSONDecodeError):
+                    entry["body"] = raw.decode("utf-8", "replace")
+            self.state.calls.append(entry)
+
+    async def _save_then_drop(self, scope: Scope, receive: Receive, send: Send, entry: dict[str, Any]) -> None:
+        async def swallow(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                entry["saved_status"] = message["status"]
+
+        await super().__call__(scope, receive, swallow)
+        entry["status"] = None
+        if not _drop_connection(send):
+            raise RuntimeError("save_then_drop needs the app to run under uvicorn")
+
+
+async def _send_raw(send: Send, status: int, body: Any, headers: Mapping[str, str], *, problem: bool = False) -> None:
+    payload = dumps(body).encode("utf-8")
+    kind = b"application/problem+json; charset=utf-8" if problem else b"application/json; charset=utf-8"
+    raw_headers = [
+        (b"content-type", kind),
+        (b"content-length", str(len(payload)).encode()),
+        *((k.encode(), v.encode()) for k, v in headers.items()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def create_app(
+    *,
+    application_keys: Iterable[str] = (DEMO_APPLICATION_KEY,),
+    client_keys: Iterable[str] = (DEMO_CLIENT_KEY,),
+    subscription_keys: Iterable[str] = (DEMO_SUBSCRIPTION_KEY,),
+    privileges: Iterable[str] = DEFAULT_PRIVILEGES,
+    accounts: Iterable[GlAccount] = ACCOUNTS,
+    vat_codes: Iterable[VatCode] = VAT_CODES,
+    client_name: str = DEMO_CLIENT_NAME,
+    token_lifetime: int = TOKEN_LIFETIME,
+    clock: Callable[[], float] = time.monotonic,
+    state_path: str | os.PathLike[str] | None = None,
+) -> PowerOfficeSandbox:
+    """Build a PowerOffice Go v2 sandbox app for one client.
+
+    Args:
+      application_keys, client_keys, subscription_keys: accepted keys (demo defaults).
+      privileges: the integration's ValidPrivileges; endpoints check them (403 when missing).
+      token_lifetime: expires_in of issued tokens, seconds; `clock` decides expiry (tests pass a
+        fake one).
+      state_path: JSON file the books are kept in across restarts (else memory only).
+
+    `app.state.store` (PowerOfficeStore), `app.state.faults` (FaultInjector) and
+    `app.state.calls` (CallLog) are there for in-process inspection.
+    """
+    store = PowerOfficeStore(
+        application_keys=application_keys,
+        client_keys=client_keys,
+        subscription_keys=subscription_keys,
+        privileges=privileges,
+        accounts=accounts,
+        vat_codes=vat_codes,
+        token_lifetime=token_lifetime,
+        clock=clock,
+        state_path=state_path,
+    )
+    app = PowerOfficeSandbox(
+        title="PowerOffice Go v2 sandbox (kassebro)",
+        docs_url="/_sandbox/docs",
+        openapi_url="/_sandbox/openapi.json",
+        redoc_url=None,
+    )
+    app.state.store = store
+    app.state.client_name = client_name
+    app.state.faults = FaultInjector()
+    app.state.calls = CallLog()
+
+    @app.exception_handler(PowerOfficeError)
+    async def po_error(request: Request, exc: PowerOfficeError) -> Response:
+        return Response(
+            dumps(exc.body(request.url.path)),
+            status_code=exc.status,
+            headers=exc.headers,
+            media_type=exc.media_type,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        error = PowerOfficeError(exc.status_code, str(exc.detail), None)
+        return Response(dumps(error.body(request.url.path)), status_code=exc.status_code, media_type=error.media_type)
+
+    @app.post(TOKEN_PATH)
+    async def token(request: Request) -> Response:
+        store.check_subscription_key(request.headers.get("Ocp-Apim-Subscription-Key"))
+        form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+        answer = store.issue_token(request.headers.get("Authorization"), form.get("grant_type"))
+        return PoJSONResponse(answer)
+
+    app.include_router(_api_router(app, store))
+    app.include_router(_admin_router(app, store))
+    return app
+
+
+def _api_router(app: PowerOfficeSandbox, store: PowerOfficeStore) -> APIRouter:
+    def authenticated(request: Request) -> None:
+        store.check_subscription_key(request.headers.get("Ocp-Apim-Subscription-Key"))
+        store.check_bearer(request.headers.get("Authorization"))
+
+    router = APIRouter(prefix=API_PREFIX, dependencies=[Depends(authenticated)], default_response_class=PoJSONResponse)
+
+    def listing(values: list[dict[str, Any]]) -> Response:
+        return PoJSONResponse(values) if values else Response(status_code=204)
+
+    async def json_body(request: Request) -> Any:
+        try:
+            return json.loads((await request.body()).decode("utf-8") or "null", parse_float=Decimal)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise bad_request(f"The request body is not valid JSON: {exc}") from None
+
+    def date_param(request: Request, name: str) -> str:
+        errors: dict[str, list[str]] = {}
+        value = _date(request.query_params.get(name), name, errors)
+        if value is None:
+            raise bad_request(f"The {name} parameter is required.", errors or {name: ["The value is required."]})
+        return value
+
+    def list_param(request: Request, name: str) -> list[str] | None:
+        raw = request.query_params.get(name)
+        return [p.strip() for p in raw.split(",") if p.strip()] if raw and raw.strip() else None
+
+    def number_matches(number: int, filters: list[str] | None) -> bool:
+        if filters is None:
+            return True
+        for f in filters:
+            low, dash, high = f.partition("-")
+            if dash and low.isdigit() and high.isdigit() and int(low) <= number <= int(high):
+                return True
+            if f.isdigit() and int(f) == number:
+                return True
+        return False
+
+    @router.get("/ClientIntegrationInformation")
+    async def client_info() -> Response:
+        invalid = [p for p in DEFAULT_PRIVILEGES if p not in store.privileges]
+        return PoJSONResponse(
+            {
+                "ClientId": DEMO_CLIENT_ID,
+                "ClientName": app.state.client_name,
+                "ValidPrivileges": list(store.privileges),
+                "InvalidPrivileges": invalid,
+                "ActiveClientSubscriptions": ["Go"],
+            }
+        )
+
+    @router.get("/GeneralLedgerAccounts")
+    async def accounts(request: Request) -> Response:
+        store.require("GeneralLedgerAccount", "GeneralLedgerAccount_Full")
+        numbers = list_param(request, "accountNos")
+        values = [
+            store.render_account(a)
+            for a in sorted(store.accounts.values(), key=lambda a: a.account_no)
+            if number_matches(a.account_no, numbers)
+        ]
+        return listing(values)
+
+    @router.get("/GeneralLedgerAccounts/{account_id}")
+    async def account(account_id: int) -> Response:
+        store.require("GeneralLedgerAccount", "GeneralLedgerAccount_Full")
+        found = store.accounts.get(account_id)
+        if found is None:
+            raise not_found(f"General ledger account with id = {account_id}")
+        return PoJSONResponse(store.render_account(found))
+
+    @router.get("/VatCodes")
+    async def vat_codes(request: Request) -> Response:
+        store.require("CommonServices", "CommonServices_Full")
+        return listing([store.render_vat(v) for v in sorted(store.vat_codes.values(), key=lambda v: v.id)])
+
+    @router.get("/AccountTransactions")
+    async def transactions(request: Request) -> Response:
+        store.require("AccountTransaction", "AccountTransaction_Full")
+        date_from, date_to = date_param(request, "fromDate"), date_param(request, "toDate")
+        numbers = list_param(request, "accountNos")
+        voucher_nos = list_param(request, "voucherNos")
+        vat = list_param(request, "vatCodes")
+        values = [
+            t
+            for t in store.account_transactions(date_from, date_to)
+            if number_matches(t["AccountNo"], numbers)
+            and number_matches(t["VoucherNo"], voucher_nos)
+            and (vat is None or t["VatCode"] in vat)
+        ]
+        return listing(values)
+
+    @router.post("/Vouchers/ManualJournals", status_code=201)
+    async def post_manual(request: Request) -> Response:
+        store.require("ManualVoucher_Full")
+        voucher = store.create_voucher(await json_body(request))
+        return PoJSONResponse(store.render_voucher(voucher), status_code=201)
+
+    @router.get("/Vouchers/ManualJournals/{voucher_id}")
+    async def get_manual(voucher_id: str) -> Response:
+        store.require("ManualVoucher_Full")
+        found = store.vouchers.get(voucher_id)
+        if found is None:
+            raise not_found(f"Manual voucher with id = {voucher_id}")
+        return PoJSONResponse(store.render_voucher(found))
+
+    @router.post("/JournalEntryVouchers/ManualJournals", status_code=201)
+    async def post_draft(request: Request) -> Response:
+        store.require("JournalEntryVoucher_Full")
+        draft = store.create_draft(await json_body(request))
+        return PoJSONResponse(store.render_draft(draft), status_code=201)
+
+    @router.get("/JournalEntryVouchers/ManualJournals/{draft_id}")
+    async def get_draft(draft_id: str) -> Response:
+        store.require("JournalEntryVoucher", "JournalEntryVoucher_Full")
+        found = store.drafts.get(draft_id)
+        if found is None:
+            raise not_found(f"Journal entry voucher with id = {draft_id}")
+        return PoJSONResponse(store.render_draft(found))
+
+    @router.get("/JournalEntryVouchers")
+    async def list_drafts(request: Request) -> Response:
+        store.require("JournalEntryVoucher", "JournalEntryVoucher_Full")
+        in_approval = request.query_params.get("inApprovalWorkflow")
+        is_posted = request.query_params.get("isPosted")
+        values = []
+        for d in store.drafts.values():
+            if in_approval is not None and (in_approval.lower() == "true") != d["_in_approval"]:
+                continue
+            if is_posted is not None and is_posted.lower() == "true":
+                continue  # nothing is approved (posted) in this sandbox
+            values.append(
+                {
+                    "Id": d["Id"],
+                    "CreatedDateTimeOffset": d["_created"],
+                    "LastChangedDateTimeOffset": d["_created"],
+                    "InApprovalWorkflow": d["_in_approval"],
+                    "IsCreatedByCurrentIntegration": True,
+                    "IsPosted": False,
+                    "OriginatedFromEhf": False,
+                    "VoucherType": "ManualJournal",
+                }
+            )
+        return listing(values)
+
+    @router.post("/JournalEntryVouchers/{draft_id}/submitForApproval")
+    async def submit(request: Request, draft_id: str) -> Response:
+        store.require("JournalEntryVoucher_Full")
+        await json_body(request)
+        return PoJSONResponse(store.submit_for_approval(draft_id))
+
+    return router
+
+
+def _admin_router(app: PowerOfficeSandbox, store: PowerOfficeStore) -> APIRouter:
+    router = APIRouter(prefix="/_sandbox")
+
+    @router.post("/faults")
+    async def add_fault(request: Request) -> Response:
+        body = await request.json()
+        try:
+            fault = app.state.faults.add(
+                kind=str(body["kind"]),
+                path=str(body.get("path", "*")),
+                method=str(body.get("method", "*")),
+                times=int(body.get("times", 1)),
+                seconds=float(body.get("seconds", 1.0)),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(asdict(fault), status_code=201)
+
+    @router.get("/faults")
+    async def list_faults() -> Response:
+        return JSONResponse({"faults": [asdict(f) for f in app.state.faults.list()]})
+
+    @router.delete("/faults")
+    async def clear_faults() -> Response:
+        app.state.faults.clear()
+        return Response(status_code=204)
+
+    @router.get("/calls")
+    async def calls() -> Response:
+        return PoJSONResponse({"calls": app.state.calls.list()})
+
+    @router.delete("/calls")
+    async def clear_calls() -> Response:
+        app.state.calls.clear()
+        return Response(status_code=204)
+
+    @router.get("/vouchers")
+    async def vouchers() -> Response:
+        return PoJSONResponse(
+            {
+                "vouchers": [store.render_voucher(v) for v in store.vouchers.values()],
+                "drafts": [{**store.render_draft(d), "InApprovalWorkflow": d["_in_approval"]} for d in store.drafts.values()],
+            }
+        )
+
+    @router.put("/privileges")
+    async def set_privileges(request: Request) -> Response:
+        body = await request.json()
+        store.privileges = [str(p) for p in body.get("privileges", [])]
+        return JSONResponse({"privileges": store.privileges})
+
+    @router.post("/reset")
+    async def reset() -> Response:
+        store.reset()
+        app.state.faults.clear()
+        app.state.calls.clear()
+        return Response(status_code=204)
+
+    return router
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m kassebro.sandbox.poweroffice --port 8910 [--state FILE]`; SIGTERM stops it cleanly."""
+    from kassebro.sandbox.server import SandboxServer
+
+    parser = argparse.ArgumentParser(description="Run the PowerOffice Go v2 sandbox.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8910, help="0 picks a free port")
+    parser.add_argument("--state", help="JSON file to keep the books in across restarts")
+    parser.add_argument("--application-key", action="append", help=f"accepted (default {DEMO_APPLICATION_KEY})")
+    parser.add_argument("--client-key", action="append", help=f"accepted (default {DEMO_CLIENT_KEY})")
+    parser.add_argument("--subscription-key", action="append", help=f"accepted (default {DEMO_SUBSCRIPTION_KEY})")
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    app = create_app(
+        application_keys=args.application_key or (DEMO_APPLICATION_KEY,),
+        client_keys=args.client_key or (DEMO_CLIENT_KEY,),
+        subscription_keys=args.subscription_key or (DEMO_SUBSCRIPTION_KEY,),
+        state_path=args.state,
+    )
+    server = SandboxServer(app, host=args.host, port=args.port, log_level=args.log_level)
+    server.start()
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    print(f"PowerOffice Go sandbox on {server.url}/v2 (token: {server.url}{TOKEN_PATH})", flush=True)
+    server.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
