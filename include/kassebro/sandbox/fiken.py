@@ -221,6 +221,7 @@ class FikenStore:
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
         self._initial_refresh_tokens = set(self.refresh_tokens)
+        self._initial_auth_codes = set(self.auth_codes)
         self.access_tokens: dict[str, Token] = {}
         self.entries: list[StoredEntry] = []
         self._next_id = 1
@@ -255,6 +256,7 @@ class FikenStore:
             self._next_id = 1
             if tokens:
                 self.refresh_tokens = set(self._initial_refresh_tokens)
+                self.auth_codes = set(self._initial_auth_codes)
                 self.access_tokens.clear()
             self._save()
 

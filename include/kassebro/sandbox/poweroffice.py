@@ -104,10 +104,11 @@ DEFAULT_PRIVILEGES = (
 )
 
 INVALID_CLIENT = (
-    "Client integration not found. Please ensure the provided keys are matching the desired environment."
-)  # PO-AUTH
+    "Client integration not found. Please ensure the provided keys are matching the desired environment."  # PO-AUTH
+)
 APIM_MISSING_KEY = (
-    "Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API."
+    "Access denied due to missing subscription key. "
+    "Make sure to include subscription key when making requests to an API."
 )
 APIM_INVALID_KEY = (
     "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription."
@@ -333,7 +334,9 @@ class PowerOfficeStore:
                 keys = None
         app_key, _, client_key = (keys or "").partition(":")
         if app_key not in self.application_keys or client_key not in self.client_keys:
-            raise PowerOfficeError(400, "invalid_client", raw={"error": "invalid_client", "error_description": INVALID_CLIENT})
+            raise PowerOfficeError(
+                400, "invalid_client", raw={"error": "invalid_client", "error_description": INVALID_CLIENT}
+            )
         token = base64.urlsafe_b64encode(os.urandom(36)).decode("ascii")
         with self.lock:
             self.tokens[token] = self.clock() + self.token_lifetime
@@ -417,14 +420,17 @@ class PowerOfficeStore:
         account = self.accounts.get(account_id) if isinstance(account_id, int) else None
         vat = self.vat_codes.get(vat_id) if isinstance(vat_id, int) else None
         if account is None:
-            errors.setdefault(where + "AccountId", []).append(f"General ledger account with id = {account_id} not found.")
+            errors.setdefault(where + "AccountId", []).append(
+                f"General ledger account with id = {account_id} not found."
+            )
         elif not account.is_active:
             errors.setdefault(where + "AccountId", []).append(f"Account {account.account_no} is not active.")
         if vat is None:
             errors.setdefault(where + "VatId", []).append(f"Vat code with id = {vat_id} not found.")
         if account is not None and vat is not None and account.vat_locked and vat.code != account.vat_code:
             errors.setdefault(where + "VatId", []).append(
-                f"Account {account.account_no} is locked to vat code {account.vat_code}; vat code {vat.code} is not allowed."
+                f"Account {account.account_no} is locked to vat code {account.vat_code}; "
+                f"vat code {vat.code} is not allowed."
             )
 
     def create_voucher(self, body: Any) -> dict[str, Any]:
@@ -447,7 +453,9 @@ class PowerOfficeStore:
                 errors[where + "PostingDate"] = ["The PostingDate field is required."]
             amount = _money(line.get("CurrencyAmount", 0), where + "CurrencyAmount", errors)
             if amount == 0:
-                errors.setdefault(where + "CurrencyAmount", []).append("The amount must be a positive or negative number not 0.")
+                errors.setdefault(where + "CurrencyAmount", []).append(
+                    "The amount must be a positive or negative number not 0."
+                )
             if amount:
                 total += amount
             stored_lines.append(
@@ -990,7 +998,9 @@ def _admin_router(app: PowerOfficeSandbox, store: PowerOfficeStore) -> APIRouter
         return PoJSONResponse(
             {
                 "vouchers": [store.render_voucher(v) for v in store.vouchers.values()],
-                "drafts": [{**store.render_draft(d), "InApprovalWorkflow": d["_in_approval"]} for d in store.drafts.values()],
+                "drafts": [
+                    {**store.render_draft(d), "InApprovalWorkflow": d["_in_approval"]} for d in store.drafts.values()
+                ],
             }
         )
 

@@ -1,0 +1,560 @@
+"""Fiken API v2 client: post a day's voucher as a general journal entry, look it up, read it back.
+
+Plain `requests`, no Airflow. What it does about the API's habits (brief `apis.md` §2):
+
+- Auth: OAuth2. An access token is fetched lazily with the refresh token (Basic client id +
+  secret at the token endpoint), renewed shortly before `expires_in` runs out and once when a
+  call gets 401. When Fiken answers with a new refresh token (it may rotate them), the client
+  switches to it and calls `token_store(new_refresh_token)` so the caller can save it: the old one
+  may no longer work. Token values never appear in exceptions, reprs or logs.
+- One request at a time: Fiken allows a single concurrent request per user/company and answers
+  429 otherwise. The client serialises its own calls with a lock; a 429 on a GET is waited out
+  (Retry-After, else 1 s, at most 3 times), a 429 on a POST raises LedgerRateLimited.
+- Exactly once: Fiken has no external-id field and no idempotency, so the reference goes into the
+  description as "<description> [<external_ref>]" and `find` reads the journal entries of the
+  day and matches it. A POST is never retried; after a transient error the caller calls `find`.
+- Rendering (see `render`): each Fiken line is a debit/credit pair with one positive amount, so
+  the voucher's debit and credit postings are matched greedily into pairs. Every account gets
+  exactly its voucher amount and VAT code; a line can be split over several pairs.
+- Read-back: PostedVoucher.postings are aggregated per (account, VAT code) in first-seen order,
+  signed gross øre, debit positive; VAT code "0" reads back as None.
+- `calls` counts HTTP requests by "METHOD /path" (ids as {id}).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from kassebro.ledgers.base import (
+    LedgerAuthError,
+    LedgerRateLimited,
+    LedgerTransient,
+    LedgerValidationError,
+    PostedVoucher,
+)
+from kassebro.voucher import Voucher
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "Fiken"
+API_FLAG = "Fri postering registrert via API: "
+DESCRIPTION_MAX = 200  # including API_FLAG, which Fiken adds
+MAX_RATE_LIMIT_WAITS = 3
+DEFAULT_RETRY_AFTER = 1.0
+TOKEN_MARGIN_SECONDS = 60.0
+PAGE_SIZE = 100
+PRODUCTION_API = "https://api.fiken.no/api/v2"
+PRODUCTION_TOKEN_URL = "https://fiken.no/oauth/token"
+# Standard (SAF-T) tax codes kassebro uses -> Fiken VAT codes. Fiken's codes are the Sticos
+# codes, numerically the same as the standard ones: 3 HIGH, 31 MEDIUM, 33 LOW, 5 EXEMPT,
+# 6 OUTSIDE, 0 NONE; purchase codes 1, 11, 13 for completeness.
+VAT_CODES: dict[str, int] = {"0": 0, "3": 3, "31": 31, "33": 33, "5": 5, "6": 6, "1": 1, "11": 11, "13": 13}
+ACCOUNT_CODE = re.compile(r"^\d{4}(:\d{5})?$")
+_ID_SEGMENT = re.compile(r"/\d+(?=/|$)")
+_SLUG_SEGMENT = re.compile(r"^/companies/[^/]+")
+
+
+class _Secret:
+    """A credential that prints as *** (reprs, tracebacks' locals, logging of the client)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+    __str__ = __repr__
+
+
+class FikenClient:
+    """A Ledger for one Fiken company.
+
+    Args:
+      base_url: API root, "https://api.fiken.no/api/v2" or a sandbox "http://127.0.0.1:8901"
+        ("/api/v2" is added when missing).
+      company_slug: the company's slug (GET /companies lists them).
+      client_id, client_secret: the OAuth2 app's credentials.
+      refresh_token: the user's refresh token for this app.
+      token_store: called with a new refresh token whenever Fiken issues one; save it, the old
+        one may be invalid from now on.
+      token_url: the OAuth2 token endpoint (default fiken.no's for the production API, else
+        "<host>/oauth/token" of base_url, as the sandbox serves it).
+      session, timeout, get_retries, retry_backoff, max_rate_wait: as in TripletexClient.
+    """
+
+    system = SYSTEM
+
+    def __init__(
+        self,
+        base_url: str,
+        company_slug: str,
+        *,
+        client_id: str,
+        client_secret: str,
+        refresh_token: str,
+        token_store: Callable[[str], None] | None = None,
+        token_url: str | None = None,
+        session: requests.Session | None = None,
+        timeout: float = 30.0,
+        get_retries: int = 2,
+        retry_backoff: float = 0.5,
+        max_rate_wait: float = 10.0,
+    ) -> None:
+        base = base_url.rstrip("/")
+        self.base_url = base if base.endswith("/api/v2") else base + "/api/v2"
+        if token_url is None:
+            parts = urlsplit(self.base_url)
+            token_url = (
+                PRODUCTION_TOKEN_URL
+                if parts.hostname == "api.fiken.no"
+                else f"{parts.scheme}://{parts.netloc}/oauth/token"
+            )
+        self.token_url = token_url
+        self.company_slug = company_slug
+        self._client_id = _Secret(client_id)
+        self._client_secret = _Secret(client_secret)
+        self._refresh_token = _Secret(refresh_token)
+        self._access_token: _Secret | None = None
+        self._access_expires = 0.0
+        self.token_store = token_store
+        self._http = session or requests.Session()
+        self._owns_http = session is None
+        self.timeout = timeout
+        self.get_retries = get_retries
+        self.retry_backoff = retry_backoff
+        self.max_rate_wait = max_rate_wait
+        self.calls: Counter[str] = Counter()
+        self._lock = threading.RLock()
+        self._company: dict[str, Any] | None = None
+        self._accounts: set[str] | None = None
+
+    # ---- housekeeping ------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return f"FikenClient(base_url={self.base_url!r}, company_slug={self.company_slug!r})"
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> FikenClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def call_count(self) -> int:
+        return sum(self.calls.values())
+
+    @property
+    def company_path(self) -> str:
+        return f"/companies/{self.company_slug}"
+
+    # ---- the Ledger protocol -----------------------------------------------------------------
+
+    def test_connection(self) -> str:
+        """Read the company; refuses a company without the API module."""
+        company = self.company()
+        if company.get("hasApiAccess") is False:
+            raise LedgerAuthError(
+                SYSTEM, f"company {self.company_slug!r} does not have the API module active (hasApiAccess false)"
+            )
+        return f"Connected to Fiken as {company.get('name')}"
+
+    def find(self, external_ref: str, date: dt.date) -> PostedVoucher | None:
+        """The journal entry of `date` whose description ends with "[external_ref]", or None.
+
+        Fiken can only filter by date, so the date is required. More than one match means the
+        day is in the books twice: that raises, for a person to sort out.
+        """
+        tag = _ref_tag(external_ref)
+        entries = self._all_pages(f"{self.company_path}/journalEntries", {"date": date.isoformat()})
+        found = [e for e in entries if str(e.get("description") or "").rstrip().endswith(tag)]
+        if not found:
+            return None
+        if len(found) > 1:
+            ids = ", ".join(str(e.get("journalEntryId")) for e in found)
+            raise LedgerValidationError(
+                SYSTEM,
+                f"{len(found)} journal entries on {date} carry {tag} (ids {ids}); "
+                "the day is posted more than once, resolve it in Fiken",
+            )
+        return self._posted(found[0])
+
+    def get(self, ledger_id: str) -> PostedVoucher:
+        """Read one journal entry back by its journalEntryId."""
+        entry_id = str(ledger_id).strip()
+        if not entry_id.isdigit():
+            raise LedgerValidationError(SYSTEM, f"not a Fiken journalEntryId: {ledger_id!r}")
+        return self._posted(self._request("GET", f"{self.company_path}/journalEntries/{entry_id}"))
+
+    def post(self, voucher: Voucher, send_to_ledger: bool = True) -> PostedVoucher:
+        """POST the voucher as one general journal entry (never retried), then read it back.
+
+        `send_to_ledger=False` posts it `open`: booked, but deletable without a counter entry.
+        """
+        body = self.render(voucher, open_entry=not send_to_ledger)
+        response = self._request("POST", f"{self.company_path}/generalJournalEntries", body=body, raw=True)
+        location = response.headers.get("Location", "")
+        try:
+            data = self._request("GET", location) if location else None
+        except LedgerTransient as exc:
+            raise LedgerTransient(
+                SYSTEM,
+                f"posted ({location}), but reading it back failed "
+                f"({str(exc).removeprefix(SYSTEM + ': ')}); look it up with find()",
+            ) from None
+        if data is None:
+            found = self.find(voucher.external_ref, voucher.business_day)
+            if found is None:
+                raise LedgerTransient(SYSTEM, "posted, but no Location header and find() does not see it yet")
+            return found
+        if isinstance(data, dict) and isinstance(data.get("entries"), list) and data["entries"]:
+            data = data["entries"][0]  # a Location pointing at the transaction
+        return self._posted(data)
+
+    # ---- more than the protocol --------------------------------------------------------------
+
+    def company(self) -> dict[str, Any]:
+        """GET /companies/{slug} (cached)."""
+        if self._company is None:
+            self._company = self._request("GET", self.company_path) or {}
+        return self._company
+
+    def account_codes(self) -> set[str]:
+        """All account codes of the company's chart for the current year (cached)."""
+        if self._accounts is None:
+            values = self._request("GET", f"{self.company_path}/accounts") or []
+            self._accounts = {str(v.get("code")) for v in values if isinstance(v, dict)}
+        return self._accounts
+
+    @staticmethod
+    def description(voucher: Voucher) -> str:
+        """ "<description> [<external_ref>]", the description shortened to fit with Fiken's flag."""
+        tag = _ref_tag(voucher.external_ref)
+        room = DESCRIPTION_MAX - len(API_FLAG) - len(tag) - 1
+        if room < 1:
+            raise LedgerValidationError(
+                SYSTEM, f"external reference {voucher.external_ref!r} is too long for Fiken's description"
+            )
+        text = " ".join(voucher.description.split()) or "Dagsoppgjør"
+        if len(text) > room:
+            text = text[: room - 1].rstrip() + "…"
+        return f"{text} {tag}"
+
+    def render(self, voucher: Voucher, *, open_entry: bool = False, check_accounts: bool = True) -> dict[str, Any]:
+        """The generalJournalEntryRequest for a voucher: one journal entry of debit/credit pairs.
+
+        Each Fiken line has one positive amount booked on debitAccount and on creditAccount. The
+        voucher's debits (amount > 0) and credits (< 0) are matched greedily, in voucher order:
+        each pair takes min(what is left of the debit, what is left of the credit). Every account
+        so gets exactly its voucher amount, with its VAT code on its own side. Fiken reads the
+        amount as gross for creditAccount lines (it splits out the VAT) and as NET for
+        debitAccount lines; kassebro's amounts are gross, so a VAT-coded debit line (other than
+        code 0) is refused rather than booked with the wrong VAT.
+        """
+        if not voucher.lines:
+            raise LedgerValidationError(SYSTEM, f"voucher {voucher.external_ref} has no lines")
+        problems = []
+        for line in voucher.lines:
+            if not ACCOUNT_CODE.match(line.account):
+                problems.append(f"account {line.account!r} is not a Fiken account code (dddd or dddd:ddddd)")
+            if line.vat_code is not None and line.vat_code not in VAT_CODES:
+                problems.append(f"VAT code {line.vat_code!r} on account {line.account} has no Fiken VAT code")
+            if line.amount > 0 and line.vat_code not in (None, "0"):
+                problems.append(
+                    f"debit on account {line.account} carries VAT code {line.vat_code}: Fiken books debit "
+                    "amounts net of VAT, kassebro's are gross (not supported)"
+                )
+            if line.department or line.project:
+                problems.append(
+                    f"line on account {line.account} has a department/project: Fiken journal entries cannot"
+                )
+        if problems:
+            raise LedgerValidationError(SYSTEM, "; ".join(dict.fromkeys(problems)))
+        if check_accounts:
+            missing = sorted({line.account for line in voucher.lines} - self.account_codes())
+            if missing:
+                raise LedgerValidationError(SYSTEM, f"accounts not in the Fiken chart: {', '.join(missing)}")
+        lines = pair_lines(voucher)
+        description = self.description(voucher)
+        return {
+            "description": description,
+            "open": open_entry,
+            "journalEntries": [{"description": description, "date": voucher.business_day.isoformat(), "lines": lines}],
+        }
+
+    # ---- HTTP --------------------------------------------------------------------------------
+
+    def _redact(self, text: str) -> str:
+        for secret in (self._client_id, self._client_secret, self._refresh_token, self._access_token):
+            value = secret.reveal() if secret is not None else ""
+            if value:
+                text = text.replace(value, "***")
+        return text
+
+    def _refresh(self) -> None:
+        """Get an access token with the refresh token; store a rotated refresh token."""
+        key = "POST /oauth/token"
+        self.calls[key] += 1
+        try:
+            response = self._http.post(
+                self.token_url,
+                data={"grant_type": "refresh_token", "refresh_token": self._refresh_token.reveal()},
+                auth=(self._client_id.reveal(), self._client_secret.reveal()),
+                headers={"Accept": "application/json"},
+                timeout=self.timeout,
+            )
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
+            raise LedgerValidationError(SYSTEM, f"bad token URL {self.token_url!r}: {self._redact(str(exc))}") from None
+        except requests.RequestException as exc:
+            raise LedgerTransient(SYSTEM, f"token refresh: {_transient_reason(exc)}") from None
+        body = _json_or_none(response)
+        error = str((body or {}).get("error") or "") if isinstance(body, dict) else ""
+        detail = self._redact(str((body or {}).get("error_description") or "")) if isinstance(body, dict) else ""
+        if response.status_code >= 500:
+            raise LedgerTransient(SYSTEM, f"token refresh: {response.status_code}")
+        if response.status_code == 429:
+            raise LedgerRateLimited(SYSTEM, "token refresh: rate limited", retry_after=_retry_after(response))
+        if response.status_code == 401 or error == "invalid_client":
+            raise LedgerAuthError(
+                SYSTEM,
+                f"the OAuth client id/secret were rejected ({error or response.status_code}): check the app's "
+                "credentials in Fiken (Rediger konto -> API)",
+            )
+        if response.status_code != 200 or error:
+            raise LedgerAuthError(
+                SYSTEM,
+                f"the refresh token was rejected ({error or response.status_code}: {detail or 'no detail'}): it is "
+                "expired, revoked or already used; authorize the app again to get a new one",
+            )
+        access = str((body or {}).get("access_token") or "")
+        if not access:
+            raise LedgerAuthError(SYSTEM, "token refresh answered without an access token")
+        self._access_token = _Secret(access)
+        expires_in = float((body or {}).get("expires_in") or 3600)
+        self._access_expires = time.monotonic() + max(0.0, expires_in - TOKEN_MARGIN_SECONDS)
+        new_refresh = str((body or {}).get("refresh_token") or "")
+        if new_refresh and new_refresh != self._refresh_token.reveal():
+            self._refresh_token = _Secret(new_refresh)
+            log.info("Fiken issued a new refresh token")
+            if self.token_store is not None:
+                self.token_store(new_refresh)
+
+    def _authorization(self) -> str:
+        if self._access_token is None or time.monotonic() >= self._access_expires:
+            self._refresh()
+        assert self._access_token is not None
+        return "Bearer " + self._access_token.reveal()
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        raw: bool = False,
+    ) -> Any:
+        """One API call, serialised per client, with auth, GET retries and error mapping."""
+        with self._lock:
+            return self._request_locked(method, path, params=params, body=body, raw=raw)
+
+    def _request_locked(self, method: str, path: str, *, params: Mapping[str, Any] | None, body: Any, raw: bool) -> Any:
+        url = path if path.startswith(("http://", "https://")) else self.base_url + path
+        sub_path = urlsplit(url).path.removeprefix(urlsplit(self.base_url).path)
+        key = f"{method} {_ID_SEGMENT.sub('/{id}', _SLUG_SEGMENT.sub('/companies/{slug}', sub_path))}"
+        retry = method == "GET"
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else None
+        attempt = rate_waits = 0
+        reauthenticated = False
+        while True:
+            headers = {"Accept": "application/json", "Authorization": self._authorization()}
+            if data is not None:
+                headers["Content-Type"] = "application/json"
+            self.calls[key] += 1
+            try:
+                response = self._http.request(
+                    method, url, params=params, data=data, headers=headers, timeout=self.timeout
+                )
+            except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
+                raise LedgerValidationError(SYSTEM, f"bad base URL {self.base_url!r}: {exc}") from None
+            except requests.RequestException as exc:
+                reason = _transient_reason(exc)
+                log.warning("Fiken %s %s: %s", method, sub_path, reason)
+                if retry and attempt < self.get_retries:
+                    self._backoff(attempt)
+                    attempt += 1
+                    continue
+                raise LedgerTransient(
+                    SYSTEM,
+                    f"{method} {sub_path}: {reason}" + ("" if retry else "; the outcome is unknown, look it up first"),
+                ) from None
+            status = response.status_code
+            if 200 <= status < 300:
+                if raw:
+                    return response
+                return _json_or_none(response) if response.content else None
+            if status == 401 and not reauthenticated:
+                reauthenticated = True
+                self._access_token = None
+                continue
+            if status == 429:
+                wait = _retry_after(response)
+                if retry and wait <= self.max_rate_wait and rate_waits < MAX_RATE_LIMIT_WAITS:
+                    log.info("Fiken answered 429 (one request at a time); waiting %.1f s", wait)
+                    rate_waits += 1
+                    time.sleep(wait)
+                    continue
+                raise LedgerRateLimited(
+                    SYSTEM,
+                    f"{method} {sub_path}: 429, Fiken allows one request at a time; retry in {wait:g} s",
+                    retry_after=wait,
+                )
+            error = self._error_text(method, sub_path, response)
+            if status >= 500:
+                if retry and attempt < self.get_retries:
+                    self._backoff(attempt)
+                    attempt += 1
+                    continue
+                raise LedgerTransient(SYSTEM, error + ("" if retry else "; the outcome is unknown, look it up first"))
+            if status == 401:
+                raise LedgerAuthError(SYSTEM, f"{error}: a fresh access token was rejected too")
+            if status == 403:
+                raise LedgerAuthError(
+                    SYSTEM,
+                    f"{error}: no access to company {self.company_slug!r}; the API module may not be active "
+                    "(hasApiAccess) or the user has not given the app access to this company",
+                )
+            raise LedgerValidationError(SYSTEM, error)
+
+    def _backoff(self, attempt: int) -> None:
+        time.sleep(self.retry_backoff * (2**attempt))
+
+    def _error_text(self, method: str, path: str, response: requests.Response) -> str:
+        """ "POST /companies/x/generalJournalEntries: 400 <Fiken's message>" (redacted)."""
+        body = _json_or_none(response)
+        parts = [f"{method} {path}: {response.status_code}"]
+        if isinstance(body, dict):
+            for name in ("error_description", "message", "error"):
+                if body.get(name):
+                    parts.append(str(body[name]))
+                    break
+        elif response.text:
+            parts.append(response.text[:200])
+        return self._redact(" ".join(parts))
+
+    def _all_pages(self, path: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        values: list[dict[str, Any]] = []
+        page = 0
+        while True:
+            response = self._request("GET", path, params={**params, "page": page, "pageSize": PAGE_SIZE}, raw=True)
+            batch = _json_or_none(response) or []
+            values.extend(v for v in batch if isinstance(v, dict))
+            try:
+                page_count = int(response.headers.get("Fiken-Api-Page-Count", "1"))
+            except ValueError:
+                page_count = 1
+            page += 1
+            if not batch or page >= page_count:
+                return values
+
+    # ---- parsing -----------------------------------------------------------------------------
+
+    def _posted(self, entry: Any) -> PostedVoucher:
+        if not isinstance(entry, dict) or "journalEntryId" not in entry:
+            raise LedgerTransient(SYSTEM, "unexpected answer: not a journal entry")
+        totals: dict[tuple[str, str | None], int] = {}
+        for line in entry.get("lines") or []:
+            if not isinstance(line, dict) or line.get("account") is None or line.get("amount") is None:
+                raise LedgerTransient(SYSTEM, f"journal entry {entry.get('journalEntryId')}: incomplete line")
+            vat = line.get("vatCode")
+            vat_code = None if vat in (None, "", "0", 0) else str(vat)
+            key = (str(line["account"]), vat_code)
+            totals[key] = totals.get(key, 0) + int(line["amount"])
+        description = str(entry.get("description") or "")
+        match = re.search(r"\[([^\[\]]+)\]\s*$", description)
+        return PostedVoucher(
+            ledger_id=str(entry["journalEntryId"]),
+            number=str(entry.get("journalEntryNumber") or ""),
+            external_ref=match.group(1) if match else "",
+            date=dt.date.fromisoformat(str(entry.get("date"))[:10]),
+            postings=tuple((account, amount, vat) for (account, vat), amount in totals.items() if amount != 0),
+            in_ledger=True,  # open entries are booked too, only deletable
+        )
+
+
+def pair_lines(voucher: Voucher) -> list[dict[str, Any]]:
+    """Match the voucher's debits and credits into Fiken's one-amount debit/credit lines.
+
+    >>> # debit 1920:10001 1250, credit 3000 (3) -1000, credit 3030 (31) -250
+    >>> # -> [{1000, debit 1920:10001, credit 3000 vat 3}, {250, debit 1920:10001, credit 3030 vat 31}]
+    """
+    debits = [[line, line.amount] for line in voucher.lines if line.amount > 0]
+    credits = [[line, -line.amount] for line in voucher.lines if line.amount < 0]
+    out: list[dict[str, Any]] = []
+    i = j = 0
+    while i < len(debits) and j < len(credits):
+        debit, credit = debits[i], credits[j]
+        amount = min(debit[1], credit[1])
+        row: dict[str, Any] = {"amount": amount, "debitAccount": debit[0].account, "creditAccount": credit[0].account}
+        if debit[0].vat_code is not None:
+            row["debitVatCode"] = VAT_CODES[debit[0].vat_code]
+        if credit[0].vat_code is not None:
+            row["creditVatCode"] = VAT_CODES[credit[0].vat_code]
+        out.append(row)
+        debit[1] -= amount
+        credit[1] -= amount
+        if debit[1] == 0:
+            i += 1
+        if credit[1] == 0:
+            j += 1
+    return out
+
+
+def _ref_tag(external_ref: str) -> str:
+    if not external_ref or "[" in external_ref or "]" in external_ref:
+        raise LedgerValidationError(SYSTEM, f"external reference {external_ref!r} cannot go in a description")
+    return f"[{external_ref}]"
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    try:
+        return json.loads(response.content.decode("utf-8")) if response.content else None
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def _retry_after(response: requests.Response) -> float:
+    raw = response.headers.get("Retry-After")
+    if raw:
+        try:
+            return max(0.0, float(raw))
+        except ValueError:
+            pass
+    return DEFAULT_RETRY_AFTER
+
+
+def _transient_reason(exc: requests.RequestException) -> str:
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "timed out"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return "connection failed or dropped without an answer"
+    return f"transport error ({type(exc).__name__})"

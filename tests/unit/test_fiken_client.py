@@ -1,0 +1,345 @@
+"""The Fiken client against the Fiken sandbox over real HTTP (no mocked HTTP layer)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections import Counter
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import requests
+import yaml
+
+from kassebro.ledgers.base import (
+    LedgerAuthError,
+    LedgerRateLimited,
+    LedgerTransient,
+    LedgerValidationError,
+)
+from kassebro.ledgers.fiken import API_FLAG, DESCRIPTION_MAX, FikenClient, pair_lines
+from kassebro.sandbox.fiken import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REFRESH_TOKEN, create_app
+from kassebro.sandbox.server import running
+from kassebro.voucher import Voucher, VoucherLine, external_ref
+
+SPEC_PATH = Path("/work/shared/specs/fiken/openapi.yaml")
+if not SPEC_PATH.exists():
+    SPEC_PATH = Path(__file__).resolve().parents[2] / "specs" / "fiken" / "openapi.yaml"
+
+SLUG = "demo-kiosk-as"
+DAY = dt.date(2026, 3, 1)
+
+
+@cache
+def spec() -> dict[str, Any]:
+    return yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    app = create_app()
+    with running(app) as server:
+        yield app, server
+
+
+@pytest.fixture(autouse=True)
+def _clean(sandbox):
+    requests.post(sandbox[1].url + "/_sandbox/reset", json={"tokens": True}, timeout=5).raise_for_status()
+    yield
+
+
+class TokenBox:
+    """What the Airflow hook will do: keep the latest refresh token."""
+
+    def __init__(self) -> None:
+        self.saved: list[str] = []
+
+    def __call__(self, token: str) -> None:
+        self.saved.append(token)
+
+
+def make_client(sandbox, refresh: str = DEMO_REFRESH_TOKEN, slug: str = SLUG, **kwargs: Any) -> FikenClient:
+    options = {
+        "client_id": DEMO_CLIENT_ID,
+        "client_secret": DEMO_CLIENT_SECRET,
+        "refresh_token": refresh,
+        "timeout": 5,
+        "retry_backoff": 0.01,
+        **kwargs,
+    }
+    return FikenClient(sandbox[1].url, slug, **options)
+
+
+@pytest.fixture
+def tokens() -> TokenBox:
+    return TokenBox()
+
+
+@pytest.fixture
+def client(sandbox, tokens):
+    with make_client(sandbox, token_store=tokens) as c:
+        yield c
+
+
+def add_fault(sandbox, **fault: Any) -> None:
+    requests.post(sandbox[1].url + "/_sandbox/faults", json=fault, timeout=5).raise_for_status()
+
+
+def day_voucher(day: dt.date = DAY, vendor: str = "shop12", description: str | None = None) -> Voucher:
+    lines = (
+        VoucherLine("1920:10001", 1_250_00, None, "Bankkort"),
+        VoucherLine("1920:10002", 250_50, None, "Vipps"),
+        VoucherLine("3000", -1_250_00, "3", "Salg 25 %"),
+        VoucherLine("3030", -200_00, "31", "Salg 15 %"),
+        VoucherLine("3040", -50_00, "33", "Salg 12 %"),
+        VoucherLine("7798", -50, None, "Øreavrunding"),
+    )
+    return Voucher(
+        vendor_id=vendor,
+        business_day=day,
+        external_ref=external_ref(vendor, day),
+        description=description or f"POS dagsoppgjør {vendor} {day}",
+        lines=lines,
+    )
+
+
+def per_account(voucher: Voucher) -> Counter:
+    totals: Counter = Counter()
+    for line in voucher.lines:
+        totals[(line.account, None if line.vat_code in (None, "0") else line.vat_code)] += line.amount
+    return Counter({key: amount for key, amount in totals.items() if amount})
+
+
+# ---- rendering -------------------------------------------------------------------------------
+
+
+def test_pairing_books_every_account_exactly():
+    voucher = day_voucher()
+    lines = pair_lines(voucher)
+    assert lines == [
+        {"amount": 1_250_00, "debitAccount": "1920:10001", "creditAccount": "3000", "creditVatCode": 3},
+        {"amount": 200_00, "debitAccount": "1920:10002", "creditAccount": "3030", "creditVatCode": 31},
+        {"amount": 50_00, "debitAccount": "1920:10002", "creditAccount": "3040", "creditVatCode": 33},
+        {"amount": 50, "debitAccount": "1920:10002", "creditAccount": "7798"},
+    ]
+    booked: Counter = Counter()
+    for line in lines:
+        booked[(line["debitAccount"], line.get("debitVatCode"))] += line["amount"]
+        booked[(line["creditAccount"], line.get("creditVatCode"))] -= line["amount"]
+    assert booked == Counter(
+        {(line.account, int(line.vat_code) if line.vat_code else None): line.amount for line in voucher.lines}
+    )
+
+
+def test_rendered_body_validates_against_the_spec(client):
+    body = client.render(day_voucher(), open_entry=True)
+    schema = {"$ref": "#/components/schemas/generalJournalEntryRequest", "components": spec()["components"]}
+    jsonschema.Draft7Validator(schema).validate(body)
+    assert body["open"] is True
+    assert body["journalEntries"][0]["description"].endswith("[kassebro:shop12:2026-03-01]")
+
+
+def test_description_fits_with_fikens_flag():
+    voucher = day_voucher(description="Veldig lang tekst " * 20)
+    text = FikenClient.description(voucher)
+    assert len(API_FLAG) + len(text) == DESCRIPTION_MAX
+    assert text.endswith("… [kassebro:shop12:2026-03-01]")
+
+
+def test_unrenderable_vouchers_are_refused_before_sending(client):
+    base = day_voucher()
+    debit_vat = Voucher(
+        "v", DAY, "kassebro:v:2026-03-01", "x", (VoucherLine("3000", 100, "3"), VoucherLine("1920:10001", -100))
+    )
+    with pytest.raises(LedgerValidationError, match="net of VAT"):
+        client.render(debit_vat)
+    bad_account = Voucher("v", DAY, "kassebro:v:2026-03-01", "x", (VoucherLine("1920", 100), VoucherLine("3999", -100)))
+    with pytest.raises(LedgerValidationError, match="not in the Fiken chart: 1920, 3999"):
+        client.render(bad_account)
+    assert client.calls["POST /companies/{slug}/generalJournalEntries"] == 0
+    assert client.render(base)
+
+
+# ---- the Ledger protocol ---------------------------------------------------------------------
+
+
+def test_test_connection_wording(client):
+    assert client.test_connection() == "Connected to Fiken as Demo Kiosk AS"
+
+
+def test_company_without_api_module(sandbox):
+    with make_client(sandbox, slug="uten-api-as") as other, pytest.raises(LedgerAuthError, match="API module"):
+        other.test_connection()
+
+
+def test_post_reads_back_equal(client, sandbox):
+    voucher = day_voucher()
+    posted = client.post(voucher)
+    assert posted.external_ref == voucher.external_ref
+    assert posted.date == DAY and posted.number == "1" and posted.in_ledger
+    assert Counter({(a, v): amount for a, amount, v in posted.postings}) == per_account(voucher)
+    assert client.get(posted.ledger_id) == posted
+    assert client.find(voucher.external_ref, DAY) == posted
+    stored = sandbox[0].state.store.entries
+    assert len(stored) == 1 and stored[0].open is False
+
+
+def test_send_to_ledger_false_posts_open(client, sandbox):
+    client.post(day_voucher(), send_to_ledger=False)
+    assert sandbox[0].state.store.entries[0].open is True
+
+
+def test_find_none_other_day_and_other_version(client):
+    voucher = day_voucher()
+    client.post(voucher)
+    assert client.find(voucher.external_ref, DAY + dt.timedelta(days=1)) is None
+    assert client.find(external_ref("shop12", DAY, 2), DAY) is None
+    assert client.find(external_ref("shop1", DAY), DAY) is None
+
+
+def test_find_refuses_a_duplicate(client):
+    voucher = day_voucher()
+    client.post(voucher)
+    client.post(voucher)
+    with pytest.raises(LedgerValidationError, match="more than once"):
+        client.find(voucher.external_ref, DAY)
+
+
+def test_save_then_drop_then_find_finds_it(client, sandbox):
+    voucher = day_voucher()
+    add_fault(sandbox, kind="save_then_drop", method="POST", path="*generalJournalEntries")
+    with pytest.raises(LedgerTransient, match="look it up first"):
+        client.post(voucher)
+    assert client.calls["POST /companies/{slug}/generalJournalEntries"] == 1  # never retried
+    found = client.find(voucher.external_ref, DAY)
+    assert found is not None
+    assert Counter({(a, v): amount for a, amount, v in found.postings}) == per_account(voucher)
+
+
+def test_500_on_post_is_transient_and_not_retried(client, sandbox):
+    add_fault(sandbox, kind="500", method="POST", path="*generalJournalEntries")
+    with pytest.raises(LedgerTransient):
+        client.post(day_voucher())
+    assert client.calls["POST /companies/{slug}/generalJournalEntries"] == 1
+
+
+def test_500_on_get_is_retried(client, sandbox):
+    add_fault(sandbox, kind="500", method="GET", path="/companies/*", times=2)
+    assert client.test_connection().startswith("Connected")
+    assert client.calls["GET /companies/{slug}"] == 3
+
+
+def test_missing_account_is_a_validation_error_with_fikens_message(client):
+    voucher = Voucher(
+        "v", DAY, "kassebro:v:2026-03-01", "x", (VoucherLine("1920:10001", 100), VoucherLine("3999", -100, "3"))
+    )
+    with pytest.raises(LedgerValidationError, match=r"400 .*account 3999 does not exist"):
+        body = client.render(voucher, check_accounts=False)
+        client._request("POST", f"{client.company_path}/generalJournalEntries", body=body, raw=True)
+
+
+# ---- one request at a time ---------------------------------------------------------------------
+
+
+def test_concurrent_request_429_is_waited_out_on_get(client, sandbox):
+    add_fault(sandbox, kind="delay", method="GET", path=f"/companies/{SLUG}/accounts", seconds=0.5)
+    other = make_client(sandbox, refresh=_fresh_refresh(sandbox))
+    thread = threading.Thread(target=other.account_codes)
+    thread.start()
+    time.sleep(0.15)
+    started = time.monotonic()
+    assert client.find("kassebro:shop12:2026-03-01", DAY) is None
+    thread.join()
+    assert time.monotonic() - started >= 0.9  # one Retry-After: 1
+    assert client.calls["GET /companies/{slug}/journalEntries"] == 2
+
+
+def test_concurrent_request_429_on_post_is_raised(client, sandbox):
+    client.account_codes()
+    add_fault(sandbox, kind="delay", method="GET", path=f"/companies/{SLUG}", seconds=0.5)
+    other = make_client(sandbox, refresh=_fresh_refresh(sandbox))
+    thread = threading.Thread(target=other.company)
+    thread.start()
+    time.sleep(0.15)
+    with pytest.raises(LedgerRateLimited) as caught:
+        client.post(day_voucher())
+    thread.join()
+    assert caught.value.retry_after == 1.0
+    assert client.calls["POST /companies/{slug}/generalJournalEntries"] == 1
+    assert sandbox[0].state.store.entries == []
+
+
+def test_the_client_serialises_its_own_threads(client, sandbox):
+    add_fault(sandbox, kind="delay", method="GET", path="*", seconds=0.2, times=4)
+    errors: list[Exception] = []
+
+    def work() -> None:
+        try:
+            client.find("kassebro:x:2026-03-01", DAY)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    calls = requests.get(sandbox[1].url + "/_sandbox/calls", timeout=5).json()["calls"]
+    assert not [c for c in calls if c["status"] == 429]
+
+
+# ---- tokens ----------------------------------------------------------------------------------
+
+
+def _fresh_refresh(sandbox) -> str:
+    """A second valid refresh token (another login of the same user), via the one-time code."""
+    response = requests.post(
+        sandbox[1].url + "/oauth/token",
+        data={"grant_type": "authorization_code", "code": "demo-auth-code", "redirect_uri": "x", "state": "s"},
+        auth=(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET),
+        timeout=5,
+    )
+    response.raise_for_status()
+    return response.json()["refresh_token"]
+
+
+def test_rotated_refresh_token_is_stored(client, tokens, sandbox):
+    client.test_connection()
+    assert len(tokens.saved) == 1 and tokens.saved[0] != DEMO_REFRESH_TOKEN
+    # The old token is dead; the stored one works.
+    with make_client(sandbox) as stale, pytest.raises(LedgerAuthError, match="refresh token was rejected"):
+        stale.test_connection()
+    with make_client(sandbox, refresh=tokens.saved[0]) as fresh:
+        assert fresh.test_connection() == "Connected to Fiken as Demo Kiosk AS"
+
+
+def test_expired_access_token_is_renewed_once(client, tokens, sandbox):
+    client.test_connection()
+    requests.post(sandbox[1].url + "/_sandbox/expire_tokens", timeout=5).raise_for_status()
+    assert client.find("kassebro:shop12:2026-03-01", DAY) is None
+    assert client.calls["POST /oauth/token"] == 2
+    assert len(tokens.saved) == 2
+
+
+def test_bad_refresh_token_is_an_auth_error_without_the_token(sandbox):
+    secret = "very-secret-refresh-token-123"
+    with make_client(sandbox, refresh=secret) as bad, pytest.raises(LedgerAuthError) as caught:
+        bad.test_connection()
+    assert "refresh token was rejected" in str(caught.value)
+    assert secret not in str(caught.value) and secret not in repr(bad)
+
+
+def test_bad_client_secret_names_the_client_credentials(sandbox):
+    with make_client(sandbox, client_secret="wrong") as bad, pytest.raises(LedgerAuthError, match="client id/secret"):
+        bad.test_connection()
+
+
+def test_production_token_url():
+    client = FikenClient("https://api.fiken.no/api/v2", SLUG, client_id="a", client_secret="b", refresh_token="c")
+    assert client.token_url == "https://fiken.no/oauth/token"
+    assert client.base_url == "https://api.fiken.no/api/v2"
