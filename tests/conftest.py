@@ -42,3 +42,17 @@ def shared_dir() -> Path:
 @pytest.fixture
 def project_dir() -> Path:
     return PROJECT
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """Airflow's metadata DB (SQLite in the session's AIRFLOW_HOME), migrated once."""
+    import subprocess
+    import sys
+
+    subprocess.run(
+        [str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
+        check=True,
+        env=os.environ,
+        stdout=subprocess.DEVNULL,
+    )

@@ -177,10 +177,19 @@ class LedgerTarget(_Strict):
     again in full. Either way nothing is overwritten and every voucher is kept.
     """
 
-    system: Literal["tripletex"] = "tripletex"
+    system: Literal["tripletex", "fiken", "poweroffice"] = "tripletex"
     connection: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     send_to_ledger: bool = True
     on_change: Literal["correction", "reverse"] = "correction"
+    company: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    """The ledger company when the pool must be per company: Fiken's company slug (Fiken allows
+    one request at a time per company, so each company gets a pool of one slot)."""
+
+    @model_validator(mode="after")
+    def _company_for_fiken(self) -> LedgerTarget:
+        if self.system == "fiken" and not self.company:
+            raise ValueError("a Fiken ledger needs company: <the Fiken company slug>")
+        return self
 
 
 class Vendor(_Strict):
@@ -218,7 +227,17 @@ class Vendor(_Strict):
 
     @property
     def pool(self) -> str:
+        """The Airflow pool that caps concurrent calls to the vendor's ledger (per company for Fiken)."""
+        if self.ledger.system == "fiken":
+            return f"ledger_fiken_{self.ledger.company}"
         return f"ledger_{self.ledger.system}"
+
+    @model_validator(mode="after")
+    def _mapping_fits_the_system(self) -> Vendor:
+        problems = self.mapping.check_for_system(self.ledger.system)
+        if problems:
+            raise ValueError(f"mapping does not fit {self.ledger.system}: " + "; ".join(problems))
+        return self
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,17 +13,6 @@ import yaml
 
 PROJECT = Path(__file__).resolve().parents[2]
 DAYS = [dt.date(2026, 11, 2), dt.date(2026, 11, 3), dt.date(2026, 11, 4)]
-
-
-@pytest.fixture(scope="session")
-def airflow_db() -> None:
-    """Airflow's metadata DB for dag.test(): SQLite in the session's AIRFLOW_HOME (or $AIRFLOW__DATABASE__...)."""
-    subprocess.run(
-        [str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
-        check=True,
-        env=os.environ,
-        stdout=subprocess.DEVNULL,
-    )
 
 
 def make_home(root: Path, vendor_id: str = "cafe_solsiden", profile: str = "cafe") -> Path:

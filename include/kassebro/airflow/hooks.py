@@ -14,15 +14,38 @@ from airflow.providers.http.hooks.http import HttpHook
 
 from kassebro.ledgers.tripletex import TripletexClient
 
-_OWN_EXTRAS = (
-    "consumer_token",
-    "company_id",
-    "extra__tripletex__consumer_token",
-    "extra__tripletex__company_id",
-)
+
+class _LedgerHook(HttpHook):
+    """Shared by the ledger hooks: no Basic auth from login/password, our extras never sent as headers."""
+
+    own_extras: tuple[str, ...] = ()
+
+    def __init__(self, conn_id: str, **kwargs: Any) -> None:
+        super().__init__(method="GET", http_conn_id=conn_id, **kwargs)
+
+    def _extract_auth(self, connection: Any) -> None:
+        return None
+
+    def _configure_session_from_extra(self, session: Any, connection: Any, extra_options: dict[str, Any]) -> Any:
+        clean = connection.extra_dejson
+        for key in self.own_extras:
+            clean.pop(key, None)
+            clean.pop(f"extra__{self.conn_type}__{key}", None)
+        proxy = type("_Conn", (), {"extra_dejson": clean, "extra": clean, "host": connection.host})()
+        return super()._configure_session_from_extra(session, proxy, extra_options)
+
+    def _extra(self, connection: Any, key: str, default: Any = None) -> Any:
+        extra = connection.extra_dejson
+        return extra.get(key) or extra.get(f"extra__{self.conn_type}__{key}") or default
+
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            return True, self.get_client().test_connection()
+        except Exception as exc:  # the UI shows the message; it never holds a secret
+            return False, str(exc)
 
 
-class TripletexHook(HttpHook):
+class TripletexHook(_LedgerHook):
     """A Tripletex connection: host = API base URL, password = employee token,
     extra `consumer_token` (secret) and `company_id`."""
 
@@ -30,47 +53,136 @@ class TripletexHook(HttpHook):
     default_conn_name = "tripletex_default"
     conn_type = "tripletex"
     hook_name = "Tripletex"
+    own_extras = ("consumer_token", "company_id")
 
     def __init__(self, tripletex_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(method="GET", http_conn_id=tripletex_conn_id, **kwargs)
+        super().__init__(tripletex_conn_id, **kwargs)
         self.tripletex_conn_id = tripletex_conn_id
-
-    def _extract_auth(self, connection: Any) -> None:  # tokens go in a session token, not Basic auth
-        return None
-
-    def _configure_session_from_extra(self, session: Any, connection: Any, extra_options: dict[str, Any]) -> Any:
-        clean = connection.extra_dejson
-        for key in _OWN_EXTRAS:
-            clean.pop(key, None)
-        proxy = type("_Conn", (), {"extra_dejson": clean, "extra": clean, "host": connection.host})()
-        return super()._configure_session_from_extra(session, proxy, extra_options)
 
     def get_client(self) -> TripletexClient:
         connection = self.get_connection(self.http_conn_id)
         session = self.get_conn()
-        extra = connection.extra_dejson
-        consumer = extra.get("consumer_token") or extra.get("extra__tripletex__consumer_token") or ""
-        company = extra.get("company_id") or extra.get("extra__tripletex__company_id") or 0
-        timeout = float(self.merged_extra.get("timeout", 30))
         return TripletexClient(
             self.base_url,
-            consumer,
+            self._extra(connection, "consumer_token", ""),
             connection.password or "",
-            company_id=int(company),
+            company_id=int(self._extra(connection, "company_id", 0)),
             session=session,
-            timeout=timeout,
+            timeout=float(self.merged_extra.get("timeout", 30)),
         )
 
-    def test_connection(self) -> tuple[bool, str]:
-        """The Airflow UI's Test button: Tripletex's whoAmI, answered "Connection ok"."""
-        try:
-            return True, self.get_client().test_connection()
-        except Exception as exc:  # the UI shows the message; it never holds a token
-            return False, str(exc)
+
+class FikenHook(_LedgerHook):
+    """A Fiken connection: host = API base URL, login = OAuth client id, password = client secret,
+    extra `refresh_token` (secret), `token_url` (optional). The company is the vendor's `ledger.company`.
+
+    Fiken rotates refresh tokens; the newest one is kept in the Airflow Variable
+    `kassebro_fiken_refresh_token__<conn_id>` (encrypted, masked in logs) and read before the
+    connection's own, so a rotation is never lost between runs.
+    """
+
+    conn_name_attr = "fiken_conn_id"
+    default_conn_name = "fiken_default"
+    conn_type = "fiken"
+    hook_name = "Fiken"
+    own_extras = ("refresh_token", "token_url")
+
+    def __init__(self, fiken_conn_id: str = default_conn_name, company: str = "", **kwargs: Any) -> None:
+        super().__init__(fiken_conn_id, **kwargs)
+        self.company = company
+
+    @property
+    def _token_variable(self) -> str:
+        return f"kassebro_fiken_refresh_token__{self.http_conn_id}"
+
+    def _stored_refresh_token(self) -> str | None:
+        if _in_task():
+            from airflow.sdk import Variable
+
+            return Variable.get(self._token_variable, default=None)
+        from airflow.models.variable import Variable as DbVariable
+
+        return DbVariable.get(self._token_variable, default_var=None)
+
+    def _store_refresh_token(self, token: str) -> None:
+        """Keep the rotated token: through the Task SDK in a task, through the metadata DB elsewhere
+        (the UI's Test button, the CLI). Losing it would lock kassebro out, so failure raises."""
+        description = "Fiken refresh token, rotated by kassebro"
+        if _in_task():
+            from airflow.sdk import Variable
+
+            Variable.set(self._token_variable, token, description=description)
+        else:
+            from airflow.models.variable import Variable as DbVariable
+
+            DbVariable.set(self._token_variable, token, description=description)
+
+    def get_client(self) -> Any:
+        from kassebro.ledgers.fiken import FikenClient
+
+        connection = self.get_connection(self.http_conn_id)
+        session = self.get_conn()
+        slug = self.company or self._extra(connection, "company_slug", "")
+        return FikenClient(
+            self.base_url,
+            slug,
+            client_id=connection.login or "",
+            client_secret=connection.password or "",
+            refresh_token=self._stored_refresh_token() or self._extra(connection, "refresh_token", ""),
+            token_store=self._store_refresh_token,
+            token_url=self._extra(connection, "token_url"),
+            session=session,
+            timeout=float(self.merged_extra.get("timeout", 30)),
+        )
 
 
-def ledger_for(system: str, conn_id: str) -> Any:
+class PowerOfficeHook(_LedgerHook):
+    """A PowerOffice Go connection: host = API base URL, password = client key (the customer's),
+    extras `application_key` and `subscription_key` (secrets) and `token_url`."""
+
+    conn_name_attr = "poweroffice_conn_id"
+    default_conn_name = "poweroffice_default"
+    conn_type = "poweroffice"
+    hook_name = "PowerOffice Go"
+    own_extras = ("application_key", "subscription_key", "token_url")
+
+    def __init__(self, poweroffice_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(poweroffice_conn_id, **kwargs)
+
+    def get_client(self) -> Any:
+        from kassebro.ledgers.poweroffice import PowerOfficeClient
+
+        connection = self.get_connection(self.http_conn_id)
+        session = self.get_conn()
+        root = self.base_url.rstrip("/").removesuffix("/v2")
+        return PowerOfficeClient(
+            self.base_url,
+            self._extra(connection, "token_url", f"{root}/OAuth/Token"),
+            application_key=self._extra(connection, "application_key", ""),
+            client_key=connection.password or "",
+            subscription_key=self._extra(connection, "subscription_key", ""),
+            session=session,
+            timeout=float(self.merged_extra.get("timeout", 30)),
+        )
+
+
+def _in_task() -> bool:
+    """True inside a running task, where the Task SDK (not the ORM) must be used."""
+    try:
+        from airflow.sdk import get_current_context
+
+        get_current_context()
+        return True
+    except Exception:
+        return False
+
+
+def ledger_for(system: str, conn_id: str, company: str | None = None) -> Any:
     """The ledger client for a vendor's system and connection id."""
     if system == "tripletex":
         return TripletexHook(conn_id).get_client()
+    if system == "fiken":
+        return FikenHook(conn_id, company=company or "").get_client()
+    if system == "poweroffice":
+        return PowerOfficeHook(conn_id).get_client()
     raise ValueError(f"unsupported ledger system {system!r}")

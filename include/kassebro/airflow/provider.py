@@ -42,6 +42,55 @@ def get_provider_info() -> dict[str, Any]:
                         "schema": {"type": ["integer", "null"]},
                     },
                 },
-            }
+            },
+            {
+                "connection-type": "fiken",
+                "hook-class-name": "kassebro.airflow.hooks.FikenHook",
+                "hook-name": "Fiken",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "extra"],
+                    "relabeling": {"host": "API base URL", "login": "OAuth client id", "password": "Client secret"},
+                    "placeholders": {"host": "https://api.fiken.no/api/v2"},
+                },
+                "conn-fields": {
+                    "refresh_token": {
+                        "label": "Refresh token",
+                        "description": "From the OAuth authorisation; kassebro keeps the rotated one in a Variable.",
+                        "schema": _SECRET,
+                    },
+                    "token_url": {
+                        "label": "Token URL",
+                        "description": "Default https://fiken.no/oauth/token.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                },
+            },
+            {
+                "connection-type": "poweroffice",
+                "hook-class-name": "kassebro.airflow.hooks.PowerOfficeHook",
+                "hook-name": "PowerOffice Go",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "login", "extra"],
+                    "relabeling": {"host": "API base URL", "password": "Client key"},
+                    "placeholders": {"host": "https://goapi.poweroffice.net/v2 (or the demo environment)"},
+                },
+                "conn-fields": {
+                    "application_key": {
+                        "label": "Application key",
+                        "description": "The integration's application key.",
+                        "schema": _SECRET,
+                    },
+                    "subscription_key": {
+                        "label": "Subscription key",
+                        "description": "Ocp-Apim-Subscription-Key.",
+                        "schema": _SECRET,
+                    },
+                    "token_url": {
+                        "label": "Token URL",
+                        "description": "Default: <API root>/OAuth/Token.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                },
+            },
         ],
     }

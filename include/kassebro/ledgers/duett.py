@@ -1,0 +1,448 @@
+"""Duett Økonomi Open API client: post a day's voucher, look it up, read it back.
+
+Plain `requests`, no Airflow. What it does about the API (brief `apis.md` §5, `docs/duett.md`):
+
+- Auth: headers `X-Api-Integration-Key` (the integration's, from the partner agreement) and
+  `X-Api-Client-Key` (the customer's activation). Values never appear in exceptions, reprs or logs;
+  a 401/403 names the header the server complains about (or both when it does not say).
+- `test_connection()`: `GET /system/v2/integration`; returns a sentence naming the client and
+  whether "Bilagsbehandling" (automatic voucher control) is among `activeModules`.
+- Lookups, cached per client: the account register (`GET /Register/v2/Account?filter[accountNumber][IN]=`,
+  one call for all numbers of a voucher) and the VAT register (`GET /Register/v2/VatCode`, once),
+  mapped by `standardTaxCode` (falling back to `code`) so kassebro's standard codes "3", "31", "33",
+  "5", "6" find Duett's codes. A line without VAT goes out with `vatCode: null`. Both register paths
+  are INFERRED from the documented `/Register/v2/AccountIntervals`.
+- Post (INFERRED endpoint): `POST /Voucher/v2` with `{voucherNumber, voucherDate, text, lines:
+  [{accountNumber, accountType:"account", amountGross, vatCode, text}]}`, amounts gross and signed
+  (debit positive). `text` is the voucher's description followed by " [external_ref]".
+- Voucher number: Duett keeps number + year unique and refuses a duplicate (documented). kassebro
+  sends its own deterministic number (`voucher_number`): `series_start + slot * 1000 + day of year`,
+  where the slot is the vendor's (from `vendor_slots`, else a stable SHA-256 hash of the vendor id and
+  version modulo the series' slots). A retry sends the same number, so a voucher that was saved but
+  whose answer was lost is refused the second time; the client then calls `find` and returns the
+  voucher already there (no second voucher). If the number is held by a voucher with another
+  reference (a slot collision), that is a LedgerValidationError telling to set `vendor_slots`.
+- Exactly once: a POST is never retried (LedgerTransient says the outcome is unknown). GETs are
+  retried `get_retries` times on 5xx/transport errors.
+- find(ref, date): `GET /Voucher/v2?filter[voucherYear][EQ]=Y&filter[voucherNumber][EQ]=N`, checked
+  against the reference in the text; else `filter[voucherDate][EQ]=date&filter[text][LIKE]=ref`.
+- Errors: ProblemDetails 400/404/409/422 -> LedgerValidationError with title, detail and errors;
+  401/403 -> LedgerAuthError; 429 -> LedgerRateLimited(Retry-After); 5xx, timeouts, dropped
+  connections -> LedgerTransient.
+- `calls` counts HTTP requests by "METHOD /path" (ids as {id}).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import re
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+import requests
+
+from kassebro.ledgers.base import (
+    LedgerAuthError,
+    LedgerRateLimited,
+    LedgerTransient,
+    LedgerValidationError,
+    PostedVoucher,
+)
+from kassebro.ledgers.tripletex import _Secret, encode_json
+from kassebro.money import ore_to_decimal, parse_ore
+from kassebro.voucher import Voucher
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "Duett"
+INTEGRATION_HEADER = "X-Api-Integration-Key"
+CLIENT_HEADER = "X-Api-Client-Key"
+VOUCHER_PATH = "/Voucher/v2"
+DEFAULT_SERIES_START = 90_000_000
+DEFAULT_SERIES_SIZE = 10_000_000
+_DAYS_PER_SLOT = 1000  # day of year 1..366 fits; the rest of a slot is unused
+_REF = re.compile(r"^kassebro:(?P<vendor>.+):(?P<day>\d{4}-\d{2}-\d{2})(?::v(?P<version>\d+))?$")
+_TEXT_REF = re.compile(r" \[([^\[\]]+)\]$")
+_ID_SEGMENT = re.compile(r"/([0-9a-fA-F-]{36}|\d+)(?=/|$)")
+
+
+class DuettClient:
+    """A Ledger for one Duett client.
+
+    Args:
+      base_url: API root, e.g. "https://api.duett.no" or a sandbox "http://127.0.0.1:8930".
+      integration_key, client_key: the `X-Api-Integration-Key` and `X-Api-Client-Key` values.
+      series_start, series_size: the voucher number range kassebro uses (agree it with the
+        accountant so it does not overlap Duett's own series); must be a multiple of 1000 in size.
+      vendor_slots: vendor id (or "vendor:vN" for a re-post version) -> slot number, to rule out
+        hash collisions between vendors; others get a hashed slot.
+      voucher_type: sent as `voucherType` when set (agree it with the accountant, DUETT-DOC).
+      session, timeout, get_retries, retry_backoff: HTTP options.
+    """
+
+    system = SYSTEM
+
+    def __init__(
+        self,
+        base_url: str = "https://api.duett.no",
+        *,
+        integration_key: str,
+        client_key: str,
+        series_start: int = DEFAULT_SERIES_START,
+        series_size: int = DEFAULT_SERIES_SIZE,
+        vendor_slots: Mapping[str, int] | None = None,
+        voucher_type: str | None = None,
+        session: requests.Session | None = None,
+        timeout: float = 30.0,
+        get_retries: int = 2,
+        retry_backoff: float = 0.5,
+    ) -> None:
+        if series_start <= 0 or series_size < _DAYS_PER_SLOT or series_size % _DAYS_PER_SLOT:
+            raise ValueError(f"series_size must be a positive multiple of {_DAYS_PER_SLOT}, series_start positive")
+        self.base_url = base_url.rstrip("/")
+        self._integration_key = _Secret(integration_key)
+        self._client_key = _Secret(client_key)
+        self.series_start = series_start
+        self.series_size = series_size
+        self.vendor_slots = dict(vendor_slots or {})
+        bad = [k for k, v in self.vendor_slots.items() if not 0 <= v < self.slots]
+        if bad:
+            raise ValueError(f"vendor_slots out of range 0..{self.slots - 1}: {', '.join(bad)}")
+        self.voucher_type = voucher_type
+        self._http = session or requests.Session()
+        self._owns_http = session is None
+        self.timeout = timeout
+        self.get_retries = get_retries
+        self.retry_backoff = retry_backoff
+        self.calls: Counter[str] = Counter()
+        self._accounts: set[str] = set()
+        self._vat_codes: dict[str, str] | None = None  # standard code -> Duett code
+        self._standard_codes: dict[str, str] = {}  # Duett code -> standard code
+
+    # ---- housekeeping ------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return f"DuettClient(base_url={self.base_url!r})"
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> DuettClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def slots(self) -> int:
+        return self.series_size // _DAYS_PER_SLOT
+
+    # ---- the Ledger protocol -----------------------------------------------------------------
+
+    def test_connection(self) -> str:
+        info = self._request("GET", "/system/v2/integration") or {}
+        name = info.get("clientName") or info.get("name") or info.get("clientNumber") or "?"
+        modules = [str(m) for m in info.get("activeModules") or []]
+        control = (
+            " (Bilagsbehandling is on: Duett adds crossings and tax lines itself)"
+            if any(m.lower() == "bilagsbehandling" for m in modules)
+            else ""
+        )
+        return f"Connected to Duett client {name!r}{control}"
+
+    def find(self, external_ref: str, date: dt.date | None) -> PostedVoucher | None:
+        """The voucher carrying `external_ref` dated `date`, or None."""
+        if date is None:
+            raise LedgerValidationError(SYSTEM, "find needs the voucher date (Duett lists vouchers per year)")
+        number = self.voucher_number(external_ref, date)
+        rows = self._list(date.year, {"filter[voucherNumber][EQ]": str(number)})
+        for row in rows:
+            if _text_ref(row) == external_ref:
+                return self._posted(row)
+        rows = self._list(
+            date.year, {"filter[voucherDate][EQ]": date.isoformat(), "filter[text][LIKE]": f"[{external_ref}]"}
+        )
+        hits = [r for r in rows if _text_ref(r) == external_ref and r.get("show", True) is not False]
+        if len(hits) > 1:
+            numbers = ", ".join(str(r.get("voucherNumber")) for r in hits)
+            raise LedgerValidationError(
+                SYSTEM, f"{len(hits)} vouchers carry {external_ref!r} (numbers {numbers}); resolve it in Duett"
+            )
+        return self._posted(hits[0]) if hits else None
+
+    def get(self, ledger_id: str) -> PostedVoucher:
+        return self._posted(self._request("GET", f"{VOUCHER_PATH}/{ledger_id}") or {})
+
+    def post(self, voucher: Voucher, send_to_ledger: bool = True) -> PostedVoucher:
+        """POST the voucher (never retried); a duplicate-number refusal returns the existing one."""
+        if not send_to_ledger:
+            raise LedgerValidationError(SYSTEM, "posting for approval is not supported for Duett")
+        body = self.render(voucher)
+        try:
+            data = self._request("POST", VOUCHER_PATH, body=body)
+        except LedgerValidationError as exc:
+            if not _is_duplicate_refusal(exc):
+                raise
+            existing = self.find(voucher.external_ref, voucher.business_day)
+            if existing is None:
+                raise LedgerValidationError(
+                    SYSTEM,
+                    f"voucher number {body['voucherNumber']} in {voucher.business_day.year} is taken by another "
+                    f"voucher, not {voucher.external_ref!r}; give vendor {voucher.vendor_id!r} its own slot "
+                    "(vendor_slots) or another series",
+                ) from exc
+            log.info("Duett already holds %s as voucher %s", voucher.external_ref, existing.number)
+            return existing
+        return self._posted(data or {})
+
+    # ---- more than the protocol --------------------------------------------------------------
+
+    def voucher_number(self, external_ref: str, date: dt.date) -> int:
+        """The deterministic voucher number of a reference dated `date` (see the module doc)."""
+        match = _REF.match(external_ref)
+        if match:
+            version = int(match.group("version") or 1)
+            key = match.group("vendor") + (f":v{version}" if version > 1 else "")
+        else:
+            key = external_ref
+        slot = self.vendor_slots.get(key)
+        if slot is None:
+            slot = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") % self.slots
+        return self.series_start + slot * _DAYS_PER_SLOT + date.timetuple().tm_yday
+
+    def render(self, voucher: Voucher) -> dict[str, Any]:
+        """The POST /Voucher/v2 body, resolving every lookup first."""
+        if not voucher.lines:
+            raise LedgerValidationError(SYSTEM, f"voucher {voucher.external_ref} has no lines")
+        self.resolve_accounts(line.account for line in voucher.lines)
+        lines = []
+        for line in voucher.lines:
+            if line.department or line.project:
+                raise LedgerValidationError(
+                    SYSTEM, "departments and projects (carriers) are not supported for Duett yet"
+                )
+            entry: dict[str, Any] = {
+                "accountNumber": line.account,
+                "accountType": "account",
+                "amountGross": ore_to_decimal(line.amount),
+                "vatCode": self.vat_code(line.vat_code),
+            }
+            if line.description:
+                entry["text"] = line.description
+            lines.append(entry)
+        body: dict[str, Any] = {
+            "voucherNumber": self.voucher_number(voucher.external_ref, voucher.business_day),
+            "voucherDate": voucher.business_day.isoformat(),
+            "text": f"{voucher.description} [{voucher.external_ref}]",
+            "lines": lines,
+        }
+        if self.voucher_type:
+            body["voucherType"] = self.voucher_type
+        return body
+
+    def resolve_accounts(self, numbers: Iterable[str]) -> set[str]:
+        """Check the account numbers exist (one call for those not cached); return them."""
+        wanted = list(dict.fromkeys(str(n).strip() for n in numbers))
+        bad = [n for n in wanted if not n.isdigit()]
+        if bad:
+            raise LedgerValidationError(SYSTEM, f"not Duett account numbers (digits only): {', '.join(bad)}")
+        missing = [n for n in wanted if n not in self._accounts]
+        if missing:
+            rows = self._request("GET", "/Register/v2/Account", params={"filter[accountNumber][IN]": ",".join(missing)})
+            for row in rows or []:
+                if row.get("show", True) is not False:
+                    self._accounts.add(str(row.get("accountNumber")))
+            unknown = [n for n in missing if n not in self._accounts]
+            if unknown:
+                raise LedgerValidationError(SYSTEM, f"accounts unknown or deleted in Duett: {', '.join(unknown)}")
+        return set(wanted)
+
+    def vat_code(self, standard_code: str | None) -> str | None:
+        """Duett's VAT code for a standard code (None -> None, "0" -> Duett's "no VAT" code)."""
+        if standard_code is None or not str(standard_code).strip():
+            return None
+        self._load_vat_codes()
+        assert self._vat_codes is not None
+        wanted = str(standard_code).strip()
+        if wanted not in self._vat_codes:
+            raise LedgerValidationError(SYSTEM, f"VAT code {wanted} unknown to Duett")
+        return self._vat_codes[wanted]
+
+    def _load_vat_codes(self) -> None:
+        if self._vat_codes is not None:
+            return
+        rows = self._request("GET", "/Register/v2/VatCode") or []
+        codes: dict[str, str] = {}
+        for row in rows:
+            if row.get("show", True) is False or row.get("code") is None:
+                continue
+            code = str(row["code"])
+            standard = str(row.get("standardTaxCode") or code)
+            codes.setdefault(standard, code)
+            self._standard_codes[code] = standard
+        self._vat_codes = codes
+
+    # ---- HTTP --------------------------------------------------------------------------------
+
+    def _list(self, year: int, params: Mapping[str, str]) -> list[dict[str, Any]]:
+        rows = self._request("GET", VOUCHER_PATH, params={"filter[voucherYear][EQ]": str(year), **params})
+        return [r for r in rows or [] if isinstance(r, dict)]
+
+    def _redact(self, text: str) -> str:
+        for secret in (self._integration_key, self._client_key):
+            value = secret.reveal()
+            if value:
+                text = text.replace(value, "***")
+        return text
+
+    def _request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None) -> Any:
+        key = f"{method} {_ID_SEGMENT.sub('/{id}', path)}"
+        data = encode_json(body).encode("utf-8") if body is not None else None
+        headers = {
+            "Accept": "application/json",
+            INTEGRATION_HEADER: self._integration_key.reveal(),
+            CLIENT_HEADER: self._client_key.reveal(),
+        }
+        if data is not None:
+            headers["Content-Type"] = "application/json; charset=utf-8"
+        retry = method == "GET"
+        attempt = 0
+        while True:
+            self.calls[key] += 1
+            try:
+                response = self._http.request(
+                    method, self.base_url + path, params=params, data=data, headers=headers, timeout=self.timeout
+                )
+            except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
+                raise LedgerValidationError(SYSTEM, f"bad URL: {self._redact(str(exc))}") from None
+            except requests.RequestException as exc:
+                reason = _transient_reason(exc)
+                log.warning("Duett %s: %s", key, reason)
+                if retry and attempt < self.get_retries:
+                    time.sleep(self.retry_backoff * (2**attempt))
+                    attempt += 1
+                    continue
+                raise LedgerTransient(
+                    SYSTEM, f"{key}: {reason}" + ("" if retry else "; the outcome is unknown, look it up first")
+                ) from None
+            if response.status_code >= 500 and retry and attempt < self.get_retries:
+                time.sleep(self.retry_backoff * (2**attempt))
+                attempt += 1
+                continue
+            if 200 <= response.status_code < 300:
+                return _json_or_none(response)
+            self._raise_for(response, method, path)
+
+    def _raise_for(self, response: requests.Response, method: str, path: str) -> None:
+        status = response.status_code
+        body = _json_or_none(response)
+        problem = body if isinstance(body, dict) else {}
+        text = self._error_text(method, path, status, problem, response)
+        if status == 429:
+            retry_after = _retry_after(response)
+            raise LedgerRateLimited(SYSTEM, f"{text}; retry in {retry_after:g} s", retry_after=retry_after)
+        if status >= 500:
+            raise LedgerTransient(
+                SYSTEM, text + ("" if method == "GET" else "; the outcome is unknown, look it up first")
+            )
+        if status in (401, 403):
+            said = f"{problem.get('title') or ''} {problem.get('detail') or ''}".lower()
+            named = [h for h in (INTEGRATION_HEADER, CLIENT_HEADER) if h.lower() in said]
+            if not named:
+                named = [
+                    h for h, word in ((INTEGRATION_HEADER, "integration"), (CLIENT_HEADER, "client")) if word in said
+                ]
+            which = " and ".join(named) if named else f"{INTEGRATION_HEADER} or {CLIENT_HEADER}"
+            verb = "was refused" if status == 401 else "lacks rights for this call"
+            exc: Exception = LedgerAuthError(SYSTEM, f"the {which} {verb} ({text})")
+        else:
+            exc = LedgerValidationError(SYSTEM, text)
+        exc.status = status  # type: ignore[attr-defined]
+        exc.problem = problem  # type: ignore[attr-defined]
+        raise exc
+
+    def _error_text(
+        self, method: str, path: str, status: int, problem: Mapping[str, Any], response: requests.Response
+    ) -> str:
+        parts = [f"{method} {path}: {status}"]
+        if problem:
+            parts += [str(p) for p in (problem.get("title"), problem.get("detail")) if p]
+            errors = problem.get("errors")
+            if isinstance(errors, dict):
+                parts.append(
+                    "; ".join(f"{k}: {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in errors.items())
+                )
+        elif response.text:
+            parts.append(response.text[:200])
+        return self._redact(" ".join(parts))
+
+    # ---- parsing -----------------------------------------------------------------------------
+
+    def _standard(self, code: Any) -> str | None:
+        if code in (None, ""):
+            return None
+        self._load_vat_codes()
+        standard = self._standard_codes.get(str(code), str(code))
+        return None if standard == "0" else standard
+
+    def _posted(self, data: Mapping[str, Any]) -> PostedVoucher:
+        postings = tuple(
+            (str(line["accountNumber"]), parse_ore(str(line["amountGross"])), self._standard(line.get("vatCode")))
+            for line in sorted(data.get("lines") or [], key=lambda line: line.get("lineNumber") or 0)
+        )
+        return PostedVoucher(
+            ledger_id=str(data.get("id")),
+            number=str(data.get("voucherNumber") or ""),
+            external_ref=_text_ref(data) or "",
+            date=dt.date.fromisoformat(str(data.get("voucherDate"))[:10]),
+            postings=postings,
+            in_ledger=True,
+        )
+
+
+def _text_ref(row: Mapping[str, Any]) -> str | None:
+    match = _TEXT_REF.search(str(row.get("text") or ""))
+    return match.group(1) if match else None
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return json.loads(response.content.decode("utf-8"), parse_float=Decimal)
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def _is_duplicate_refusal(exc: LedgerValidationError) -> bool:
+    status = getattr(exc, "status", None)
+    problem = getattr(exc, "problem", {}) or {}
+    errors = problem.get("errors") if isinstance(problem.get("errors"), dict) else {}
+    text = str(exc).lower()
+    about_number = "vouchernumber" in text.replace(" ", "") or "voucher number" in text or "voucherNumber" in errors
+    return status in (400, 409, 422) and about_number and (status == 409 or "duplicate" in text or "already" in text)
+
+
+def _retry_after(response: requests.Response) -> float:
+    raw = response.headers.get("Retry-After")
+    if raw:
+        try:
+            return max(0.0, float(raw))
+        except ValueError:
+            pass
+    return 5.0
+
+
+def _transient_reason(exc: requests.RequestException) -> str:
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "timed out"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return "connection failed or dropped without an answer"
+    return f"transport error ({type(exc).__name__})"

@@ -1,0 +1,508 @@
+"""Xledger GraphQL client: import a day's voucher as GL import items, look it up, read it back.
+
+Plain `requests`, no Airflow. What it does about the API's habits (brief `apis.md` §4):
+
+- Auth: every call is `POST /graphql {"query", "variables"}` with `Authorization: token <token>`.
+  The token never appears in exceptions, reprs or logs; auth errors name "the Xledger API token".
+- Errors inside HTTP 200: a body with `errors` is an error whatever the status. Codes
+  `BAD_REQUEST.INSUFFICIENT_CREDITS`, `BAD_REQUEST.BURST_RATE_LIMIT_REACHED` and
+  `BAD_REQUEST.CONCURRENCY_LIMIT_REACHED` (or HTTP 429) -> LedgerRateLimited (Retry-After, else 1 s;
+  INSUFFICIENT_CREDITS 3600 s, INFERRED: credits do not come back within seconds); "api token" in the
+  message or UNAUTHENTICATED/FORBIDDEN (or HTTP 401/403) -> LedgerAuthError; "timed out", 5xx,
+  timeouts and dropped connections -> LedgerTransient; anything else -> LedgerValidationError with
+  Xledger's messages. Queries are retried (transient: `get_retries` times; rate limits waited out
+  up to `max_rate_wait`); the import mutation never is.
+- Lookups, cached per client: account codes (`accounts`, Relay paging), tax rule codes
+  (`objectValues` of the object kind named TAX_RULE, found through `objectKinds`, INFERRED query).
+- Tax rules are configured per company, so the standard VAT codes map to tax rule codes through
+  `tax_rules` (default DEFAULT_TAX_RULES: 3->"2", 31->"21", 33->"22" as one public integration maps
+  them, 5->"5", 6->"6"; code "0" or None -> no taxRule). Unmapped or unknown codes are refused
+  before sending.
+- Post: `addGLImportItems` with one node per voucher line: `trRegNumber` (the day as yyyymmdd, as in
+  the official example), `postedDate`, `transactionSource{code:"GL"}`, `account{code}`, `amount`
+  (kroner string, 2 decimals, signed, debit positive, gross), `taxRule{code}`, `text`,
+  `extIdentifier`, department -> `glObject1{code}` (`department_object`), project -> `project{code}`.
+  At most 500 nodes a call: a voucher of up to 500 lines is one call with extIdentifier = the
+  external ref on every line; a longer one is split over calls, every line's extIdentifier being
+  "<external_ref>#<line>/<lines>" (1-based over the whole voucher; kassebro's convention).
+- Exactly once: Xledger was not found to refuse a repeated extIdentifier, so `post` looks the
+  reference up first: a complete, equal import is returned as is (no second import), a different
+  one is refused, and a split import cut short is completed with the missing lines only. After a
+  transient error the caller calls `find`. `find` raises LedgerTransient on a split import cut short.
+- `send_to_ledger` is ignored: Xledger imports are staged and approved in Xledger's own workflow,
+  the API has no approval call (apis.md).
+- Read-back (`glImportItems` by extIdentifier): postings aggregated per (account, VAT code) in
+  first-seen order, signed øre; tax rule codes are mapped back to the standard codes.
+  ledger_id is the smallest import item dbId, number the trRegNumber.
+- `calls` counts requests by operation ("query accounts", "mutation addGLImportItems").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import requests
+
+from kassebro.ledgers.base import (
+    LedgerAuthError,
+    LedgerRateLimited,
+    LedgerTransient,
+    LedgerValidationError,
+    PostedVoucher,
+)
+from kassebro.voucher import Voucher
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "Xledger"
+PRODUCTION_URL = "https://www.xledger.net/graphql"
+DEMO_URL = "https://demo.xledger.net/graphql"
+MAX_ITEMS_PER_CALL = 500
+PAGE_SIZE = 500
+MAX_RATE_LIMIT_WAITS = 3
+DEFAULT_RETRY_AFTER = 1.0
+CREDITS_RETRY_AFTER = 3600.0
+TEXT_MAX = 200  # INFERRED limit, kept short on purpose
+TAX_RULE_KIND = "TAX_RULE"
+DEFAULT_TAX_RULES: dict[str, str] = {"3": "2", "31": "21", "33": "22", "5": "5", "6": "6"}
+RATE_CODES = {
+    "BAD_REQUEST.INSUFFICIENT_CREDITS",
+    "BAD_REQUEST.BURST_RATE_LIMIT_REACHED",
+    "BAD_REQUEST.CONCURRENCY_LIMIT_REACHED",
+}
+AUTH_CODES = {"UNAUTHENTICATED", "FORBIDDEN", "UNAUTHORIZED"}
+SPLIT_SUFFIX = re.compile(r"^(?P<base>.+)#(?P<line>\d+)/(?P<lines>\d+)$")
+
+Q_TYPENAME = "query { __typename }"
+Q_ACCOUNTS = """query Accounts($first: Int, $after: String) {
+  accounts(first: $first, after: $after, ownerSet: LOWER) {
+    edges { cursor node { dbId code description } } pageInfo { hasNextPage }
+  }
+}"""
+Q_OBJECT_KINDS = """query ObjectKinds($first: Int, $after: String) {
+  objectKinds(first: $first, after: $after) { edges { cursor node { dbId name } } pageInfo { hasNextPage } }
+}"""
+Q_OBJECT_VALUES = """query ObjectValues($first: Int, $after: String, $kind: Int) {
+  objectValues(first: $first, after: $after, filter: {objectKindDbId: $kind}) {
+    edges { cursor node { dbId code description } } pageInfo { hasNextPage }
+  }
+}"""
+_ITEM_FIELDS = "dbId trRegNumber postedDate amount text extIdentifier account { code } taxRule { code }"
+Q_ITEMS_BY_REF = f"""query GLImportItems($first: Int, $after: String, $ref: String) {{
+  glImportItems(first: $first, after: $after, filter: {{extIdentifier_startsWith: $ref}}) {{
+    edges {{ cursor node {{ {_ITEM_FIELDS} }} }} pageInfo {{ hasNextPage }}
+  }}
+}}"""
+Q_ITEM_BY_ID = f"""query GLImportItem($first: Int, $after: String, $dbId: Int) {{
+  glImportItems(first: $first, after: $after, filter: {{dbId: $dbId}}) {{
+    edges {{ cursor node {{ {_ITEM_FIELDS} }} }} pageInfo {{ hasNextPage }}
+  }}
+}}"""
+M_ADD_ITEMS = """mutation AddGLImportItems($inputs: [AddGLImportItemsInput!]!) {
+  addGLImportItems(inputs: $inputs) { edges { node { dbId } } }
+}"""
+_OPERATION = re.compile(r"^\s*(query|mutation)\b[^{]*\{\s*(\w+)")
+
+
+class XledgerClient:
+    """A Ledger for one Xledger entity (the API token decides which).
+
+    Args:
+      base_url: "https://www.xledger.net/graphql", the demo, or a sandbox "http://127.0.0.1:8904"
+        ("/graphql" is added when missing).
+      token: the GraphQL API token (Administration -> Access Control -> GraphQL -> API tokens).
+      tax_rules: standard VAT code -> the company's tax rule code (default DEFAULT_TAX_RULES).
+      department_object: the node field a line's department goes to (default "glObject1").
+      session, timeout, get_retries, retry_backoff, max_rate_wait: as in FikenClient.
+    """
+
+    system = SYSTEM
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        tax_rules: Mapping[str, str] | None = None,
+        department_object: str = "glObject1",
+        session: requests.Session | None = None,
+        timeout: float = 30.0,
+        get_retries: int = 2,
+        retry_backoff: float = 0.5,
+        max_rate_wait: float = 10.0,
+    ) -> None:
+        base = base_url.rstrip("/")
+        self.url = base if base.endswith("/graphql") else base + "/graphql"
+        self._token = token
+        self.tax_rules = dict(DEFAULT_TAX_RULES if tax_rules is None else tax_rules)
+        self.department_object = department_object
+        self._http = session or requests.Session()
+        self._owns_http = session is None
+        self.timeout = timeout
+        self.get_retries = get_retries
+        self.retry_backoff = retry_backoff
+        self.max_rate_wait = max_rate_wait
+        self.calls: Counter[str] = Counter()
+        self._lock = threading.RLock()
+        self._accounts: set[str] | None = None
+        self._tax_rule_codes: set[str] | None = None
+
+    # ---- housekeeping ------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return f"XledgerClient(url={self.url!r})"
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> XledgerClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def call_count(self) -> int:
+        return sum(self.calls.values())
+
+    # ---- the Ledger protocol -----------------------------------------------------------------
+
+    def test_connection(self) -> str:
+        """`query { __typename }`: proves the token works without reading any data."""
+        data = self.graphql(Q_TYPENAME)
+        return f"Connected to Xledger ({data.get('__typename', '?')})"
+
+    def find(self, external_ref: str, date: dt.date | None = None) -> PostedVoucher | None:
+        """The import of `external_ref` (any date: the reference is unique), or None."""
+        items = self._items(external_ref)
+        if not items:
+            return None
+        missing = _missing_lines(items)
+        if missing:
+            raise LedgerTransient(
+                SYSTEM,
+                f"{external_ref} is imported only in part ({len(missing)} line(s) missing); "
+                "post() the voucher again to complete it",
+            )
+        return self._posted(external_ref, items)
+
+    def get(self, ledger_id: str) -> PostedVoucher:
+        """Read an import back by the dbId of one of its items."""
+        raw = str(ledger_id).strip()
+        if not raw.isdigit():
+            raise LedgerValidationError(SYSTEM, f"not an Xledger dbId: {ledger_id!r}")
+        nodes = self._all_pages(Q_ITEM_BY_ID, "glImportItems", {"dbId": int(raw)})
+        if not nodes:
+            raise LedgerValidationError(SYSTEM, f"no GL import item with dbId {raw}")
+        ext = str(nodes[0].get("extIdentifier") or "")
+        base = _split(ext)[0]
+        if not base:
+            raise LedgerValidationError(SYSTEM, f"GL import item {raw} has no extIdentifier")
+        found = self.find(base)
+        assert found is not None
+        return found
+
+    def post(self, voucher: Voucher, send_to_ledger: bool = True) -> PostedVoucher:
+        """Import the voucher (at most 500 lines a call), after looking its reference up.
+
+        An existing complete import equal to the voucher is returned without importing again; a
+        different one raises LedgerValidationError; a split import cut short gets its missing lines.
+        """
+        nodes = self.render(voucher)
+        existing = self._items(voucher.external_ref)
+        if existing:
+            missing = _missing_lines(existing)
+            if not missing:
+                posted = self._posted(voucher.external_ref, existing)
+                if sorted(posted.postings) != sorted(_expected(voucher)):
+                    raise LedgerValidationError(
+                        SYSTEM,
+                        f"{voucher.external_ref} is already imported (dbId {posted.ledger_id}) with other postings; "
+                        "resolve it in Xledger or post a new version",
+                    )
+                log.info("Xledger: %s already imported, not importing again", voucher.external_ref)
+                return posted
+            by_line = {_split(n["extIdentifier"])[1]: n for n in nodes}
+            totals = {_split(str(i.get("extIdentifier") or ""))[2] for i in existing}
+            matches = all(
+                (by_line.get(_split(str(i.get("extIdentifier")))[1]) or {}).get("account", {}).get("code")
+                == (i.get("account") or {}).get("code")
+                and ore(by_line[_split(str(i.get("extIdentifier")))[1]]["amount"]) == ore(i.get("amount"))
+                for i in existing
+            )
+            if len(nodes) <= MAX_ITEMS_PER_CALL or totals != {len(nodes)} or not matches:
+                raise LedgerValidationError(
+                    SYSTEM, f"{voucher.external_ref} is imported in part and does not match this voucher"
+                )
+            nodes = [n for n in nodes if _split(n["extIdentifier"])[1] in missing]
+        chunks = [nodes[i : i + MAX_ITEMS_PER_CALL] for i in range(0, len(nodes), MAX_ITEMS_PER_CALL)]
+        for number, chunk in enumerate(chunks, start=1):
+            try:
+                self.graphql(M_ADD_ITEMS, {"inputs": [{"node": node} for node in chunk]})
+            except LedgerTransient as exc:
+                done = f"{number - 1} of {len(chunks)} calls done; " if len(chunks) > 1 else ""
+                raise LedgerTransient(
+                    SYSTEM, f"{str(exc).removeprefix(SYSTEM + ': ')} ({done}look it up with find() first)"
+                ) from None
+        try:
+            found = self.find(voucher.external_ref)
+        except LedgerTransient as exc:
+            raise LedgerTransient(
+                SYSTEM,
+                f"imported, but reading it back failed ({str(exc).removeprefix(SYSTEM + ': ')}); "
+                "look it up with find()",
+            ) from None
+        if found is None:
+            raise LedgerTransient(SYSTEM, f"imported {voucher.external_ref}, but find() does not see it yet")
+        return found
+
+    # ---- more than the protocol --------------------------------------------------------------
+
+    def account_codes(self) -> set[str]:
+        """All account codes of the entity (cached)."""
+        if self._accounts is None:
+            self._accounts = {str(n.get("code")) for n in self._all_pages(Q_ACCOUNTS, "accounts", {})}
+        return self._accounts
+
+    def tax_rule_codes(self) -> set[str]:
+        """The entity's tax rule codes: objectValues of the object kind TAX_RULE (cached)."""
+        if self._tax_rule_codes is None:
+            kinds = self._all_pages(Q_OBJECT_KINDS, "objectKinds", {})
+            kind = next((k.get("dbId") for k in kinds if k.get("name") == TAX_RULE_KIND), None)
+            if kind is None:
+                raise LedgerValidationError(SYSTEM, f"no object kind named {TAX_RULE_KIND}: cannot read tax rules")
+            values = self._all_pages(Q_OBJECT_VALUES, "objectValues", {"kind": kind})
+            self._tax_rule_codes = {str(v.get("code")) for v in values}
+        return self._tax_rule_codes
+
+    def render(self, voucher: Voucher, *, check: bool = True) -> list[dict[str, Any]]:
+        """The `addGLImportItems` nodes of a voucher, one per line (see the module docstring)."""
+        ref = voucher.external_ref
+        if not ref or "#" in ref:
+            raise LedgerValidationError(SYSTEM, f"external reference {ref!r} cannot be an extIdentifier")
+        if not voucher.lines:
+            raise LedgerValidationError(SYSTEM, f"voucher {ref} has no lines")
+        problems = []
+        for line in voucher.lines:
+            if line.vat_code not in (None, "0") and line.vat_code not in self.tax_rules:
+                problems.append(f"VAT code {line.vat_code!r} on account {line.account} has no Xledger tax rule mapped")
+        if check and not problems:
+            missing = sorted({line.account for line in voucher.lines} - self.account_codes())
+            if missing:
+                problems.append(f"accounts not in the Xledger chart: {', '.join(missing)}")
+            rules = {self.tax_rules[v] for v in (line.vat_code for line in voucher.lines) if v not in (None, "0")}
+            unknown = sorted(rules - self.tax_rule_codes())
+            if unknown:
+                problems.append(f"tax rules not configured in the Xledger company: {', '.join(unknown)}")
+        if problems:
+            raise LedgerValidationError(SYSTEM, "; ".join(dict.fromkeys(problems)))
+        split = len(voucher.lines) > MAX_ITEMS_PER_CALL
+        day = voucher.business_day
+        nodes = []
+        for number, line in enumerate(voucher.lines, start=1):
+            text = " ".join((line.description or voucher.description).split()) or "Dagsoppgjør"
+            node: dict[str, Any] = {
+                "trRegNumber": int(day.strftime("%Y%m%d")),
+                "postedDate": day.isoformat(),
+                "transactionSource": {"code": "GL"},
+                "account": {"code": line.account},
+                "amount": kroner(line.amount),
+                "text": text[:TEXT_MAX],
+                "extIdentifier": f"{ref}#{number}/{len(voucher.lines)}" if split else ref,
+            }
+            if line.vat_code not in (None, "0"):
+                node["taxRule"] = {"code": self.tax_rules[line.vat_code]}
+            if line.department:
+                node[self.department_object] = {"code": line.department}
+            if line.project:
+                node["project"] = {"code": line.project}
+            nodes.append(node)
+        return nodes
+
+    def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """One GraphQL call: its `data`, or the mapped error. Queries retry, mutations never."""
+        with self._lock:
+            return self._graphql_locked(query, dict(variables or {}))
+
+    # ---- HTTP --------------------------------------------------------------------------------
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._token, "***") if self._token else text
+
+    def _graphql_locked(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        match = _OPERATION.match(query)
+        op, field = (match.group(1), match.group(2)) if match else ("query", "?")
+        key = f"{op} {field}"
+        retry = op == "query"
+        body = json.dumps({"query": query, "variables": variables}, ensure_ascii=False).encode("utf-8")
+        headers = {
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+            "Authorization": "token " + self._token,
+        }
+        unknown = "" if retry else "; the outcome is unknown, look it up first"
+        attempt = rate_waits = 0
+        while True:
+            self.calls[key] += 1
+            try:
+                response = self._http.post(self.url, data=body, headers=headers, timeout=self.timeout)
+            except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
+                raise LedgerValidationError(SYSTEM, f"bad URL {self.url!r}: {self._redact(str(exc))}") from None
+            except requests.RequestException as exc:
+                reason = _transient_reason(exc)
+                log.warning("Xledger %s: %s", key, reason)
+                if retry and attempt < self.get_retries:
+                    self._backoff(attempt)
+                    attempt += 1
+                    continue
+                raise LedgerTransient(SYSTEM, f"{key}: {reason}{unknown}") from None
+            payload = _json_or_none(response)
+            errors = payload.get("errors") if isinstance(payload, dict) else None
+            status = response.status_code
+            messages = [self._redact(str(e.get("message") or "")) for e in errors or [] if isinstance(e, dict)]
+            codes = {str((e.get("extensions") or {}).get("code") or "") for e in errors or [] if isinstance(e, dict)}
+            text = "; ".join(m for m in messages if m) or f"HTTP {status}"
+            if status == 429 or codes & RATE_CODES:
+                wait = _retry_after(response, credits="BAD_REQUEST.INSUFFICIENT_CREDITS" in codes)
+                if retry and wait <= self.max_rate_wait and rate_waits < MAX_RATE_LIMIT_WAITS:
+                    log.info("Xledger rate limit (%s); waiting %.1f s", text, wait)
+                    rate_waits += 1
+                    time.sleep(wait)
+                    continue
+                raise LedgerRateLimited(SYSTEM, f"{key}: {text}; retry in {wait:g} s", retry_after=wait)
+            if status in (401, 403) or codes & AUTH_CODES or "api token" in text.lower():
+                raise LedgerAuthError(
+                    SYSTEM,
+                    f"{key}: the Xledger API token was rejected ({text}); check the token and its scopes "
+                    "(Administration -> Access Control -> GraphQL -> API tokens)",
+                )
+            if status >= 500 or "timed out" in text.lower():
+                if retry and attempt < self.get_retries:
+                    self._backoff(attempt)
+                    attempt += 1
+                    continue
+                raise LedgerTransient(SYSTEM, f"{key}: {text}{unknown}")
+            if errors:
+                raise LedgerValidationError(SYSTEM, f"{key}: {text}")
+            if not 200 <= status < 300 or not isinstance(payload, dict) or not isinstance(payload.get("data"), dict):
+                raise LedgerValidationError(SYSTEM, f"{key}: unexpected answer (HTTP {status})")
+            return payload["data"]
+
+    def _backoff(self, attempt: int) -> None:
+        time.sleep(self.retry_backoff * (2**attempt))
+
+    def _all_pages(self, query: str, field: str, variables: Mapping[str, Any]) -> list[dict[str, Any]]:
+        nodes: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            data = self.graphql(query, {**variables, "first": PAGE_SIZE, "after": after})
+            conn = data.get(field) or {}
+            edges = conn.get("edges") or []
+            nodes.extend(e["node"] for e in edges if isinstance(e, dict) and isinstance(e.get("node"), dict))
+            if not (conn.get("pageInfo") or {}).get("hasNextPage") or not edges:
+                return nodes
+            after = edges[-1].get("cursor")
+
+    def _items(self, external_ref: str) -> list[dict[str, Any]]:
+        """The import items whose extIdentifier is the reference or a split line of it."""
+        nodes = self._all_pages(Q_ITEMS_BY_REF, "glImportItems", {"ref": external_ref})
+        return [n for n in nodes if _split(str(n.get("extIdentifier") or ""))[0] == external_ref]
+
+    # ---- parsing -----------------------------------------------------------------------------
+
+    def _posted(self, external_ref: str, items: list[dict[str, Any]]) -> PostedVoucher:
+        to_standard = {code: std for std, code in self.tax_rules.items()}
+        totals: dict[tuple[str, str | None], int] = {}
+        items = sorted(items, key=lambda n: (_split(str(n.get("extIdentifier")))[1] or 0, int(n.get("dbId") or 0)))
+        for item in items:
+            account = (item.get("account") or {}).get("code")
+            if account is None or item.get("amount") is None:
+                raise LedgerTransient(SYSTEM, f"GL import item {item.get('dbId')}: incomplete")
+            rule = (item.get("taxRule") or {}).get("code")
+            vat = None if rule in (None, "", "0") else to_standard.get(str(rule), str(rule))
+            key = (str(account), vat)
+            totals[key] = totals.get(key, 0) + ore(item["amount"])
+        return PostedVoucher(
+            ledger_id=str(min(int(i["dbId"]) for i in items)),
+            number=str(items[0].get("trRegNumber") or ""),
+            external_ref=external_ref,
+            date=dt.date.fromisoformat(str(items[0].get("postedDate"))[:10]),
+            postings=tuple((account, amount, vat) for (account, vat), amount in totals.items() if amount != 0),
+            in_ledger=True,
+        )
+
+
+def kroner(amount: int) -> str:
+    """Signed øre -> Xledger's amount string: 125000 -> "1250.00", -5 -> "-0.05"."""
+    sign = "-" if amount < 0 else ""
+    return f"{sign}{abs(amount) // 100}.{abs(amount) % 100:02d}"
+
+
+def ore(amount: Any) -> int:
+    """Xledger's amount (string or number, kroner) -> signed øre; refuses fractions of an øre."""
+    try:
+        value = Decimal(str(amount)) * 100
+    except InvalidOperation:
+        raise LedgerTransient(SYSTEM, f"unexpected amount {amount!r}") from None
+    if value != value.to_integral_value():
+        raise LedgerTransient(SYSTEM, f"amount {amount!r} has fractions of an øre")
+    return int(value)
+
+
+def _expected(voucher: Voucher) -> list[tuple[str, int, str | None]]:
+    totals: dict[tuple[str, str | None], int] = {}
+    for line in voucher.lines:
+        key = (line.account, None if line.vat_code in (None, "0") else line.vat_code)
+        totals[key] = totals.get(key, 0) + line.amount
+    return [(account, amount, vat) for (account, vat), amount in totals.items() if amount != 0]
+
+
+def _split(ext: str) -> tuple[str, int | None, int | None]:
+    match = SPLIT_SUFFIX.match(ext)
+    if match:
+        return match.group("base"), int(match.group("line")), int(match.group("lines"))
+    return ext, None, None
+
+
+def _missing_lines(items: list[dict[str, Any]]) -> set[int]:
+    """The line numbers a split import lacks (empty for an unsplit or complete one)."""
+    parts = [_split(str(i.get("extIdentifier") or "")) for i in items]
+    totals = {lines for _, _, lines in parts if lines}
+    if not totals:
+        return set()
+    return set(range(1, max(totals) + 1)) - {line for _, line, _ in parts if line}
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    try:
+        return json.loads(response.content.decode("utf-8")) if response.content else None
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def _retry_after(response: requests.Response, *, credits: bool = False) -> float:
+    raw = response.headers.get("Retry-After")
+    if raw:
+        try:
+            return max(0.0, float(raw))
+        except ValueError:
+            pass
+    return CREDITS_RETRY_AFTER if credits else DEFAULT_RETRY_AFTER
+
+
+def _transient_reason(exc: requests.RequestException) -> str:
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "timed out"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return "connection failed or dropped without an answer"
+    return f"transport error ({type(exc).__name__})"

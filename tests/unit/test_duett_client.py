@@ -1,0 +1,231 @@
+"""The Duett client against the sandbox over real HTTP (no mocked HTTP layer)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import pytest
+import requests
+
+from kassebro.ledgers.base import LedgerAuthError, LedgerRateLimited, LedgerTransient, LedgerValidationError
+from kassebro.ledgers.duett import DuettClient
+from kassebro.sandbox.duett import DEMO_CLIENT_KEY, DEMO_INTEGRATION_KEY, create_app
+from kassebro.sandbox.server import running
+from kassebro.voucher import Voucher, VoucherLine, external_ref
+
+DAY = dt.date(2026, 3, 1)
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    app = create_app()
+    with running(app) as server:
+        yield app, server
+
+
+@pytest.fixture(autouse=True)
+def _clean(sandbox):
+    requests.post(sandbox[1].url + "/_sandbox/reset", timeout=5).raise_for_status()
+    requests.put(sandbox[1].url + "/_sandbox/lock", json={"locked_until": None}, timeout=5).raise_for_status()
+
+
+def make_client(server, **options: Any) -> DuettClient:
+    defaults = {"integration_key": DEMO_INTEGRATION_KEY, "client_key": DEMO_CLIENT_KEY, "timeout": 2}
+    return DuettClient(server.url, retry_backoff=0.01, **{**defaults, **options})
+
+
+@pytest.fixture
+def client(sandbox):
+    with make_client(sandbox[1]) as c:
+        yield c
+
+
+def add_fault(sandbox, **fault: Any) -> None:
+    requests.post(sandbox[1].url + "/_sandbox/faults", json=fault, timeout=5).raise_for_status()
+
+
+def vouchers(sandbox) -> list[dict[str, Any]]:
+    return requests.get(sandbox[1].url + "/_sandbox/vouchers", timeout=5).json()["vouchers"]
+
+
+def day_voucher(day: dt.date = DAY, vendor: str = "shop12") -> Voucher:
+    return Voucher(
+        vendor_id=vendor,
+        business_day=day,
+        external_ref=external_ref(vendor, day),
+        description=f"POS dagsoppgjør {vendor} {day}",
+        lines=(
+            VoucherLine("1920", 1_250_00, None, "Bankkort"),
+            VoucherLine("1940", 250_50, None, "Vipps"),
+            VoucherLine("3000", -1_250_00, "3", "Salg 25 %"),
+            VoucherLine("3030", -250_00, "31", "Salg 15 %"),
+            VoucherLine("3040", -40_00, "33", "Salg 12 %"),
+            VoucherLine("3100", -10_00, "5", "Fritatt"),
+            VoucherLine("3200", 50_00, "6", "Utenfor (retur)"),
+            VoucherLine("7798", -50, None, "Øreavrunding"),
+        ),
+    )
+
+
+def expected(voucher: Voucher) -> tuple[tuple[str, int, str | None], ...]:
+    return tuple((line.account, line.amount, line.vat_code) for line in voucher.lines)
+
+
+def test_test_connection_names_the_client(client):
+    assert client.test_connection() == "Connected to Duett client 'Demo Kiosk AS'"
+
+
+def test_test_connection_mentions_voucher_control():
+    with running(create_app(active_modules=["Regnskap", "Bilagsbehandling"])) as server, make_client(server) as c:
+        assert "Bilagsbehandling is on" in c.test_connection()
+
+
+@pytest.mark.parametrize(
+    ("keys", "named", "other"),
+    [
+        ({"integration_key": "wrong-integration-secret"}, "X-Api-Integration-Key", "X-Api-Client-Key"),
+        ({"client_key": "wrong-client-secret"}, "X-Api-Client-Key", "X-Api-Integration-Key"),
+    ],
+)
+def test_wrong_key_names_the_header_not_the_value(sandbox, caplog, keys, named, other):
+    caplog.set_level(logging.DEBUG)
+    with make_client(sandbox[1], **keys) as bad, pytest.raises(LedgerAuthError) as caught:
+        bad.test_connection()
+    message = str(caught.value)
+    assert named in message and other not in message
+    secret = next(iter(keys.values()))
+    assert secret not in message and secret not in caplog.text and secret not in repr(bad)
+
+
+def test_post_and_read_back_equal(sandbox, client):
+    voucher = day_voucher()
+    posted = client.post(voucher)
+    assert posted.postings == expected(voucher)
+    assert posted.external_ref == voucher.external_ref and posted.date == DAY
+    assert posted.number == str(client.voucher_number(voucher.external_ref, DAY))
+    assert client.get(posted.ledger_id) == posted
+    assert client.find(voucher.external_ref, DAY) == posted
+    assert client.find(external_ref("shop12", dt.date(2026, 3, 2)), dt.date(2026, 3, 2)) is None
+    sent = vouchers(sandbox)[0]
+    assert sent["text"] == f"{voucher.description} [{voucher.external_ref}]"
+    assert [line["vatCode"] for line in sent["lines"]] == [None, None, "3", "31", "33", "5", "6", None]
+
+
+def test_lookups_are_cached(client):
+    client.post(day_voucher())
+    client.post(day_voucher(dt.date(2026, 3, 2)))
+    assert client.calls["GET /Register/v2/Account"] == 1
+    assert client.calls["GET /Register/v2/VatCode"] == 1
+
+
+def test_voucher_numbers_are_deterministic_per_vendor_and_day(client):
+    ref = external_ref("shop12", DAY)
+    number = client.voucher_number(ref, DAY)
+    assert number == client.voucher_number(ref, DAY)
+    assert DuettClient(integration_key="i", client_key="c").voucher_number(ref, DAY) == number  # no state
+    assert client.voucher_number(external_ref("shop12", DAY + dt.timedelta(days=1)), DAY + dt.timedelta(days=1)) == (
+        number + 1
+    )
+    assert client.voucher_number(external_ref("shop12", DAY, 2), DAY) != number
+    assert 90_000_000 <= number < 100_000_000 and number % 1000 == DAY.timetuple().tm_yday
+    pinned = DuettClient(
+        integration_key="i", client_key="c", series_start=500_000, series_size=10_000, vendor_slots={"shop12": 3}
+    )
+    assert pinned.voucher_number(ref, DAY) == 503_000 + 60
+
+
+def test_duplicate_number_is_treated_as_already_posted(sandbox, client):
+    first = client.post(day_voucher())
+    with make_client(sandbox[1]) as other:  # a fresh client, no memory of the first post
+        again = other.post(day_voucher())
+    assert again == first
+    assert other.calls["POST /Voucher/v2"] == 1
+    assert len(vouchers(sandbox)) == 1
+
+
+def test_duplicate_answered_409_is_treated_as_already_posted():
+    with running(create_app(duplicate_status=409)) as server, make_client(server) as c:
+        first = c.post(day_voucher())
+        assert c.post(day_voucher()) == first
+
+
+def test_number_held_by_another_reference_is_a_clear_error(sandbox):
+    # Two vendors pinned to the same slot: the second is refused and not mistaken for posted.
+    with make_client(sandbox[1], vendor_slots={"shop12": 7, "shop13": 7}) as c:
+        c.post(day_voucher(vendor="shop12"))
+        with pytest.raises(LedgerValidationError, match="vendor_slots"):
+            c.post(day_voucher(vendor="shop13"))
+    assert len(vouchers(sandbox)) == 1
+
+
+def test_save_then_drop_then_post_again_gives_the_same_voucher(sandbox, client):
+    voucher = day_voucher()
+    client.resolve_accounts(line.account for line in voucher.lines)
+    client.vat_code("3")
+    add_fault(sandbox, kind="save_then_drop", path="/Voucher/v2", method="POST")
+    with pytest.raises(LedgerTransient, match="look it up"):
+        client.post(voucher)
+    assert client.calls["POST /Voucher/v2"] == 1  # never retried
+    again = client.post(voucher)  # refused as a duplicate number, then found
+    assert again.postings == expected(voucher)
+    assert client.find(voucher.external_ref, DAY) == again
+    assert len(vouchers(sandbox)) == 1
+
+
+def test_period_lock_is_a_validation_error(sandbox, client):
+    requests.put(sandbox[1].url + "/_sandbox/lock", json={"locked_until": "2026-03-31"}, timeout=5)
+    with pytest.raises(LedgerValidationError, match="locked until 2026-03-31") as caught:
+        client.post(day_voucher())
+    assert caught.value.status == 400
+    assert set(caught.value.problem) >= {"type", "title", "status", "detail", "instance", "errors"}
+    assert client.post(day_voucher(dt.date(2026, 4, 1))).date == dt.date(2026, 4, 1)
+
+
+def test_validation_errors_carry_problem_details(client):
+    with pytest.raises(LedgerValidationError, match="9999"):
+        client.post(Voucher("shop12", DAY, "ref-y", "x", (VoucherLine("1920", 100), VoucherLine("9999", -100))))
+    with pytest.raises(LedgerValidationError, match="VAT code 77"):
+        client.post(Voucher("shop12", DAY, "ref-v", "x", (VoucherLine("1920", 100), VoucherLine("3000", -100, "77"))))
+    zero = Voucher(
+        "shop12", DAY, "ref-z", "x", (VoucherLine("1920", 100), VoucherLine("3900", 0), VoucherLine("7798", -100))
+    )
+    with pytest.raises(LedgerValidationError, match=r"lines\[1\].amountGross: The amount cannot be 0") as caught:
+        client.post(zero)
+    assert caught.value.problem["title"] == "One or more validation errors occurred."
+    with pytest.raises(LedgerValidationError, match="no lines"):
+        client.post(Voucher("shop12", DAY, "ref-e", "x", ()))
+
+
+def test_rate_limit_and_server_errors(sandbox, client):
+    add_fault(sandbox, kind="429", path="/system/v2/integration", seconds=7)
+    with pytest.raises(LedgerRateLimited) as caught:
+        client.test_connection()
+    assert caught.value.retry_after == 7
+    add_fault(sandbox, kind="500", path="/system/v2/integration")
+    assert "Demo Kiosk AS" in client.test_connection()  # a GET is retried
+    assert client.calls["GET /system/v2/integration"] == 3
+    client.resolve_accounts(["1920", "1940", "3000", "3030", "3040", "3100", "3200", "7798"])
+    client.vat_code("3")
+    add_fault(sandbox, kind="500", path="/Voucher/v2", method="POST")
+    with pytest.raises(LedgerTransient, match="outcome is unknown"):
+        client.post(day_voucher())
+    assert client.calls["POST /Voucher/v2"] == 1
+    assert vouchers(sandbox) == []
+
+
+def test_timeout_is_transient(sandbox):
+    add_fault(sandbox, kind="delay", path="/Voucher/v2", method="POST", seconds=1.2)
+    with make_client(sandbox[1], timeout=0.5) as slow:
+        slow.resolve_accounts(line.account for line in day_voucher().lines)
+        slow.vat_code("3")
+        with pytest.raises(LedgerTransient, match="timed out"):
+            slow.post(day_voucher())
+        assert slow.calls["POST /Voucher/v2"] == 1
+
+
+def test_dropped_connection_on_a_get_is_retried(sandbox, client):
+    add_fault(sandbox, kind="save_then_drop", path="/system/v2/integration")
+    assert "Demo Kiosk AS" in client.test_connection()
+    assert client.calls["GET /system/v2/integration"] == 2

@@ -1,0 +1,89 @@
+"""Airflow connections -> ledger clients, for each system, against the live sandboxes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kassebro.sandbox.server import running
+
+
+def conn_env(monkeypatch: pytest.MonkeyPatch, conn_id: str, body: dict) -> None:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(body))
+
+
+def test_tripletex_hook(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kassebro.airflow.hooks import TripletexHook
+    from kassebro.sandbox.tripletex import create_app
+
+    with running(create_app()) as server:
+        conn_env(
+            monkeypatch,
+            "tx",
+            {
+                "conn_type": "tripletex",
+                "host": f"{server.url}/v2",
+                "password": "demo-employee-token",
+                "extra": {"consumer_token": "demo-consumer-token"},
+            },
+        )
+        hook = TripletexHook("tx")
+        assert hook.test_connection() == (True, "Connection ok")
+        assert "consumer_token" not in hook.get_conn().headers  # secrets never become HTTP headers
+
+
+def test_fiken_hook_reports_the_company_and_keeps_the_rotated_token(
+    monkeypatch: pytest.MonkeyPatch, airflow_db: None
+) -> None:
+    from kassebro.airflow.hooks import FikenHook
+    from kassebro.sandbox import fiken
+
+    with running(fiken.create_app()) as server:
+        conn_env(
+            monkeypatch,
+            "fk",
+            {
+                "conn_type": "fiken",
+                "host": server.url,
+                "login": fiken.DEMO_CLIENT_ID,
+                "password": fiken.DEMO_CLIENT_SECRET,
+                "extra": {"refresh_token": fiken.DEMO_REFRESH_TOKEN},
+            },
+        )
+        hook = FikenHook("fk", company=fiken.DEMO_COMPANY.slug)
+        ok, message = hook.test_connection()
+        assert (ok, message) == (True, f"Connected to Fiken as {fiken.DEMO_COMPANY.name}")
+        rotated = hook._stored_refresh_token()
+        assert rotated and rotated != fiken.DEMO_REFRESH_TOKEN  # the old token is spent; the new one is kept
+        assert FikenHook("fk", company=fiken.DEMO_COMPANY.slug).test_connection()[0]  # and used next time
+
+
+def test_poweroffice_hook_and_wrong_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kassebro.airflow.hooks import PowerOfficeHook
+    from kassebro.sandbox import poweroffice
+
+    with running(poweroffice.create_app()) as server:
+        body = {
+            "conn_type": "poweroffice",
+            "host": f"{server.url}/v2",
+            "password": poweroffice.DEMO_CLIENT_KEY,
+            "extra": {
+                "application_key": poweroffice.DEMO_APPLICATION_KEY,
+                "subscription_key": poweroffice.DEMO_SUBSCRIPTION_KEY,
+            },
+        }
+        conn_env(monkeypatch, "po", body)
+        ok, message = PowerOfficeHook("po").test_connection()
+        assert ok and "Demo" in message
+        body["extra"]["subscription_key"] = "wrong-subscription-key"
+        conn_env(monkeypatch, "po", body)
+        ok, message = PowerOfficeHook("po").test_connection()
+        assert not ok and "subscription key" in message and "wrong-subscription-key" not in message
+
+
+def test_ledger_for_unknown_system() -> None:
+    from kassebro.airflow.hooks import ledger_for
+
+    with pytest.raises(ValueError, match="unsupported ledger system"):
+        ledger_for("abacus", "x")
