@@ -177,7 +177,7 @@ class LedgerTarget(_Strict):
     again in full. Either way nothing is overwritten and every voucher is kept.
     """
 
-    system: Literal["tripletex", "fiken", "poweroffice"] = "tripletex"
+    system: Literal["tripletex", "fiken", "poweroffice", "xledger", "duett"] = "tripletex"
     connection: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     send_to_ledger: bool = True
     on_change: Literal["correction", "reverse"] = "correction"

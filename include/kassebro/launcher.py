@@ -55,12 +55,18 @@ def prepare(days: int, port: int) -> tuple[Path, dict[str, str]]:
     print(f"[kassebro] demo home {home}; migrating Airflow's database ...", flush=True)
     subprocess.run([_bin("airflow"), "db", "migrate"], check=True, env=os.environ, stdout=subprocess.DEVNULL)
     airflow = _bin("airflow")
-    subprocess.run(
-        [airflow, "pools", "set", "ledger_tripletex", "4", "Concurrent calls to Tripletex"],
-        check=True,
-        env=os.environ,
-        stdout=subprocess.DEVNULL,
-    )
+    from kassebro.config import load_vendors
+
+    pools = {"ledger_tripletex": 4}
+    for vendor in load_vendors().vendors:  # Fiken allows one request at a time per company
+        pools.setdefault(vendor.pool, 1 if vendor.ledger.system == "fiken" else 4)
+    for pool, slots in sorted(pools.items()):
+        subprocess.run(
+            [airflow, "pools", "set", pool, str(slots), f"Concurrent calls to {pool.removeprefix('ledger_')}"],
+            check=True,
+            env=os.environ,
+            stdout=subprocess.DEVNULL,
+        )
     # the demo connection lives in Airflow's DB, so it shows under Admin -> Connections with its Test button
     subprocess.run([airflow, "connections", "delete", "tripletex_demo"], env=os.environ, capture_output=True)
     subprocess.run(

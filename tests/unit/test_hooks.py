@@ -82,6 +82,32 @@ def test_poweroffice_hook_and_wrong_key(monkeypatch: pytest.MonkeyPatch) -> None
         assert not ok and "subscription key" in message and "wrong-subscription-key" not in message
 
 
+def test_xledger_and_duett_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kassebro.airflow.hooks import DuettHook, XledgerHook, ledger_for
+    from kassebro.sandbox import duett, xledger
+
+    with running(xledger.create_app()) as server:
+        conn_env(
+            monkeypatch, "xl", {"conn_type": "xledger", "host": f"{server.url}/graphql", "password": xledger.DEMO_TOKEN}
+        )
+        assert XledgerHook("xl").test_connection()[0]
+        assert ledger_for("xledger", "xl").system == "Xledger"
+    with running(duett.create_app()) as server:
+        conn_env(
+            monkeypatch,
+            "du",
+            {
+                "conn_type": "duett",
+                "host": server.url,
+                "password": duett.DEMO_CLIENT_KEY,
+                "extra": {"integration_key": duett.DEMO_INTEGRATION_KEY},
+            },
+        )
+        ok, message = DuettHook("du").test_connection()
+        assert ok and duett.DEMO_CLIENT_NAME in message
+        assert "integration_key" not in DuettHook("du").get_conn().headers
+
+
 def test_ledger_for_unknown_system() -> None:
     from kassebro.airflow.hooks import ledger_for
 

@@ -62,7 +62,25 @@ def poweroffice():
     return sandbox.create_app(), client, "/Vouchers/ManualJournals"
 
 
-@pytest.mark.parametrize("system", [tripletex, fiken, poweroffice], ids=lambda f: f.__name__)
+def xledger():
+    from kassebro.ledgers.xledger import XledgerClient
+    from kassebro.sandbox import xledger as sandbox
+
+    # the sandbox logs GraphQL calls by their top-level field, which its faults match too
+    return sandbox.create_app(), lambda url: XledgerClient(f"{url}/graphql", sandbox.DEMO_TOKEN), "/addGLImportItems"
+
+
+def duett():
+    from kassebro.ledgers.duett import DuettClient
+    from kassebro.sandbox import duett as sandbox
+
+    def client(url: str) -> DuettClient:
+        return DuettClient(url, integration_key=sandbox.DEMO_INTEGRATION_KEY, client_key=sandbox.DEMO_CLIENT_KEY)
+
+    return sandbox.create_app(), client, "/Voucher/v2"
+
+
+@pytest.mark.parametrize("system", [tripletex, fiken, poweroffice, xledger, duett], ids=lambda f: f.__name__)
 def test_exactly_once(system, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = make_home(tmp_path)
     monkeypatch.setenv("KASSEBRO_CONFIG", str(root / "config"))

@@ -166,6 +166,57 @@ class PowerOfficeHook(_LedgerHook):
         )
 
 
+class XledgerHook(_LedgerHook):
+    """An Xledger connection: host = GraphQL URL (https://www.xledger.net/graphql), password = API token."""
+
+    conn_name_attr = "xledger_conn_id"
+    default_conn_name = "xledger_default"
+    conn_type = "xledger"
+    hook_name = "Xledger"
+
+    def __init__(self, xledger_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(xledger_conn_id, **kwargs)
+
+    def get_client(self) -> Any:
+        from kassebro.ledgers.xledger import XledgerClient
+
+        connection = self.get_connection(self.http_conn_id)
+        session = self.get_conn()  # sets base_url
+        return XledgerClient(
+            self.base_url,
+            connection.password or "",
+            session=session,
+            timeout=float(self.merged_extra.get("timeout", 30)),
+        )
+
+
+class DuettHook(_LedgerHook):
+    """A Duett connection: host = API base URL (https://api.duett.no), password = client key,
+    extra `integration_key` (secret)."""
+
+    conn_name_attr = "duett_conn_id"
+    default_conn_name = "duett_default"
+    conn_type = "duett"
+    hook_name = "Duett"
+    own_extras = ("integration_key",)
+
+    def __init__(self, duett_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(duett_conn_id, **kwargs)
+
+    def get_client(self) -> Any:
+        from kassebro.ledgers.duett import DuettClient
+
+        connection = self.get_connection(self.http_conn_id)
+        session = self.get_conn()  # sets base_url
+        return DuettClient(
+            self.base_url,
+            integration_key=self._extra(connection, "integration_key", ""),
+            client_key=connection.password or "",
+            session=session,
+            timeout=float(self.merged_extra.get("timeout", 30)),
+        )
+
+
 def _in_task() -> bool:
     """True inside a running task, where the Task SDK (not the ORM) must be used."""
     try:
@@ -179,10 +230,9 @@ def _in_task() -> bool:
 
 def ledger_for(system: str, conn_id: str, company: str | None = None) -> Any:
     """The ledger client for a vendor's system and connection id."""
-    if system == "tripletex":
-        return TripletexHook(conn_id).get_client()
     if system == "fiken":
         return FikenHook(conn_id, company=company or "").get_client()
-    if system == "poweroffice":
-        return PowerOfficeHook(conn_id).get_client()
-    raise ValueError(f"unsupported ledger system {system!r}")
+    hooks = {"tripletex": TripletexHook, "poweroffice": PowerOfficeHook, "xledger": XledgerHook, "duett": DuettHook}
+    if system not in hooks:
+        raise ValueError(f"unsupported ledger system {system!r}")
+    return hooks[system](conn_id).get_client()

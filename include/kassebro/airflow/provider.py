@@ -92,5 +92,34 @@ def get_provider_info() -> dict[str, Any]:
                     },
                 },
             },
+            {
+                "connection-type": "xledger",
+                "hook-class-name": "kassebro.airflow.hooks.XledgerHook",
+                "hook-name": "Xledger",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "login", "extra"],
+                    "relabeling": {"host": "GraphQL URL", "password": "API token"},
+                    "placeholders": {
+                        "host": "https://www.xledger.net/graphql (demo: https://demo.xledger.net/graphql)"
+                    },
+                },
+            },
+            {
+                "connection-type": "duett",
+                "hook-class-name": "kassebro.airflow.hooks.DuettHook",
+                "hook-name": "Duett",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "login", "extra"],
+                    "relabeling": {"host": "API base URL", "password": "Client key"},
+                    "placeholders": {"host": "https://api.duett.no"},
+                },
+                "conn-fields": {
+                    "integration_key": {
+                        "label": "Integration key",
+                        "description": "The integration's key (X-Api-Integration-Key).",
+                        "schema": _SECRET,
+                    },
+                },
+            },
         ],
     }
