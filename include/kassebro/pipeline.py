@@ -174,7 +174,6 @@ def post(vendor: Vendor, day: dt.date, ledger: Ledger, journal: Journal, *, dry_
         booked = journal.booked(vendor.id, day)
     entry = journal.get(vendor.id, day)
     state = entry.state if entry and entry.state in ("posted", "parked") else "posted"
-    last = posted_now[-1] if posted_now else {}
     return {
         **result,
         "state": state,
@@ -183,7 +182,6 @@ def post(vendor: Vendor, day: dt.date, ledger: Ledger, journal: Journal, *, dry_
         "version": booked[-1].version,
         "already": not posted_now or all(p["found"] for p in posted_now),
         "kinds": [p["kind"] for p in posted_now],
-        **({"found": last["found"]} if last else {}),
     }
 
 
