@@ -14,7 +14,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 setup: $(STAMP)  ## create the virtualenv and install everything pinned
 
-run: setup  ## Airflow with its UI on :8080, the demo vendors and the Tripletex sandbox; Ctrl-C stops
+run: setup  ## Airflow with its UI on :8080, the demo vendors and the five ledger sandboxes; Ctrl-C stops
 	$(BIN)/kassebro run
 
 demo: setup  ## post every demo vendor's days without the UI and print a table

@@ -59,9 +59,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _sandbox(args: argparse.Namespace) -> int:
-    from kassebro.sandbox.tripletex import main as tripletex_main
+    import importlib
 
-    return tripletex_main(["--port", str(args.port)] + (["--state", args.state] if args.state else []))
+    if args.system == "all":
+        from kassebro.sandbox.demo import main as all_main
+
+        return all_main(["--state-dir", args.state] if args.state else [])
+    main = importlib.import_module(f"kassebro.sandbox.{args.system}").main
+    return main((["--port", str(args.port)] if args.port else []) + (["--state", args.state] if args.state else []))
 
 
 def _iso_day(text: str) -> dt.date:
@@ -123,9 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--json", action="store_true", help="print the stable JSON (docs/booking-rules.md)")
     preview.set_defaults(func=_voucher_preview)
 
-    sandbox = sub.add_parser("sandbox", help="run the Tripletex sandbox")
-    sandbox.add_argument("--port", type=int, default=8900)
-    sandbox.add_argument("--state", help="file that keeps the sandbox's vouchers between restarts")
+    sandbox = sub.add_parser("sandbox", help="run a ledger sandbox, or all five (ports 8900-8904)")
+    sandbox.add_argument(
+        "system", nargs="?", default="all", choices=["all", "tripletex", "fiken", "poweroffice", "xledger", "duett"]
+    )
+    sandbox.add_argument("--port", type=int, help="the system's own default when left out")
+    sandbox.add_argument("--state", help="file (directory for all) that keeps the books between restarts")
     sandbox.set_defaults(func=_sandbox)
     return parser
 

@@ -283,6 +283,7 @@ class _ConfigReader:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.templates: dict[str, dict] = {}
+        self._extending: list[str] = []
         defaults_file = root / "defaults.yaml"
         self.defaults: dict = (_read_yaml(defaults_file) or {}) if defaults_file.exists() else {}
 
@@ -292,6 +293,15 @@ class _ConfigReader:
             if not path.exists():
                 raise ValueError(f"ledger template {name!r} not found ({path})")
             raw = _read_yaml(path) or {}
+            parent = raw.pop("extends", None) if isinstance(raw, dict) else None
+            if parent:  # a system's template: another template with some keys replaced
+                if name in self._extending:
+                    raise ValueError(f"ledger templates extend each other in a circle: {' -> '.join(self._extending)}")
+                self._extending.append(name)
+                try:
+                    raw = _deep_merge(self.template(str(parent)), raw)
+                finally:
+                    self._extending.pop()
             try:
                 LedgerMap.model_validate(raw)
             except ValidationError as exc:

@@ -1,6 +1,6 @@
-"""The demo: three shops with sales from *enabled since* (14 days back) to today (two as SAF-T
-exports, the bar in a POS database), a Tripletex sandbox, and the environment that points
-Airflow and kassebro at them.
+"""The demo: seven shops with sales from *enabled since* (14 days back) to today (SAF-T exports,
+and one bar in a POS database), one per ledger system and three on Tripletex, the five ledger
+sandboxes, and the environment that points Airflow and kassebro at them.
 
 Everything lives under one home directory (default `<project>/.kassebro`), so `make run`,
 `make demo` and the tests never touch the repository's own `config/`.
@@ -20,8 +20,6 @@ import yaml
 from kassebro.config import PROJECT_DIR
 
 SANDBOX_PORT = 8900
-DEMO_CONSUMER_TOKEN = "demo-consumer-token"
-DEMO_EMPLOYEE_TOKEN = "demo-employee-token"
 
 
 @dataclass(frozen=True)
@@ -35,26 +33,33 @@ class DemoVendor:
 
 
 DEMO_VENDORS = (
-    DemoVendor("cafe_solsiden", "cafe", "910000001", "Café Solsiden AS"),
-    DemoVendor("bar_nattugla", "bar", "910000002", "Bar Nattugla AS"),
-    DemoVendor("butikk_fjord", "shop", "910000003", "Fjord Interiør AS"),
+    DemoVendor("cafe_solsiden", "cafe", "910000001", "Café Solsiden AS"),  # Tripletex
+    DemoVendor("bar_nattugla", "bar", "910000002", "Bar Nattugla AS"),  # Tripletex, POS database
+    DemoVendor("butikk_fjord", "shop", "910000003", "Fjord Interiør AS"),  # Tripletex, for approval
+    DemoVendor("kiosk_torget", "cafe", "910000004", "Kiosk Torget AS"),  # Fiken
+    DemoVendor("bakeri_bryggen", "cafe", "910000005", "Bakeri Bryggen AS"),  # PowerOffice Go
+    DemoVendor("vinbar_kaia", "bar", "910000006", "Vinbar Kaia AS"),  # Xledger
+    DemoVendor("jernvare_sentrum", "shop", "910000007", "Jernvare Sentrum AS"),  # Duett
 )
+# The connection id of each ledger system's sandbox in the demo.
+DEMO_CONNECTIONS = {
+    "tripletex": "tripletex_demo",
+    "fiken": "fiken_demo",
+    "poweroffice": "poweroffice_demo",
+    "xledger": "xledger_demo",
+    "duett": "duett_demo",
+}
 
 
 def default_home() -> Path:
     return Path(os.environ.get("KASSEBRO_HOME") or PROJECT_DIR / ".kassebro")
 
 
-def connection_json(port: int = SANDBOX_PORT) -> str:
-    """The demo's Tripletex connection, as Airflow reads it from AIRFLOW_CONN_TRIPLETEX_DEMO."""
-    return json.dumps(
-        {
-            "conn_type": "tripletex",
-            "host": f"http://127.0.0.1:{port}/v2",
-            "password": DEMO_EMPLOYEE_TOKEN,
-            "extra": {"consumer_token": DEMO_CONSUMER_TOKEN, "company_id": 0, "timeout": 20},
-        }
-    )
+def connection_json(port: int = SANDBOX_PORT, system: str = "tripletex") -> str:
+    """A demo connection to the system's sandbox on `port`, as Airflow reads it from AIRFLOW_CONN_*."""
+    from kassebro.sandbox.demo import connection
+
+    return json.dumps(connection(system, f"http://127.0.0.1:{port}", timeout=20))
 
 
 def environment(home: Path, port: int = SANDBOX_PORT) -> dict[str, str]:

@@ -44,10 +44,10 @@ def _wait_for(port: int, seconds: float = 30) -> None:
         time.sleep(0.2)
 
 
-def prepare(days: int, port: int) -> tuple[Path, dict[str, str]]:
-    """Write the demo home, export its environment, migrate Airflow's DB and create the pools."""
+def prepare(days: int, ports: dict[str, int]) -> tuple[Path, dict[str, str]]:
+    """Write the demo home, export its environment, migrate Airflow's DB, create pools and connections."""
     home = demo.init(days=days)
-    env = demo.environment(home, port)
+    env = demo.environment(home, ports["tripletex"])
     # `airflow standalone` spawns `airflow ...` subcommands: the virtualenv's bin must be on PATH
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     os.environ.update(env)
@@ -67,36 +67,40 @@ def prepare(days: int, port: int) -> tuple[Path, dict[str, str]]:
             env=os.environ,
             stdout=subprocess.DEVNULL,
         )
-    # the demo connection lives in Airflow's DB, so it shows under Admin -> Connections with its Test button
-    subprocess.run([airflow, "connections", "delete", "tripletex_demo"], env=os.environ, capture_output=True)
-    subprocess.run(
-        [airflow, "connections", "add", "tripletex_demo", "--conn-json", demo.connection_json(port)],
-        check=True,
-        env=os.environ,
-        stdout=subprocess.DEVNULL,
-    )
+    # the demo connections live in Airflow's DB, so they show under Admin -> Connections with a Test button
+    for system, conn_id in demo.DEMO_CONNECTIONS.items():
+        subprocess.run([airflow, "connections", "delete", conn_id], env=os.environ, capture_output=True)
+        subprocess.run(
+            [airflow, "connections", "add", conn_id, "--conn-json", demo.connection_json(ports[system], system)],
+            check=True,
+            env=os.environ,
+            stdout=subprocess.DEVNULL,
+        )
     return home, env
 
 
-def start_sandbox(home: Path, port: int) -> subprocess.Popen:
+def sandbox_ports(preferred: bool = True) -> dict[str, int]:
+    """A port per ledger sandbox: 8900..8904 when free (and `preferred`), else any free ones."""
+    from kassebro.sandbox.demo import DEFAULT_PORTS
+
+    return {
+        system: port if preferred and not _port_open(port) else _free_port() for system, port in DEFAULT_PORTS.items()
+    }
+
+
+def start_sandbox(home: Path, ports: dict[str, int]) -> subprocess.Popen:
+    """The five ledger sandboxes in one process, their books kept under `<home>/sandbox`."""
     (home / "logs").mkdir(parents=True, exist_ok=True)
     log = (home / "logs" / "sandbox.log").open("ab")
+    args = [f"--port={system}={port}" for system, port in ports.items()]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kassebro.sandbox.tripletex",
-            "--port",
-            str(port),
-            "--state",
-            str(home / "sandbox" / "tripletex.json"),
-        ],
+        [sys.executable, "-m", "kassebro.sandbox.demo", *args, "--state-dir", str(home / "sandbox")],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    (home / "sandbox").mkdir(exist_ok=True)
-    _wait_for(port)
+    for port in ports.values():
+        _wait_for(port)
     return proc
 
 
@@ -121,13 +125,14 @@ def _progress(home: Path) -> str:
 
 def run_airflow(days: int = 14, port: int = 8080) -> int:
     """Sandbox + `airflow standalone` on the demo home until Ctrl-C."""
-    sandbox_port = demo.SANDBOX_PORT if not _port_open(demo.SANDBOX_PORT) else _free_port()
-    home, _ = prepare(days, sandbox_port)
+    ports = sandbox_ports()
+    home, _ = prepare(days, ports)
     os.environ["AIRFLOW__API__PORT"] = str(port)
     procs: list[subprocess.Popen] = []
     try:
-        procs.append(start_sandbox(home, sandbox_port))
-        print(f"[kassebro] Tripletex sandbox on http://127.0.0.1:{sandbox_port}/v2", flush=True)
+        procs.append(start_sandbox(home, ports))
+        where = ", ".join(f"{system} :{port}" for system, port in ports.items())
+        print(f"[kassebro] ledger sandboxes on 127.0.0.1: {where}", flush=True)
         log = (home / "logs" / "airflow.log").open("ab")
         procs.append(
             subprocess.Popen(
@@ -160,9 +165,9 @@ def run_airflow(days: int = 14, port: int = 8080) -> int:
 
 def run_demo(days: int = 14) -> int:
     """Run every demo vendor's DAG over its range with `dag.test()` and print the journal."""
-    sandbox_port = _free_port()
-    home, _ = prepare(days, sandbox_port)
-    sandbox = start_sandbox(home, sandbox_port)
+    ports = sandbox_ports(preferred=False)
+    home, _ = prepare(days, ports)
+    sandbox = start_sandbox(home, ports)
     try:
         from airflow.dag_processing.dagbag import DagBag
 

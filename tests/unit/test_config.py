@@ -24,7 +24,35 @@ def config_copy(tmp_path: Path, project_dir: Path) -> Path:
 def test_repository_vendors_load(project_dir: Path) -> None:
     configs = load_vendors(project_dir / "config")
     assert configs.issues == ()
-    assert [v.id for v in configs.vendors] == ["bar_nattugla", "butikk_fjord", "cafe_solsiden"]
+    assert [v.id for v in configs.vendors] == [
+        "bakeri_bryggen",
+        "bar_nattugla",
+        "butikk_fjord",
+        "cafe_solsiden",
+        "jernvare_sentrum",
+        "kiosk_torget",
+        "vinbar_kaia",
+    ]
+    # the demo has a vendor on every ledger system
+    assert {v.ledger.system for v in configs.vendors} == {"tripletex", "fiken", "poweroffice", "xledger", "duett"}
+
+
+def test_fiken_template_extends_default_with_1901_payment_accounts(config_copy: Path) -> None:
+    kiosk = load_vendor("kiosk_torget", config_copy)
+    assert kiosk.mapping.name == "Fiken"
+    assert kiosk.mapping.payment_account("CASH", "12001") == "1901:10001"
+    assert all(a.startswith("1901:") for a in kiosk.mapping.payment_types.values())
+    assert kiosk.mapping.tips_account == "2910"  # inherited from the Default ledger
+    assert kiosk.mapping.key_for("unknown", "04006").account == "3030"
+    assert kiosk.pool == "ledger_fiken_demo-kiosk-as"
+
+
+def test_a_template_extending_a_missing_one_is_named(config_copy: Path) -> None:
+    fiken = config_copy / "ledgers" / "fiken.yaml"
+    fiken.write_text(fiken.read_text().replace("extends: default", "extends: nowhere"))
+    configs = load_vendors(config_copy)
+    assert [i.source for i in configs.issues] == [str(config_copy / "vendors" / "kiosk_torget.yaml")]
+    assert "nowhere" in configs.issues[0].message
 
 
 def test_layers_defaults_template_and_overrides(config_copy: Path) -> None:
@@ -71,7 +99,8 @@ def test_bad_file_names_file_field_and_reason(
     assert edit[0] in text
     path.write_text(text.replace(edit[0], edit[1]))
     configs = load_vendors(config_copy)
-    assert [v.id for v in configs.vendors] == ["bar_nattugla", "butikk_fjord"]  # the others still load
+    assert "cafe_solsiden" not in [v.id for v in configs.vendors]
+    assert len(configs.vendors) == len(list((config_copy / "vendors").glob("*.yaml"))) - 1  # the others still load
     assert configs.broken_files == (path,)
     (issue,) = configs.issues
     assert issue.source == str(path)
@@ -115,7 +144,7 @@ def test_cli_config_check(config_copy: Path) -> None:
         text=True,
     )
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "3 vendor(s) ok" in ok.stdout
+    assert "7 vendor(s) ok" in ok.stdout
     path = config_copy / "vendors" / "cafe_solsiden.yaml"
     path.write_text(path.read_text().replace("enabled_since: 2026-11-01", "enabled_since: soon"))
     bad = subprocess.run(
@@ -125,8 +154,16 @@ def test_cli_config_check(config_copy: Path) -> None:
     )
     assert bad.returncode == 1
     assert "cafe_solsiden.yaml" in bad.stdout and "enabled_since" in bad.stdout
-    assert "2 vendor(s) ok, 1 file(s) with errors" in bad.stdout
+    assert "6 vendor(s) ok, 1 file(s) with errors" in bad.stdout
 
 
 def test_enabled_since_is_a_date(config_copy: Path) -> None:
     assert load_vendor("cafe_solsiden", config_copy).enabled_since == dt.date(2026, 11, 1)
+
+
+def test_templates_extending_each_other_in_a_circle_are_named(config_copy: Path) -> None:
+    default = config_copy / "ledgers" / "default.yaml"
+    default.write_text("extends: fiken\n" + default.read_text())
+    configs = load_vendors(config_copy)
+    assert configs.vendors == ()
+    assert all("circle" in i.message for i in configs.issues)

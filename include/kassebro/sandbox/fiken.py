@@ -26,6 +26,7 @@ INFERRED (not in the spec; marked so the real service can prove them wrong):
 - Lines must name both debitAccount and creditAccount (a debit/credit pair), amount > 0,
   and no unknown fields (spec: 400 for "unexpected fields"). Accounts must exist in the chart;
   bank accounts (1920) and reskontro (1500) only as sub-accounts, as `/accounts` lists them.
+  POS payment accounts are sub-accounts of 1901, one per payment type (config/ledgers/fiken.yaml).
 - Read model: each request line reads back as two lines `{account, vatCode, amount}`: the debit
   side with +amount, the credit side with -amount (debit positive), the VAT code the side was
   given ("0" when none). Real Fiken may split out generated VAT lines; not verified.
@@ -135,11 +136,27 @@ BANK_ACCOUNTS: tuple[BankAccount, ...] = (
     BankAccount(2_747_001, "Driftskonto", "1920:10001", "15035646830"),
     BankAccount(2_747_002, "Kortoppgjør", "1920:10002", "15035646849"),
 )
+# A POS books every payment through 1901 in Fiken (the seeds); one sub-account per payment type,
+# as config/ledgers/fiken.yaml maps them (the numbers are ours: INFERRED).
+CASH_REGISTER_ACCOUNTS: dict[str, str] = {
+    "1901:10001": "Kasse: kontanter",
+    "1901:10002": "Kasse: bankkort",
+    "1901:10003": "Kasse: kredittkort",
+    "1901:10004": "Kasse: bank og sjekk",
+    "1901:10005": "Kasse: gavekort innløst",
+    "1901:10006": "Kasse: kundekonto",
+    "1901:10007": "Kasse: stempelkort",
+    "1901:10008": "Kasse: pant utbetalt",
+    "1901:10010": "Kasse: tilgodelapp innløst",
+    "1901:10011": "Kasse: Vipps",
+    "1901:10099": "Kasse: andre betalingsmåter",
+}
 # The Tripletex sandbox's NS 4102 shop chart; 1920 and 1500 only as sub-accounts (INFERRED).
 ACCOUNTS: dict[str, str] = {
     **{str(a.number): a.name for a in CHART if a.number not in (1500, 1920)},
     "1500:10001": "Kontantkunde",
     **{b.account_code: b.name for b in BANK_ACCOUNTS},
+    **CASH_REGISTER_ACCOUNTS,
 }
 
 
