@@ -184,11 +184,16 @@ class LedgerTarget(_Strict):
     company: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     """The ledger company when the pool must be per company: Fiken's company slug (Fiken allows
     one request at a time per company, so each company gets a pool of one slot)."""
+    client_org_number: str | None = Field(default=None, pattern=r"^\d{3} ?\d{3} ?\d{3}$")
+    """Tripletex for accounting firms: the connection holds the firm's tokens, and this is the
+    organisation number of the client company to post to (looked up with `/company/>withLoginAccess`)."""
 
     @model_validator(mode="after")
     def _company_for_fiken(self) -> LedgerTarget:
         if self.system == "fiken" and not self.company:
             raise ValueError("a Fiken ledger needs company: <the Fiken company slug>")
+        if self.client_org_number and self.system != "tripletex":
+            raise ValueError("client_org_number is for Tripletex accounting firms only")
         return self
 
 

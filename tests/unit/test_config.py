@@ -167,3 +167,21 @@ def test_templates_extending_each_other_in_a_circle_are_named(config_copy: Path)
     configs = load_vendors(config_copy)
     assert configs.vendors == ()
     assert all("circle" in i.message for i in configs.issues)
+
+
+def test_client_org_number_is_for_tripletex_accounting_firms(config_copy: Path) -> None:
+    path = config_copy / "vendors" / "cafe_solsiden.yaml"
+    text = path.read_text()
+    path.write_text(
+        text.replace("  connection: tripletex_demo\n", "  connection: firm\n  client_org_number: 998 877 665\n")
+    )
+    assert load_vendor("cafe_solsiden", config_copy).ledger.client_org_number == "998 877 665"
+    kiosk = config_copy / "vendors" / "kiosk_torget.yaml"
+    kiosk.write_text(
+        kiosk.read_text().replace(
+            "  company: demo-kiosk-as\n", "  company: demo-kiosk-as\n  client_org_number: '998877665'\n"
+        )
+    )
+    configs = load_vendors(config_copy)
+    assert [i.source for i in configs.issues] == [str(kiosk)]
+    assert "Tripletex accounting firms only" in configs.issues[0].message

@@ -39,24 +39,29 @@ def test_fiken_hook_reports_the_company_and_keeps_the_rotated_token(
     from kassebro.airflow.hooks import FikenHook
     from kassebro.sandbox import fiken
 
-    with running(fiken.create_app()) as server:
-        conn_env(
-            monkeypatch,
-            "fk",
-            {
-                "conn_type": "fiken",
-                "host": server.url,
-                "login": fiken.DEMO_CLIENT_ID,
-                "password": fiken.DEMO_CLIENT_SECRET,
-                "extra": {"refresh_token": fiken.DEMO_REFRESH_TOKEN},
-            },
-        )
+    app = fiken.create_app(refresh_tokens=(fiken.DEMO_REFRESH_TOKEN, "token-from-a-new-authorization"))
+    with running(app) as server:
+        body = {
+            "conn_type": "fiken",
+            "host": server.url,
+            "login": fiken.DEMO_CLIENT_ID,
+            "password": fiken.DEMO_CLIENT_SECRET,
+            "extra": {"refresh_token": fiken.DEMO_REFRESH_TOKEN},
+        }
+        conn_env(monkeypatch, "fk", body)
         hook = FikenHook("fk", company=fiken.DEMO_COMPANY.slug)
         ok, message = hook.test_connection()
         assert (ok, message) == (True, f"Connected to Fiken as {fiken.DEMO_COMPANY.name}")
-        rotated = hook._stored_refresh_token()
+        rotated = hook._stored_refresh_token(fiken.DEMO_REFRESH_TOKEN)
         assert rotated and rotated != fiken.DEMO_REFRESH_TOKEN  # the old token is spent; the new one is kept
         assert FikenHook("fk", company=fiken.DEMO_COMPANY.slug).test_connection()[0]  # and used next time
+        # someone authorizes the app again and puts the new token in the connection: it wins
+        body["extra"]["refresh_token"] = "token-from-a-new-authorization"
+        conn_env(monkeypatch, "fk", body)
+        assert FikenHook("fk", company=fiken.DEMO_COMPANY.slug).test_connection()[0]
+        assert "token-from-a-new-authorization" not in app.state.store.refresh_tokens  # it was the one used
+        assert hook._stored_refresh_token(fiken.DEMO_REFRESH_TOKEN) is None  # the old line is forgotten
+        assert hook._stored_refresh_token("token-from-a-new-authorization")
 
 
 def test_poweroffice_hook_and_wrong_key(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,3 +118,45 @@ def test_ledger_for_unknown_system() -> None:
 
     with pytest.raises(ValueError, match="unsupported ledger system"):
         ledger_for("abacus", "x")
+
+
+def test_an_accounting_firm_posts_for_its_client_by_org_number(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, airflow_db: None
+) -> None:
+    """A vendor names the firm's connection and the client's organisation number; the voucher
+    lands in the client's books, and the run's lookups are cached for the next task."""
+    import datetime as dt
+
+    from kassebro.airflow.hooks import ledger_for
+    from kassebro.sandbox import tripletex
+    from kassebro.voucher import Voucher, VoucherLine
+
+    monkeypatch.setenv("KASSEBRO_DATA", str(tmp_path))
+    app = tripletex.create_app()
+    bakery = next(c for c in tripletex.DEMO_CLIENT_COMPANIES if c.organization_number == "998877665")
+    with running(app) as server:
+        conn_env(
+            monkeypatch,
+            "firm",
+            {
+                "conn_type": "tripletex",
+                "host": f"{server.url}/v2",
+                "password": tripletex.DEMO_FIRM_EMPLOYEE_TOKEN,
+                "extra": {"consumer_token": tripletex.DEMO_CONSUMER_TOKEN},
+            },
+        )
+        day = dt.date(2026, 11, 2)
+        lines = (
+            VoucherLine("1900", 12500, None, "Kontant"),
+            VoucherLine("3000", -12500, "3", "Salg"),
+        )
+        voucher = Voucher("bakeri", day, "kassebro:bakeri:2026-11-02", "Dagsoppgjør", lines, 0)
+        client = ledger_for("tripletex", "firm", client_org_number="998 877 665")
+        posted = client.post(voucher)
+        assert [v.id for v in app.state.store.list_vouchers(bakery.id)] == [int(posted.ledger_id)]
+        assert app.state.store.list_vouchers() == []  # not in the default company's books
+        again = ledger_for("tripletex", "firm", client_org_number="998877665")
+        assert again.find(voucher.external_ref, day) is not None
+        assert not [c for c in again.calls if "withLoginAccess" in c or c.startswith("GET /ledger/account")]
+        with pytest.raises(Exception, match="123456789"):
+            ledger_for("tripletex", "firm", client_org_number="123456789").test_connection()

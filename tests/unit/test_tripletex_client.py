@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from kassebro.ledgers.base import (
     LedgerTransient,
     LedgerValidationError,
 )
+from kassebro.ledgers.cache import LookupCache
 from kassebro.ledgers.tripletex import TripletexClient
 from kassebro.sandbox.server import running
 from kassebro.sandbox.tripletex import DEMO_CONSUMER_TOKEN, DEMO_EMPLOYEE_TOKEN, create_app
@@ -146,6 +148,94 @@ def test_reverse_and_list(client):
     assert [v.ledger_id for v in client.list_vouchers(DAY, DAY + dt.timedelta(days=7))] == [posted.ledger_id]
 
 
+# ---- the lookup cache and calls per voucher -------------------------------------------------
+
+
+def new_client(sandbox, **kwargs: Any) -> TripletexClient:
+    return TripletexClient(
+        sandbox[1].url, DEMO_CONSUMER_TOKEN, DEMO_EMPLOYEE_TOKEN, timeout=5, retry_backoff=0.01, **kwargs
+    )
+
+
+def sandbox_calls(sandbox) -> list[tuple[str, str]]:
+    """The sandbox's call log in order, voucher ids as {id}."""
+    return [(c["method"], re.sub(r"/\d+$", "/{id}", c["path"])) for c in sandbox[0].state.calls.list()]
+
+
+LOOKUPS = ("GET /ledger/account", "GET /ledger/vatType", "GET /department", "GET /project")
+
+
+def test_a_file_cache_spares_the_next_client_every_lookup(sandbox, store, tmp_path):
+    path = tmp_path / "lookups" / "tripletex.json"
+    first = new_client(sandbox, cache=LookupCache(path))
+    first.post(day_voucher(DAY))
+    assert [first.calls[k] for k in LOOKUPS] == [1, 1, 1, 1]
+
+    second = new_client(sandbox, cache=LookupCache(path))  # as a task in another process would
+    voucher = day_voucher(DAY + dt.timedelta(days=1))
+    posted = second.post(voucher)
+    assert posted.postings == expected(voucher)
+    assert [second.calls[k] for k in LOOKUPS] == [0, 0, 0, 0]
+    assert len(store.list_vouchers()) == 2
+
+    # The account info kept in JSON still drives the vatLocked check, without a call.
+    locked = Voucher("shop12", DAY, "ref", "x", (VoucherLine("1920", 100_00), VoucherLine("3000", -100_00, "31")))
+    third = new_client(sandbox, cache=LookupCache(path))
+    with pytest.raises(LedgerValidationError, match="locked to VAT code 3"):
+        third.render(locked)
+    assert third.call_count == 0
+
+    text = path.read_text(encoding="utf-8")
+    for secret in (DEMO_CONSUMER_TOKEN, DEMO_EMPLOYEE_TOKEN, first._session_token.reveal()):
+        assert secret not in text
+
+
+def test_a_refused_post_clears_the_cache(sandbox, store, tmp_path):
+    cache = LookupCache(tmp_path / "lookups.json")
+    client = new_client(sandbox, cache=cache)
+    client.post(day_voucher())
+    assert cache.table("accounts") and cache.path.exists()
+    # 1500 is a customer ledger account: Tripletex refuses a posting without a customer.
+    lines = (VoucherLine("1500", 100_00), VoucherLine("3010", -100_00, "3"))
+    with pytest.raises(LedgerValidationError, match="Kunde mangler"):
+        client.post(Voucher("shop12", DAY, "ref-2", "Kredittsalg", lines))
+    assert cache.table("accounts") == {} and cache.table("vat_types") == {}
+    assert not cache.path.exists()
+    client.post(day_voucher(vendor="other"))  # the chart is read afresh
+    assert client.calls["GET /ledger/account"] == 3
+
+
+@pytest.mark.parametrize("read_back", [False, True])
+def test_calls_per_voucher_with_a_warm_cache(sandbox, store, read_back):
+    cache = LookupCache()
+    new_client(sandbox, cache=cache).render(day_voucher())  # another client warmed the cache
+    sandbox[0].state.calls.clear()
+
+    client = new_client(sandbox, cache=cache, read_back_after_post=read_back)
+    voucher = day_voucher()
+    assert client.find(voucher.external_ref, DAY) is None
+    posted = client.post(voucher)
+
+    sequence = [
+        ("POST", "/token/session/:create"),
+        ("GET", "/ledger/voucher/>externalVoucherNumber"),
+        ("POST", "/ledger/voucher"),
+    ]
+    # The spec declares no `fields` on POST /ledger/voucher: its answer has postings as
+    # references, so a read-back costs one GET.
+    assert sandbox_calls(sandbox) == sequence + ([("GET", "/ledger/voucher/{id}")] if read_back else [])
+    assert client.call_count == len(sequence) + read_back
+    [sent] = [c for c in sandbox[0].state.calls.list() if c["method"] == "POST" and c["path"] == "/ledger/voucher"]
+    assert sent["query"] == "sendToLedger=true"
+
+    assert posted.postings == expected(voucher)
+    assert posted.in_ledger and posted.number == "1-2026" and posted.external_ref == voucher.external_ref
+    # What was built from the sent body is what the ledger holds.
+    assert client.get(posted.ledger_id) == posted
+    assert [v.id for v in store.list_vouchers()] == [int(posted.ledger_id)]
+
+
+# ---- the POST body against the spec ---------------------------------------------------------
 # ---- the POST body against the spec ---------------------------------------------------------
 
 

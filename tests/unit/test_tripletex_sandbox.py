@@ -22,9 +22,14 @@ from fastapi.routing import APIRoute
 from kassebro.sandbox.server import running
 from kassebro.sandbox.tripletex import (
     CHART,
+    DEMO_CLIENT_COMPANIES,
+    DEMO_COMPANY,
     DEMO_CONSUMER_TOKEN,
     DEMO_EMPLOYEE_TOKEN,
+    DEMO_FIRM,
+    DEMO_FIRM_EMPLOYEE_TOKEN,
     Account,
+    Company,
     apply_fields,
     create_app,
     parse_fields,
@@ -591,6 +596,147 @@ def test_optional_rate_limit_counts_calls_with_the_real_headers():
             statuses.append((r.status_code, r.headers["X-Rate-Limit-Remaining"]))
         assert statuses == [(401, "1"), (401, "0"), (429, "0")]
         assert 0 < int(r.headers["X-Rate-Limit-Reset"]) <= 60
+
+
+# ---- accounting firms: several companies, each with its own books ---------------------------
+
+BAKERY = DEMO_CLIENT_COMPANIES[0]
+
+
+def login(api: str, employee_token: str, user: int | str = 0) -> dict[str, str]:
+    r = requests.post(
+        api + "/token/session/:create",
+        json={"consumerToken": DEMO_CONSUMER_TOKEN, "employeeToken": employee_token, "expirationDate": tomorrow()},
+        timeout=5,
+    )
+    assert r.status_code == 201, r.text
+    token = r.json()["value"]["token"]
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()}
+
+
+def as_user(auth: dict[str, str], user: int | str) -> dict[str, str]:
+    """The same session, acting for another company (Basic username)."""
+    token = base64.b64decode(auth["Authorization"].removeprefix("Basic ")).decode().partition(":")[2]
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()}
+
+
+def company_body(api: str, auth: dict[str, str], **overrides: Any) -> dict[str, Any]:
+    """voucher_body with the department and project ids of the company `auth` acts for."""
+    body = voucher_body(api, auth, **overrides)
+    deps = requests.get(api + "/department", params={"departmentNumber": "1"}, headers=auth, timeout=5)
+    projs = requests.get(api + "/project", params={"number": "100"}, headers=auth, timeout=5)
+    [dep], [proj] = deps.json()["values"], projs.json()["values"]
+    body["postings"][2]["department"] = {"id": dep["id"]}
+    body["postings"][3]["project"] = {"id": proj["id"]}
+    return body
+
+
+def test_with_login_access_lists_the_firms_clients(api):
+    firm = login(api, DEMO_FIRM_EMPLOYEE_TOKEN)
+    r = requests.get(api + "/company/>withLoginAccess", headers=firm, timeout=5)
+    assert r.status_code == 200, r.text
+    assert_schema(r.json(), response_schema("/company/>withLoginAccess", "get", "200"))
+    body = r.json()
+    assert {"fullResultSize", "from", "count", "versionDigest", "values"} <= set(body)
+    assert body["fullResultSize"] == body["count"] == 2
+    assert {(c["id"], c["organizationNumber"]) for c in body["values"]} == {
+        (DEMO_COMPANY.id, DEMO_COMPANY.organization_number),
+        (BAKERY.id, BAKERY.organization_number),
+    }
+    r = requests.get(
+        api + "/company/>withLoginAccess", params={"fields": "id,organizationNumber"}, headers=firm, timeout=5
+    )
+    assert all(set(c) == {"id", "organizationNumber"} for c in r.json()["values"])
+    # A company's own employee token reaches no clients.
+    kiosk = login(api, DEMO_EMPLOYEE_TOKEN)
+    assert requests.get(api + "/company/>withLoginAccess", headers=kiosk, timeout=5).json()["values"] == []
+
+
+def test_basic_user_must_be_a_company_the_employee_may_log_in_to(api):
+    firm = login(api, DEMO_FIRM_EMPLOYEE_TOKEN)
+    for user in (0, DEMO_FIRM.id, BAKERY.id, DEMO_COMPANY.id):
+        assert requests.get(api + "/ledger/vatType", headers=as_user(firm, user), timeout=5).status_code == 200
+    assert_error(requests.get(api + "/ledger/vatType", headers=as_user(firm, 12345), timeout=5), 403, 9000)
+    kiosk = login(api, DEMO_EMPLOYEE_TOKEN)
+    assert_error(requests.get(api + "/ledger/vatType", headers=as_user(kiosk, BAKERY.id), timeout=5), 403, 9000)
+    # A bad session is still 401, whatever the company.
+    assert_error(requests.get(api + "/ledger/vatType", headers=as_user(firm, "x"), timeout=5), 401, 3000)
+
+    r = requests.get(api + "/token/session/>whoAmI", headers=as_user(firm, BAKERY.id), timeout=5)
+    assert_schema(r.json(), response_schema("/token/session/>whoAmI", "get", "200"))
+    value = r.json()["value"]
+    assert value["companyId"] == BAKERY.id and value["employeeId"] == DEMO_FIRM.employee_id
+    assert value["employeeIsProxy"] is True
+
+
+def test_each_company_has_its_own_books_and_ids(api, store):
+    firm = login(api, DEMO_FIRM_EMPLOYEE_TOKEN)
+    bakery, kiosk = as_user(firm, BAKERY.id), login(api, DEMO_EMPLOYEE_TOKEN)
+    bakery_accounts, _ = ids(api, bakery)
+    kiosk_accounts, _ = ids(api, kiosk)
+    assert set(bakery_accounts) == set(kiosk_accounts)
+    assert not set(bakery_accounts.values()) & set(kiosk_accounts.values())
+
+    r = post(api, bakery, company_body(api, bakery))
+    assert r.status_code == 201, r.text
+    created = r.json()["value"]
+    assert created["number"] == 1
+    assert [v.id for v in store.list_vouchers(BAKERY.id)] == [created["id"]]
+    assert store.list_vouchers() == [] and store.list_vouchers(DEMO_FIRM.id) == []
+    # Another company's voucher is not there for the kiosk, nor for the firm's own books.
+    assert_error(requests.get(api + f"/ledger/voucher/{created['id']}", headers=kiosk, timeout=5), 404, 6000)
+    assert_error(requests.get(api + f"/ledger/voucher/{created['id']}", headers=firm, timeout=5), 404, 6000)
+    found = requests.get(
+        api + "/ledger/voucher/>externalVoucherNumber",
+        params={"externalVoucherNumber": "kassebro:shop12:2026-03-01"},
+        headers=kiosk,
+        timeout=5,
+    ).json()["values"]
+    assert found == []
+    # Numbers run per company: the kiosk's first voucher is number 1 too.
+    assert post(api, kiosk, voucher_body(api, kiosk)).json()["value"]["number"] == 1
+
+    # The kiosk's account ids do not exist in the bakery's chart.
+    mixed = company_body(api, bakery, externalVoucherNumber="mixed")
+    mixed["postings"][0]["account"] = {"id": kiosk_accounts[1920]}
+    error = assert_error(post(api, bakery, mixed), 422, 18000)
+    assert error["validationMessages"][0]["field"] == "postings.account.id"
+
+    calls = requests.get(api.removesuffix("/v2") + "/_sandbox/calls", timeout=5).json()["calls"]
+    posts = [c["user"] for c in calls if c["method"] == "POST" and c["path"] == "/ledger/voucher"]
+    assert posts == [str(BAKERY.id), "0", str(BAKERY.id)]
+    assert DEMO_FIRM_EMPLOYEE_TOKEN not in json.dumps(calls)
+    admin = requests.get(api.removesuffix("/v2") + "/_sandbox/vouchers", params={"company_id": BAKERY.id}, timeout=5)
+    assert [v["id"] for v in admin.json()["vouchers"]] == [created["id"]]
+
+
+def test_post_voucher_answers_the_default_rendering_whatever_fields_says(api, auth):
+    # The spec declares no `fields` on POST /ledger/voucher (it does on the GETs).
+    declared = [p["name"] for p in spec()["paths"]["/ledger/voucher"]["post"].get("parameters", [])]
+    assert "fields" not in declared
+    payload = json.dumps(voucher_body(api, auth), default=lambda d: float(d) if isinstance(d, Decimal) else d)
+    r = requests.post(
+        api + "/ledger/voucher",
+        params={"fields": "*,postings(*,account(id,number))"},
+        data=payload,
+        headers={**auth, "Content-Type": "application/json"},
+        timeout=5,
+    )
+    assert r.status_code == 201, r.text
+    assert all(set(p) == {"id", "url"} for p in r.json()["value"]["postings"])
+
+
+def test_companies_are_checked_and_kept_across_a_restart(tmp_path):
+    orphan = Company(id=1, name="Uten tilgang AS", organization_number="111111111", employee_id=2, login_access=(99,))
+    with pytest.raises(ValueError, match="99"):
+        create_app(employee_tokens={"t": orphan})
+    state = tmp_path / "tripletex.json"
+    with running(create_app(state_path=state)) as server:
+        bakery = as_user(login(server.url + "/v2", DEMO_FIRM_EMPLOYEE_TOKEN), BAKERY.id)
+        created = post(server.url + "/v2", bakery, company_body(server.url + "/v2", bakery)).json()["value"]
+    store = create_app(state_path=state).state.store
+    assert store.voucher(created["id"], BAKERY.id).number == 1
+    assert store.list_vouchers() == []
 
 
 # ---- persistence and the command line -------------------------------------------------------

@@ -54,7 +54,8 @@ def _run(step: str, vendor_id: str, day: str, **kwargs: Any) -> dict:
         if step in ("post", "verify"):
             from kassebro.airflow.hooks import ledger_for
 
-            ledger = ledger_for(vendor.ledger.system, vendor.ledger.connection, vendor.ledger.company)
+            target = vendor.ledger
+            ledger = ledger_for(target.system, target.connection, target.company, target.client_org_number)
             return getattr(pipeline, step)(vendor, the_day, ledger, journal, **kwargs)
         return getattr(pipeline, step)(vendor, the_day, journal)
     except Exception as exc:

@@ -8,6 +8,8 @@ as an HTTP header.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from airflow.providers.http.hooks.http import HttpHook
@@ -38,6 +40,13 @@ class _LedgerHook(HttpHook):
         extra = connection.extra_dejson
         return extra.get(key) or extra.get(f"extra__{self.conn_type}__{key}") or default
 
+    def lookup_cache(self, company: str | None = None) -> Any:
+        """Account and VAT ids shared by every task of a run (a file under the data directory)."""
+        from kassebro.config import data_dir
+        from kassebro.ledgers.cache import LookupCache, cache_path
+
+        return LookupCache(cache_path(data_dir() / "cache", self.conn_type, self.http_conn_id, company))
+
     def test_connection(self) -> tuple[bool, str]:
         try:
             return True, self.get_client().test_connection()
@@ -55,20 +64,29 @@ class TripletexHook(_LedgerHook):
     hook_name = "Tripletex"
     own_extras = ("consumer_token", "company_id")
 
-    def __init__(self, tripletex_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+    def __init__(
+        self, tripletex_conn_id: str = default_conn_name, client_org_number: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(tripletex_conn_id, **kwargs)
         self.tripletex_conn_id = tripletex_conn_id
+        self.client_org_number = "".join(ch for ch in client_org_number if ch.isdigit()) if client_org_number else None
 
     def get_client(self) -> TripletexClient:
+        """The client; with `client_org_number`, the connection is an accounting firm's posting
+        for that client company."""
         connection = self.get_connection(self.http_conn_id)
         session = self.get_conn()
+        company_id = 0 if self.client_org_number else int(self._extra(connection, "company_id", 0))
         return TripletexClient(
             self.base_url,
             self._extra(connection, "consumer_token", ""),
             connection.password or "",
-            company_id=int(self._extra(connection, "company_id", 0)),
+            company_id=company_id,
+            client_org_number=self.client_org_number,
             session=session,
             timeout=float(self.merged_extra.get("timeout", 30)),
+            cache=self.lookup_cache(self.client_org_number or str(company_id or "") or None),
+            read_back_after_post=False,
         )
 
 
@@ -95,27 +113,44 @@ class FikenHook(_LedgerHook):
     def _token_variable(self) -> str:
         return f"kassebro_fiken_refresh_token__{self.http_conn_id}"
 
-    def _stored_refresh_token(self) -> str | None:
+    def _stored_refresh_token(self, seed: str) -> str | None:
+        """The newest rotated token, if it descends from the connection's own token `seed`.
+
+        Someone who authorizes the app again puts a fresh token in the connection; a rotation
+        kept from the old one must not win over it, so the Variable records which token it
+        descends from (as a SHA-256, never the token itself).
+        """
         if _in_task():
             from airflow.sdk import Variable
 
-            return Variable.get(self._token_variable, default=None)
-        from airflow.models.variable import Variable as DbVariable
-
-        return DbVariable.get(self._token_variable, default_var=None)
-
-    def _store_refresh_token(self, token: str) -> None:
-        """Keep the rotated token: through the Task SDK in a task, through the metadata DB elsewhere
-        (the UI's Test button, the CLI). Losing it would lock kassebro out, so failure raises."""
-        description = "Fiken refresh token, rotated by kassebro"
-        if _in_task():
-            from airflow.sdk import Variable
-
-            Variable.set(self._token_variable, token, description=description)
+            raw = Variable.get(self._token_variable, default=None)
         else:
             from airflow.models.variable import Variable as DbVariable
 
-            DbVariable.set(self._token_variable, token, description=description)
+            raw = DbVariable.get(self._token_variable, default_var=None)
+        if not raw:
+            return None
+        try:
+            kept = json.loads(raw)
+        except ValueError:
+            return None
+        if not isinstance(kept, dict) or kept.get("seed") != _digest(seed):
+            return None
+        return kept.get("refresh_token") or None
+
+    def _store_refresh_token(self, seed: str, token: str) -> None:
+        """Keep the rotated token: through the Task SDK in a task, through the metadata DB elsewhere
+        (the UI's Test button, the CLI). Losing it would lock kassebro out, so failure raises."""
+        description = "Fiken refresh token, rotated by kassebro"
+        value = json.dumps({"seed": _digest(seed), "refresh_token": token})
+        if _in_task():
+            from airflow.sdk import Variable
+
+            Variable.set(self._token_variable, value, description=description)
+        else:
+            from airflow.models.variable import Variable as DbVariable
+
+            DbVariable.set(self._token_variable, value, description=description)
 
     def get_client(self) -> Any:
         from kassebro.ledgers.fiken import FikenClient
@@ -123,13 +158,14 @@ class FikenHook(_LedgerHook):
         connection = self.get_connection(self.http_conn_id)
         session = self.get_conn()
         slug = self.company or self._extra(connection, "company_slug", "")
+        seed = self._extra(connection, "refresh_token", "")
         return FikenClient(
             self.base_url,
             slug,
             client_id=connection.login or "",
             client_secret=connection.password or "",
-            refresh_token=self._stored_refresh_token() or self._extra(connection, "refresh_token", ""),
-            token_store=self._store_refresh_token,
+            refresh_token=self._stored_refresh_token(seed) or seed,
+            token_store=lambda token: self._store_refresh_token(seed, token),
             token_url=self._extra(connection, "token_url"),
             session=session,
             timeout=float(self.merged_extra.get("timeout", 30)),
@@ -217,6 +253,10 @@ class DuettHook(_LedgerHook):
         )
 
 
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
 def _in_task() -> bool:
     """True inside a running task, where the Task SDK (not the ORM) must be used."""
     try:
@@ -228,10 +268,12 @@ def _in_task() -> bool:
         return False
 
 
-def ledger_for(system: str, conn_id: str, company: str | None = None) -> Any:
+def ledger_for(system: str, conn_id: str, company: str | None = None, client_org_number: str | None = None) -> Any:
     """The ledger client for a vendor's system and connection id."""
     if system == "fiken":
         return FikenHook(conn_id, company=company or "").get_client()
+    if system == "tripletex":
+        return TripletexHook(conn_id, client_org_number=client_org_number).get_client()
     hooks = {"tripletex": TripletexHook, "poweroffice": PowerOfficeHook, "xledger": XledgerHook, "duett": DuettHook}
     if system not in hooks:
         raise ValueError(f"unsupported ledger system {system!r}")

@@ -7,8 +7,15 @@ the API's habits:
   employee token (the customer's), valid until tomorrow, and created again once when a call gets
   401. A rejected exchange says which of the two tokens is the likely culprit. Token values never
   appear in exceptions, reprs or logs (`_Secret`, and every server text is redacted).
-- Lookups (account ids, VAT type ids, departments, projects) are cached per client, accounts in
-  one call for all numbers of a voucher.
+- Accounting firms: with `client_org_number` the client asks `GET /company/>withLoginAccess`
+  (Basic user 0) which companies the firm's employee may log in to, and acts for the one with
+  that organisation number (its id as the Basic user) from then on.
+- Lookups (account info, VAT type ids, departments, projects, the client company's id) live in a
+  LookupCache, in memory or a file shared by the tasks of a run, accounts in one call for all
+  numbers of a voucher. A refused post clears it: the chart may have changed.
+- Calls per voucher: session (once per client) + `find` + POST, and one GET to read it back when
+  `read_back_after_post`: the spec declares no `fields` for POST /ledger/voucher, so its answer
+  has postings as references only, and none is sent. With a warm cache nothing else is called.
 - Exactly once: `post` never retries a POST after a transient error (the outcome is unknown);
   it raises LedgerTransient and the caller calls `find(external_ref)` before posting again.
   GETs are retried a few times with a short backoff. 429 is waited out when the reset is short
@@ -44,6 +51,7 @@ from kassebro.ledgers.base import (
     LedgerValidationError,
     PostedVoucher,
 )
+from kassebro.ledgers.cache import LookupCache
 from kassebro.money import ore_to_decimal, parse_ore
 from kassebro.voucher import Voucher
 
@@ -58,6 +66,8 @@ VOUCHER_FIELDS = (
     "account(id,number),vatType(id,number),department(id,departmentNumber),project(id,number))"
 )
 _ACCOUNT_FIELDS = "id,number,name,vatType(id,number),vatLocked,isInactive"
+_CLIENT_FIELDS = "id,name,organizationNumber"
+_LISTED_CLIENTS_MAX = 20  # in the error naming the companies a firm's token reaches
 _ID_SEGMENT = re.compile(r"/\d+(?=/|$)")
 
 
@@ -105,6 +115,11 @@ class TripletexClient:
         a sandbox "http://127.0.0.1:8900" ("/v2" is added when missing).
       consumer_token, employee_token: the integration's and the customer's tokens.
       company_id: 0 for the employee's own company, else an accountant client's company id.
+      client_org_number: for an accounting firm's tokens, the client company's organisation
+        number (spaces allowed); its company id is looked up once (`/company/>withLoginAccess`).
+        Not together with a non-zero company_id.
+      cache: where lookups are kept (default: a fresh in-memory LookupCache). Give a file-backed
+        one per connection and company to share them between the clients of a run.
       session: a requests.Session to use (else one is made and closed by `close`).
       timeout: seconds per HTTP request.
       max_rate_wait: the longest 429 reset (seconds) waited out in-client.
@@ -129,6 +144,8 @@ class TripletexClient:
         get_retries: int = 2,
         retry_backoff: float = 0.5,
         read_back_after_post: bool = True,
+        client_org_number: str | None = None,
+        cache: LookupCache | None = None,
     ) -> None:
         base = base_url.rstrip("/")
         self.base_url = base if base.endswith("/v2") else base + "/v2"
@@ -136,6 +153,12 @@ class TripletexClient:
         self._employee_token = _Secret(employee_token)
         self._session_token: _Secret | None = None
         self.company_id = int(company_id)
+        self.client_org_number = _org_digits(client_org_number) if client_org_number is not None else None
+        if self.client_org_number is not None and not self.client_org_number:
+            raise ValueError(f"not an organisation number: {client_org_number!r}")
+        if self.client_org_number and self.company_id:
+            raise ValueError("give company_id or client_org_number, not both")
+        self.cache = cache if cache is not None else LookupCache()
         self._http = session or requests.Session()
         self._owns_http = session is None
         self.timeout = timeout
@@ -144,16 +167,12 @@ class TripletexClient:
         self.retry_backoff = retry_backoff
         self.read_back_after_post = read_back_after_post
         self.calls: Counter[str] = Counter()
-        self._accounts: dict[str, dict[str, Any]] = {}
-        self._account_numbers: dict[int, str] = {}
-        self._vat_types: dict[str, int] = {}
-        self._departments: dict[str, int] = {}
-        self._projects: dict[str, int] = {}
 
     # ---- housekeeping ------------------------------------------------------------------------
 
     def __repr__(self) -> str:
-        return f"TripletexClient(base_url={self.base_url!r}, company_id={self.company_id})"
+        org = f", client_org_number={self.client_org_number!r}" if self.client_org_number else ""
+        return f"TripletexClient(base_url={self.base_url!r}, company_id={self.company_id}{org})"
 
     def close(self) -> None:
         """Close the HTTP session if this client made it."""
@@ -220,15 +239,23 @@ class TripletexClient:
         return self._posted(self._value(data))
 
     def post(self, voucher: Voucher, send_to_ledger: bool = True) -> PostedVoucher:
-        """POST the voucher (never retried on a transient error: call `find` first then)."""
-        body = self.render(voucher)
-        data = self._request(
-            "POST",
-            "/ledger/voucher",
-            params={"sendToLedger": "true" if send_to_ledger else "false"},
-            body=body,
-            retry_transient=False,
-        )
+        """POST the voucher (never retried on a transient error: call `find` first then).
+
+        A refusal (LedgerValidationError, before sending or from Tripletex) clears the lookup
+        cache, so a retry reads a chart that changed in Tripletex afresh.
+        """
+        try:
+            body = self.render(voucher)
+            data = self._request(
+                "POST",
+                "/ledger/voucher",
+                params={"sendToLedger": "true" if send_to_ledger else "false"},
+                body=body,
+                retry_transient=False,
+            )
+        except LedgerValidationError:
+            self.cache.clear()
+            raise
         value = self._value(data)
         if _has_full_postings(value):
             return self._posted(value)
@@ -241,15 +268,15 @@ class TripletexClient:
                     f"posted as voucher {value['id']}, but reading it back failed "
                     f"({str(exc).removeprefix(SYSTEM + ': ')}); look it up with find()",
                 ) from None
-        vat_numbers = {vid: code for code, vid in self._vat_types.items()}
+        # Without a read-back, the voucher is what we sent: render() made posting row n from line n.
         sent = [
             {
                 "row": p["row"],
-                "account": {"id": p["account"]["id"], "number": self._account_numbers[p["account"]["id"]]},
+                "account": {"id": p["account"]["id"], "number": str(line.account).strip()},
                 "amountGross": p["amountGross"],
-                "vatType": {"number": vat_numbers[p["vatType"]["id"]]} if "vatType" in p else None,
+                "vatType": {"number": str(line.vat_code).strip()} if line.vat_code else None,
             }
-            for p in body["postings"]
+            for p, line in zip(body["postings"], voucher.lines, strict=True)
         ]
         return self._posted({**value, "postings": sent})
 
@@ -306,9 +333,10 @@ class TripletexClient:
                 f"external reference {voucher.external_ref!r} is longer than "
                 f"{EXTERNAL_VOUCHER_NUMBER_MAX} characters (externalVoucherNumber)",
             )
-        accounts = self.resolve_accounts(line.account for line in voucher.lines)
+        infos = self._account_infos(line.account for line in voucher.lines)
+        accounts = {number: int(info["id"]) for number, info in infos.items()}
         vat_ids = self.resolve_vat_types(line.vat_code for line in voucher.lines if line.vat_code)
-        self._check_vat_locks(voucher)
+        self._check_vat_locks(voucher, infos)
         day = voucher.business_day.isoformat()
         postings = []
         for row, line in enumerate(voucher.lines, start=1):
@@ -317,7 +345,7 @@ class TripletexClient:
                 "row": row,
                 "date": day,
                 "description": line.description,
-                "account": {"id": accounts[line.account]},
+                "account": {"id": accounts[str(line.account).strip()]},
                 "amountGross": amount,
                 "amountGrossCurrency": amount,
             }
@@ -339,6 +367,10 @@ class TripletexClient:
 
     def resolve_accounts(self, numbers: Iterable[str]) -> dict[str, int]:
         """Account number -> Tripletex account id, in one call for all numbers not cached."""
+        return {number: int(info["id"]) for number, info in self._account_infos(numbers).items()}
+
+    def _account_infos(self, numbers: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Account number -> {id, number, vatType, vatLocked, isInactive}, from the cache or one GET."""
         wanted = list(dict.fromkeys(str(n).strip() for n in numbers))
         bad = [n for n in wanted if not n.isdigit()]
         if bad:
@@ -347,26 +379,27 @@ class TripletexClient:
                 "not Tripletex account numbers (digits only; 'XXXX:YYYYY' is Fiken's "
                 f"sub-account syntax): {', '.join(bad)}",
             )
-        missing = [n for n in wanted if n not in self._accounts]
+        infos: dict[str, dict[str, Any] | None] = {n: self.cache.get("accounts", n) for n in wanted}
+        missing = [n for n, info in infos.items() if info is None]
         if missing:
             data = self._request(
                 "GET",
                 "/ledger/account",
                 params={"number": ",".join(missing), "fields": _ACCOUNT_FIELDS, "count": 1000},
             )
-            for value in (data or {}).get("values") or []:
-                number = str(value.get("number"))
-                self._accounts[number] = value
-                self._account_numbers[int(value["id"])] = number
-            unknown = [n for n in missing if n not in self._accounts]
+            fetched = {str(v.get("number")): _account_info(v) for v in (data or {}).get("values") or []}
+            self.cache.put("accounts", fetched)
+            infos.update({n: fetched.get(n) for n in missing})
+            unknown = [n for n in missing if infos[n] is None]
             if unknown:
                 raise LedgerValidationError(
                     SYSTEM, f"accounts not in the Tripletex chart of accounts: {', '.join(unknown)}"
                 )
-        inactive = [n for n in wanted if self._accounts[n].get("isInactive")]
+        found = {n: info for n, info in infos.items() if info is not None}
+        inactive = [n for n in wanted if found[n].get("isInactive")]
         if inactive:
             raise LedgerValidationError(SYSTEM, f"accounts inactive in Tripletex: {', '.join(inactive)}")
-        return {n: int(self._accounts[n]["id"]) for n in wanted}
+        return found
 
     def account_id(self, number: str) -> int:
         """The Tripletex id of account `number` (cached)."""
@@ -375,19 +408,23 @@ class TripletexClient:
     def resolve_vat_types(self, codes: Iterable[str]) -> dict[str, int]:
         """Standard VAT code -> Tripletex vatType id, in one call for all codes not cached."""
         wanted = list(dict.fromkeys(str(c).strip() for c in codes))
-        missing = [c for c in wanted if c not in self._vat_types]
+        ids: dict[str, int | None] = {c: self.cache.get("vat_types", c) for c in wanted}
+        missing = [c for c, vid in ids.items() if vid is None]
         if missing:
             data = self._request(
                 "GET",
                 "/ledger/vatType",
                 params={"number": ",".join(missing), "fields": "id,number,percentage"},
             )
+            fetched: dict[str, int] = {}
             for value in (data or {}).get("values") or []:
-                self._vat_types.setdefault(str(value.get("number")), int(value["id"]))
-            unknown = [c for c in missing if c not in self._vat_types]
+                fetched.setdefault(str(value.get("number")), int(value["id"]))
+            self.cache.put("vat_types", fetched)
+            ids.update({c: fetched.get(c) for c in missing})
+            unknown = [c for c in missing if ids[c] is None]
             if unknown:
                 raise LedgerValidationError(SYSTEM, f"VAT codes unknown to Tripletex: {', '.join(unknown)}")
-        return {c: self._vat_types[c] for c in wanted}
+        return {c: int(vid) for c, vid in ids.items() if vid is not None}
 
     def vat_type_id(self, code: str) -> int:
         """The Tripletex vatType id of a standard VAT code such as "3" (cached)."""
@@ -396,34 +433,38 @@ class TripletexClient:
     def department_id(self, number: str) -> int:
         """The id of the department with this departmentNumber (cached)."""
         number = str(number).strip()
-        if number not in self._departments:
-            data = self._request(
-                "GET",
-                "/department",
-                params={"departmentNumber": number, "fields": "id,departmentNumber,name"},
-            )
-            # The filter is "containing": pick the exact number.
-            exact = [v for v in (data or {}).get("values") or [] if str(v.get("departmentNumber")) == number]
-            if not exact:
-                raise LedgerValidationError(SYSTEM, f"department {number} not found in Tripletex")
-            self._departments[number] = int(exact[0]["id"])
-        return self._departments[number]
+        cached = self.cache.get("departments", number)
+        if cached is not None:
+            return int(cached)
+        data = self._request(
+            "GET",
+            "/department",
+            params={"departmentNumber": number, "fields": "id,departmentNumber,name"},
+        )
+        # The filter is "containing": pick the exact number.
+        exact = [v for v in (data or {}).get("values") or [] if str(v.get("departmentNumber")) == number]
+        if not exact:
+            raise LedgerValidationError(SYSTEM, f"department {number} not found in Tripletex")
+        self.cache.put("departments", {number: int(exact[0]["id"])})
+        return int(exact[0]["id"])
 
     def project_id(self, number: str) -> int:
         """The id of the project with this number (cached)."""
         number = str(number).strip()
-        if number not in self._projects:
-            data = self._request("GET", "/project", params={"number": number, "fields": "id,number,name,isClosed"})
-            exact = [v for v in (data or {}).get("values") or [] if str(v.get("number")) == number]
-            if not exact:
-                raise LedgerValidationError(SYSTEM, f"project {number} not found in Tripletex")
-            self._projects[number] = int(exact[0]["id"])
-        return self._projects[number]
+        cached = self.cache.get("projects", number)
+        if cached is not None:
+            return int(cached)
+        data = self._request("GET", "/project", params={"number": number, "fields": "id,number,name,isClosed"})
+        exact = [v for v in (data or {}).get("values") or [] if str(v.get("number")) == number]
+        if not exact:
+            raise LedgerValidationError(SYSTEM, f"project {number} not found in Tripletex")
+        self.cache.put("projects", {number: int(exact[0]["id"])})
+        return int(exact[0]["id"])
 
-    def _check_vat_locks(self, voucher: Voucher) -> None:
+    def _check_vat_locks(self, voucher: Voucher, infos: Mapping[str, Mapping[str, Any]]) -> None:
         problems = []
         for line in voucher.lines:
-            info = self._accounts.get(line.account) or {}
+            info = infos.get(str(line.account).strip()) or {}
             if not info.get("vatLocked"):
                 continue
             locked = str((info.get("vatType") or {}).get("number") or "0")
@@ -434,6 +475,46 @@ class TripletexClient:
                 )
         if problems:
             raise LedgerValidationError(SYSTEM, "; ".join(dict.fromkeys(problems)))
+
+    def _account_numbers(self) -> dict[int, str]:
+        """Account id -> number, for postings that name the account by id only."""
+        return {int(info["id"]): number for number, info in self.cache.table("accounts").items()}
+
+    # ---- the client company of an accounting firm --------------------------------------------
+
+    def _target_company(self) -> int:
+        """The Basic user: company_id, or the id of client_org_number's company (looked up once)."""
+        if self.company_id or self.client_org_number is None:
+            return self.company_id
+        cached = self.cache.get("company", self.client_org_number)
+        if cached is None:
+            cached = self._client_company_id(self.client_org_number)
+            self.cache.put("company", {self.client_org_number: cached})
+        self.company_id = int(cached)
+        return self.company_id
+
+    def _client_company_id(self, org_number: str) -> int:
+        """The id of the company with this organisation number among those the firm may log in to."""
+        listed = self._all_pages("/company/>withLoginAccess", {}, fields=_CLIENT_FIELDS, own_company=True)
+        clients = [c for c in listed if isinstance(c.get("id"), int)]
+        ids = sorted({int(c["id"]) for c in clients if _org_digits(c.get("organizationNumber")) == org_number})
+        if len(ids) == 1:
+            return ids[0]
+        if ids:
+            raise LedgerAuthError(
+                SYSTEM,
+                f"organisation number {org_number} matches several companies the employee token may log "
+                f"in to (ids {', '.join(map(str, ids))}); set company_id to the right one",
+            )
+        reached = [f"{_org_digits(c.get('organizationNumber')) or '?'} ({c.get('name') or '?'})" for c in clients]
+        listing = ", ".join(reached[:_LISTED_CLIENTS_MAX]) or "no client companies at all"
+        if len(reached) > _LISTED_CLIENTS_MAX:
+            listing += f" and {len(reached) - _LISTED_CLIENTS_MAX} more"
+        raise LedgerAuthError(
+            SYSTEM,
+            f"the accounting firm's employee token has no login access to organisation number "
+            f"{org_number} (GET /company/>withLoginAccess); it reaches {listing}",
+        )
 
     # ---- HTTP --------------------------------------------------------------------------------
 
@@ -489,8 +570,13 @@ class TripletexClient:
         body: Any = None,
         auth: bool = True,
         retry_transient: bool | None = None,
+        own_company: bool = False,
     ) -> Any:
-        """One API call with auth, retries and error mapping; returns the parsed JSON or None."""
+        """One API call with auth, retries and error mapping; returns the parsed JSON or None.
+
+        `own_company` makes the call as Basic user 0 (the employee's own company), as the
+        lookup of an accounting firm's clients must be.
+        """
         if retry_transient is None:
             retry_transient = method == "GET" or not auth
         key = f"{method} {_ID_SEGMENT.sub('/{id}', path)}"
@@ -503,7 +589,7 @@ class TripletexClient:
             if data is not None:
                 headers["Content-Type"] = "application/json; charset=utf-8"
             if auth:
-                headers["Authorization"] = self._authorization()
+                headers["Authorization"] = self._authorization(own_company=own_company)
             self.calls[key] += 1
             try:
                 response = self._http.request(
@@ -561,11 +647,12 @@ class TripletexClient:
             exc.fields = _error_fields(response)  # type: ignore[attr-defined]
             raise exc
 
-    def _authorization(self) -> str:
+    def _authorization(self, *, own_company: bool = False) -> str:
         if self._session_token is None:
             self._create_session()
+        user = 0 if own_company else self._target_company()
         assert self._session_token is not None
-        raw = f"{self.company_id}:{self._session_token.reveal()}".encode()
+        raw = f"{user}:{self._session_token.reveal()}".encode()
         return "Basic " + base64.b64encode(raw).decode("ascii")
 
     def _backoff(self, attempt: int) -> None:
@@ -598,14 +685,14 @@ class TripletexClient:
             parts.append(f"(request id {request_id})")
         return self._redact(" ".join(parts))
 
-    def _all_pages(self, path: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def _all_pages(
+        self, path: str, params: Mapping[str, Any], fields: str = VOUCHER_FIELDS, *, own_company: bool = False
+    ) -> list[dict[str, Any]]:
         values: list[dict[str, Any]] = []
         start = 0
         while True:
-            data = (
-                self._request("GET", path, params={**params, "from": start, "count": 1000, "fields": VOUCHER_FIELDS})
-                or {}
-            )
+            query = {**params, "from": start, "count": 1000, "fields": fields}
+            data = self._request("GET", path, params=query, own_company=own_company) or {}
             page = data.get("values") or []
             values.extend(page)
             start += len(page)
@@ -630,6 +717,7 @@ class TripletexClient:
     def _posted(self, value: Mapping[str, Any]) -> PostedVoucher:
         """A voucher as PostedVoucher: user rows only (row >= 1), gross, in row order."""
         postings = []
+        numbers_by_id: dict[int, str] | None = None
         raw_postings = [p for p in value.get("postings") or [] if isinstance(p, dict)]
         for p in sorted(raw_postings, key=lambda p: (p.get("row") or 0, p.get("id") or 0)):
             row = p.get("row")
@@ -638,7 +726,8 @@ class TripletexClient:
             account = p.get("account") or {}
             number = account.get("number")
             if number is None:
-                number = self._account_numbers.get(int(account.get("id") or 0))
+                numbers_by_id = self._account_numbers() if numbers_by_id is None else numbers_by_id
+                number = numbers_by_id.get(int(account.get("id") or 0))
             if number is None or p.get("amountGross") is None:
                 raise LedgerTransient(SYSTEM, f"voucher {value.get('id')}: posting {p.get('id')} incomplete")
             vat = (p.get("vatType") or {}).get("number")
@@ -657,6 +746,23 @@ class TripletexClient:
 
 def _parse_json(response: requests.Response) -> Any:
     return json.loads(response.content.decode("utf-8"), parse_float=Decimal)
+
+
+def _org_digits(value: Any) -> str:
+    """An organisation number as digits only ("999 999 999" and "999999999" are the same)."""
+    return "".join(ch for ch in str(value or "") if ch.isdigit())
+
+
+def _account_info(value: Mapping[str, Any]) -> dict[str, Any]:
+    """What the cache keeps of an account (JSON-serialisable): id, number, VAT lock, inactive."""
+    vat = value.get("vatType") or {}
+    return {
+        "id": int(value["id"]),
+        "number": str(value.get("number")),
+        "vatType": {"id": vat.get("id"), "number": str(vat.get("number"))} if vat.get("number") is not None else None,
+        "vatLocked": bool(value.get("vatLocked")),
+        "isInactive": bool(value.get("isInactive")),
+    }
 
 
 def _has_full_postings(value: Mapping[str, Any]) -> bool:

@@ -16,6 +16,20 @@ VAT computed from gross and rounded half up per posting. `amount` sums to 0 over
 `amountGross` sums to 0 over the rows we sent. A posting without vatType gets the account's
 vatType when the account is vatLocked, else vatType "0".
 
+Accounting firms (spec `tokenAuthScheme` and `info.description`: the Basic username is "0" or
+blank for the employee's own company, any other value a client's company id, listed by
+`GET /company/>withLoginAccess`, a `ListResponseClient`). The store holds several companies, each
+with its own books and its own ids; a firm's employee (`Company.login_access`) may act for its
+clients. INFERRED, as neither the spec nor the brief says:
+- a Basic username naming a company the employee has no login access to gets 403 (code 9000,
+  sandbox wording); a bad or expired session stays 401;
+- `>withLoginAccess` lists the clients only, not the firm itself ("client customers" in the
+  summary), whatever the Basic username; `customerCompanyId`, `type` and dates are null;
+- `>whoAmI` as a client gives that company with the firm's employee, `employeeIsProxy: true`;
+- `fields` on `POST /ledger/voucher` is ignored (the spec declares it for GETs and a few other
+  operations, not this one), so the answer carries postings as references only.
+The call log records each call's Basic username as `user` (a company id, never the token).
+
 Run it: `python -m kassebro.sandbox.tripletex --port 8900 [--state FILE]`, or in-process with
 `kassebro.sandbox.server.running(create_app())`. Admin API outside `/v2` under `/_sandbox`.
 """
@@ -66,7 +80,11 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 @dataclass(frozen=True)
 class Company:
-    """The company (and the employee) an employee token logs into."""
+    """The company (and the employee) an employee token logs into.
+
+    `login_access`: ids of the client companies this employee may log in to by proxy (an
+    accounting firm's accountant), listed by `/company/>withLoginAccess`.
+    """
 
     id: int
     name: str
@@ -74,6 +92,7 @@ class Company:
     employee_id: int
     employee_first_name: str = "Demo"
     employee_last_name: str = "Regnskap"
+    login_access: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,6 +144,26 @@ DEMO_EMPLOYEE_TOKEN = "demo-employee-token"
 DEMO_CONSUMER_TOKENS = (DEMO_CONSUMER_TOKEN, "demo-consumer")
 DEMO_EMPLOYEE_TOKENS = (DEMO_EMPLOYEE_TOKEN, "demo-employee")
 DEMO_COMPANY = Company(id=10_874_521, name="Demo Kiosk AS", organization_number="999999999", employee_id=18_502_297)
+# An accounting firm whose employee token reaches two clients: the kiosk above and a bakery
+# without a token of its own.
+DEMO_FIRM_EMPLOYEE_TOKEN = "demo-firm-employee-token"
+DEMO_CLIENT_COMPANIES: tuple[Company, ...] = (
+    Company(id=10_874_633, name="Demo Bakeri AS", organization_number="998877665", employee_id=18_502_340),
+)
+DEMO_FIRM = Company(
+    id=10_870_015,
+    name="Demo Regnskapsbyrå AS",
+    organization_number="997766554",
+    employee_id=18_502_301,
+    employee_last_name="Regnskapsfører",
+    login_access=(DEMO_COMPANY.id, *(c.id for c in DEMO_CLIENT_COMPANIES)),
+)
+
+
+def demo_employee_tokens() -> dict[str, Company]:
+    """The default employee tokens: the kiosk's own ones first (the default company), the firm's."""
+    return {**dict.fromkeys(DEMO_EMPLOYEE_TOKENS, DEMO_COMPANY), DEMO_FIRM_EMPLOYEE_TOKEN: DEMO_FIRM}
+
 
 VAT_TYPES: tuple[VatType, ...] = (
     VatType(6000, "0", "Ingen avgiftsbehandling", "0", "NONE"),
@@ -531,8 +570,16 @@ def _ref_id(value: Any) -> int | None | bool:
 @dataclass
 class Session:
     id: int
-    company_id: int
+    company_id: int  # the employee's own company
     expiration: dt.date
+
+
+@dataclass(frozen=True)
+class Login:
+    """Who a call is made as: the session (the employee) and the company it acts for."""
+
+    session: Session
+    company: Company
 
 
 @dataclass
@@ -568,16 +615,39 @@ class StoredVoucher:
     postings: list[StoredPosting] = field(default_factory=list)
     reverse_voucher_id: int | None = None
     created: str = ""
+    company_id: int = 0  # whose books it is in (0 only in state files from before companies)
 
     @property
     def number_as_string(self) -> str:
         return f"{self.number}-{self.year}" if self.in_ledger else ""
 
 
-class TripletexStore:
-    """The company's books: chart, VAT types, dimensions, sessions and vouchers. Thread-safe.
+# Each further company's master data gets the default company's ids plus this times its index:
+# Tripletex ids are unique across companies, so an id from one company's chart does not exist in
+# another's, and a client that mixes companies up gets the 422 the real API gives.
+COMPANY_ID_STRIDE = 10_000_000
 
-    Tests can use it directly (`app.state.store`) to look at what the API holds.
+
+@dataclass
+class CompanyBooks:
+    """One company's master data: its chart, departments and projects (VAT types are shared)."""
+
+    company: Company
+    accounts: dict[int, Account]
+    departments: dict[int, Department]
+    projects: dict[int, Project]
+
+    def __post_init__(self) -> None:
+        self.accounts_by_number = {a.number: a for a in self.accounts.values()}
+
+
+class TripletexStore:
+    """The companies' books: charts, VAT types, dimensions, sessions and vouchers. Thread-safe.
+
+    Tests can use it directly (`app.state.store`) to look at what the API holds. The default
+    company is the one the first employee token logs into; `accounts`, `departments`, `projects`
+    and every method without `company_id` are about it. Every other company (an accounting firm,
+    its clients) has the same chart with ids shifted by COMPANY_ID_STRIDE per company.
     """
 
     def __init__(
@@ -590,30 +660,70 @@ class TripletexStore:
         vat_types: Iterable[VatType] = VAT_TYPES,
         departments: Iterable[Department] = DEPARTMENTS,
         projects: Iterable[Project] = PROJECTS,
+        client_companies: Iterable[Company] = DEMO_CLIENT_COMPANIES,
         state_path: str | os.PathLike[str] | None = None,
     ) -> None:
         self._lock = threading.RLock()
         self.consumer_tokens = frozenset(consumer_tokens)
-        self.employee_tokens = dict(
-            employee_tokens if employee_tokens is not None else dict.fromkeys(DEMO_EMPLOYEE_TOKENS, DEMO_COMPANY)
-        )
+        self.employee_tokens = dict(employee_tokens if employee_tokens is not None else demo_employee_tokens())
+        if not self.employee_tokens:
+            raise ValueError("at least one employee token is needed")
+        self.companies: dict[int, Company] = {}
+        for company in (*self.employee_tokens.values(), *client_companies):
+            if self.companies.setdefault(company.id, company) != company:
+                raise ValueError(f"company id {company.id} is given twice with different details")
+        unknown = sorted({i for c in self.companies.values() for i in c.login_access} - set(self.companies))
+        if unknown:
+            raise ValueError(f"login_access names unknown companies: {unknown}")
+        self.default_company_id = next(iter(self.employee_tokens.values())).id
+
         by_number = {a.number: a for a in (CHART if accounts is None else accounts)}
         for extra in extra_accounts:
             by_number[extra.number] = extra
-        self.accounts: dict[int, Account] = {a.id: a for a in by_number.values()}
-        if len(self.accounts) != len(by_number):
+        if len({a.id for a in by_number.values()}) != len(by_number):
             raise ValueError("account ids must be unique")
-        self.accounts_by_number = {a.number: a for a in self.accounts.values()}
         self.vat_types: dict[int, VatType] = {v.id: v for v in vat_types}
         self.vat_by_number = {v.number: v for v in self.vat_types.values()}
-        self.departments: dict[int, Department] = {d.id: d for d in departments}
-        self.projects: dict[int, Project] = {p.id: p for p in projects}
-        self.companies = {c.id: c for c in self.employee_tokens.values()}
+        chart, deps, projs = tuple(by_number.values()), tuple(departments), tuple(projects)
+        self._books: dict[int, CompanyBooks] = {}
+        for index, company in enumerate(self.companies.values()):  # the default company first
+            shift = index * COMPANY_ID_STRIDE
+            self._books[company.id] = CompanyBooks(
+                company,
+                {a.id + shift: replace(a, id=a.id + shift) for a in chart},
+                {d.id + shift: replace(d, id=d.id + shift) for d in deps},
+                {p.id + shift: replace(p, id=p.id + shift) for p in projs},
+            )
+        # Ids are unique across companies, so rendering can find any of them without a company.
+        self._all_accounts = {i: a for b in self._books.values() for i, a in b.accounts.items()}
+        self._all_departments = {i: d for b in self._books.values() for i, d in b.departments.items()}
+        self._all_projects = {i: p for b in self._books.values() for i, p in b.projects.items()}
+        if len(self._all_accounts) != len(chart) * len(self._books):
+            raise ValueError("account ids collide across companies; keep them below COMPANY_ID_STRIDE apart")
+        default = self._books[self.default_company_id]
+        self.accounts = default.accounts
+        self.accounts_by_number = default.accounts_by_number
+        self.departments = default.departments
+        self.projects = default.projects
         self.state_path = Path(state_path) if state_path else None
         self._sessions: dict[str, Session] = {}
         self._reset_books()
         if self.state_path and self.state_path.exists():
             self._load()
+
+    def books(self, company_id: int | None = None) -> CompanyBooks:
+        """One company's master data (default: the default company)."""
+        return self._books[self.default_company_id if company_id is None else company_id]
+
+    def login(self, session: Session, user: str) -> Company:
+        """The company a call acts for: Basic user "0" or blank is the employee's own company,
+        any other id must be one the employee may log in to (403 otherwise, INFERRED)."""
+        own = self.companies[session.company_id]
+        user = user.strip()
+        target = own.id if user in ("", "0") else int(user)
+        if target != own.id and target not in own.login_access:
+            raise TripletexError(403, 9000, "Du har ikke tilgang til dette firmaet.")  # sandbox wording
+        return self.companies[target]
 
     # ---- state -------------------------------------------------------------------------------
 
@@ -622,8 +732,8 @@ class TripletexStore:
         self._next_voucher_id = 608_859_001
         self._next_posting_id = 3_845_006_001
         self._next_session_id = 41_000_001
-        self._numbers: dict[int, int] = {}
-        self._temp_number = 0
+        self._numbers: dict[tuple[int, int], int] = {}  # (company id, year) -> last number
+        self._temp_numbers: dict[int, int] = {}  # company id -> last temp number
         self._used_accounts: set[int] = set()
 
     def reset(self, *, sessions: bool = False) -> None:
@@ -642,8 +752,8 @@ class TripletexStore:
             "next_voucher_id": self._next_voucher_id,
             "next_posting_id": self._next_posting_id,
             "next_session_id": self._next_session_id,
-            "numbers": {str(k): v for k, v in self._numbers.items()},
-            "temp_number": self._temp_number,
+            "numbers": {f"{company}:{year}": n for (company, year), n in self._numbers.items()},
+            "temp_numbers": {str(company): n for company, n in self._temp_numbers.items()},
             "sessions": {
                 token: {**asdict(s), "expiration": s.expiration.isoformat()} for token, s in self._sessions.items()
             },
@@ -656,16 +766,22 @@ class TripletexStore:
     def _load(self) -> None:
         assert self.state_path is not None
         data = json.loads(self.state_path.read_text(encoding="utf-8"))
+        default = self.default_company_id  # what a state file from before companies holds
         for raw in data.get("vouchers", []):
             postings = [StoredPosting(**p) for p in raw.pop("postings")]
             voucher = StoredVoucher(**raw, postings=postings)
+            voucher.company_id = voucher.company_id or default
             self.vouchers[voucher.id] = voucher
             self._used_accounts.update(p.account_id for p in postings)
         self._next_voucher_id = data.get("next_voucher_id", self._next_voucher_id)
         self._next_posting_id = data.get("next_posting_id", self._next_posting_id)
         self._next_session_id = data.get("next_session_id", self._next_session_id)
-        self._numbers = {int(k): v for k, v in data.get("numbers", {}).items()}
-        self._temp_number = data.get("temp_number", 0)
+        for key, n in data.get("numbers", {}).items():
+            company, _, year = key.rpartition(":")
+            self._numbers[(int(company or default), int(year))] = n
+        self._temp_numbers = {int(k): v for k, v in data.get("temp_numbers", {}).items()}
+        if "temp_number" in data:
+            self._temp_numbers.setdefault(default, data["temp_number"])
         for token, raw in data.get("sessions", {}).items():
             raw["expiration"] = dt.date.fromisoformat(raw["expiration"])
             self._sessions[token] = Session(**raw)
@@ -749,8 +865,9 @@ class TripletexStore:
 
     # ---- vouchers ----------------------------------------------------------------------------
 
-    def create_voucher(self, body: Any, *, send_to_ledger: bool) -> StoredVoucher:
+    def create_voucher(self, body: Any, *, send_to_ledger: bool, company_id: int | None = None) -> StoredVoucher:
         """Validate a POST /ledger/voucher body like Tripletex and store it (VAT rows added)."""
+        books = self.books(company_id)
         if not isinstance(body, dict):
             raise TripletexError(422, 22000, "Feil i JSON.", developer_message="Expected an object")
         messages: list[dict[str, Any]] = []
@@ -785,7 +902,7 @@ class TripletexStore:
 
         parsed: list[dict[str, Any]] = []
         for i, raw in enumerate(raw_postings):
-            item = self._check_posting(i, raw, date, messages)
+            item = self._check_posting(i, raw, date, messages, books)
             if item is not None:
                 parsed.append(item)
         if not messages:
@@ -807,14 +924,15 @@ class TripletexStore:
                 number=0,
                 temp_number=0,
                 created=dt.datetime.now().isoformat(timespec="seconds"),
+                company_id=books.company.id,
             )
             self._next_voucher_id += 1
-            voucher.postings = self._book_postings(parsed)
+            voucher.postings = self._book_postings(parsed, books)
             if send_to_ledger:
                 self._assign_number(voucher)
             else:
-                self._temp_number += 1
-                voucher.temp_number = self._temp_number
+                temp = self._temp_numbers.get(books.company.id, 0) + 1
+                self._temp_numbers[books.company.id] = voucher.temp_number = temp
             self.vouchers[voucher.id] = voucher
             self._save()
             return voucher
@@ -825,6 +943,7 @@ class TripletexStore:
         raw: dict[str, Any],
         voucher_date: dt.date | None,
         messages: list[dict[str, Any]],
+        books: CompanyBooks,
     ) -> dict[str, Any] | None:
         start = len(messages)
         path = f"postings[{i}]"
@@ -855,7 +974,7 @@ class TripletexStore:
         account_id = _ref_id(raw.get("account"))
         if account_id is None:
             messages.append(_vm("postings.account", "Kan ikke være null.", f"{path}.account"))
-        elif account_id is False or account_id not in self.accounts:
+        elif account_id is False or account_id not in books.accounts:
             given = raw["account"].get("id") if isinstance(raw.get("account"), dict) else None
             messages.append(
                 _vm(
@@ -865,7 +984,7 @@ class TripletexStore:
                 )
             )
         else:
-            account = self.accounts[int(account_id)]
+            account = books.accounts[int(account_id)]
             if account.is_inactive:
                 messages.append(
                     _vm(
@@ -917,8 +1036,8 @@ class TripletexStore:
 
         dims: dict[str, int | None] = {}
         for key, registry, missing in (
-            ("department", self.departments, "Avdelingen finnes ikke."),
-            ("project", self.projects, "Prosjektet finnes ikke."),
+            ("department", books.departments, "Avdelingen finnes ikke."),
+            ("project", books.projects, "Prosjektet finnes ikke."),
             ("customer", None, ""),
             ("supplier", None, ""),
         ):
@@ -1002,7 +1121,7 @@ class TripletexStore:
                     _vm("postings.row", f"Posteringene på rad {row} går ikke i balanse.")
                 )  # sandbox wording
 
-    def _book_postings(self, parsed: list[dict[str, Any]]) -> list[StoredPosting]:
+    def _book_postings(self, parsed: list[dict[str, Any]], books: CompanyBooks) -> list[StoredPosting]:
         postings: list[StoredPosting] = []
         for p in parsed:
             self._used_accounts.add(p["account"].id)
@@ -1027,7 +1146,7 @@ class TripletexStore:
                 )
             )
             if vat_amount:
-                vat_account = self.accounts_by_number[vat.vat_account]  # type: ignore[index]
+                vat_account = books.accounts_by_number[vat.vat_account]  # type: ignore[index]
                 postings.append(
                     StoredPosting(
                         id=self._take_posting_id(),
@@ -1052,27 +1171,34 @@ class TripletexStore:
         if number:
             voucher.number = number
         else:
-            self._numbers[voucher.year] = self._numbers.get(voucher.year, 0) + 1
-            voucher.number = self._numbers[voucher.year]
+            key = (voucher.company_id, voucher.year)
+            self._numbers[key] = self._numbers.get(key, 0) + 1
+            voucher.number = self._numbers[key]
         voucher.in_ledger = True
 
-    def voucher(self, voucher_id: int) -> StoredVoucher:
+    def voucher(self, voucher_id: int, company_id: int | None = None) -> StoredVoucher:
+        """One voucher of a company (another company's voucher is not found there)."""
+        company_id = self.default_company_id if company_id is None else company_id
         with self._lock:
             voucher = self.vouchers.get(voucher_id)
-            if voucher is None:
+            if voucher is None or voucher.company_id != company_id:
                 raise not_found()
             return voucher
 
-    def list_vouchers(self) -> list[StoredVoucher]:
+    def list_vouchers(self, company_id: int | None = None) -> list[StoredVoucher]:
+        """A company's vouchers by id (default: the default company's)."""
+        company_id = self.default_company_id if company_id is None else company_id
         with self._lock:
-            return sorted(self.vouchers.values(), key=lambda v: v.id)
+            return sorted((v for v in self.vouchers.values() if v.company_id == company_id), key=lambda v: v.id)
 
-    def by_external_number(self, external: str) -> list[StoredVoucher]:
-        return [v for v in self.list_vouchers() if v.external_voucher_number == external]
+    def by_external_number(self, external: str, company_id: int | None = None) -> list[StoredVoucher]:
+        return [v for v in self.list_vouchers(company_id) if v.external_voucher_number == external]
 
-    def send_to_ledger(self, voucher_id: int, version: int | None, number: int) -> StoredVoucher:
+    def send_to_ledger(
+        self, voucher_id: int, version: int | None, number: int, company_id: int | None = None
+    ) -> StoredVoucher:
         with self._lock:
-            voucher = self.voucher(voucher_id)
+            voucher = self.voucher(voucher_id, company_id)
             if version is not None and version != voucher.version:
                 raise TripletexError(409, 8000, "Objektet er endret av en annen bruker.")  # sandbox wording
             if voucher.in_ledger:
@@ -1082,10 +1208,11 @@ class TripletexStore:
             self._save()
             return voucher
 
-    def reverse(self, voucher_id: int, date: dt.date) -> StoredVoucher:
+    def reverse(self, voucher_id: int, date: dt.date, company_id: int | None = None) -> StoredVoucher:
         """Book the opposite voucher on `date` and link the two, like PUT /:reverse."""
         with self._lock:
-            original = self.voucher(voucher_id)
+            original = self.voucher(voucher_id, company_id)
+            books = self.books(original.company_id)
             if not original.in_ledger:
                 raise validation_failed([_vm("id", "Bilaget er ikke bokført.")])  # sandbox
             if original.reverse_voucher_id is not None:
@@ -1095,7 +1222,7 @@ class TripletexStore:
                     "row": p.row,
                     "date": date.isoformat(),
                     "description": p.description,
-                    "account": self.accounts[p.account_id],
+                    "account": books.accounts[p.account_id],
                     "vat": self.vat_types[p.vat_type_id],
                     "gross": -p.gross,
                     "department_id": p.department_id,
@@ -1120,9 +1247,10 @@ class TripletexStore:
                 temp_number=0,
                 reverse_voucher_id=original.id,
                 created=dt.datetime.now().isoformat(timespec="seconds"),
+                company_id=original.company_id,
             )
             self._next_voucher_id += 1
-            reversal.postings = self._book_postings(parsed)
+            reversal.postings = self._book_postings(parsed, books)
             self._assign_number(reversal)
             original.reverse_voucher_id = reversal.id
             original.version += 1
@@ -1130,9 +1258,9 @@ class TripletexStore:
             self._save()
             return reversal
 
-    def delete(self, voucher_id: int) -> None:
+    def delete(self, voucher_id: int, company_id: int | None = None) -> None:
         with self._lock:
-            self.voucher(voucher_id)
+            self.voucher(voucher_id, company_id)
             del self.vouchers[voucher_id]
             self._save()
 
@@ -1212,12 +1340,12 @@ class TripletexStore:
         }
 
     def render_posting(self, voucher: StoredVoucher, posting: StoredPosting, base: str) -> dict[str, Any]:
-        account = self.accounts[posting.account_id]
+        account = self._all_accounts[posting.account_id]
         vat = self.vat_types[posting.vat_type_id]
         amount = ore_to_decimal(posting.amount)
         gross = ore_to_decimal(posting.gross)
-        dep = self.departments.get(posting.department_id) if posting.department_id else None
-        proj = self.projects.get(posting.project_id) if posting.project_id else None
+        dep = self._all_departments.get(posting.department_id) if posting.department_id else None
+        proj = self._all_projects.get(posting.project_id) if posting.project_id else None
         return {
             "id": posting.id,
             "version": 0,
@@ -1255,6 +1383,31 @@ class TripletexStore:
             "matched": False,
             "isVatReadonly": posting.system_generated,
             "isAmountVatClosed": False,
+        }
+
+    @staticmethod
+    def render_client(company: Company, base: str) -> dict[str, Any]:
+        """A company as `/company/>withLoginAccess` lists it (schema Client)."""
+        return {
+            "id": company.id,
+            "version": 0,
+            "url": f"{base}/company/{company.id}",
+            "name": company.name,
+            "displayName": company.name,
+            "startDate": None,
+            "endDate": None,
+            "organizationNumber": company.organization_number,
+            "email": "",
+            "phoneNumber": "",
+            "phoneNumberMobile": "",
+            "faxNumber": "",
+            "address": None,
+            "type": None,
+            "currency": _currency(base),
+            "accountantOrSimilar": bool(company.login_access),
+            "companyMigration": "NONE",
+            "invoiceShowDeliveryDate": False,
+            "customerCompanyId": None,
         }
 
     def render_voucher(self, voucher: StoredVoucher, base: str) -> dict[str, Any]:
@@ -1388,6 +1541,22 @@ async def _json_body(request: Request) -> Any:
         raise TripletexError(422, 22000, "Feil i JSON.", developer_message=f"Could not parse JSON: {exc}") from None
 
 
+def _basic_user(scope: Scope) -> str | None:
+    """The Basic username of a call (the company id acted for, "0" = own), never the password."""
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            scheme, _, encoded = value.decode("latin-1").partition(" ")
+            if scheme.lower() != "basic":
+                return None
+            try:
+                decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+            user, sep, _ = decoded.partition(":")
+            return user if sep and user.strip().isdigit() else None
+    return None
+
+
 def _redact_query(query: str) -> str:
     pairs = parse_qsl(query, keep_blank_values=True)
     return urlencode([(k, "***" if k in SECRET_QUERY_KEYS else v) for k, v in pairs])
@@ -1420,6 +1589,7 @@ class TripletexSandbox(FastAPI):
             "method": method,
             "path": sub_path,
             "query": _redact_query(scope.get("query_string", b"").decode("latin-1")),
+            "user": _basic_user(scope),
             "status": None,
             "request_id": request_id,
             "fault": None,
@@ -1554,6 +1724,7 @@ def create_app(
     vat_types: Iterable[VatType] = VAT_TYPES,
     departments: Iterable[Department] = DEPARTMENTS,
     projects: Iterable[Project] = PROJECTS,
+    client_companies: Iterable[Company] = DEMO_CLIENT_COMPANIES,
     state_path: str | os.PathLike[str] | None = None,
     rate_limit: tuple[int, float] | None = None,
 ) -> TripletexSandbox:
@@ -1562,7 +1733,12 @@ def create_app(
     Args:
       consumer_tokens: accepted consumer tokens (default "demo-consumer-token", "demo-consumer").
       employee_tokens: employee token -> Company it logs into (default "demo-employee-token" and
-        "demo-employee" -> DEMO_COMPANY).
+        "demo-employee" -> DEMO_COMPANY, the default company; "demo-firm-employee-token" ->
+        DEMO_FIRM, an accounting firm). A Company's `login_access` names the client companies
+        its employee may log in to (Basic user = that company's id).
+      client_companies: companies without an employee token of their own, reachable only through
+        a firm's `login_access` (default DEMO_CLIENT_COMPANIES, "Demo Bakeri AS"). Every company
+        has its own books: the seeded chart, departments and projects under its own ids.
       accounts: replaces the seeded chart (CHART); extra_accounts adds or overrides by number.
       state_path: JSON file the books are kept in across restarts (else memory only).
       rate_limit: (calls, seconds) fixed window on all calls; off by default.
@@ -1578,6 +1754,7 @@ def create_app(
         vat_types=vat_types,
         departments=departments,
         projects=projects,
+        client_companies=client_companies,
         state_path=state_path,
     )
     app = TripletexSandbox(
@@ -1624,7 +1801,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 def _api_router(store: TripletexStore) -> APIRouter:
     router = APIRouter(prefix="/v2", default_response_class=TxJSONResponse)
 
-    def require_session(request: Request) -> Session:
+    def require_session(request: Request) -> Login:
         header = request.headers.get("authorization")
         if not header:
             raise unauthorized("No authorization header present.")
@@ -1646,9 +1823,7 @@ def _api_router(store: TripletexStore) -> APIRouter:
         session = store.session(token)
         if session is None:
             raise unauthorized("Invalid or expired token.")
-        if user.strip() not in ("", "0") and int(user) != session.company_id:
-            raise TripletexError(403, 9000, "Du har ikke tilgang til dette firmaet.")  # sandbox wording
-        return session
+        return Login(session, store.login(session, user))
 
     auth = Depends(require_session)
 
@@ -1681,18 +1856,19 @@ def _api_router(store: TripletexStore) -> APIRouter:
         return _single(request, session_value(token, session, _base(request)), status=201)
 
     @router.get("/token/session/>whoAmI")
-    async def who_am_i(request: Request, session: Session = auth) -> Response:
-        company = store.companies[session.company_id]
+    async def who_am_i(request: Request, login: Login = auth) -> Response:
+        company = login.company  # the one acted for; the employee is the session's (INFERRED)
+        own = store.companies[login.session.company_id]
         base = _base(request)
         value = {
-            "employeeId": company.employee_id,
-            "actualEmployeeId": company.employee_id,
+            "employeeId": own.employee_id,
+            "actualEmployeeId": own.employee_id,
             "employee": {
-                "id": company.employee_id,
-                "url": f"{base}/employee/{company.employee_id}",
-                "firstName": company.employee_first_name,
-                "lastName": company.employee_last_name,
-                "displayName": f"{company.employee_first_name} {company.employee_last_name}",
+                "id": own.employee_id,
+                "url": f"{base}/employee/{own.employee_id}",
+                "firstName": own.employee_first_name,
+                "lastName": own.employee_last_name,
+                "displayName": f"{own.employee_first_name} {own.employee_last_name}",
             },
             "companyId": company.id,
             "company": {
@@ -1704,12 +1880,19 @@ def _api_router(store: TripletexStore) -> APIRouter:
             },
             "language": "no",
             "loggedInWithConnect": False,
-            "employeeIsProxy": False,
+            "employeeIsProxy": company.id != own.id,
         }
         return _single(request, value)
 
+    @router.get("/company/>withLoginAccess")
+    async def with_login_access(request: Request, login: Login = auth) -> Response:
+        # The employee's clients (not the own company: the spec says "client customers").
+        own = store.companies[login.session.company_id]
+        values = [store.render_client(store.companies[i], _base(request)) for i in own.login_access]
+        return _listing(request, values)
+
     @router.delete("/token/session/{token}", status_code=204)
-    async def session_delete(token: str, session: Session = auth) -> Response:
+    async def session_delete(token: str, login: Login = auth) -> Response:
         if not store.delete_session(token):
             raise not_found()
         return Response(status_code=204)
@@ -1717,14 +1900,14 @@ def _api_router(store: TripletexStore) -> APIRouter:
     # ---- lookups -----------------------------------------------------------------------------
 
     @router.get("/ledger/account")
-    async def accounts(request: Request, session: Session = auth) -> Response:
+    async def accounts(request: Request, login: Login = auth) -> Response:
         ids = _list_param(request, "id")
         numbers = _list_param(request, "number")
         is_bank = _bool_param(request, "isBankAccount")
         inactive = _bool_param(request, "isInactive")
         ledger_type = request.query_params.get("ledgerType")
         values = []
-        for account in sorted(store.accounts.values(), key=lambda a: a.number):
+        for account in sorted(store.books(login.company.id).accounts.values(), key=lambda a: a.number):
             if ids is not None and str(account.id) not in ids:
                 continue
             if numbers is not None and str(account.number) not in numbers:
@@ -1739,14 +1922,14 @@ def _api_router(store: TripletexStore) -> APIRouter:
         return _listing(request, values)
 
     @router.get("/ledger/account/{account_id}")
-    async def account(request: Request, account_id: int, session: Session = auth) -> Response:
-        found = store.accounts.get(account_id)
+    async def account(request: Request, account_id: int, login: Login = auth) -> Response:
+        found = store.books(login.company.id).accounts.get(account_id)
         if found is None:
             raise not_found()
         return _single(request, store.render_account(found, _base(request)))
 
     @router.get("/ledger/vatType")
-    async def vat_types_list(request: Request, session: Session = auth) -> Response:
+    async def vat_types_list(request: Request, login: Login = auth) -> Response:
         ids = _list_param(request, "id")
         numbers = _list_param(request, "number")
         type_of_vat = request.query_params.get("typeOfVat")
@@ -1765,20 +1948,20 @@ def _api_router(store: TripletexStore) -> APIRouter:
         return _listing(request, values)
 
     @router.get("/ledger/vatType/{vat_id}")
-    async def vat_type(request: Request, vat_id: int, session: Session = auth) -> Response:
+    async def vat_type(request: Request, vat_id: int, login: Login = auth) -> Response:
         found = store.vat_types.get(vat_id)
         if found is None:
             raise not_found()
         return _single(request, store.render_vat(found, _base(request)))
 
     @router.get("/department")
-    async def departments(request: Request, session: Session = auth) -> Response:
+    async def departments(request: Request, login: Login = auth) -> Response:
         ids = _list_param(request, "id")
         number = request.query_params.get("departmentNumber")
         name = request.query_params.get("name")
         values = [
             store.render_department(d, _base(request))
-            for d in sorted(store.departments.values(), key=lambda d: d.id)
+            for d in sorted(store.books(login.company.id).departments.values(), key=lambda d: d.id)
             if (ids is None or str(d.id) in ids)
             and (not number or number in d.number)  # "Containing", as in the spec
             and (not name or name.lower() in d.name.lower())
@@ -1786,14 +1969,14 @@ def _api_router(store: TripletexStore) -> APIRouter:
         return _listing(request, values)
 
     @router.get("/project")
-    async def projects(request: Request, session: Session = auth) -> Response:
+    async def projects(request: Request, login: Login = auth) -> Response:
         ids = _list_param(request, "id")
         number = request.query_params.get("number")
         name = request.query_params.get("name")
         closed = _bool_param(request, "isClosed")
         values = [
             store.render_project(p, _base(request))
-            for p in sorted(store.projects.values(), key=lambda p: p.id)
+            for p in sorted(store.books(login.company.id).projects.values(), key=lambda p: p.id)
             if (ids is None or str(p.id) in ids)
             and (not number or p.number == number)  # "Equals", as in the spec
             and (not name or name.lower() in p.name.lower())
@@ -1804,19 +1987,19 @@ def _api_router(store: TripletexStore) -> APIRouter:
     # ---- vouchers ----------------------------------------------------------------------------
 
     @router.get("/ledger/voucher/>externalVoucherNumber")
-    async def by_external(request: Request, session: Session = auth) -> Response:
+    async def by_external(request: Request, login: Login = auth) -> Response:
         external = request.query_params.get("externalVoucherNumber")
-        found = store.by_external_number(external) if external else []
+        found = store.by_external_number(external, login.company.id) if external else []
         return _listing(request, [store.render_voucher(v, _base(request)) for v in found])
 
     @router.get("/ledger/voucher/>nonPosted")
-    async def non_posted(request: Request, session: Session = auth) -> Response:
+    async def non_posted(request: Request, login: Login = auth) -> Response:
         date_from = _date_param(request, "dateFrom", required=False)
         date_to = _date_param(request, "dateTo", required=False)
         _bool_param(request, "includeNonApproved", False)
         values = [
             store.render_voucher(v, _base(request))
-            for v in store.list_vouchers()
+            for v in store.list_vouchers(login.company.id)
             if not v.in_ledger
             and (date_from is None or v.date >= date_from.isoformat())
             and (date_to is None or v.date < date_to.isoformat())
@@ -1824,7 +2007,7 @@ def _api_router(store: TripletexStore) -> APIRouter:
         return _listing(request, values)
 
     @router.get("/ledger/voucher")
-    async def search_vouchers(request: Request, session: Session = auth) -> Response:
+    async def search_vouchers(request: Request, login: Login = auth) -> Response:
         date_from = _date_param(request, "dateFrom", required=True)
         date_to = _date_param(request, "dateTo", required=True)
         assert date_from is not None and date_to is not None
@@ -1833,7 +2016,7 @@ def _api_router(store: TripletexStore) -> APIRouter:
         number_from = _int_param(request, "numberFrom")
         number_to = _int_param(request, "numberTo")
         values = []
-        for v in store.list_vouchers():
+        for v in store.list_vouchers(login.company.id):
             if not v.in_ledger or not (date_from.isoformat() <= v.date < date_to.isoformat()):
                 continue
             if ids is not None and str(v.id) not in ids:
@@ -1849,39 +2032,42 @@ def _api_router(store: TripletexStore) -> APIRouter:
         return _listing(request, values, totalNumberOfPostings=postings)
 
     @router.post("/ledger/voucher", status_code=201)
-    async def post_voucher(request: Request, session: Session = auth) -> Response:
+    async def post_voucher(request: Request, login: Login = auth) -> Response:
         send_to_ledger = _bool_param(request, "sendToLedger", True)
         body = await _json_body(request)
-        voucher = store.create_voucher(body, send_to_ledger=bool(send_to_ledger))
-        return _single(request, store.render_voucher(voucher, _base(request)), status=201)
+        voucher = store.create_voucher(body, send_to_ledger=bool(send_to_ledger), company_id=login.company.id)
+        # The spec declares no `fields` for this operation, so the answer is the default
+        # rendering (postings as references) whatever the query says (INFERRED, module doc).
+        value = apply_fields(store.render_voucher(voucher, _base(request)), DEFAULT_FIELDS)
+        return TxJSONResponse({"value": value}, status_code=201)
 
     @router.get("/ledger/voucher/{voucher_id}")
-    async def get_voucher(request: Request, voucher_id: int, session: Session = auth) -> Response:
-        return _single(request, store.render_voucher(store.voucher(voucher_id), _base(request)))
+    async def get_voucher(request: Request, voucher_id: int, login: Login = auth) -> Response:
+        return _single(request, store.render_voucher(store.voucher(voucher_id, login.company.id), _base(request)))
 
     @router.delete("/ledger/voucher/{voucher_id}", status_code=204)
-    async def delete_voucher(voucher_id: int, session: Session = auth) -> Response:
-        store.delete(voucher_id)
+    async def delete_voucher(voucher_id: int, login: Login = auth) -> Response:
+        store.delete(voucher_id, login.company.id)
         return Response(status_code=204)
 
     @router.put("/ledger/voucher/{voucher_id}/:reverse")
-    async def reverse_voucher(request: Request, voucher_id: int, session: Session = auth) -> Response:
+    async def reverse_voucher(request: Request, voucher_id: int, login: Login = auth) -> Response:
         date = _date_param(request, "date", required=True)
         assert date is not None
-        reversal = store.reverse(voucher_id, date)
+        reversal = store.reverse(voucher_id, date, login.company.id)
         return _single(request, store.render_voucher(reversal, _base(request)))
 
     @router.put("/ledger/voucher/{voucher_id}/:sendToLedger")
-    async def send_to_ledger(request: Request, voucher_id: int, session: Session = auth) -> Response:
+    async def send_to_ledger(request: Request, voucher_id: int, login: Login = auth) -> Response:
         version = _int_param(request, "version")
         number = _int_param(request, "number", 0) or 0
-        voucher = store.send_to_ledger(voucher_id, version, number)
+        voucher = store.send_to_ledger(voucher_id, version, number, login.company.id)
         return _single(request, store.render_voucher(voucher, _base(request)))
 
     # ---- postings ----------------------------------------------------------------------------
 
     @router.get("/ledger/posting")
-    async def postings(request: Request, session: Session = auth) -> Response:
+    async def postings(request: Request, login: Login = auth) -> Response:
         date_from = _date_param(request, "dateFrom", required=True)
         date_to = _date_param(request, "dateTo", required=True)
         assert date_from is not None and date_to is not None
@@ -1891,11 +2077,12 @@ def _api_router(store: TripletexStore) -> APIRouter:
         number_from = _int_param(request, "accountNumberFrom")
         number_to = _int_param(request, "accountNumberTo")
         values = []
-        for v in store.list_vouchers():
+        books = store.books(login.company.id)
+        for v in store.list_vouchers(login.company.id):
             if not v.in_ledger:
                 continue
             for p in v.postings:
-                number = store.accounts[p.account_id].number
+                number = books.accounts[p.account_id].number
                 if not (date_from.isoformat() <= p.date < date_to.isoformat()):
                     continue
                 if account_id is not None and p.account_id != account_id:
@@ -1953,8 +2140,13 @@ def _admin_router(app: TripletexSandbox) -> APIRouter:
 
     @router.get("/vouchers")
     async def vouchers(request: Request) -> Response:
+        """One company's vouchers (`?company_id=`, default: the default company)."""
         base = f"{request.headers.get('host', 'localhost')}/v2"
-        values = [store.render_voucher(v, base) for v in store.list_vouchers()]
+        raw = request.query_params.get("company_id")
+        company_id = int(raw) if raw and raw.isdigit() else None
+        if company_id is not None and company_id not in store.companies:
+            return JSONResponse({"error": f"no company {company_id}"}, status_code=404)
+        values = [store.render_voucher(v, base) for v in store.list_vouchers(company_id)]
         return TxJSONResponse({"vouchers": values})
 
     @router.post("/reset")
@@ -1994,13 +2186,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--employee-token",
         action="append",
-        help=f"accepted employee token for the demo company (default {', '.join(DEMO_EMPLOYEE_TOKENS)})",
+        help=f"accepted employee token for the demo company (default {', '.join(DEMO_EMPLOYEE_TOKENS)}, "
+        f"and {DEMO_FIRM_EMPLOYEE_TOKEN} for the demo accounting firm)",
     )
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     app = create_app(
         consumer_tokens=args.consumer_token or DEMO_CONSUMER_TOKENS,
-        employee_tokens=dict.fromkeys(args.employee_token or DEMO_EMPLOYEE_TOKENS, DEMO_COMPANY),
+        employee_tokens=dict.fromkeys(args.employee_token, DEMO_COMPANY) if args.employee_token else None,
         state_path=args.state,
     )
     server = SandboxServer(app, host=args.host, port=args.port, log_level=args.log_level)
