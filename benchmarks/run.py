@@ -2,6 +2,7 @@
 
 Parse time: a DagBag of the dags folder with N generated vendor files, against a reference of N
 DAGs of the same task shape built from constants, both parsed in fresh processes in this run.
+A large day (benchmarks/large_day.py) and API calls per voucher per ledger (benchmarks/ledger_calls.py).
 """
 
 from __future__ import annotations
@@ -91,7 +92,28 @@ def parse_benchmark(n: int, repeats: int) -> dict:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def write_results(parse: dict, large: dict | None) -> str:
+def calls_section(calls: list[dict]) -> str:
+    """The calls-per-voucher table (benchmarks/ledger_calls.py)."""
+    days = calls[0]["days"]
+    rows = "\n".join(
+        f"| {c['system']} | {c['vendor']} | {c['post_cold']} | {c['post_warm']:.1f} | {c['verify_mean']:.1f} | "
+        f"{' → '.join(f'`{x}`' for x in c['warm_sequence'])} |"
+        for c in calls
+    )
+    return f"""
+## API calls per posted voucher, per ledger system
+The demo vendor of each system, {days} business days, its sandbox over HTTP; every day gets a
+fresh client from the Airflow hook, as each task does, sharing the run's lookup cache
+(`benchmarks/ledger_calls.py`). *Post* is the post task (auth, duplicate check, post; day 1
+also fills the cache); *verify* is the read-back task. Target: at most 3 per post.
+
+| system | vendor | post, day 1 | post, later days | verify | a later day's post |
+|---|---|---:|---:|---:|---|
+{rows}
+"""
+
+
+def write_results(parse: dict, large: dict | None, calls: list[dict] | None = None) -> str:
     text = f"""# Benchmarks
 
 Measured by `make bench` on {dt.date.today().isoformat()} ({platform.machine()}, {os.cpu_count()} cores,
@@ -129,6 +151,8 @@ canonical frames (`benchmarks/large_day.py`); build and DuckDB are best of 5.
 Read + validate + build: {large["lines_per_s"]:,.0f} lines/s. Peak RSS for the whole day:
 {large["peak_rss_mb"]:.0f} MB (target < 1,024 MB). The voucher has {large["voucher_lines"]} lines.
 """
+    if calls:
+        text += calls_section(calls)
     RESULTS.write_text(text, encoding="utf-8")
     return text
 
@@ -138,7 +162,13 @@ def main() -> int:
     parser.add_argument("--vendors", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--receipts", type=int, default=50_000, help="size of the large day (0: skip it)")
+    parser.add_argument("--call-days", type=int, default=5, help="days posted per ledger system (0: skip)")
     args = parser.parse_args()
+    calls = None
+    if args.call_days:
+        from benchmarks.ledger_calls import run as ledger_calls
+
+        calls = ledger_calls(args.call_days)
     parse = parse_benchmark(args.vendors, args.repeats)
     large = None
     if args.receipts:
@@ -146,8 +176,9 @@ def main() -> int:
 
         with tempfile.TemporaryDirectory(prefix="kassebro-large-") as work:
             large = large_day(Path(work), args.receipts)
-    print(write_results(parse, large))
+    print(write_results(parse, large, calls))
     ok = parse["ratio"] <= 1.5 and (large is None or (large["ratio"] <= 3 and large["peak_rss_mb"] < 1024))
+    ok = ok and all(c["post_warm"] <= 3 for c in calls or [])
     return 0 if ok else 1
 
 

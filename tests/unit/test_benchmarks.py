@@ -21,3 +21,16 @@ def test_large_day_benchmark_runs_on_a_small_day(tmp_path) -> None:
     assert result["receipts"] == 300 and result["lines"] >= 900
     assert result["validate_ok"] and result["voucher_lines"] > 0
     assert result["build_s"] > 0 and result["duckdb_s"] > 0 and result["peak_rss_mb"] > 0
+
+
+@pytest.mark.slow
+def test_calls_per_voucher_benchmark_runs_for_every_system() -> None:
+    from benchmarks.ledger_calls import VENDORS, run
+    from benchmarks.run import calls_section
+
+    results = run(days=2)
+    assert [r["system"] for r in results] == list(VENDORS)
+    for r in results:
+        assert r["post_cold"] >= r["post_warm"] > 0 and r["verify_mean"] > 0
+        assert any("POST" in call for call in r["warm_sequence"])  # the voucher itself was posted
+    assert "| tripletex |" in calls_section(results)
