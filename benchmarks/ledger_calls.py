@@ -2,7 +2,8 @@
 
 For each system: the demo vendor booked to it (config/vendors), `days` business days, its
 sandbox over HTTP, and for every day a fresh client from the Airflow hook, as each task gets
-one (`ledger_for`, with the connection from `AIRFLOW_CONN_*` and the run-wide lookup cache).
+one (`ledger_for`, with the connection from `AIRFLOW_CONN_*`, the run-wide lookup cache, and
+`careful` as the DAG's post task sets it).
 The post step and the verify step are counted apart from the sandbox's call log. Day 1 pays
 the lookups (cold cache); later days show the steady state. Target: at most 3 calls per post,
 duplicate check included.
@@ -79,7 +80,8 @@ def measure(system: str, days: int, home: Path) -> dict:
         for step, counts in ((pipeline.post, posts), (pipeline.verify, verifies)):
             for day in dates:
                 before = len(_calls(app))
-                client = ledger_for(target.system, target.connection, target.company, target.client_org_number)
+                careful = step is not pipeline.post or pipeline.careful_lookup(vendor, day, journal)
+                client = ledger_for(target.system, target.connection, target.company, target.client_org_number, careful)
                 result = step(vendor, day, client, journal)
                 assert result.get("state", "posted") in ("posted", "parked") or result.get("verified"), result
                 counts.append(_calls(app)[before:])

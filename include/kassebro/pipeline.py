@@ -134,6 +134,20 @@ def load_voucher(vendor: Vendor, day: dt.date) -> Voucher:
     return Voucher.from_json(json.loads(path.read_text(encoding="utf-8")))
 
 
+def careful_lookup(vendor: Vendor, day: dt.date, journal: Journal) -> bool:
+    """Whether the duplicate check must also search where a voucher *might* be left by an earlier
+    attempt in another mode (PowerOffice drafts awaiting approval: one more call).
+
+    Only needed when the vendor posts for approval, or when the day was tried before (its outcome
+    may be unknown, and the vendor's mode may have changed since). A day's first attempt in
+    direct mode cannot have left a draft.
+    """
+    if not vendor.ledger.send_to_ledger:
+        return True
+    entry = journal.get(vendor.id, day)
+    return entry is not None and (entry.attempts > 0 or bool(journal.booked(vendor.id, day)))
+
+
 def post(vendor: Vendor, day: dt.date, ledger: Ledger, journal: Journal, *, dry_run: bool = False) -> dict:
     """Post the day's voucher at most once; if the day changed after posting, book the change.
 

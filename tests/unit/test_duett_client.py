@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 import requests
 
 from kassebro.ledgers.base import LedgerAuthError, LedgerRateLimited, LedgerTransient, LedgerValidationError
+from kassebro.ledgers.cache import LookupCache
 from kassebro.ledgers.duett import DuettClient
 from kassebro.sandbox.duett import DEMO_CLIENT_KEY, DEMO_INTEGRATION_KEY, create_app
 from kassebro.sandbox.server import running
@@ -120,6 +122,58 @@ def test_lookups_are_cached(client):
     assert client.calls["GET /Register/v2/VatCode"] == 1
 
 
+def test_warm_cache_post_is_duplicate_check_and_post(sandbox, tmp_path):
+    path = tmp_path / "lookups" / "duett.json"
+    with make_client(sandbox[1], cache=LookupCache(path)) as first:
+        first.post(day_voucher())
+    sandbox[0].state.calls.clear()
+    voucher = day_voucher(dt.date(2026, 3, 2))
+    with make_client(sandbox[1], cache=LookupCache(path), read_back_after_post=False) as second:
+        assert second.find(voucher.external_ref, voucher.business_day) is None
+        posted = second.post(voucher)
+        made = [(c["method"], c["path"]) for c in sandbox[0].state.calls.list()]
+        assert second.get(posted.ledger_id) == posted  # what was sent is what Duett holds
+    assert made == [("GET", "/Voucher/v2"), ("GET", "/Voucher/v2"), ("POST", "/Voucher/v2")]
+    text = path.read_text(encoding="utf-8")
+    assert '"3000"' in text and DEMO_INTEGRATION_KEY not in text and DEMO_CLIENT_KEY not in text
+
+
+def test_an_answer_without_lines_is_read_back_by_id(sandbox):
+    session = requests.Session()
+
+    def strip_lines(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        if response.request.method == "POST":
+            answer = response.json()
+            response._content = json.dumps({"id": answer["id"], "voucherNumber": answer["voucherNumber"]}).encode()
+
+    session.hooks["response"].append(strip_lines)
+    voucher = day_voucher()
+    with make_client(sandbox[1], session=session) as c:
+        posted = c.post(voucher)
+        assert c.calls["GET /Voucher/v2/{id}"] == 1
+    assert posted.postings == expected(voucher) and posted.external_ref == voucher.external_ref
+
+
+def test_a_vat_code_missing_from_the_cache_is_looked_up_again(sandbox):
+    cache = LookupCache()
+    cache.put("vat_codes", {"3": "3"})  # cached before the register had the others
+    with make_client(sandbox[1], cache=cache) as c:
+        assert c.vat_code("3") == "3" and c.calls["GET /Register/v2/VatCode"] == 0
+        assert c.vat_code("31") == "31" and c.calls["GET /Register/v2/VatCode"] == 1
+        with pytest.raises(LedgerValidationError, match="VAT code 77"):
+            c.vat_code("77")
+        assert c.calls["GET /Register/v2/VatCode"] == 1  # read by this client: not again
+
+
+def test_a_refused_post_clears_the_cache(sandbox, client):
+    client.post(day_voucher())
+    assert client.cache.table("accounts") and client.cache.table("vat_codes")
+    requests.put(sandbox[1].url + "/_sandbox/lock", json={"locked_until": "2026-03-31"}, timeout=5)
+    with pytest.raises(LedgerValidationError, match="locked"):
+        client.post(day_voucher(dt.date(2026, 3, 5)))
+    assert client.cache.table("accounts") == {} and client.cache.table("vat_codes") == {}
+
+
 def test_voucher_numbers_are_deterministic_per_vendor_and_day(client):
     ref = external_ref("shop12", DAY)
     number = client.voucher_number(ref, DAY)
@@ -142,6 +196,7 @@ def test_duplicate_number_is_treated_as_already_posted(sandbox, client):
         again = other.post(day_voucher())
     assert again == first
     assert other.calls["POST /Voucher/v2"] == 1
+    assert other.cache.table("accounts")  # already posted is no refusal: the lookups stay
     assert len(vouchers(sandbox)) == 1
 
 

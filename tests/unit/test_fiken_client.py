@@ -6,6 +6,7 @@ import datetime as dt
 import threading
 import time
 from collections import Counter
+from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,11 @@ from kassebro.ledgers.base import (
     LedgerRateLimited,
     LedgerTransient,
     LedgerValidationError,
+    PostedVoucher,
 )
-from kassebro.ledgers.fiken import API_FLAG, DESCRIPTION_MAX, FikenClient, pair_lines
+from kassebro.ledgers.cache import LookupCache
+from kassebro.ledgers.fiken import API_FLAG, DESCRIPTION_MAX, FikenClient, net_parts, pair_lines
+from kassebro.money import vat_from_gross
 from kassebro.sandbox.fiken import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REFRESH_TOKEN, create_app
 from kassebro.sandbox.server import running
 from kassebro.voucher import Voucher, VoucherLine, external_ref
@@ -152,16 +156,115 @@ def test_description_fits_with_fikens_flag():
 
 def test_unrenderable_vouchers_are_refused_before_sending(client):
     base = day_voucher()
-    debit_vat = Voucher(
-        "v", DAY, "kassebro:v:2026-03-01", "x", (VoucherLine("3000", 100, "3"), VoucherLine("1920:10001", -100))
-    )
-    with pytest.raises(LedgerValidationError, match="net of VAT"):
-        client.render(debit_vat)
     bad_account = Voucher("v", DAY, "kassebro:v:2026-03-01", "x", (VoucherLine("1920", 100), VoucherLine("3999", -100)))
     with pytest.raises(LedgerValidationError, match="not in the Fiken chart: 1920, 3999"):
         client.render(bad_account)
     assert client.calls["POST /companies/{slug}/generalJournalEntries"] == 0
     assert client.render(base)
+
+
+# ---- VAT-coded debits (returns, days of net refunds) --------------------------------------------
+
+RATES = {3: 2500, 31: 1500, 33: 1200}
+
+
+def fiken_books(lines: list[dict[str, Any]]) -> Counter:
+    """What Fiken books for rendered lines, folded back to gross per (account, VAT code).
+
+    The model kassebro renders for: a coded debit's amount is net and Fiken adds its VAT (half
+    up), booking net + VAT on the line's credit side (spec: "net amount for debitAccount lines";
+    live-tested the same way by fiken-mcp, journal entries 61-63); a credit's amount is gross.
+    """
+    booked: Counter = Counter()
+    for line in lines:
+        debit_code = line.get("debitVatCode")
+        rate = RATES.get(debit_code, 0) if debit_code is not None else 0
+        vat = int((Decimal(line["amount"]) * rate / 10_000).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        if rate:
+            assert "creditVatCode" not in line  # the side that takes net + VAT has no code of its own
+        booked[(line["debitAccount"], debit_code)] += line["amount"] + vat
+        booked[(line["creditAccount"], line.get("creditVatCode"))] -= line["amount"] + vat
+    return Counter({key: amount for key, amount in booked.items() if amount})
+
+
+def voucher_books(voucher: Voucher) -> Counter:
+    totals: Counter = Counter()
+    for line in voucher.lines:
+        totals[(line.account, int(line.vat_code) if line.vat_code is not None else None)] += line.amount
+    return Counter({key: amount for key, amount in totals.items() if amount})
+
+
+def refund_voucher(*lines: VoucherLine) -> Voucher:
+    return Voucher("shop12", DAY, external_ref("shop12", DAY), "POS dagsoppgjør shop12", tuple(lines))
+
+
+def test_a_net_refund_is_sent_net_with_the_debit_vat_code():
+    voucher = refund_voucher(VoucherLine("3000", 1_250_00, "3", "Retur 25 %"), VoucherLine("1920:10001", -1_250_00))
+    assert pair_lines(voucher) == [
+        {"amount": 1_000_00, "debitAccount": "3000", "debitVatCode": 3, "creditAccount": "1920:10001"}
+    ]
+    assert fiken_books(pair_lines(voucher)) == voucher_books(voucher)
+
+
+def test_returns_pair_with_credits_without_vat_else_go_through_a_payment_account():
+    with_tips = refund_voucher(
+        VoucherLine("1920:10001", 1_300_00),
+        VoucherLine("3000", 250_00, "3", "Retur 25 %"),
+        VoucherLine("3000", -1_500_00, "3", "Salg 25 %"),
+        VoucherLine("2910", -50_00, None, "Tips"),
+    )
+    lines = pair_lines(with_tips)
+    assert lines[0] == {"amount": 40_00, "debitAccount": "3000", "debitVatCode": 3, "creditAccount": "2910"}
+    assert fiken_books(lines) == voucher_books(with_tips)
+    # refunds at 25 %, sales at 15 %, all paid by card: only the card account can carry the refund
+    by_card = refund_voucher(
+        VoucherLine("1920:10002", 750_00),
+        VoucherLine("3000", 250_00, "3", "Retur 25 %"),
+        VoucherLine("3030", -1_000_00, "31", "Salg 15 %"),
+    )
+    assert pair_lines(by_card) == [
+        {"amount": 200_00, "debitAccount": "3000", "debitVatCode": 3, "creditAccount": "1920:10002"},
+        {"amount": 1_000_00, "debitAccount": "1920:10002", "creditAccount": "3030", "creditVatCode": 31},
+    ]
+    assert fiken_books(pair_lines(by_card)) == voucher_books(by_card)
+    only_vat = refund_voucher(VoucherLine("3000", 100_00, "3"), VoucherLine("3030", -100_00, "31"))
+    with pytest.raises(LedgerValidationError, match="account without a VAT code"):
+        pair_lines(only_vat)
+
+
+def test_every_refund_amount_books_exactly_to_the_ore():
+    for gross in range(1, 5_000):
+        for code, rate in RATES.items():
+            voucher = refund_voucher(
+                VoucherLine("3000", gross, str(code)), VoucherLine("1920:10001", -gross - 7), VoucherLine("7798", 7)
+            )
+            assert fiken_books(pair_lines(voucher)) == voucher_books(voucher), (gross, code)
+            parts = net_parts(gross, rate)
+            assert len(parts) <= 2 and (len(parts) == 1 or parts[-1] == 1)
+            assert parts[0] == gross - vat_from_gross(gross, rate) or len(parts) == 2
+
+
+def test_a_refund_day_is_accepted_by_the_sandbox_as_rendered(sandbox, tokens):
+    voucher = refund_voucher(
+        VoucherLine("3000", 1_250_00, "3", "Retur 25 %"),
+        VoucherLine("3030", 115_00, "31", "Retur 15 %"),
+        VoucherLine("3000", -500_00, "3", "Salg 25 %"),
+        VoucherLine("1920:10001", -865_00),
+    )
+    with make_client(sandbox, token_store=tokens, read_back_after_post=False) as c:
+        body = c.render(voucher)
+        schema = {"$ref": "#/components/schemas/generalJournalEntryRequest", "components": spec()["components"]}
+        jsonschema.Draft7Validator(schema).validate(body)
+        posted = c.post(voucher)
+        read = c.get(posted.ledger_id)  # as Fiken books it: net refunds plus the VAT Fiken adds
+    assert Counter({(a, v): amount for a, amount, v in posted.postings}) == per_account(voucher)
+    assert Counter({(a, v): amount for a, amount, v in read.postings}) == per_account(voucher)
+    stored = sandbox[0].state.store.entries
+    assert [str(stored[0].journal_entry_id)] == [posted.ledger_id]
+    assert body["journalEntries"][0]["lines"][:2] == [
+        {"amount": 1_000_00, "debitAccount": "3000", "debitVatCode": 3, "creditAccount": "1920:10001"},
+        {"amount": 100_00, "debitAccount": "3030", "debitVatCode": 31, "creditAccount": "1920:10001"},
+    ]
 
 
 # ---- the Ledger protocol ---------------------------------------------------------------------
@@ -186,6 +289,71 @@ def test_post_reads_back_equal(client, sandbox):
     assert client.find(voucher.external_ref, DAY) == posted
     stored = sandbox[0].state.store.entries
     assert len(stored) == 1 and stored[0].open is False
+
+
+def test_post_without_read_back_returns_what_was_sent_with_the_location_id(sandbox, tokens):
+    voucher = day_voucher()
+    with make_client(sandbox, token_store=tokens, read_back_after_post=False) as c:
+        posted = c.post(voucher)
+        assert c.calls["GET /companies/{slug}/journalEntries/{id}"] == 0
+        read = c.get(posted.ledger_id)
+    assert posted.number == "" and read.number == "1"
+    assert posted == PostedVoucher(read.ledger_id, "", read.external_ref, read.date, posted.postings)
+    assert Counter({(a, v): amount for a, amount, v in posted.postings}) == Counter(
+        {(a, v): amount for a, amount, v in read.postings}
+    )
+
+
+def test_warm_cache_post_is_token_duplicate_check_and_post(sandbox, tokens, tmp_path):
+    path = tmp_path / "lookups" / "fiken.json"
+    with make_client(sandbox, token_store=tokens, cache=LookupCache(path)) as first:
+        first.test_connection()
+        first.post(day_voucher())
+    sandbox[0].state.calls.clear()
+    voucher = day_voucher(DAY + dt.timedelta(days=1))
+    second = make_client(
+        sandbox, refresh=tokens.saved[-1], token_store=tokens, cache=LookupCache(path), read_back_after_post=False
+    )
+    with second:
+        assert second.find(voucher.external_ref, voucher.business_day) is None
+        posted = second.post(voucher)
+        made = [(c["method"], c["path"]) for c in sandbox[0].state.calls.list()]
+        assert second.company()["name"] == "Demo Kiosk AS"  # cached by the first client's test_connection
+        assert second.calls["GET /companies/{slug}"] == 0
+        second.test_connection()  # but a connection test always asks Fiken
+        assert second.calls["GET /companies/{slug}"] == 1
+    assert made == [
+        ("POST", "/oauth/token"),
+        ("GET", f"/companies/{SLUG}/journalEntries"),
+        ("POST", f"/companies/{SLUG}/generalJournalEntries"),
+    ]
+    assert Counter({(a, v): amount for a, amount, v in posted.postings}) == per_account(voucher)
+    text = path.read_text(encoding="utf-8")
+    assert "1920:10001" in text
+    for secret in (DEMO_CLIENT_SECRET, DEMO_REFRESH_TOKEN, *tokens.saved):
+        assert secret not in text
+
+
+def test_a_new_account_missing_from_the_cache_is_looked_up_again(sandbox, tokens):
+    cache = LookupCache()
+    cache.put("accounts", {"1920:10001": "Driftskonto", "3000": "Salg"})  # a chart cached before 3030 was made
+    voucher = refund_voucher(VoucherLine("1920:10001", 100), VoucherLine("3030", -100, "31"))
+    with make_client(sandbox, token_store=tokens, cache=cache) as c:
+        c.render(voucher)
+        assert c.calls["GET /companies/{slug}/accounts"] == 1
+        with pytest.raises(LedgerValidationError, match="not in the Fiken chart: 3999"):
+            c.render(refund_voucher(VoucherLine("1920:10001", 100), VoucherLine("3999", -100)))
+        assert c.calls["GET /companies/{slug}/accounts"] == 1  # fetched by this client: not again
+
+
+def test_a_refused_post_clears_the_cache(sandbox, tokens):
+    cache = LookupCache()
+    with make_client(sandbox, token_store=tokens, cache=cache) as c:
+        c.post(day_voucher())
+        assert cache.table("accounts")
+        with pytest.raises(LedgerValidationError, match="not in the Fiken chart"):
+            c.post(refund_voucher(VoucherLine("1920:10001", 100), VoucherLine("3999", -100)))
+    assert cache.table("accounts") == {}
 
 
 def test_send_to_ledger_false_posts_open(client, sandbox):

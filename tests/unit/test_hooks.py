@@ -160,3 +160,45 @@ def test_an_accounting_firm_posts_for_its_client_by_org_number(
         assert not [c for c in again.calls if "withLoginAccess" in c or c.startswith("GET /ledger/account")]
         with pytest.raises(Exception, match="123456789"):
             ledger_for("tripletex", "firm", client_org_number="123456789").test_connection()
+
+
+@pytest.mark.parametrize(
+    ("conn_type", "environment", "api", "token"),
+    [
+        ("tripletex", "test", "https://api-test.tripletex.tech/v2", None),
+        ("tripletex", None, "https://tripletex.no/v2", None),
+        (
+            "poweroffice",
+            "test",
+            "https://goapi.poweroffice.net/demo/v2",
+            "https://goapi.poweroffice.net/Demo/OAuth/Token",
+        ),
+        ("xledger", "production", "https://www.xledger.net/graphql", None),
+        ("fiken", "test", "https://api.fiken.no/api/v2", "https://fiken.no/oauth/token"),
+    ],
+)
+def test_the_environment_gives_the_address_when_the_host_is_empty(
+    monkeypatch: pytest.MonkeyPatch, conn_type: str, environment: str | None, api: str, token: str | None
+) -> None:
+    from kassebro.airflow import hooks
+
+    extra = {"environment": environment} if environment else {}
+    conn_env(monkeypatch, "env_conn", {"conn_type": conn_type, "password": "secret", "extra": extra})
+    hook_class = {
+        "tripletex": hooks.TripletexHook,
+        "fiken": hooks.FikenHook,
+        "poweroffice": hooks.PowerOfficeHook,
+        "xledger": hooks.XledgerHook,
+    }[conn_type]
+    hook = hook_class("env_conn")
+    session = hook.get_conn()
+    assert (hook.base_url, hook.token_url) == (api, token)
+    assert "environment" not in session.headers  # our extras never become HTTP headers
+
+
+def test_a_sandbox_environment_needs_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kassebro.airflow.hooks import DuettHook
+
+    conn_env(monkeypatch, "dt_env", {"conn_type": "duett", "password": "k", "extra": {"environment": "sandbox"}})
+    with pytest.raises(ValueError, match="needs its host"):
+        DuettHook("dt_env").get_conn()

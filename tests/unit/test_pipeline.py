@@ -179,3 +179,14 @@ def test_validation_failure_records_the_day_as_failed(env) -> None:
     entry = journal.get(vendor.id, day)
     assert entry.state == "failed" and "receipt_balances" in entry.message
     assert folder.exists()
+
+
+def test_careful_lookup_only_when_an_earlier_attempt_or_approval_may_have_left_a_voucher(env) -> None:
+    vendor, journal, app, client = env
+    assert pipeline.careful_lookup(vendor, DAY, journal) is False  # first attempt, direct mode
+    parked = vendor.model_copy(update={"ledger": vendor.ledger.model_copy(update={"send_to_ledger": False})})
+    assert pipeline.careful_lookup(parked, DAY, journal) is True  # drafts are where approval posts go
+    app.state.faults.add("save_then_drop", path="/ledger/voucher", method="POST")
+    with pytest.raises(LedgerTransient):
+        pipeline.post(vendor, DAY, client(), journal)
+    assert pipeline.careful_lookup(vendor, DAY, journal) is True  # tried before: its outcome is unknown

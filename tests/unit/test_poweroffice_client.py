@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import replace
 from typing import Any
 
 import pytest
 import requests
 
 from kassebro.ledgers.base import LedgerAuthError, LedgerRateLimited, LedgerTransient, LedgerValidationError
+from kassebro.ledgers.cache import LookupCache
+from kassebro.ledgers.poweroffice import ACCOUNTS as ACCOUNT_TABLE
+from kassebro.ledgers.poweroffice import DEPARTMENTS as DEPARTMENT_TABLE
 from kassebro.ledgers.poweroffice import PowerOfficeClient
 from kassebro.sandbox.poweroffice import (
     DEFAULT_PRIVILEGES,
     DEMO_APPLICATION_KEY,
     DEMO_CLIENT_KEY,
     DEMO_SUBSCRIPTION_KEY,
+    DEPARTMENTS,
     TOKEN_PATH,
+    Department,
     create_app,
 )
 from kassebro.sandbox.server import running
@@ -76,6 +82,20 @@ def vouchers(sandbox) -> list[dict[str, Any]]:
     return requests.get(sandbox[1].url + "/_sandbox/vouchers", timeout=5).json()["vouchers"]
 
 
+def drafts(sandbox) -> list[dict[str, Any]]:
+    return requests.get(sandbox[1].url + "/_sandbox/vouchers", timeout=5).json()["drafts"]
+
+
+def call_log(sandbox) -> list[tuple[str, str]]:
+    """The (method, path) of every call the sandbox got since the last look, then forget them."""
+    calls = [(c["method"], c["path"]) for c in sandbox[0].state.calls.list()]
+    sandbox[0].state.calls.clear()
+    return calls
+
+
+LOOKUPS = {"GET /GeneralLedgerAccounts", "GET /VatCodes", "GET /Departments", "GET /Projects"}
+
+
 def day_voucher(day: dt.date = DAY, vendor: str = "shop12") -> Voucher:
     return Voucher(
         vendor_id=vendor,
@@ -95,6 +115,26 @@ def day_voucher(day: dt.date = DAY, vendor: str = "shop12") -> Voucher:
     )
 
 
+def dim_voucher(day: dt.date = DAY, department: str = "1", project: str | None = "10.2") -> Voucher:
+    """A day with a department and a (sub)project on its lines, and a line on another department."""
+    return Voucher(
+        vendor_id="shop12",
+        business_day=day,
+        external_ref=external_ref("shop12", day),
+        description=f"POS dagsoppgjør shop12 {day}",
+        lines=(
+            VoucherLine("1920", 1_250_00, None, "Bankkort", department, project),
+            VoucherLine("3000", -1_000_00, "3", "Salg 25 %", department, project),
+            VoucherLine("3030", -250_00, "31", "Salg 15 %", "2", None),
+        ),
+    )
+
+
+def dimension_ids(sandbox) -> tuple[dict[str, int], dict[str, int]]:
+    store = sandbox[0].state.store
+    return {d.code: d.id for d in store.departments.values()}, {p.code: p.id for p in store.projects.values()}
+
+
 def expected(voucher: Voucher) -> tuple[tuple[str, int, str | None], ...]:
     return tuple((line.account, line.amount, line.vat_code) for line in voucher.lines)
 
@@ -112,6 +152,14 @@ def test_missing_privilege_is_named(sandbox):
         with pytest.raises(LedgerAuthError, match="ManualVoucher_Full") as caught:
             client.test_connection()
         assert "GeneralLedgerAccount" not in str(caught.value)
+
+
+def test_missing_dimension_privilege_is_a_note_not_an_error(sandbox):
+    app = create_app(privileges=[p for p in DEFAULT_PRIVILEGES if p != "Project"])
+    with running(app) as server, make_client(server) as client:
+        answer = client.test_connection()
+    assert "Demo Kiosk AS" in answer and "no Project or Project_Full: lines with a project" in answer
+    assert "Department" not in answer
 
 
 def test_wrong_subscription_key_is_named_without_the_key(sandbox, caplog):
@@ -256,3 +304,150 @@ def test_post_for_approval_and_find_the_draft(sandbox, client):
     assert client.get(draft.ledger_id) == draft
     assert client.post(voucher, send_to_ledger=False) == draft  # no second draft
     assert len(requests.get(sandbox[1].url + "/_sandbox/vouchers", timeout=5).json()["drafts"]) == 1
+
+
+def test_a_draft_posted_by_the_approver_is_found_and_not_drafted_again(sandbox, client):
+    voucher = day_voucher()
+    draft = client.post(voucher, send_to_ledger=False)
+    requests.post(sandbox[1].url + f"/_sandbox/approve/{draft.ledger_id}", timeout=5).raise_for_status()
+    found = client.find(voucher.external_ref, DAY)  # via " [ref]" in the VoucherDescription
+    assert found is not None and found.in_ledger and found.ledger_id == draft.ledger_id
+    assert found.external_ref == voucher.external_ref and found.postings == expected(voucher)
+    assert client.get(draft.ledger_id) == found
+    assert client.post(voucher, send_to_ledger=False) == found  # no second draft of a posted day
+    assert len(drafts(sandbox)) == 1 and len(vouchers(sandbox)) == 1
+
+
+def test_a_draft_whose_submit_failed_is_submitted_on_the_next_try(sandbox, client):
+    voucher = day_voucher()
+    add_fault(sandbox, kind="500", path="/JournalEntryVouchers/*/submitForApproval", method="POST")
+    with pytest.raises(LedgerTransient):
+        client.post(voucher, send_to_ledger=False)
+    assert drafts(sandbox)[0]["InApprovalWorkflow"] is False
+    draft = client.post(voucher, send_to_ledger=False)
+    assert [d["InApprovalWorkflow"] for d in drafts(sandbox)] == [True]
+    assert draft.ledger_id == drafts(sandbox)[0]["Id"]
+
+
+# ---- departments and projects ---------------------------------------------------------------
+
+
+def test_departments_and_projects_are_sent_and_read_back(sandbox, client):
+    voucher = dim_voucher()
+    posted = client.post(voucher)
+    assert posted.postings == expected(voucher)
+    departments, projects = dimension_ids(sandbox)
+    stored = vouchers(sandbox)[0]["VoucherLines"]
+    assert [(line["DepartmentId"], line["ProjectId"]) for line in stored] == [
+        (departments["1"], projects["10.2"]),
+        (departments["1"], projects["10.2"]),
+        (departments["2"], None),
+    ]
+    assert client.read_lines(posted.ledger_id) == voucher.lines
+
+
+def test_draft_lines_carry_departments_and_projects(sandbox, client):
+    voucher = dim_voucher()
+    draft = client.post(voucher, send_to_ledger=False)
+    departments, projects = dimension_ids(sandbox)
+    lines = drafts(sandbox)[0]["ManualVoucherLines"]
+    assert [(line["DepartmentId"], line["ProjectId"]) for line in lines] == [
+        (departments["1"], projects["10.2"]),
+        (departments["1"], projects["10.2"]),
+        (departments["2"], None),
+    ]
+    assert client.read_lines(draft.ledger_id) == voucher.lines
+
+
+def test_unknown_department_or_project_is_named_and_nothing_is_posted(sandbox, client):
+    with pytest.raises(LedgerValidationError, match="department 9 not found"):
+        client.post(dim_voucher(department="9"))
+    with pytest.raises(LedgerValidationError, match="project 77 not found"):
+        client.post(dim_voucher(project="77"))
+    with pytest.raises(LedgerValidationError, match="department 9 not found"):
+        client.post(dim_voucher(department="9"), send_to_ledger=False)
+    assert client.calls["POST /Vouchers/ManualJournals"] == 0
+    assert client.calls["POST /JournalEntryVouchers/ManualJournals"] == 0
+    assert vouchers(sandbox) == [] and drafts(sandbox) == []
+
+
+def test_inactive_department_is_named():
+    closed = Department(7_100_004, "4", "Stengt", is_active=False)
+    with running(create_app(departments=(*DEPARTMENTS, closed))) as server, make_client(server) as client:
+        with pytest.raises(LedgerValidationError, match="department 4 inactive"):
+            client.post(dim_voucher(department="4"))
+        assert client.calls["POST /Vouchers/ManualJournals"] == 0
+
+
+# ---- the lookup cache -----------------------------------------------------------------------
+
+
+def test_two_clients_share_a_file_cache(sandbox, clock, tmp_path):
+    path = tmp_path / "lookups" / "poweroffice.json"
+    with make_client(sandbox[1], clock=clock, cache=LookupCache(path)) as first:
+        first.post(dim_voucher())
+    assert set(first.calls) >= LOOKUPS
+    later = dim_voucher(DAY + dt.timedelta(days=1))
+    with make_client(sandbox[1], clock=clock, cache=LookupCache(path)) as second:
+        posted = second.post(later)
+        assert second.get(posted.ledger_id) == posted
+        assert second.read_lines(posted.ledger_id) == later.lines
+        assert second.find(later.external_ref, later.business_day) == posted
+    assert not set(second.calls) & LOOKUPS, second.calls
+    saved = path.read_text()
+    assert all(secret not in saved for secret in (DEMO_APPLICATION_KEY, DEMO_CLIENT_KEY, DEMO_SUBSCRIPTION_KEY))
+
+
+def test_a_refusal_clears_the_cache_and_the_next_try_looks_up_afresh(sandbox, clock, tmp_path):
+    path = tmp_path / "lookups.json"
+    with make_client(sandbox[1], clock=clock, cache=LookupCache(path)) as client:
+        client.resolve_departments(["1"])
+        client.cache.put(DEPARTMENT_TABLE, {"1": 7_100_999})  # department 1 was deleted and made again in Go
+        with pytest.raises(LedgerValidationError, match="7100999"):
+            client.post(dim_voucher())
+        assert client.cache.table(DEPARTMENT_TABLE) == {} and not path.exists()
+        looked_up = client.calls["GET /Departments"]
+        posted = client.post(dim_voucher())
+        assert client.calls["GET /Departments"] == looked_up + 1
+    assert posted.in_ledger and len(vouchers(sandbox)) == 1
+
+
+def test_a_duplicate_refusal_keeps_the_cache(sandbox, client):
+    client.post(day_voucher())
+    moved = replace(day_voucher(), business_day=DAY + dt.timedelta(days=1))  # same reference, another day
+    with pytest.raises(LedgerValidationError, match="already exists"):
+        client.post(moved)  # refused as a duplicate, and find on the other day has nothing: re-raised
+    assert client.cache.table(ACCOUNT_TABLE)
+
+
+# ---- calls per voucher ----------------------------------------------------------------------
+
+
+def test_warm_post_is_token_duplicate_check_and_post(sandbox, clock, tmp_path):
+    path = tmp_path / "lookups.json"
+    with make_client(sandbox[1], clock=clock, cache=LookupCache(path)) as warm_up:
+        warm_up.post(dim_voucher())
+    voucher = dim_voucher(DAY + dt.timedelta(days=1))
+    call_log(sandbox)
+    with make_client(
+        sandbox[1], clock=clock, cache=LookupCache(path), search_drafts=False, read_back_after_post=False
+    ) as client:
+        assert client.find(voucher.external_ref, voucher.business_day) is None  # what the pipeline does first
+        posted = client.post(voucher)
+    assert call_log(sandbox) == [
+        ("POST", TOKEN_PATH),
+        ("GET", "/AccountTransactions"),
+        ("POST", "/Vouchers/ManualJournals"),
+    ]
+    assert posted.number == str(vouchers(sandbox)[-1]["VoucherNo"])
+    with make_client(sandbox[1], clock=clock, cache=LookupCache(path)) as reader:
+        assert reader.get(posted.ledger_id) == posted  # built from what was sent = what Go holds
+    assert call_log(sandbox) == [("POST", TOKEN_PATH), ("GET", f"/Vouchers/ManualJournals/{posted.ledger_id}")]
+
+
+def test_duplicate_without_read_back_still_returns_the_existing_voucher(sandbox, client, clock):
+    first = client.post(day_voucher())
+    with make_client(sandbox[1], clock=clock, read_back_after_post=False, search_drafts=False) as other:
+        again = other.post(day_voucher())
+    assert again == first
+    assert len(vouchers(sandbox)) == 1

@@ -21,10 +21,15 @@ import yaml
 
 from kassebro.ledgers.poweroffice import PowerOfficeClient
 from kassebro.sandbox.poweroffice import (
+    DEFAULT_PRIVILEGES,
     DEMO_APPLICATION_KEY,
     DEMO_CLIENT_KEY,
     DEMO_SUBSCRIPTION_KEY,
+    DEPARTMENTS,
+    PROJECTS,
     TOKEN_PATH,
+    Department,
+    Project,
     create_app,
 )
 from kassebro.sandbox.server import running
@@ -152,18 +157,36 @@ def manual_body(api, ref: str = "ref-1", amounts: tuple[str, str] = ("125.00", "
     }
 
 
-def day_voucher() -> Voucher:
+def day_voucher(department: str | None = None, project: str | None = None) -> Voucher:
     return Voucher(
         vendor_id="shop12",
         business_day=DAY,
         external_ref=external_ref("shop12", DAY),
         description="POS dagsoppgjør",
         lines=(
-            VoucherLine("1920", 1_250_00, None, "Bankkort"),
-            VoucherLine("3000", -1_000_00, "3", "Salg 25 %"),
-            VoucherLine("3030", -250_00, "31", "Salg 15 %"),
+            VoucherLine("1920", 1_250_00, None, "Bankkort", department, project),
+            VoucherLine("3000", -1_000_00, "3", "Salg 25 %", department, project),
+            VoucherLine("3030", -250_00, "31", "Salg 15 %", department, project),
         ),
     )
+
+
+def dimension_ids(api) -> tuple[dict[str, int], dict[str, int]]:
+    http, base = api
+    departments = {d["Code"]: d["Id"] for d in http.get(base + "/Departments", timeout=5).json()}
+    projects = {p["Code"]: p["Id"] for p in http.get(base + "/Projects", timeout=5).json()}
+    return departments, projects
+
+
+def logged_in(server) -> requests.Session:
+    http = requests.Session()
+    http.headers.update(
+        {
+            "Ocp-Apim-Subscription-Key": DEMO_SUBSCRIPTION_KEY,
+            "Authorization": "Bearer " + token(server.url)["access_token"],
+        }
+    )
+    return http
 
 
 # ---- auth -----------------------------------------------------------------------------------
@@ -247,6 +270,9 @@ def test_post_and_read_back(api):
         (lambda b: b["VoucherLines"][1].update(VatId=1), "VoucherLines[1].VatId"),
         (lambda b: b.pop("VoucherDate"), "VoucherDate"),
         (lambda b: b["VoucherLines"][0].update(CurrencyAmount="125.001"), "VoucherLines[0].CurrencyAmount"),
+        (lambda b: b["VoucherLines"][0].update(DepartmentId=1), "VoucherLines[0].DepartmentId"),
+        (lambda b: b["VoucherLines"][1].update(ProjectId=1), "VoucherLines[1].ProjectId"),
+        (lambda b: b["VoucherLines"][1].update(DepartmentId=-1), "VoucherLines[1].DepartmentId"),
     ],
 )
 def test_invalid_vouchers_are_400_problem_details(api, change, field):
@@ -343,6 +369,141 @@ def test_state_file_survives_restart(tmp_path):
         assert vouchers[0]["VoucherLines"][0]["CurrencyAmount"] == 125.0
 
 
+# ---- departments and projects ---------------------------------------------------------------
+
+
+def test_departments_and_projects_are_listed_with_the_spec_filters(api):
+    http, base = api
+
+    def codes(path: str, **params: Any) -> list[str] | None:
+        answer = http.get(base + path, params=params, timeout=5)
+        return None if answer.status_code == 204 else [row["Code"] for row in answer.json()]
+
+    assert codes("/Departments") == ["1", "2", "3"]
+    assert codes("/Departments", codes="1, 3") == ["1", "3"]  # the spec's "1, ABC, 10B" form
+    assert codes("/Departments", codes="9") is None  # an empty list is 204
+    assert codes("/Projects") == ["10", "10.2", "20"]
+    assert codes("/Projects", projectCodes="10") == ["10"]
+    assert codes("/Projects", projectCodes="10", includeSubProjects="true") == ["10", "10.2"]
+    sub = http.get(base + "/Projects", params={"projectCodes": "10.2"}, timeout=5).json()[0]
+    assert sub["ParentProjectCode"] == "10" and sub["ParentProjectId"] == 7_200_010
+
+
+def test_department_and_project_lists_need_their_privileges():
+    app = create_app(privileges=[p for p in DEFAULT_PRIVILEGES if p not in ("Department", "Project")])
+    with running(app) as server:
+        http = logged_in(server)
+        for path, role in (("/Departments", "Department"), ("/Projects", "Project")):
+            answer = http.get(server.url + "/v2" + path, timeout=5)
+            assert answer.status_code == 403 and role in answer.json()["Detail"]
+
+
+def test_inactive_department_and_project_are_refused_on_lines():
+    closed = Department(7_100_004, "4", "Stengt", is_active=False)
+    ended = Project(7_200_030, "30", "Ferdig", is_active=False, status="Complete")
+    app = create_app(departments=(*DEPARTMENTS, closed), projects=(*PROJECTS, ended))
+    with running(app) as server:
+        http = logged_in(server)
+        body = manual_body((http, server.url + "/v2"))
+        body["VoucherLines"][0]["DepartmentId"] = closed.id
+        body["VoucherLines"][1]["ProjectId"] = ended.id
+        answer = http.post(server.url + "/v2/Vouchers/ManualJournals", json=body, timeout=5)
+        errors = answer.json()["Errors"]
+        assert answer.status_code == 400
+        assert errors["VoucherLines[0].DepartmentId"] == ["Department 4 is not active."]
+        assert errors["VoucherLines[1].ProjectId"] == ["Project 30 is not active."]
+        assert app.state.store.vouchers == {}
+
+
+def test_dimensions_are_stored_and_reported_on_transactions(api):
+    http, base = api
+    departments, projects = dimension_ids(api)
+    body = manual_body(api)
+    body["VoucherLines"][0]["DepartmentId"] = departments["2"]
+    body["VoucherLines"][1].update(DepartmentId=departments["1"], ProjectId=projects["10.2"])
+    created = http.post(base + "/Vouchers/ManualJournals", json=body, timeout=5).json()
+    stored = http.get(base + f"/Vouchers/ManualJournals/{created['Id']}", timeout=5).json()["VoucherLines"]
+    assert [(line["DepartmentId"], line["ProjectId"]) for line in stored] == [
+        (departments["2"], None),
+        (departments["1"], projects["10.2"]),
+    ]
+    day = {"fromDate": DAY, "toDate": DAY}
+    rows = http.get(base + "/AccountTransactions", params=day, timeout=5).json()
+    by_account = {r["AccountNo"]: (r["DepartmentCode"], r["ProjectCode"]) for r in rows}
+    assert by_account == {1920: ("2", None), 3000: ("1", "10.2"), 2700: (None, None)}
+    only_1 = http.get(base + "/AccountTransactions", params={**day, "departmentCodes": "1"}, timeout=5).json()
+    assert [r["AccountNo"] for r in only_1] == [3000]
+    without = http.get(base + "/AccountTransactions", params={**day, "projectCodes": "-1"}, timeout=5).json()
+    assert sorted(r["AccountNo"] for r in without) == [1920, 2700]
+
+
+def test_draft_lines_inherit_the_header_dimensions_and_minus_one_means_none(api):
+    http, base = api
+    accounts, vats = ids(api)
+    departments, projects = dimension_ids(api)
+    body = {
+        "CurrencyCode": "NOK",
+        "VoucherDate": DAY.isoformat(),
+        "DepartmentId": departments["3"],
+        "ProjectId": projects["20"],
+        "ManualVoucherLines": [
+            {"DebitAccountId": accounts["1920"], "DebitVatId": vats["0"], "CurrencyAmount": "125.00"},
+            {
+                "CreditAccountId": accounts["3000"],
+                "CreditVatId": vats["3"],
+                "CurrencyAmount": "125.00",
+                "DepartmentId": -1,
+                "ProjectId": projects["10"],
+            },
+        ],
+    }
+    draft = http.post(base + "/JournalEntryVouchers/ManualJournals", json=body, timeout=5).json()
+    assert [(line["DepartmentId"], line["ProjectId"]) for line in draft["ManualVoucherLines"]] == [
+        (departments["3"], projects["20"]),
+        (None, projects["10"]),
+    ]
+    body["ManualVoucherLines"][0]["DepartmentId"] = 99
+    refused = http.post(base + "/JournalEntryVouchers/ManualJournals", json=body, timeout=5)
+    assert refused.status_code == 400 and "ManualVoucherLines[0].DepartmentId" in refused.json()["Errors"]
+
+
+def test_approving_a_draft_posts_it_under_the_same_id(sandbox, api):
+    http, base = api
+    accounts, vats = ids(api)
+    departments, _ = dimension_ids(api)
+    body = {
+        "CurrencyCode": "NOK",
+        "VoucherDate": DAY.isoformat(),
+        "Description": "POS [ref-9]",
+        "ManualVoucherLines": [
+            {"DebitAccountId": accounts["1920"], "DebitVatId": vats["0"], "CurrencyAmount": "125.00"},
+            {
+                "CreditAccountId": accounts["3000"],
+                "CreditVatId": vats["3"],
+                "CurrencyAmount": "125.00",
+                "DepartmentId": departments["1"],
+            },
+        ],
+    }
+    draft_id = http.post(base + "/JournalEntryVouchers/ManualJournals", json=body, timeout=5).json()["Id"]
+    admin = sandbox[1].url + f"/_sandbox/approve/{draft_id}"
+    assert requests.post(admin, timeout=5).status_code == 409  # not submitted yet
+    http.post(base + f"/JournalEntryVouchers/{draft_id}/submitForApproval", json={}, timeout=5)
+    assert requests.post(admin, timeout=5).status_code == 200
+    posted = http.get(base + f"/Vouchers/ManualJournals/{draft_id}", timeout=5).json()
+    assert [(line["CurrencyAmount"], line["DepartmentId"]) for line in posted["VoucherLines"]] == [
+        (125.0, None),
+        (-125.0, departments["1"]),
+    ]
+    assert posted["ExternalImportReference"] is None and posted["VoucherNo"]
+    listed = http.get(base + "/JournalEntryVouchers", params={"isPosted": "true"}, timeout=5).json()
+    assert [(d["Id"], d["IsPosted"]) for d in listed] == [(draft_id, True)]
+    assert http.get(base + "/JournalEntryVouchers", params={"isPosted": "false"}, timeout=5).status_code == 204
+    rows = http.get(base + "/AccountTransactions", params={"fromDate": DAY, "toDate": DAY}, timeout=5).json()
+    assert {r["VoucherDescription"] for r in rows} == {"POS [ref-9]"}
+    assert requests.post(admin, timeout=5).status_code == 409  # posted once only
+
+
 # ---- shapes against the merged v2 spec ------------------------------------------------------
 
 
@@ -378,8 +539,10 @@ def test_client_bodies_validate_against_request_schemas(sandbox):
 
         from kassebro.ledgers.tripletex import encode_json
 
-        body = json.loads(encode_json(client.render(day_voucher())))
-        draft = json.loads(encode_json(client.render_draft(day_voucher())))
+        body = json.loads(encode_json(client.render(day_voucher("1", "10.2"))))
+        draft = json.loads(encode_json(client.render_draft(day_voucher("2", "20"))))
+    assert {line["DepartmentId"] for line in body["VoucherLines"]} == {7_100_001}
+    assert {line["ProjectId"] for line in draft["ManualVoucherLines"]} == {7_200_020}
     assert_valid(body, request_schema("/Vouchers/ManualJournals", "post"))
     assert_valid(draft, request_schema("/JournalEntryVouchers/ManualJournals", "post"))
 
@@ -397,8 +560,13 @@ def test_responses_validate_against_response_schemas(api):
             "200",
         ),
         (http.get(base + "/VatCodes").json(), "/VatCodes", "get", "200"),
+        (http.get(base + "/Departments").json(), "/Departments", "get", "200"),
+        (http.get(base + "/Projects").json(), "/Projects", "get", "200"),
     ]
-    created = http.post(base + "/Vouchers/ManualJournals", json=manual_body(api))
+    departments, projects = dimension_ids(api)
+    with_dimensions = manual_body(api)
+    with_dimensions["VoucherLines"][1].update(DepartmentId=departments["1"], ProjectId=projects["10.2"])
+    created = http.post(base + "/Vouchers/ManualJournals", json=with_dimensions)
     checks.append((created.json(), "/Vouchers/ManualJournals", "post", "201"))
     checks.append(
         (

@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from kassebro.ledgers.base import LedgerAuthError, LedgerRateLimited, LedgerTransient, LedgerValidationError
+from kassebro.ledgers.cache import LookupCache
 from kassebro.ledgers.xledger import CREDITS_RETRY_AFTER, M_ADD_ITEMS, XledgerClient, kroner, ore
 from kassebro.sandbox.server import running
 from kassebro.sandbox.xledger import DEMO_TOKEN, create_app
@@ -107,6 +108,54 @@ def test_lookups_are_cached(client, sandbox):
     client.post(day_voucher("1"))
     client.post(day_voucher("2"))
     assert client.calls["query accounts"] == 1 and client.calls["query objectValues"] == 1
+
+
+def test_warm_cache_post_is_duplicate_check_and_import(sandbox, tmp_path):
+    path = tmp_path / "lookups" / "xledger.json"
+    with make_client(sandbox, cache=LookupCache(path)) as first:
+        first.post(day_voucher("1"))
+    sandbox[0].state.calls.clear()
+    voucher = day_voucher("2")
+    with make_client(sandbox, cache=LookupCache(path), read_back_after_post=False) as second:
+        assert second.find(voucher.external_ref, DAY) is None
+        posted = second.post(voucher)
+        made = [(c["method"], c["path"]) for c in sandbox[0].state.calls.list()]
+        assert posted == second.find(voucher.external_ref, DAY)  # what was sent is what Xledger holds
+    assert made == [("POST", "/glImportItems"), ("POST", "/addGLImportItems")]
+    text = path.read_text(encoding="utf-8")
+    assert '"3000"' in text and DEMO_TOKEN not in text
+
+
+def test_post_trusts_only_a_fresh_find_of_its_own(client, sandbox, monkeypatch):
+    voucher = day_voucher()
+    assert client.find(voucher.external_ref, DAY) is None
+    with make_client(sandbox) as other:
+        imported = other.post(voucher)  # another process imports it meanwhile
+    monkeypatch.setattr("kassebro.ledgers.xledger.ABSENT_TRUST_SECONDS", 0.0)
+    assert client.post(voucher) == imported  # find() is too old to trust: looked up, not imported again
+    assert len(sandbox[0].state.store.items) == len(voucher.lines)
+    assert client.calls["query glImportItems"] == 2 and client.calls["mutation addGLImportItems"] == 0
+
+
+def test_a_new_account_missing_from_the_cache_is_looked_up_again(sandbox):
+    cache = LookupCache()
+    cache.put("accounts", {"1920": 1})  # a chart cached before the others were made
+    cache.put("tax_rules", {"2": 1})
+    with make_client(sandbox, cache=cache) as c:
+        c.render(day_voucher())
+        assert c.calls["query accounts"] == 1 and c.calls["query objectValues"] == 1
+        assert c.calls["query objectKinds"] == 1
+        with pytest.raises(LedgerValidationError, match="not in the Xledger chart: 1234"):
+            c.render(Voucher("12", DAY, "r", "x", (VoucherLine("1234", 100), VoucherLine("3000", -100, "3"))))
+        assert c.calls["query accounts"] == 1  # fetched by this client: not again
+
+
+def test_a_refused_post_clears_the_cache(client):
+    client.post(day_voucher())
+    assert client.cache.table("accounts") and client.cache.table("tax_rules")
+    with pytest.raises(LedgerValidationError):
+        client.post(Voucher("12", DAY, "r", "x", (VoucherLine("1234", 100), VoucherLine("3000", -100, "3"))))
+    assert client.cache.table("accounts") == {} and client.cache.table("tax_rules") == {}
 
 
 def test_post_looks_up_first_and_does_not_import_twice(client, sandbox):

@@ -55,7 +55,8 @@ def _run(step: str, vendor_id: str, day: str, **kwargs: Any) -> dict:
             from kassebro.airflow.hooks import ledger_for
 
             target = vendor.ledger
-            ledger = ledger_for(target.system, target.connection, target.company, target.client_org_number)
+            careful = step != "post" or pipeline.careful_lookup(vendor, the_day, journal)
+            ledger = ledger_for(target.system, target.connection, target.company, target.client_org_number, careful)
             return getattr(pipeline, step)(vendor, the_day, ledger, journal, **kwargs)
         return getattr(pipeline, step)(vendor, the_day, journal)
     except Exception as exc:

@@ -21,6 +21,7 @@ class _LedgerHook(HttpHook):
     """Shared by the ledger hooks: no Basic auth from login/password, our extras never sent as headers."""
 
     own_extras: tuple[str, ...] = ()
+    token_url: str | None = None
 
     def __init__(self, conn_id: str, **kwargs: Any) -> None:
         super().__init__(method="GET", http_conn_id=conn_id, **kwargs)
@@ -28,9 +29,20 @@ class _LedgerHook(HttpHook):
     def _extract_auth(self, connection: Any) -> None:
         return None
 
+    def _set_base_url(self, connection: Any) -> None:
+        """The host when set; else the API URL of the connection's `environment` (production by default)."""
+        from kassebro.ledgers.environments import urls_for
+
+        environment = self._extra(connection, "environment") or ("sandbox" if connection.host else "production")
+        if connection.host:
+            super()._set_base_url(connection)
+            return
+        self.base_url, self.token_url = urls_for(self.conn_type, environment)
+        self._base_url_initialized = True
+
     def _configure_session_from_extra(self, session: Any, connection: Any, extra_options: dict[str, Any]) -> Any:
         clean = connection.extra_dejson
-        for key in self.own_extras:
+        for key in (*self.own_extras, "environment", "timeout"):
             clean.pop(key, None)
             clean.pop(f"extra__{self.conn_type}__{key}", None)
         proxy = type("_Conn", (), {"extra_dejson": clean, "extra": clean, "host": connection.host})()
@@ -166,9 +178,11 @@ class FikenHook(_LedgerHook):
             client_secret=connection.password or "",
             refresh_token=self._stored_refresh_token(seed) or seed,
             token_store=lambda token: self._store_refresh_token(seed, token),
-            token_url=self._extra(connection, "token_url"),
+            token_url=self._extra(connection, "token_url") or self.token_url,
             session=session,
             timeout=float(self.merged_extra.get("timeout", 30)),
+            cache=self.lookup_cache(slug),
+            read_back_after_post=False,
         )
 
 
@@ -185,7 +199,7 @@ class PowerOfficeHook(_LedgerHook):
     def __init__(self, poweroffice_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(poweroffice_conn_id, **kwargs)
 
-    def get_client(self) -> Any:
+    def get_client(self, search_drafts: bool = True) -> Any:
         from kassebro.ledgers.poweroffice import PowerOfficeClient
 
         connection = self.get_connection(self.http_conn_id)
@@ -193,12 +207,15 @@ class PowerOfficeHook(_LedgerHook):
         root = self.base_url.rstrip("/").removesuffix("/v2")
         return PowerOfficeClient(
             self.base_url,
-            self._extra(connection, "token_url", f"{root}/OAuth/Token"),
+            self._extra(connection, "token_url") or self.token_url or f"{root}/OAuth/Token",
             application_key=self._extra(connection, "application_key", ""),
             client_key=connection.password or "",
             subscription_key=self._extra(connection, "subscription_key", ""),
             session=session,
             timeout=float(self.merged_extra.get("timeout", 30)),
+            cache=self.lookup_cache(),
+            read_back_after_post=False,
+            search_drafts=search_drafts,
         )
 
 
@@ -223,6 +240,8 @@ class XledgerHook(_LedgerHook):
             connection.password or "",
             session=session,
             timeout=float(self.merged_extra.get("timeout", 30)),
+            cache=self.lookup_cache(),
+            read_back_after_post=False,
         )
 
 
@@ -250,6 +269,8 @@ class DuettHook(_LedgerHook):
             client_key=connection.password or "",
             session=session,
             timeout=float(self.merged_extra.get("timeout", 30)),
+            cache=self.lookup_cache(),
+            read_back_after_post=False,
         )
 
 
@@ -268,13 +289,25 @@ def _in_task() -> bool:
         return False
 
 
-def ledger_for(system: str, conn_id: str, company: str | None = None, client_org_number: str | None = None) -> Any:
-    """The ledger client for a vendor's system and connection id."""
+def ledger_for(
+    system: str,
+    conn_id: str,
+    company: str | None = None,
+    client_org_number: str | None = None,
+    careful: bool = True,
+) -> Any:
+    """The ledger client for a vendor's system and connection id.
+
+    `careful=False` (a day's first attempt in direct mode, `pipeline.careful_lookup`) lets a
+    client skip duplicate-check places no earlier attempt can have written to.
+    """
+    if system == "poweroffice":
+        return PowerOfficeHook(conn_id).get_client(search_drafts=careful)
     if system == "fiken":
         return FikenHook(conn_id, company=company or "").get_client()
     if system == "tripletex":
         return TripletexHook(conn_id, client_org_number=client_org_number).get_client()
-    hooks = {"tripletex": TripletexHook, "poweroffice": PowerOfficeHook, "xledger": XledgerHook, "duett": DuettHook}
+    hooks = {"tripletex": TripletexHook, "xledger": XledgerHook, "duett": DuettHook}
     if system not in hooks:
         raise ValueError(f"unsupported ledger system {system!r}")
     return hooks[system](conn_id).get_client()

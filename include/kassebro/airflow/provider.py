@@ -9,6 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 _SECRET = {"type": ["string", "null"], "format": "password"}
+_ENVIRONMENT = {
+    "label": "Environment",
+    "description": "production or test picks the system's own API address when the host is left empty; "
+    "sandbox (a local emulator) needs the host.",
+    "schema": {"type": ["string", "null"], "enum": ["production", "test", "sandbox", None]},
+}
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -31,6 +37,7 @@ def get_provider_info() -> dict[str, Any]:
                     },
                 },
                 "conn-fields": {
+                    "environment": _ENVIRONMENT,
                     "consumer_token": {
                         "label": "Consumer token",
                         "description": "The integration's consumer token (issued to kassebro by Tripletex).",
@@ -53,6 +60,7 @@ def get_provider_info() -> dict[str, Any]:
                     "placeholders": {"host": "https://api.fiken.no/api/v2"},
                 },
                 "conn-fields": {
+                    "environment": _ENVIRONMENT,
                     "refresh_token": {
                         "label": "Refresh token",
                         "description": "From the OAuth authorisation; kassebro keeps the rotated one in a Variable.",
@@ -75,6 +83,7 @@ def get_provider_info() -> dict[str, Any]:
                     "placeholders": {"host": "https://goapi.poweroffice.net/v2 (or the demo environment)"},
                 },
                 "conn-fields": {
+                    "environment": _ENVIRONMENT,
                     "application_key": {
                         "label": "Application key",
                         "description": "The integration's application key.",
@@ -103,6 +112,7 @@ def get_provider_info() -> dict[str, Any]:
                         "host": "https://www.xledger.net/graphql (demo: https://demo.xledger.net/graphql)"
                     },
                 },
+                "conn-fields": {"environment": _ENVIRONMENT},
             },
             {
                 "connection-type": "duett",
@@ -114,6 +124,7 @@ def get_provider_info() -> dict[str, Any]:
                     "placeholders": {"host": "https://api.duett.no"},
                 },
                 "conn-fields": {
+                    "environment": _ENVIRONMENT,
                     "integration_key": {
                         "label": "Integration key",
                         "description": "The integration's key (X-Api-Integration-Key).",

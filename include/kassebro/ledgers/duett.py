@@ -7,11 +7,13 @@ Plain `requests`, no Airflow. What it does about the API (brief `apis.md` §5, `
   a 401/403 names the header the server complains about (or both when it does not say).
 - `test_connection()`: `GET /system/v2/integration`; returns a sentence naming the client and
   whether "Bilagsbehandling" (automatic voucher control) is among `activeModules`.
-- Lookups, cached per client: the account register (`GET /Register/v2/Account?filter[accountNumber][IN]=`,
-  one call for all numbers of a voucher) and the VAT register (`GET /Register/v2/VatCode`, once),
-  mapped by `standardTaxCode` (falling back to `code`) so kassebro's standard codes "3", "31", "33",
-  "5", "6" find Duett's codes. A line without VAT goes out with `vatCode: null`. Both register paths
-  are INFERRED from the documented `/Register/v2/AccountIntervals`.
+- Lookups, kept in a `LookupCache` shared by the clients of a run (a client whose post is refused
+  clears it): the account register (`GET /Register/v2/Account?filter[accountNumber][IN]=`, one call
+  for the numbers of a voucher not cached yet) and the VAT register (`GET /Register/v2/VatCode`,
+  read again once when a code is missing from the cache), mapped by `standardTaxCode` (falling back
+  to `code`) so kassebro's standard codes "3", "31", "33", "5", "6" find Duett's codes. A line
+  without VAT goes out with `vatCode: null`. Both register paths are INFERRED from the documented
+  `/Register/v2/AccountIntervals`. The keys never go in the cache.
 - Post (INFERRED endpoint): `POST /Voucher/v2` with `{voucherNumber, voucherDate, text, lines:
   [{accountNumber, accountType:"account", amountGross, vatCode, text}]}`, amounts gross and signed
   (debit positive). `text` is the voucher's description followed by " [external_ref]".
@@ -26,6 +28,13 @@ Plain `requests`, no Airflow. What it does about the API (brief `apis.md` §5, `
   retried `get_retries` times on 5xx/transport errors.
 - find(ref, date): `GET /Voucher/v2?filter[voucherYear][EQ]=Y&filter[voucherNumber][EQ]=N`, checked
   against the reference in the text; else `filter[voucherDate][EQ]=date&filter[text][LIKE]=ref`.
+  So a voucher that is not there costs two GETs. Why both: the first is exact (an EQ on a
+  documented field) and finds the voucher under kassebro's own number; the second catches the
+  reference under another number (the series or a vendor's slot changed, Duett renumbered it)
+  but rests on an INFERRED LIKE; each covers a case the other misses.
+- Read-back: the POST answer is the stored voucher, so `post` parses it (a GET by id only when
+  the answer lacks the lines); with `read_back_after_post=False` it returns the voucher as sent
+  with the answer's id and number.
 - Errors: ProblemDetails 400/404/409/422 -> LedgerValidationError with title, detail and errors;
   401/403 -> LedgerAuthError; 429 -> LedgerRateLimited(Retry-After); 5xx, timeouts, dropped
   connections -> LedgerTransient.
@@ -54,6 +63,7 @@ from kassebro.ledgers.base import (
     LedgerValidationError,
     PostedVoucher,
 )
+from kassebro.ledgers.cache import LookupCache
 from kassebro.ledgers.tripletex import _Secret, encode_json
 from kassebro.money import ore_to_decimal, parse_ore
 from kassebro.voucher import Voucher
@@ -84,6 +94,10 @@ class DuettClient:
         hash collisions between vendors; others get a hashed slot.
       voucher_type: sent as `voucherType` when set (agree it with the accountant, DUETT-DOC).
       session, timeout, get_retries, retry_backoff: HTTP options.
+      cache: the run's lookups (one per connection, `cache.cache_path`); None makes an in-memory
+        one for this client.
+      read_back_after_post: return the voucher as Duett's answer (or, lacking lines, a GET) holds
+        it; False returns it as sent, with the answer's id and number.
     """
 
     system = SYSTEM
@@ -102,6 +116,8 @@ class DuettClient:
         timeout: float = 30.0,
         get_retries: int = 2,
         retry_backoff: float = 0.5,
+        cache: LookupCache | None = None,
+        read_back_after_post: bool = True,
     ) -> None:
         if series_start <= 0 or series_size < _DAYS_PER_SLOT or series_size % _DAYS_PER_SLOT:
             raise ValueError(f"series_size must be a positive multiple of {_DAYS_PER_SLOT}, series_start positive")
@@ -120,10 +136,10 @@ class DuettClient:
         self.timeout = timeout
         self.get_retries = get_retries
         self.retry_backoff = retry_backoff
+        self.cache = cache if cache is not None else LookupCache()
+        self.read_back_after_post = read_back_after_post
         self.calls: Counter[str] = Counter()
-        self._accounts: set[str] = set()
-        self._vat_codes: dict[str, str] | None = None  # standard code -> Duett code
-        self._standard_codes: dict[str, str] = {}  # Duett code -> standard code
+        self._vat_fetched = False  # this client read the VAT register itself
 
     # ---- housekeeping ------------------------------------------------------------------------
 
@@ -181,7 +197,17 @@ class DuettClient:
         return self._posted(self._request("GET", f"{VOUCHER_PATH}/{ledger_id}") or {})
 
     def post(self, voucher: Voucher, send_to_ledger: bool = True) -> PostedVoucher:
-        """POST the voucher (never retried); a duplicate-number refusal returns the existing one."""
+        """POST the voucher (never retried); a duplicate-number refusal returns the existing one.
+
+        Any other refusal clears the lookup cache, so the retry reads registers that may have changed.
+        """
+        try:
+            return self._post(voucher, send_to_ledger)
+        except LedgerValidationError:
+            self.cache.clear()
+            raise
+
+    def _post(self, voucher: Voucher, send_to_ledger: bool) -> PostedVoucher:
         if not send_to_ledger:
             raise LedgerValidationError(SYSTEM, "posting for approval is not supported for Duett")
         body = self.render(voucher)
@@ -200,7 +226,33 @@ class DuettClient:
                 ) from exc
             log.info("Duett already holds %s as voucher %s", voucher.external_ref, existing.number)
             return existing
-        return self._posted(data or {})
+        answer = data if isinstance(data, Mapping) else {}
+        if answer.get("id") and not self.read_back_after_post:
+            return PostedVoucher(
+                ledger_id=str(answer["id"]),
+                number=str(answer.get("voucherNumber") or body["voucherNumber"]),
+                external_ref=voucher.external_ref,
+                date=voucher.business_day,
+                postings=tuple(
+                    (line.account, line.amount, None if line.vat_code in (None, "", "0") else line.vat_code)
+                    for line in voucher.lines
+                ),
+                in_ledger=True,
+            )
+        if isinstance(answer.get("lines"), list) and answer["lines"]:
+            return self._posted(answer)
+        try:
+            if answer.get("id"):
+                return self.get(str(answer["id"]))
+            found = self.find(voucher.external_ref, voucher.business_day)
+        except LedgerTransient as exc:
+            raise LedgerTransient(
+                SYSTEM,
+                f"posted, but reading it back failed ({str(exc).removeprefix(SYSTEM + ': ')}); look it up with find()",
+            ) from None
+        if found is None:
+            raise LedgerTransient(SYSTEM, "posted, but the answer has no id and find() does not see it yet")
+        return found
 
     # ---- more than the protocol --------------------------------------------------------------
 
@@ -253,13 +305,17 @@ class DuettClient:
         bad = [n for n in wanted if not n.isdigit()]
         if bad:
             raise LedgerValidationError(SYSTEM, f"not Duett account numbers (digits only): {', '.join(bad)}")
-        missing = [n for n in wanted if n not in self._accounts]
+        cached = self.cache.table("accounts")
+        missing = [n for n in wanted if n not in cached]
         if missing:
             rows = self._request("GET", "/Register/v2/Account", params={"filter[accountNumber][IN]": ",".join(missing)})
-            for row in rows or []:
-                if row.get("show", True) is not False:
-                    self._accounts.add(str(row.get("accountNumber")))
-            unknown = [n for n in missing if n not in self._accounts]
+            found = {
+                str(row.get("accountNumber")): str(row.get("name") or "")
+                for row in rows or []
+                if isinstance(row, dict) and row.get("show", True) is not False
+            }
+            self.cache.put("accounts", found)
+            unknown = [n for n in missing if n not in found]
             if unknown:
                 raise LedgerValidationError(SYSTEM, f"accounts unknown or deleted in Duett: {', '.join(unknown)}")
         return set(wanted)
@@ -268,26 +324,34 @@ class DuettClient:
         """Duett's VAT code for a standard code (None -> None, "0" -> Duett's "no VAT" code)."""
         if standard_code is None or not str(standard_code).strip():
             return None
-        self._load_vat_codes()
-        assert self._vat_codes is not None
         wanted = str(standard_code).strip()
-        if wanted not in self._vat_codes:
+        code = self._vat_lookup("vat_codes", wanted)
+        if code is None:
             raise LedgerValidationError(SYSTEM, f"VAT code {wanted} unknown to Duett")
-        return self._vat_codes[wanted]
+        return str(code)
+
+    def _vat_lookup(self, table: str, key: str) -> str | None:
+        """A VAT register mapping from the cache, reading the register when it is not cached or lacks the key."""
+        value = self.cache.get(table, key)
+        if value is None and (not self._vat_fetched or not self.cache.table(table)):  # missing, or cleared since
+            self._load_vat_codes()
+            value = self.cache.get(table, key)
+        return None if value is None else str(value)
 
     def _load_vat_codes(self) -> None:
-        if self._vat_codes is not None:
-            return
         rows = self._request("GET", "/Register/v2/VatCode") or []
-        codes: dict[str, str] = {}
+        codes: dict[str, str] = {}  # standard code -> Duett code (the first listed wins)
+        standards: dict[str, str] = {}  # Duett code -> standard code
         for row in rows:
-            if row.get("show", True) is False or row.get("code") is None:
+            if not isinstance(row, dict) or row.get("show", True) is False or row.get("code") is None:
                 continue
             code = str(row["code"])
             standard = str(row.get("standardTaxCode") or code)
             codes.setdefault(standard, code)
-            self._standard_codes[code] = standard
-        self._vat_codes = codes
+            standards[code] = standard
+        self.cache.put("vat_codes", codes)
+        self.cache.put("vat_standard", standards)
+        self._vat_fetched = True
 
     # ---- HTTP --------------------------------------------------------------------------------
 
@@ -388,8 +452,7 @@ class DuettClient:
     def _standard(self, code: Any) -> str | None:
         if code in (None, ""):
             return None
-        self._load_vat_codes()
-        standard = self._standard_codes.get(str(code), str(code))
+        standard = self._vat_lookup("vat_standard", str(code)) or str(code)
         return None if standard == "0" else standard
 
     def _posted(self, data: Mapping[str, Any]) -> PostedVoucher:

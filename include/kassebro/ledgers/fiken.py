@@ -13,11 +13,18 @@ Plain `requests`, no Airflow. What it does about the API's habits (brief `apis.m
 - Exactly once: Fiken has no external-id field and no idempotency, so the reference goes into the
   description as "<description> [<external_ref>]" and `find` reads the journal entries of the
   day and matches it. A POST is never retried; after a transient error the caller calls `find`.
-- Rendering (see `render`): each Fiken line is a debit/credit pair with one positive amount, so
-  the voucher's debit and credit postings are matched greedily into pairs. Every account gets
-  exactly its voucher amount and VAT code; a line can be split over several pairs.
+- Rendering (see `render` and `pair_lines`): each Fiken line is a debit/credit pair with one
+  positive amount, so the voucher's debit and credit postings are matched greedily into pairs.
+  Every account gets exactly its voucher amount and VAT code; a line can be split over several
+  pairs. A VAT-coded debit (a return, a day of net refunds) is sent NET: the spec says a
+  debitAccount amount is net, and Fiken adds the VAT and books net + VAT on the pair's credit
+  side, so that side must be an account without a VAT code.
+- Lookups (the chart's account codes, the company) live in a `LookupCache` shared by the clients
+  of a run; a client whose post is refused clears it. Tokens are never put in it.
 - Read-back: PostedVoucher.postings are aggregated per (account, VAT code) in first-seen order,
-  signed gross øre, debit positive; VAT code "0" reads back as None.
+  signed gross øre, debit positive; VAT code "0" reads back as None. With
+  `read_back_after_post=False`, `post` returns the voucher as sent, with the journalEntryId from
+  the `Location` header and no voucher number (Fiken's answer has none).
 - `calls` counts HTTP requests by "METHOD /path" (ids as {id}).
 """
 
@@ -31,6 +38,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,7 +51,10 @@ from kassebro.ledgers.base import (
     LedgerValidationError,
     PostedVoucher,
 )
-from kassebro.voucher import Voucher
+from kassebro.ledgers.cache import LookupCache
+from kassebro.money import Ore, vat_from_gross
+from kassebro.saft_codes import standard_vat_codes
+from kassebro.voucher import Voucher, VoucherLine
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +72,7 @@ PRODUCTION_TOKEN_URL = "https://fiken.no/oauth/token"
 # 6 OUTSIDE, 0 NONE; purchase codes 1, 11, 13 for completeness.
 VAT_CODES: dict[str, int] = {"0": 0, "3": 3, "31": 31, "33": 33, "5": 5, "6": 6, "1": 1, "11": 11, "13": 13}
 ACCOUNT_CODE = re.compile(r"^\d{4}(:\d{5})?$")
+_LOCATION_ID = re.compile(r"/journalEntries/(\d+)/?$")
 _ID_SEGMENT = re.compile(r"/\d+(?=/|$)")
 _SLUG_SEGMENT = re.compile(r"^/companies/[^/]+")
 
@@ -96,6 +108,10 @@ class FikenClient:
       token_url: the OAuth2 token endpoint (default fiken.no's for the production API, else
         "<host>/oauth/token" of base_url, as the sandbox serves it).
       session, timeout, get_retries, retry_backoff, max_rate_wait: as in TripletexClient.
+      cache: the run's lookups (one per connection and company, `cache.cache_path`); None makes
+        an in-memory one for this client.
+      read_back_after_post: after the POST, GET the journal entry the `Location` header names,
+        to return it as Fiken holds it (one call more per voucher).
     """
 
     system = SYSTEM
@@ -115,6 +131,8 @@ class FikenClient:
         get_retries: int = 2,
         retry_backoff: float = 0.5,
         max_rate_wait: float = 10.0,
+        cache: LookupCache | None = None,
+        read_back_after_post: bool = True,
     ) -> None:
         base = base_url.rstrip("/")
         self.base_url = base if base.endswith("/api/v2") else base + "/api/v2"
@@ -139,10 +157,11 @@ class FikenClient:
         self.get_retries = get_retries
         self.retry_backoff = retry_backoff
         self.max_rate_wait = max_rate_wait
+        self.cache = cache if cache is not None else LookupCache()
+        self.read_back_after_post = read_back_after_post
         self.calls: Counter[str] = Counter()
         self._lock = threading.RLock()
-        self._company: dict[str, Any] | None = None
-        self._accounts: set[str] | None = None
+        self._fetched: set[str] = set()  # cache tables this client read from Fiken itself
 
     # ---- housekeeping ------------------------------------------------------------------------
 
@@ -170,8 +189,9 @@ class FikenClient:
     # ---- the Ledger protocol -----------------------------------------------------------------
 
     def test_connection(self) -> str:
-        """Read the company; refuses a company without the API module."""
-        company = self.company()
+        """Read the company from Fiken (never from the cache: this proves the credentials); refuses a
+        company without the API module."""
+        company = self.company(refresh=True)
         if company.get("hasApiAccess") is False:
             raise LedgerAuthError(
                 SYSTEM, f"company {self.company_slug!r} does not have the API module active (hasApiAccess false)"
@@ -206,13 +226,24 @@ class FikenClient:
         return self._posted(self._request("GET", f"{self.company_path}/journalEntries/{entry_id}"))
 
     def post(self, voucher: Voucher, send_to_ledger: bool = True) -> PostedVoucher:
-        """POST the voucher as one general journal entry (never retried), then read it back.
+        """POST the voucher as one general journal entry (never retried), then read it back if asked.
 
         `send_to_ledger=False` posts it `open`: booked, but deletable without a counter entry.
+        A refusal clears the lookup cache, so the retry reads a chart that may have changed.
         """
+        try:
+            return self._post(voucher, send_to_ledger)
+        except LedgerValidationError:
+            self.cache.clear()
+            raise
+
+    def _post(self, voucher: Voucher, send_to_ledger: bool) -> PostedVoucher:
         body = self.render(voucher, open_entry=not send_to_ledger)
         response = self._request("POST", f"{self.company_path}/generalJournalEntries", body=body, raw=True)
         location = response.headers.get("Location", "")
+        entry_id = _LOCATION_ID.search(urlsplit(location).path)
+        if not self.read_back_after_post and entry_id:
+            return _as_sent(voucher, entry_id.group(1))
         try:
             data = self._request("GET", location) if location else None
         except LedgerTransient as exc:
@@ -232,18 +263,23 @@ class FikenClient:
 
     # ---- more than the protocol --------------------------------------------------------------
 
-    def company(self) -> dict[str, Any]:
-        """GET /companies/{slug} (cached)."""
-        if self._company is None:
-            self._company = self._request("GET", self.company_path) or {}
-        return self._company
+    def company(self, *, refresh: bool = False) -> dict[str, Any]:
+        """GET /companies/{slug} (cached; `refresh` reads it again)."""
+        company = None if refresh else self.cache.get("company", self.company_slug)
+        if not isinstance(company, dict):
+            company = self._request("GET", self.company_path) or {}
+            self.cache.put("company", {self.company_slug: company})
+        return dict(company)
 
-    def account_codes(self) -> set[str]:
-        """All account codes of the company's chart for the current year (cached)."""
-        if self._accounts is None:
+    def account_codes(self, *, refresh: bool = False) -> set[str]:
+        """All account codes of the company's chart for the current year (cached; `refresh` reads it again)."""
+        codes = self.cache.table("accounts")
+        if refresh or not codes:
             values = self._request("GET", f"{self.company_path}/accounts") or []
-            self._accounts = {str(v.get("code")) for v in values if isinstance(v, dict)}
-        return self._accounts
+            codes = {str(v.get("code")): str(v.get("name") or "") for v in values if isinstance(v, dict)}
+            self.cache.put("accounts", codes)
+            self._fetched.add("accounts")
+        return set(codes)
 
     @staticmethod
     def description(voucher: Voucher) -> str:
@@ -260,16 +296,7 @@ class FikenClient:
         return f"{text} {tag}"
 
     def render(self, voucher: Voucher, *, open_entry: bool = False, check_accounts: bool = True) -> dict[str, Any]:
-        """The generalJournalEntryRequest for a voucher: one journal entry of debit/credit pairs.
-
-        Each Fiken line has one positive amount booked on debitAccount and on creditAccount. The
-        voucher's debits (amount > 0) and credits (< 0) are matched greedily, in voucher order:
-        each pair takes min(what is left of the debit, what is left of the credit). Every account
-        so gets exactly its voucher amount, with its VAT code on its own side. Fiken reads the
-        amount as gross for creditAccount lines (it splits out the VAT) and as NET for
-        debitAccount lines; kassebro's amounts are gross, so a VAT-coded debit line (other than
-        code 0) is refused rather than booked with the wrong VAT.
-        """
+        """The generalJournalEntryRequest for a voucher: one journal entry of debit/credit pairs (see `pair_lines`)."""
         if not voucher.lines:
             raise LedgerValidationError(SYSTEM, f"voucher {voucher.external_ref} has no lines")
         problems = []
@@ -278,11 +305,6 @@ class FikenClient:
                 problems.append(f"account {line.account!r} is not a Fiken account code (dddd or dddd:ddddd)")
             if line.vat_code is not None and line.vat_code not in VAT_CODES:
                 problems.append(f"VAT code {line.vat_code!r} on account {line.account} has no Fiken VAT code")
-            if line.amount > 0 and line.vat_code not in (None, "0"):
-                problems.append(
-                    f"debit on account {line.account} carries VAT code {line.vat_code}: Fiken books debit "
-                    "amounts net of VAT, kassebro's are gross (not supported)"
-                )
             if line.department or line.project:
                 problems.append(
                     f"line on account {line.account} has a department/project: Fiken journal entries cannot"
@@ -290,9 +312,12 @@ class FikenClient:
         if problems:
             raise LedgerValidationError(SYSTEM, "; ".join(dict.fromkeys(problems)))
         if check_accounts:
-            missing = sorted({line.account for line in voucher.lines} - self.account_codes())
+            wanted = {line.account for line in voucher.lines}
+            missing = wanted - self.account_codes()
+            if missing and "accounts" not in self._fetched:  # the cached chart may predate a new account
+                missing = wanted - self.account_codes(refresh=True)
             if missing:
-                raise LedgerValidationError(SYSTEM, f"accounts not in the Fiken chart: {', '.join(missing)}")
+                raise LedgerValidationError(SYSTEM, f"accounts not in the Fiken chart: {', '.join(sorted(missing))}")
         lines = pair_lines(voucher)
         description = self.description(voucher)
         return {
@@ -504,29 +529,120 @@ class FikenClient:
 def pair_lines(voucher: Voucher) -> list[dict[str, Any]]:
     """Match the voucher's debits and credits into Fiken's one-amount debit/credit lines.
 
+    Why two passes: the spec says a line's amount is NET on a debitAccount line (Fiken adds the
+    debitVatCode's VAT) and gross on a creditAccount line. A debit with a VAT code that carries
+    VAT (a return, a day of net refunds) is therefore paired first, and only with credits
+    without a VAT code, which Fiken books at net + VAT = the voucher's gross; its amount is sent
+    net (see `net_parts`). Every other debit is then paired greedily, in voucher order, with
+    what is left of the credits, at gross, each pair taking min(what is left on either side).
+
+    When the credits without a VAT code are too small to carry those debits (refunds at one rate,
+    sales at another, all paid by card), the shortfall is routed through the largest line
+    without a VAT code: its account is booked the shortfall on both sides, credited in the first
+    pass and debited in the second, so its balance is unchanged. A voucher with no line without
+    a VAT code at all cannot be booked this way and is refused.
+
     >>> # debit 1920:10001 1250, credit 3000 (3) -1000, credit 3030 (31) -250
     >>> # -> [{1000, debit 1920:10001, credit 3000 vat 3}, {250, debit 1920:10001, credit 3030 vat 31}]
+    >>> # debit 3000 (3) 250 (a net refund), credit 1920:10001 -250
+    >>> # -> [{200, debit 3000 vat 3, credit 1920:10001}]  (Fiken: 3000 +200, VAT +50, 1920:10001 -250)
     """
-    debits = [[line, line.amount] for line in voucher.lines if line.amount > 0]
+    vat_debits = [[line, line.amount] for line in voucher.lines if line.amount > 0 and _rate_bp(line.vat_code)]
+    debits = [[line, line.amount] for line in voucher.lines if line.amount > 0 and not _rate_bp(line.vat_code)]
     credits = [[line, -line.amount] for line in voucher.lines if line.amount < 0]
+    carried = sum(amount for line, amount in credits if line.vat_code is None)
+    shortfall = sum(amount for _, amount in vat_debits) - carried
+    if shortfall > 0:
+        plain = [entry for entry in debits + credits if entry[0].vat_code is None]
+        if not plain:
+            raise LedgerValidationError(
+                SYSTEM,
+                f"voucher {voucher.external_ref}: a VAT-coded debit needs an account without a VAT code to "
+                "carry its gross in Fiken, and the voucher has none",
+            )
+        through = max(plain, key=lambda entry: entry[1])
+        through[1] += shortfall
+        other_side = debits if any(entry is through for entry in credits) else credits
+        other_side.append([through[0], shortfall])
     out: list[dict[str, Any]] = []
+    carriers = [c for c in credits if c[0].vat_code is None]
+    for debit, credit, amount in _greedy(vat_debits, carriers):
+        code = VAT_CODES[str(debit.vat_code)]
+        for net in net_parts(amount, _rate_bp(debit.vat_code)):
+            out.append(
+                {"amount": net, "debitAccount": debit.account, "debitVatCode": code, "creditAccount": credit.account}
+            )
+    for debit, credit, amount in _greedy(debits, [c for c in credits if c[1] > 0]):
+        row: dict[str, Any] = {"amount": amount, "debitAccount": debit.account, "creditAccount": credit.account}
+        if debit.vat_code is not None:
+            row["debitVatCode"] = VAT_CODES[debit.vat_code]
+        if credit.vat_code is not None:
+            row["creditVatCode"] = VAT_CODES[credit.vat_code]
+        out.append(row)
+    return out
+
+
+def _greedy(debits: list[list[Any]], credits: list[list[Any]]) -> list[tuple[VoucherLine, VoucherLine, Ore]]:
+    """Pairs (debit, credit, amount), consuming the [line, amount left] entries in place."""
+    pairs = []
     i = j = 0
     while i < len(debits) and j < len(credits):
         debit, credit = debits[i], credits[j]
         amount = min(debit[1], credit[1])
-        row: dict[str, Any] = {"amount": amount, "debitAccount": debit[0].account, "creditAccount": credit[0].account}
-        if debit[0].vat_code is not None:
-            row["debitVatCode"] = VAT_CODES[debit[0].vat_code]
-        if credit[0].vat_code is not None:
-            row["creditVatCode"] = VAT_CODES[credit[0].vat_code]
-        out.append(row)
+        if amount > 0:
+            pairs.append((debit[0], credit[0], amount))
         debit[1] -= amount
         credit[1] -= amount
         if debit[1] == 0:
             i += 1
         if credit[1] == 0:
             j += 1
-    return out
+    return pairs
+
+
+def net_parts(gross: Ore, rate_bp: int) -> list[Ore]:
+    """Net amounts whose net + VAT (VAT on net, rounded half up) add up to exactly `gross`.
+
+    Why: Fiken is given the net of a VAT-coded debit and computes the VAT itself (INFERRED: half
+    up, as kassebro rounds). Most gross amounts have such a net; at a few øre amounts net + VAT
+    jumps by 2, and then `gross - 1` is booked with one net and the last øre as a line of 1 øre
+    net, which carries no VAT at rates under 50 %.
+    """
+    if rate_bp == 0 or gross <= 1:
+        return [gross]
+    guess = gross - vat_from_gross(gross, rate_bp)
+    for net in (guess, guess - 1, guess + 1):
+        if net > 0 and net + _vat_on_net(net, rate_bp) == gross:
+            return [net]
+    return [*net_parts(gross - 1, rate_bp), 1]
+
+
+def _vat_on_net(net: Ore, rate_bp: int) -> Ore:
+    return int((Decimal(net) * rate_bp / 10_000).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def _rate_bp(vat_code: str | None) -> int:
+    """The rate of a VAT code in basis points; 0 for none, code 0 and the codes without VAT."""
+    if vat_code is None or vat_code not in VAT_CODES:
+        return 0
+    code = standard_vat_codes().get(vat_code)
+    return (code.rate_bp or 0) if code is not None else 0
+
+
+def _as_sent(voucher: Voucher, entry_id: str) -> PostedVoucher:
+    """The PostedVoucher of a voucher Fiken accepted, without reading it back (no number: the answer has none)."""
+    totals: dict[tuple[str, str | None], int] = {}
+    for line in voucher.lines:
+        key = (line.account, None if line.vat_code in (None, "0") else line.vat_code)
+        totals[key] = totals.get(key, 0) + line.amount
+    return PostedVoucher(
+        ledger_id=entry_id,
+        number="",
+        external_ref=voucher.external_ref,
+        date=voucher.business_day,
+        postings=tuple((account, amount, vat) for (account, vat), amount in totals.items() if amount != 0),
+        in_ledger=True,
+    )
 
 
 def _ref_tag(external_ref: str) -> str:

@@ -11,31 +11,54 @@ Plain `requests`, no Airflow. What it does about the API's habits (brief `apis.m
   credential instead: a gateway 401 about the subscription key names the subscription key, an
   `invalid_client` from the token endpoint the application key or client key (the API does not
   say which of the two).
-- Lookups are cached per client: account number -> AccountId (`GET /GeneralLedgerAccounts?accountNos=`,
-  one call for all numbers of a voucher) and VAT code -> VatId (`GET /VatCodes`, once).
+- Lookups live in a `LookupCache` (pass a file-backed one to share it across the tasks of a run;
+  tables hold ids and codes only): account number -> AccountId (`GET /GeneralLedgerAccounts?
+  accountNos=`, one call for the numbers of a voucher not yet cached), VAT code -> VatId
+  (`GET /VatCodes`, whole table), department code -> DepartmentId (`GET /Departments?codes=`),
+  project code -> ProjectId (`GET /Projects?projectCodes=`; a subproject's code is "10.2").
+  Reading back maps ids the other way from the same tables; an id not in them costs one call for
+  the whole table (`GET /GeneralLedgerAccounts`, `/VatCodes`, `/Departments`, `/Projects`).
   kassebro's standard codes ("3", "31", "33", "5", "6", ...) are SAF-T standard tax codes, which is
   what Go's `VatCodeDto.Code` holds for standard codes, so they map by equal Code; a line without
   VAT (None) goes out with the VatId of code "0" ("no VAT treatment"; VatId is required on a
-  line), and "0" reads back as None.
+  line), and "0" reads back as None. Unknown or inactive accounts, departments and projects are a
+  LedgerValidationError naming the number or code. When `post` gets any other refusal than a
+  duplicate it clears the cache: a stale id is then looked up afresh on the next try.
 - Post: `send_to_ledger=True` -> `POST /Vouchers/ManualJournals` with gross signed CurrencyAmount,
-  VatId per line, `ExternalImportReference = voucher.external_ref`. Go refuses a second voucher
-  with the same reference; the refusal's status is undocumented (400 or 409 with a text about the
-  reference, INFERRED), so on such a refusal the client calls `find` and returns the voucher
-  already there (no second voucher), and re-raises the refusal if find has nothing.
-  `send_to_ledger=False` -> `POST /JournalEntryVouchers/ManualJournals` (one side per line:
-  Debit* for positive amounts, Credit* for negative, CurrencyAmount = |gross|) plus
+  VatId, DepartmentId and ProjectId per line, `ExternalImportReference = voucher.external_ref`.
+  Go refuses a second voucher with the same reference; the refusal's status is undocumented (400
+  or 409 with a text about the reference, INFERRED), so on such a refusal the client calls `find`
+  and returns the voucher already there (no second voucher), and re-raises the refusal if find
+  has nothing. The result is parsed from the 201 answer (a ManualVoucherDto with its lines; a GET
+  only if the answer has no lines), or with `read_back_after_post=False` built from what was sent
+  plus the answer's Id and VoucherNo. `send_to_ledger=False` ->
+  `POST /JournalEntryVouchers/ManualJournals` (one side per line: Debit* for positive amounts,
+  Credit* for negative, CurrencyAmount = |gross|, DepartmentId/ProjectId on the line) plus
   `POST /JournalEntryVouchers/{id}/submitForApproval`. Drafts have no ExternalImportReference, so
-  the reference is appended to the draft's Description as " [ref]" and `find` recognises it there.
+  the reference is appended to the draft's Description as " [ref]" and `find` recognises it there
+  (and in AccountTransactions' VoucherDescription once an approver has posted the draft).
 - Exactly once: a POST is never retried (LedgerTransient says the outcome is unknown; call `find`).
   GETs are retried `get_retries` times on 5xx/transport errors.
-- find(ref, date): `GET /AccountTransactions?fromDate=date&toDate=date` filtered on
-  ExternalImportReference, then `GET /Vouchers/ManualJournals/{VoucherId}`; if none, the drafts
-  this integration created (`GET /JournalEntryVouchers?isPosted=false`, then each draft).
+- find(ref, date): the spec has no voucher search by ExternalImportReference and no endpoint
+  that lists posted vouchers and drafts together, so: `GET /AccountTransactions?fromDate=date&
+  toDate=date` filtered here on ExternalImportReference (or " [ref]" in VoucherDescription); a hit
+  is read with `get`. With `search_drafts` (default) and no hit, the drafts awaiting approval too
+  (`GET /JournalEntryVouchers?isPosted=false`, then each draft this integration made: the list
+  items carry no description). A client that only posts straight to the ledger can pass
+  `search_drafts=False` and save that call.
+- get(id): `GET /Vouchers/ManualJournals/{id}`, on 404 `GET /JournalEntryVouchers/ManualJournals/{id}`
+  (a draft keeps its Id when it is posted, so a posted voucher is tried first). `read_lines(id)`
+  gives the lines with their department and project codes (PostedVoucher has no room for them).
 - Errors: ProblemDetails 400/404/409/422 -> LedgerValidationError with Title, Detail and Errors;
   401/403 -> LedgerAuthError naming the credential or the missing privilege; 429 ->
   LedgerRateLimited(Retry-After, or the seconds in the gateway's message); 5xx, timeouts, dropped
   connections -> LedgerTransient.
 - `calls` counts HTTP requests by "METHOD /path" (ids as {id}).
+
+INFERRED (not in the spec): the duplicate refusal's status and text (above); that a posted draft
+keeps a ManualJournal voucher readable at `GET /Vouchers/ManualJournals/{draft id}` with the draft's
+Description; that inactive departments and projects are refused on vouchers (the spec only says
+the GUI disables them); that `codes`/`projectCodes` match whole codes.
 """
 
 from __future__ import annotations
@@ -48,6 +71,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -60,9 +84,10 @@ from kassebro.ledgers.base import (
     LedgerValidationError,
     PostedVoucher,
 )
+from kassebro.ledgers.cache import LookupCache
 from kassebro.ledgers.tripletex import _Secret, encode_json
 from kassebro.money import ore_to_decimal, parse_ore
-from kassebro.voucher import Voucher
+from kassebro.voucher import Voucher, VoucherLine
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +101,38 @@ REQUIRED_PRIVILEGES: tuple[tuple[str, ...], ...] = (
     ("AccountTransaction", "AccountTransaction_Full"),
 )
 APPROVAL_PRIVILEGE = "JournalEntryVoucher_Full"
+# Needed only when lines carry a department or a project.
+DIMENSION_PRIVILEGES: dict[str, tuple[str, ...]] = {
+    "department": ("Department", "Department_Full"),
+    "project": ("Project", "Project_Full"),
+}
+# LookupCache tables (JSON: string keys).
+ACCOUNTS = "accounts"  # account number -> AccountId, active accounts only
+ACCOUNT_NUMBERS = "account_numbers"  # AccountId -> account number, any account
+VAT_IDS = "vat_ids"  # standard VAT code -> VatId, active standard codes only
+VAT_CODES = "vat_codes"  # VatId -> code, every code
+DEPARTMENTS = "departments"  # department code -> DepartmentId, active only
+PROJECTS = "projects"  # project code -> ProjectId, active only
+DEPARTMENT_CODES = "department_codes"  # DepartmentId -> code
+PROJECT_CODES = "project_codes"  # ProjectId -> code
 _ID_SEGMENT = re.compile(r"/(\d+|[0-9a-fA-F-]{36})(?=/|$)")
 _DRAFT_REF = re.compile(r" \[([^\[\]]+)\]$")
 _RETRY_IN = re.compile(r"(\d+(?:\.\d+)?)\s*second")
+
+
+@dataclass(frozen=True)
+class _Dimension:
+    """How one kind of dimension is looked up: list endpoint, its code filter, cache tables."""
+
+    kind: str
+    path: str
+    param: str
+    ids: str
+    codes: str
+
+
+_DEPARTMENT = _Dimension("department", "/Departments", "codes", DEPARTMENTS, DEPARTMENT_CODES)
+_PROJECT = _Dimension("project", "/Projects", "projectCodes", PROJECTS, PROJECT_CODES)
 
 
 class PowerOfficeClient:
@@ -95,6 +149,12 @@ class PowerOfficeClient:
       refresh_margin: fetch a new token when less than this many seconds of it remain.
       get_retries, retry_backoff: transient retries of GETs and token requests.
       clock: monotonic seconds, for token expiry (tests pass a fake one).
+      cache: where lookups are kept; share a file-backed one between the clients of a run (one
+        per connection: ids differ between Go clients). None: a fresh in-memory cache.
+      read_back_after_post: True: `post` returns the voucher as Go answered it; False: as sent,
+        with the answer's Id and VoucherNo (no parsing of the answer's lines, never a GET).
+      search_drafts: whether `find` also looks among drafts awaiting approval (one more call).
+        Posting for approval always checks the drafts first, whatever this says.
     """
 
     system = SYSTEM
@@ -113,6 +173,9 @@ class PowerOfficeClient:
         get_retries: int = 2,
         retry_backoff: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
+        cache: LookupCache | None = None,
+        read_back_after_post: bool = True,
+        search_drafts: bool = True,
     ) -> None:
         base = base_url.rstrip("/")
         self.base_url = base if base.lower().endswith("/v2") else base + "/v2"
@@ -129,10 +192,10 @@ class PowerOfficeClient:
         self.get_retries = get_retries
         self.retry_backoff = retry_backoff
         self._clock = clock
+        self.cache = cache if cache is not None else LookupCache()
+        self.read_back_after_post = read_back_after_post
+        self.search_drafts = search_drafts
         self.calls: Counter[str] = Counter()
-        self._accounts: dict[str, int] = {}
-        self._account_numbers: dict[int, str] = {}
-        self._vat_ids: dict[str, int] | None = None
 
     # ---- housekeeping ------------------------------------------------------------------------
 
@@ -167,82 +230,92 @@ class PowerOfficeClient:
                 f"connected to client {name!r}, but the integration lacks the privileges {'; '.join(missing)} "
                 "(grant them to the integration in Go)",
             )
-        approval = "" if APPROVAL_PRIVILEGE in valid else f" (no {APPROVAL_PRIVILEGE}: posting for approval is off)"
-        return f"Connected to PowerOffice Go client {name!r}{approval}"
+        notes = [] if APPROVAL_PRIVILEGE in valid else [f"no {APPROVAL_PRIVILEGE}: posting for approval is off"]
+        notes += [
+            f"no {' or '.join(group)}: lines with a {kind} cannot be posted"
+            for kind, group in DIMENSION_PRIVILEGES.items()
+            if not valid.intersection(group)
+        ]
+        return f"Connected to PowerOffice Go client {name!r}" + (f" ({'; '.join(notes)})" if notes else "")
 
     def find(self, external_ref: str, date: dt.date | None) -> PostedVoucher | None:
         """The voucher carrying `external_ref` posted with date `date`, or a draft with it, or None."""
         if date is None:
             raise LedgerValidationError(SYSTEM, "find needs the voucher date (AccountTransactions is searched by date)")
-        day = date.isoformat()
-        rows = self._request("GET", "/AccountTransactions", params={"fromDate": day, "toDate": day}) or []
-        ids = list(dict.fromkeys(r.get("VoucherId") for r in rows if r.get("ExternalImportReference") == external_ref))
-        live = list(
-            dict.fromkeys(
-                r.get("VoucherId")
-                for r in rows
-                if r.get("ExternalImportReference") == external_ref and not r.get("IsReversed")
-            )
-        )
-        if len(live) > 1:
-            raise LedgerValidationError(
-                SYSTEM,
-                f"{len(live)} vouchers carry ExternalImportReference {external_ref!r} (ids {', '.join(live)}); "
-                "resolve it in Go",
-            )
-        if live or ids:
-            return self.get(str((live or ids)[0]))
-        return self._find_draft(external_ref)
+        posted = self._find_posted(external_ref, date)
+        if posted is not None or not self.search_drafts:
+            return posted
+        found = self._find_draft(external_ref)
+        return found[0] if found else None
 
     def get(self, ledger_id: str) -> PostedVoucher:
         """Read a voucher back: a posted manual voucher, else a journal-entry draft."""
-        try:
-            data = self._request("GET", f"/Vouchers/ManualJournals/{ledger_id}")
-        except LedgerValidationError as exc:
-            if getattr(exc, "status", None) != 404:
-                raise
-            data = None
-        if data:
-            return self._posted(data)
-        return self._posted_draft(self._request("GET", f"/JournalEntryVouchers/ManualJournals/{ledger_id}") or {})
+        data, in_ledger = self._read(ledger_id)
+        return self._posted(data) if in_ledger else self._posted_draft(data)
 
     def post(self, voucher: Voucher, send_to_ledger: bool = True) -> PostedVoucher:
-        """POST the voucher (never retried); a duplicate-reference refusal returns the existing one."""
-        if not send_to_ledger:
-            return self._post_for_approval(voucher)
-        body = self.render(voucher)
+        """POST the voucher (never retried); a duplicate-reference refusal returns the existing one.
+
+        Any other refusal clears the lookup cache before it is raised, so an id that has gone
+        stale in Go (a department or account deleted and made again) is looked up on the next try.
+        """
         try:
-            data = self._request("POST", "/Vouchers/ManualJournals", body=body)
+            if not send_to_ledger:
+                return self._post_for_approval(voucher)
+            return self._post_manual(voucher)
         except LedgerValidationError as exc:
             if not _is_duplicate_refusal(exc):
-                raise
-            existing = self.find(voucher.external_ref, voucher.business_day)
-            if existing is None:
-                raise
-            log.info("PowerOffice Go already holds %s as voucher %s", voucher.external_ref, existing.ledger_id)
-            return existing
-        return self._posted(data or {})
+                self.cache.clear()
+            raise
 
     # ---- more than the protocol --------------------------------------------------------------
+
+    def read_lines(self, ledger_id: str) -> tuple[VoucherLine, ...]:
+        """The voucher's lines as Go holds them, with department and project codes.
+
+        PostedVoucher's postings carry no dimensions, so this is the way to check them; a draft's
+        line with both sides gives two lines.
+        """
+        data, in_ledger = self._read(ledger_id)
+        raw = self._raw_lines(data, in_ledger)
+        departments = self._codes_for(_DEPARTMENT, [r[4] for r in raw])
+        projects = self._codes_for(_PROJECT, [r[5] for r in raw])
+        numbers = self._account_numbers([r[0] for r in raw])
+        vats = self._vat_codes([r[2] for r in raw])
+        return tuple(
+            VoucherLine(
+                numbers[account_id],
+                amount,
+                _vat_out(vats.get(vat_id)),
+                description,
+                departments.get(department_id),
+                projects.get(project_id),
+            )
+            for account_id, amount, vat_id, description, department_id, project_id in raw
+        )
 
     def render(self, voucher: Voucher) -> dict[str, Any]:
         """The POST /Vouchers/ManualJournals body, resolving every lookup first."""
         if not voucher.lines:
             raise LedgerValidationError(SYSTEM, f"voucher {voucher.external_ref} has no lines")
         accounts = self.resolve_accounts(line.account for line in voucher.lines)
+        departments = self.resolve_departments(line.department for line in voucher.lines if line.department)
+        projects = self.resolve_projects(line.project for line in voucher.lines if line.project)
         day = voucher.business_day.isoformat()
         lines = []
         for line in voucher.lines:
             entry: dict[str, Any] = {
-                "AccountId": accounts[line.account],
+                "AccountId": accounts[line.account.strip()],
                 "PostingDate": day,
                 "VatId": self.vat_id(line.vat_code),
                 "CurrencyAmount": ore_to_decimal(line.amount),
             }
             if line.description:
                 entry["Description"] = line.description
-            if line.department or line.project:
-                raise LedgerValidationError(SYSTEM, "departments and projects are not supported for PowerOffice Go yet")
+            if line.department:
+                entry["DepartmentId"] = departments[line.department.strip()]
+            if line.project:
+                entry["ProjectId"] = projects[line.project.strip()]
             lines.append(entry)
         return {
             "CurrencyCode": "NOK",
@@ -264,8 +337,9 @@ class PowerOfficeClient:
                 "CurrencyAmount": abs(line["CurrencyAmount"]),
                 "PostingDate": line["PostingDate"],
             }
-            if "Description" in line:
-                entry["Description"] = line["Description"]
+            for key in ("Description", "DepartmentId", "ProjectId"):
+                if key in line:
+                    entry[key] = line[key]
             lines.append(entry)
         return {
             "CurrencyCode": "NOK",
@@ -280,53 +354,97 @@ class PowerOfficeClient:
         bad = [n for n in wanted if not n.isdigit()]
         if bad:
             raise LedgerValidationError(SYSTEM, f"not PowerOffice Go account numbers (digits only): {', '.join(bad)}")
-        missing = [n for n in wanted if n not in self._accounts]
+        known = {n: int(i) for n in wanted if (i := self.cache.get(ACCOUNTS, n)) is not None}
+        missing = [n for n in wanted if n not in known]
         if missing:
             rows = self._request("GET", "/GeneralLedgerAccounts", params={"accountNos": ",".join(missing)}) or []
-            inactive = []
-            for row in rows:
-                number = str(row.get("AccountNo"))
-                if row.get("IsActive") is False:
-                    inactive.append(number)
-                    continue
-                self._accounts[number] = int(row["Id"])
-                self._account_numbers[int(row["Id"])] = number
-            unknown = [n for n in missing if n not in self._accounts]
+            known.update(self._remember_accounts(rows))
+            unknown = [n for n in missing if n not in known]
             if unknown:
                 raise LedgerValidationError(
                     SYSTEM,
                     f"accounts unknown or inactive in PowerOffice Go: {', '.join(unknown)}",
                 )
-        return {n: self._accounts[n] for n in wanted}
+        return {n: known[n] for n in wanted}
 
     def vat_id(self, code: str | None) -> int:
-        """The VatId of a standard VAT code (None -> code "0"), from one cached /VatCodes call."""
-        if self._vat_ids is None:
-            rows = self._request("GET", "/VatCodes") or []
-            self._vat_ids = {}
-            for row in rows:
-                if row.get("IsActive") is False or row.get("IsCustom"):
-                    continue
-                self._vat_ids.setdefault(str(row.get("Code")), int(row["Id"]))
+        """The VatId of a standard VAT code (None -> code "0"), from the cached /VatCodes table."""
         wanted = str(code).strip() if code else NO_VAT_CODE
-        if wanted not in self._vat_ids:
+        vat_id = self.cache.get(VAT_IDS, wanted)
+        if vat_id is None:  # not cached, or Go has the code since the table was cached
+            vat_id = self._load_vat_codes().get(wanted)
+        if vat_id is None:
             raise LedgerValidationError(SYSTEM, f"VAT code {wanted} unknown to PowerOffice Go")
-        return self._vat_ids[wanted]
+        return int(vat_id)
+
+    def resolve_departments(self, codes: Iterable[str]) -> dict[str, int]:
+        """Department code -> DepartmentId, one `GET /Departments?codes=` for the codes not cached."""
+        return self._resolve(_DEPARTMENT, codes)
+
+    def resolve_projects(self, codes: Iterable[str]) -> dict[str, int]:
+        """Project code ("10", subproject "10.2") -> ProjectId, one `GET /Projects?projectCodes=`."""
+        return self._resolve(_PROJECT, codes)
 
     def submit_for_approval(self, ledger_id: str, comment: str = "") -> dict[str, Any]:
         body = {"Comment": comment} if comment else {}
         return self._request("POST", f"/JournalEntryVouchers/{ledger_id}/submitForApproval", body=body) or {}
 
+    # ---- posting -----------------------------------------------------------------------------
+
+    def _post_manual(self, voucher: Voucher) -> PostedVoucher:
+        body = self.render(voucher)
+        try:
+            data = self._request("POST", "/Vouchers/ManualJournals", body=body) or {}
+        except LedgerValidationError as exc:
+            if not _is_duplicate_refusal(exc):
+                raise
+            existing = self.find(voucher.external_ref, voucher.business_day)
+            if existing is None:
+                raise
+            log.info("PowerOffice Go already holds %s as voucher %s", voucher.external_ref, existing.ledger_id)
+            return existing
+        voucher_id = _answer_id(data, "POST /Vouchers/ManualJournals")
+        if not self.read_back_after_post:
+            return _as_sent(voucher, voucher_id, str(data.get("VoucherNo") or ""), in_ledger=True)
+        return self._posted(data) if data.get("VoucherLines") else self.get(voucher_id)
+
     def _post_for_approval(self, voucher: Voucher) -> PostedVoucher:
-        existing = self._find_draft(voucher.external_ref)
-        if existing is not None:
+        """Drafts have no server-side duplicate check, so look first: posted by an approver, or a draft."""
+        posted = self._find_posted(voucher.external_ref, voucher.business_day)
+        if posted is not None:
+            return posted
+        found = self._find_draft(voucher.external_ref)
+        if found is not None:
+            existing, in_approval = found
+            if not in_approval:  # made by a run whose submit failed: finish it
+                self.submit_for_approval(existing.ledger_id, comment=f"kassebro {voucher.external_ref}")
             return existing
         data = self._request("POST", "/JournalEntryVouchers/ManualJournals", body=self.render_draft(voucher)) or {}
-        draft_id = str(data.get("Id"))
+        draft_id = _answer_id(data, "POST /JournalEntryVouchers/ManualJournals")
         self.submit_for_approval(draft_id, comment=f"kassebro {voucher.external_ref}")
+        if not self.read_back_after_post:
+            return _as_sent(voucher, draft_id, "", in_ledger=False)
+        if not data.get("ManualVoucherLines"):
+            return self.get(draft_id)
         return self._posted_draft(data)
 
-    def _find_draft(self, external_ref: str) -> PostedVoucher | None:
+    def _find_posted(self, external_ref: str, date: dt.date) -> PostedVoucher | None:
+        """The posted voucher of the reference: one AccountTransactions call for the day, then `get`."""
+        day = date.isoformat()
+        rows = self._request("GET", "/AccountTransactions", params={"fromDate": day, "toDate": day}) or []
+        mine = [r for r in rows if _carries(r, external_ref)]
+        ids = list(dict.fromkeys(str(r.get("VoucherId")) for r in mine))
+        live = list(dict.fromkeys(str(r.get("VoucherId")) for r in mine if not r.get("IsReversed")))
+        if len(live) > 1:
+            raise LedgerValidationError(
+                SYSTEM,
+                f"{len(live)} vouchers carry ExternalImportReference {external_ref!r} (ids {', '.join(live)}); "
+                "resolve it in Go",
+            )
+        return self.get((live or ids)[0]) if ids else None
+
+    def _find_draft(self, external_ref: str) -> tuple[PostedVoucher, bool] | None:
+        """This integration's unposted draft carrying the reference, and whether it is in approval."""
         try:
             items = self._request("GET", "/JournalEntryVouchers", params={"isPosted": "false"}) or []
         except LedgerAuthError as exc:
@@ -339,8 +457,106 @@ class PowerOfficeClient:
             draft = self._request("GET", f"/JournalEntryVouchers/ManualJournals/{item.get('Id')}") or {}
             match = _DRAFT_REF.search(str(draft.get("Description") or ""))
             if match and match.group(1) == external_ref:
-                return self._posted_draft(draft)
+                return self._posted_draft(draft), bool(item.get("InApprovalWorkflow"))
         return None
+
+    def _read(self, ledger_id: str) -> tuple[dict[str, Any], bool]:
+        """The voucher's JSON and whether it is posted (ManualVoucherDto) or a draft."""
+        try:
+            data = self._request("GET", f"/Vouchers/ManualJournals/{ledger_id}")
+        except LedgerValidationError as exc:
+            if getattr(exc, "status", None) != 404:
+                raise
+            data = None
+        if data:
+            return data, True
+        return self._request("GET", f"/JournalEntryVouchers/ManualJournals/{ledger_id}") or {}, False
+
+    # ---- lookups -----------------------------------------------------------------------------
+
+    def _remember_accounts(self, rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+        """Cache GeneralLedgerAccountDto rows both ways; return number -> id of the active ones."""
+        active = {str(r.get("AccountNo")): int(r["Id"]) for r in rows if r.get("IsActive") is not False}
+        self.cache.put(ACCOUNTS, active)
+        self.cache.put(ACCOUNT_NUMBERS, {str(int(r["Id"])): str(r.get("AccountNo")) for r in rows})
+        return active
+
+    def _load_vat_codes(self) -> dict[str, int]:
+        """One `GET /VatCodes`: cache code -> id (active standard codes) and id -> code (all)."""
+        rows = self._request("GET", "/VatCodes") or []
+        ids: dict[str, int] = {}
+        for row in rows:
+            if row.get("IsActive") is False or row.get("IsCustom"):
+                continue
+            ids.setdefault(str(row.get("Code")), int(row["Id"]))
+        self.cache.put(VAT_IDS, ids)
+        self.cache.put(VAT_CODES, {str(int(row["Id"])): str(row.get("Code")) for row in rows})
+        return ids
+
+    def _resolve(self, dim: _Dimension, codes: Iterable[str]) -> dict[str, int]:
+        wanted = list(dict.fromkeys(str(c).strip() for c in codes))
+        commas = [c for c in wanted if "," in c]
+        if commas:  # the list filters split on commas
+            raise LedgerValidationError(SYSTEM, f"{dim.kind} codes cannot contain a comma: {'; '.join(commas)}")
+        known = {c: int(i) for c in wanted if (i := self.cache.get(dim.ids, c)) is not None}
+        missing = [c for c in wanted if c not in known]
+        if missing:
+            rows = self._request("GET", dim.path, params={dim.param: ",".join(missing)}) or []
+            exact = [r for r in rows if str(r.get("Code")) in missing]  # the filter is not trusted to be exact
+            inactive = sorted({str(r.get("Code")) for r in exact if r.get("IsActive") is False})
+            found = {str(r.get("Code")): int(r["Id"]) for r in exact if r.get("IsActive") is not False}
+            self.cache.put(dim.ids, found)
+            self.cache.put(dim.codes, {str(int(r["Id"])): str(r.get("Code")) for r in exact})
+            known.update(found)
+            unknown = [c for c in missing if c not in found and c not in inactive]
+            problems = []
+            if unknown:
+                problems.append(f"{dim.kind} {', '.join(unknown)} not found")
+            if inactive:
+                problems.append(f"{dim.kind} {', '.join(inactive)} inactive")
+            if problems:
+                raise LedgerValidationError(
+                    SYSTEM, f"{' and '.join(problems)} in PowerOffice Go (check the {dim.kind} codes in the config)"
+                )
+        return {c: known[c] for c in wanted}
+
+    def _account_numbers(self, account_ids: Iterable[Any]) -> dict[Any, str]:
+        """AccountId -> number from the cache; one `GET /GeneralLedgerAccounts` (the chart) if any is missing."""
+        wanted = [i for i in dict.fromkeys(account_ids) if i is not None]
+        found = {i: self.cache.get(ACCOUNT_NUMBERS, str(int(i))) for i in wanted}
+        if any(number is None for number in found.values()):
+            self._remember_accounts(self._request("GET", "/GeneralLedgerAccounts") or [])
+            found = {i: self.cache.get(ACCOUNT_NUMBERS, str(int(i))) for i in wanted}
+        strays = [str(i) for i, number in found.items() if number is None]
+        if strays:
+            raise LedgerValidationError(
+                SYSTEM,
+                f"the voucher has lines on AccountIds {', '.join(strays)}, which are not general ledger accounts",
+            )
+        return {i: str(number) for i, number in found.items()}
+
+    def _vat_codes(self, vat_ids: Iterable[Any]) -> dict[Any, str | None]:
+        """VatId -> code from the cache; one `GET /VatCodes` if any is missing (then None if unknown)."""
+        wanted = [i for i in dict.fromkeys(vat_ids) if i is not None]
+        found = {i: self.cache.get(VAT_CODES, str(int(i))) for i in wanted}
+        if any(code is None for code in found.values()):
+            self._load_vat_codes()
+            found = {i: self.cache.get(VAT_CODES, str(int(i))) for i in wanted}
+        return found
+
+    def _codes_for(self, dim: _Dimension, dim_ids: Iterable[Any]) -> dict[Any, str]:
+        """DepartmentId/ProjectId -> code from the cache; one list call for the whole table if needed."""
+        wanted = [i for i in dict.fromkeys(dim_ids) if i is not None and i != -1]
+        found = {i: self.cache.get(dim.codes, str(int(i))) for i in wanted}
+        if any(code is None for code in found.values()):
+            rows = self._request("GET", dim.path) or []
+            self.cache.put(dim.ids, {str(r.get("Code")): int(r["Id"]) for r in rows if r.get("IsActive") is not False})
+            self.cache.put(dim.codes, {str(int(r["Id"])): str(r.get("Code")) for r in rows})
+            found = {i: self.cache.get(dim.codes, str(int(i))) for i in wanted}
+        strays = [str(i) for i, code in found.items() if code is None]
+        if strays:
+            raise LedgerValidationError(SYSTEM, f"{dim.kind} ids {', '.join(strays)} on the voucher are unknown")
+        return {i: str(code) for i, code in found.items()}
 
     # ---- HTTP --------------------------------------------------------------------------------
 
@@ -496,57 +712,113 @@ class PowerOfficeClient:
 
     # ---- parsing -----------------------------------------------------------------------------
 
-    def _vat_codes_by_id(self) -> dict[int, str]:
-        if self._vat_ids is None:
-            self.vat_id(None)
-        assert self._vat_ids is not None
-        return {vid: code for code, vid in self._vat_ids.items()}
+    @staticmethod
+    def _raw_lines(data: Mapping[str, Any], in_ledger: bool) -> list[tuple[Any, int, Any, str, Any, Any]]:
+        """(AccountId, signed gross øre, VatId, description, DepartmentId, ProjectId) per posting.
 
-    def _number(self, account_id: Any) -> str:
-        number = self._account_numbers.get(int(account_id))
-        if number is None:
-            row = self._request("GET", f"/GeneralLedgerAccounts/{int(account_id)}") or {}
-            number = str(row.get("AccountNo"))
-            self._account_numbers[int(account_id)] = number
-            self._accounts.setdefault(number, int(account_id))
-        return number
+        A draft line without its own DepartmentId/ProjectId inherits the header's; -1 means none.
+        """
+        out: list[tuple[Any, int, Any, str, Any, Any]] = []
+        if in_ledger:
+            for line in data.get("VoucherLines") or []:
+                out.append(
+                    (
+                        line.get("AccountId"),
+                        parse_ore(str(line["CurrencyAmount"])),
+                        line.get("VatId"),
+                        line.get("Description") or "",
+                        line.get("DepartmentId"),
+                        line.get("ProjectId"),
+                    )
+                )
+        else:
+            for line in data.get("ManualVoucherLines") or []:
+                amount = parse_ore(str(line["CurrencyAmount"]))
+                dims = [
+                    line.get(key) if line.get(key) is not None else data.get(key)
+                    for key in ("DepartmentId", "ProjectId")
+                ]
+                department, project = (None if d == -1 else d for d in dims)
+                for side, sign in (("Debit", 1), ("Credit", -1)):
+                    if line.get(f"{side}AccountId") is not None:
+                        out.append(
+                            (
+                                line[f"{side}AccountId"],
+                                sign * amount,
+                                line.get(f"{side}VatId"),
+                                line.get("Description") or "",
+                                department,
+                                project,
+                            )
+                        )
+        if any(account_id is None for account_id, *_ in out):
+            raise LedgerValidationError(SYSTEM, f"voucher {data.get('Id')} has a line without an account")
+        return out
 
-    def _vat(self, vat_id: Any) -> str | None:
-        code = self._vat_codes_by_id().get(int(vat_id)) if vat_id is not None else None
-        return None if code in (None, NO_VAT_CODE) else code
+    def _postings(self, data: Mapping[str, Any], in_ledger: bool) -> tuple[tuple[str, int, str | None], ...]:
+        raw = self._raw_lines(data, in_ledger)
+        numbers = self._account_numbers(r[0] for r in raw)
+        vats = self._vat_codes(r[2] for r in raw)
+        return tuple(
+            (numbers[account_id], amount, _vat_out(vats.get(vat_id))) for account_id, amount, vat_id, *_ in raw
+        )
 
     def _posted(self, data: Mapping[str, Any]) -> PostedVoucher:
-        postings = tuple(
-            (self._number(line["AccountId"]), parse_ore(str(line["CurrencyAmount"])), self._vat(line.get("VatId")))
-            for line in data.get("VoucherLines") or []
-        )
         return PostedVoucher(
             ledger_id=str(data.get("Id")),
             number=str(data.get("VoucherNo") or ""),
-            external_ref=str(data.get("ExternalImportReference") or ""),
+            external_ref=str(data.get("ExternalImportReference") or _draft_ref(data.get("Description"))),
             date=dt.date.fromisoformat(str(data.get("VoucherDate"))[:10]),
-            postings=postings,
+            postings=self._postings(data, True),
             in_ledger=True,
         )
 
     def _posted_draft(self, data: Mapping[str, Any]) -> PostedVoucher:
-        postings = []
-        for line in data.get("ManualVoucherLines") or []:
-            amount = parse_ore(str(line["CurrencyAmount"]))
-            for side, sign in (("Debit", 1), ("Credit", -1)):
-                if line.get(f"{side}AccountId") is not None:
-                    postings.append(
-                        (self._number(line[f"{side}AccountId"]), sign * amount, self._vat(line.get(f"{side}VatId")))
-                    )
-        match = _DRAFT_REF.search(str(data.get("Description") or ""))
         return PostedVoucher(
             ledger_id=str(data.get("Id")),
             number="",
-            external_ref=match.group(1) if match else "",
+            external_ref=_draft_ref(data.get("Description")),
             date=dt.date.fromisoformat(str(data.get("VoucherDate"))[:10]),
-            postings=tuple(postings),
+            postings=self._postings(data, False),
             in_ledger=False,
         )
+
+
+def _carries(row: Mapping[str, Any], external_ref: str) -> bool:
+    """An account transaction of our voucher: by ExternalImportReference, or a posted draft's " [ref]"."""
+    return (
+        row.get("ExternalImportReference") == external_ref or _draft_ref(row.get("VoucherDescription")) == external_ref
+    )
+
+
+def _draft_ref(description: Any) -> str:
+    match = _DRAFT_REF.search(str(description or ""))
+    return match.group(1) if match else ""
+
+
+def _vat_out(code: str | None) -> str | None:
+    return None if code in (None, "", NO_VAT_CODE) else code
+
+
+def _answer_id(data: Mapping[str, Any], what: str) -> str:
+    """The Id of a created voucher; without one the outcome is unknown to us."""
+    if not data.get("Id"):
+        raise LedgerTransient(SYSTEM, f"{what} answered without an Id; the outcome is unknown, look it up first")
+    return str(data["Id"])
+
+
+def _as_sent(voucher: Voucher, ledger_id: str, number: str, *, in_ledger: bool) -> PostedVoucher:
+    """The PostedVoucher a read-back would give, built from what was sent (no call)."""
+    return PostedVoucher(
+        ledger_id=ledger_id,
+        number=number,
+        external_ref=voucher.external_ref,
+        date=voucher.business_day,
+        postings=tuple(
+            (line.account.strip(), line.amount, _vat_out((line.vat_code or "").strip())) for line in voucher.lines
+        ),
+        in_ledger=in_ledger,
+    )
 
 
 def _field(body: Mapping[str, Any], name: str) -> Any:

@@ -12,8 +12,10 @@ Plain `requests`, no Airflow. What it does about the API's habits (brief `apis.m
   timeouts and dropped connections -> LedgerTransient; anything else -> LedgerValidationError with
   Xledger's messages. Queries are retried (transient: `get_retries` times; rate limits waited out
   up to `max_rate_wait`); the import mutation never is.
-- Lookups, cached per client: account codes (`accounts`, Relay paging), tax rule codes
-  (`objectValues` of the object kind named TAX_RULE, found through `objectKinds`, INFERRED query).
+- Lookups, kept in a `LookupCache` shared by the clients of a run (a client whose post is
+  refused clears it; an account or tax rule missing from it is looked up once more): account
+  codes (`accounts`, Relay paging), object kinds (`objectKinds`) and tax rule codes
+  (`objectValues` of the object kind named TAX_RULE, INFERRED query). The token never goes in it.
 - Tax rules are configured per company, so the standard VAT codes map to tax rule codes through
   `tax_rules` (default DEFAULT_TAX_RULES: 3->"2", 31->"21", 33->"22" as one public integration maps
   them, 5->"5", 6->"6"; code "0" or None -> no taxRule). Unmapped or unknown codes are refused
@@ -27,13 +29,17 @@ Plain `requests`, no Airflow. What it does about the API's habits (brief `apis.m
   "<external_ref>#<line>/<lines>" (1-based over the whole voucher; kassebro's convention).
 - Exactly once: Xledger was not found to refuse a repeated extIdentifier, so `post` looks the
   reference up first: a complete, equal import is returned as is (no second import), a different
-  one is refused, and a split import cut short is completed with the missing lines only. After a
-  transient error the caller calls `find`. `find` raises LedgerTransient on a split import cut short.
+  one is refused, and a split import cut short is completed with the missing lines only. When this
+  client's own `find` saw the reference absent moments before (the pipeline's duplicate check),
+  `post` does not ask again. After a transient error the caller calls `find`. `find` raises
+  LedgerTransient on a split import cut short.
 - `send_to_ledger` is ignored: Xledger imports are staged and approved in Xledger's own workflow,
   the API has no approval call (apis.md).
 - Read-back (`glImportItems` by extIdentifier): postings aggregated per (account, VAT code) in
   first-seen order, signed øre; tax rule codes are mapped back to the standard codes.
-  ledger_id is the smallest import item dbId, number the trRegNumber.
+  ledger_id is the smallest import item dbId, number the trRegNumber. With
+  `read_back_after_post=False`, `post` returns the voucher as sent with the dbIds the mutation
+  answered, without reading the import back.
 - `calls` counts requests by operation ("query accounts", "mutation addGLImportItems").
 """
 
@@ -59,6 +65,7 @@ from kassebro.ledgers.base import (
     LedgerValidationError,
     PostedVoucher,
 )
+from kassebro.ledgers.cache import LookupCache
 from kassebro.voucher import Voucher
 
 log = logging.getLogger(__name__)
@@ -73,6 +80,7 @@ DEFAULT_RETRY_AFTER = 1.0
 CREDITS_RETRY_AFTER = 3600.0
 TEXT_MAX = 200  # INFERRED limit, kept short on purpose
 TAX_RULE_KIND = "TAX_RULE"
+ABSENT_TRUST_SECONDS = 60.0  # how long find()'s "not there" spares post() its own look-up
 DEFAULT_TAX_RULES: dict[str, str] = {"3": "2", "31": "21", "33": "22", "5": "5", "6": "6"}
 RATE_CODES = {
     "BAD_REQUEST.INSUFFICIENT_CREDITS",
@@ -123,6 +131,10 @@ class XledgerClient:
       tax_rules: standard VAT code -> the company's tax rule code (default DEFAULT_TAX_RULES).
       department_object: the node field a line's department goes to (default "glObject1").
       session, timeout, get_retries, retry_backoff, max_rate_wait: as in FikenClient.
+      cache: the run's lookups (one per connection, `cache.cache_path`); None makes an in-memory
+        one for this client.
+      read_back_after_post: after importing, query the import items back to return the voucher
+        as Xledger holds it (one call more per voucher).
     """
 
     system = SYSTEM
@@ -139,6 +151,8 @@ class XledgerClient:
         get_retries: int = 2,
         retry_backoff: float = 0.5,
         max_rate_wait: float = 10.0,
+        cache: LookupCache | None = None,
+        read_back_after_post: bool = True,
     ) -> None:
         base = base_url.rstrip("/")
         self.url = base if base.endswith("/graphql") else base + "/graphql"
@@ -151,10 +165,12 @@ class XledgerClient:
         self.get_retries = get_retries
         self.retry_backoff = retry_backoff
         self.max_rate_wait = max_rate_wait
+        self.cache = cache if cache is not None else LookupCache()
+        self.read_back_after_post = read_back_after_post
         self.calls: Counter[str] = Counter()
         self._lock = threading.RLock()
-        self._accounts: set[str] | None = None
-        self._tax_rule_codes: set[str] | None = None
+        self._fetched: set[str] = set()  # cache tables this client read from Xledger itself
+        self._absent: dict[str, float] = {}  # external_ref -> when find() last saw it absent
 
     # ---- housekeeping ------------------------------------------------------------------------
 
@@ -186,7 +202,9 @@ class XledgerClient:
         """The import of `external_ref` (any date: the reference is unique), or None."""
         items = self._items(external_ref)
         if not items:
+            self._absent[external_ref] = time.monotonic()
             return None
+        self._absent.pop(external_ref, None)
         missing = _missing_lines(items)
         if missing:
             raise LedgerTransient(
@@ -217,9 +235,21 @@ class XledgerClient:
 
         An existing complete import equal to the voucher is returned without importing again; a
         different one raises LedgerValidationError; a split import cut short gets its missing lines.
+        Any refusal clears the lookup cache, so the retry reads a chart that may have changed.
         """
+        try:
+            return self._post(voucher)
+        except LedgerValidationError:
+            self.cache.clear()
+            raise
+
+    def _post(self, voucher: Voucher) -> PostedVoucher:
         nodes = self.render(voucher)
-        existing = self._items(voucher.external_ref)
+        seen_absent = self._absent.pop(voucher.external_ref, None)
+        if seen_absent is not None and time.monotonic() - seen_absent <= ABSENT_TRUST_SECONDS:
+            existing: list[dict[str, Any]] = []  # the caller's find() just asked: no second look-up
+        else:
+            existing = self._items(voucher.external_ref)
         if existing:
             missing = _missing_lines(existing)
             if not missing:
@@ -246,14 +276,27 @@ class XledgerClient:
                 )
             nodes = [n for n in nodes if _split(n["extIdentifier"])[1] in missing]
         chunks = [nodes[i : i + MAX_ITEMS_PER_CALL] for i in range(0, len(nodes), MAX_ITEMS_PER_CALL)]
+        db_ids = [int(i["dbId"]) for i in existing if str(i.get("dbId") or "").isdigit()]
         for number, chunk in enumerate(chunks, start=1):
             try:
-                self.graphql(M_ADD_ITEMS, {"inputs": [{"node": node} for node in chunk]})
+                data = self.graphql(M_ADD_ITEMS, {"inputs": [{"node": node} for node in chunk]})
             except LedgerTransient as exc:
                 done = f"{number - 1} of {len(chunks)} calls done; " if len(chunks) > 1 else ""
                 raise LedgerTransient(
                     SYSTEM, f"{str(exc).removeprefix(SYSTEM + ': ')} ({done}look it up with find() first)"
                 ) from None
+            edges = (data.get("addGLImportItems") or {}).get("edges") or []
+            nodes_back = [e.get("node") or {} for e in edges if isinstance(e, dict)]
+            db_ids += [int(n["dbId"]) for n in nodes_back if str(n.get("dbId")).isdigit()]
+        if not self.read_back_after_post and len(db_ids) == len(existing) + len(nodes):
+            return PostedVoucher(
+                ledger_id=str(min(db_ids)),
+                number=voucher.business_day.strftime("%Y%m%d"),
+                external_ref=voucher.external_ref,
+                date=voucher.business_day,
+                postings=tuple(_expected(voucher)),
+                in_ledger=True,
+            )
         try:
             found = self.find(voucher.external_ref)
         except LedgerTransient as exc:
@@ -268,22 +311,32 @@ class XledgerClient:
 
     # ---- more than the protocol --------------------------------------------------------------
 
-    def account_codes(self) -> set[str]:
-        """All account codes of the entity (cached)."""
-        if self._accounts is None:
-            self._accounts = {str(n.get("code")) for n in self._all_pages(Q_ACCOUNTS, "accounts", {})}
-        return self._accounts
+    def account_codes(self, *, refresh: bool = False) -> set[str]:
+        """All account codes of the entity (cached; `refresh` reads them again)."""
+        codes = self.cache.table("accounts")
+        if refresh or not codes:
+            nodes = self._all_pages(Q_ACCOUNTS, "accounts", {})
+            codes = {str(n.get("code")): n.get("dbId") for n in nodes}
+            self.cache.put("accounts", codes)
+            self._fetched.add("accounts")
+        return set(codes)
 
-    def tax_rule_codes(self) -> set[str]:
-        """The entity's tax rule codes: objectValues of the object kind TAX_RULE (cached)."""
-        if self._tax_rule_codes is None:
-            kinds = self._all_pages(Q_OBJECT_KINDS, "objectKinds", {})
-            kind = next((k.get("dbId") for k in kinds if k.get("name") == TAX_RULE_KIND), None)
+    def tax_rule_codes(self, *, refresh: bool = False) -> set[str]:
+        """The entity's tax rule codes: objectValues of the kind TAX_RULE (cached; `refresh` reads them again)."""
+        codes = self.cache.table("tax_rules")
+        if refresh or not codes:
+            kind = self.cache.get("object_kinds", TAX_RULE_KIND)
+            if kind is None:
+                kinds = self._all_pages(Q_OBJECT_KINDS, "objectKinds", {})
+                self.cache.put("object_kinds", {str(k["name"]): k.get("dbId") for k in kinds if k.get("name")})
+                kind = next((k.get("dbId") for k in kinds if k.get("name") == TAX_RULE_KIND), None)
             if kind is None:
                 raise LedgerValidationError(SYSTEM, f"no object kind named {TAX_RULE_KIND}: cannot read tax rules")
             values = self._all_pages(Q_OBJECT_VALUES, "objectValues", {"kind": kind})
-            self._tax_rule_codes = {str(v.get("code")) for v in values}
-        return self._tax_rule_codes
+            codes = {str(v.get("code")): v.get("dbId") for v in values}
+            self.cache.put("tax_rules", codes)
+            self._fetched.add("tax_rules")
+        return set(codes)
 
     def render(self, voucher: Voucher, *, check: bool = True) -> list[dict[str, Any]]:
         """The `addGLImportItems` nodes of a voucher, one per line (see the module docstring)."""
@@ -297,13 +350,18 @@ class XledgerClient:
             if line.vat_code not in (None, "0") and line.vat_code not in self.tax_rules:
                 problems.append(f"VAT code {line.vat_code!r} on account {line.account} has no Xledger tax rule mapped")
         if check and not problems:
-            missing = sorted({line.account for line in voucher.lines} - self.account_codes())
+            accounts = {line.account for line in voucher.lines}
+            missing = accounts - self.account_codes()
+            if missing and "accounts" not in self._fetched:  # the cached chart may predate a new account
+                missing = accounts - self.account_codes(refresh=True)
             if missing:
-                problems.append(f"accounts not in the Xledger chart: {', '.join(missing)}")
+                problems.append(f"accounts not in the Xledger chart: {', '.join(sorted(missing))}")
             rules = {self.tax_rules[v] for v in (line.vat_code for line in voucher.lines) if v not in (None, "0")}
-            unknown = sorted(rules - self.tax_rule_codes())
+            unknown = rules - self.tax_rule_codes()
+            if unknown and "tax_rules" not in self._fetched:
+                unknown = rules - self.tax_rule_codes(refresh=True)
             if unknown:
-                problems.append(f"tax rules not configured in the Xledger company: {', '.join(unknown)}")
+                problems.append(f"tax rules not configured in the Xledger company: {', '.join(sorted(unknown))}")
         if problems:
             raise LedgerValidationError(SYSTEM, "; ".join(dict.fromkeys(problems)))
         split = len(voucher.lines) > MAX_ITEMS_PER_CALL

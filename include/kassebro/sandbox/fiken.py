@@ -27,6 +27,11 @@ INFERRED (not in the spec; marked so the real service can prove them wrong):
   and no unknown fields (spec: 400 for "unexpected fields"). Accounts must exist in the chart;
   bank accounts (1920) and reskontro (1500) only as sub-accounts, as `/accounts` lists them.
   POS payment accounts are sub-accounts of 1901, one per payment type (config/ledgers/fiken.yaml).
+- A debit side with a VAT code that has a rate takes `amount` as net: Fiken adds the VAT (rounded
+  half up), books net + VAT on the debit account and credits net + VAT (the spec: "the amount is
+  net for debitAccount lines"; a public connector's test against a live Fiken demo company,
+  jonasbarsten/fiken-mcp, booked 1250 kr net + 312.50 kr VAT this way). The credit side is gross,
+  as the spec says; that one live test suggests the credit side may be net too: NOT verified.
 - Read model: each request line reads back as two lines `{account, vatCode, amount}`: the debit
   side with +amount, the credit side with -amount (debit positive), the VAT code the side was
   given ("0" when none). Real Fiken may split out generated VAT lines; not verified.
@@ -432,6 +437,11 @@ def _book_line(store: FikenStore, line: Any, where: str) -> list[dict[str, Any]]
     if amount <= 0:
         raise bad_request(f"{where}.amount: must be greater than 0.")
     booked: list[dict[str, Any]] = []
+    debit_rate = _rate_bp(line.get("debitVatCode"))
+    if debit_rate and line.get("creditVatCode") not in (None, 0):
+        raise bad_request(f"{where}: a line with VAT on both sides is not modelled by the sandbox.")
+    if debit_rate:  # the debit amount is net: Fiken adds the VAT, and the credit side pays net + VAT
+        amount += (amount * debit_rate + 5000) // 10000
     for side, sign in (("debit", 1), ("credit", -1)):
         account = line.get(f"{side}Account")
         if account is None:
@@ -447,6 +457,16 @@ def _book_line(store: FikenStore, line: Any, where: str) -> list[dict[str, Any]]
     if line["debitAccount"] == line["creditAccount"]:
         raise bad_request(f"{where}: debitAccount and creditAccount are the same account.")
     return booked
+
+
+def _rate_bp(code: Any) -> int:
+    """The VAT rate of a Fiken VAT code in basis points (0 when none or not a rate)."""
+    if code is None or isinstance(code, bool) or not isinstance(code, int):
+        return 0
+    from kassebro.saft_codes import standard_vat_codes
+
+    known = standard_vat_codes().get(str(code))
+    return (known.rate_bp or 0) if known else 0
 
 
 def _no_unknown(obj: Mapping[str, Any], allowed: set[str], where: str) -> None:

@@ -15,8 +15,12 @@ Paths, field names (PascalCase) and status codes follow the merged official per-
   ProblemDetails (INFERRED: the spec gives 401 without a body); a missing privilege 403
   ProblemDetails naming the roles the spec lists for the endpoint.
 - `GET /ClientIntegrationInformation`, `GET /GeneralLedgerAccounts?accountNos=`, `GET /VatCodes`,
-  `GET /AccountTransactions?fromDate&toDate[&accountNos&voucherNos&vatCodes]` (empty list -> 204,
-  as the spec says), `POST /Vouchers/ManualJournals` (201 ManualVoucherDto),
+  `GET /Departments?codes=&isActive=` (DepartmentDto; roles Department/Department_Full),
+  `GET /Projects?projectCodes=&includeSubProjects=&excludeArchivedProject=` (ProjectDto; roles
+  Project/Project_Full; a subproject's Code is "10.2" with ParentProjectCode "10", as the spec
+  says), `GET /AccountTransactions?fromDate&toDate[&accountNos&voucherNos&vatCodes&departmentCodes
+  &projectCodes]` ("-1" = without, as the spec says; empty list -> 204, as the spec says),
+  `POST /Vouchers/ManualJournals` (201 ManualVoucherDto),
   `GET /Vouchers/ManualJournals/{id}`, `POST /JournalEntryVouchers/ManualJournals`,
   `GET /JournalEntryVouchers/ManualJournals/{id}`, `GET /JournalEntryVouchers`,
   `POST /JournalEntryVouchers/{id}/submitForApproval`.
@@ -24,9 +28,10 @@ Paths, field names (PascalCase) and status codes follow the merged official per-
 Voucher rules enforced on `POST /Vouchers/ManualJournals` (all 400 ProblemDetails with an
 `Errors` map, ASP.NET's ValidationProblemDetails shape): CurrencyCode (NOK only here) and
 VoucherDate required; at least one line; per line AccountId known and active, VatId known, a
-VAT-locked account only with its own VatId, PostingDate present, CurrencyAmount not 0 (the spec:
-"must be a positive or negative number not 0") with at most two decimals; the lines sum to 0
-(INFERRED, the spec does not say it, a journal must balance). `ExternalImportReference`: "only one
+VAT-locked account only with its own VatId, DepartmentId and ProjectId (optional) the Id of a
+department/project, PostingDate present, CurrencyAmount not 0 (the spec: "must be a positive or
+negative number not 0") with at most two decimals; the lines sum to 0 (INFERRED, the spec does not
+say it, a journal must balance). `ExternalImportReference`: "only one
 instance of the reference can exist on the client" (spec). The refusal's status and body are not
 documented: this sandbox answers **400** ProblemDetails, Title "Duplicate external import
 reference", Detail naming the reference and the existing voucher id (INFERRED: the endpoint's
@@ -34,17 +39,34 @@ spec lists only 400/404 as ProblemDetails answers, no 409).
 
 Draft path (INFERRED from the schemas): a journal-entry line carries one side, DebitAccountId +
 DebitVatId or CreditAccountId + CreditVatId, with a positive gross CurrencyAmount (both sides on a
-line are allowed, then it balances itself); debits must equal credits. submitForApproval answers
-`{VoucherId, InApprovalWorkflow: true, IsPosted: false}`; a second submit gives 409 ProblemDetails
-(listed in the spec). Drafts have no ExternalImportReference.
+line are allowed, then it balances itself); debits must equal credits. A line without its own
+DepartmentId/ProjectId inherits the header's and -1 means none (both from the spec). submitForApproval
+answers `{VoucherId, InApprovalWorkflow: true, IsPosted: false}`; a second submit gives 409
+ProblemDetails (listed in the spec). Drafts have no ExternalImportReference. `POST
+/_sandbox/approve/{id}` plays the approver: the draft becomes a ManualJournal voucher with the same
+Id (the spec: the Id "will persist when/if the voucher is posted") and IsPosted true in the list.
 
-Read-back: ManualVoucherDto lines are the lines as sent (gross CurrencyAmount, VatId).
-AccountTransactions have Amount = net, VatAmount, and one generated VAT transaction per taxed
-line on the rate's VAT account (2700/2701/2702, 2710/2711/2712), VAT rounded half up per line.
+Seeded master data: the NS 4102 shop chart, the standard VAT codes, departments "1", "2", "3" (the
+demo vendors' configs) and projects "10", "10.2" (a subproject of "10") and "20"; `create_app`
+takes others.
+
+INFERRED besides the above: error texts and the Errors keys ("VoucherLines[0].DepartmentId");
+inactive departments/projects refused on lines (the spec only says inactive ones are disabled in
+the GUI); -1 on a ManualVoucher line is refused (documented only for journal-entry lines); the
+generated VAT transaction carries no department/project; `codes`/`projectCodes` match whole codes;
+an approved draft's voucher has one signed line per side and no ExternalImportReference; the
+ProjectDto fields served are a subset (no invented ones: the schema test checks).
+
+Read-back: ManualVoucherDto lines are the lines as sent (gross CurrencyAmount, VatId,
+DepartmentId, ProjectId). AccountTransactions have Amount = net, VatAmount, DepartmentId/Code and
+ProjectId/Code, and one generated VAT transaction per taxed line on the rate's VAT account
+(2700/2701/2702, 2710/2711/2712), VAT rounded half up per line.
 
 Run it: `python -m kassebro.sandbox.poweroffice --port 8910 [--state FILE]`, or in-process with
 `kassebro.sandbox.server.running(create_app())`. Admin API under `/_sandbox` (faults, calls,
-vouchers, reset, privileges), the same fault kinds as the Tripletex sandbox.
+vouchers, reset, privileges, approve), the same fault kinds as the Tripletex sandbox. A call is
+in `app.state.calls` before its answer (or dropped connection) reaches the client, so a test can
+assert the exact sequence right after the calls.
 """
 
 from __future__ import annotations
@@ -101,6 +123,8 @@ DEFAULT_PRIVILEGES = (
     "ManualVoucher_Full",
     "AccountTransaction",
     "JournalEntryVoucher_Full",
+    "Department",
+    "Project",
 )
 
 INVALID_CLIENT = (
@@ -152,6 +176,41 @@ VAT_CODES: tuple[VatCode, ...] = (
     VatCode(3_200_005, "5", "Omsetning fritatt for mva (nullsats)", "0"),
     VatCode(3_200_006, "6", "Omsetning utenfor merverdiavgiftsloven", "0"),
     VatCode(3_200_052, "52", "Utførsel av varer og tjenester", "0"),
+)
+
+
+@dataclass(frozen=True)
+class Department:
+    """A department (`DepartmentDto`): `code` is what vouchers and reports name it by."""
+
+    id: int
+    code: str
+    name: str
+    is_active: bool = True
+
+
+@dataclass(frozen=True)
+class Project:
+    """A project (`ProjectDto`); a subproject's code is "<main code>.<own code>" as the spec says."""
+
+    id: int
+    code: str
+    name: str
+    parent_code: str | None = None
+    is_active: bool = True
+    status: str = "Active"
+
+
+# Codes "1", "2", "3" are the departments of the demo vendors' configs.
+DEPARTMENTS: tuple[Department, ...] = (
+    Department(7_100_001, "1", "Kafé"),
+    Department(7_100_002, "2", "Bar"),
+    Department(7_100_003, "3", "Butikk"),
+)
+PROJECTS: tuple[Project, ...] = (
+    Project(7_200_010, "10", "Sommersesong"),
+    Project(7_200_012, "10.2", "Sommersesong: festival", parent_code="10"),
+    Project(7_200_020, "20", "Julemarked"),
 )
 
 # The Tripletex sandbox's NS 4102 shop chart, with PowerOffice-like ids.
@@ -264,6 +323,8 @@ class PowerOfficeStore:
         privileges: Iterable[str],
         accounts: Iterable[GlAccount],
         vat_codes: Iterable[VatCode],
+        departments: Iterable[Department] = DEPARTMENTS,
+        projects: Iterable[Project] = PROJECTS,
         token_lifetime: int,
         clock: Callable[[], float],
         state_path: str | os.PathLike[str] | None,
@@ -274,6 +335,8 @@ class PowerOfficeStore:
         self.privileges = list(privileges)
         self.accounts = {a.id: a for a in accounts}
         self.vat_codes = {v.id: v for v in vat_codes}
+        self.departments = {d.id: d for d in departments}
+        self.projects = {p.id: p for p in projects}
         self.token_lifetime = token_lifetime
         self.clock = clock
         self.state_path = Path(state_path) if state_path else None
@@ -402,6 +465,41 @@ class PowerOfficeStore:
             "ValidTo": None,
         }
 
+    @staticmethod
+    def render_department(d: Department) -> dict[str, Any]:
+        return {
+            "Id": d.id,
+            "Code": d.code,
+            "Name": d.name,
+            "IsActive": d.is_active,
+            "ManagerEmployeeId": None,
+            "ManagerEmployeeNo": None,
+            "CreatedFromImportJournalId": None,
+            "CreatedDateTimeOffset": "2026-01-01T00:00:00+00:00",
+            "LastChangedDateTimeOffset": "2026-01-01T00:00:00+00:00",
+        }
+
+    def render_project(self, p: Project) -> dict[str, Any]:
+        parent = next((q for q in self.projects.values() if q.code == p.parent_code), None)
+        return {
+            "Id": p.id,
+            "Code": p.code,
+            "Name": p.name,
+            "IsActive": p.is_active,
+            "ProjectStatus": p.status,
+            "ParentProjectId": parent.id if parent else None,
+            "ParentProjectCode": p.parent_code,
+            "DepartmentId": None,
+            "DepartmentCode": None,
+            "CustomerId": None,
+            "CustomerNo": None,
+            "IsInternal": True,
+            "StartDate": None,
+            "EndDate": None,
+            "CreatedDateTimeOffset": "2026-01-01T00:00:00+00:00",
+            "LastChangedDateTimeOffset": "2026-01-01T00:00:00+00:00",
+        }
+
     # ---- vouchers ----------------------------------------------------------------------------
 
     def _check_header(self, body: Any, errors: dict[str, list[str]]) -> str | None:
@@ -433,6 +531,29 @@ class PowerOfficeStore:
                 f"vat code {vat.code} is not allowed."
             )
 
+    def _check_dimension(self, kind: str, value: Any, field: str, errors: dict[str, list[str]]) -> int | None:
+        """A line's DepartmentId/ProjectId: None, or the id of an active department/project."""
+        if value is None:
+            return None
+        table: Mapping[int, Department | Project] = self.departments if kind == "Department" else self.projects
+        found = table.get(value) if isinstance(value, int) and not isinstance(value, bool) else None
+        if found is None:
+            errors.setdefault(field, []).append(f"{kind} with id = {value} not found.")
+        elif not found.is_active:
+            errors.setdefault(field, []).append(f"{kind} {found.code} is not active.")
+        return value if found is not None else None
+
+    def _draft_dimension(
+        self, kind: str, line: Mapping[str, Any], header: int | None, field: str, errors: dict[str, list[str]]
+    ) -> int | None:
+        """Journal-entry lines inherit the header's id when they set none; -1 means none (spec)."""
+        value = line.get(kind + "Id")
+        if value is None:
+            return header
+        if value == -1:
+            return None
+        return self._check_dimension(kind, value, field, errors)
+
     def create_voucher(self, body: Any) -> dict[str, Any]:
         errors: dict[str, list[str]] = {}
         date = self._check_header(body, errors)
@@ -448,6 +569,8 @@ class PowerOfficeStore:
                 errors.setdefault(where[:-1], []).append("A line must be an object.")
                 continue
             self._check_side(line.get("AccountId"), line.get("VatId"), where, errors)
+            self._check_dimension("Department", line.get("DepartmentId"), where + "DepartmentId", errors)
+            self._check_dimension("Project", line.get("ProjectId"), where + "ProjectId", errors)
             posting_date = _date(line.get("PostingDate"), where + "PostingDate", errors)
             if posting_date is None and where + "PostingDate" not in errors:
                 errors[where + "PostingDate"] = ["The PostingDate field is required."]
@@ -486,28 +609,35 @@ class PowerOfficeStore:
                         f"A voucher with ExternalImportReference '{ref}' already exists on the client "
                         f"(voucher id {existing['Id']}).",
                     )
-            now = _now()
-            for stored in stored_lines:
-                stored["Id"] = self.next_line_id
-                stored["CreatedDateTimeOffset"] = now
-                self.next_line_id += 1
-            voucher = {
-                "Id": str(uuid.uuid4()),
-                "VoucherNo": self.next_voucher_no,
-                "VoucherDate": date,
-                "CurrencyCode": "NOK",
-                "Description": body.get("Description"),
-                "ExternalImportReference": ref,
-                "ImportedVoucherNo": body.get("ImportedVoucherNo"),
-                "SaftBatchId": body.get("SaftBatchId"),
-                "SaftSourceId": body.get("SaftSourceId"),
-                "IsReversed": False,
-                "CreatedDateTimeOffset": now,
-                "VoucherLines": stored_lines,
-            }
-            self.next_voucher_no += 1
-            self.vouchers[voucher["Id"]] = voucher
+            voucher = self._book(str(uuid.uuid4()), date, body, ref, stored_lines)
             self._save()
+        return voucher
+
+    def _book(
+        self, voucher_id: str, date: str | None, body: Mapping[str, Any], ref: str | None, lines: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Give the voucher its number and line ids and keep it (the caller holds the lock)."""
+        now = _now()
+        for stored in lines:
+            stored["Id"] = self.next_line_id
+            stored["CreatedDateTimeOffset"] = now
+            self.next_line_id += 1
+        voucher = {
+            "Id": voucher_id,
+            "VoucherNo": self.next_voucher_no,
+            "VoucherDate": date,
+            "CurrencyCode": "NOK",
+            "Description": body.get("Description"),
+            "ExternalImportReference": ref,
+            "ImportedVoucherNo": body.get("ImportedVoucherNo"),
+            "SaftBatchId": body.get("SaftBatchId"),
+            "SaftSourceId": body.get("SaftSourceId"),
+            "IsReversed": False,
+            "CreatedDateTimeOffset": now,
+            "VoucherLines": lines,
+        }
+        self.next_voucher_no += 1
+        self.vouchers[voucher_id] = voucher
         return voucher
 
     def render_voucher(self, v: dict[str, Any]) -> dict[str, Any]:
@@ -517,6 +647,8 @@ class PowerOfficeStore:
     def create_draft(self, body: Any) -> dict[str, Any]:
         errors: dict[str, list[str]] = {}
         date = self._check_header(body, errors)
+        header_department = self._check_dimension("Department", body.get("DepartmentId"), "DepartmentId", errors)
+        header_project = self._check_dimension("Project", body.get("ProjectId"), "ProjectId", errors)
         lines = body.get("ManualVoucherLines") or []
         if not isinstance(lines, list) or not lines:
             errors.setdefault("ManualVoucherLines", []).append("The voucher must have at least one line.")
@@ -543,8 +675,10 @@ class PowerOfficeStore:
                 CurrencyCode="NOK",
                 PostingDate=_date(line.get("PostingDate"), where + "PostingDate", errors) or date,
                 Description=line.get("Description"),
-                DepartmentId=line.get("DepartmentId"),
-                ProjectId=line.get("ProjectId"),
+                DepartmentId=self._draft_dimension(
+                    "Department", line, header_department, where + "DepartmentId", errors
+                ),
+                ProjectId=self._draft_dimension("Project", line, header_project, where + "ProjectId", errors),
             )
             stored_lines.append(stored)
         if not errors and balance != 0:
@@ -562,12 +696,13 @@ class PowerOfficeStore:
                 "VoucherDate": date,
                 "CurrencyCode": "NOK",
                 "Description": body.get("Description"),
-                "DepartmentId": None,
-                "ProjectId": None,
+                "DepartmentId": header_department,
+                "ProjectId": header_project,
                 "ManualVoucherLines": stored_lines,
                 "Pages": [],
                 "_created": now,
                 "_in_approval": False,
+                "_posted": False,
             }
             self.drafts[draft["Id"]] = draft
             self._save()
@@ -585,9 +720,47 @@ class PowerOfficeStore:
                 raise not_found(f"Journal entry voucher with id = {draft_id}")
             if draft["_in_approval"]:
                 raise PowerOfficeError(409, "Conflict", "The voucher is already in the approval workflow.")
+            if draft.get("_posted"):
+                raise PowerOfficeError(409, "Conflict", "The voucher is already posted.")
             draft["_in_approval"] = True
             self._save()
         return {"VoucherId": draft_id, "InApprovalWorkflow": True, "IsPosted": False}
+
+    def approve(self, draft_id: str) -> dict[str, Any]:
+        """What an approver does in Go: post a draft awaiting approval as a ManualJournal voucher.
+
+        The posted voucher keeps the draft's Id (the spec: the Id "will persist when/if the voucher
+        is posted"); one signed gross line per side and no ExternalImportReference (INFERRED).
+        """
+        with self.lock:
+            draft = self.drafts.get(draft_id)
+            if draft is None:
+                raise not_found(f"Journal entry voucher with id = {draft_id}")
+            if not draft["_in_approval"] or draft.get("_posted"):
+                raise PowerOfficeError(409, "Conflict", "The voucher is not awaiting approval.")
+            lines = []
+            for line in draft["ManualVoucherLines"]:
+                for side, sign in (("Debit", 1), ("Credit", -1)):
+                    if line.get(side + "AccountId") is None:
+                        continue
+                    lines.append(
+                        {
+                            "AccountId": line[side + "AccountId"],
+                            "VatId": line.get(side + "VatId"),
+                            "CurrencyAmount": sign * line["CurrencyAmount"],
+                            "CurrencyCode": "NOK",
+                            "PostingDate": line["PostingDate"],
+                            "Description": line.get("Description"),
+                            "DepartmentId": line.get("DepartmentId"),
+                            "ProjectId": line.get("ProjectId"),
+                            "ExternalLineReference": None,
+                        }
+                    )
+            voucher = self._book(draft_id, draft["VoucherDate"], draft, None, lines)
+            draft["_posted"] = True
+            draft["_in_approval"] = False
+            self._save()
+        return voucher
 
     def account_transactions(self, date_from: str, date_to: str) -> list[dict[str, Any]]:
         out = []
@@ -601,8 +774,17 @@ class PowerOfficeStore:
                 vat = self.vat_codes[line["VatId"]]
                 gross = line["CurrencyAmount"]
                 tax = vat_from_gross(gross, parse_rate_bp(Decimal(vat.rate) * 100)) if vat.vat_account else 0
-                out.append(self._transaction(v, line, account, vat, gross - tax, tax, line["Id"]))
-                if tax:
+                department = self.departments.get(line.get("DepartmentId"))  # type: ignore[arg-type]
+                project = self.projects.get(line.get("ProjectId"))  # type: ignore[arg-type]
+                row = self._transaction(v, line, account, vat, gross - tax, tax, line["Id"])
+                row.update(
+                    DepartmentId=department.id if department else None,
+                    DepartmentCode=department.code if department else None,
+                    ProjectId=project.id if project else None,
+                    ProjectCode=project.code if project else None,
+                )
+                out.append(row)
+                if tax:  # the generated VAT transaction carries no dimensions (INFERRED)
                     vat_account = next(a for a in self.accounts.values() if a.account_no == vat.vat_account)
                     out.append(self._transaction(v, line, vat_account, vat, tax, 0, line["Id"] + 500_000_000))
         return out
@@ -612,6 +794,10 @@ class PowerOfficeStore:
         v: dict[str, Any], line: dict[str, Any], account: GlAccount, vat: VatCode, amount: Ore, tax: Ore, tx_id: int
     ) -> dict[str, Any]:
         return {
+            "DepartmentId": None,
+            "DepartmentCode": None,
+            "ProjectId": None,
+            "ProjectCode": None,
             "Id": tx_id,
             "AccountId": account.id,
             "AccountNo": account.account_no,
@@ -674,9 +860,27 @@ class PowerOfficeSandbox(FastAPI):
                 chunks.append(message.get("body", b""))
             return message
 
+        recorded = False
+
+        def record() -> None:
+            """Log the call once, before the client can see an answer (or a drop), so a test that
+            reads the log right after a call finds it there and never a late one."""
+            nonlocal recorded
+            if recorded:
+                return
+            recorded = True
+            if chunks and not is_token:
+                raw = b"".join(chunks)
+                try:
+                    entry["body"] = json.loads(raw.decode("utf-8"), parse_float=Decimal)
+                except (UnicodeDecodeError, json.JSONDecodeError):
+                    entry["body"] = raw.decode("utf-8", "replace")
+            self.state.calls.append(entry)
+
         async def tagged_send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 entry["status"] = message["status"]
+                record()
             await send(message)
 
         fault = self.state.faults.take(method, sub_path)
@@ -696,25 +900,22 @@ class PowerOfficeSandbox(FastAPI):
                 logged_receive = await _buffered(logged_receive)
                 await asyncio.sleep(fault.seconds)
             if fault is not None and fault.kind == "save_then_drop":
-                await self._save_then_drop(scope, logged_receive, send, entry)
+                await self._save_then_drop(scope, logged_receive, send, entry, record)
                 return
             await super().__call__(scope, logged_receive, tagged_send)
         finally:
-            if chunks and not is_token:
-                raw = b"".join(chunks)
-                try:
-                    entry["body"] = json.loads(raw.decode("utf-8"), parse_float=Decimal)
-                except (UnicodeDecodeError, json.JSONDecodeError):
-                    entry["body"] = raw.decode("utf-8", "replace")
-            self.state.calls.append(entry)
+            record()
 
-    async def _save_then_drop(self, scope: Scope, receive: Receive, send: Send, entry: dict[str, Any]) -> None:
+    async def _save_then_drop(
+        self, scope: Scope, receive: Receive, send: Send, entry: dict[str, Any], record: Callable[[], None]
+    ) -> None:
         async def swallow(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 entry["saved_status"] = message["status"]
 
         await super().__call__(scope, receive, swallow)
         entry["status"] = None
+        record()
         if not _drop_connection(send):
             raise RuntimeError("save_then_drop needs the app to run under uvicorn")
 
@@ -739,6 +940,8 @@ def create_app(
     privileges: Iterable[str] = DEFAULT_PRIVILEGES,
     accounts: Iterable[GlAccount] = ACCOUNTS,
     vat_codes: Iterable[VatCode] = VAT_CODES,
+    departments: Iterable[Department] = DEPARTMENTS,
+    projects: Iterable[Project] = PROJECTS,
     client_name: str = DEMO_CLIENT_NAME,
     token_lifetime: int = TOKEN_LIFETIME,
     clock: Callable[[], float] = time.monotonic,
@@ -763,6 +966,8 @@ def create_app(
         privileges=privileges,
         accounts=accounts,
         vat_codes=vat_codes,
+        departments=departments,
+        projects=projects,
         token_lifetime=token_lifetime,
         clock=clock,
         state_path=state_path,
@@ -879,6 +1084,35 @@ def _api_router(app: PowerOfficeSandbox, store: PowerOfficeStore) -> APIRouter:
         store.require("CommonServices", "CommonServices_Full")
         return listing([store.render_vat(v) for v in sorted(store.vat_codes.values(), key=lambda v: v.id)])
 
+    @router.get("/Departments")
+    async def departments(request: Request) -> Response:
+        store.require("Department", "Department_Full")
+        codes = list_param(request, "codes")
+        active = request.query_params.get("isActive")
+        values = [
+            store.render_department(d)
+            for d in sorted(store.departments.values(), key=lambda d: d.id)
+            if (codes is None or d.code in codes) and (active is None or (active.lower() == "true") == d.is_active)
+        ]
+        return listing(values)
+
+    @router.get("/Projects")
+    async def projects(request: Request) -> Response:
+        store.require("Project", "Project_Full")
+        codes = list_param(request, "projectCodes")
+        with_subs = (request.query_params.get("includeSubProjects") or "").lower() == "true"
+        no_archived = (request.query_params.get("excludeArchivedProject") or "").lower() == "true"
+
+        def wanted(p: Project) -> bool:
+            if no_archived and p.status == "Archived":
+                return False
+            if codes is None or p.code in codes:
+                return True
+            return with_subs and any(p.code.startswith(code + ".") for code in codes)
+
+        values = [store.render_project(p) for p in sorted(store.projects.values(), key=lambda p: p.id) if wanted(p)]
+        return listing(values)
+
     @router.get("/AccountTransactions")
     async def transactions(request: Request) -> Response:
         store.require("AccountTransaction", "AccountTransaction_Full")
@@ -886,12 +1120,20 @@ def _api_router(app: PowerOfficeSandbox, store: PowerOfficeStore) -> APIRouter:
         numbers = list_param(request, "accountNos")
         voucher_nos = list_param(request, "voucherNos")
         vat = list_param(request, "vatCodes")
+        departments = list_param(request, "departmentCodes")
+        projects = list_param(request, "projectCodes")
+
+        def code_matches(code: str | None, filters: list[str] | None) -> bool:
+            return filters is None or (code if code is not None else "-1") in filters  # -1: without (spec)
+
         values = [
             t
             for t in store.account_transactions(date_from, date_to)
             if number_matches(t["AccountNo"], numbers)
             and number_matches(t["VoucherNo"], voucher_nos)
             and (vat is None or t["VatCode"] in vat)
+            and code_matches(t["DepartmentCode"], departments)
+            and code_matches(t["ProjectCode"], projects)
         ]
         return listing(values)
 
@@ -930,10 +1172,11 @@ def _api_router(app: PowerOfficeSandbox, store: PowerOfficeStore) -> APIRouter:
         is_posted = request.query_params.get("isPosted")
         values = []
         for d in store.drafts.values():
+            posted = bool(d.get("_posted"))
             if in_approval is not None and (in_approval.lower() == "true") != d["_in_approval"]:
                 continue
-            if is_posted is not None and is_posted.lower() == "true":
-                continue  # nothing is approved (posted) in this sandbox
+            if is_posted is not None and (is_posted.lower() == "true") != posted:
+                continue
             values.append(
                 {
                     "Id": d["Id"],
@@ -941,7 +1184,7 @@ def _api_router(app: PowerOfficeSandbox, store: PowerOfficeStore) -> APIRouter:
                     "LastChangedDateTimeOffset": d["_created"],
                     "InApprovalWorkflow": d["_in_approval"],
                     "IsCreatedByCurrentIntegration": True,
-                    "IsPosted": False,
+                    "IsPosted": posted,
                     "OriginatedFromEhf": False,
                     "VoucherType": "ManualJournal",
                 }
@@ -1003,6 +1246,10 @@ def _admin_router(app: PowerOfficeSandbox, store: PowerOfficeStore) -> APIRouter
                 ],
             }
         )
+
+    @router.post("/approve/{draft_id}")
+    async def approve(draft_id: str) -> Response:
+        return PoJSONResponse(store.render_voucher(store.approve(draft_id)))
 
     @router.put("/privileges")
     async def set_privileges(request: Request) -> Response:
