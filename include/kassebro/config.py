@@ -192,6 +192,8 @@ class LedgerTarget(_Strict):
     def _company_for_fiken(self) -> LedgerTarget:
         if self.system == "fiken" and not self.company:
             raise ValueError("a Fiken ledger needs company: <the Fiken company slug>")
+        if self.system == "duett" and not self.send_to_ledger:
+            raise ValueError("send_to_ledger: false is not possible with Duett: its API has no approval path")
         if self.client_org_number and self.system != "tripletex":
             raise ValueError("client_org_number is for Tripletex accounting firms only")
         return self
@@ -240,6 +242,11 @@ class Vendor(_Strict):
     @model_validator(mode="after")
     def _mapping_fits_the_system(self) -> Vendor:
         problems = self.mapping.check_for_system(self.ledger.system)
+        if self.ledger.system in ("fiken", "duett") and (self.department or self.project):
+            problems.append(
+                f"{self.ledger.system.capitalize()} vouchers cannot carry a department or project through the API; "
+                "remove department/project"
+            )
         if problems:
             raise ValueError(f"mapping does not fit {self.ledger.system}: " + "; ".join(problems))
         return self

@@ -185,3 +185,19 @@ def test_client_org_number_is_for_tripletex_accounting_firms(config_copy: Path) 
     configs = load_vendors(config_copy)
     assert [i.source for i in configs.issues] == [str(kiosk)]
     assert "Tripletex accounting firms only" in configs.issues[0].message
+
+
+def test_duett_cannot_post_for_approval(config_copy: Path) -> None:
+    path = config_copy / "vendors" / "jernvare_sentrum.yaml"
+    path.write_text(path.read_text().replace("send_to_ledger: true", "send_to_ledger: false"))
+    configs = load_vendors(config_copy)
+    assert [i.source for i in configs.issues] == [str(path)]
+    assert "no approval path" in configs.issues[0].message
+
+
+def test_fiken_vendors_cannot_have_a_department(config_copy: Path) -> None:
+    path = config_copy / "vendors" / "kiosk_torget.yaml"
+    path.write_text(path.read_text().replace("tags: [demo, kiosk]", 'department: "1"\ntags: [demo, kiosk]'))
+    configs = load_vendors(config_copy)
+    assert [i.source for i in configs.issues] == [str(path)]
+    assert "Fiken vouchers cannot carry a department" in configs.issues[0].message

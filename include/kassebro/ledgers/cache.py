@@ -38,7 +38,7 @@ class LookupCache:
         self.ttl_seconds = ttl_seconds
         self._lock = threading.Lock()
         self._tables: dict[str, dict[str, Any]] = {}
-        self._loaded_at = time.time()
+        self._saved_at = time.time()
         self._read()
 
     def __repr__(self) -> str:
@@ -47,19 +47,27 @@ class LookupCache:
     def get(self, table: str, key: str) -> Any | None:
         """The cached value, or None when absent or expired."""
         with self._lock:
+            self._expire()
             return self._tables.get(table, {}).get(key)
 
     def table(self, table: str) -> dict[str, Any]:
-        """A copy of a whole table (empty when nothing is cached)."""
+        """A copy of a whole table (empty when nothing is cached or it expired)."""
         with self._lock:
+            self._expire()
             return dict(self._tables.get(table, {}))
+
+    def _expire(self) -> None:
+        if self._tables and time.time() - self._saved_at > self.ttl_seconds:
+            self._tables = {}
 
     def put(self, table: str, values: Mapping[str, Any]) -> None:
         """Add values to a table, in memory and in the file."""
         if not values:
             return
         with self._lock:
+            self._expire()
             self._tables.setdefault(table, {}).update(values)
+            self._saved_at = time.time()
             self._write()
 
     def clear(self) -> None:
@@ -83,6 +91,7 @@ class LookupCache:
             return
         if time.time() - saved_at > self.ttl_seconds:
             return
+        self._saved_at = saved_at
         self._tables = {str(k): dict(v) for k, v in tables.items() if isinstance(v, dict)}
 
     def _write(self) -> None:

@@ -70,7 +70,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
-from kassebro.sandbox.tripletex import CHART, CallLog, FaultInjector, _buffered, _drop_connection
+from kassebro.sandbox.common import CallLog, FaultInjector, buffered, drop_connection
+from kassebro.sandbox.tripletex import CHART
 
 API_PREFIX = "/api/v2"
 API_FLAG = "Fri postering registrert via API: "
@@ -569,7 +570,7 @@ class FikenSandbox(FastAPI):
                 )
                 return
             if fault is not None and fault.kind == "delay":
-                logged_receive = await _buffered(logged_receive)
+                logged_receive = await buffered(logged_receive)
                 await asyncio.sleep(fault.seconds)
             if fault is not None and fault.kind == "save_then_drop":
 
@@ -578,7 +579,7 @@ class FikenSandbox(FastAPI):
                         entry["saved_status"] = message["status"]
 
                 await super().__call__(scope, logged_receive, swallow)
-                if not _drop_connection(send):
+                if not drop_connection(send):
                     raise RuntimeError("save_then_drop needs the app to run under uvicorn")
                 return
             await super().__call__(scope, logged_receive, tagged_send)

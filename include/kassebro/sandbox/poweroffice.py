@@ -95,17 +95,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kassebro.money import Ore, ore_to_decimal, parse_ore, parse_rate_bp, vat_from_gross
-from kassebro.sandbox.tripletex import (
-    CHART,
-    CallLog,
-    FaultInjector,
-    Receive,
-    Scope,
-    Send,
-    _buffered,
-    _drop_connection,
-    dumps,
-)
+from kassebro.sandbox.common import CallLog, FaultInjector, Receive, Scope, Send, buffered, drop_connection
+from kassebro.sandbox.tripletex import CHART, dumps
 
 API_PREFIX = "/v2"
 TOKEN_PATH = "/OAuth/Token"
@@ -897,7 +888,7 @@ class PowerOfficeSandbox(FastAPI):
                 await _send_raw(tagged_send, 500, body, {}, problem=True)
                 return
             if fault is not None and fault.kind == "delay":
-                logged_receive = await _buffered(logged_receive)
+                logged_receive = await buffered(logged_receive)
                 await asyncio.sleep(fault.seconds)
             if fault is not None and fault.kind == "save_then_drop":
                 await self._save_then_drop(scope, logged_receive, send, entry, record)
@@ -916,7 +907,7 @@ class PowerOfficeSandbox(FastAPI):
         await super().__call__(scope, receive, swallow)
         entry["status"] = None
         record()
-        if not _drop_connection(send):
+        if not drop_connection(send):
             raise RuntimeError("save_then_drop needs the app to run under uvicorn")
 
 

@@ -41,7 +41,6 @@ import asyncio
 import base64
 import binascii
 import datetime as dt
-import fnmatch
 import hashlib
 import json
 import os
@@ -50,7 +49,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -63,14 +62,19 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kassebro.money import Ore, ore_to_decimal, parse_ore, parse_rate_bp, vat_from_gross
+from kassebro.sandbox.common import (
+    CallLog,
+    FaultInjector,
+    Receive,
+    Scope,
+    Send,
+    buffered,
+    drop_connection,
+)
 
 DOC_LINK = "https://tripletex.no/v2-docs/"
 NOK_CURRENCY_ID = 1
 SECRET_QUERY_KEYS = {"consumerToken", "employeeToken", "token"}
-
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,96 +404,8 @@ def _reference(value: Any) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
-# Faults and the call log
+# Rate limits
 # --------------------------------------------------------------------------------------------
-
-FAULT_KINDS = ("429", "500", "delay", "save_then_drop")
-
-
-@dataclass
-class Fault:
-    """One injected fault: for the next `times` calls matching method and path (under /v2).
-
-    `path` is a glob (`/ledger/voucher`, `/ledger/voucher/*`, `*`); `times` -1 = until cleared.
-    `seconds`: the X-Rate-Limit-Reset for "429", the wait for "delay".
-    """
-
-    kind: str
-    path: str = "*"
-    method: str = "*"
-    times: int = 1
-    seconds: float = 1.0
-    id: int = 0
-
-    def matches(self, method: str, path: str) -> bool:
-        return (self.method in ("*", method)) and fnmatch.fnmatchcase(path, self.path)
-
-
-class FaultInjector:
-    """Thread-safe list of pending faults; the first matching one fires and is used up."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._faults: list[Fault] = []
-        self._next_id = 1
-
-    def add(
-        self,
-        kind: str,
-        path: str = "*",
-        method: str = "*",
-        times: int = 1,
-        seconds: float = 1.0,
-    ) -> Fault:
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
-        if not path.startswith("/") and path != "*":
-            path = "/" + path
-        path = path.removeprefix("/v2") or "/"
-        with self._lock:
-            fault = Fault(kind, path, method.upper(), int(times), float(seconds), self._next_id)
-            self._next_id += 1
-            self._faults.append(fault)
-            return fault
-
-    def take(self, method: str, path: str) -> Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.matches(method, path):
-                    if fault.times > 0:
-                        fault.times -= 1
-                        if fault.times == 0:
-                            self._faults.remove(fault)
-                    return replace(fault)
-        return None
-
-    def list(self) -> list[Fault]:
-        with self._lock:
-            return [replace(f) for f in self._faults]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-
-class CallLog:
-    """Every /v2 call: method, path, redacted query, status (None = connection dropped), fault."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._calls: list[dict[str, Any]] = []
-
-    def append(self, entry: dict[str, Any]) -> None:
-        with self._lock:
-            self._calls.append(entry)
-
-    def list(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [dict(c) for c in self._calls]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._calls.clear()
 
 
 class RateLimiter:
@@ -1640,7 +1556,7 @@ class TripletexSandbox(FastAPI):
             if fault is not None and fault.kind == "delay":
                 # Read the request first, so a client that times out meanwhile still had its
                 # request taken: the answer is late, the work is done (as on a slow server).
-                logged_receive = await _buffered(logged_receive)
+                logged_receive = await buffered(logged_receive)
                 await asyncio.sleep(fault.seconds)
             if fault is not None and fault.kind == "save_then_drop":
                 await self._save_then_drop(scope, logged_receive, send, entry)
@@ -1662,46 +1578,13 @@ class TripletexSandbox(FastAPI):
 
         await super().__call__(scope, receive, swallow)
         entry["status"] = None
-        if not _drop_connection(send):
+        if not drop_connection(send):
             raise RuntimeError("save_then_drop needs the app to run under uvicorn")
 
     @staticmethod
     async def _send_rate_limited(send: Send, request_id: str, headers: dict[str, str]) -> None:
         error = TripletexError(429, 0, "For mange forespørsler. Prøv igjen senere.")  # sandbox
         await _send_raw(send, 429, error.body(request_id), headers)
-
-
-async def _buffered(receive: Receive) -> Receive:
-    """Read the whole request body now; return a receive that replays it."""
-    body = b""
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
-    replayed = False
-
-    async def replay() -> dict[str, Any]:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
-
-
-def _drop_connection(send: Send) -> bool:
-    """Close uvicorn's socket without an answer; the client sees a dropped connection."""
-    cycle = getattr(send, "__self__", None)
-    transport = getattr(cycle, "transport", None)
-    if transport is None:
-        return False
-    cycle.disconnected = True  # type: ignore[union-attr]  # stops uvicorn's fallback 500
-    transport.close()
-    return True
 
 
 async def _send_raw(send: Send, status: int, body: Any, headers: Mapping[str, str]) -> None:

@@ -68,7 +68,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from kassebro.sandbox.tripletex import CHART, CallLog, FaultInjector, _buffered, _drop_connection
+from kassebro.sandbox.common import CallLog, FaultInjector, buffered, drop_connection
+from kassebro.sandbox.tripletex import CHART
 
 GRAPHQL_PATH = "/graphql"
 MAX_IMPORT_ITEMS = 500
@@ -560,7 +561,7 @@ class XledgerSandbox(FastAPI):
         if scope["type"] != "http" or scope.get("path") != GRAPHQL_PATH:
             await super().__call__(scope, receive, send)
             return
-        receive = await _buffered(receive)
+        receive = await buffered(receive)
         first = await receive()
         raw = first.get("body", b"")
         replayed = False
@@ -614,7 +615,7 @@ class XledgerSandbox(FastAPI):
                         entry["saved_status"] = message["status"]
 
                 await super().__call__(scope, replay, swallow)
-                if not _drop_connection(send):
+                if not drop_connection(send):
                     raise RuntimeError("save_then_drop needs the app to run under uvicorn")
                 return
             await super().__call__(scope, replay, tagged_send)
