@@ -31,9 +31,25 @@ def _journal(args: argparse.Namespace) -> int:
 
 
 def _connection_test(args: argparse.Namespace) -> int:
-    from kassebro.airflow.hooks import TripletexHook
+    from airflow.models.connection import Connection
 
-    ok, message = TripletexHook(args.conn_id).test_connection()
+    from kassebro.airflow import hooks
+
+    kinds = {
+        "tripletex": hooks.TripletexHook,
+        "fiken": hooks.FikenHook,
+        "poweroffice": hooks.PowerOfficeHook,
+        "xledger": hooks.XledgerHook,
+        "duett": hooks.DuettHook,
+    }
+    conn_type = Connection.get_connection_from_secrets(args.conn_id).conn_type
+    if conn_type not in kinds:
+        print(f"{args.conn_id} is a {conn_type!r} connection, not one of {', '.join(kinds)}")
+        return 1
+    hook = kinds[conn_type](args.conn_id)
+    if conn_type == "fiken":
+        hook.company = args.company or ""
+    ok, message = hook.test_connection()
     print(message)
     return 0 if ok else 1
 
@@ -102,8 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     journal.set_defaults(func=_journal)
 
     conn = sub.add_parser("connection", help="ledger connections").add_subparsers(dest="action", required=True)
-    test = conn.add_parser("test", help="test an Airflow connection (Tripletex answers 'Connection ok')")
+    test = conn.add_parser("test", help="test a ledger connection, in the system's own words")
     test.add_argument("conn_id")
+    test.add_argument("--company", help="Fiken: the company slug")
     test.set_defaults(func=_connection_test)
 
     demo = sub.add_parser("demo", help="the demo vendors").add_subparsers(dest="action", required=True)

@@ -202,3 +202,22 @@ def test_a_sandbox_environment_needs_the_host(monkeypatch: pytest.MonkeyPatch) -
     conn_env(monkeypatch, "dt_env", {"conn_type": "duett", "password": "k", "extra": {"environment": "sandbox"}})
     with pytest.raises(ValueError, match="needs its host"):
         DuettHook("dt_env").get_conn()
+
+
+def test_cli_connection_test_speaks_each_systems_words(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], airflow_db: None
+) -> None:
+    from kassebro.cli import main
+    from kassebro.sandbox.demo import connection, create_app
+
+    with running(create_app("xledger")) as xledger, running(create_app("fiken")) as fiken:
+        conn_env(monkeypatch, "xl_cli", connection("xledger", xledger.url))
+        conn_env(monkeypatch, "fk_cli", connection("fiken", fiken.url))
+        assert main(["connection", "test", "xl_cli"]) == 0
+        assert capsys.readouterr().out.strip() == "Connected to Xledger (Query)"
+        assert main(["connection", "test", "fk_cli", "--company", "demo-kiosk-as"]) == 0
+        assert capsys.readouterr().out.strip() == "Connected to Fiken as Demo Kiosk AS"
+        conn_env(monkeypatch, "xl_cli", connection("xledger", xledger.url, password="wrong-token"))
+        assert main(["connection", "test", "xl_cli"]) == 1
+        out = capsys.readouterr().out
+        assert "Xledger" in out and "wrong-token" not in out

@@ -29,6 +29,16 @@ class _LedgerHook(HttpHook):
     def _extract_auth(self, connection: Any) -> None:
         return None
 
+    @classmethod
+    def get_connection(cls, conn_id: str) -> Any:
+        """In a task, through the Task SDK; elsewhere (the CLI, `make bench`) from the secrets
+        backends including Airflow's metadata DB, which the SDK does not read outside a task."""
+        if _in_task():
+            return super().get_connection(conn_id)
+        from airflow.models.connection import Connection
+
+        return Connection.get_connection_from_secrets(conn_id)
+
     def _set_base_url(self, connection: Any) -> None:
         """The host when set; else the API URL of the connection's `environment` (production by default)."""
         from kassebro.ledgers.environments import urls_for
