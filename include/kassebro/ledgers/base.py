@@ -87,3 +87,21 @@ class Ledger(Protocol):
     def get(self, ledger_id: str) -> PostedVoucher:
         """Read one voucher back by the ledger's id."""
         ...
+
+    def list_vouchers(
+        self, date_from: dt.date, date_to: dt.date, *, include_non_posted: bool = False
+    ) -> list[PostedVoucher]:
+        """Every voucher dated date_from <= date < date_to (end exclusive, as Tripletex has it),
+        ours and others', with its postings; drafts awaiting approval too when asked. For
+        reconciliation and year-end: what the ledger holds, whoever booked it."""
+        ...
+
+    def reverse(self, ledger_id: str, date: dt.date) -> PostedVoucher:
+        """Reverse a voucher on `date` and return the reversing voucher.
+
+        The system's own reversal where it has one; else a counter-voucher with every posting
+        negated, referenced `<original ref>:reversal`, so `find` on the original still finds the
+        original and a retry after a lost answer finds the reversal instead of reversing twice.
+        Never retried on a transient error (like `post`).
+        """
+        ...
