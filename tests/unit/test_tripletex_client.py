@@ -148,6 +148,20 @@ def test_reverse_and_list(client):
     assert [v.ledger_id for v in client.list_vouchers(DAY, DAY + dt.timedelta(days=7))] == [posted.ledger_id]
 
 
+def test_reverse_after_a_lost_answer_reverses_once(client, sandbox):
+    posted = client.post(day_voucher())
+    sandbox[0].state.faults.add("save_then_drop", path="/ledger/voucher/*/:reverse", method="PUT")
+    with pytest.raises(LedgerTransient):
+        client.reverse(posted.ledger_id, DAY)
+    reversal = client.reverse(posted.ledger_id, DAY)  # the retry finds the reversal through the link
+    assert [v.ledger_id for v in client.list_vouchers(DAY, DAY + dt.timedelta(days=1))] == [
+        posted.ledger_id,
+        reversal.ledger_id,
+    ]
+    puts = [c for c in sandbox[0].state.calls.list() if c["method"] == "PUT" and c["path"].endswith(":reverse")]
+    assert len(puts) == 1
+
+
 # ---- the lookup cache and calls per voucher -------------------------------------------------
 
 

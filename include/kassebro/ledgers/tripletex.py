@@ -283,10 +283,21 @@ class TripletexClient:
     # ---- more than the protocol --------------------------------------------------------------
 
     def reverse(self, ledger_id: str, date: dt.date) -> PostedVoucher:
-        """Reverse a voucher on `date`; returns the reversing voucher (not retried)."""
+        """Reverse a voucher on `date` with Tripletex's own `:reverse`; returns the reversing voucher.
+
+        Not retried on a transient error; called again after a lost answer, it finds the
+        reversal through the original's `reverseVoucher` link instead of reversing twice.
+        """
+        voucher_id = self._voucher_id(ledger_id)
+        current = self._value(
+            self._request("GET", f"/ledger/voucher/{voucher_id}", params={"fields": "id,reverseVoucher(id)"})
+        )
+        done = (current.get("reverseVoucher") or {}).get("id")
+        if done:
+            return self.get(str(done))
         data = self._request(
             "PUT",
-            f"/ledger/voucher/{self._voucher_id(ledger_id)}/:reverse",
+            f"/ledger/voucher/{voucher_id}/:reverse",
             params={"date": date.isoformat()},
             retry_transient=False,
         )
