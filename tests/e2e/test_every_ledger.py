@@ -232,3 +232,16 @@ def test_wrong_credentials_fail_at_once_and_other_vendors_still_post(ledger_env:
     assert ledger_env.posts() == 0
     assert ledger_env.run(other, DAYS[:1]).state == "success"  # another vendor still posts
     assert Journal().get(other, DAYS[0]).state == "posted"
+
+
+def test_a_rate_limited_post_waits_as_asked_and_does_not_spend_a_retry(ledger_env: LedgerEnv) -> None:
+    system = ledger_env.system
+    if system.name not in ("fiken", "xledger"):  # these raise LedgerRateLimited on a POST's 429
+        pytest.skip("the client waits short 429s out itself")
+    ledger_env.app.state.faults.add("429", path=system.post_path, method="POST", times=1, seconds=1)
+    run = ledger_env.run(dates=DAYS[:1])
+    assert run.state == "success"
+    (post,) = [ti for ti in run.get_task_instances() if ti.task_id == "day.post"]
+    assert post.try_number == 1  # waited in the task, not an Airflow retry
+    assert ledger_env.posts() == 2  # the refused POST and the one after the wait
+    assert Journal().get(system.vendor_id, DAYS[0]).state == "posted"

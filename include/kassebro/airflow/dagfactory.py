@@ -20,6 +20,7 @@ from kassebro.schedule import start_date
 
 DAG_PREFIX = "vendor_"
 MAX_RETRY_DELAY = dt.timedelta(hours=1)
+MAX_RATE_LIMIT_WAIT = dt.timedelta(minutes=5)  # longer waits go to Airflow's retries
 
 
 def _fail_fast(exc: BaseException) -> BaseException:
@@ -52,18 +53,36 @@ def _run(step: str, vendor_id: str, day: str, **kwargs: Any) -> dict:
     journal = Journal()
     try:
         if step in ("post", "verify"):
-            from kassebro.airflow.hooks import ledger_for
-
-            target = vendor.ledger
-            careful = step != "post" or pipeline.careful_lookup(vendor, the_day, journal)
-            ledger = ledger_for(target.system, target.connection, target.company, target.client_org_number, careful)
-            return getattr(pipeline, step)(vendor, the_day, ledger, journal, **kwargs)
+            return _with_ledger(step, vendor, the_day, journal, **kwargs)
         return getattr(pipeline, step)(vendor, the_day, journal)
     except Exception as exc:
         converted = _fail_fast(exc)
         if converted is exc:
             raise
         raise converted from exc
+
+
+def _with_ledger(step: str, vendor: Vendor, day: dt.date, journal: Any, **kwargs: Any) -> dict:
+    """Post or verify; when the ledger asks us to slow down, wait as long as it says (holding the
+    pool slot, which is the point) and try once more before leaving it to Airflow's retries."""
+    import logging
+    import time
+
+    from kassebro import pipeline
+    from kassebro.airflow.hooks import ledger_for
+    from kassebro.ledgers.base import LedgerRateLimited
+
+    target = vendor.ledger
+    careful = step != "post" or pipeline.careful_lookup(vendor, day, journal)
+    ledger = ledger_for(target.system, target.connection, target.company, target.client_org_number, careful)
+    try:
+        return getattr(pipeline, step)(vendor, day, ledger, journal, **kwargs)
+    except LedgerRateLimited as exc:
+        if exc.retry_after > MAX_RATE_LIMIT_WAIT.total_seconds():
+            raise
+        logging.getLogger(__name__).warning("%s; waiting %.0f s as asked, then once more", exc, exc.retry_after)
+        time.sleep(exc.retry_after)
+        return getattr(pipeline, step)(vendor, day, ledger, journal, **kwargs)
 
 
 def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
