@@ -284,3 +284,130 @@ def test_dropped_connection_on_a_get_is_retried(sandbox, client):
     add_fault(sandbox, kind="save_then_drop", path="/system/v2/integration")
     assert "Demo Kiosk AS" in client.test_connection()
     assert client.calls["GET /system/v2/integration"] == 2
+
+
+def others_voucher(sandbox, day: dt.date, number: int = 1001) -> dict[str, Any]:
+    """A voucher booked in Duett by someone else: Duett's own number, no kassebro reference."""
+    body = {
+        "voucherNumber": number,
+        "voucherDate": day.isoformat(),
+        "text": "Manuelt bilag",
+        "lines": [
+            {"accountNumber": "1920", "amountGross": "99.00"},
+            {"accountNumber": "3000", "amountGross": "-99.00"},
+        ],
+    }
+    headers = {"X-Api-Integration-Key": DEMO_INTEGRATION_KEY, "X-Api-Client-Key": DEMO_CLIENT_KEY}
+    response = requests.post(sandbox[1].url + "/Voucher/v2", json=body, headers=headers, timeout=5)
+    response.raise_for_status()
+    return response.json()
+
+
+def net_per_account(listed) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for voucher in listed:
+        for account, amount, _ in voucher.postings:
+            totals[account] = totals.get(account, 0) + amount
+    return totals
+
+
+def test_list_vouchers_is_the_range_end_exclusive_with_postings_as_posted(sandbox, client):
+    before, first, second, end = (DAY + dt.timedelta(days=n) for n in (-1, 0, 1, 2))
+    posted = {day: client.post(day_voucher(day)) for day in (before, first, second, end)}
+    others_voucher(sandbox, second)
+    client.calls.clear()
+    listed = client.list_vouchers(first, end)
+    assert client.calls["GET /Voucher/v2"] == 1
+    assert [v.external_ref for v in listed] == [external_ref("shop12", first), external_ref("shop12", second), ""]
+    assert listed[:2] == [posted[first], posted[second]]
+    assert [v.postings for v in listed[:2]] == [expected(day_voucher(first)), expected(day_voucher(second))]
+    assert listed[2].postings == (("1920", 9_900, None), ("3000", -9_900, None)) and listed[2].number == "1001"
+    assert client.list_vouchers(first, first) == [] and client.list_vouchers(end, first) == []
+    assert client.list_vouchers(first, end, include_non_posted=True) == listed  # Duett has no drafts to add
+    deleted = next(v for v in sandbox[0].state.store.vouchers.values() if v["voucherNumber"] == 1001)
+    deleted["show"] = False  # Duett's soft delete
+    assert [v.external_ref for v in client.list_vouchers(first, end)] == [v.external_ref for v in listed[:2]]
+
+
+def test_list_vouchers_over_new_year_asks_each_year(client):
+    days = [dt.date(2025, 12, 30), dt.date(2025, 12, 31), dt.date(2026, 1, 1), dt.date(2026, 1, 2)]
+    for day in days:
+        client.post(day_voucher(day))
+    client.calls.clear()
+    listed = client.list_vouchers(days[1], days[3])
+    assert [v.date for v in listed] == days[1:3]
+    assert client.calls["GET /Voucher/v2"] == 2  # filter[voucherYear][EQ] is required: one call per year
+
+
+def test_a_list_answer_that_is_not_an_array_raises_rather_than_lose_vouchers(sandbox):
+    session = requests.Session()
+
+    def envelope(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        if response.request.method == "GET" and response.request.path_url.startswith("/Voucher/v2?"):
+            response._content = json.dumps({"items": response.json(), "nextPage": None}).encode()
+
+    session.hooks["response"].append(envelope)
+    with make_client(sandbox[1], session=session) as c:
+        c.post(day_voucher())
+        with pytest.raises(LedgerValidationError, match="expected a JSON array"):
+            c.list_vouchers(DAY, DAY + dt.timedelta(days=1))
+        with pytest.raises(LedgerValidationError, match="expected a JSON array"):
+            c.find(day_voucher().external_ref, DAY)  # not None: that would post the day twice
+
+
+def test_reverse_posts_a_negated_counter_voucher_the_original_still_found(sandbox, client):
+    voucher = day_voucher()
+    original = client.post(voucher)
+    on = DAY + dt.timedelta(days=3)
+    reversal = client.reverse(original.ledger_id, on)
+    assert reversal.external_ref == f"{voucher.external_ref}:reversal" and reversal.date == on
+    assert reversal.postings == tuple((a, -amount, vat) for a, amount, vat in expected(voucher))
+    assert int(reversal.number) == int(original.number) + 500
+    assert client.find(voucher.external_ref, DAY) == original
+    assert client.find(reversal.external_ref, on) == reversal == client.get(reversal.ledger_id)
+    listed = client.list_vouchers(DAY, on + dt.timedelta(days=1))
+    assert [v.external_ref for v in listed] == [voucher.external_ref, reversal.external_ref]
+    assert set(net_per_account(listed).values()) == {0}
+    stored = next(v for v in vouchers(sandbox) if v["id"] == reversal.ledger_id)
+    assert stored["text"] == f"Reversering: {voucher.description} [{voucher.external_ref}:reversal]"
+    assert [line["text"] for line in stored["lines"]][:2] == ["Reversering: Bankkort", "Reversering: Vipps"]
+    assert [line["vatCode"] for line in stored["lines"]] == [None, None, "3", "31", "33", "5", "6", None]
+
+
+def test_reverse_after_a_lost_answer_reverses_once(sandbox, client):
+    original = client.post(day_voucher())
+    add_fault(sandbox, kind="save_then_drop", path="/Voucher/v2", method="POST")
+    with pytest.raises(LedgerTransient, match="outcome is unknown"):
+        client.reverse(original.ledger_id, DAY)
+    reversal = client.reverse(original.ledger_id, DAY)  # refused as a duplicate number, then found
+    assert reversal.external_ref == f"{day_voucher().external_ref}:reversal"
+    assert client.reverse(original.ledger_id, DAY + dt.timedelta(days=1)) == reversal  # same number that year
+    assert client.calls["POST /Voucher/v2"] == 4  # the post, the dropped reversal, two refused
+    assert len(vouchers(sandbox)) == 2
+    assert set(net_per_account(client.list_vouchers(DAY, DAY + dt.timedelta(days=1))).values()) == {0}
+
+
+def test_reverse_refuses_a_voucher_without_a_kassebro_reference(sandbox, client):
+    theirs = others_voucher(sandbox, DAY)
+    with pytest.raises(LedgerValidationError, match="no kassebro reference"):
+        client.reverse(theirs["id"], DAY)
+    with pytest.raises(LedgerValidationError, match="404"):
+        client.reverse("00000000-0000-0000-0000-000000000000", DAY)
+    assert len(vouchers(sandbox)) == 1
+
+
+def test_reversal_numbers_are_the_days_own_plus_500(client):
+    ref = external_ref("shop12", DAY)
+    later = DAY + dt.timedelta(days=40)
+    assert client.voucher_number(ref + ":reversal", later) == client.voucher_number(ref, DAY) + 500
+    v2 = external_ref("shop12", DAY, 2)
+    assert client.voucher_number(v2 + ":reversal", DAY) == client.voucher_number(v2, DAY) + 500
+    assert client.voucher_number("kassebro:shop12:2026-02-30:reversal", DAY) % 1000 == DAY.timetuple().tm_yday
+
+
+def test_reverse_without_read_back_returns_what_duett_holds(sandbox, client):
+    original = client.post(day_voucher())
+    with make_client(sandbox[1], read_back_after_post=False) as quick:
+        reversal = quick.reverse(original.ledger_id, DAY)
+        assert quick.calls["GET /Voucher/v2/{id}"] == 1 and quick.calls["POST /Voucher/v2"] == 1
+    assert reversal == client.get(reversal.ledger_id)

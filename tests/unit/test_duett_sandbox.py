@@ -187,3 +187,20 @@ def test_state_file_survives_a_restart(tmp_path):
     with running(create_app(state_path=state, locked_until=dt.date(2020, 1, 1))) as srv:
         assert get(srv, f"/Voucher/v2/{created['id']}").json() == created
         assert_problem(post(srv, voucher()), 400)  # the number is still taken
+
+
+def test_list_by_voucher_date_range(server):
+    for number, date in ((1, "2026-02-28"), (2, "2026-03-01"), (3, "2026-03-02"), (4, "2026-03-03")):
+        assert post(server, voucher(number, date)).status_code == 201
+    listed = get(
+        server,
+        "/Voucher/v2",
+        **{
+            "filter[voucherYear][EQ]": "2026",
+            "filter[voucherDate][GTE]": "2026-03-01",
+            "filter[voucherDate][LT]": "2026-03-03",
+        },
+    ).json()
+    assert [v["voucherNumber"] for v in listed] == [2, 3]
+    closed = get(server, "/Voucher/v2", **{"filter[voucherYear][EQ]": "2026", "filter[voucherDate][LTE]": "2026-03-01"})
+    assert [v["voucherNumber"] for v in closed.json()] == [1, 2]

@@ -306,3 +306,128 @@ def test_get_refuses_a_non_id(client):
         client.get("abc")
     with pytest.raises(LedgerValidationError, match="no GL import item"):
         client.get("1")
+
+
+def others_import(sandbox, day: dt.date, amount: str = "99.00") -> None:
+    """Two lines imported by someone else: no extIdentifier, grouped by trRegNumber and postedDate."""
+    nodes = [
+        {
+            "trRegNumber": 777,
+            "postedDate": day.isoformat(),
+            "transactionSource": {"code": "GL"},
+            "account": {"code": code},
+            "amount": value,
+        }
+        for code, value in (("1920", amount), ("3000", f"-{amount}"))
+    ]
+    with make_client(sandbox) as other:
+        other.graphql(M_ADD_ITEMS, {"inputs": [{"node": n} for n in nodes]})
+
+
+def net_per_account(vouchers) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for voucher in vouchers:
+        for account, amount, _ in voucher.postings:
+            totals[account] = totals.get(account, 0) + amount
+    return totals
+
+
+def test_list_vouchers_is_the_range_end_exclusive_with_postings_as_posted(client, sandbox):
+    before, first, second, end = (DAY + dt.timedelta(days=n) for n in (-1, 0, 1, 2))
+    for day in (before, first, second, end):
+        client.post(day_voucher(day=day))
+    lines = [VoucherLine("3000", -100, "3") for _ in range(1100)] + [VoucherLine("1920", 110_000)]
+    big = Voucher("13", second, external_ref("13", second), "big", tuple(lines))  # 1101 items: 3 pages
+    client.post(big)
+    others_import(sandbox, first)
+    client.calls.clear()
+    listed = client.list_vouchers(first, end)
+    assert client.calls["query glImportItems"] == 3  # 7 + 7 + 1101 + 2 items, pages of 500
+    by_ref = {v.external_ref: v for v in listed}
+    assert set(by_ref) == {external_ref("12", first), external_ref("12", second), big.external_ref, ""}
+    for day in (first, second):
+        voucher = day_voucher(day=day)
+        assert sorted(by_ref[voucher.external_ref].postings) == expected(voucher)
+        assert by_ref[voucher.external_ref] == client.find(voucher.external_ref, day)
+    assert sorted(by_ref[big.external_ref].postings) == [("1920", 110_000, None), ("3000", -110_000, "3")]
+    assert sorted(by_ref[""].postings) == [("1920", 9_900, None), ("3000", -9_900, None)]
+    assert by_ref[""].date == first
+    assert [v.date for v in listed] == sorted(v.date for v in listed)
+    assert client.list_vouchers(first, first) == [] and client.list_vouchers(end, first) == []
+    assert client.list_vouchers(first, end, include_non_posted=True) == listed  # imports are staged alike
+
+
+def test_reverse_imports_a_negated_counter_voucher_the_original_still_found(client, sandbox):
+    voucher = day_voucher()
+    original = client.post(voucher)
+    on = DAY + dt.timedelta(days=3)
+    reversal = client.reverse(original.ledger_id, on)
+    assert reversal.external_ref == f"{voucher.external_ref}:reversal" and reversal.date == on
+    assert sorted(reversal.postings) == sorted((a, -amount, vat) for a, amount, vat in expected(voucher))
+    assert client.find(voucher.external_ref, DAY) == original
+    assert client.get(reversal.ledger_id) == reversal
+    listed = client.list_vouchers(DAY, on + dt.timedelta(days=1))
+    assert {v.external_ref for v in listed} == {voucher.external_ref, reversal.external_ref}
+    assert set(net_per_account(listed).values()) == {0}
+    items = [i for i in sandbox[0].state.store.items if i["extIdentifier"] == reversal.external_ref]
+    assert len(items) == len(voucher.lines) and {i["trRegNumber"] for i in items} == {20260304}
+    card = next(i for i in items if i["account"] == {"code": "1920"})
+    assert card["glObject1"] == {"code": "1"} and card["amount"] == "-1250.00" and card["text"] == "Reversering: Kort"
+    assert [i.get("taxRule") for i in items][2:] == [{"code": "2"}, {"code": "21"}, {"code": "22"}, {"code": "5"}, None]
+    assert client.reverse(original.ledger_id, on) == reversal  # asked again: looked up, not imported twice
+    assert client.calls["mutation addGLImportItems"] == 2
+
+
+def test_reverse_after_a_lost_answer_reverses_once(client, sandbox):
+    original = client.post(day_voucher())
+    fault(sandbox, kind="save_then_drop", path="/addGLImportItems", method="POST")
+    with pytest.raises(LedgerTransient, match="outcome is unknown.*reverse\\(\\) again"):
+        client.reverse(original.ledger_id, DAY)
+    reversal = client.reverse(original.ledger_id, DAY)
+    assert client.calls["mutation addGLImportItems"] == 2  # the post and the dropped reversal, nothing after
+    exts = [i["extIdentifier"] for i in sandbox[0].state.store.items]
+    assert exts.count(reversal.external_ref) == len(day_voucher().lines)
+    assert set(net_per_account(client.list_vouchers(DAY, DAY + dt.timedelta(days=1))).values()) == {0}
+
+
+def test_reverse_of_a_split_voucher_cut_short_is_completed(client, sandbox):
+    lines = [VoucherLine("3000", -100, "3") for _ in range(600)] + [VoucherLine("1920", 60_000)]
+    voucher = Voucher("12", DAY, external_ref("12", DAY), "big", tuple(lines))
+    original = client.post(voucher)
+    original_mutation = client._graphql_locked
+    count = {"n": 0}
+
+    def second_fails(query, variables):
+        if query.lstrip().startswith("mutation"):
+            count["n"] += 1
+            if count["n"] == 2:
+                sandbox[0].state.faults.add("500", "/addGLImportItems")
+        return original_mutation(query, variables)
+
+    client._graphql_locked = second_fails  # type: ignore[method-assign]
+    with pytest.raises(LedgerTransient, match="1 of 2 calls done"):
+        client.reverse(original.ledger_id, DAY)
+    client._graphql_locked = original_mutation  # type: ignore[method-assign]
+    reversal = client.reverse(original.ledger_id, DAY)
+    assert sorted(reversal.postings) == [("1920", -60_000, None), ("3000", 60_000, "3")]
+    exts = [i["extIdentifier"] for i in sandbox[0].state.store.items if ":reversal" in i["extIdentifier"]]
+    assert len(exts) == len(set(exts)) == 601 and exts[0] == f"{voucher.external_ref}:reversal#1/601"
+    assert client.find(voucher.external_ref, DAY) == original
+
+
+def test_reverse_refuses_an_import_without_extidentifier_and_a_non_id(client, sandbox):
+    others_import(sandbox, DAY)
+    (theirs,) = client.list_vouchers(DAY, DAY + dt.timedelta(days=1))
+    with pytest.raises(LedgerValidationError, match="no extIdentifier"):
+        client.reverse(theirs.ledger_id, DAY)
+    with pytest.raises(LedgerValidationError, match="not an Xledger dbId"):
+        client.reverse("abc", DAY)
+    assert len(sandbox[0].state.store.items) == 2
+
+
+def test_reverse_without_read_back_returns_what_xledger_holds(client, sandbox):
+    original = client.post(day_voucher())
+    with make_client(sandbox, read_back_after_post=False) as quick:
+        reversal = quick.reverse(original.ledger_id, DAY)
+        assert quick.calls["query glImportItems"] == 2 and quick.calls["mutation addGLImportItems"] == 1
+    assert reversal == client.find(f"{original.external_ref}:reversal", DAY)

@@ -192,3 +192,41 @@ def test_state_file_survives_a_restart(tmp_path):
         ).raise_for_status()
     with running(create_app(state_path=state)) as server:
         assert len(requests.get(server.url + "/_sandbox/vouchers", timeout=5).json()["vouchers"]) == 1
+
+
+ITEMS_BETWEEN = """query($first: Int, $after: String) {
+  glImportItems(first: $first, after: $after, filter: {postedDate_gte: "2026-03-01", postedDate_lt: "2026-03-03"}) {
+    edges { cursor node { dbId postedDate extIdentifier } } pageInfo { hasNextPage }
+  }
+}"""
+
+
+def test_items_filter_by_posted_date_range(sandbox):
+    for day in ("2026-02-28", "2026-03-01", "2026-03-02", "2026-03-03"):
+        inputs = [
+            node("1920", "1.00", f"ref-{day}", postedDate=day),
+            node("3000", "-1.00", f"ref-{day}", postedDate=day),
+        ]
+        assert "errors" not in gql(sandbox, ADD, {"inputs": inputs}).json()
+    data = gql(sandbox, ITEMS_BETWEEN, {"first": 3}).json()["data"]["glImportItems"]
+    assert [e["node"]["postedDate"] for e in data["edges"]] == ["2026-03-01", "2026-03-01", "2026-03-02"]
+    assert data["pageInfo"]["hasNextPage"] is True
+    rest = gql(sandbox, ITEMS_BETWEEN, {"first": 3, "after": data["edges"][-1]["cursor"]}).json()["data"]
+    assert [e["node"]["extIdentifier"] for e in rest["glImportItems"]["edges"]] == ["ref-2026-03-02"]
+    inclusive = gql(
+        sandbox,
+        'query { glImportItems(first: 10, filter: {postedDate_gt: "2026-03-01", postedDate_lte: "2026-03-03"}) '
+        "{ edges { node { postedDate } } } }",
+    ).json()["data"]["glImportItems"]["edges"]
+    assert sorted({e["node"]["postedDate"] for e in inclusive}) == ["2026-03-02", "2026-03-03"]
+
+
+def test_items_filter_refuses_unknown_fields_and_bad_dates(sandbox):
+    unknown = gql(
+        sandbox, 'query { glImportItems(first: 1, filter: {voucherDate: "2026-03-01"}) { edges { cursor } } }'
+    )
+    error = unknown.json()["errors"][0]
+    assert 'Field "voucherDate" is not defined' in error["message"]
+    assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    bad = gql(sandbox, 'query { glImportItems(first: 1, filter: {postedDate_gte: "1.3.2026"}) { edges { cursor } } }')
+    assert "yyyy-MM-dd" in bad.json()["errors"][0]["message"]

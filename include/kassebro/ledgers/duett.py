@@ -35,6 +35,14 @@ Plain `requests`, no Airflow. What it does about the API (brief `apis.md` §5, `
 - Read-back: the POST answer is the stored voucher, so `post` parses it (a GET by id only when
   the answer lacks the lines); with `read_back_after_post=False` it returns the voucher as sent
   with the answer's id and number.
+- list_vouchers(from, to): `GET /Voucher/v2?filter[voucherYear][EQ]=Y&filter[voucherDate][GTE]=from
+  &filter[voucherDate][LT]=to`, once per calendar year of the range (the year filter is required).
+  No paging is documented or served: an answer that is not a JSON array raises rather than lose
+  vouchers. `include_non_posted` changes nothing (no drafts; Duett documents no draft state).
+- reverse(id, date): Duett documents no reversal, so `GET /Voucher/v2/{id}` and a counter voucher
+  (every line negated, text ending " [<ref>:reversal]") numbered the original day's number + 500 in
+  the vendor's slot. A second call after a lost answer is refused as a duplicate number, and the
+  reversal already there is returned (as `post` does).
 - Errors: ProblemDetails 400/404/409/422 -> LedgerValidationError with title, detail and errors;
   401/403 -> LedgerAuthError; 429 -> LedgerRateLimited(Retry-After); 5xx, timeouts, dropped
   connections -> LedgerTransient.
@@ -76,8 +84,11 @@ CLIENT_HEADER = "X-Api-Client-Key"
 VOUCHER_PATH = "/Voucher/v2"
 DEFAULT_SERIES_START = 90_000_000
 DEFAULT_SERIES_SIZE = 10_000_000
-_DAYS_PER_SLOT = 1000  # day of year 1..366 fits; the rest of a slot is unused
-_REF = re.compile(r"^kassebro:(?P<vendor>.+):(?P<day>\d{4}-\d{2}-\d{2})(?::v(?P<version>\d+))?$")
+_DAYS_PER_SLOT = 1000  # days of the year 1..366, their reversals 501..866; the rest is unused
+_REVERSAL_OFFSET = 500  # a reversal's number: its day's + 500 (366 + 500 < 1000)
+_REF = re.compile(
+    r"^kassebro:(?P<vendor>.+):(?P<day>\d{4}-\d{2}-\d{2})(?::v(?P<version>\d+))?(?P<reversal>:reversal)?$"
+)
 _TEXT_REF = re.compile(r" \[([^\[\]]+)\]$")
 _ID_SEGMENT = re.compile(r"/([0-9a-fA-F-]{36}|\d+)(?=/|$)")
 
@@ -211,32 +222,54 @@ class DuettClient:
         if not send_to_ledger:
             raise LedgerValidationError(SYSTEM, "posting for approval is not supported for Duett")
         body = self.render(voucher)
+        sent = tuple(
+            (line.account, line.amount, None if line.vat_code in (None, "", "0") else line.vat_code)
+            for line in voucher.lines
+        )
+        return self._create(
+            body,
+            voucher.external_ref,
+            voucher.business_day,
+            sent,
+            f"give vendor {voucher.vendor_id!r} its own slot (vendor_slots) or another series",
+        )
+
+    def _create(
+        self,
+        body: Mapping[str, Any],
+        external_ref: str,
+        date: dt.date,
+        sent: tuple[tuple[str, int, str | None], ...],
+        remedy: str,
+    ) -> PostedVoucher:
+        """POST a voucher body (never retried); a duplicate-number refusal returns the voucher there.
+
+        Duett refuses a number taken in the year, and kassebro's numbers are deterministic, so a
+        refusal after a lost answer means "already there": `find` returns it. A number taken by a
+        voucher with another reference is a LedgerValidationError ending with `remedy`.
+        """
         try:
             data = self._request("POST", VOUCHER_PATH, body=body)
         except LedgerValidationError as exc:
             if not _is_duplicate_refusal(exc):
                 raise
-            existing = self.find(voucher.external_ref, voucher.business_day)
+            existing = self.find(external_ref, date)
             if existing is None:
                 raise LedgerValidationError(
                     SYSTEM,
-                    f"voucher number {body['voucherNumber']} in {voucher.business_day.year} is taken by another "
-                    f"voucher, not {voucher.external_ref!r}; give vendor {voucher.vendor_id!r} its own slot "
-                    "(vendor_slots) or another series",
+                    f"voucher number {body['voucherNumber']} in {date.year} is taken by another voucher, "
+                    f"not {external_ref!r}; {remedy}",
                 ) from exc
-            log.info("Duett already holds %s as voucher %s", voucher.external_ref, existing.number)
+            log.info("Duett already holds %s as voucher %s", external_ref, existing.number)
             return existing
         answer = data if isinstance(data, Mapping) else {}
         if answer.get("id") and not self.read_back_after_post:
             return PostedVoucher(
                 ledger_id=str(answer["id"]),
                 number=str(answer.get("voucherNumber") or body["voucherNumber"]),
-                external_ref=voucher.external_ref,
-                date=voucher.business_day,
-                postings=tuple(
-                    (line.account, line.amount, None if line.vat_code in (None, "", "0") else line.vat_code)
-                    for line in voucher.lines
-                ),
+                external_ref=external_ref,
+                date=date,
+                postings=sent,
                 in_ledger=True,
             )
         if isinstance(answer.get("lines"), list) and answer["lines"]:
@@ -244,7 +277,7 @@ class DuettClient:
         try:
             if answer.get("id"):
                 return self.get(str(answer["id"]))
-            found = self.find(voucher.external_ref, voucher.business_day)
+            found = self.find(external_ref, date)
         except LedgerTransient as exc:
             raise LedgerTransient(
                 SYSTEM,
@@ -254,20 +287,105 @@ class DuettClient:
             raise LedgerTransient(SYSTEM, "posted, but the answer has no id and find() does not see it yet")
         return found
 
+    def list_vouchers(
+        self, date_from: dt.date, date_to: dt.date, *, include_non_posted: bool = False
+    ) -> list[PostedVoucher]:
+        """Vouchers dated date_from <= voucherDate < date_to, one GET per calendar year in the range.
+
+        Duett requires `filter[voucherYear][EQ]` on voucher lists, so a range over New Year is
+        asked year by year, each with `filter[voucherDate][GTE]`/`[LT]`. Soft-deleted vouchers
+        (`show: false`) are left out. `include_non_posted` changes nothing: kassebro posts no
+        drafts to Duett (`post` refuses approval) and Duett documents no draft state for the list.
+        """
+        if date_to <= date_from:
+            return []
+        last = date_to - dt.timedelta(days=1)
+        rows: list[dict[str, Any]] = []
+        for year in range(date_from.year, last.year + 1):
+            rows += self._list(
+                year,
+                {"filter[voucherDate][GTE]": date_from.isoformat(), "filter[voucherDate][LT]": date_to.isoformat()},
+            )
+        return [self._posted(row) for row in rows if row.get("show", True) is not False]
+
+    def reverse(self, ledger_id: str, date: dt.date) -> PostedVoucher:
+        """POST a counter voucher dated `date`, every line of the original negated (never retried).
+
+        Duett documents no reversal, so this is a voucher like any other: text `Reversering: <the
+        original's text> [<original ref>:reversal]`, lines with account, account type, VAT code
+        and text kept and amountGross negated, numbered `voucher_number(<ref>:reversal)` (the
+        original's number + 500, see `voucher_number`). Calling it again after a lost answer sends
+        the same number, Duett refuses it as a duplicate, and the reversal already there is
+        returned: never two reversals. A voucher without kassebro's reference in its text (booked
+        by others) or with carriers is refused: neither can be reversed exactly once here.
+        """
+        original = self._request("GET", f"{VOUCHER_PATH}/{ledger_id}")
+        if not isinstance(original, Mapping):
+            raise LedgerValidationError(SYSTEM, f"GET {VOUCHER_PATH}/{ledger_id}: expected a voucher object")
+        ref = _text_ref(original)
+        if not ref:
+            raise LedgerValidationError(
+                SYSTEM,
+                f"voucher {original.get('voucherNumber') or ledger_id} carries no kassebro reference in its text: "
+                "it cannot be reversed exactly once",
+            )
+        reversal_ref = f"{ref}:reversal"
+        lines = []
+        sent = []
+        rows = [line for line in original.get("lines") or [] if isinstance(line, dict)]
+        for line in sorted(rows, key=lambda line: line.get("lineNumber") or 0):
+            if line.get("accountNumber") is None or line.get("amountGross") is None:
+                raise LedgerTransient(SYSTEM, f"{ref}: line {line.get('lineNumber')} incomplete in the answer")
+            if line.get("carriers"):
+                raise LedgerValidationError(SYSTEM, f"{ref}: lines with carriers cannot be reversed by kassebro yet")
+            amount = -parse_ore(str(line["amountGross"]))
+            entry: dict[str, Any] = {
+                "accountNumber": str(line["accountNumber"]),
+                "accountType": line.get("accountType") or "account",
+                "amountGross": ore_to_decimal(amount),
+                "vatCode": line.get("vatCode"),
+                "text": " ".join(f"Reversering: {line.get('text') or ''}".split()),
+            }
+            lines.append(entry)
+            sent.append((entry["accountNumber"], amount, self._standard(line.get("vatCode"))))
+        if not lines:
+            raise LedgerValidationError(SYSTEM, f"{ref}: the voucher has no lines to reverse")
+        description = _TEXT_REF.sub("", str(original.get("text") or "")).strip()
+        body: dict[str, Any] = {
+            "voucherNumber": self.voucher_number(reversal_ref, date),
+            "voucherDate": date.isoformat(),
+            "text": f"Reversering: {description} [{reversal_ref}]" if description else f"Reversering [{reversal_ref}]",
+            "lines": lines,
+        }
+        voucher_type = original.get("voucherType") or self.voucher_type
+        if voucher_type:
+            body["voucherType"] = voucher_type
+        return self._create(body, reversal_ref, date, tuple(sent), "set vendor_slots or another series")
+
     # ---- more than the protocol --------------------------------------------------------------
 
     def voucher_number(self, external_ref: str, date: dt.date) -> int:
-        """The deterministic voucher number of a reference dated `date` (see the module doc)."""
+        """The deterministic voucher number of a reference dated `date` (see the module doc).
+
+        The reversal of a day (`kassebro:<vendor>:<day>[:vN]:reversal`) takes the day's own number
+        + 500 (in the year of the date it is reversed on), whatever that date: the upper half of the
+        vendor's slot is unused by days (1..366), so a reversal stays among the vendor's own numbers,
+        and a retry on another date of the same year still meets the first reversal's number.
+        """
         match = _REF.match(external_ref)
+        key, day, offset = external_ref, date, 0
         if match:
             version = int(match.group("version") or 1)
             key = match.group("vendor") + (f":v{version}" if version > 1 else "")
-        else:
-            key = external_ref
+            if match.group("reversal"):
+                try:
+                    day, offset = dt.date.fromisoformat(match.group("day")), _REVERSAL_OFFSET
+                except ValueError:
+                    key = external_ref  # not a real day: hashed like any other reference
         slot = self.vendor_slots.get(key)
         if slot is None:
             slot = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") % self.slots
-        return self.series_start + slot * _DAYS_PER_SLOT + date.timetuple().tm_yday
+        return self.series_start + slot * _DAYS_PER_SLOT + offset + day.timetuple().tm_yday
 
     def render(self, voucher: Voucher) -> dict[str, Any]:
         """The POST /Voucher/v2 body, resolving every lookup first."""
@@ -356,8 +474,16 @@ class DuettClient:
     # ---- HTTP --------------------------------------------------------------------------------
 
     def _list(self, year: int, params: Mapping[str, str]) -> list[dict[str, Any]]:
+        """`GET /Voucher/v2` for one year. Anything but a JSON array (a paged envelope, say: paging is
+        not documented) raises, so a voucher can never be missed silently (and posted twice)."""
         rows = self._request("GET", VOUCHER_PATH, params={"filter[voucherYear][EQ]": str(year), **params})
-        return [r for r in rows or [] if isinstance(r, dict)]
+        if rows is None:
+            return []
+        if not isinstance(rows, list):
+            raise LedgerValidationError(
+                SYSTEM, f"GET {VOUCHER_PATH}: expected a JSON array of vouchers, got {type(rows).__name__}"
+            )
+        return [r for r in rows if isinstance(r, dict)]
 
     def _redact(self, text: str) -> str:
         for secret in (self._integration_key, self._client_key):

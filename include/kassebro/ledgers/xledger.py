@@ -40,6 +40,15 @@ Plain `requests`, no Airflow. What it does about the API's habits (brief `apis.m
   ledger_id is the smallest import item dbId, number the trRegNumber. With
   `read_back_after_post=False`, `post` returns the voucher as sent with the dbIds the mutation
   answered, without reading the import back.
+- `list_vouchers(from, to)`: `glImportItems(filter:{postedDate_gte, postedDate_lt})` (INFERRED
+  filter names in the documented `<field>_gte` style), all pages, grouped into vouchers by
+  extIdentifier (split suffix removed) or, without one, by trRegNumber + postedDate. Imports are
+  staged and the API shows no approval state, so `include_non_posted` changes nothing.
+- `reverse(dbId, date)`: no reversal mutation was found (apis.md), so it imports a counter voucher,
+  every item of the original negated, with extIdentifier `<original ref>:reversal`, after looking
+  that up in the same query that reads the original: a retry after a lost answer returns the
+  reversal instead of importing it twice. Never retried itself. `find(original ref)` still finds
+  the original only (the reversal's extIdentifier is another reference).
 - `calls` counts requests by operation ("query accounts", "mutation addGLImportItems").
 """
 
@@ -105,16 +114,20 @@ Q_OBJECT_VALUES = """query ObjectValues($first: Int, $after: String, $kind: Int)
   }
 }"""
 _ITEM_FIELDS = "dbId trRegNumber postedDate amount text extIdentifier account { code } taxRule { code }"
-Q_ITEMS_BY_REF = f"""query GLImportItems($first: Int, $after: String, $ref: String) {{
-  glImportItems(first: $first, after: $after, filter: {{extIdentifier_startsWith: $ref}}) {{
-    edges {{ cursor node {{ {_ITEM_FIELDS} }} }} pageInfo {{ hasNextPage }}
-  }}
-}}"""
-Q_ITEM_BY_ID = f"""query GLImportItem($first: Int, $after: String, $dbId: Int) {{
-  glImportItems(first: $first, after: $after, filter: {{dbId: $dbId}}) {{
-    edges {{ cursor node {{ {_ITEM_FIELDS} }} }} pageInfo {{ hasNextPage }}
-  }}
-}}"""
+
+
+def _items_query(filter_fields: str, variables: str = "", fields: str = _ITEM_FIELDS) -> str:
+    """A `glImportItems` query paged Relay-style, with this filter and selection."""
+    return (
+        f"query GLImportItems($first: Int, $after: String{variables}) {{\n"
+        f"  glImportItems(first: $first, after: $after, filter: {{{filter_fields}}}) {{\n"
+        f"    edges {{ cursor node {{ {fields} }} }} pageInfo {{ hasNextPage }}\n"
+        "  }\n}"
+    )
+
+
+Q_ITEMS_BY_REF = _items_query("extIdentifier_startsWith: $ref", ", $ref: String")
+Q_ITEM_BY_ID = _items_query("dbId: $dbId", ", $dbId: Int")
 M_ADD_ITEMS = """mutation AddGLImportItems($inputs: [AddGLImportItemsInput!]!) {
   addGLImportItems(inputs: $inputs) { edges { node { dbId } } }
 }"""
@@ -275,19 +288,8 @@ class XledgerClient:
                     SYSTEM, f"{voucher.external_ref} is imported in part and does not match this voucher"
                 )
             nodes = [n for n in nodes if _split(n["extIdentifier"])[1] in missing]
-        chunks = [nodes[i : i + MAX_ITEMS_PER_CALL] for i in range(0, len(nodes), MAX_ITEMS_PER_CALL)]
         db_ids = [int(i["dbId"]) for i in existing if str(i.get("dbId") or "").isdigit()]
-        for number, chunk in enumerate(chunks, start=1):
-            try:
-                data = self.graphql(M_ADD_ITEMS, {"inputs": [{"node": node} for node in chunk]})
-            except LedgerTransient as exc:
-                done = f"{number - 1} of {len(chunks)} calls done; " if len(chunks) > 1 else ""
-                raise LedgerTransient(
-                    SYSTEM, f"{str(exc).removeprefix(SYSTEM + ': ')} ({done}look it up with find() first)"
-                ) from None
-            edges = (data.get("addGLImportItems") or {}).get("edges") or []
-            nodes_back = [e.get("node") or {} for e in edges if isinstance(e, dict)]
-            db_ids += [int(n["dbId"]) for n in nodes_back if str(n.get("dbId")).isdigit()]
+        db_ids += self._import(nodes, "look it up with find() first")
         if not self.read_back_after_post and len(db_ids) == len(existing) + len(nodes):
             return PostedVoucher(
                 ledger_id=str(min(db_ids)),
@@ -308,6 +310,153 @@ class XledgerClient:
         if found is None:
             raise LedgerTransient(SYSTEM, f"imported {voucher.external_ref}, but find() does not see it yet")
         return found
+
+    def _import(self, nodes: list[dict[str, Any]], then: str) -> list[int]:
+        """`addGLImportItems` in calls of at most 500 nodes, never retried; the dbIds answered.
+
+        A transient error says how many calls were done and what to do `then` (the outcome of the
+        failed call is unknown).
+        """
+        chunks = [nodes[i : i + MAX_ITEMS_PER_CALL] for i in range(0, len(nodes), MAX_ITEMS_PER_CALL)]
+        db_ids: list[int] = []
+        for number, chunk in enumerate(chunks, start=1):
+            try:
+                data = self.graphql(M_ADD_ITEMS, {"inputs": [{"node": node} for node in chunk]})
+            except LedgerTransient as exc:
+                done = f"{number - 1} of {len(chunks)} calls done; " if len(chunks) > 1 else ""
+                raise LedgerTransient(SYSTEM, f"{str(exc).removeprefix(SYSTEM + ': ')} ({done}{then})") from None
+            edges = (data.get("addGLImportItems") or {}).get("edges") or []
+            nodes_back = [e.get("node") or {} for e in edges if isinstance(e, dict)]
+            db_ids += [int(n["dbId"]) for n in nodes_back if str(n.get("dbId")).isdigit()]
+        return db_ids
+
+    def list_vouchers(
+        self, date_from: dt.date, date_to: dt.date, *, include_non_posted: bool = False
+    ) -> list[PostedVoucher]:
+        """The import items posted date_from <= postedDate < date_to, as vouchers, all pages.
+
+        Items are grouped by extIdentifier (the split suffix `#n/N` removed) and, for items without
+        one (imported by others), by trRegNumber and postedDate, which the lines of a voucher share
+        (apis.md). A split import cut short is listed as it stands (a warning is logged): the list
+        says what Xledger holds. `include_non_posted` changes nothing: every import is staged and
+        approved in Xledger's own workflow, and the API shows no approval state (apis.md), so the
+        list has every import whatever its state, each with in_ledger=True as `find` has it.
+        """
+        if date_to <= date_from:
+            return []
+        # The dates go in as string literals: the filter's scalar type is not documented (XL-SAMPLES
+        # declares DateTimeString for modifiedAt_gte), and a literal is coerced to it either way.
+        query = _items_query(
+            f"postedDate_gte: {json.dumps(date_from.isoformat())}, postedDate_lt: {json.dumps(date_to.isoformat())}"
+        )
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for item in self._all_pages(query, "glImportItems", {}):
+            ext = _split(str(item.get("extIdentifier") or ""))[0]
+            posted = str(item.get("postedDate") or "")[:10]
+            key = ("ref", ext, posted) if ext else ("reg", str(item.get("trRegNumber") or ""), posted)
+            groups.setdefault(key, []).append(item)
+        vouchers = []
+        for (kind, ext, _), items in groups.items():
+            ref = ext if kind == "ref" else ""
+            missing = _missing_lines(items) if ref else set()
+            if missing:
+                log.warning("Xledger: %s is imported only in part (%d line(s) missing)", ref, len(missing))
+            vouchers.append(self._posted(ref, items))
+        return sorted(vouchers, key=lambda v: (v.date, int(v.ledger_id)))
+
+    def reverse(self, ledger_id: str, date: dt.date) -> PostedVoucher:
+        """Import a counter voucher dated `date`: every item of the original negated (never retried).
+
+        Xledger has no reversal the API documents, so the counter voucher is an import with
+        extIdentifier `<original ref>:reversal`, the original's items one by one with amount
+        negated and account, tax rule code, text ("Reversering: ..."), department object and
+        project kept. It is looked up first (in the same query that reads the original): a complete
+        one is returned as it is, a split one cut short is completed, so calling `reverse` again
+        after a lost answer never reverses twice. A voucher without an extIdentifier (imported by
+        others) cannot be looked up that way and is refused.
+        """
+        raw = str(ledger_id).strip()
+        if not raw.isdigit():
+            raise LedgerValidationError(SYSTEM, f"not an Xledger dbId: {ledger_id!r}")
+        found = self._all_pages(Q_ITEM_BY_ID, "glImportItems", {"dbId": int(raw)})
+        if not found:
+            raise LedgerValidationError(SYSTEM, f"no GL import item with dbId {raw}")
+        ref = _split(str(found[0].get("extIdentifier") or ""))[0]
+        if not ref:
+            raise LedgerValidationError(
+                SYSTEM, f"GL import item {raw} has no extIdentifier: its voucher cannot be reversed exactly once"
+            )
+        reversal_ref = f"{ref}:reversal"
+        fields = f"{_ITEM_FIELDS} {self.department_object} {{ code }} project {{ code }}"
+        query = _items_query("extIdentifier_startsWith: $ref", ", $ref: String", fields)
+        items = self._all_pages(query, "glImportItems", {"ref": ref})  # the reversal's ref starts with it
+        original = [i for i in items if _split(str(i.get("extIdentifier") or ""))[0] == ref]
+        existing = [i for i in items if _split(str(i.get("extIdentifier") or ""))[0] == reversal_ref]
+        if _missing_lines(original):
+            raise LedgerTransient(SYSTEM, f"{ref} is imported only in part; complete it before reversing it")
+        nodes = self._reversal_nodes(original, reversal_ref, date)
+        if existing:
+            missing = _missing_lines(existing)
+            if not missing:
+                reversal = self._posted(reversal_ref, existing)
+                if reversal.date != date:
+                    log.warning("Xledger: %s was reversed on %s already, not on %s", ref, reversal.date, date)
+                log.info("Xledger: %s already reversed (dbId %s), not importing again", ref, reversal.ledger_id)
+                return reversal
+            totals = {_split(str(i.get("extIdentifier") or ""))[2] for i in existing}
+            by_line = {_split(n["extIdentifier"])[1]: n for n in nodes}
+            matches = all(
+                (sent := by_line.get(_split(str(i.get("extIdentifier")))[1])) is not None
+                and sent["account"]["code"] == (i.get("account") or {}).get("code")
+                and ore(sent["amount"]) == ore(i.get("amount"))
+                for i in existing
+            )
+            if totals != {len(nodes)} or len(nodes) <= MAX_ITEMS_PER_CALL or not matches:
+                raise LedgerValidationError(
+                    SYSTEM, f"{reversal_ref} is imported in part and does not match {ref}; resolve it in Xledger"
+                )
+            nodes = [n for n in nodes if _split(n["extIdentifier"])[1] in missing]
+        db_ids = self._import(nodes, "call reverse() again: it looks the reversal up first")
+        if not self.read_back_after_post and len(db_ids) == len(nodes):
+            sent = [{**node, "dbId": db_id} for node, db_id in zip(nodes, db_ids, strict=True)]
+            return self._posted(reversal_ref, existing + sent)
+        try:
+            reversal = self.find(reversal_ref)
+        except LedgerTransient as exc:
+            raise LedgerTransient(
+                SYSTEM,
+                f"reversal imported, but reading it back failed ({str(exc).removeprefix(SYSTEM + ': ')}); "
+                "call reverse() again to get it",
+            ) from None
+        if reversal is None:
+            raise LedgerTransient(SYSTEM, f"imported {reversal_ref}, but find() does not see it yet")
+        return reversal
+
+    def _reversal_nodes(self, original: list[dict[str, Any]], reversal_ref: str, date: dt.date) -> list[dict[str, Any]]:
+        """The original's items negated, dated `date`, in the original's line order."""
+        items = sorted(original, key=lambda n: (_split(str(n.get("extIdentifier")))[1] or 0, int(n.get("dbId") or 0)))
+        split = len(items) > MAX_ITEMS_PER_CALL
+        nodes = []
+        for number, item in enumerate(items, start=1):
+            account = (item.get("account") or {}).get("code")
+            if account is None or item.get("amount") is None:
+                raise LedgerTransient(SYSTEM, f"GL import item {item.get('dbId')}: incomplete")
+            text = " ".join(f"Reversering: {item.get('text') or ''}".split())
+            node: dict[str, Any] = {
+                "trRegNumber": int(date.strftime("%Y%m%d")),
+                "postedDate": date.isoformat(),
+                "transactionSource": {"code": "GL"},
+                "account": {"code": str(account)},
+                "amount": kroner(-ore(item["amount"])),
+                "text": text[:TEXT_MAX],
+                "extIdentifier": f"{reversal_ref}#{number}/{len(items)}" if split else reversal_ref,
+            }
+            for name in ("taxRule", self.department_object, "project"):
+                code = (item.get(name) or {}).get("code")
+                if code not in (None, ""):
+                    node[name] = {"code": str(code)}
+            nodes.append(node)
+        return nodes
 
     # ---- more than the protocol --------------------------------------------------------------
 

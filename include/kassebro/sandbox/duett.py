@@ -20,7 +20,10 @@ INFERRED (Duett does not publish the voucher endpoint; see `docs/duett.md`):
   amountGross, vatCode, text}]}` (line fields named as in Duett's voucher report), 201 with the stored
   voucher (`id`, `voucherYear`, `rowVersion`, lines with `lineNumber`, `amountNetto`).
   `GET /Voucher/v2/{id}`, `GET /Voucher/v2?filter[voucherYear][EQ]=YYYY&...` (the year filter is
-  required, as in the voucher report).
+  required, as in the voucher report), any other filter on the voucher's fields (`voucherDate`
+  GTE/LT for a date range) ANDed to it, every match in one JSON array in the order registered:
+  paging is not documented, so none is served.
+- No reversal endpoint (none documented): a reversal is a voucher like any other.
 - Refusals: 400 ValidationProblemDetails for unknown account or VAT code, no lines, a 0 amount,
   unbalanced lines, a voucher dated in a locked period (`locked_until`); a duplicate voucher number in
   the same year answers `duplicate_status` (400 by default, 409 selectable) with `errors.voucherNumber`.

@@ -10,7 +10,10 @@ Operations served:
 - `accounts(first, after, ownerSet)` -> Relay `edges{cursor node{dbId code description}}`, `pageInfo`.
 - `objectKinds(first, after)` -> `{dbId name}`; the tax rules are the kind named "TAX_RULE".
 - `objectValues(first, after, filter:{objectKindDbId})` -> `{dbId code description}`.
-- `glImportItems(first, after, filter:{dbId, extIdentifier, extIdentifier_startsWith})`.
+- `glImportItems(first, after, filter:{dbId, extIdentifier, extIdentifier_startsWith, postedDate_gte,
+  postedDate_gt, postedDate_lte, postedDate_lt})`, in dbId order; the given fields must all match, and
+  a filter field not in this list is refused (GRAPHQL_VALIDATION_FAILED), as GraphQL refuses an
+  undefined input field.
 - `addGLImportItems(inputs:[{node:{...}}])` -> `{edges:[{node:{dbId}}]}`.
 
 What it enforces (apis.md §4):
@@ -37,6 +40,12 @@ INFERRED (not documented; the real service may prove them wrong):
 - Tax rule codes are per company; the demo company has 0 (none), 2 (25 %), 21 (15 %), 22 (12 %),
   5 (exempt) and 6 (outside the VAT act): 2/21/22 as one public integration maps them.
 - Imported items are readable at once through `glImportItems` (the real import is staged).
+- The `glImportItems` filter fields. Only the `<field>_gte` naming style is documented
+  (XL-SAMPLES `projects(filter:{modifiedAt_gte:$since})`); `extIdentifier`, `extIdentifier_startsWith`,
+  `dbId` and the `postedDate_gte/_gt/_lte/_lt` range (dates as "yyyy-MM-dd" strings) follow that
+  style but are not documented for glImportItems.
+- No reversal: apis.md found no mutation to reverse or delete an import, so a reversal is an
+  import like any other (kassebro imports a counter voucher).
 
 Run it: `python -m kassebro.sandbox.xledger --port 8904 [--state FILE]`, or in-process with
 `kassebro.sandbox.server.running(create_app())`. Admin API under `/_sandbox` (faults, calls,
@@ -50,6 +59,7 @@ import asyncio
 import datetime as dt
 import json
 import math
+import operator
 import os
 import re
 import signal
@@ -58,7 +68,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
 from decimal import Decimal
 from pathlib import Path
@@ -118,6 +128,13 @@ NODE_FIELDS = {
 }
 AMOUNT = re.compile(r"^-?\d{1,13}(\.\d{1,2})?$")
 SPLIT_SUFFIX = re.compile(r"^(?P<base>.+)#(?P<line>\d+)/(?P<lines>\d+)$")
+POSTED_DATE_FILTERS: dict[str, Callable[[dt.date, dt.date], bool]] = {
+    "postedDate_gte": operator.ge,
+    "postedDate_gt": operator.gt,
+    "postedDate_lte": operator.le,
+    "postedDate_lt": operator.lt,
+}
+ITEM_FILTERS = {"dbId", "extIdentifier", "extIdentifier_startsWith", *POSTED_DATE_FILTERS}
 
 CODE_INVALID = "INVALID_VALUE"
 CODE_CREDITS = "BAD_REQUEST.INSUFFICIENT_CREDITS"
@@ -473,8 +490,30 @@ class XledgerStore:
                 problems.append(f"extIdentifier {base}: already imported (dbId {stored[0]['dbId']}).")
 
     def find_items(self, flt: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The items matching a `glImportItems` filter (all given fields must match), in dbId order."""
+        if not isinstance(flt, Mapping):
+            raise GraphQLError("filter: expected an input object.", "GRAPHQL_VALIDATION_FAILED")
+        unknown = sorted(set(flt) - ITEM_FILTERS)
+        if unknown:
+            raise GraphQLError(
+                [f'Field "{name}" is not defined by type "GLImportItemFilter".' for name in unknown],
+                "GRAPHQL_VALIDATION_FAILED",
+            )
+        bounds = []
+        for name, compare in POSTED_DATE_FILTERS.items():
+            raw = flt.get(name)
+            if raw is None:
+                continue
+            try:
+                if not isinstance(raw, str) or len(raw) != 10:
+                    raise ValueError
+                bounds.append((compare, dt.date.fromisoformat(raw)))
+            except ValueError:
+                raise GraphQLError(f"filter.{name}: format yyyy-MM-dd, got {raw!r}.") from None
         with self._lock:
             items = list(self.items)
+        for compare, bound in bounds:
+            items = [i for i in items if compare(dt.date.fromisoformat(str(i.get("postedDate"))[:10]), bound)]
         if flt.get("dbId") is not None:
             items = [i for i in items if str(i["dbId"]) == str(flt["dbId"])]
         if flt.get("extIdentifier") is not None:
