@@ -511,3 +511,133 @@ def test_production_token_url():
     client = FikenClient("https://api.fiken.no/api/v2", SLUG, client_id="a", client_secret="b", refresh_token="c")
     assert client.token_url == "https://fiken.no/oauth/token"
     assert client.base_url == "https://api.fiken.no/api/v2"
+
+
+# ---- listing and reversing -------------------------------------------------------------------
+
+
+def nets(vouchers: list[PostedVoucher]) -> Counter:
+    """What the vouchers book per (account, VAT code), zeros left out."""
+    totals: Counter = Counter()
+    for voucher in vouchers:
+        for account, amount, vat in voucher.postings:
+            totals[(account, vat)] += amount
+    return Counter({key: amount for key, amount in totals.items() if amount})
+
+
+def negated(voucher: PostedVoucher) -> Counter:
+    return Counter({(a, v): -amount for a, amount, v in voucher.postings})
+
+
+def foreign_entry(client: FikenClient, day: dt.date) -> PostedVoucher:
+    """A journal entry someone else booked: no "[ref]" at the end of its description."""
+    body = client.render(day_voucher(day, vendor="other"))
+    body["description"] = body["journalEntries"][0]["description"] = "Kontantsalg ført for hånd"
+    response = client._request("POST", f"{client.company_path}/generalJournalEntries", body=body, raw=True)
+    return client.get(response.headers["Location"].rsplit("/", 1)[1])
+
+
+def test_list_vouchers_is_the_date_range_end_exclusive(client):
+    first = client.post(day_voucher(DAY))
+    second = client.post(day_voucher(DAY + dt.timedelta(days=1)), send_to_ledger=False)  # open, booked all the same
+    theirs = foreign_entry(client, DAY + dt.timedelta(days=1))
+    client.post(day_voucher(DAY + dt.timedelta(days=2)))  # the end date: not included
+    client.post(day_voucher(DAY - dt.timedelta(days=1)))
+    listed = client.list_vouchers(DAY, DAY + dt.timedelta(days=2))
+    assert listed == [first, second, theirs]
+    assert [v.external_ref for v in listed] == [
+        external_ref("shop12", DAY),
+        external_ref("shop12", DAY + dt.timedelta(days=1)),
+        "",
+    ]
+    assert Counter({(a, v): amount for a, amount, v in listed[0].postings}) == per_account(day_voucher(DAY))
+    assert client.list_vouchers(DAY, DAY + dt.timedelta(days=2), include_non_posted=True) == listed
+    assert client.list_vouchers(DAY, DAY) == []
+
+
+def test_list_vouchers_reads_every_page(client, sandbox):
+    for _ in range(3):
+        client.post(day_voucher())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("kassebro.ledgers.fiken.PAGE_SIZE", 2)
+        assert len(client.list_vouchers(DAY, DAY + dt.timedelta(days=1))) == 3
+    assert client.calls["GET /companies/{slug}/journalEntries"] == 2
+
+
+def test_reverse_on_the_entrys_day_is_fikens_own_deletion(client, sandbox):
+    voucher = day_voucher()
+    posted = client.post(voucher)
+    reversal = client.reverse(posted.ledger_id, DAY)
+    assert reversal.date == DAY and reversal.ledger_id != posted.ledger_id
+    assert reversal.external_ref == voucher.external_ref + ":reversal"
+    assert Counter({(a, v): amount for a, amount, v in reversal.postings}) == negated(posted)
+    listed = client.list_vouchers(DAY, DAY + dt.timedelta(days=1))
+    assert listed == [posted, reversal]
+    assert nets(listed) == Counter()
+    assert client.find(voucher.external_ref, DAY) == posted  # the original still counts as posted
+    stored = {e.journal_entry_id: e for e in sandbox[0].state.store.entries}
+    assert stored[int(posted.ledger_id)].deleted is True
+    assert stored[int(posted.ledger_id)].offset_transaction_id == stored[int(reversal.ledger_id)].transaction_id
+    assert client.reverse(posted.ledger_id, DAY) == reversal  # asked again: the same reversal
+    assert client.calls["PATCH /companies/{slug}/transactions/{id}/delete"] == 1
+    assert client.calls["POST /companies/{slug}/generalJournalEntries"] == 1
+
+
+def test_reverse_after_a_lost_answer_reverses_once(client, sandbox):
+    posted = client.post(day_voucher())
+    sandbox[0].state.faults.add("save_then_drop", path="/companies/*/transactions/*/delete", method="PATCH")
+    with pytest.raises(LedgerTransient, match="call reverse again"):
+        client.reverse(posted.ledger_id, DAY)
+    reversal = client.reverse(posted.ledger_id, DAY)
+    listed = client.list_vouchers(DAY, DAY + dt.timedelta(days=1))
+    assert [v.ledger_id for v in listed] == [posted.ledger_id, reversal.ledger_id]
+    assert nets(listed) == Counter()
+    patches = [c for c in sandbox[0].state.calls.list() if c["method"] == "PATCH"]
+    assert len(patches) == 1 and patches[0]["fault"] == "save_then_drop"
+
+
+def test_reverse_on_another_day_is_a_counter_entry_posted_once(client, sandbox):
+    voucher = day_voucher()
+    posted = client.post(voucher)
+    later = DAY + dt.timedelta(days=3)
+    sandbox[0].state.faults.add("save_then_drop", path="/companies/*/generalJournalEntries", method="POST")
+    with pytest.raises(LedgerTransient, match="call reverse again"):
+        client.reverse(posted.ledger_id, later)
+    reversal = client.reverse(posted.ledger_id, later)  # found by its reference, not posted again
+    assert reversal.date == later and reversal.external_ref == voucher.external_ref + ":reversal"
+    assert Counter({(a, v): amount for a, amount, v in reversal.postings}) == negated(posted)
+    assert client.list_vouchers(DAY, later) == [posted]
+    listed = client.list_vouchers(DAY, later + dt.timedelta(days=1))
+    assert listed == [posted, reversal] and nets(listed) == Counter()
+    assert client.find(voucher.external_ref, DAY) == posted
+    assert client.find(voucher.external_ref + ":reversal", later) == reversal
+    assert client.calls["PATCH /companies/{slug}/transactions/{id}/delete"] == 0
+    assert len(sandbox[0].state.store.entries) == 2
+    assert not any(e.deleted for e in sandbox[0].state.store.entries)
+
+
+def test_an_entry_without_our_reference_is_reversed_under_its_id(client):
+    theirs = foreign_entry(client, DAY)
+    reversal = client.reverse(theirs.ledger_id, DAY + dt.timedelta(days=1))
+    assert reversal.external_ref == f"fiken-{theirs.ledger_id}:reversal"
+    assert nets([theirs, reversal]) == Counter()
+    assert client.reverse(theirs.ledger_id, DAY + dt.timedelta(days=1)) == reversal
+
+
+def test_a_transaction_of_several_entries_is_not_deleted_to_reverse_one(client, sandbox):
+    body = client.render(day_voucher())
+    body["journalEntries"].append(dict(body["journalEntries"][0], description="Andre halvdel"))
+    response = client._request("POST", f"{client.company_path}/generalJournalEntries", body=body, raw=True)
+    first = client.get(response.headers["Location"].rsplit("/", 1)[1])
+    reversal = client.reverse(first.ledger_id, DAY)
+    assert client.calls["PATCH /companies/{slug}/transactions/{id}/delete"] == 0
+    assert reversal.external_ref == first.external_ref + ":reversal"
+    assert nets([first, reversal]) == Counter()
+    assert not any(e.deleted for e in sandbox[0].state.store.entries)
+
+
+def test_reverse_refuses_what_is_not_a_journal_entry_id(client):
+    with pytest.raises(LedgerValidationError, match="journalEntryId"):
+        client.reverse("abc", DAY)
+    with pytest.raises(LedgerValidationError, match="404"):
+        client.reverse("999", DAY)

@@ -284,6 +284,52 @@ def test_journal_entries_filter_by_date_and_page(api):
     assert len(page.json()) == 1 and page.headers["Fiken-Api-Page-Count"] == "2"
 
 
+def test_deleting_a_transaction_books_its_reverse_transaction(api):
+    location = api("POST", f"/companies/{SLUG}/generalJournalEntries", json=entry_body()).headers["Location"]
+    entry = api("GET", location.split("/api/v2", 1)[1]).json()
+    path = f"/companies/{SLUG}/transactions/{entry['transactionId']}"
+    transaction = api("GET", path).json()
+    validator(response_schema("/companies/{companySlug}/transactions/{transactionId}", "get")).validate(transaction)
+    assert transaction["deleted"] is False and [e["journalEntryId"] for e in transaction["entries"]] == [
+        entry["journalEntryId"]
+    ]
+    assert api("PATCH", path + "/delete").status_code == 400  # the description is required
+    deleted = api("PATCH", path + "/delete", params={"description": "Feilført [x:reversal]"})
+    assert deleted.status_code == 200
+    body = deleted.json()
+    validator(response_schema("/companies/{companySlug}/transactions/{transactionId}/delete", "patch")).validate(body)
+    assert body["deleted"] is True and body["transactionId"] == entry["transactionId"]
+    offset = body["entries"][0]["offsetTransactionId"]
+    assert (
+        api("GET", f"/companies/{SLUG}/journalEntries/{entry['journalEntryId']}").json()["offsetTransactionId"]
+        == offset
+    )
+    reverse = api("GET", f"/companies/{SLUG}/transactions/{offset}").json()
+    assert reverse["deleted"] is False and reverse["description"] == "Feilført [x:reversal]"
+    [balancing] = reverse["entries"]
+    assert balancing["date"] == entry["date"] and balancing["description"] == "Feilført [x:reversal]"
+    assert [(line["account"], line["amount"]) for line in balancing["lines"]] == [
+        (line["account"], -line["amount"]) for line in entry["lines"]
+    ]
+    listed = api("GET", f"/companies/{SLUG}/journalEntries", params={"date": entry["date"]}).json()
+    validator(response_schema("/companies/{companySlug}/journalEntries", "get")).validate(listed)
+    assert [e["journalEntryId"] for e in listed] == [entry["journalEntryId"], balancing["journalEntryId"]]
+    again = api("PATCH", path + "/delete", params={"description": "igjen"})
+    assert again.status_code == 400 and "already deleted" in again.json()["error_description"]
+    assert api("GET", f"/companies/{SLUG}/transactions/12345").status_code == 404
+    assert api("PATCH", f"/companies/{SLUG}/transactions/12345/delete", params={"description": "x"}).status_code == 404
+
+
+def test_one_request_is_one_transaction(api):
+    body = entry_body()
+    body["journalEntries"].append(dict(body["journalEntries"][0], date="2026-03-02"))
+    api("POST", f"/companies/{SLUG}/generalJournalEntries", json=body).raise_for_status()
+    entries = api("GET", f"/companies/{SLUG}/journalEntries").json()
+    assert len(entries) == 2 and entries[0]["transactionId"] == entries[1]["transactionId"]
+    transaction = api("GET", f"/companies/{SLUG}/transactions/{entries[0]['transactionId']}").json()
+    assert [e["date"] for e in transaction["entries"]] == ["2026-03-01", "2026-03-02"]
+
+
 # ---- concurrency and faults ------------------------------------------------------------------
 
 

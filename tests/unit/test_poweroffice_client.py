@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 import requests
 
-from kassebro.ledgers.base import LedgerAuthError, LedgerRateLimited, LedgerTransient, LedgerValidationError
+from kassebro.ledgers.base import (
+    LedgerAuthError,
+    LedgerRateLimited,
+    LedgerTransient,
+    LedgerValidationError,
+    PostedVoucher,
+)
 from kassebro.ledgers.cache import LookupCache
 from kassebro.ledgers.poweroffice import ACCOUNTS as ACCOUNT_TABLE
 from kassebro.ledgers.poweroffice import DEPARTMENTS as DEPARTMENT_TABLE
@@ -451,3 +457,146 @@ def test_duplicate_without_read_back_still_returns_the_existing_voucher(sandbox,
         again = other.post(day_voucher())
     assert again == first
     assert len(vouchers(sandbox)) == 1
+
+
+# ---- listing and reversing ------------------------------------------------------------------
+
+
+def nets(vouchers: list[PostedVoucher]) -> dict[tuple[str, str | None], int]:
+    """What the vouchers book per (account, VAT code), zeros left out."""
+    totals: dict[tuple[str, str | None], int] = {}
+    for voucher in vouchers:
+        for account, amount, vat in voucher.postings:
+            totals[(account, vat)] = totals.get((account, vat), 0) + amount
+    return {key: amount for key, amount in totals.items() if amount}
+
+
+def negated(voucher: PostedVoucher) -> tuple[tuple[str, int, str | None], ...]:
+    return tuple((account, -amount, vat) for account, amount, vat in voucher.postings)
+
+
+def reversal_vouchers(sandbox) -> list[dict[str, Any]]:
+    return [v for v in vouchers(sandbox) if v["VoucherType"] == "ReversalVoucher"]
+
+
+def test_list_vouchers_is_the_date_range_end_exclusive(sandbox, client):
+    first = client.post(day_voucher(DAY))
+    second = client.post(dim_voucher(DAY + dt.timedelta(days=1)))
+    body = client.render(day_voucher(DAY + dt.timedelta(days=1), vendor="other"))
+    del body["ExternalImportReference"]  # a voucher someone else posted
+    theirs = client._request("POST", "/Vouchers/ManualJournals", body=body)
+    draft = client.post(day_voucher(DAY, vendor="shop13"), send_to_ledger=False)
+    client.post(day_voucher(DAY + dt.timedelta(days=2)))  # the end date: not included
+    client.post(day_voucher(DAY - dt.timedelta(days=1)))
+    before = client.calls["GET /AccountTransactions"]
+    listed = client.list_vouchers(DAY, DAY + dt.timedelta(days=2))
+    assert client.calls["GET /AccountTransactions"] == before + 1  # one call for the range, no reads per voucher
+    assert client.calls["GET /Vouchers/ManualJournals/{id}"] == 0
+    assert listed[:2] == [first, second]  # as posted: reference, number, date, every line gross
+    assert listed[0].postings == expected(day_voucher(DAY))
+    assert [(v.ledger_id, v.external_ref) for v in listed[2:]] == [(theirs["Id"], "")]
+    assert listed[2].postings == expected(day_voucher(DAY + dt.timedelta(days=1), vendor="other"))
+    with_drafts = client.list_vouchers(DAY, DAY + dt.timedelta(days=2), include_non_posted=True)
+    assert with_drafts == [*listed, draft] and not draft.in_ledger
+    assert client.list_vouchers(DAY, DAY) == []
+    assert client.list_vouchers(DAY + dt.timedelta(days=1), DAY + dt.timedelta(days=2)) == listed[1:]
+
+
+def test_list_vouchers_reads_a_voucher_back_when_its_vat_rows_are_ambiguous(client):
+    # 0.01 kr at 25 % carries no VAT: the line looks like a generated VAT row, the reading does
+    # not add up, and the voucher is read with GET instead
+    tiny = Voucher(
+        "shop12",
+        DAY,
+        external_ref("shop12", DAY),
+        "x",
+        (VoucherLine("1920", 1_01), VoucherLine("3000", -1_00, "3"), VoucherLine("3000", -1, "3")),
+    )
+    posted = client.post(tiny)
+    before = client.calls["GET /Vouchers/ManualJournals/{id}"]
+    assert client.list_vouchers(DAY, DAY + dt.timedelta(days=1)) == [posted]
+    assert client.calls["GET /Vouchers/ManualJournals/{id}"] == before + 1
+
+
+def test_reverse_on_the_vouchers_day_is_gos_own_reversal(sandbox, client):
+    voucher = day_voucher()
+    posted = client.post(voucher)
+    reversal = client.reverse(posted.ledger_id, DAY)
+    assert reversal.postings == negated(posted) and reversal.date == DAY and reversal.in_ledger
+    assert reversal.ledger_id != posted.ledger_id and reversal.number and reversal.external_ref == ""
+    listed = client.list_vouchers(DAY, DAY + dt.timedelta(days=1))
+    assert listed == [posted, reversal] and nets(listed) == {}
+    assert client.find(voucher.external_ref, DAY) == posted  # the original still counts as posted
+    [stored] = reversal_vouchers(sandbox)
+    assert stored["Id"] == reversal.ledger_id
+    assert client.reverse(posted.ledger_id, DAY) == reversal  # asked again: the same reversal
+    assert client.calls["POST /Vouchers/Reverse/{id}"] == 1
+    assert client.calls["POST /Vouchers/ManualJournals"] == 1
+
+
+def test_reverse_after_a_lost_answer_reverses_once(sandbox, client):
+    posted = client.post(day_voucher())
+    sandbox[0].state.faults.add("save_then_drop", path="/Vouchers/Reverse/*", method="POST")
+    with pytest.raises(LedgerTransient, match="call reverse again"):
+        client.reverse(posted.ledger_id, DAY)
+    reversal = client.reverse(posted.ledger_id, DAY)  # Go shows the original IsReversed: read, not reversed again
+    assert reversal.postings == negated(posted)
+    assert [v.ledger_id for v in client.list_vouchers(DAY, DAY + dt.timedelta(days=1))] == [
+        posted.ledger_id,
+        reversal.ledger_id,
+    ]
+    assert len(reversal_vouchers(sandbox)) == 1
+    reverses = [c for c in sandbox[0].state.calls.list() if c["path"].startswith("/Vouchers/Reverse/")]
+    assert len(reverses) == 1 and reverses[0]["fault"] == "save_then_drop"
+
+
+def test_reverse_on_another_day_is_a_counter_voucher_posted_once(sandbox, client):
+    voucher = dim_voucher()
+    posted = client.post(voucher)
+    later = DAY + dt.timedelta(days=3)
+    sandbox[0].state.faults.add("save_then_drop", path="/Vouchers/ManualJournals", method="POST")
+    with pytest.raises(LedgerTransient, match="call reverse again"):
+        client.reverse(posted.ledger_id, later)
+    reversal = client.reverse(posted.ledger_id, later)  # Go refuses the reference twice: the one there
+    assert reversal.external_ref == voucher.external_ref + ":reversal" and reversal.date == later
+    assert reversal.postings == negated(posted)
+    assert client.read_lines(reversal.ledger_id) == tuple(replace(line, amount=-line.amount) for line in voucher.lines)
+    assert client.list_vouchers(DAY, later) == [posted]
+    listed = client.list_vouchers(DAY, later + dt.timedelta(days=1))
+    assert listed == [posted, reversal] and nets(listed) == {}
+    assert client.find(voucher.external_ref, DAY) == posted
+    assert len(vouchers(sandbox)) == 2 and reversal_vouchers(sandbox) == []
+    assert client.calls["POST /Vouchers/Reverse/{id}"] == 0
+
+
+def test_without_the_year_end_role_reverse_posts_a_counter_voucher():
+    app = create_app(privileges=[p for p in DEFAULT_PRIVILEGES if p != "YearEndVoucher_Full"])
+    with running(app) as server, make_client(server) as client:
+        assert "no YearEndVoucher_Full: reverse books a counter-voucher" in client.test_connection()
+        posted = client.post(day_voucher())
+        reversal = client.reverse(posted.ledger_id, DAY)
+        assert client.reverse(posted.ledger_id, DAY) == reversal
+        assert client.calls["POST /Vouchers/Reverse/{id}"] == 2  # refused with 403 both times
+        assert reversal.external_ref == posted.external_ref + ":reversal" and reversal.date == DAY
+        assert nets(client.list_vouchers(DAY, DAY + dt.timedelta(days=1))) == {}
+        assert len(app.state.store.vouchers) == 2
+
+
+def test_vouchers_go_cannot_reverse_get_a_counter_voucher_and_a_draft_is_refused(sandbox, client):
+    body = client.render(day_voucher())
+    del body["ExternalImportReference"]
+    theirs = client._request("POST", "/Vouchers/ManualJournals", body=body)
+    reversal = client.reverse(theirs["Id"], DAY)
+    assert reversal.external_ref == f"poweroffice-{theirs['Id']}:reversal" and reversal.date == DAY
+    approved = client.post(day_voucher(vendor="shop13"), send_to_ledger=False)  # Go reverses only POST /Vouchers'
+    requests.post(sandbox[1].url + f"/_sandbox/approve/{approved.ledger_id}", timeout=5).raise_for_status()
+    reversal = client.reverse(approved.ledger_id, DAY)
+    assert reversal.external_ref == approved.external_ref + ":reversal"
+    assert client.reverse(approved.ledger_id, DAY) == reversal
+    assert client.calls["POST /Vouchers/Reverse/{id}"] == 0 and reversal_vouchers(sandbox) == []
+    assert nets(client.list_vouchers(DAY, DAY + dt.timedelta(days=1))) == {}
+    draft = client.post(day_voucher(vendor="shop14"), send_to_ledger=False)
+    with pytest.raises(LedgerValidationError, match="draft awaiting approval"):
+        client.reverse(draft.ledger_id, DAY)
+    with pytest.raises(LedgerValidationError, match="404"):
+        client.reverse("00000000-0000-0000-0000-000000000000", DAY)

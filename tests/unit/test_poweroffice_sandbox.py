@@ -504,6 +504,60 @@ def test_approving_a_draft_posts_it_under_the_same_id(sandbox, api):
     assert requests.post(admin, timeout=5).status_code == 409  # posted once only
 
 
+def test_reverse_books_a_reversal_voucher(sandbox, api):
+    http, base = api
+    created = http.post(base + "/Vouchers/ManualJournals", json=manual_body(api), timeout=5).json()
+    reverse = base + f"/Vouchers/Reverse/{created['Id']}"
+    answer = http.post(reverse, timeout=5)
+    assert answer.status_code == 200 and answer.content == b""
+    assert http.get(base + f"/Vouchers/ManualJournals/{created['Id']}", timeout=5).json()["IsReversed"] is True
+    rows = http.get(base + "/AccountTransactions", params={"fromDate": DAY, "toDate": DAY}, timeout=5).json()
+    original = [r for r in rows if r["VoucherId"] == created["Id"]]
+    reversal = [r for r in rows if r["VoucherId"] != created["Id"]]
+    assert all(r["IsReversed"] for r in original)
+    assert {(r["VoucherType"], r["ReversedVoucherId"], r["ReversedVoucherNo"]) for r in reversal} == {
+        ("ReversalVoucher", created["Id"], created["VoucherNo"])
+    }
+    assert [(r["AccountNo"], r["Amount"], r["VatAmount"], r["PostingDate"]) for r in reversal] == [
+        (r["AccountNo"], -r["Amount"], -r["VatAmount"], r["PostingDate"]) for r in original
+    ]
+    assert not any(r["ExternalImportReference"] for r in reversal)
+    assert http.get(base + f"/Vouchers/ManualJournals/{reversal[0]['VoucherId']}", timeout=5).status_code == 404
+    again = http.post(reverse, timeout=5)
+    assert again.status_code == 400 and "already reversed" in again.json()["Detail"]
+    assert http.post(base + f"/Vouchers/Reverse/{reversal[0]['VoucherId']}", timeout=5).status_code == 400
+    unknown = http.post(base + "/Vouchers/Reverse/00000000-0000-0000-0000-000000000000", timeout=5)
+    assert unknown.status_code == 404 and unknown.json()["Title"] == "Object(s) not found"
+    # the reversed voucher's reference may be used again (spec)
+    assert http.post(base + "/Vouchers/ManualJournals", json=manual_body(api), timeout=5).status_code == 201
+
+
+def test_reverse_needs_the_year_end_role_and_a_voucher_made_through_post_vouchers(sandbox, api):
+    http, base = api
+    accounts, vats = ids(api)
+    body = {
+        "CurrencyCode": "NOK",
+        "VoucherDate": DAY.isoformat(),
+        "ManualVoucherLines": [
+            {
+                "DebitAccountId": accounts["1920"],
+                "DebitVatId": vats["0"],
+                "CreditAccountId": accounts["3000"],
+                "CreditVatId": vats["3"],
+                "CurrencyAmount": 10,
+            }
+        ],
+    }
+    draft_id = http.post(base + "/JournalEntryVouchers/ManualJournals", json=body, timeout=5).json()["Id"]
+    http.post(base + f"/JournalEntryVouchers/{draft_id}/submitForApproval", json={}, timeout=5)
+    requests.post(sandbox[1].url + f"/_sandbox/approve/{draft_id}", timeout=5).raise_for_status()
+    refused = http.post(base + f"/Vouchers/Reverse/{draft_id}", timeout=5)
+    assert refused.status_code == 400 and "POST /Vouchers" in refused.json()["Detail"]
+    with running(create_app(privileges=[p for p in DEFAULT_PRIVILEGES if p != "YearEndVoucher_Full"])) as server:
+        answer = logged_in(server).post(server.url + f"/v2/Vouchers/Reverse/{draft_id}", timeout=5)
+        assert answer.status_code == 403 and "YearEndVoucher_Full" in answer.json()["Detail"]
+
+
 # ---- shapes against the merged v2 spec ------------------------------------------------------
 
 
@@ -576,9 +630,14 @@ def test_responses_validate_against_response_schemas(api):
             "200",
         )
     )
+    assert http.post(base + f"/Vouchers/Reverse/{created.json()['Id']}").status_code == 200
     rows = http.get(base + "/AccountTransactions", params={"fromDate": DAY, "toDate": DAY}).json()
+    assert {r["VoucherType"] for r in rows} == {"ManualJournal", "ReversalVoucher"}
     checks.append((rows, "/AccountTransactions", "get", "200"))
-    duplicate = http.post(base + "/Vouchers/ManualJournals", json=manual_body(api))
+    again = http.post(base + f"/Vouchers/Reverse/{created.json()['Id']}")
+    checks.append((again.json(), "/Vouchers/Reverse/{id}", "post", "400"))
+    http.post(base + "/Vouchers/ManualJournals", json=manual_body(api, ref="ref-2"))
+    duplicate = http.post(base + "/Vouchers/ManualJournals", json=manual_body(api, ref="ref-2"))
     checks.append((duplicate.json(), "/Vouchers/ManualJournals", "post", "400"))
     missing = http.get(base + "/Vouchers/ManualJournals/00000000-0000-0000-0000-000000000000")
     checks.append((missing.json(), "/Vouchers/ManualJournals/{id}", "get", "404"))

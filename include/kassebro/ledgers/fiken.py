@@ -25,6 +25,12 @@ Plain `requests`, no Airflow. What it does about the API's habits (brief `apis.m
   signed gross øre, debit positive; VAT code "0" reads back as None. With
   `read_back_after_post=False`, `post` returns the voucher as sent, with the journalEntryId from
   the `Location` header and no voucher number (Fiken's answer has none).
+- list_vouchers: `GET /journalEntries?dateGe&dateLt`, all pages; Fiken has no drafts awaiting
+  approval, so `include_non_posted` changes nothing (see the method).
+- reverse: Fiken's own reversal, `PATCH /transactions/{id}/delete?description=` (a reverse
+  transaction, linked as the entry's offsetTransactionId), when `date` is the entry's date and
+  its transaction holds it alone; else a counter entry on `date` referenced "<ref>:reversal".
+  Never retried; calling it again after a lost answer finds the reversal (see the method).
 - `calls` counts HTTP requests by "METHOD /path" (ids as {id}).
 """
 
@@ -220,10 +226,51 @@ class FikenClient:
 
     def get(self, ledger_id: str) -> PostedVoucher:
         """Read one journal entry back by its journalEntryId."""
-        entry_id = str(ledger_id).strip()
-        if not entry_id.isdigit():
-            raise LedgerValidationError(SYSTEM, f"not a Fiken journalEntryId: {ledger_id!r}")
-        return self._posted(self._request("GET", f"{self.company_path}/journalEntries/{entry_id}"))
+        return self._posted(self._entry(ledger_id))
+
+    def list_vouchers(
+        self, date_from: dt.date, date_to: dt.date, *, include_non_posted: bool = False
+    ) -> list[PostedVoucher]:
+        """Every journal entry dated date_from <= date < date_to (`dateGe`/`dateLt`), all pages.
+
+        Ours carry their reference, others' have external_ref "" (no "[ref]" at the end of the
+        description). `include_non_posted` changes nothing: Fiken has no journal entries awaiting
+        approval. An `open` entry (`post(send_to_ledger=False)`) is booked like any other, only
+        deletable without a counter entry, and the read model does not even say which entries are
+        open; so every entry is listed, in_ledger True. A deleted transaction's entries stay
+        listed next to the entries of its balancing transaction, as Fiken keeps both.
+        """
+        if date_to <= date_from:
+            return []
+        params = {"dateGe": date_from.isoformat(), "dateLt": date_to.isoformat()}
+        return [self._posted(entry) for entry in self._all_pages(f"{self.company_path}/journalEntries", params)]
+
+    def reverse(self, ledger_id: str, date: dt.date) -> PostedVoucher:
+        """Reverse a journal entry on `date`; returns the reversing entry. Never retried.
+
+        Fiken's own reversal is `PATCH /transactions/{id}/delete`: it flags the transaction
+        deleted, books a reverse transaction and links it as the entry's offsetTransactionId. It
+        takes no date and reverses the whole transaction, so it is used when `date` is the
+        entry's own date (the reverse transaction is then dated as the original: INFERRED, the
+        spec does not say) and the transaction holds this entry alone. Otherwise a counter
+        general journal entry on `date`, every posting negated, referenced "<ref>:reversal"
+        ("fiken-<id>:reversal" for an entry without our reference), looked up with `find` first.
+
+        Safe after a lost answer: an entry whose transaction is already deleted returns its
+        balancing entry, and a counter entry is found by its reference, so calling again never
+        reverses twice.
+        """
+        entry = self._entry(ledger_id)
+        original = self._posted(entry)
+        if entry.get("offsetTransactionId"):
+            return self._balancing_entry(entry["offsetTransactionId"], original)
+        ref = f"{original.external_ref or f'fiken-{original.ledger_id}'}:reversal"
+        _ref_tag(ref)
+        if date == original.date and entry.get("transactionId") is not None:
+            transaction = self._request("GET", f"{self.company_path}/transactions/{int(entry['transactionId'])}") or {}
+            if len(transaction.get("entries") or []) == 1:
+                return self._cancel(entry, original, ref)
+        return self._counter_entry(original, ref, date)
 
     def post(self, voucher: Voucher, send_to_ledger: bool = True) -> PostedVoucher:
         """POST the voucher as one general journal entry (never retried), then read it back if asked.
@@ -260,6 +307,73 @@ class FikenClient:
         if isinstance(data, dict) and isinstance(data.get("entries"), list) and data["entries"]:
             data = data["entries"][0]  # a Location pointing at the transaction
         return self._posted(data)
+
+    def _entry(self, ledger_id: str) -> dict[str, Any]:
+        entry_id = str(ledger_id).strip()
+        if not entry_id.isdigit():
+            raise LedgerValidationError(SYSTEM, f"not a Fiken journalEntryId: {ledger_id!r}")
+        entry = self._request("GET", f"{self.company_path}/journalEntries/{entry_id}")
+        if not isinstance(entry, dict):
+            raise LedgerTransient(SYSTEM, f"journal entry {entry_id}: unexpected answer")
+        return entry
+
+    def _cancel(self, entry: Mapping[str, Any], original: PostedVoucher, ref: str) -> PostedVoucher:
+        """Fiken's own reversal: delete the entry's transaction, return the balancing entry."""
+        description = f"Reversering av bilag {original.number or original.ledger_id} [{ref}]"
+        path = f"{self.company_path}/transactions/{int(entry['transactionId'])}/delete"
+        try:
+            answer = self._request("PATCH", path, params={"description": description}) or {}
+        except LedgerTransient as exc:
+            raise LedgerTransient(SYSTEM, _again(exc, "Fiken links the reversal to the entry")) from None
+        offsets = [
+            e.get("offsetTransactionId")
+            for e in answer.get("entries") or []
+            if isinstance(e, dict) and str(e.get("journalEntryId")) == original.ledger_id
+        ]
+        offset = offsets[0] if offsets else None
+        if not offset:  # an answer without the link: the entry has it
+            offset = self._entry(original.ledger_id).get("offsetTransactionId")
+        if not offset:
+            raise LedgerTransient(
+                SYSTEM,
+                f"deleted the transaction of journal entry {original.ledger_id}, but Fiken names no balancing "
+                "transaction (offsetTransactionId); look at the entry in Fiken",
+            )
+        return self._balancing_entry(offset, original)
+
+    def _balancing_entry(self, offset: Any, original: PostedVoucher) -> PostedVoucher:
+        """The entry of the balancing transaction that reverses `original` (the one entry, or the one negating it)."""
+        transaction = self._request("GET", f"{self.company_path}/transactions/{int(offset)}") or {}
+        entries = [self._posted(e) for e in transaction.get("entries") or [] if isinstance(e, dict)]
+        negated = {(account, vat): -amount for account, amount, vat in original.postings}
+        matching = [e for e in entries if {(a, v): amount for a, amount, v in e.postings} == negated]
+        if matching or len(entries) == 1:
+            return (matching or entries)[0]
+        raise LedgerValidationError(
+            SYSTEM,
+            f"journal entry {original.ledger_id} is reversed by transaction {offset}, but none of its "
+            f"{len(entries)} entries is the reversal of it; look at it in Fiken",
+        )
+
+    def _counter_entry(self, original: PostedVoucher, ref: str, date: dt.date) -> PostedVoucher:
+        """A counter general journal entry on `date`: the original's postings negated, found first by `ref`."""
+        found = self.find(ref, date)
+        if found is not None:
+            return found
+        lines = tuple(VoucherLine(account, -amount, vat) for account, amount, vat in original.postings)
+        if not lines:
+            raise LedgerValidationError(SYSTEM, f"journal entry {original.ledger_id} has no postings to reverse")
+        voucher = Voucher(
+            vendor_id="",
+            business_day=date,
+            external_ref=ref,
+            description=f"Reversering av bilag {original.number or original.ledger_id}",
+            lines=lines,
+        )
+        try:
+            return self.post(voucher)
+        except LedgerTransient as exc:
+            raise LedgerTransient(SYSTEM, _again(exc, f"find() sees the counter entry by [{ref}]")) from None
 
     # ---- more than the protocol --------------------------------------------------------------
 
@@ -643,6 +757,11 @@ def _as_sent(voucher: Voucher, entry_id: str) -> PostedVoucher:
         postings=tuple((account, amount, vat) for (account, vat), amount in totals.items() if amount != 0),
         in_ledger=True,
     )
+
+
+def _again(exc: LedgerTransient, why: str) -> str:
+    """A transient error of `reverse`, saying that calling it again is safe and why."""
+    return f"{str(exc).removeprefix(SYSTEM + ': ')}; call reverse again, it will not reverse twice ({why})"
 
 
 def _ref_tag(external_ref: str) -> str:

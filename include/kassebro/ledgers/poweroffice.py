@@ -49,13 +49,25 @@ Plain `requests`, no Airflow. What it does about the API's habits (brief `apis.m
 - get(id): `GET /Vouchers/ManualJournals/{id}`, on 404 `GET /JournalEntryVouchers/ManualJournals/{id}`
   (a draft keeps its Id when it is posted, so a posted voucher is tried first). `read_lines(id)`
   gives the lines with their department and project codes (PostedVoucher has no room for them).
+- list_vouchers(from, to): Go has no voucher list; `GET /AccountTransactions?fromDate&toDate`
+  (toDate = to - 1 day, inclusive) grouped by VoucherId is every posted voucher of the range in one
+  call, each line read gross as `get` reads it; with `include_non_posted` the manual journal drafts
+  not yet posted too (`GET /JournalEntryVouchers?isPosted=false` and each draft).
+- reverse(id, date): Go's own `POST /Vouchers/Reverse/{id}` (role YearEndVoucher_Full) when `date`
+  is the voucher's date and it has an ExternalImportReference (made through POST /Vouchers), the
+  reversal then read from AccountTransactions by its ReversedVoucherId; else (or without the role)
+  a counter ManualJournal referenced "<ref>:reversal". Never retried;
+  calling it again after a lost answer finds the reversal (IsReversed, or the duplicate reference).
 - Errors: ProblemDetails 400/404/409/422 -> LedgerValidationError with Title, Detail and Errors;
   401/403 -> LedgerAuthError naming the credential or the missing privilege; 429 ->
   LedgerRateLimited(Retry-After, or the seconds in the gateway's message); 5xx, timeouts, dropped
   connections -> LedgerTransient.
 - `calls` counts HTTP requests by "METHOD /path" (ids as {id}).
 
-INFERRED (not in the spec): the duplicate refusal's status and text (above); that a posted draft
+INFERRED (not in the spec): that Go's reversal is dated as the original (the call takes no date)
+and booked before the answer; how Go's generated VAT transactions look (a rated VAT code without a
+VatAmount, see `_gross_postings`; a reading that does not add up falls back to `get`); the
+duplicate refusal's status and text (above); that a posted draft
 keeps a ManualJournal voucher readable at `GET /Vouchers/ManualJournals/{draft id}` with the draft's
 Description; that inactive departments and projects are refused on vouchers (the spec only says
 the GUI disables them); that `codes`/`projectCodes` match whole codes.
@@ -71,7 +83,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -101,6 +113,7 @@ REQUIRED_PRIVILEGES: tuple[tuple[str, ...], ...] = (
     ("AccountTransaction", "AccountTransaction_Full"),
 )
 APPROVAL_PRIVILEGE = "JournalEntryVoucher_Full"
+REVERSAL_PRIVILEGE = "YearEndVoucher_Full"  # POST /Vouchers/Reverse/{id}
 # Needed only when lines carry a department or a project.
 DIMENSION_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "department": ("Department", "Department_Full"),
@@ -231,6 +244,8 @@ class PowerOfficeClient:
                 "(grant them to the integration in Go)",
             )
         notes = [] if APPROVAL_PRIVILEGE in valid else [f"no {APPROVAL_PRIVILEGE}: posting for approval is off"]
+        if REVERSAL_PRIVILEGE not in valid:
+            notes.append(f"no {REVERSAL_PRIVILEGE}: reverse books a counter-voucher instead of Go's own reversal")
         notes += [
             f"no {' or '.join(group)}: lines with a {kind} cannot be posted"
             for kind, group in DIMENSION_PRIVILEGES.items()
@@ -252,6 +267,74 @@ class PowerOfficeClient:
         """Read a voucher back: a posted manual voucher, else a journal-entry draft."""
         data, in_ledger = self._read(ledger_id)
         return self._posted(data) if in_ledger else self._posted_draft(data)
+
+    def list_vouchers(
+        self, date_from: dt.date, date_to: dt.date, *, include_non_posted: bool = False
+    ) -> list[PostedVoucher]:
+        """Every posted voucher dated date_from <= date < date_to, of any type and whoever made it.
+
+        Go has no voucher list, so this is `GET /AccountTransactions` for the posting dates
+        date_from .. date_to - 1 day (inclusive there) grouped by VoucherId, one call for the
+        range; a voucher is kept when its VoucherDate is in the range. Postings are read as `get`
+        reads a voucher's lines (see `_gross_postings`). `include_non_posted` adds the journal
+        entry drafts not yet posted (`GET /JournalEntryVouchers?isPosted=false`, then each manual
+        journal draft: the list has no dates), in_ledger False.
+        """
+        if date_to <= date_from:
+            return []
+        params = {"fromDate": date_from.isoformat(), "toDate": (date_to - dt.timedelta(days=1)).isoformat()}
+        rows = self._request("GET", "/AccountTransactions", params=params) or []
+        out = [
+            self._from_transactions(group)
+            for group in _by_voucher(rows).values()
+            if date_from <= _voucher_date(group[0]) < date_to
+        ]
+        if include_non_posted:
+            out += self._drafts_between(date_from, date_to)
+        return out
+
+    def reverse(self, ledger_id: str, date: dt.date) -> PostedVoucher:
+        """Reverse a posted voucher on `date`; returns the reversing voucher. Never retried.
+
+        Go's own reversal, `POST /Vouchers/Reverse/{id}` (role YearEndVoucher_Full), takes no date
+        and only takes vouchers the integration made through POST /Vouchers (kassebro always sets
+        an ExternalImportReference there; an approved draft has none). So it is used when `date`
+        is the voucher's own date (INFERRED: Go dates the reversal as the original) and the voucher
+        has a reference; the reversal is then read from that day's AccountTransactions by its
+        ReversedVoucherId. Otherwise, or without the privilege (403), a counter ManualJournal on
+        `date`, every line negated with its VAT code, department and project, with
+        ExternalImportReference "<ref>:reversal" (the draft's " [ref]" for an approved draft,
+        "poweroffice-<id>:reversal" for a voucher with neither).
+
+        Safe after a lost answer: a voucher Go shows IsReversed returns its reversal, and Go
+        refuses a second counter-voucher with the same reference, which `post` turns into the one
+        already there; so calling again never reverses twice. A draft is not in the ledger and is
+        refused (delete it in Go instead).
+        """
+        data, in_ledger = self._read(ledger_id)
+        if not in_ledger:
+            raise LedgerValidationError(
+                SYSTEM, f"voucher {ledger_id} is a draft awaiting approval, not in the ledger: delete it instead"
+            )
+        voucher_id = str(data.get("Id"))
+        day = _voucher_date(data)
+        if data.get("IsReversed"):
+            found = self._find_reversal(voucher_id, day)
+            if found is None:
+                raise LedgerTransient(
+                    SYSTEM,
+                    f"voucher {voucher_id} is reversed in Go, but its reversal is not among the account "
+                    f"transactions of {day} (yet); try again later",
+                )
+            return found
+        if date == day and data.get("ExternalImportReference"):
+            try:
+                return self._go_reverse(voucher_id, day)
+            except LedgerAuthError as exc:
+                if getattr(exc, "status", None) != 403:
+                    raise
+                log.info("no %s: reversing voucher %s with a counter-voucher", REVERSAL_PRIVILEGE, voucher_id)
+        return self._counter_voucher(data, date)
 
     def post(self, voucher: Voucher, send_to_ledger: bool = True) -> PostedVoucher:
         """POST the voucher (never retried); a duplicate-reference refusal returns the existing one.
@@ -277,6 +360,9 @@ class PowerOfficeClient:
         line with both sides gives two lines.
         """
         data, in_ledger = self._read(ledger_id)
+        return self._lines_of(data, in_ledger)
+
+    def _lines_of(self, data: Mapping[str, Any], in_ledger: bool) -> tuple[VoucherLine, ...]:
         raw = self._raw_lines(data, in_ledger)
         departments = self._codes_for(_DEPARTMENT, [r[4] for r in raw])
         projects = self._codes_for(_PROJECT, [r[5] for r in raw])
@@ -459,6 +545,87 @@ class PowerOfficeClient:
             if match and match.group(1) == external_ref:
                 return self._posted_draft(draft), bool(item.get("InApprovalWorkflow"))
         return None
+
+    # ---- listing and reversing ----------------------------------------------------------------
+
+    def _from_transactions(self, rows: list[Mapping[str, Any]]) -> PostedVoucher:
+        """A posted voucher from its account transactions (any VoucherType).
+
+        When Go's generated VAT transactions cannot be told apart (see `_gross_postings`), a
+        ManualJournal is read with `get`, and any other type is given as its transactions stand,
+        net amounts and VAT rows included.
+        """
+        first = rows[0]
+        postings = _gross_postings(rows)
+        if postings is None:
+            if first.get("VoucherType") == "ManualJournal":
+                return self.get(str(first.get("VoucherId")))
+            postings = tuple(
+                (str(r.get("AccountNo")), parse_ore(str(r.get("Amount") or 0)), _vat_out(_code(r))) for r in rows
+            )
+        return PostedVoucher(
+            ledger_id=str(first.get("VoucherId")),
+            number=str(first.get("VoucherNo") or ""),
+            external_ref=str(first.get("ExternalImportReference") or _draft_ref(first.get("VoucherDescription"))),
+            date=_voucher_date(first),
+            postings=postings,
+            in_ledger=True,
+        )
+
+    def _drafts_between(self, date_from: dt.date, date_to: dt.date) -> list[PostedVoucher]:
+        """The manual journal drafts not yet posted, dated date_from <= date < date_to."""
+        try:
+            items = self._request("GET", "/JournalEntryVouchers", params={"isPosted": "false"}) or []
+        except LedgerAuthError as exc:
+            if getattr(exc, "status", None) == 403:
+                return []  # without the privilege this integration sees no drafts
+            raise
+        out = []
+        for item in items:
+            if item.get("VoucherType") != "ManualJournal":
+                continue  # the draft kinds kassebro makes and reads
+            draft = self._request("GET", f"/JournalEntryVouchers/ManualJournals/{item.get('Id')}") or {}
+            if draft and date_from <= _voucher_date(draft) < date_to:
+                out.append(self._posted_draft(draft))
+        return out
+
+    def _find_reversal(self, voucher_id: str, day: dt.date) -> PostedVoucher | None:
+        """Go's reversal of a voucher: the transactions of `day` whose ReversedVoucherId names it."""
+        params = {"fromDate": day.isoformat(), "toDate": day.isoformat()}
+        rows = self._request("GET", "/AccountTransactions", params=params) or []
+        mine = [r for r in rows if str(r.get("ReversedVoucherId") or "").lower() == voucher_id.lower()]
+        groups = list(_by_voucher(mine).values())
+        return self._from_transactions(groups[0]) if groups else None
+
+    def _go_reverse(self, voucher_id: str, day: dt.date) -> PostedVoucher:
+        try:
+            self._request("POST", f"/Vouchers/Reverse/{voucher_id}")
+        except LedgerTransient as exc:
+            raise LedgerTransient(SYSTEM, _again(exc, "Go marks the original IsReversed")) from None
+        found = self._find_reversal(voucher_id, day)
+        if found is None:  # the spec also answers 202 Accepted: booked later
+            raise LedgerTransient(
+                SYSTEM,
+                f"Go accepted the reversal of voucher {voucher_id}, but it is not among the account transactions "
+                f"of {day} yet; call reverse again to read it",
+            )
+        return found
+
+    def _counter_voucher(self, data: Mapping[str, Any], date: dt.date) -> PostedVoucher:
+        """A ManualJournal on `date` negating every line, referenced "<ref>:reversal"."""
+        ref = str(data.get("ExternalImportReference") or _draft_ref(data.get("Description")))
+        ref = ref or f"poweroffice-{data.get('Id')}"
+        voucher = Voucher(
+            vendor_id="",
+            business_day=date,
+            external_ref=f"{ref}:reversal",
+            description=f"Reversering av bilag {data.get('VoucherNo') or data.get('Id')}",
+            lines=tuple(replace(line, amount=-line.amount) for line in self._lines_of(data, True)),
+        )
+        try:
+            return self.post(voucher)
+        except LedgerTransient as exc:
+            raise LedgerTransient(SYSTEM, _again(exc, "Go refuses the reference twice")) from None
 
     def _read(self, ledger_id: str) -> tuple[dict[str, Any], bool]:
         """The voucher's JSON and whether it is posted (ManualVoucherDto) or a draft."""
@@ -782,6 +949,52 @@ class PowerOfficeClient:
             postings=self._postings(data, False),
             in_ledger=False,
         )
+
+
+def _by_voucher(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """Account transactions grouped by VoucherId, in the order Go lists them."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(str(row.get("VoucherId")), []).append(row)
+    return groups
+
+
+def _voucher_date(data: Mapping[str, Any]) -> dt.date:
+    return dt.date.fromisoformat(str(data.get("VoucherDate"))[:10])
+
+
+def _code(row: Mapping[str, Any]) -> str | None:
+    code = row.get("VatCode")
+    return None if code is None else str(code)
+
+
+def _gross_postings(rows: list[Mapping[str, Any]]) -> tuple[tuple[str, int, str | None], ...] | None:
+    """A voucher's postings as `get` reads its lines (account, signed gross øre, VAT code), or None.
+
+    Go lists a taxed line as a transaction of Amount net plus VatAmount, and the VAT it
+    generated as more transactions on the VAT accounts. INFERRED (the spec does not describe
+    them): a generated VAT transaction is one whose VAT code has a rate but that carries no
+    VatAmount. Those are left out and every other transaction is read gross, Amount + VatAmount.
+    The reading is trusted only when the left-out amounts are exactly the VatAmounts and the
+    gross postings balance; else None (a taxed line too small to carry VAT, or Go marks its VAT
+    rows otherwise).
+    """
+    vat = [parse_ore(str(r.get("VatAmount") or 0)) for r in rows]
+    rated = [Decimal(str(r.get("VatRate") or 0)) > 0 for r in rows]
+    generated = [i for i in range(len(rows)) if vat[i] == 0 and rated[i]] if any(vat) else []
+    if sum(parse_ore(str(rows[i].get("Amount") or 0)) for i in generated) != sum(vat):
+        return None
+    postings = tuple(
+        (str(r.get("AccountNo")), parse_ore(str(r.get("Amount") or 0)) + vat[i], _vat_out(_code(r)))
+        for i, r in enumerate(rows)
+        if i not in generated
+    )
+    return postings if sum(amount for _, amount, _ in postings) == 0 else None
+
+
+def _again(exc: LedgerTransient, why: str) -> str:
+    """A transient error of `reverse`, saying that calling it again is safe and why."""
+    return f"{str(exc).removeprefix(SYSTEM + ': ')}; call reverse again, it will not reverse twice ({why})"
 
 
 def _carries(row: Mapping[str, Any], external_ref: str) -> bool:

@@ -13,6 +13,12 @@ What it enforces, from the official spec (`/work/shared/specs/fiken/openapi.yaml
   entry description, date and lines required; `open`.
 - Paging (`page`, `pageSize` <= 100, `Fiken-Api-*` headers) and the date filters
   (`date`, `dateLe`, `dateLt`, `dateGe`, `dateGt`) on journalEntries.
+- One transaction per generalJournalEntries request, holding its journal entries
+  (`GET /companies/{slug}/transactions/{transactionId}`, the spec's `transaction` schema).
+- `PATCH /companies/{slug}/transactions/{transactionId}/delete?description=` (description
+  required): "The transaction is not deleted, but a reverse transaction is created and the
+  'deleted' property is set to true"; 200 with the transaction. Its journal entries then carry
+  `offsetTransactionId`, "the id of the balancing transaction"; both stay in journalEntries.
 - One request at a time per company: a request arriving while another for the same company is
   in progress gets 429 (the spec: "Sending multiple requests concurrently may result in a 429").
 
@@ -36,6 +42,14 @@ INFERRED (not in the spec; marked so the real service can prove them wrong):
   side with +amount, the credit side with -amount (debit positive), the VAT code the side was
   given ("0" when none). Real Fiken may split out generated VAT lines; not verified.
 - `Location` is the full URL of `/companies/{slug}/journalEntries/{journalEntryId}`.
+- Deleting a transaction: the reverse transaction has one journal entry per original entry, dated
+  as the original (the endpoint takes no date), every line's amount negated, its description and
+  the entries' the `description` given (without the API flag); a second delete of the same
+  transaction is 400; an `open` entry's transaction is deleted the same way (the spec says open
+  entries "can be deleted without creating a counter transaction", but not through which call).
+  The PATCH answers with the original transaction, `deleted: true`.
+- The read model has no `open` field (the spec's journalEntry has none); open entries are listed
+  like the others.
 - A company with `hasApiAccess: false` answers 403 to its company paths.
 
 Run it: `python -m kassebro.sandbox.fiken --port 8901 [--state FILE]`, or in-process with
@@ -207,12 +221,16 @@ class StoredEntry:
     open: bool
     created_date: str
     transaction_description: str = ""
+    deleted: bool = False  # the transaction's "deleted" flag (PATCH .../transactions/{id}/delete)
+    offset_transaction_id: int | None = None  # the balancing transaction, once deleted
+    last_modified_date: str = ""
 
     def render(self) -> dict[str, Any]:
-        return {
+        modified = self.last_modified_date or self.created_date
+        entry = {
             "journalEntryId": self.journal_entry_id,
             "createdDate": self.created_date,
-            "lastModifiedDate": self.created_date,
+            "lastModifiedDate": modified,
             "transactionId": self.transaction_id,
             "journalEntryNumber": self.journal_entry_number,
             "description": self.description,
@@ -220,6 +238,23 @@ class StoredEntry:
             "lines": [dict(line, lastModifiedDate=self.created_date) for line in self.lines],
             "attachments": [],
         }
+        if self.offset_transaction_id is not None:
+            entry["offsetTransactionId"] = self.offset_transaction_id
+        return entry
+
+
+def render_transaction(entries: list[StoredEntry]) -> dict[str, Any]:
+    """The spec's `transaction`: the entries booked together, and whether it was deleted."""
+    first = entries[0]
+    return {
+        "transactionId": first.transaction_id,
+        "createdDate": first.created_date,
+        "lastModifiedDate": first.last_modified_date or first.created_date,
+        "deleted": first.deleted,
+        "description": first.transaction_description,
+        "type": "General Journal Entry",
+        "entries": [e.render() for e in entries],
+    }
 
 
 @dataclass
@@ -391,6 +426,7 @@ class FikenStore:
             )
         with self._lock:
             created = dt.date.today().isoformat()
+            transaction_id = 700_000_000 + self._next_id  # one transaction for the request's entries
             first = None
             for description, day, lines in parsed:
                 entry_id = self._next_id
@@ -398,7 +434,7 @@ class FikenStore:
                 number = 1 + sum(1 for e in self.entries if e.company == slug)
                 stored = StoredEntry(
                     journal_entry_id=entry_id,
-                    transaction_id=700_000_000 + entry_id,
+                    transaction_id=transaction_id,
                     journal_entry_number=number,
                     company=slug,
                     description=API_FLAG + description,
@@ -424,6 +460,50 @@ class FikenStore:
     def list_entries(self, slug: str) -> list[StoredEntry]:
         with self._lock:
             return [e for e in self.entries if e.company == slug]
+
+    def transaction(self, slug: str, transaction_id: int) -> list[StoredEntry]:
+        """The journal entries of one transaction (404 when it has none)."""
+        with self._lock:
+            entries = [e for e in self.entries if e.company == slug and e.transaction_id == transaction_id]
+        if not entries:
+            raise FikenError(404, "not_found", f"Transaction {transaction_id} not found.")
+        return entries
+
+    def delete_transaction(self, slug: str, transaction_id: int, description: str | None) -> list[StoredEntry]:
+        """PATCH .../transactions/{id}/delete: flag it deleted and book the reverse transaction.
+
+        What is the spec's and what is INFERRED: the module docstring.
+        """
+        if description is None or not description.strip():
+            raise bad_request("description: required, a description for deleting the transaction.")
+        with self._lock:
+            entries = self.transaction(slug, transaction_id)
+            if entries[0].deleted:
+                raise bad_request(f"Transaction {transaction_id} is already deleted.")
+            today = dt.date.today().isoformat()
+            offset = 700_000_000 + self._next_id
+            for original in entries:
+                entry_id = self._next_id
+                self._next_id += 1
+                self.entries.append(
+                    StoredEntry(
+                        journal_entry_id=entry_id,
+                        transaction_id=offset,
+                        journal_entry_number=1 + sum(1 for e in self.entries if e.company == slug),
+                        company=slug,
+                        description=description,
+                        date=original.date,
+                        lines=[dict(line, amount=-line["amount"]) for line in original.lines],
+                        open=False,
+                        created_date=today,
+                        transaction_description=description,
+                    )
+                )
+                original.deleted = True
+                original.offset_transaction_id = offset
+                original.last_modified_date = today
+            self._save()
+            return entries
 
 
 def _book_line(store: FikenStore, line: Any, where: str) -> list[dict[str, Any]]:
@@ -786,6 +866,21 @@ def _api_router(store: FikenStore) -> APIRouter:
             raise FikenError(404, "not_found", f"Journal entry {entry_id} not found.")
         return JSONResponse(store.entry(slug, int(entry_id)).render())
 
+    @router.get("/companies/{slug}/transactions/{transaction_id}")
+    async def transaction(request: Request, slug: str, transaction_id: str) -> Response:
+        company(request, slug)
+        if not transaction_id.isdigit():
+            raise FikenError(404, "not_found", f"Transaction {transaction_id} not found.")
+        return JSONResponse(render_transaction(store.transaction(slug, int(transaction_id))))
+
+    @router.patch("/companies/{slug}/transactions/{transaction_id}/delete")
+    async def delete_transaction(request: Request, slug: str, transaction_id: str) -> Response:
+        company(request, slug)
+        if not transaction_id.isdigit():
+            raise FikenError(404, "not_found", f"Transaction {transaction_id} not found.")
+        description = request.query_params.get("description")
+        return JSONResponse(render_transaction(store.delete_transaction(slug, int(transaction_id), description)))
+
     return router
 
 
@@ -829,7 +924,7 @@ def _admin_router(app: FikenSandbox) -> APIRouter:
 
     @router.get("/vouchers")
     async def vouchers() -> Response:
-        values = [dict(e.render(), company=e.company, open=e.open) for e in store.entries]
+        values = [dict(e.render(), company=e.company, open=e.open, deleted=e.deleted) for e in store.entries]
         return JSONResponse({"vouchers": values})
 
     @router.post("/reset")

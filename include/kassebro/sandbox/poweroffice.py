@@ -23,7 +23,19 @@ Paths, field names (PascalCase) and status codes follow the merged official per-
   `POST /Vouchers/ManualJournals` (201 ManualVoucherDto),
   `GET /Vouchers/ManualJournals/{id}`, `POST /JournalEntryVouchers/ManualJournals`,
   `GET /JournalEntryVouchers/ManualJournals/{id}`, `GET /JournalEntryVouchers`,
-  `POST /JournalEntryVouchers/{id}/submitForApproval`.
+  `POST /JournalEntryVouchers/{id}/submitForApproval`, `POST /Vouchers/Reverse/{id}` (role
+  YearEndVoucher_Full, no body, 200 without a body).
+
+Reversal (`POST /Vouchers/Reverse/{id}`), from the spec: only for vouchers the integration made
+with the POST /Vouchers endpoints (not an approved draft, not a reversal); Go books "a new
+reversal voucher that nullify the original transactions", the original gets `IsReversed` and its
+ExternalImportReference may be used again; the reversal's AccountTransactions have VoucherType
+"ReversalVoucher" and ReversedVoucherId/ReversedVoucherNo naming the original. The spec has no
+GET for a reversal voucher (it is not a ManualJournal: 404 there). INFERRED: the reversal is booked
+before the 200 answer (the spec also lists 202 Accepted), dated as the original (the call takes no
+date), every line negated with its VAT code and dimensions, Description "Reversering av bilag
+<no>", no ExternalImportReference; a second reversal, or of a voucher not made through POST
+/Vouchers, is 400 ProblemDetails.
 
 Voucher rules enforced on `POST /Vouchers/ManualJournals` (all 400 ProblemDetails with an
 `Errors` map, ASP.NET's ValidationProblemDetails shape): CurrencyCode (NOK only here) and
@@ -116,6 +128,7 @@ DEFAULT_PRIVILEGES = (
     "JournalEntryVoucher_Full",
     "Department",
     "Project",
+    "YearEndVoucher_Full",  # POST /Vouchers/Reverse/{id} (the spec's auth role)
 )
 
 INVALID_CLIENT = (
@@ -592,7 +605,10 @@ class PowerOfficeStore:
         ref = body.get("ExternalImportReference")
         with self.lock:
             if ref:
-                existing = next((v for v in self.vouchers.values() if v["ExternalImportReference"] == ref), None)
+                existing = next(  # a reversed voucher's reference may be used again (spec)
+                    (v for v in self.vouchers.values() if v["ExternalImportReference"] == ref and not v["IsReversed"]),
+                    None,
+                )
                 if existing is not None:
                     raise PowerOfficeError(
                         400,
@@ -605,9 +621,21 @@ class PowerOfficeStore:
         return voucher
 
     def _book(
-        self, voucher_id: str, date: str | None, body: Mapping[str, Any], ref: str | None, lines: list[dict[str, Any]]
+        self,
+        voucher_id: str,
+        date: str | None,
+        body: Mapping[str, Any],
+        ref: str | None,
+        lines: list[dict[str, Any]],
+        *,
+        voucher_type: str = "ManualJournal",
+        reversible: bool = True,
     ) -> dict[str, Any]:
-        """Give the voucher its number and line ids and keep it (the caller holds the lock)."""
+        """Give the voucher its number and line ids and keep it (the caller holds the lock).
+
+        `_type` is its VoucherType; `_reversible` whether POST /Vouchers/Reverse takes it (only
+        vouchers "the integration created using the POST /voucher endpoints", the spec says).
+        """
         now = _now()
         for stored in lines:
             stored["Id"] = self.next_line_id
@@ -626,6 +654,8 @@ class PowerOfficeStore:
             "IsReversed": False,
             "CreatedDateTimeOffset": now,
             "VoucherLines": lines,
+            "_type": voucher_type,
+            "_reversible": reversible,
         }
         self.next_voucher_no += 1
         self.vouchers[voucher_id] = voucher
@@ -633,7 +663,54 @@ class PowerOfficeStore:
 
     def render_voucher(self, v: dict[str, Any]) -> dict[str, Any]:
         lines = [{**line, "CurrencyAmount": ore_to_decimal(line["CurrencyAmount"])} for line in v["VoucherLines"]]
-        return {**v, "VoucherLines": lines}
+        return {**{k: value for k, value in v.items() if not k.startswith("_")}, "VoucherLines": lines}
+
+    def manual_voucher(self, voucher_id: str) -> dict[str, Any]:
+        """A posted ManualJournal voucher (a reversal voucher is another type: 404 here)."""
+        found = self.vouchers.get(voucher_id)
+        if found is None or found.get("_type", "ManualJournal") != "ManualJournal":
+            raise not_found(f"Manual voucher with id = {voucher_id}")
+        return found
+
+    def reverse_voucher(self, voucher_id: str) -> dict[str, Any]:
+        """POST /Vouchers/Reverse/{id}: book the reversal voucher that nullifies the original.
+
+        What is the spec's and what is INFERRED: the module docstring, "Reversal".
+        """
+        with self.lock:
+            original = self.vouchers.get(voucher_id)
+            if original is None:
+                raise not_found(f"Voucher with id = {voucher_id}")
+            if original["IsReversed"]:
+                raise PowerOfficeError(
+                    400, "Voucher already reversed", f"Voucher {original['VoucherNo']} is already reversed."
+                )
+            if not original.get("_reversible", True):
+                raise PowerOfficeError(
+                    400,
+                    "Voucher cannot be reversed",
+                    f"Voucher {original['VoucherNo']} was not created by the integration using the POST /Vouchers "
+                    "endpoints.",
+                )
+            lines = [
+                {**line, "CurrencyAmount": -line["CurrencyAmount"], "ExternalLineReference": None}
+                for line in original["VoucherLines"]
+            ]
+            header = {"Description": f"Reversering av bilag {original['VoucherNo']}"}
+            reversal = self._book(
+                str(uuid.uuid4()),
+                original["VoucherDate"],
+                header,
+                None,
+                lines,
+                voucher_type="ReversalVoucher",
+                reversible=False,
+            )
+            reversal["_reversed_voucher_id"] = original["Id"]
+            reversal["_reversed_voucher_no"] = original["VoucherNo"]
+            original["IsReversed"] = True
+            self._save()
+        return reversal
 
     def create_draft(self, body: Any) -> dict[str, Any]:
         errors: dict[str, list[str]] = {}
@@ -747,7 +824,7 @@ class PowerOfficeStore:
                             "ExternalLineReference": None,
                         }
                     )
-            voucher = self._book(draft_id, draft["VoucherDate"], draft, None, lines)
+            voucher = self._book(draft_id, draft["VoucherDate"], draft, None, lines, reversible=False)
             draft["_posted"] = True
             draft["_in_approval"] = False
             self._save()
@@ -805,10 +882,12 @@ class PowerOfficeStore:
             "VoucherDescription": v.get("Description"),
             "VoucherId": v["Id"],
             "VoucherNo": v["VoucherNo"],
-            "VoucherType": "ManualJournal",
+            "VoucherType": v.get("_type", "ManualJournal"),
             "ExternalImportReference": v.get("ExternalImportReference"),
             "ImportedVoucherNo": v.get("ImportedVoucherNo"),
             "IsReversed": v.get("IsReversed", False),
+            "ReversedVoucherId": v.get("_reversed_voucher_id"),
+            "ReversedVoucherNo": v.get("_reversed_voucher_no"),
             "CreatedDateTimeOffset": line["CreatedDateTimeOffset"],
             "LastChangedDateTimeOffset": line["CreatedDateTimeOffset"],
         }
@@ -1137,10 +1216,13 @@ def _api_router(app: PowerOfficeSandbox, store: PowerOfficeStore) -> APIRouter:
     @router.get("/Vouchers/ManualJournals/{voucher_id}")
     async def get_manual(voucher_id: str) -> Response:
         store.require("ManualVoucher_Full")
-        found = store.vouchers.get(voucher_id)
-        if found is None:
-            raise not_found(f"Manual voucher with id = {voucher_id}")
-        return PoJSONResponse(store.render_voucher(found))
+        return PoJSONResponse(store.render_voucher(store.manual_voucher(voucher_id)))
+
+    @router.post("/Vouchers/Reverse/{voucher_id}")
+    async def reverse(voucher_id: str) -> Response:
+        store.require("YearEndVoucher_Full")
+        store.reverse_voucher(voucher_id)
+        return Response(status_code=200)  # the spec's 200 has no body
 
     @router.post("/JournalEntryVouchers/ManualJournals", status_code=201)
     async def post_draft(request: Request) -> Response:
@@ -1231,7 +1313,10 @@ def _admin_router(app: PowerOfficeSandbox, store: PowerOfficeStore) -> APIRouter
     async def vouchers() -> Response:
         return PoJSONResponse(
             {
-                "vouchers": [store.render_voucher(v) for v in store.vouchers.values()],
+                "vouchers": [
+                    {**store.render_voucher(v), "VoucherType": v.get("_type", "ManualJournal")}
+                    for v in store.vouchers.values()
+                ],
                 "drafts": [
                     {**store.render_draft(d), "InApprovalWorkflow": d["_in_approval"]} for d in store.drafts.values()
                 ],
