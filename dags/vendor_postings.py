@@ -14,6 +14,18 @@ Each run posts the business days that closed since the previous run, one voucher
 | `post` | claims the day in the journal, looks the reference up in the ledger, posts once | 422: the ledger's message is in the log (no retry); 429/5xx/timeouts retry with backoff |
 | `verify` | reads the voucher back and compares it account by account | the ledger holds something else than was sent: check the voucher in the ledger |
 
+## When the ledger says no
+- **Authentication** (no retry; the message names the system and the credential): Tripletex
+  consumer or employee token; Fiken refresh token (authorize the app again and put the new
+  token in the connection: it wins over the rotated one kassebro keeps); PowerOffice application,
+  client or subscription key, or a missing privilege (named); Xledger API token; Duett integration
+  or client key. Fix the connection (Admin -> Connections, Test button) and clear the task.
+- **Rate limited** (429, Xledger credits or burst): the task waits as long as the ledger asks (up
+  to 5 minutes) and tries once more, then Airflow retries. Fiken takes one request at a time per
+  company: keep its pool (`ledger_fiken_<company>`) at one slot.
+- **Refused voucher** (validation, no retry): the ledger's own message is in the log and the
+  journal; usually an account, VAT code, department or project missing in the ledger.
+
 ## Re-running a day
 - Clear the failed task (and downstream) after fixing the cause: posting is exactly once, a day
   already in the ledger is found by its reference and not posted again.
