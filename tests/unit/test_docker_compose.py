@@ -28,7 +28,7 @@ AIRFLOW_SERVICES = (
 
 
 def test_services(compose: dict) -> None:
-    assert set(compose["services"]) == {"postgres", "redis", "tripletex-sandbox", *AIRFLOW_SERVICES}
+    assert set(compose["services"]) == {"postgres", "redis", "ledger-sandboxes", *AIRFLOW_SERVICES}
     for name, svc in compose["services"].items():
         for dep in svc.get("depends_on") or {}:
             assert dep in compose["services"], (name, dep)
@@ -68,8 +68,12 @@ def test_environment_options_exist(compose: dict) -> None:
         assert option in known or conf.has_option(section, option), key
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
-    conn = json.loads(env["AIRFLOW_CONN_TRIPLETEX_DEMO"])
-    assert conn["conn_type"] == "tripletex" and conn["host"].startswith("http://tripletex-sandbox:8900/")
+    from kassebro.demo import DEMO_CONNECTIONS
+    from kassebro.sandbox.demo import DEFAULT_PORTS, connection
+
+    for system, conn_id in DEMO_CONNECTIONS.items():  # every demo vendor's connection, at the sandboxes' service
+        conn = json.loads(env[f"AIRFLOW_CONN_{conn_id.upper()}"])
+        assert conn == connection(system, f"http://ledger-sandboxes:{DEFAULT_PORTS[system]}"), system
     assert env["KASSEBRO_JOURNAL_URL"].startswith("postgresql")
 
 
@@ -80,10 +84,12 @@ def test_image_pins_the_same_airflow(compose: dict) -> None:
 
 
 def test_sandbox_command_runs_the_sandbox_module(compose: dict) -> None:
-    import importlib
+    from kassebro.sandbox.demo import DEFAULT_PORTS, build_parser
 
-    cmd = compose["services"]["tripletex-sandbox"]["command"]
-    assert cmd[:3] == ["python", "-m", "kassebro.sandbox.tripletex"]
-    module = importlib.import_module("kassebro.sandbox.tripletex")
-    assert hasattr(module, "main")
-    assert "--host" in cmd and "--port" in cmd
+    service = compose["services"]["ledger-sandboxes"]
+    cmd = service["command"]
+    assert cmd[:3] == ["python", "-m", "kassebro.sandbox.demo"]
+    args = build_parser().parse_args(cmd[3:])
+    assert args.host == "0.0.0.0" and args.port is None  # the default ports, 8900-8904
+    first, last = min(DEFAULT_PORTS.values()), max(DEFAULT_PORTS.values())
+    assert service["ports"] == [f"{first}-{last}:{first}-{last}"]

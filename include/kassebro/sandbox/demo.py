@@ -109,7 +109,7 @@ def connection(system: str, url: str, **overrides: Any) -> dict[str, Any]:
     return conn
 
 
-def serve(ports: dict[str, int], state_dir: Path) -> list[Any]:
+def serve(ports: dict[str, int], state_dir: Path, host: str = "127.0.0.1") -> list[Any]:
     """Start the sandboxes of `ports` (system -> port; 0 picks one) and return the servers."""
     from kassebro.sandbox.server import SandboxServer
 
@@ -117,7 +117,7 @@ def serve(ports: dict[str, int], state_dir: Path) -> list[Any]:
     servers = []
     for system, port in ports.items():
         app = create_app(system, state_dir / f"{system}.json")
-        servers.append(SandboxServer(app, port=port).start())
+        servers.append(SandboxServer(app, host=host, port=port).start())
     return servers
 
 
@@ -128,14 +128,19 @@ def _port_arg(text: str) -> tuple[str, int]:
     return system, int(port)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Serve every sandbox until SIGTERM or Ctrl-C; prints one JSON line of system -> URL."""
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Run the five ledger sandboxes in one process.")
     parser.add_argument("--port", type=_port_arg, action="append", help="SYSTEM=PORT (default 8900..8904)")
     parser.add_argument("--state-dir", type=Path, default=Path(".kassebro/sandbox"))
-    args = parser.parse_args(argv)
+    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 in a container")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve every sandbox until SIGTERM or Ctrl-C; prints one JSON line of system -> URL."""
+    args = build_parser().parse_args(argv)
     ports = dict(args.port) if args.port else dict(DEFAULT_PORTS)
-    servers = serve(ports, args.state_dir)
+    servers = serve(ports, args.state_dir, args.host)
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
