@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 from dataclasses import replace
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 import requests
@@ -19,8 +20,9 @@ from kassebro.ledgers.base import (
 )
 from kassebro.ledgers.cache import LookupCache
 from kassebro.ledgers.poweroffice import ACCOUNTS as ACCOUNT_TABLE
+from kassebro.ledgers.poweroffice import DEFAULT_PAGE_SIZE, PowerOfficeClient
 from kassebro.ledgers.poweroffice import DEPARTMENTS as DEPARTMENT_TABLE
-from kassebro.ledgers.poweroffice import PowerOfficeClient
+from kassebro.sandbox.poweroffice import ACCOUNTS as CHART
 from kassebro.sandbox.poweroffice import (
     DEFAULT_PRIVILEGES,
     DEMO_APPLICATION_KEY,
@@ -600,3 +602,215 @@ def test_vouchers_go_cannot_reverse_get_a_counter_voucher_and_a_draft_is_refused
         client.reverse(draft.ledger_id, DAY)
     with pytest.raises(LedgerValidationError, match="404"):
         client.reverse("00000000-0000-0000-0000-000000000000", DAY)
+
+
+# ---- paged lists ----------------------------------------------------------------------------
+
+PAGE = 2  # rows a page in the tiny-page sandbox (its MaxPageSize too)
+
+
+@pytest.fixture(scope="module")
+def tiny_app(clock):
+    app = create_app(clock=clock, page_size=PAGE, max_page_size=PAGE)
+    with running(app) as server:
+        yield app, server
+
+
+@pytest.fixture
+def tiny(tiny_app):
+    """A sandbox whose lists come two rows a page, emptied for each test."""
+    requests.post(tiny_app[1].url + "/_sandbox/reset", timeout=5).raise_for_status()
+    return tiny_app
+
+
+def tiny_client(server, clock, **options: Any) -> PowerOfficeClient:
+    return make_client(server, clock=clock, page_size=PAGE, **options)
+
+
+def day_rows(sandbox, day: dt.date = DAY) -> list[dict[str, Any]]:
+    """The day's account transactions as the sandbox lists them (every page)."""
+    return sandbox[0].state.store.account_transactions(day.isoformat(), day.isoformat())
+
+
+def paging_queries(sandbox, path: str) -> list[dict[str, str]]:
+    """PageSize/PageNumber of every call to `path` since the last look at the log (which is cleared)."""
+    calls = [dict(parse_qsl(c["query"])) for c in sandbox[0].state.calls.list() if c["path"] == path]
+    sandbox[0].state.calls.clear()
+    return [{k: v for k, v in q.items() if k in ("PageSize", "PageNumber")} for q in calls]
+
+
+def test_a_voucher_on_the_last_page_is_found_and_the_day_is_not_posted_twice(tiny, clock):
+    voucher = day_voucher()
+    with tiny_client(tiny[1], clock) as client:
+        for vendor in ("shop13", "shop14", "shop15"):  # other shops' days first: ours comes last
+            client.post(day_voucher(vendor=vendor))
+        posted = client.post(voucher)
+        first_page = client._request(
+            "GET", "/AccountTransactions", params={"fromDate": DAY, "toDate": DAY, "PageSize": PAGE}
+        )
+        assert voucher.external_ref not in {row["ExternalImportReference"] for row in first_page}  # one page misses it
+    rows = len(day_rows(tiny))
+    assert rows > 40 and day_rows(tiny)[-1]["ExternalImportReference"] == voucher.external_ref
+    paging_queries(tiny, "/AccountTransactions")
+    with tiny_client(tiny[1], clock, search_drafts=False) as fresh:  # a later run, no memory of the post
+        assert fresh.find(voucher.external_ref, DAY) == posted
+        # the first page without a PageNumber, then 1, 2, ... up to the first short page
+        assert paging_queries(tiny, "/AccountTransactions") == [{"PageSize": "2"}] + [
+            {"PageSize": "2", "PageNumber": str(n)} for n in range(1, rows // PAGE + 2)
+        ]
+        assert fresh.post(voucher) == posted  # Go refuses the reference, and find returns the one there
+    assert len(vouchers(tiny)) == 4
+
+
+def test_an_approved_draft_on_the_last_page_is_not_drafted_again(tiny, clock):
+    # drafts have no server-side duplicate check: only reading every page stops a second one
+    voucher = day_voucher()
+    with tiny_client(tiny[1], clock) as client:
+        for vendor in ("shop13", "shop14"):
+            client.post(day_voucher(vendor=vendor))
+        draft = client.post(voucher, send_to_ledger=False)
+        requests.post(tiny[1].url + f"/_sandbox/approve/{draft.ledger_id}", timeout=5).raise_for_status()
+        assert day_rows(tiny)[-1]["VoucherId"] == draft.ledger_id
+        again = client.post(voucher, send_to_ledger=False)
+    assert again.in_ledger and again.ledger_id == draft.ledger_id and again.postings == expected(voucher)
+    assert len(drafts(tiny)) == 1 and len(vouchers(tiny)) == 3
+
+
+def test_a_draft_on_a_later_page_of_the_drafts_is_found(tiny, clock):
+    voucher = day_voucher()
+    with tiny_client(tiny[1], clock) as client:
+        others = [client.post(day_voucher(vendor=v), send_to_ledger=False) for v in ("shop13", "shop14")]
+        draft = client.post(voucher, send_to_ledger=False)  # the third draft: on the second page
+        paging_queries(tiny, "/JournalEntryVouchers")
+        assert client.find(voucher.external_ref, DAY) == draft
+        assert len(paging_queries(tiny, "/JournalEntryVouchers")) == 3  # page, page 1 again, page 2 (short)
+        assert client.post(voucher, send_to_ledger=False) == draft
+        assert client.list_vouchers(DAY, DAY + dt.timedelta(days=1), include_non_posted=True) == [*others, draft]
+    assert len(drafts(tiny)) == 3
+
+
+def test_list_vouchers_reads_a_range_spread_over_many_pages(tiny, clock):
+    days = [DAY + dt.timedelta(days=n) for n in range(3)]
+    with tiny_client(tiny[1], clock) as client:
+        posted = [client.post(day_voucher(day, vendor)) for day in days for vendor in ("shop12", "shop13")]
+        client.post(day_voucher(DAY + dt.timedelta(days=3)))  # the end date: not included
+        before = client.calls["GET /AccountTransactions"]
+        listed = client.list_vouchers(DAY, DAY + dt.timedelta(days=3))
+        pages = client.calls["GET /AccountTransactions"] - before
+        # every voucher whole, none twice (page 1 repeats the first page), none read again with GET
+        assert listed == posted
+        assert client.calls["GET /Vouchers/ManualJournals/{id}"] == 0
+    rows = sum(len(day_rows(tiny, day)) for day in days)
+    assert pages == rows // PAGE + 2 and pages > 30
+
+
+def test_lookup_tables_are_read_past_the_first_page(tiny, clock):
+    voucher = dim_voucher(department="3", project="20")  # the last department and project of the tables
+    with tiny_client(tiny[1], clock) as client:
+        posted = client.post(voucher)  # accounts, departments and projects looked up by code, paged
+    assert len(CHART) > 10 * PAGE
+    with tiny_client(tiny[1], clock) as fresh:  # an empty cache: whole tables to map ids back
+        assert fresh.read_lines(posted.ledger_id) == voucher.lines
+        assert fresh.get(posted.ledger_id) == posted
+        assert fresh.calls["GET /GeneralLedgerAccounts"] > len(CHART) // PAGE
+        assert fresh.calls["GET /Departments"] > 1 and fresh.calls["GET /Projects"] > 1
+        assert fresh.calls["GET /VatCodes"] > 1
+        assert fresh.vat_id("33") == 3_200_033  # the ninth code of ten
+
+
+def test_a_day_on_one_page_is_one_call(sandbox, clock, tmp_path):
+    path = tmp_path / "lookups.json"
+    day = DAY + dt.timedelta(days=1)
+    with make_client(sandbox[1], clock=clock, cache=LookupCache(path)) as warm_up:
+        for vendor in ("shop13", "shop14"):  # a day with other shops' vouchers on it, fewer rows than a page
+            warm_up.post(replace(dim_voucher(day), vendor_id=vendor, external_ref=external_ref(vendor, day)))
+    voucher = dim_voucher(day)
+    call_log(sandbox)
+    with make_client(
+        sandbox[1], clock=clock, cache=LookupCache(path), search_drafts=False, read_back_after_post=False
+    ) as client:
+        assert client.find(voucher.external_ref, day) is None
+        client.post(voucher)
+    log = sandbox[0].state.calls.list()
+    assert [(c["method"], c["path"]) for c in log] == [
+        ("POST", TOKEN_PATH),
+        ("GET", "/AccountTransactions"),
+        ("POST", "/Vouchers/ManualJournals"),
+    ]
+    assert paging_queries(sandbox, "/AccountTransactions") == [{"PageSize": str(DEFAULT_PAGE_SIZE)}]
+    assert 0 < len(day_rows(sandbox, day)) < DEFAULT_PAGE_SIZE
+
+
+def test_a_tiny_day_with_tiny_pages_is_still_token_check_and_post(tiny, clock, tmp_path):
+    path = tmp_path / "lookups.json"
+    with tiny_client(tiny[1], clock, cache=LookupCache(path)) as warm_up:
+        warm_up.post(day_voucher())
+    voucher = day_voucher(DAY + dt.timedelta(days=1))
+    call_log(tiny)
+    with tiny_client(
+        tiny[1], clock, cache=LookupCache(path), search_drafts=False, read_back_after_post=False
+    ) as client:
+        assert client.find(voucher.external_ref, voucher.business_day) is None
+        client.post(voucher)
+    assert call_log(tiny) == [
+        ("POST", TOKEN_PATH),
+        ("GET", "/AccountTransactions"),
+        ("POST", "/Vouchers/ManualJournals"),
+    ]
+
+
+class _RewritingSession(requests.Session):
+    """Real HTTP to the sandbox, with the PageNumber of each request rewritten on the way out."""
+
+    def __init__(self, rewrite: Any) -> None:
+        super().__init__()
+        self.rewrite = rewrite
+
+    def request(self, method: str, url: str, params: Any = None, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if params and "PageNumber" in params:
+            params = self.rewrite(dict(params))
+        return super().request(method, url, params=params, **kwargs)
+
+
+def test_pages_counted_from_zero_are_read_whole_too(tiny, clock):
+    """The spec gives no base for PageNumber: a Go counting from 0 gives each page once."""
+
+    def from_zero(params: dict[str, Any]) -> dict[str, Any]:
+        return {**params, "PageNumber": params["PageNumber"] + 1}  # the client's n is the sandbox's n + 1
+
+    with tiny_client(tiny[1], clock) as client:
+        posted = [client.post(day_voucher(vendor=v)) for v in ("shop12", "shop13")]
+    with _RewritingSession(from_zero) as http, tiny_client(tiny[1], clock, session=http) as client:
+        assert client.list_vouchers(DAY, DAY + dt.timedelta(days=1)) == posted
+        assert client.calls["GET /AccountTransactions"] == len(day_rows(tiny)) // PAGE + 1  # no page read twice
+        assert client.calls["GET /Vouchers/ManualJournals/{id}"] == 0
+
+
+def test_a_go_that_does_not_page_is_an_error_not_a_miss(tiny, clock):
+    def ignored(params: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in params.items() if k != "PageNumber"}  # every page is the first
+
+    with tiny_client(tiny[1], clock) as client:
+        client.post(day_voucher(vendor="shop13"))
+    voucher = day_voucher()
+    with _RewritingSession(ignored) as http, tiny_client(tiny[1], clock, session=http) as client:
+        with pytest.raises(LedgerTransient, match="page 2 repeats rows"):
+            client.find(voucher.external_ref, DAY)
+        assert client.calls["GET /AccountTransactions"] == 3
+        with pytest.raises(LedgerTransient, match="repeats rows"):
+            client.post(voucher, send_to_ledger=False)
+    assert len(vouchers(tiny)) == 1 and drafts(tiny) == []
+
+
+def test_a_page_size_above_gos_maximum_is_refused_not_cut(tiny, clock):
+    voucher = day_voucher()
+    with make_client(tiny[1], clock=clock) as client:  # asks PageSize 5000 of a Go whose MaxPageSize is 2
+        with pytest.raises(LedgerValidationError, match="MaxPageSize"):
+            client.find(voucher.external_ref, DAY)
+        with pytest.raises(LedgerValidationError, match="MaxPageSize"):
+            client.post(voucher, send_to_ledger=False)
+    assert drafts(tiny) == []
+    with pytest.raises(ValueError, match="page_size"):
+        make_client(tiny[1], page_size=20_001)
+    with pytest.raises(ValueError, match="page_size"):
+        make_client(tiny[1], page_size=0)

@@ -20,6 +20,7 @@ import requests
 import yaml
 
 from kassebro.ledgers.poweroffice import PowerOfficeClient
+from kassebro.sandbox import poweroffice as sandbox_module
 from kassebro.sandbox.poweroffice import (
     DEFAULT_PRIVILEGES,
     DEMO_APPLICATION_KEY,
@@ -126,10 +127,21 @@ def token(url: str, app_key: str = DEMO_APPLICATION_KEY, client_key: str = DEMO_
     return response.json() if response.status_code == 200 else response
 
 
+def every_row(http: requests.Session, url: str) -> list[dict[str, Any]]:
+    """A whole list, page by page (PageNumber 1, 2, ... until an empty page), whatever the page size."""
+    rows: list[dict[str, Any]] = []
+    for number in range(1, 1000):
+        answer = http.get(url, params={"PageNumber": number}, timeout=5)
+        if answer.status_code == 204:
+            return rows
+        rows += answer.json()
+    raise AssertionError(f"{url} never ends")
+
+
 def ids(api) -> tuple[dict[str, int], dict[str, int]]:
     http, base = api
-    accounts = {str(a["AccountNo"]): a["Id"] for a in http.get(base + "/GeneralLedgerAccounts", timeout=5).json()}
-    vats = {v["Code"]: v["Id"] for v in http.get(base + "/VatCodes", timeout=5).json()}
+    accounts = {str(a["AccountNo"]): a["Id"] for a in every_row(http, base + "/GeneralLedgerAccounts")}
+    vats = {v["Code"]: v["Id"] for v in every_row(http, base + "/VatCodes")}
     return accounts, vats
 
 
@@ -556,6 +568,117 @@ def test_reverse_needs_the_year_end_role_and_a_voucher_made_through_post_voucher
     with running(create_app(privileges=[p for p in DEFAULT_PRIVILEGES if p != "YearEndVoucher_Full"])) as server:
         answer = logged_in(server).post(server.url + f"/v2/Vouchers/Reverse/{draft_id}", timeout=5)
         assert answer.status_code == 403 and "YearEndVoucher_Full" in answer.json()["Detail"]
+
+
+# ---- paging ---------------------------------------------------------------------------------
+
+# The list endpoints the client reads whole, as (path, query the client sends).
+PAGED_LISTS = (
+    ("/AccountTransactions", {"fromDate": DAY.isoformat(), "toDate": DAY.isoformat()}),
+    ("/JournalEntryVouchers", {"isPosted": "false"}),
+    ("/GeneralLedgerAccounts", {}),
+    ("/VatCodes", {}),
+    ("/Departments", {}),
+    ("/Projects", {}),
+)
+
+
+def row_ids(answer: requests.Response) -> list[Any]:
+    """The Ids of a list answer; a 204 is the empty list."""
+    if answer.status_code == 204:
+        return []
+    assert answer.status_code == 200, answer.text
+    return [row["Id"] for row in answer.json()]
+
+
+@needs_spec
+def test_paging_is_the_specs_resource_parameter():
+    params = spec()["components"]["schemas"]["ResourceParameters"]["properties"]
+    assert "(5000 by default)" in params["PageSize"]["description"]
+    assert "(20 000 by default)" in params["MaxPageSize"]["description"] and params["MaxPageSize"]["readOnly"]
+    assert params["PageNumber"]["type"] == "integer"
+    assert (sandbox_module.DEFAULT_PAGE_SIZE, sandbox_module.MAX_PAGE_SIZE) == (5000, 20_000)
+    for path, _ in PAGED_LISTS:
+        names = {p["name"]: p for p in spec()["paths"][path]["get"]["parameters"]}
+        assert names["resourceParameter"]["schema"] == {"$ref": "#/components/schemas/ResourceParameters"}, path
+
+
+def test_account_transactions_come_in_pages():
+    app = create_app(page_size=3, max_page_size=5)
+    with running(app) as server:
+        http = logged_in(server)
+        base = server.url + "/v2"
+        for ref in ("ref-1", "ref-2", "ref-3"):  # 1920, 3000 net and its VAT row: three rows each
+            assert (
+                http.post(base + "/Vouchers/ManualJournals", json=manual_body((http, base), ref=ref)).status_code == 201
+            )
+        window = {"fromDate": DAY.isoformat(), "toDate": DAY.isoformat()}
+        every = [row["Id"] for row in app.state.store.account_transactions(DAY.isoformat(), DAY.isoformat())]
+        assert len(every) == 9
+
+        def page(**params: Any) -> requests.Response:
+            return http.get(base + "/AccountTransactions", params={**window, **params}, timeout=5)
+
+        assert row_ids(page()) == every[:3]  # the default PageSize, the first page
+        assert row_ids(page(PageNumber=1)) == every[:3]  # pages count from 1
+        assert row_ids(page(PageNumber=3)) == every[6:9]
+        assert [row_ids(page(PageSize=4, PageNumber=n)) for n in (1, 2, 3)] == [every[:4], every[4:8], every[8:]]
+        past = page(PageSize=4, PageNumber=4)
+        assert past.status_code == 204 and not past.content  # past the end: an empty list
+        assert row_ids(page(PageSize=5)) == every[:5]  # MaxPageSize itself is allowed
+        filtered = page(accountNos="1920", PageSize=2, PageNumber=2)  # filters first, then the page
+        assert [(row["AccountNo"], row["ExternalImportReference"]) for row in filtered.json()] == [(1920, "ref-3")]
+        too_big = page(PageSize=6)
+        assert too_big.status_code == 400 and too_big.headers["content-type"].startswith("application/problem+json")
+        assert too_big.json()["Title"] == "Invalid resourceParameter" and "MaxPageSize (5)" in too_big.json()["Detail"]
+        for bad in ({"PageSize": 0}, {"PageNumber": 0}, {"PageNumber": -1}, {"PageSize": "many"}):
+            answer = page(**bad)
+            assert answer.status_code == 400 and next(iter(bad)) in answer.json()["Detail"], bad
+
+
+def test_every_list_the_client_reads_is_paged():
+    app = create_app(page_size=2)
+    with running(app) as server:
+        http = logged_in(server)
+        base = server.url + "/v2"
+        api = (http, base)
+        accounts, vats = ids(api)
+        for n in range(3):
+            http.post(base + "/Vouchers/ManualJournals", json=manual_body(api, ref=f"ref-{n}")).raise_for_status()
+            draft = {
+                "CurrencyCode": "NOK",
+                "VoucherDate": DAY.isoformat(),
+                "ManualVoucherLines": [
+                    {
+                        "DebitAccountId": accounts["1920"],
+                        "DebitVatId": vats["0"],
+                        "CreditAccountId": accounts["3000"],
+                        "CreditVatId": vats["3"],
+                        "CurrencyAmount": 10 + n,
+                    }
+                ],
+            }
+            http.post(base + "/JournalEntryVouchers/ManualJournals", json=draft).raise_for_status()
+        for path, query in PAGED_LISTS:
+            whole = row_ids(http.get(base + path, params={**query, "PageSize": 20_000}, timeout=5))
+            assert len(whole) >= 3, path  # more than one default page
+            assert row_ids(http.get(base + path, params=query, timeout=5)) == whole[:2], path
+            pages: list[Any] = []
+            for number in range(1, 100):
+                rows = row_ids(http.get(base + path, params={**query, "PageNumber": number}, timeout=5))
+                pages += rows
+                if len(rows) < 2:
+                    break
+            assert pages == whole, path
+
+
+def test_default_and_maximum_page_size_are_the_specs(api):
+    http, base = api
+    assert len(row_ids(http.get(base + "/GeneralLedgerAccounts", timeout=5))) > 2
+    assert http.get(base + "/VatCodes", params={"PageSize": 20_000}, timeout=5).status_code == 200
+    assert http.get(base + "/VatCodes", params={"PageSize": 20_001}, timeout=5).status_code == 400
+    with pytest.raises(ValueError, match="page_size"):
+        create_app(page_size=10, max_page_size=5)
 
 
 # ---- shapes against the merged v2 spec ------------------------------------------------------

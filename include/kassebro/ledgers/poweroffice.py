@@ -39,20 +39,36 @@ Plain `requests`, no Airflow. What it does about the API's habits (brief `apis.m
   (and in AccountTransactions' VoucherDescription once an approver has posted the draft).
 - Exactly once: a POST is never retried (LedgerTransient says the outcome is unknown; call `find`).
   GETs are retried `get_retries` times on 5xx/transport errors.
+- Lists are read whole, page by page (`_list`), wherever the client needs every row: the
+  AccountTransactions of `find`, `list_vouchers` and `reverse`, the JournalEntryVouchers drafts,
+  and the lookups. The spec pages every list endpoint with the query parameter `resourceParameter`
+  (schema ResourceParameters), spread into the query as `PageNumber` ("The desired page to
+  return") and `PageSize` ("5000 by default. Not allowed to be larger than MaxPageSize", which is
+  "20 000 by default"); the answer is a bare array with no paging header or total. So the client
+  sends `PageSize=page_size` (5000) on every list call and reads the next page while a page is
+  full: a list that fits on one page, as a shop's day does, is one call as before. The spec does
+  not say whether PageNumber counts from 0 or 1, so the first call leaves it out and the next ones
+  ask 1, 2, ... dropping rows already read (by Id); with pages counted from 1, which a third-party
+  PowerOffice connector documents, a list of more than one page costs one repeated page.
+  The duplicate check is not narrowed further: `accountNos` would miss a voucher posted before the
+  vendor's account mapping changed (and `find` is not told the accounts), and `voucherTypes=
+  ManualJournal` rests on the VoucherType Go gives vouchers from POST /Vouchers/ManualJournals and
+  from approved drafts, which the spec does not state; a wrong guess there is a second posting.
 - find(ref, date): the spec has no voucher search by ExternalImportReference and no endpoint
   that lists posted vouchers and drafts together, so: `GET /AccountTransactions?fromDate=date&
-  toDate=date` filtered here on ExternalImportReference (or " [ref]" in VoucherDescription); a hit
-  is read with `get`. With `search_drafts` (default) and no hit, the drafts awaiting approval too
-  (`GET /JournalEntryVouchers?isPosted=false`, then each draft this integration made: the list
-  items carry no description). A client that only posts straight to the ledger can pass
-  `search_drafts=False` and save that call.
+  toDate=date`, every page, filtered here on ExternalImportReference (or " [ref]" in
+  VoucherDescription); a hit is read with `get`. With `search_drafts` (default) and no hit, the
+  drafts awaiting approval too (`GET /JournalEntryVouchers?isPosted=false`, then each draft this
+  integration made: the list items carry no description). A client that only posts straight to
+  the ledger can pass `search_drafts=False` and save that call.
 - get(id): `GET /Vouchers/ManualJournals/{id}`, on 404 `GET /JournalEntryVouchers/ManualJournals/{id}`
   (a draft keeps its Id when it is posted, so a posted voucher is tried first). `read_lines(id)`
   gives the lines with their department and project codes (PostedVoucher has no room for them).
 - list_vouchers(from, to): Go has no voucher list; `GET /AccountTransactions?fromDate&toDate`
-  (toDate = to - 1 day, inclusive) grouped by VoucherId is every posted voucher of the range in one
-  call, each line read gross as `get` reads it; with `include_non_posted` the manual journal drafts
-  not yet posted too (`GET /JournalEntryVouchers?isPosted=false` and each draft).
+  (toDate = to - 1 day, inclusive), every page, grouped by VoucherId is every posted voucher of
+  the range, one call per page and none per voucher, each line read gross as `get` reads it;
+  with `include_non_posted` the manual journal drafts not yet posted too (`GET
+  /JournalEntryVouchers?isPosted=false` and each draft).
 - reverse(id, date): Go's own `POST /Vouchers/Reverse/{id}` (role YearEndVoucher_Full) when `date`
   is the voucher's date and it has an ExternalImportReference (made through POST /Vouchers), the
   reversal then read from AccountTransactions by its ReversedVoucherId; else (or without the role)
@@ -64,13 +80,17 @@ Plain `requests`, no Airflow. What it does about the API's habits (brief `apis.m
   connections -> LedgerTransient.
 - `calls` counts HTTP requests by "METHOD /path" (ids as {id}).
 
-INFERRED (not in the spec): that Go's reversal is dated as the original (the call takes no date)
-and booked before the answer; how Go's generated VAT transactions look (a rated VAT code without a
-VatAmount, see `_gross_postings`; a reading that does not add up falls back to `get`); the
-duplicate refusal's status and text (above); that a posted draft
-keeps a ManualJournal voucher readable at `GET /Vouchers/ManualJournals/{draft id}` with the draft's
-Description; that inactive departments and projects are refused on vouchers (the spec only says
-the GUI disables them); that `codes`/`projectCodes` match whole codes.
+INFERRED (not in the spec): that Go's reversal is dated as the original (the call takes no date) and
+booked before the answer; how Go's generated VAT transactions look (a rated VAT code without a
+VatAmount, see `_gross_postings`; a reading that does not add up falls back to `get`); the duplicate
+refusal's status and text (above); that a posted draft keeps a ManualJournal voucher readable at
+`GET /Vouchers/ManualJournals/{draft id}` with the draft's Description; that inactive departments
+and projects are refused on vouchers (the spec only says the GUI disables them); that
+`codes`/`projectCodes` match whole codes; that a page past the end of a list is empty (204) and that
+Go cuts pages from one stable order, with rows only added, never removed, between two calls (a draft
+deleted in Go while its list is read would break that; the spec describes `OrderBy` without its
+format, so none is sent; a row pushed onto the next page by one added meanwhile is read twice and
+dropped as a repeat, but a list reordered between calls could hide a row between pages).
 """
 
 from __future__ import annotations
@@ -144,6 +164,9 @@ class _Dimension:
     codes: str
 
 
+DEFAULT_PAGE_SIZE = 5000  # ResourceParameters.PageSize: "5000 by default"
+MAX_PAGE_SIZE = 20_000  # ResourceParameters.MaxPageSize: "20 000 by default"
+
 _DEPARTMENT = _Dimension("department", "/Departments", "codes", DEPARTMENTS, DEPARTMENT_CODES)
 _PROJECT = _Dimension("project", "/Projects", "projectCodes", PROJECTS, PROJECT_CODES)
 
@@ -168,6 +191,8 @@ class PowerOfficeClient:
         with the answer's Id and VoucherNo (no parsing of the answer's lines, never a GET).
       search_drafts: whether `find` also looks among drafts awaiting approval (one more call).
         Posting for approval always checks the drafts first, whatever this says.
+      page_size: the PageSize asked of list endpoints (the spec's default 5000; at most its
+        MaxPageSize 20000). A list shorter than this is one call.
     """
 
     system = SYSTEM
@@ -189,7 +214,10 @@ class PowerOfficeClient:
         cache: LookupCache | None = None,
         read_back_after_post: bool = True,
         search_drafts: bool = True,
+        page_size: int = DEFAULT_PAGE_SIZE,
     ) -> None:
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE} (the spec's MaxPageSize), not {page_size}")
         base = base_url.rstrip("/")
         self.base_url = base if base.lower().endswith("/v2") else base + "/v2"
         self.token_url = token_url
@@ -208,6 +236,7 @@ class PowerOfficeClient:
         self.cache = cache if cache is not None else LookupCache()
         self.read_back_after_post = read_back_after_post
         self.search_drafts = search_drafts
+        self.page_size = page_size
         self.calls: Counter[str] = Counter()
 
     # ---- housekeeping ------------------------------------------------------------------------
@@ -274,16 +303,16 @@ class PowerOfficeClient:
         """Every posted voucher dated date_from <= date < date_to, of any type and whoever made it.
 
         Go has no voucher list, so this is `GET /AccountTransactions` for the posting dates
-        date_from .. date_to - 1 day (inclusive there) grouped by VoucherId, one call for the
-        range; a voucher is kept when its VoucherDate is in the range. Postings are read as `get`
-        reads a voucher's lines (see `_gross_postings`). `include_non_posted` adds the journal
-        entry drafts not yet posted (`GET /JournalEntryVouchers?isPosted=false`, then each manual
-        journal draft: the list has no dates), in_ledger False.
+        date_from .. date_to - 1 day (inclusive there), every page, grouped by VoucherId, one call
+        per page of the range; a voucher is kept when its VoucherDate is in the range. Postings are
+        read as `get` reads a voucher's lines (see `_gross_postings`). `include_non_posted` adds the
+        journal entry drafts not yet posted (`GET /JournalEntryVouchers?isPosted=false`, then each
+        manual journal draft: the list has no dates), in_ledger False.
         """
         if date_to <= date_from:
             return []
         params = {"fromDate": date_from.isoformat(), "toDate": (date_to - dt.timedelta(days=1)).isoformat()}
-        rows = self._request("GET", "/AccountTransactions", params=params) or []
+        rows = self._list("/AccountTransactions", params)
         out = [
             self._from_transactions(group)
             for group in _by_voucher(rows).values()
@@ -443,7 +472,7 @@ class PowerOfficeClient:
         known = {n: int(i) for n in wanted if (i := self.cache.get(ACCOUNTS, n)) is not None}
         missing = [n for n in wanted if n not in known]
         if missing:
-            rows = self._request("GET", "/GeneralLedgerAccounts", params={"accountNos": ",".join(missing)}) or []
+            rows = self._list("/GeneralLedgerAccounts", {"accountNos": ",".join(missing)})
             known.update(self._remember_accounts(rows))
             unknown = [n for n in missing if n not in known]
             if unknown:
@@ -515,9 +544,9 @@ class PowerOfficeClient:
         return self._posted_draft(data)
 
     def _find_posted(self, external_ref: str, date: dt.date) -> PostedVoucher | None:
-        """The posted voucher of the reference: one AccountTransactions call for the day, then `get`."""
+        """The posted voucher of the reference: the day's AccountTransactions (every page), then `get`."""
         day = date.isoformat()
-        rows = self._request("GET", "/AccountTransactions", params={"fromDate": day, "toDate": day}) or []
+        rows = self._list("/AccountTransactions", {"fromDate": day, "toDate": day})
         mine = [r for r in rows if _carries(r, external_ref)]
         ids = list(dict.fromkeys(str(r.get("VoucherId")) for r in mine))
         live = list(dict.fromkeys(str(r.get("VoucherId")) for r in mine if not r.get("IsReversed")))
@@ -532,7 +561,7 @@ class PowerOfficeClient:
     def _find_draft(self, external_ref: str) -> tuple[PostedVoucher, bool] | None:
         """This integration's unposted draft carrying the reference, and whether it is in approval."""
         try:
-            items = self._request("GET", "/JournalEntryVouchers", params={"isPosted": "false"}) or []
+            items = self._list("/JournalEntryVouchers", {"isPosted": "false"})
         except LedgerAuthError as exc:
             if getattr(exc, "status", None) == 403:
                 return None  # without the privilege this integration cannot have made drafts
@@ -575,7 +604,7 @@ class PowerOfficeClient:
     def _drafts_between(self, date_from: dt.date, date_to: dt.date) -> list[PostedVoucher]:
         """The manual journal drafts not yet posted, dated date_from <= date < date_to."""
         try:
-            items = self._request("GET", "/JournalEntryVouchers", params={"isPosted": "false"}) or []
+            items = self._list("/JournalEntryVouchers", {"isPosted": "false"})
         except LedgerAuthError as exc:
             if getattr(exc, "status", None) == 403:
                 return []  # without the privilege this integration sees no drafts
@@ -592,7 +621,7 @@ class PowerOfficeClient:
     def _find_reversal(self, voucher_id: str, day: dt.date) -> PostedVoucher | None:
         """Go's reversal of a voucher: the transactions of `day` whose ReversedVoucherId names it."""
         params = {"fromDate": day.isoformat(), "toDate": day.isoformat()}
-        rows = self._request("GET", "/AccountTransactions", params=params) or []
+        rows = self._list("/AccountTransactions", params)
         mine = [r for r in rows if str(r.get("ReversedVoucherId") or "").lower() == voucher_id.lower()]
         groups = list(_by_voucher(mine).values())
         return self._from_transactions(groups[0]) if groups else None
@@ -650,7 +679,7 @@ class PowerOfficeClient:
 
     def _load_vat_codes(self) -> dict[str, int]:
         """One `GET /VatCodes`: cache code -> id (active standard codes) and id -> code (all)."""
-        rows = self._request("GET", "/VatCodes") or []
+        rows = self._list("/VatCodes")
         ids: dict[str, int] = {}
         for row in rows:
             if row.get("IsActive") is False or row.get("IsCustom"):
@@ -668,7 +697,7 @@ class PowerOfficeClient:
         known = {c: int(i) for c in wanted if (i := self.cache.get(dim.ids, c)) is not None}
         missing = [c for c in wanted if c not in known]
         if missing:
-            rows = self._request("GET", dim.path, params={dim.param: ",".join(missing)}) or []
+            rows = self._list(dim.path, {dim.param: ",".join(missing)})
             exact = [r for r in rows if str(r.get("Code")) in missing]  # the filter is not trusted to be exact
             inactive = sorted({str(r.get("Code")) for r in exact if r.get("IsActive") is False})
             found = {str(r.get("Code")): int(r["Id"]) for r in exact if r.get("IsActive") is not False}
@@ -692,7 +721,7 @@ class PowerOfficeClient:
         wanted = [i for i in dict.fromkeys(account_ids) if i is not None]
         found = {i: self.cache.get(ACCOUNT_NUMBERS, str(int(i))) for i in wanted}
         if any(number is None for number in found.values()):
-            self._remember_accounts(self._request("GET", "/GeneralLedgerAccounts") or [])
+            self._remember_accounts(self._list("/GeneralLedgerAccounts"))
             found = {i: self.cache.get(ACCOUNT_NUMBERS, str(int(i))) for i in wanted}
         strays = [str(i) for i, number in found.items() if number is None]
         if strays:
@@ -716,7 +745,7 @@ class PowerOfficeClient:
         wanted = [i for i in dict.fromkeys(dim_ids) if i is not None and i != -1]
         found = {i: self.cache.get(dim.codes, str(int(i))) for i in wanted}
         if any(code is None for code in found.values()):
-            rows = self._request("GET", dim.path) or []
+            rows = self._list(dim.path)
             self.cache.put(dim.ids, {str(r.get("Code")): int(r["Id"]) for r in rows if r.get("IsActive") is not False})
             self.cache.put(dim.codes, {str(int(r["Id"])): str(r.get("Code")) for r in rows})
             found = {i: self.cache.get(dim.codes, str(int(i))) for i in wanted}
@@ -726,6 +755,37 @@ class PowerOfficeClient:
         return {i: str(code) for i, code in found.items()}
 
     # ---- HTTP --------------------------------------------------------------------------------
+
+    def _list(self, path: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Every row of a list endpoint, page by page; one call when the list fits on a page.
+
+        The spec pages lists with `resourceParameter` (PageNumber, PageSize) and answers a bare
+        array, so a page of fewer than PageSize rows (or 204) is the last. PageSize is always sent,
+        so that size is known. The spec gives no base for PageNumber, so the first call leaves it
+        out (the first page, whatever the base) and the next ones ask 1, 2, ...: pages counting
+        from 1 repeat the first page once, pages counting from 0 do not, and rows already read are
+        dropped by Id either way (which also drops a row pushed onto the next page by one added
+        meanwhile). A full page from page 2 on with nothing new means Go is not paging as the spec
+        says: that is an error, not a list that may lack rows.
+        """
+        base = {**(params or {}), "PageSize": self.page_size}
+        rows: list[dict[str, Any]] = list(self._request("GET", path, params=base) or [])
+        seen = {_row_key(row) for row in rows}
+        number = 1
+        page = rows
+        while len(page) >= self.page_size:
+            page = self._request("GET", path, params={**base, "PageNumber": number}) or []
+            fresh = [row for row in page if _row_key(row) not in seen]
+            if number > 1 and len(page) >= self.page_size and not fresh:
+                raise LedgerTransient(
+                    SYSTEM,
+                    f"GET {path}: page {number} repeats rows already read, so the whole list cannot be read; "
+                    "nothing was decided from it",
+                )
+            seen.update(_row_key(row) for row in fresh)
+            rows += fresh
+            number += 1
+        return rows
 
     def _redact(self, text: str) -> str:
         for secret in (self._application_key, self._client_key, self._subscription_key, self._token):
@@ -957,6 +1017,12 @@ def _by_voucher(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str
     for row in rows:
         groups.setdefault(str(row.get("VoucherId")), []).append(row)
     return groups
+
+
+def _row_key(row: Mapping[str, Any]) -> str:
+    """What tells a list row from another: its Id, else the whole row."""
+    row_id = row.get("Id")
+    return f"id:{row_id}" if row_id is not None else "row:" + json.dumps(row, sort_keys=True, default=str)
 
 
 def _voucher_date(data: Mapping[str, Any]) -> dt.date:

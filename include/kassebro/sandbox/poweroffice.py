@@ -26,6 +26,27 @@ Paths, field names (PascalCase) and status codes follow the merged official per-
   `POST /JournalEntryVouchers/{id}/submitForApproval`, `POST /Vouchers/Reverse/{id}` (role
   YearEndVoucher_Full, no body, 200 without a body).
 
+Paging, from the spec: every list endpoint served here (`GET /AccountTransactions`,
+`/JournalEntryVouchers`, `/GeneralLedgerAccounts`, `/VatCodes`, `/Departments`, `/Projects`) takes
+the query parameter `resourceParameter` (schema `ResourceParameters`), an object, so spread into
+the query as OpenAPI's default form/explode style does: `PageNumber` ("The desired page to
+return", example 2), `PageSize` ("The amount of objects to return in a Page (5000 by default). Not
+allowed to be larger than MaxPageSize") and the read-only `MaxPageSize` ("20 000 by default"). The
+200 answer is the bare JSON array of the page (no answer in the spec declares a header, and there
+is no total), an empty one is 204. `create_app(page_size=, max_page_size=)` sets the default and
+the maximum (5000 and 20000, as the spec says) so tests can use tiny pages.
+
+INFERRED about paging: pages count from 1 and a missing PageNumber is the first page (the spec
+gives no base or default; Profitbase's PowerOffice Go v2 connector documents "Start page ...
+Defaults to 1"); a page past the end is an empty list, so 204; so a page of fewer than PageSize
+rows is the last. Rows are paged in a stable order (accounts by number, VAT codes, departments and
+projects by Id, AccountTransactions by voucher number then line, JournalEntryVouchers as created),
+each page cut afresh from the list as it is at that call. A PageSize above MaxPageSize, or a
+PageSize or PageNumber below 1 or not a whole number, is 400 ProblemDetails titled "Invalid
+resourceParameter" (the spec's title for a bad resourceParameter; it does not say whether the API
+refuses or caps, and lists no 400 for `GET /JournalEntryVouchers`). `OrderBy`, `Fields` and
+`UseDatabaseValidation` are not emulated (ignored: every field, the order above).
+
 Reversal (`POST /Vouchers/Reverse/{id}`), from the spec: only for vouchers the integration made
 with the POST /Vouchers endpoints (not an approved draft, not a reversal); Go books "a new
 reversal voucher that nullify the original transactions", the original gets `IsReversed` and its
@@ -113,6 +134,8 @@ from kassebro.sandbox.tripletex import CHART, dumps
 API_PREFIX = "/v2"
 TOKEN_PATH = "/OAuth/Token"
 TOKEN_LIFETIME = 600
+DEFAULT_PAGE_SIZE = 5000  # ResourceParameters.PageSize: "5000 by default"
+MAX_PAGE_SIZE = 20_000  # ResourceParameters.MaxPageSize: "20 000 by default"
 DEMO_APPLICATION_KEY = "demo-application-key"
 DEMO_CLIENT_KEY = "demo-client-key"
 DEMO_SUBSCRIPTION_KEY = "demo-subscription-key"
@@ -332,7 +355,11 @@ class PowerOfficeStore:
         token_lifetime: int,
         clock: Callable[[], float],
         state_path: str | os.PathLike[str] | None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        max_page_size: int = MAX_PAGE_SIZE,
     ) -> None:
+        if not 1 <= page_size <= max_page_size:
+            raise ValueError(f"page_size must be 1..max_page_size ({max_page_size}), not {page_size}")
         self.application_keys = set(application_keys)
         self.client_keys = set(client_keys)
         self.subscription_keys = set(subscription_keys)
@@ -342,6 +369,8 @@ class PowerOfficeStore:
         self.departments = {d.id: d for d in departments}
         self.projects = {p.id: p for p in projects}
         self.token_lifetime = token_lifetime
+        self.page_size = page_size
+        self.max_page_size = max_page_size
         self.clock = clock
         self.state_path = Path(state_path) if state_path else None
         self.lock = threading.RLock()
@@ -1016,6 +1045,8 @@ def create_app(
     token_lifetime: int = TOKEN_LIFETIME,
     clock: Callable[[], float] = time.monotonic,
     state_path: str | os.PathLike[str] | None = None,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    max_page_size: int = MAX_PAGE_SIZE,
 ) -> PowerOfficeSandbox:
     """Build a PowerOffice Go v2 sandbox app for one client.
 
@@ -1025,6 +1056,8 @@ def create_app(
       token_lifetime: expires_in of issued tokens, seconds; `clock` decides expiry (tests pass a
         fake one).
       state_path: JSON file the books are kept in across restarts (else memory only).
+      page_size, max_page_size: a list's PageSize when the request gives none, and its
+        MaxPageSize (the spec's 5000 and 20000); tests pass tiny ones to get many pages.
 
     `app.state.store` (PowerOfficeStore), `app.state.faults` (FaultInjector) and
     `app.state.calls` (CallLog) are there for in-process inspection.
@@ -1041,6 +1074,8 @@ def create_app(
         token_lifetime=token_lifetime,
         clock=clock,
         state_path=state_path,
+        page_size=page_size,
+        max_page_size=max_page_size,
     )
     app = PowerOfficeSandbox(
         title="PowerOffice Go v2 sandbox (kassebro)",
@@ -1088,6 +1123,33 @@ def _api_router(app: PowerOfficeSandbox, store: PowerOfficeStore) -> APIRouter:
 
     def listing(values: list[dict[str, Any]]) -> Response:
         return PoJSONResponse(values) if values else Response(status_code=204)
+
+    def page_param(request: Request, name: str, default: int) -> int:
+        raw = request.query_params.get(name)
+        if raw is None or not raw.strip():
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise PowerOfficeError(
+                400, "Invalid resourceParameter", f"{name} in resourceParameter must be a whole number from 1."
+            )
+        return value
+
+    def paged(request: Request, values: list[dict[str, Any]]) -> Response:
+        """One page of a list: resourceParameter's PageNumber (from 1) and PageSize; 204 when empty."""
+        number = page_param(request, "PageNumber", 1)
+        size = page_param(request, "PageSize", store.page_size)
+        if size > store.max_page_size:
+            raise PowerOfficeError(
+                400,
+                "Invalid resourceParameter",
+                f"PageSize in resourceParameter ({size}) is larger than MaxPageSize ({store.max_page_size}).",
+            )
+        start = (number - 1) * size
+        return listing(values[start : start + size])
 
     async def json_body(request: Request) -> Any:
         try:
@@ -1139,7 +1201,7 @@ def _api_router(app: PowerOfficeSandbox, store: PowerOfficeStore) -> APIRouter:
             for a in sorted(store.accounts.values(), key=lambda a: a.account_no)
             if number_matches(a.account_no, numbers)
         ]
-        return listing(values)
+        return paged(request, values)
 
     @router.get("/GeneralLedgerAccounts/{account_id}")
     async def account(account_id: int) -> Response:
@@ -1152,7 +1214,7 @@ def _api_router(app: PowerOfficeSandbox, store: PowerOfficeStore) -> APIRouter:
     @router.get("/VatCodes")
     async def vat_codes(request: Request) -> Response:
         store.require("CommonServices", "CommonServices_Full")
-        return listing([store.render_vat(v) for v in sorted(store.vat_codes.values(), key=lambda v: v.id)])
+        return paged(request, [store.render_vat(v) for v in sorted(store.vat_codes.values(), key=lambda v: v.id)])
 
     @router.get("/Departments")
     async def departments(request: Request) -> Response:
@@ -1164,7 +1226,7 @@ def _api_router(app: PowerOfficeSandbox, store: PowerOfficeStore) -> APIRouter:
             for d in sorted(store.departments.values(), key=lambda d: d.id)
             if (codes is None or d.code in codes) and (active is None or (active.lower() == "true") == d.is_active)
         ]
-        return listing(values)
+        return paged(request, values)
 
     @router.get("/Projects")
     async def projects(request: Request) -> Response:
@@ -1181,7 +1243,7 @@ def _api_router(app: PowerOfficeSandbox, store: PowerOfficeStore) -> APIRouter:
             return with_subs and any(p.code.startswith(code + ".") for code in codes)
 
         values = [store.render_project(p) for p in sorted(store.projects.values(), key=lambda p: p.id) if wanted(p)]
-        return listing(values)
+        return paged(request, values)
 
     @router.get("/AccountTransactions")
     async def transactions(request: Request) -> Response:
@@ -1205,7 +1267,7 @@ def _api_router(app: PowerOfficeSandbox, store: PowerOfficeStore) -> APIRouter:
             and code_matches(t["DepartmentCode"], departments)
             and code_matches(t["ProjectCode"], projects)
         ]
-        return listing(values)
+        return paged(request, values)
 
     @router.post("/Vouchers/ManualJournals", status_code=201)
     async def post_manual(request: Request) -> Response:
@@ -1262,7 +1324,7 @@ def _api_router(app: PowerOfficeSandbox, store: PowerOfficeStore) -> APIRouter:
                     "VoucherType": "ManualJournal",
                 }
             )
-        return listing(values)
+        return paged(request, values)
 
     @router.post("/JournalEntryVouchers/{draft_id}/submitForApproval")
     async def submit(request: Request, draft_id: str) -> Response:
