@@ -68,15 +68,31 @@ def prepare(days: int, ports: dict[str, int]) -> tuple[Path, dict[str, str]]:
             stdout=subprocess.DEVNULL,
         )
     # the demo connections live in Airflow's DB, so they show under Admin -> Connections with a Test button
-    for system, conn_id in demo.DEMO_CONNECTIONS.items():
-        subprocess.run([airflow, "connections", "delete", conn_id], env=os.environ, capture_output=True)
-        subprocess.run(
-            [airflow, "connections", "add", conn_id, "--conn-json", demo.connection_json(ports[system], system)],
-            check=True,
-            env=os.environ,
-            stdout=subprocess.DEVNULL,
-        )
+    subprocess.run(
+        [sys.executable, "-c", _ADD_CONNECTIONS, json.dumps({c: ports[s] for s, c in demo.DEMO_CONNECTIONS.items()})],
+        check=True,
+        env=os.environ,
+    )
     return home, env
+
+
+# Port 0, not empty: Airflow 3.3's UI sends port 0 for the hidden port field when its Test button
+# is pressed, and the API refuses the test when that differs from the stored port (empty != 0).
+# `airflow connections add` cannot store 0, so the connections are written through the ORM.
+_ADD_CONNECTIONS = """
+import json, sys
+from airflow.models.connection import Connection
+from airflow.utils.session import create_session
+from kassebro.demo import DEMO_CONNECTIONS, connection_json
+ports = json.loads(sys.argv[1])
+with create_session() as session:
+    for system, conn_id in DEMO_CONNECTIONS.items():
+        body = json.loads(connection_json(ports[conn_id], system))
+        session.query(Connection).filter(Connection.conn_id == conn_id).delete()
+        session.add(Connection(conn_id=conn_id, conn_type=body["conn_type"], host=body["host"],
+                               login=body.get("login"), password=body.get("password"), port=0,
+                               extra=json.dumps(body["extra"])))
+"""
 
 
 def sandbox_ports(preferred: bool = True) -> dict[str, int]:
@@ -128,6 +144,8 @@ def run_airflow(days: int = 14, port: int = 8080) -> int:
     ports = sandbox_ports()
     home, _ = prepare(days, ports)
     os.environ["AIRFLOW__API__PORT"] = str(port)
+    # tasks reach the API server's execution API; its default URL assumes port 8080
+    os.environ["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://localhost:{port}/execution/"
     procs: list[subprocess.Popen] = []
     try:
         procs.append(start_sandbox(home, ports))

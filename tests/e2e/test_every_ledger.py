@@ -162,7 +162,10 @@ def ledger_env(
     from airflow.models.variable import Variable
 
     # a fresh sandbox knows only its demo refresh token: forget rotations kept by earlier tests
-    Variable.delete(f"kassebro_fiken_refresh_token__{SYSTEM_CONN['fiken']}")
+    from kassebro.airflow.hooks import FikenHook
+    from kassebro.sandbox.fiken import DEMO_REFRESH_TOKEN
+
+    Variable.delete(FikenHook.token_variable(DEMO_REFRESH_TOKEN))
     names = {system.name, "tripletex"}
     apps = {name: create_app(name) for name in names}
     servers = {name: SandboxServer(app).start() for name, app in apps.items()}

@@ -274,6 +274,15 @@ def test_test_connection_wording(client):
     assert client.test_connection() == "Connected to Fiken as Demo Kiosk AS"
 
 
+def test_test_connection_without_a_company_lists_the_companies(sandbox, tokens):
+    """The Airflow UI's Test button knows no vendor, so no company slug."""
+    with make_client(sandbox, slug="", token_store=tokens) as c:
+        assert (
+            c.test_connection()
+            == "Connected to Fiken; companies: Demo Kiosk AS (demo-kiosk-as), Uten API AS (uten-api-as)"
+        )
+
+
 def test_company_without_api_module(sandbox):
     with make_client(sandbox, slug="uten-api-as") as other, pytest.raises(LedgerAuthError, match="API module"):
         other.test_connection()

@@ -36,9 +36,13 @@ def test_tripletex_hook(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_fiken_hook_reports_the_company_and_keeps_the_rotated_token(
     monkeypatch: pytest.MonkeyPatch, airflow_db: None
 ) -> None:
+    from airflow.models.variable import Variable
+
     from kassebro.airflow.hooks import FikenHook
     from kassebro.sandbox import fiken
 
+    for seed in (fiken.DEMO_REFRESH_TOKEN, "token-from-a-new-authorization"):  # rotations kept by other tests
+        Variable.delete(FikenHook.token_variable(seed))
     app = fiken.create_app(refresh_tokens=(fiken.DEMO_REFRESH_TOKEN, "token-from-a-new-authorization"))
     with running(app) as server:
         body = {
@@ -55,13 +59,15 @@ def test_fiken_hook_reports_the_company_and_keeps_the_rotated_token(
         rotated = hook._stored_refresh_token(fiken.DEMO_REFRESH_TOKEN)
         assert rotated and rotated != fiken.DEMO_REFRESH_TOKEN  # the old token is spent; the new one is kept
         assert FikenHook("fk", company=fiken.DEMO_COMPANY.slug).test_connection()[0]  # and used next time
+        # the UI's Test button runs the hook under a transient connection id: same grant, same kept token
+        conn_env(monkeypatch, "tmp_test_conn_fk", body)
+        assert FikenHook("tmp_test_conn_fk", company=fiken.DEMO_COMPANY.slug).test_connection()[0]
         # someone authorizes the app again and puts the new token in the connection: it wins
         body["extra"]["refresh_token"] = "token-from-a-new-authorization"
         conn_env(monkeypatch, "fk", body)
         assert FikenHook("fk", company=fiken.DEMO_COMPANY.slug).test_connection()[0]
         assert "token-from-a-new-authorization" not in app.state.store.refresh_tokens  # it was the one used
-        assert hook._stored_refresh_token(fiken.DEMO_REFRESH_TOKEN) is None  # the old line is forgotten
-        assert hook._stored_refresh_token("token-from-a-new-authorization")
+        assert hook._stored_refresh_token("token-from-a-new-authorization")  # kept under the new grant
 
 
 def test_poweroffice_hook_and_wrong_key(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -207,8 +213,14 @@ def test_a_sandbox_environment_needs_the_host(monkeypatch: pytest.MonkeyPatch) -
 def test_cli_connection_test_speaks_each_systems_words(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], airflow_db: None
 ) -> None:
+    from airflow.models.variable import Variable
+
+    from kassebro.airflow.hooks import FikenHook
     from kassebro.cli import main
     from kassebro.sandbox.demo import connection, create_app
+    from kassebro.sandbox.fiken import DEMO_REFRESH_TOKEN
+
+    Variable.delete(FikenHook.token_variable(DEMO_REFRESH_TOKEN))  # a fresh sandbox knows only the demo token
 
     with running(create_app("xledger")) as xledger, running(create_app("fiken")) as fiken:
         conn_env(monkeypatch, "xl_cli", connection("xledger", xledger.url))

@@ -36,9 +36,10 @@ def test_five_sandboxes_answer_their_demo_connections_and_keep_their_books(
 ) -> None:
     from airflow.models.variable import Variable
 
-    from kassebro.airflow.hooks import ledger_for
+    from kassebro.airflow.hooks import FikenHook, ledger_for
+    from kassebro.sandbox.fiken import DEMO_REFRESH_TOKEN
 
-    Variable.delete("kassebro_fiken_refresh_token__fiken_sandbox_demo")
+    Variable.delete(FikenHook.token_variable(DEMO_REFRESH_TOKEN))
     proc, urls = start(tmp_path)
     try:
         assert sorted(urls) == sorted(SYSTEMS)

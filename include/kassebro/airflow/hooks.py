@@ -117,7 +117,7 @@ class FikenHook(_LedgerHook):
     extra `refresh_token` (secret), `token_url` (optional). The company is the vendor's `ledger.company`.
 
     Fiken rotates refresh tokens; the newest one is kept in the Airflow Variable
-    `kassebro_fiken_refresh_token__<conn_id>` (encrypted, masked in logs) and read before the
+    `kassebro_fiken_refresh_token__<SHA-256 of the connection's token>` (encrypted, masked in logs) and read before the
     connection's own, so a rotation is never lost between runs.
     """
 
@@ -131,9 +131,14 @@ class FikenHook(_LedgerHook):
         super().__init__(fiken_conn_id, **kwargs)
         self.company = company
 
-    @property
-    def _token_variable(self) -> str:
-        return f"kassebro_fiken_refresh_token__{self.http_conn_id}"
+    @staticmethod
+    def token_variable(seed: str) -> str:
+        """The Variable holding the newest token rotated from the refresh token `seed`.
+
+        Named after the seed's SHA-256, not the connection id: the UI's Test button runs the hook
+        under a transient connection id, and must still find the rotated token of the same grant.
+        """
+        return f"kassebro_fiken_refresh_token__{_digest(seed)[:16]}"
 
     def _stored_refresh_token(self, seed: str) -> str | None:
         """The newest rotated token, if it descends from the connection's own token `seed`.
@@ -145,11 +150,11 @@ class FikenHook(_LedgerHook):
         if _in_task():
             from airflow.sdk import Variable
 
-            raw = Variable.get(self._token_variable, default=None)
+            raw = Variable.get(self.token_variable(seed), default=None)
         else:
             from airflow.models.variable import Variable as DbVariable
 
-            raw = DbVariable.get(self._token_variable, default_var=None)
+            raw = DbVariable.get(self.token_variable(seed), default_var=None)
         if not raw:
             return None
         try:
@@ -168,11 +173,11 @@ class FikenHook(_LedgerHook):
         if _in_task():
             from airflow.sdk import Variable
 
-            Variable.set(self._token_variable, value, description=description)
+            Variable.set(self.token_variable(seed), value, description=description)
         else:
             from airflow.models.variable import Variable as DbVariable
 
-            DbVariable.set(self._token_variable, value, description=description)
+            DbVariable.set(self.token_variable(seed), value, description=description)
 
     def get_client(self) -> Any:
         from kassebro.ledgers.fiken import FikenClient

@@ -196,7 +196,14 @@ class FikenClient:
 
     def test_connection(self) -> str:
         """Read the company from Fiken (never from the cache: this proves the credentials); refuses a
-        company without the API module."""
+        company without the API module. Without a company (the Airflow UI's Test button knows no
+        vendor) it lists the companies the token reaches."""
+        if not self.company_slug:
+            companies = self._all_pages("/companies", {})
+            if not companies:
+                raise LedgerAuthError(SYSTEM, "the token reaches no company")
+            names = ", ".join(f"{c.get('name')} ({c.get('slug')})" for c in companies)
+            return f"Connected to Fiken; companies: {names}"
         company = self.company(refresh=True)
         if company.get("hasApiAccess") is False:
             raise LedgerAuthError(
