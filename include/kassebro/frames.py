@@ -39,6 +39,7 @@ LINE_COLUMNS: dict[str, str] = {
     "discount": "int64",  # ctLine/discount/dscAmnt in øre, signed like gross; already taken off gross
     "project": "string",  # ctLine/projID, "" when none
     "cost_centre": "string",  # ctLine/costID, "" when none
+    "line_type_id": "string",  # the POS's own ctLine/lineType as written ("SAL", "RET", "TIP" ...)
 }
 
 RECEIPT_COLUMNS: dict[str, str] = {
@@ -70,8 +71,9 @@ Z_VAT_COLUMNS: dict[str, str] = {
     "vat_code": "string",
     "std_vat_code": "string",
     "vat_rate_bp": "int64",
-    "gross": "int64",  # reportCashSaleVat/cashSaleAmnt in øre (gross, as the POS reports it)
+    "gross": "int64",  # the code's sales in øre, gross of VAT (z_reports.amounts says how it was read)
     "vat": "int64",  # reportCashSaleVat/vatAmnt in øre
+    "amount": "int64",  # reportCashSaleVat/cashSaleAmnt in øre as written (gross or net of VAT)
 }
 
 Z_PAYMENT_COLUMNS: dict[str, str] = {
@@ -96,6 +98,37 @@ SKIPPED_COLUMNS: dict[str, str] = {
     "reason": "string",  # "void" or "training"
 }
 
+Z_REPORT_COLUMNS: dict[str, str] = {
+    "register_id": "string",
+    "report_id": "string",
+    "company_ident": "string",  # eventReport/companyIdent: the organisation number the report is for
+    "total_sales": "Int64",  # reportTotalCashSales/totalCashSaleAmnt in øre (gross); <NA> when not given
+    "amounts": "string",  # how cashSaleAmnt was read: "gross", "net", or "unknown" (contradicts itself)
+    "amounts_basis": "string",  # why, for a person: the figures that decided it
+    "tip_amount": "Int64",  # reportTip/tipAmnt in øre; <NA> when the report has no reportTip
+    "return_amount": "Int64",  # reportReturnAmnt in øre (positive); <NA> when not given
+}
+
+CODE_COLUMNS: dict[str, str] = {
+    "kind": "string",  # "vat" (vatCodeDetail) or a basic type: "04" article group, "05" line, "11", "12" ...
+    "code": "string",  # vatCode or basicID as the POS names it
+    "standard": "string",  # standardVatCode or predefinedBasicID, "" when none
+}
+
+HEADER_COLUMNS: dict[str, str] = {
+    "source": "string",  # the file
+    "company_ident": "string",  # company/companyIdent: the organisation number the file is for
+    "currency": "string",  # header/curCode
+}
+
+NUMBER_COLUMNS: dict[str, str] = {
+    "register_id": "string",
+    "kind": "string",  # "run": first_nr..last_nr all present once; "duplicate": first_nr seen `count` times
+    "first_nr": "int64",
+    "last_nr": "int64",
+    "count": "int64",
+}
+
 FRAME_COLUMNS: dict[str, dict[str, str]] = {
     "lines": LINE_COLUMNS,
     "receipts": RECEIPT_COLUMNS,
@@ -104,13 +137,22 @@ FRAME_COLUMNS: dict[str, dict[str, str]] = {
     "z_payments": Z_PAYMENT_COLUMNS,
     "z_art_groups": Z_ART_GROUP_COLUMNS,
     "skipped": SKIPPED_COLUMNS,
+    "z_reports": Z_REPORT_COLUMNS,
+    "codes": CODE_COLUMNS,
+    "headers": HEADER_COLUMNS,
+    "numbers": NUMBER_COLUMNS,
 }
+
+OPTIONAL_FRAMES = frozenset({"z_art_groups", "skipped", "z_reports", "codes", "headers", "numbers"})
+"""Frames a source may not have (None on the SalesDay): the rules that read them then do not apply.
+A SAF-T file has them all; the POS database has no master data, file header or number series."""
 
 # Columns added after the first release: a frame without them gets these defaults in conform(),
 # so older parquet files and sources that do not know the field still load.
 OPTIONAL_DEFAULTS: dict[str, dict[str, object]] = {
-    "lines": {"discount": 0, "project": "", "cost_centre": ""},
+    "lines": {"discount": 0, "project": "", "cost_centre": "", "line_type_id": ""},
     "receipts": {"bill_discount": 0, "customer_id": ""},
+    "z_vat": {"amount": None},  # None: the gross column (a source whose Z amounts are gross by definition)
 }
 
 
@@ -126,6 +168,12 @@ class SalesDay:
         and key (z_art_groups may be None for sources without article-group totals).
       skipped: transactions of the day left out of the frames (void, training), so their numbers
         do not read as gaps; None for sources that do not report them.
+      z_reports: one row per Z report of the day (its company, grand total, tips, returns and how
+        its per-VAT amounts were read); None for sources without them.
+      codes: the master data the source declares (VAT codes with their standard code, basics).
+      headers: one row per source file (its company and currency).
+      numbers: the transaction number series per register as the source holds it around the day
+        (runs of consecutive numbers, and numbers seen twice), so a gap at the day's edge shows.
       source: where the data came from (file paths or a database URL without password).
     """
 
@@ -139,16 +187,33 @@ class SalesDay:
     source: str = ""
     z_art_groups: pd.DataFrame | None = None
     skipped: pd.DataFrame | None = None
+    z_reports: pd.DataFrame | None = None
+    codes: pd.DataFrame | None = None
+    headers: pd.DataFrame | None = None
+    numbers: pd.DataFrame | None = None
 
     def frames(self) -> dict[str, pd.DataFrame]:
+        """Every frame, an empty one where the source has none (for display and sums)."""
         frames = {name: getattr(self, name) for name in FRAME_COLUMNS}
         return {name: empty_frame(name) if frame is None else frame for name, frame in frames.items()}
 
+    def is_empty(self) -> bool:
+        """No transactions and no Z report: the source holds nothing for the day."""
+        return all(len(getattr(self, name)) == 0 for name in ("lines", "receipts", "payments", "z_vat", "z_payments"))
+
     def save(self, directory: Path) -> Path:
-        """Write the frames as parquet files into `directory` (created) and return it."""
+        """Write the frames as parquet files into `directory` (created) and return it.
+
+        A frame the source does not have is not written, so `load` gives None for it again.
+        """
         directory.mkdir(parents=True, exist_ok=True)
-        for name, frame in self.frames().items():
-            frame.to_parquet(directory / f"{name}.parquet", index=False)
+        for name in FRAME_COLUMNS:
+            frame = getattr(self, name)
+            path = directory / f"{name}.parquet"
+            if frame is None:
+                path.unlink(missing_ok=True)
+            else:
+                frame.to_parquet(path, index=False)
         (directory / "meta.txt").write_text(
             f"{self.vendor_id}\n{self.business_day.isoformat()}\n{self.source}\n", encoding="utf-8"
         )
@@ -159,18 +224,14 @@ class SalesDay:
         import pandas as pd
 
         vendor_id, day, source = (directory / "meta.txt").read_text(encoding="utf-8").split("\n")[:3]
-        frames = {
-            name: pd.read_parquet(directory / f"{name}.parquet")
-            if (directory / f"{name}.parquet").exists()
-            else empty_frame(name)
-            for name in FRAME_COLUMNS
-        }
-        return cls(
-            vendor_id,
-            dt.date.fromisoformat(day),
-            source=source,
-            **{k: conform(k, v) for k, v in frames.items()},
-        )
+        frames: dict[str, pd.DataFrame | None] = {}
+        for name in FRAME_COLUMNS:
+            path = directory / f"{name}.parquet"
+            if path.exists():
+                frames[name] = conform(name, pd.read_parquet(path))
+            else:
+                frames[name] = None if name in OPTIONAL_FRAMES else empty_frame(name)
+        return cls(vendor_id, dt.date.fromisoformat(day), source=source, **frames)
 
 
 def empty_frame(name: str) -> pd.DataFrame:
@@ -187,6 +248,8 @@ def conform(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     """
     columns = FRAME_COLUMNS[name]
     defaults = {k: v for k, v in OPTIONAL_DEFAULTS.get(name, {}).items() if k not in frame.columns}
+    if name == "z_vat" and "amount" in defaults and "gross" in frame.columns:
+        defaults["amount"] = frame["gross"]  # amounts as written = gross, for a source that only has gross
     if defaults:
         frame = frame.assign(**defaults)
     missing = [c for c in columns if c not in frame.columns]

@@ -39,9 +39,17 @@ How SAF-T is read (choices the standard leaves open; see also `kassebro.frames` 
   with a tip on top and is split into the sale (gross minus tip) and a tip line with line id
   `<lineID>-tip`. A transaction-level tip raise, when no line of the transaction carries one,
   becomes a synthetic tip line `tip-<n>` (the tip is inside the payments, so the receipt balances).
-- **Z reports.** Only `reportType` "Z report" (X reports are not day totals). `cashSaleAmnt` is
-  read as gross, as in the 2016 official example. Skatteetaten's 2021 example writes it net of
-  VAT; pass `z_sale_amount="net"` for such a POS and gross becomes cashSaleAmnt + vatAmnt.
+- **Z reports.** Only `reportType` "Z report" (X reports are not day totals). Skatteetaten's
+  2016 example writes `reportCashSaleVat/cashSaleAmnt` gross, its 2021 example net of VAT; both
+  write `totalCashSaleAmnt` gross. Each Z report is read as it is written, decided from its own
+  figures by `decide_amounts`: the reading whose amounts sum to `totalCashSaleAmnt` (gross:
+  cashSaleAmnt; net: cashSaleAmnt + vatAmnt); when the total decides nothing, the reading the
+  VAT amounts fit (net: VAT = amount x rate; gross: VAT = what the amount holds); when neither
+  does, "unknown", and validation holds the day back. `z_report_amounts="gross"|"net"` pins it
+  for a POS whose reports cannot tell. The decision and its reason are in `z_reports`.
+- **Grand totals** (`reportGrandTotalSales`, `...Return`, `...SalesNet`) are the register's
+  running totals since it was put into service (the cash register regulations' grand total), not
+  the day's, and are not read. `reportReturnAmnt` and `reportTip/tipAmnt` are the day's.
 - **Discounts.** A line's `discount/dscAmnt` (summed if repeated) is `lines.discount`, signed like
   the line; `lineAmntIn` is read as the amount after it (the discount is information, never taken
   off again). A transaction-level `discount/dscAmnt` is a bill discount: `receipts.bill_discount`,
@@ -70,7 +78,17 @@ How SAF-T is read (choices the standard leaves open; see also `kassebro.frames` 
   (e.g. paymentType "12001") maps to itself; otherwise "".
 - **Voids and training** transactions are left out of lines, receipts and payments; their
   register, transID, nr and reason ("void" / "training") go to the `skipped` frame, so the
-  number series check (no_gaps_in_numbering) counts them as present.
+  number series check counts them as present.
+- **Number series.** Every transaction's `nr` in the files read (of any day) is noted per
+  register as runs of consecutive numbers and numbers seen twice (`numbers`), so a receipt
+  missing at the edge of the day, or a number used twice, shows although the day alone looks
+  complete. Memory grows with the gaps, not the transactions.
+- **Master data and header.** The VAT codes (with their standard code) and basics each file
+  declares go to `codes`; each file's `company/companyIdent` and `header/curCode` to `headers`.
+- **Hostile input** is refused before parsing (`kassebro.sources.xml_safety`): bytes that are
+  not UTF-8, another declared encoding, a DOCTYPE naming an external DTD or declaring entities.
+  An amount whose øre do not fit comfortably in 64 bits (above `MAX_AMOUNT_ORE`) or a `nr` beyond
+  63 bits is a bad value naming file, line and element; nothing ends in a traceback.
 """
 
 from __future__ import annotations
@@ -93,9 +111,23 @@ from lxml import etree
 from kassebro import saft_codes
 from kassebro.errors import Issue, SourceError
 from kassebro.frames import FRAME_COLUMNS, SalesDay, conform, empty_frame
-from kassebro.money import parse_ore
+from kassebro.money import format_ore, parse_ore, vat_from_gross
+from kassebro.sources.xml_safety import scan
 
-__all__ = ["NAMESPACE", "list_business_days", "read_day", "schema", "validate_file"]
+__all__ = [
+    "MAX_AMOUNT_ORE",
+    "NAMESPACE",
+    "decide_amounts",
+    "list_business_days",
+    "read_day",
+    "schema",
+    "validate_file",
+]
+
+MAX_AMOUNT_ORE = 10**12
+"""The largest amount read (10,000,000,000.00): a million of them still sum inside 64 bits."""
+_MAX_NR = 2**63 - 1
+ZReportAmounts = Literal["auto", "gross", "net"]
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +173,20 @@ _COST_ID = _T + "costID"
 _PROJ_ID = _T + "projID"
 _CUST_SUP_ID = _T + "custSupID"
 _AUDITFILE = _T + "auditfile"
-_STREAM_TAGS = (_AUDITFILE, _CASHTRANSACTION, _EVENT, _REGISTER_ID, _VAT_CODE_DETAIL, _ARTICLE, _BASIC)
+_HEADER = _T + "header"
+_COMPANY = _T + "company"
+_COMPANY_IDENT = _T + "companyIdent"
+_STREAM_TAGS = (
+    _AUDITFILE,
+    _HEADER,
+    _COMPANY_IDENT,
+    _CASHTRANSACTION,
+    _EVENT,
+    _REGISTER_ID,
+    _VAT_CODE_DETAIL,
+    _ARTICLE,
+    _BASIC,
+)
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _ONE_DAY = dt.timedelta(days=1)
@@ -149,11 +194,13 @@ _CASH_DIFFERENCE = "11008"
 _US = dt.timedelta(microseconds=1)
 # Row tuples are built in these column orders (the time stamp last, added when a day is
 # assembled); conform() puts the columns in the frames' order.
+_LATE_LINE_COLS = ("discount", "project", "cost_centre", "line_type_id", "timestamp")
 _LINE_COLS = [
-    *(c for c in FRAME_COLUMNS["lines"] if c not in ("timestamp", "discount", "project", "cost_centre")),
+    *(c for c in FRAME_COLUMNS["lines"] if c not in _LATE_LINE_COLS),
     "discount",
     "project",
     "cost_centre",
+    "line_type_id",
     "timestamp",
 ]
 _RECEIPT_COLS = [*(c for c in FRAME_COLUMNS["receipts"] if c != "timestamp"), "timestamp"]
@@ -162,6 +209,7 @@ _ZVAT_COLS = list(FRAME_COLUMNS["z_vat"])
 _ZPAY_COLS = list(FRAME_COLUMNS["z_payments"])
 _ZART_COLS = list(FRAME_COLUMNS["z_art_groups"])
 _SKIPPED_COLS = list(FRAME_COLUMNS["skipped"])
+_ZREPORT_COLS = list(FRAME_COLUMNS["z_reports"])
 assert sorted(_LINE_COLS) == sorted(FRAME_COLUMNS["lines"])
 assert sorted(_RECEIPT_COLS) == sorted(FRAME_COLUMNS["receipts"])
 
@@ -187,10 +235,15 @@ def validate_file(path: Path | str) -> None:
 def _schema_issues(path: Path) -> list[Issue]:
     if not path.is_file():
         return [Issue(str(path), "file_missing", "no such file")]
+    unsafe = scan(path)
+    if unsafe:
+        return unsafe
     try:
         tree = etree.parse(str(path), etree.XMLParser(**_SAFE))
     except etree.XMLSyntaxError as exc:
         return [_syntax_issue(path, exc)]
+    except OSError as exc:
+        return [Issue(str(path), "file_unreadable", str(exc))]
     entities = _entity_issue(path, tree.docinfo)
     if entities is not None:
         return [entities]
@@ -247,6 +300,8 @@ class _Master:
     any_basic: dict[str, str] = field(default_factory=dict)  # basicID -> predefined (any type)
     tip_ids: set[str] = field(default_factory=lambda: {saft_codes.TIP_CODE})  # ids meaning "tip"
     group_codes: dict[str, str] = field(default_factory=dict)  # memo of code("04", ...)
+    company_ident: str = ""  # company/companyIdent
+    currency: str = ""  # header/curCode
 
     def code(self, basic_type: str, ident: str, official: dict[str, str]) -> str:
         """Predefined code of a basic id, the id itself when it is an official code, else ""."""
@@ -291,6 +346,54 @@ class _ZReport:
     vat_rows: list[tuple]  # the rows are kept for the asked day's reports only: the rest is metadata
     payment_rows: list[tuple]
     art_group_rows: list[tuple]
+    head: tuple | None = None  # the z_reports row (asked day only)
+
+
+class _Series:
+    """One register's transaction numbers: runs of consecutive numbers, and the numbers seen twice.
+
+    Numbers mostly arrive in order, so this is one run per file; memory grows with gaps only.
+    """
+
+    __slots__ = ("dups", "ends", "starts")
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self.dups: dict[int, int] = {}
+
+    def add(self, nr: int) -> None:
+        starts, ends = self.starts, self.ends
+        if ends and ends[-1] + 1 == nr:  # the usual case: the next number
+            ends[-1] = nr
+            return
+        i = bisect.bisect_right(starts, nr) - 1
+        if i >= 0 and nr <= ends[i]:
+            self.dups[nr] = self.dups.get(nr, 1) + 1
+            return
+        left = i >= 0 and ends[i] + 1 == nr
+        right = i + 1 < len(starts) and starts[i + 1] - 1 == nr
+        if left and right:
+            ends[i] = ends[i + 1]
+            del starts[i + 1], ends[i + 1]
+        elif left:
+            ends[i] = nr
+        elif right:
+            starts[i + 1] = nr
+        else:
+            starts.insert(i + 1, nr)
+            ends.insert(i + 1, nr)
+
+    def around(self, low: int, high: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """Runs overlapping [low, high] plus the nearest run on each side; duplicates inside that span."""
+        first = max(bisect.bisect_right(self.starts, low) - 2, 0)
+        last = min(bisect.bisect_right(self.starts, high) + 1, len(self.starts))
+        runs = list(zip(self.starts[first:last], self.ends[first:last], strict=True))
+        if not runs:
+            return [], []
+        span_low, span_high = runs[0][0], runs[-1][1]
+        dups = sorted((nr, n) for nr, n in self.dups.items() if span_low <= nr <= span_high)
+        return runs, dups
 
 
 @dataclass
@@ -305,9 +408,12 @@ class _Pass:
     zone: ZoneInfo
     day_start: dt.timedelta
     day: dt.date | None  # None: list business days only (no line detail)
-    z_sale_amount: str = "gross"
+    z_amounts: str = "auto"  # how the asked day's Z reports' cashSaleAmnt is read (decide_amounts)
     wide: bool = False  # keep every transaction before the asked day (the rare second pass)
     issues: list[Issue] = field(default_factory=list)
+    headers: list[tuple] = field(default_factory=list)  # (file, company_ident, currency)
+    codes: set[tuple[str, str, str]] = field(default_factory=set)  # (kind, code, standard) declared
+    numbers: dict[str, _Series] = field(default_factory=dict)  # register -> its number series
     txns: dict[str, list[_Txn]] = field(default_factory=dict)  # register -> candidate transactions
     # register -> [(instant, business day, sequence, report)], sorted by instant
     zreports: dict[str, list[tuple[int, dt.date, int, _ZReport]]] = field(default_factory=dict)
@@ -319,6 +425,18 @@ class _Pass:
 
 class _Bad(ValueError):
     """A value in the file that cannot be read; becomes an Issue."""
+
+    rule = "bad_value"
+
+
+class _OutOfRange(_Bad):
+    """A number too large to be a real amount or transaction number (and to sum in 64 bits)."""
+
+    rule = "number_out_of_range"
+
+
+def _rule(exc: Exception) -> str:
+    return getattr(exc, "rule", "bad_value")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -333,18 +451,20 @@ def read_day(
     tz: str = "Europe/Oslo",
     day_start_hour: int = 0,
     validate_schema: bool = True,
-    z_sale_amount: Literal["gross", "net"] = "gross",
+    z_report_amounts: ZReportAmounts = "auto",
 ) -> SalesDay:
     """Read one vendor's business day from SAF-T Cash Register files.
 
     `paths` are files or directories (every *.xml in a directory, sorted by name); all of them are
     read, because a Z report in one file can claim transactions in another. Raises SourceError
-    listing every problem found (malformed XML, schema errors, unreadable values) with file:line.
-    A day with no transactions and no Z report gives a SalesDay with empty frames.
+    listing every problem found (hostile or malformed XML, schema errors, unreadable values)
+    with file:line. A day with no transactions and no Z report gives a SalesDay with empty frames.
+    `z_report_amounts` pins how the Z reports' cashSaleAmnt is read ("auto": from each report's
+    own figures, see `decide_amounts`).
     """
-    if z_sale_amount not in ("gross", "net"):
-        raise ValueError(f"z_sale_amount must be 'gross' or 'net', not {z_sale_amount!r}")
-    state = _Pass(ZoneInfo(tz), dt.timedelta(hours=day_start_hour), business_day, z_sale_amount)
+    if z_report_amounts not in ("auto", "gross", "net"):
+        raise ValueError(f"z_report_amounts must be 'auto', 'gross' or 'net', not {z_report_amounts!r}")
+    state = _Pass(ZoneInfo(tz), dt.timedelta(hours=day_start_hour), business_day, z_report_amounts)
     files = _expand(paths, state.issues)
     for path in files:
         _read_file(path, state, validate_schema)
@@ -358,7 +478,7 @@ def read_day(
             vendor_id,
             business_day,
         )
-        state = _Pass(state.zone, state.day_start, business_day, z_sale_amount, wide=True)
+        state = _Pass(state.zone, state.day_start, business_day, z_report_amounts, wide=True)
         for path in files:
             _read_file(path, state, validate_schema=False)
         if state.issues:
@@ -383,6 +503,48 @@ def list_business_days(
         last_z = reports[-1][0] if reports else None
         days.update(day for day, instant in latest.items() if last_z is None or instant > last_z)
     return sorted(days)
+
+
+def decide_amounts(rows: list[tuple[int, int, int]], total: int | None, setting: str = "auto") -> tuple[str, str]:
+    """How one Z report writes `cashSaleAmnt`: ("gross" | "net" | "unknown", the reason in words).
+
+    `rows` are its reportCashSaleVat rows as (cashSaleAmnt, vatAmnt, rate in basis points), signed;
+    `total` its totalCashSaleAmnt (gross in both official examples). Decided from the report's own
+    figures, never from a default: first the total (which reading sums to it), then, when the
+    total fits neither, the VAT amounts (net: VAT = amount x rate; gross: VAT = what the amount
+    holds), within 1 øre per row or 1 % of the VAT. A pinned `setting` wins.
+    """
+    as_gross = sum(amount for amount, _vat, _rate in rows)
+    as_net = sum(amount + vat for amount, vat, _rate in rows)
+    if setting in ("gross", "net"):
+        return setting, f"pinned by the vendor setting z_report_amounts: {setting}"
+    if total is not None:
+        if as_gross == total == as_net:
+            return "gross", f"no VAT: cashSaleAmnt sum to totalCashSaleAmnt {format_ore(total)} either way"
+        if as_gross == total:
+            return "gross", f"cashSaleAmnt sum to totalCashSaleAmnt {format_ore(total)}"
+        if as_net == total:
+            return "net", f"cashSaleAmnt + vatAmnt sum to totalCashSaleAmnt {format_ore(total)}"
+    off_gross = sum(abs(vat - vat_from_gross(amount, rate)) for amount, vat, rate in rows)
+    off_net = sum(abs(vat - _vat_of_net(amount, rate)) for amount, vat, rate in rows)
+    tolerance = max(len(rows), sum(abs(vat) for _a, vat, _r in rows) // 100)
+    total_text = (
+        f"totalCashSaleAmnt {format_ore(total)} equals neither the cashSaleAmnt ({format_ore(as_gross)}, gross) "
+        f"nor cashSaleAmnt + vatAmnt ({format_ore(as_net)}, net)"
+        if total is not None
+        else "no totalCashSaleAmnt"
+    )
+    if off_gross <= tolerance < off_net:
+        return "gross", f"{total_text}; the VAT amounts are what gross amounts hold"
+    if off_net <= tolerance < off_gross:
+        return "net", f"{total_text}; the VAT amounts are the rate times net amounts"
+    return "unknown", f"{total_text}, and the VAT amounts fit neither reading: the Z report contradicts itself"
+
+
+def _vat_of_net(amount: int, rate_bp: int) -> int:
+    """VAT on a net amount, half up (away from zero)."""
+    magnitude = (abs(amount) * rate_bp * 2 + 10000) // 20000
+    return magnitude if amount >= 0 else -magnitude
 
 
 def _dropped_may_belong(state: _Pass) -> bool:
@@ -421,6 +583,10 @@ def _expand(paths: Iterable[Path | str] | Path | str, issues: list[Issue]) -> li
 
 
 def _read_file(path: Path, state: _Pass, validate_schema: bool) -> None:
+    unsafe = scan(path)
+    if unsafe:
+        state.issues.extend(unsafe)
+        return
     master = _Master()
     register_id = ""
     complete = False  # saw </auditfile>: with a schema, lxml's iterparse can end silently early
@@ -453,15 +619,21 @@ def _read_file(path: Path, state: _Pass, validate_schema: bool) -> None:
                 vat = _children(elem)
                 master.std_vat[vat.get("vatCode", "")] = vat.get("standardVatCode", "")
                 elem.clear()
+            elif tag == _COMPANY_IDENT:
+                parent = elem.getparent()
+                if parent is not None and parent.tag == _COMPANY:
+                    master.company_ident = (elem.text or "").strip()
+            elif tag == _HEADER:
+                master.currency = _children(elem).get("curCode", "")
             elif tag == _AUDITFILE:
                 complete = True
-    except OSError as exc:
-        state.issues.append(Issue(str(path), "file_unreadable", str(exc)))
-        return
     except etree.XMLSyntaxError as exc:
         # The stream stops at the first error and, for schema errors, knows no line: re-read the
         # file as a tree to report every error with its line.
         state.issues.extend(_schema_issues(path) or [_syntax_issue(path, exc)])
+        return
+    except OSError as exc:  # lxml reports some encoding and I/O errors as OSError
+        state.issues.append(Issue(str(path), "file_unreadable", str(exc)))
         return
     root = context.root
     if root is not None:
@@ -476,6 +648,10 @@ def _read_file(path: Path, state: _Pass, validate_schema: bool) -> None:
             state.issues.extend(_schema_issues(path) or [incomplete])
             return
     state.issues.extend(file_issues)
+    state.headers.append((str(path), master.company_ident, master.currency))
+    state.codes.update(("vat", code, standard) for code, standard in master.std_vat.items())
+    for basic_type, declared in master.basics.items():
+        state.codes.update((basic_type, basic_id, predefined) for basic_id, predefined in declared.items())
 
 
 def _release(elem: etree._Element) -> None:
@@ -517,13 +693,32 @@ def _ore(text: str | None, name: str) -> int:
     body = value[1:] if negative or value[:1] == "+" else value
     whole, _dot, frac = body.partition(".")
     plain = body.isascii() and (whole.isdigit() or (not whole and frac)) and (not frac or frac.isdigit())
-    if plain and len(frac) <= 2:
+    if plain and len(frac) <= 2 and len(whole) <= 10:
         ore = int(whole or "0") * 100 + int((frac + "00")[:2])
-        return -ore if negative else ore
+    else:
+        try:
+            ore = abs(parse_ore(value))
+        except ValueError:
+            raise _Bad(f"{name} {text!r} is not an amount") from None
+        negative = value[:1] == "-"
+    if ore > MAX_AMOUNT_ORE:
+        raise _OutOfRange(f"{name} {_clip(value)} is out of range (at most {format_ore(MAX_AMOUNT_ORE)} is read)")
+    return -ore if negative else ore
+
+
+def _clip(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _number(text: str, name: str) -> int:
+    """A whole number such as `nr`; 63 bits at most, so it fits the frames."""
     try:
-        return parse_ore(value)
+        value = int(text)
     except ValueError:
-        raise _Bad(f"{name} {text!r} is not an amount") from None
+        raise _Bad(f"{name} {_clip(text)!r} is not a number") from None
+    if not 0 <= value <= _MAX_NR:
+        raise _OutOfRange(f"{name} {_clip(text)} is out of range (0 to {_MAX_NR})")
+    return value
 
 
 def _signed(ore: int, amnt_tp: str) -> int:
@@ -584,20 +779,27 @@ def _read_event(
         vat_rows: list[tuple] = []
         payment_rows: list[tuple] = []
         group_rows: list[tuple] = []
-        if business_day != state.day:  # another day's report (or listing): its time and day suffice
-            row_elems = ()
-        else:
-            row_elems = report.iterfind(f"{_T}reportCashSalesVat/{_T}reportCashSaleVat")
-        for row_elem in row_elems:
-            row = _children(row_elem)
-            sign = row.get("vatAmntTp", "C")
-            vat = _signed(_ore(row.get("vatAmnt"), "vatAmnt"), sign)
-            amount = _signed(_ore(row.get("cashSaleAmnt"), "cashSaleAmnt"), sign)
-            gross = amount + vat if state.z_sale_amount == "net" else amount
-            code = row.get("vatCode", "")
-            rate = _ore(row["vatPerc"], "vatPerc") if row.get("vatPerc") else 0
-            vat_rows.append((register_id, report_id, code, master.std_vat.get(code, ""), rate, gross, vat))
-        if business_day == state.day:
+        z_head: tuple | None = None
+        if business_day == state.day:  # another day's report (or listing): its time and day suffice
+            written: list[tuple[str, int, int, int]] = []  # (vatCode, cashSaleAmnt, vatAmnt, rate)
+            for row_elem in report.iterfind(f"{_T}reportCashSalesVat/{_T}reportCashSaleVat"):
+                row = _children(row_elem)
+                sign = row.get("vatAmntTp", "C")
+                vat = _signed(_ore(row.get("vatAmnt"), "vatAmnt"), sign)
+                amount = _signed(_ore(row.get("cashSaleAmnt"), "cashSaleAmnt"), sign)
+                rate = _ore(row["vatPerc"], "vatPerc") if row.get("vatPerc") else 0
+                written.append((row.get("vatCode", ""), amount, vat, rate))
+            total_text = report.findtext(f"{_T}reportTotalCashSales/{_T}totalCashSaleAmnt")
+            total = _ore(total_text, "totalCashSaleAmnt") if total_text and total_text.strip() else None
+            amounts, basis = decide_amounts([(a, v, r) for _c, a, v, r in written], total, state.z_amounts)
+            for code, amount, vat, rate in written:
+                gross = amount + vat if amounts == "net" else amount
+                vat_rows.append((register_id, report_id, code, master.std_vat.get(code, ""), rate, gross, vat, amount))
+            tip_text = report.findtext(f"{_T}reportTip/{_T}tipAmnt")
+            tips = _ore(tip_text, "tipAmnt") if tip_text is not None and tip_text.strip() else None
+            return_text = head.get("reportReturnAmnt")
+            returns = abs(_ore(return_text, "reportReturnAmnt")) if return_text else None
+            z_head = (register_id, report_id, head.get("companyIdent", ""), total, amounts, basis, tips, returns)
             for row_elem in report.iterfind(f"{_T}reportPayments/{_T}reportPayment"):
                 row = _children(row_elem)
                 ptype = row.get("paymentType", "")
@@ -609,9 +811,11 @@ def _read_event(
                 amount = _ore(row.get("artGroupAmnt"), "artGroupAmnt")
                 group_rows.append((register_id, report_id, row.get("artGroupID", ""), amount))
     except (_Bad, ValueError) as exc:
-        issues.append(Issue(where, "bad_value", f"Z report: {exc}"))
+        issues.append(Issue(where, _rule(exc), f"Z report: {exc}"))
         return
-    zreport = _ZReport(str(path), register_id, report_id, instant, business_day, vat_rows, payment_rows, group_rows)
+    zreport = _ZReport(
+        str(path), register_id, report_id, instant, business_day, vat_rows, payment_rows, group_rows, z_head
+    )
     reports = state.zreports.setdefault(register_id, [])
     bisect.insort(reports, (instant, business_day, len(reports), zreport))
     pending = state.txns.get(register_id)
@@ -660,13 +864,22 @@ def _read_transaction(
     try:
         instant, fallback_day = _moment(_text(kids, _TRANS_DATE), _text(kids, _TRANS_TIME), state)
     except _Bad as exc:
-        issues.append(Issue(where, "bad_value", f"transaction {trans_id}: {exc}"))
+        issues.append(Issue(where, _rule(exc), f"transaction {trans_id}: {exc}"))
         return
     day = state.day
     if day is None:  # listing: the latest instant per register and provisional day is enough
         latest = state.seen.setdefault(register_id, {})
         latest[fallback_day] = max(instant, latest.get(fallback_day, instant))
         return
+    try:
+        nr = _number(head.get("nr", ""), "nr")
+    except _Bad as exc:
+        issues.append(Issue(where, _rule(exc), f"transaction {trans_id}: {exc}"))
+        return
+    series = state.numbers.get(register_id)
+    if series is None:
+        series = state.numbers[register_id] = _Series()
+    series.add(nr)  # every transaction of the file, of any day: the series around the day
     if fallback_day > day:
         return  # a Z report is never before its sales, so this cannot be the asked day
     known = _first_z(state, register_id, instant)
@@ -677,15 +890,6 @@ def _read_transaction(
         # drop it, noting when, so read_day can tell whether a later Z report claims it.
         span = state.dropped.setdefault(register_id, [instant, instant])
         span[0], span[1] = min(span[0], instant), max(span[1], instant)
-        return
-    try:
-        nr_text = head.get("nr", "")
-        try:
-            nr = int(nr_text)
-        except ValueError:
-            raise _Bad(f"nr {nr_text!r} is not a number") from None
-    except _Bad as exc:
-        issues.append(Issue(where, "bad_value", f"transaction {trans_id}: {exc}"))
         return
     txn = _Txn(str(path), register_id, trans_id, instant, fallback_day)
     state.txns.setdefault(register_id, []).append(txn)
@@ -704,7 +908,7 @@ def _read_transaction(
         customer = _text(kids, _CUST_SUP_ID)
         receipt = [register_id, trans_id, nr, trans_type, trans_code, amount, rounding, discount, customer]
     except _Bad as exc:
-        issues.append(Issue(where, "bad_value", f"transaction {trans_id}: {exc}"))
+        issues.append(Issue(where, _rule(exc), f"transaction {trans_id}: {exc}"))
         receipt = None
     if trans_code == _CASH_DIFFERENCE:
         line_elems = raise_elems = []  # the difference is the amount and its payments: no sales lines
@@ -713,7 +917,7 @@ def _read_transaction(
         try:
             has_tip_line |= _read_line(line_elem, txn, master)
         except (_Bad, ValueError) as exc:
-            issues.append(Issue(f"{path}:{line_elem.sourceline}", "bad_value", f"transaction {trans_id}: {exc}"))
+            issues.append(Issue(f"{path}:{line_elem.sourceline}", _rule(exc), f"transaction {trans_id}: {exc}"))
     for raise_elem in raise_elems:
         if has_tip_line:
             break  # transaction-level raises then only repeat the lines' tips
@@ -722,11 +926,11 @@ def _read_transaction(
             try:
                 tip = _signed(_ore(row.get("raiseAmnt"), "raiseAmnt"), head.get("amntTp", "C"))
             except _Bad as exc:
-                issues.append(Issue(f"{path}:{raise_elem.sourceline}", "bad_value", str(exc)))
+                issues.append(Issue(f"{path}:{raise_elem.sourceline}", _rule(exc), str(exc)))
                 continue
             line_id = f"tip-{len(txn.lines) + 1}"
             txn.lines.append(
-                (register_id, trans_id, line_id, "tip", "", "", "", "Tip", "", tip, tip, 0, "", "", 0, 0, "", "")
+                (register_id, trans_id, line_id, "tip", "", "", "", "Tip", "", tip, tip, 0, "", "", 0, 0, "", "", "")
             )
     if receipt is not None:
         if receipt[7] and receipt[5] == sum(line[9] for line in txn.lines):
@@ -738,7 +942,7 @@ def _read_transaction(
         try:
             txn.payments.append(_read_payment(payment_elem, txn, master))
         except (_Bad, ValueError, InvalidOperation) as exc:
-            issues.append(Issue(f"{path}:{payment_elem.sourceline}", "bad_value", f"transaction {trans_id}: {exc}"))
+            issues.append(Issue(f"{path}:{payment_elem.sourceline}", _rule(exc), f"transaction {trans_id}: {exc}"))
 
 
 def _text(kids: dict, tag: str) -> str:
@@ -791,7 +995,8 @@ def _read_line(elem: etree._Element, txn: _Txn, master: _Master) -> bool:
     line_type = "return" if amnt_tp == "D" else "sale"
     head = (txn.register_id, txn.trans_id, line_id)
     tip_line = None
-    if _text(kids, _LINE_TYPE) in master.tip_ids:
+    line_type_id = intern(_text(kids, _LINE_TYPE))
+    if line_type_id in master.tip_ids:
         line_type = "tip"  # the line type itself says tip: the whole line
     elif tip_texts:
         tip = sum(_signed(_ore(text, "raiseAmnt"), amnt_tp) for text in tip_texts)
@@ -800,12 +1005,12 @@ def _read_line(elem: etree._Element, txn: _Txn, master: _Master) -> bool:
         else:  # a sale with a tip on top: split off the tip
             gross, net = gross - tip, net - tip
             tip_line = (txn.register_id, txn.trans_id, f"{line_id}-tip", "tip", "", "", "", "Tip", "")
-            tip_line += (tip, tip, 0, "", "", 0, 0, "", "")
+            tip_line += (tip, tip, 0, "", "", 0, 0, "", "", "")
     discount = _signed(sum(abs(_ore(text, "dscAmnt")) for text in discount_texts), amnt_tp) if discount_texts else 0
     txn.lines.append(
         (*head, line_type, art_group_id, art_group_code, article_id, description, intern(_text(kids, _QNT)))
         + (gross, net, vat, vat_code, std_vat_code, rate)
-        + (discount, intern(_text(kids, _PROJ_ID)), intern(_text(kids, _COST_ID)))
+        + (discount, intern(_text(kids, _PROJ_ID)), intern(_text(kids, _COST_ID)), line_type_id)
     )
     if tip_line is not None:
         txn.lines.append(tip_line)
@@ -858,6 +1063,7 @@ def _assemble(state: _Pass, vendor_id: str, day: dt.date, files: list[Path]) -> 
     z_vat: list[tuple] = []
     z_payments: list[tuple] = []
     z_groups: list[tuple] = []
+    z_heads: list[tuple] = []
     for reports in state.zreports.values():
         for _instant, business_day, _seq, report in reports:
             if business_day == day:
@@ -865,6 +1071,9 @@ def _assemble(state: _Pass, vendor_id: str, day: dt.date, files: list[Path]) -> 
                 z_vat.extend(report.vat_rows)
                 z_payments.extend(report.payment_rows)
                 z_groups.extend(report.art_group_rows)
+                if report.head is not None:
+                    z_heads.append(report.head)
+    numbers = _number_rows(state, receipts, skipped)
 
     def frame(name: str, rows: list[tuple], columns: list[str]) -> pd.DataFrame:
         if not rows:
@@ -884,5 +1093,26 @@ def _assemble(state: _Pass, vendor_id: str, day: dt.date, files: list[Path]) -> 
         z_payments=frame("z_payments", z_payments, _ZPAY_COLS),
         z_art_groups=frame("z_art_groups", z_groups, _ZART_COLS),
         skipped=frame("skipped", skipped, _SKIPPED_COLS),
+        z_reports=frame("z_reports", z_heads, _ZREPORT_COLS),
+        codes=frame("codes", sorted(state.codes), list(FRAME_COLUMNS["codes"])),
+        headers=frame("headers", state.headers, list(FRAME_COLUMNS["headers"])),
+        numbers=frame("numbers", numbers, list(FRAME_COLUMNS["numbers"])),
         source="; ".join(str(p) for p in files if str(p) in used),
     )
+
+
+def _number_rows(state: _Pass, receipts: list[tuple], skipped: list[tuple]) -> list[tuple]:
+    """The number series around the day's numbers, per register: runs and duplicates."""
+    span: dict[str, list[int]] = {}
+    for register_id, nr in [(r[0], r[2]) for r in receipts] + [(k[0], k[2]) for k in skipped]:
+        low_high = span.setdefault(register_id, [nr, nr])
+        low_high[0], low_high[1] = min(low_high[0], nr), max(low_high[1], nr)
+    rows: list[tuple] = []
+    for register_id, (low, high) in sorted(span.items()):
+        series = state.numbers.get(register_id)
+        if series is None:
+            continue
+        runs, dups = series.around(low, high)
+        rows.extend((register_id, "run", first, last, 1) for first, last in runs)
+        rows.extend((register_id, "duplicate", nr, nr, count) for nr, count in dups)
+    return rows
