@@ -8,9 +8,7 @@ Each run posts the business days that closed since the previous run, one voucher
 | task | does | when it fails |
 |---|---|---|
 | `plan_days` | picks the business days from the run's data interval, or the `dates` param | config or param error |
-| `extract` | reads the day's sales (SAF-T files or the POS database) into canonical frames (parquet in the work dir) | source missing or invalid: fix the export, clear the task |
-| `validate` | Great Expectations: receipts balance, totals equal the Z report per VAT code and payment type, line VAT, no gaps or duplicates, sales inside the day, currency | **bad data, no retry**: the log names the rule and the rows and links the HTML report |
-| `build_voucher` | builds the balanced voucher in øre | an accounting key or payment type has no account (add it to the vendor's mapping), or rounding, cash difference or VAT difference above its limit |
+| `prepare` | reads the day's sales (SAF-T files or the POS database), runs every rule (whose file it is, its currency and codes; each receipt balances and states its own total; numbers unbroken; line VAT; every Z report total: grand total, VAT codes, payment types, article groups, tips, returns; booking limits) and builds the balanced voucher in øre: the same function as `kassebro voucher preview` | **bad data, no retry**: the log names every failed rule with its rows and links the HTML report (`validation.html` in the day's work dir); fix the export or the mapping, then clear the task |
 | `post` | claims the day in the journal, looks the reference up in the ledger, posts once | 422: the ledger's message is in the log (no retry); 429/5xx/timeouts retry with backoff |
 | `verify` | reads the voucher back and compares it account by account | the ledger holds something else than was sent: check the voucher in the ledger |
 

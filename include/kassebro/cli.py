@@ -10,15 +10,22 @@ from pathlib import Path
 
 
 def _config_check(args: argparse.Namespace) -> int:
-    from kassebro.config import config_dir, load_vendors
+    from kassebro.config import config_dir, load_vendors, vendor_warnings
 
     root = Path(args.config) if args.config else config_dir()
     configs = load_vendors(root)
+    warned = 0
     for vendor in configs.vendors:
         print(f"ok     {vendor.id:<24} {vendor.ledger.system:<10} since {vendor.enabled_since}  {vendor.config_file}")
+        for warning in vendor_warnings(vendor):
+            warned += 1
+            print(f"WARN   {vendor.id}: {warning}")
     for issue in configs.issues:
         print(f"ERROR  {issue}")
-    print(f"{len(configs.vendors)} vendor(s) ok, {len(configs.broken_files)} file(s) with errors in {root}")
+    print(
+        f"{len(configs.vendors)} vendor(s) ok, {warned} warning(s), "
+        f"{len(configs.broken_files)} file(s) with errors in {root}"
+    )
     return 1 if configs.issues else 0
 
 
@@ -95,7 +102,16 @@ def _iso_day(text: str) -> dt.date:
 def _voucher_preview(args: argparse.Namespace) -> int:
     from kassebro.preview import run
 
-    code, out, err = run(args.vendor, args.source, args.date, as_json=args.json)
+    try:
+        code, out, err = run(args.vendor, args.source, args.date, as_json=args.json)
+    except Exception as exc:  # a bug, never bad input (that is a verdict): one line, no traceback
+        if os.environ.get("KASSEBRO_DEBUG"):
+            raise
+        print(
+            f"kassebro could not preview the day: {type(exc).__name__}: {exc} (a bug; KASSEBRO_DEBUG=1 shows where)",
+            file=sys.stderr,
+        )
+        return 2
     if out:
         print(out)
     if err:

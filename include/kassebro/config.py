@@ -76,7 +76,13 @@ class LedgerMap(_Strict):
       into the sale line of the same account, VAT code and dimensions.
     - `use_line_projects`: False (default) puts every line on the vendor's department/project;
       True lets a sales line's own cost centre (-> department) and project override them.
-    - `vat_tolerance_ore`: the largest allowed |POS VAT - VAT recomputed from gross| per VAT code.
+    - `vat_tolerance_ore`, `vat_tolerance_per_100_figures_ore`: the largest allowed |POS VAT - VAT
+      recomputed from gross| per VAT code is the per-100 figure times the POS VAT figures (lines and
+      discount parts, each rounded on its own) / 100, never less than `vat_tolerance_ore`.
+    - `max_rounding_per_receipt_ore`: cash rounding allowed on one receipt (whole kroner: 0.50);
+      the day's rounding may be that times the receipts rounded, never less than `max_rounding_ore`.
+    - `max_cash_difference_ore`: the largest difference one cash count (11008) may show.
+    So the limits grow with the day: a right day of 50,000 receipts passes, a wrong one still fails.
     """
 
     name: str = "Default"
@@ -85,10 +91,12 @@ class LedgerMap(_Strict):
     tips_account: AccountNumber = "2910"
     rounding_account: AccountNumber = "7798"
     max_rounding_ore: int = Field(default=5_000, ge=0)
+    max_rounding_per_receipt_ore: int = Field(default=50, ge=0)
     receivable_account: AccountNumber = "1570"
     cash_difference_account: AccountNumber = "7799"
     max_cash_difference_ore: int = Field(default=50_000, ge=0)
     vat_tolerance_ore: int = Field(default=100, ge=0)
+    vat_tolerance_per_100_figures_ore: int = Field(default=50, ge=0)
     net_returns: bool = False
     use_line_projects: bool = False
 
@@ -151,12 +159,16 @@ class Source(_Strict):
     `saft`: `path` to a SAF-T Cash Register file or directory, relative to the data directory.
     `sql`: the POS database (docs/pos-database.md), by Airflow `connection` id (keeps the password
     out of this file) or by a passwordless `url` (e.g. `sqlite:///pos/cafe.sqlite`).
+    `z_report_amounts` (SAF-T): how the Z reports' `cashSaleAmnt` is read. `auto` decides each
+    report from its own totals (Skatteetaten's 2016 example writes it gross, the 2021 one net);
+    `gross` or `net` pins it for a POS whose reports cannot tell.
     """
 
     kind: Literal["saft", "sql"] = "saft"
     path: str | None = None
     url: str | None = None
     connection: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$")
+    z_report_amounts: Literal["auto", "gross", "net"] = "auto"
 
     @model_validator(mode="after")
     def _one_location(self) -> Source:
@@ -199,11 +211,31 @@ class LedgerTarget(_Strict):
         return self
 
 
+def valid_org_number(text: str) -> str:
+    """A Norwegian organisation number: nine digits (spaces allowed) whose last is the mod-11 check digit."""
+    digits = text.replace(" ", "")
+    if not re.fullmatch(r"\d{9}", digits):
+        raise ValueError(f"{text!r} is not an organisation number (nine digits)")
+    weights = (3, 2, 7, 6, 5, 4, 3, 2)
+    remainder = sum(int(d) * w for d, w in zip(digits, weights, strict=False)) % 11
+    check = 0 if remainder == 0 else 11 - remainder
+    if check == 10 or check != int(digits[8]):
+        raise ValueError(f"{text!r} is not an organisation number (its check digit is wrong)")
+    return digits
+
+
 class Vendor(_Strict):
-    """One shop: its schedule, sales source, ledger and mapping. One DAG per vendor."""
+    """One shop: its schedule, sales source, ledger and mapping. One DAG per vendor.
+
+    `organisation_number`: the company the shop's sales files must belong to (checked against
+    every file header and Z report); a Tripletex accounting firm's `ledger.client_org_number`
+    stands in when it is left out. `currency`: what the POS must report in (the ledger's).
+    """
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_]{0,62}$")
     name: str
+    organisation_number: str | None = None
+    currency: str = Field(default="NOK", pattern=r"^[A-Z]{3}$")
     enabled_since: dt.date
     timezone: str = "Europe/Oslo"
     day_start_hour: int = Field(default=0, ge=0, le=12)
@@ -228,6 +260,17 @@ class Vendor(_Strict):
             raise ValueError(f"unknown time zone {name!r}") from exc
         return name
 
+    @field_validator("organisation_number")
+    @classmethod
+    def _org_number(cls, value: str | None) -> str | None:
+        return None if value is None else valid_org_number(value)
+
+    @property
+    def org_number(self) -> str | None:
+        """The organisation number the vendor's files must carry, or None when unknown."""
+        firm_client = self.ledger.client_org_number
+        return self.organisation_number or (firm_client.replace(" ", "") if firm_client else None)
+
     @property
     def dag_id(self) -> str:
         return f"vendor_{self.id}"
@@ -249,7 +292,24 @@ class Vendor(_Strict):
             )
         if problems:
             raise ValueError(f"mapping does not fit {self.ledger.system}: " + "; ".join(problems))
+        firm_client = (self.ledger.client_org_number or "").replace(" ", "")
+        if self.organisation_number and firm_client and firm_client != self.organisation_number:
+            raise ValueError(
+                f"organisation_number {self.organisation_number} and ledger.client_org_number {firm_client} "
+                "name two companies"
+            )
         return self
+
+
+def vendor_warnings(vendor: Vendor) -> list[str]:
+    """What a vendor file lacks that the product can run without, but not fully check."""
+    warnings = []
+    if vendor.org_number is None:
+        warnings.append(
+            "no organisation_number: the control that its sales files belong to it cannot run "
+            "(set organisation_number: <nine digits>)"
+        )
+    return warnings
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The vendor pipeline's steps as plain functions: extract -> validate -> build -> post -> verify.
+"""The vendor pipeline's steps as plain functions: prepare (read, check, book) -> post -> verify.
 
 Airflow tasks are thin wrappers around these; the CLI and tests call them directly. Each step
 reads what the previous one wrote under the day's work directory and returns a small JSON-able
@@ -10,14 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import re
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 from kassebro.config import Vendor, data_dir
-from kassebro.errors import InputError, Issue
-from kassebro.frames import SalesDay
+from kassebro.errors import Issue
 from kassebro.journal import Journal
 from kassebro.ledgers.base import Ledger, LedgerError, LedgerTransient, LedgerValidationError
 from kassebro.money import format_ore
@@ -30,97 +28,44 @@ def work_dir(vendor_id: str, day: dt.date) -> Path:
     return data_dir() / "work" / vendor_id / day.isoformat()
 
 
-def read_source(vendor: Vendor, day: dt.date) -> SalesDay:
-    """The day's canonical frames from the vendor's source: SAF-T files or the POS database."""
-    if vendor.source.kind == "sql":
-        from kassebro.sources.sql import read_day as read_sql
+def prepare(vendor: Vendor, day: dt.date, journal: Journal) -> dict:
+    """Read, check and book the day (`verdict.evaluate_day`, the path the CLI's preview takes too).
 
-        return read_sql(source_url(vendor), vendor.id, day, tz=vendor.timezone, day_start_hour=vendor.day_start_hour)
-    from kassebro.sources.saft import read_day
-
-    return read_day(source_path(vendor), vendor.id, day, tz=vendor.timezone, day_start_hour=vendor.day_start_hour)
-
-
-def source_url(vendor: Vendor) -> str:
-    """The POS database URL: from an Airflow connection (`source.connection`) or `source.url`.
-
-    A connection keeps the password out of vendor files; `source.url` suits passwordless
-    databases such as the demo's SQLite file (relative paths are under the data directory).
+    Keeps what it found in the day's work directory: the frames read (parquet), the report of
+    every rule (validation.json and .html) and the voucher. A day held back is recorded `failed`
+    with every failed rule and raises ValidationFailed (bad data: retrying cannot help).
     """
-    if vendor.source.connection:
-        from airflow.sdk import BaseHook
+    from kassebro.verdict import evaluate_day
 
-        uri = BaseHook.get_connection(vendor.source.connection).get_uri()
-        return re.sub(r"^postgres(ql)?://", "postgresql+psycopg2://", uri)
-    url = vendor.source.url or ""
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        return f"sqlite:///{data_dir() / url.removeprefix('sqlite:///')}"
-    return url
-
-
-def source_path(vendor: Vendor) -> Path:
-    path = Path(vendor.source.path)
-    return path if path.is_absolute() else data_dir() / path
-
-
-def extract(vendor: Vendor, day: dt.date, journal: Journal) -> dict:
-    """Read the day from the vendor's source into canonical frames saved as parquet."""
-    sales = read_source(vendor, day)
-    path = sales.save(work_dir(vendor.id, day) / "frames")
-    journal.record(vendor.id, day, "extracted", external_ref=_ref(vendor, day), ledger_system=vendor.ledger.system)
-    summary = {
-        "day": day.isoformat(),
-        "frames": str(path),
-        "receipts": len(sales.receipts),
-        "lines": len(sales.lines),
-        "gross_ore": int(sales.lines["gross"].sum()),
-    }
-    log.info("extracted %s %s: %s", vendor.id, day, summary)
-    return summary
-
-
-def validate(vendor: Vendor, day: dt.date, journal: Journal) -> dict:
-    """Run the Great Expectations suite; a failure records the day as failed and raises."""
-    from kassebro.validation import validate_day
-
-    sales = SalesDay.load(work_dir(vendor.id, day) / "frames")
-    report = validate_day(
-        sales, report_dir=work_dir(vendor.id, day), tz=vendor.timezone, day_start_hour=vendor.day_start_hour
-    )
-    if not report.success:
-        journal.record(vendor.id, day, "failed", external_ref=_ref(vendor, day), message=_short(report.issues()))
-        report.raise_if_failed()
-    journal.record(vendor.id, day, "validated", external_ref=_ref(vendor, day))
-    return {
-        "day": day.isoformat(),
-        "checks": len(report.checks),
-        "report": [str(p) for p in report.report_paths],
-    }
-
-
-def build(vendor: Vendor, day: dt.date, journal: Journal) -> dict:
-    """Build the balanced voucher and store it in the journal and the work directory."""
-    from kassebro.vouchers import build_voucher
-
-    sales = SalesDay.load(work_dir(vendor.id, day) / "frames")
-    try:
-        voucher = build_voucher(sales, vendor)
-    except InputError as exc:
-        journal.record(vendor.id, day, "failed", external_ref=_ref(vendor, day), message=_short(exc.issues))
-        raise
-    path = work_dir(vendor.id, day) / "voucher.json"
+    verdict = evaluate_day(vendor, day)
+    work = work_dir(vendor.id, day)
+    if verdict.sales is not None:
+        verdict.sales.save(work / "frames")
+    report = verdict.report.write(work)
+    log.info("%s; report: %s", report.headline, report.report_paths[1])
+    ref = _ref(vendor, day)
+    if verdict.voucher is None:
+        journal.record(vendor.id, day, "failed", external_ref=ref, message=_short(verdict.issues()))
+        verdict.raise_if_held_back()
+    voucher = verdict.voucher
+    assert voucher is not None
+    path = work / "voucher.json"
     path.write_text(json.dumps(voucher.to_json(), indent=2, sort_keys=True), encoding="utf-8")
-    state = "built" if voucher.lines else "empty"
     journal.record(
         vendor.id,
         day,
-        state,
+        "built" if voucher.lines else "empty",
         external_ref=voucher.external_ref,
+        ledger_system=vendor.ledger.system,
         voucher=voucher,
         message="" if voucher.lines else "no sales this business day",
     )
+    sales = verdict.sales
     return {
         "day": day.isoformat(),
+        "rules": len(report.checks),
+        "report": [str(p) for p in report.report_paths],
+        "receipts": len(sales.receipts) if sales is not None else 0,
         "voucher": str(path),
         "lines": len(voucher.lines),
         "total_ore": voucher.total_debit,

@@ -1,7 +1,10 @@
-"""`kassebro voucher preview`: build one vendor's day from a source and show the voucher; post nothing.
+"""`kassebro voucher preview`: one vendor's day through the path the DAG takes; post nothing.
 
-The JSON form is documented in docs/booking-rules.md ("Preview output") and kept stable: keys
-are only ever added, never renamed or removed.
+It calls `verdict.evaluate_day`, as the DAG's `prepare` task does: the same read, every
+validation and booking rule, the same voucher. It prints the verdict (every failed rule) and the
+voucher, and exits non-zero exactly when the DAG would hold the day back. The JSON form is
+documented in docs/booking-rules.md ("Preview output") and kept stable: keys are only ever added,
+never renamed or removed.
 """
 
 from __future__ import annotations
@@ -12,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from kassebro.config import Vendor, load_vendor
-from kassebro.errors import InputError, Issue, SourceError
-from kassebro.frames import SalesDay
+from kassebro.errors import InputError, ValidationFailed
 from kassebro.money import format_ore
+from kassebro.verdict import DayVerdict
 from kassebro.voucher import Voucher
 
 PREVIEW_SCHEMA_VERSION = 1
@@ -26,51 +29,10 @@ def load_vendor_file(path: Path | str) -> Vendor:
     return load_vendor(path.stem, root=path.resolve().parent.parent)
 
 
-def is_database_url(source: str) -> bool:
-    return "://" in source
-
-
-def read_source(source: str, vendor: Vendor, business_day: dt.date) -> SalesDay:
-    """Read the vendor's day from a SAF-T file or directory, or from a POS database URL."""
-    if is_database_url(source):
-        try:
-            from kassebro.sources import sql
-        except ImportError as exc:
-            raise SourceError(
-                [],
-                headline=f"cannot read {_safe_url(source)}: the POS database source (kassebro.sources.sql) "
-                f"is not available ({exc})",
-            ) from None
-        try:
-            return sql.read_day(
-                source, vendor.id, business_day, tz=vendor.timezone, day_start_hour=vendor.day_start_hour
-            )
-        except InputError:
-            raise
-        except Exception as exc:  # a driver's own error (connection refused, unknown table): say it plainly
-            raise SourceError(
-                Issue(_safe_url(source), "source_unreadable", f"{type(exc).__name__}: {exc}"),
-                headline=f"{vendor.id} {business_day}: the POS database could not be read",
-            ) from None
-    from kassebro.sources.saft import read_day
-
-    return read_day(Path(source), vendor.id, business_day, tz=vendor.timezone, day_start_hour=vendor.day_start_hour)
-
-
-def _safe_url(url: str) -> str:
-    """A URL without its password, for messages."""
-    scheme, _, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if not at:
-        return url
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
-
-
-def preview_json(voucher: Voucher) -> dict[str, Any]:
+def preview_json(voucher: Voucher, verdict: DayVerdict | None = None) -> dict[str, Any]:
     """The voucher as the stable preview document (docs/booking-rules.md)."""
     vat_by_code = json.loads(voucher.meta.get("vat_by_code", "{}"))
-    return {
+    doc = {
         "schema_version": PREVIEW_SCHEMA_VERSION,
         "vendor": voucher.vendor_id,
         "business_day": voucher.business_day.isoformat(),
@@ -98,10 +60,15 @@ def preview_json(voucher: Voucher) -> dict[str, Any]:
         },
         "digest": voucher.digest(),
     }
+    if verdict is not None:
+        doc["verdict"] = verdict.to_json()
+    return doc
 
 
-def failure_json(vendor_id: str, business_day: dt.date, error: InputError) -> dict[str, Any]:
-    return {
+def failure_json(
+    vendor_id: str, business_day: dt.date, error: InputError, verdict: DayVerdict | None = None
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {
         "schema_version": PREVIEW_SCHEMA_VERSION,
         "vendor": vendor_id,
         "business_day": business_day.isoformat(),
@@ -109,6 +76,9 @@ def failure_json(vendor_id: str, business_day: dt.date, error: InputError) -> di
         "error": error.headline,
         "issues": [{"source": i.source, "rule": i.rule, "message": i.message} for i in error.issues],
     }
+    if verdict is not None:
+        doc["verdict"] = verdict.to_json()
+    return doc
 
 
 def render_table(voucher: Voucher) -> str:
@@ -151,19 +121,38 @@ def render_table(voucher: Voucher) -> str:
     return "\n".join(out)
 
 
+def render_verdict(verdict: DayVerdict) -> str:
+    """The verdict for a person: the headline, then every failed (and not checked) rule."""
+    report = verdict.report
+    lines = [report.headline]
+    for check in report.checks:
+        if check.status != "pass":
+            lines.append(f"- [{check.rule}] {'NOT CHECKED' if check.success else 'FAILED'}: {check.message}")
+    return "\n".join(lines)
+
+
 def run(vendor_file: str, source: str, business_day: dt.date, *, as_json: bool = False) -> tuple[int, str, str]:
-    """Preview a day: (exit code, stdout text, stderr text). Exit 1 when the day cannot be booked."""
-    from kassebro.vouchers import build_voucher
+    """Preview a day: (exit code, stdout text, stderr text). Exit 1 exactly when the DAG would hold
+    the day back (or the vendor file does not load)."""
+    from kassebro.verdict import evaluate_day
 
     vendor_id = Path(vendor_file).stem
     try:
         vendor = load_vendor_file(vendor_file)
-        day = read_source(source, vendor, business_day)
-        voucher = build_voucher(day, vendor)
     except InputError as exc:
-        text = str(exc)
         body = json.dumps(failure_json(vendor_id, business_day, exc), indent=2, sort_keys=True) if as_json else ""
-        return 1, body, text
+        return 1, body, str(exc)
+    verdict = evaluate_day(vendor, business_day, source)
+    if verdict.voucher is None:
+        error = ValidationFailed(verdict.issues(), headline=verdict.report.headline)
+        body = (
+            json.dumps(
+                failure_json(vendor.id, business_day, error, verdict), indent=2, sort_keys=True, ensure_ascii=False
+            )
+            if as_json
+            else ""
+        )
+        return 1, body, render_verdict(verdict)
     if as_json:
-        return 0, json.dumps(preview_json(voucher), indent=2, sort_keys=True, ensure_ascii=False), ""
-    return 0, render_table(voucher), ""
+        return 0, json.dumps(preview_json(verdict.voucher, verdict), indent=2, sort_keys=True, ensure_ascii=False), ""
+    return 0, render_table(verdict.voucher) + "\n" + render_verdict(verdict), ""

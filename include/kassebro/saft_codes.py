@@ -25,11 +25,13 @@ from importlib.abc import Traversable
 from typing import Any
 
 __all__ = [
+    "OUTSIDE_VAT_CODE",
     "TIP_CODE",
     "CodeEntry",
     "StandardVatCode",
     "code_list",
     "data_dir",
+    "sales_vat_code",
     "schema_path",
     "standard_vat_codes",
 ]
@@ -50,6 +52,18 @@ RATE_CLASS_BP: dict[str, int] = {
     "Reduced rate, low": 1200,
     "Zero rate": 0,
 }
+
+
+# Sales rate (basis points) -> standard tax code, for a line whose POS leaves the code out.
+_SALES_CODE_BY_RATE = {2500: "3", 1500: "31", 1200: "33", 1100: "33", 0: "6"}
+
+OUTSIDE_VAT_CODE = "6"
+"""Standard code of turnover outside the VAT Act (gift cards sold, deposits): money, not goods."""
+
+
+def sales_vat_code(std_vat_code: str, rate_bp: int) -> str:
+    """A sales line's standard tax code: its own, or the usual one for its rate when it has none."""
+    return std_vat_code or _SALES_CODE_BY_RATE.get(rate_bp, "")
 
 
 @dataclass(frozen=True)

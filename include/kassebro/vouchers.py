@@ -4,10 +4,15 @@ The rules, and why, are in docs/booking-rules.md. In short:
 
 - Revenue is grouped per (account, VAT code, department, project) in gross, because every target
   ledger recomputes VAT from gross and a VAT code. Returns get their own lines unless the mapping
-  nets them. A bill discount is spread over the receipt's VAT rates, then over the accounts within
-  a rate, pro rata to gross with largest-remainder rounding, before grouping.
+  nets them. A bill discount is spread over the receipt's VAT codes by the one allocator
+  (`booking.allocation.bill_discount_parts`, the split validation holds the Z report to), then
+  each code's part over the accounts of its lines, pro rata to gross with largest remainder.
 - The øre difference between the POS's VAT and the recomputation is reported on the voucher and
-  must stay within `vat_tolerance_ore` per VAT code.
+  must stay within the tolerance per VAT code, which grows with the day: half an øre per POS VAT
+  figure (line or discount part), never less than `vat_tolerance_ore`.
+- Limits that scale with the day: each receipt's cash rounding at most
+  `max_rounding_per_receipt_ore` and the day's at most that times the receipts rounded (never
+  less than `max_rounding_ore`); each cash count's difference at most `max_cash_difference_ore`.
 - Tips, gift cards sold and deposits are not revenue: their accounts, no VAT code. Payments are one
   net line per payment account (gift cards and credit notes redeemed are payments to liabilities).
 - What a receipt's payments do not cover goes to the receivable (credit sales) or, for a cash
@@ -21,15 +26,14 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from kassebro.booking.allocation import largest_remainder
+from kassebro.booking.allocation import DISCOUNT_KEY, bill_discount_parts, discounted_lines, largest_remainder
+from kassebro.checks.report import CheckResult
 from kassebro.config import LedgerMap, Vendor
 from kassebro.errors import Issue, ValidationFailed
 from kassebro.frames import SalesDay
 from kassebro.money import format_ore, vat_from_gross
+from kassebro.saft_codes import sales_vat_code
 from kassebro.voucher import Voucher, VoucherLine, external_ref
-
-# VAT rate (basis points) -> standard tax code for sales, used when a POS leaves the code out.
-_SALES_CODE_BY_RATE = {2500: "3", 1500: "31", 1200: "33", 1100: "33", 0: "6"}
 
 CREDIT_SALE_CODES = frozenset({"11002", "11015", "11017"})
 """Transaction codes (code list 11) whose unpaid part is a receivable: credit sale, cash and credit
@@ -48,8 +52,17 @@ _MAX_LISTED = 20  # rows named in one issue before "... and N more"
 _ROLE_RANK = {"revenue": 0, "return": 1, "tips": 2, "payment": 3, "receivable": 4, "rounding": 5, "cash": 6}
 
 
-def _std_code(code: str, rate_bp: int) -> str:
-    return code or _SALES_CODE_BY_RATE.get(rate_bp, "")
+BOOKING_RULES: dict[str, str] = {
+    "key_mapped": "every accounting key (article group) has an account",
+    "payment_mapped": "every payment type has an account",
+    "bill_discount": "every bill discount has sales lines to be taken off",
+    "credit_sale_customer": "every credit sale names its customer",
+    "rounding_limit": "cash rounding within its limits",
+    "cash_difference_limit": "cash differences within their limit",
+    "vat_difference": "POS VAT within the tolerance of VAT recomputed from gross, per VAT code",
+    "voucher_balances": "the voucher balances to 0.00",
+}
+"""The booking rules a day can break, with what it means when they hold (the report lists them all)."""
 
 
 @dataclass
@@ -59,6 +72,7 @@ class _Bucket:
     gross: int = 0
     pos_vat: int = 0
     label: str = ""
+    figures: int = 0  # POS VAT figures summed into it (lines and discount parts): the rounding they allow
 
 
 @dataclass
@@ -67,6 +81,7 @@ class _Build:
     day: SalesDay
     issues: list[Issue] = field(default_factory=list)
     lines: list[tuple[str, VoucherLine]] = field(default_factory=list)  # (role, line)
+    facts: dict[str, str] = field(default_factory=dict)  # rule -> what was measured, when it held
 
     @property
     def mapping(self) -> LedgerMap:
@@ -98,6 +113,31 @@ def build_voucher(day: SalesDay, vendor: Vendor) -> Voucher:
     An empty day gives a voucher with no lines: it is recorded, never posted. Building the same
     day twice gives the same voucher (lines sorted; same digest).
     """
+    build, voucher = _build(day, vendor)
+    if voucher is None:
+        raise ValidationFailed(
+            sorted(build.issues, key=lambda i: (i.rule, i.message)),
+            headline=f"vendor {vendor.id}, business day {day.business_day}: cannot book",
+        )
+    return voucher
+
+
+def book(day: SalesDay, vendor: Vendor) -> tuple[Voucher | None, list[CheckResult]]:
+    """The voucher (None when a booking rule fails) and one result per booking rule, for the report."""
+    build, voucher = _build(day, vendor)
+    failed: dict[str, list[str]] = {}
+    for issue in sorted(build.issues, key=lambda i: (i.rule, i.message)):
+        failed.setdefault(issue.rule, []).append(issue.message)
+    results = [
+        CheckResult(rule, True, build.facts.get(rule, meaning))
+        for rule, meaning in BOOKING_RULES.items()
+        if rule not in failed
+    ]
+    results += [CheckResult(rule, False, "\n".join(messages)) for rule, messages in failed.items()]
+    return voucher, results
+
+
+def _build(day: SalesDay, vendor: Vendor) -> tuple[_Build, Voucher | None]:
     build = _Build(vendor, day)
     vat_figures = _revenue(build)
     _tips(build)
@@ -106,10 +146,7 @@ def build_voucher(day: SalesDay, vendor: Vendor) -> Voucher:
     _rounding(build)
     _check_vat(build, vat_figures)
     if build.issues:
-        raise ValidationFailed(
-            sorted(build.issues, key=lambda i: (i.rule, i.message)),
-            headline=f"vendor {vendor.id}, business day {day.business_day}: cannot book",
-        )
+        return build, None
     lines = sorted(
         build.lines,
         key=lambda rl: (
@@ -125,12 +162,14 @@ def build_voucher(day: SalesDay, vendor: Vendor) -> Voucher:
     voucher_lines = tuple(line for _, line in lines)
     total = sum(line.amount for line in voucher_lines)
     if total != 0:  # cannot happen when every receipt is classified; kept as the last guard
-        raise ValidationFailed(
-            Issue(build.source, "voucher_balances", f"postings sum to {format_ore(total)}, not 0.00"),
-            headline=f"vendor {vendor.id}, business day {day.business_day}: voucher does not balance",
-        )
+        build.issue("voucher_balances", f"postings sum to {format_ore(total)}, not 0.00")
+        return build, None
+    debit = sum(line.amount for line in voucher_lines if line.amount > 0)
+    build.facts["voucher_balances"] = (
+        f"the voucher balances: {len(voucher_lines)} lines, {format_ore(debit)} debit and credit"
+    )
     vat_difference = sum(fig["difference"] for fig in vat_figures.values())
-    return Voucher(
+    return build, Voucher(
         vendor_id=vendor.id,
         business_day=day.business_day,
         external_ref=external_ref(vendor.id, day.business_day),
@@ -179,10 +218,10 @@ class _Resolver:
         if key is None:
             self.unmapped.add((group, code))
             return None
-        vat_code = _std_code("" if pd.isna(std) else str(std), rate) if key.vat else ""
+        vat_code = sales_vat_code("" if pd.isna(std) else str(std), rate) if key.vat else ""
         department, proj = _dims(self.build, cost_centre, project)
         kind = "return" if line_type == "return" and not self.build.mapping.net_returns else "sale"
-        std_code = _std_code("" if pd.isna(std) else str(std), rate)
+        std_code = sales_vat_code("" if pd.isna(std) else str(std), rate)
         bucket = (key.account_for(rate, std_code), vat_code, rate, department, proj, kind)
         if not key.vat:
             label = self.labels.get(bucket)
@@ -205,24 +244,30 @@ def _revenue(build: _Build) -> dict[str, dict[str, int]]:
     sales = build.day.lines[build.day.lines["line_type"] != "tip"]
     resolver = _Resolver(build)
     buckets: dict[tuple, _Bucket] = {}
-    grouped = sales.groupby(_RAW, sort=True, dropna=False)[["gross", "vat"]].sum()
-    for raw, gross, vat in zip(grouped.index, grouped["gross"], grouped["vat"], strict=True):
+    grouped = sales.groupby(_RAW, sort=True, dropna=False).agg(
+        gross=("gross", "sum"), vat=("vat", "sum"), lines=("gross", "size")
+    )
+    for raw, gross, vat, count in zip(grouped.index, grouped["gross"], grouped["vat"], grouped["lines"], strict=True):
         key = resolver.bucket(raw)
         if key is not None:
             bucket = buckets.setdefault(key, _Bucket())
             bucket.gross += int(gross)
             bucket.pos_vat += int(vat)
+            bucket.figures += int(count)
     resolver.report_unmapped(sales)
-    _spread_bill_discounts(build, sales, resolver, buckets)
+    _spread_bill_discounts(build, resolver, buckets)
 
     figures: dict[str, dict[str, int]] = {}
     for (account, vat_code, rate, dept, proj, kind), bucket in sorted(buckets.items()):
         recomputed = vat_from_gross(bucket.gross, rate) if vat_code else 0
         if vat_code or bucket.pos_vat:
-            fig = figures.setdefault(vat_code or NO_VAT_CODE, {"pos": 0, "recomputed": 0, "difference": 0})
+            fig = figures.setdefault(
+                vat_code or NO_VAT_CODE, {"pos": 0, "recomputed": 0, "difference": 0, "figures": 0}
+            )
             fig["pos"] += bucket.pos_vat
             fig["recomputed"] += recomputed
             fig["difference"] += bucket.pos_vat - recomputed
+            fig["figures"] += bucket.figures
         word = "Retur" if kind == "return" else "Salg"
         if vat_code:
             text = f"{word} {rate / 100:g} % mva ({account})"
@@ -235,77 +280,76 @@ def _revenue(build: _Build) -> dict[str, dict[str, int]]:
     return figures
 
 
-def _spread_bill_discounts(build: _Build, sales: pd.DataFrame, resolver: _Resolver, buckets: dict) -> None:
-    """Take each receipt's bill discount off its revenue buckets, by VAT rate, then by account.
-
-    The discount goes on the receipt's buckets whose gross has the sign of the receipt's revenue
-    (a sale's discount on its sale lines, a return's on its return lines), on keys with a VAT code
-    when the receipt has any, else on its keys without VAT. Stage 1 splits it over (VAT code, rate)
-    pro rata to gross, stage 2 splits each rate's part over the buckets of that rate (accounts,
-    dimensions); both by largest remainder, so the parts sum exactly to the discount and the
-    per-rate figures do not depend on how the accounts are mapped. The POS VAT of a bucket drops by
-    the VAT of its part (vat_from_gross), since the lines' VAT is before the bill discount.
+def _spread_bill_discounts(build: _Build, resolver: _Resolver, buckets: dict) -> None:
+    """Take each receipt's bill discount off its revenue buckets: per VAT code by the one allocator
+    (`bill_discount_parts`, what validation holds the Z report to), then each code's part over the
+    buckets (accounts, dimensions) of the lines that took it, pro rata to gross by largest
+    remainder, so the parts sum exactly to the discount. The POS VAT of a bucket drops by the VAT
+    of its part (vat_from_gross), since the lines' VAT is before the bill discount.
     """
-    receipts = build.day.receipts
-    discounted = receipts.loc[receipts["bill_discount"] != 0, [*_RECEIPT, "bill_discount"]]
-    if discounted.empty:
+    day = build.day
+    parts = bill_discount_parts(day.lines, day.receipts)
+    if parts.empty:
         return
-    discounts = discounted.groupby(_RECEIPT, sort=True)["bill_discount"].sum()
-    keyed = sales[pd.MultiIndex.from_frame(sales[_RECEIPT]).isin(discounts.index)]
-    per_receipt = keyed.groupby([*_RECEIPT, *_RAW], sort=True, dropna=False)["gross"].sum()
-    by_receipt: dict[tuple[str, str], dict[tuple, int]] = {}
-    for raw, gross in per_receipt.items():
-        key = resolver.bucket(tuple(raw[2:]))
-        if key is not None:
-            parts = by_receipt.setdefault((str(raw[0]), str(raw[1])), {})
-            parts[key] = parts.get(key, 0) + int(gross)
-    for (register, trans), discount in discounts.items():
+    eligible = discounted_lines(day.lines, day.receipts)
+    members = eligible.groupby([*_RECEIPT, *DISCOUNT_KEY, *_RAW], sort=True, dropna=False)["gross"].sum()
+    by_part: dict[tuple, dict[tuple | None, int]] = {}
+    for index, gross in members.items():
+        part_key = (str(index[0]), str(index[1]), str(index[2]), str(index[3]), int(index[4]))
+        weights = by_part.setdefault(part_key, {})
+        bucket_key = resolver.bucket(tuple(index[5:]))
+        weights[bucket_key] = weights.get(bucket_key, 0) + abs(int(gross))
+    for register, trans, code, std, rate, discount, count in zip(
+        *(parts[c] for c in (*_RECEIPT, *DISCOUNT_KEY, "discount", "lines")), strict=True
+    ):
         discount = int(discount)
-        if discount == 0:
+        if not discount:
             continue
-        parts = by_receipt.get((str(register), str(trans)), {})
-        total = sum(parts.values())
-        sign = (total > 0) - (total < 0) or ((discount > 0) - (discount < 0))
-        candidates = [(k, g) for k, g in sorted(parts.items()) if g * sign > 0]
-        candidates = [(k, g) for k, g in candidates if k[1]] or candidates
-        if not candidates:
+        weights = by_part.get((str(register), str(trans), str(code), str(std), int(rate)))
+        if not count or not weights:
             if not resolver.unmapped:  # else the receipt's lines may be the unmapped ones
                 build.issue(
                     "bill_discount",
                     f"receipt {trans} on register {register} has a bill discount of {format_ore(discount)} "
-                    "but no sales line to spread it over",
+                    "but no sales line to take it off",
                 )
             continue
-        rates: dict[tuple[str, int], list[tuple[tuple, int]]] = {}
-        for k, g in candidates:
-            rates.setdefault((k[1], k[2]), []).append((k, abs(g)))
-        rate_keys = sorted(rates)
-        rate_parts = largest_remainder(discount, [sum(w for _, w in rates[r]) for r in rate_keys])
-        for rate_key, rate_part in zip(rate_keys, rate_parts, strict=True):
-            members = rates[rate_key]
-            for (bucket_key, _w), part in zip(
-                members, largest_remainder(rate_part, [w for _, w in members]), strict=True
-            ):
-                bucket = buckets[bucket_key]
-                bucket.gross -= part
-                if bucket_key[1]:
-                    bucket.pos_vat -= vat_from_gross(part, bucket_key[2])
+        keys = sorted(weights, key=lambda k: (k is None, k or ()))
+        for bucket_key, share in zip(keys, largest_remainder(discount, [weights[k] for k in keys]), strict=True):
+            if bucket_key is None:
+                continue  # an unmapped key: the day is refused for it (key_mapped)
+            bucket = buckets[bucket_key]
+            bucket.gross -= share
+            bucket.figures += 1
+            if bucket_key[1]:
+                bucket.pos_vat -= vat_from_gross(share, bucket_key[2])
+
+
+def vat_tolerance(mapping: LedgerMap, figures: int) -> int:
+    """The largest |POS VAT - recomputed VAT| allowed for a VAT code summed from `figures` POS VAT
+    figures: each was rounded to the øre on its own, so half an øre each by default, and never less
+    than the mapping's floor."""
+    return max(mapping.vat_tolerance_ore, -(-figures * mapping.vat_tolerance_per_100_figures_ore // 100))
 
 
 def _check_vat(build: _Build, figures: dict[str, dict[str, int]]) -> None:
-    tolerance = build.mapping.vat_tolerance_ore
-    over = {code: fig for code, fig in figures.items() if abs(fig["difference"]) > tolerance}
+    for fig in figures.values():
+        fig["allowed"] = vat_tolerance(build.mapping, fig.get("figures", 0))
+    over = {code: fig for code, fig in figures.items() if abs(fig["difference"]) > fig["allowed"]}
+    detail = "; ".join(
+        f"VAT code {code}: POS {format_ore(fig['pos'])}, recomputed from gross {format_ore(fig['recomputed'])}, "
+        f"difference {format_ore(fig['difference'])} (allowed {format_ore(fig['allowed'])} for "
+        f"{fig.get('figures', 0)} POS figures)"
+        for code, fig in sorted(figures.items())
+    )
     if over:
-        detail = "; ".join(
-            f"VAT code {code}: POS {format_ore(fig['pos'])}, recomputed from gross {format_ore(fig['recomputed'])}, "
-            f"difference {format_ore(fig['difference'])}"
-            for code, fig in sorted(figures.items())
-        )
         build.issue(
             "vat_difference",
-            f"POS VAT differs from VAT recomputed from gross by more than {format_ore(tolerance)} "
-            f"for code(s) {', '.join(sorted(over))}: {detail}",
+            f"POS VAT differs from VAT recomputed from gross by more than allowed for code(s) "
+            f"{', '.join(sorted(over))}: {detail}",
         )
+    elif figures:
+        build.facts["vat_difference"] = f"POS VAT within the tolerance of VAT recomputed from gross: {detail}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -405,14 +449,17 @@ def _receipt_differences(build: _Build) -> None:
             build.project,
         )
     if cash:
-        gross = sum(abs(d) for _, _, d in cash)
         limit = build.mapping.max_cash_difference_ore
-        if gross > limit:
-            listed = [f"receipt {t} on register {r}: {format_ore(d)}" for r, t, d in cash]
+        over = [f"receipt {t} on register {r}: {format_ore(d)}" for r, t, d in cash if abs(d) > limit]
+        if over:
             build.issue(
                 "cash_difference_limit",
-                f"cash differences of {format_ore(gross)} in all exceed the maximum {format_ore(limit)}: "
-                f"{_listing(listed)}",
+                f"{len(over)} cash count(s) differ by more than the maximum {format_ore(limit)}: {_listing(over)}",
+            )
+        else:
+            build.facts["cash_difference_limit"] = (
+                f"{len(cash)} cash count(s), {format_ore(-sum(d for _, _, d in cash))} in all, each within "
+                f"{format_ore(limit)}"
             )
         amount = -sum(d for _, _, d in cash)
         build.add(
@@ -440,11 +487,31 @@ def _receipt_detail(day: SalesDay, register: str, trans: str, difference: int) -
 
 def _rounding(build: _Build) -> None:
     mapping = build.mapping
-    rounding = int(build.day.receipts["rounding"].sum())
-    if abs(rounding) > mapping.max_rounding_ore:
+    receipts = build.day.receipts
+    rounding = int(receipts["rounding"].sum())
+    per_receipt = mapping.max_rounding_per_receipt_ore
+    rounded = receipts[receipts["rounding"] != 0]
+    over = rounded[rounded["rounding"].abs() > per_receipt]
+    day_limit = max(mapping.max_rounding_ore, per_receipt * len(rounded))
+    if len(over):
+        listed = [
+            f"receipt {t} on register {r}: {format_ore(int(a))}"
+            for r, t, a in zip(over["register_id"], over["trans_id"], over["rounding"], strict=True)
+        ]
         build.issue(
             "rounding_limit",
-            f"cash rounding {format_ore(rounding)} exceeds the maximum {format_ore(mapping.max_rounding_ore)}",
+            f"{len(over)} receipt(s) round by more than {format_ore(per_receipt)}: {_listing(listed)}",
+        )
+    if abs(rounding) > day_limit:
+        build.issue(
+            "rounding_limit",
+            f"cash rounding {format_ore(rounding)} exceeds the maximum {format_ore(day_limit)} "
+            f"({len(rounded)} receipts rounded)",
+        )
+    elif not len(over):
+        build.facts["rounding_limit"] = (
+            f"cash rounding {format_ore(rounding)} on {len(rounded)} receipts, each within "
+            f"{format_ore(per_receipt)}, the day within {format_ore(day_limit)}"
         )
     build.add("rounding", mapping.rounding_account, -rounding, None, "Øreavrunding", build.department, build.project)
 

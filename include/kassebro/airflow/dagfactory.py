@@ -102,18 +102,9 @@ def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
         return [d.isoformat() for d in days]
 
     @task(map_index_template="{{ day }}")
-    def extract(day: str) -> str:
-        _run("extract", vendor.id, day)
-        return day
-
-    @task(map_index_template="{{ day }}")
-    def validate(day: str) -> str:
-        _run("validate", vendor.id, day)
-        return day
-
-    @task(map_index_template="{{ day }}")
-    def build_voucher(day: str) -> str:
-        _run("build", vendor.id, day)
+    def prepare(day: str) -> str:
+        """Read the day's sales, run every validation and booking rule, build the voucher."""
+        print(f"{vendor.id} {day}: {_run('prepare', vendor.id, day)}")
         return day
 
     @task(map_index_template="{{ day }}", pool=vendor.pool)
@@ -161,7 +152,7 @@ def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
         @task_group(group_id="day")
         def one_day(day: str) -> None:
             """One business day; a mapped group keeps a failing day from holding back the others."""
-            verify(post(build_voucher(validate(extract(day)))))
+            verify(post(prepare(day)))
 
         one_day.expand(day=plan_days())
 

@@ -1,8 +1,12 @@
-"""Largest-remainder allocation: split an øre amount over weights so the parts sum exactly."""
+"""Splitting øre exactly: largest remainder, and the one bill-discount split everything uses."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def largest_remainder(total: int, weights: Sequence[int]) -> list[int]:
@@ -28,3 +32,92 @@ def largest_remainder(total: int, weights: Sequence[int]) -> list[int]:
     for index in sorted(range(len(weights)), key=lambda i: (-remainders[i], i))[:left]:
         parts[index] += 1
     return [sign * part for part in parts]
+
+
+# ---------------------------------------------------------------------------------------------
+# Bill discounts: the one split, used by validation (Z totals per VAT code), booking and the demo POS
+
+DISCOUNT_KEY = ["vat_code", "std_vat_code", "vat_rate_bp"]
+"""A receipt's bill discount is split over its own VAT codes: the Z report's per-code sales are after it."""
+
+_RECEIPT = ["register_id", "trans_id"]
+
+
+def split_over_codes(discount: int, weights: dict[tuple, int]) -> dict[tuple, int]:
+    """One receipt's bill discount over its VAT-code keys: pro rata to the weights (|gross|),
+    keys sorted, largest remainder. The core of `bill_discount_parts`, for callers without frames."""
+    keys = sorted(weights)
+    return dict(zip(keys, largest_remainder(discount, [weights[k] for k in keys]), strict=True))
+
+
+def discounted_lines(lines: pd.DataFrame, receipts: pd.DataFrame) -> pd.DataFrame:
+    """The lines that take part in their receipt's bill discount, with the receipt's `bill_discount`.
+
+    Which lines (inferred: neither official example holds a bill discount, so this is the split
+    a POS reporting its Z sales per VAT code after discounts has to make, and the demo POS makes):
+    the receipt's sale and return lines whose gross has the sign of its revenue (a sale's discount
+    is taken off its sales, a return's off its returns), and of those the ones inside the VAT Act
+    when there are any (a gift card sold on the same bill keeps its value: it is money, not goods).
+    """
+    import pandas as pd
+
+    from kassebro.saft_codes import OUTSIDE_VAT_CODE, sales_vat_code
+
+    heads = receipts.loc[receipts["bill_discount"] != 0, [*_RECEIPT, "bill_discount"]]
+    if heads.empty:
+        return lines.iloc[0:0].assign(bill_discount=pd.Series(dtype="int64"))
+    heads = heads.groupby(_RECEIPT, sort=False, as_index=False)["bill_discount"].sum()
+    sales = lines[lines["line_type"].isin(("sale", "return")).fillna(False).astype(bool)]
+    keyed = sales.merge(heads, on=_RECEIPT, how="inner").fillna({"vat_code": "", "std_vat_code": ""})
+    if keyed.empty:
+        return keyed
+    revenue = keyed.groupby(_RECEIPT, sort=False)["gross"].transform("sum")
+    sign = revenue.where(revenue != 0, keyed["bill_discount"])
+    keyed = keyed[(keyed["gross"] * sign.clip(-1, 1)) > 0]
+    outside = [
+        sales_vat_code("" if pd.isna(std) else str(std), int(rate)) == OUTSIDE_VAT_CODE
+        for std, rate in zip(keyed["std_vat_code"], keyed["vat_rate_bp"], strict=True)
+    ]
+    keyed = keyed.assign(_outside=outside)
+    has_vat = (~keyed["_outside"]).groupby([keyed["register_id"], keyed["trans_id"]]).transform("any")
+    keyed = keyed[~keyed["_outside"] | ~has_vat]
+    return keyed.drop(columns="_outside").reset_index(drop=True)
+
+
+def bill_discount_parts(lines: pd.DataFrame, receipts: pd.DataFrame) -> pd.DataFrame:
+    """Each receipt's bill discount split over its own VAT codes.
+
+    Columns: register_id, trans_id, vat_code, std_vat_code, vat_rate_bp, discount (øre, positive =
+    given), lines (how many lines share the part). Pro rata to |gross| of `discounted_lines` per
+    code, codes sorted, by `largest_remainder`. A discount with no line to take it is one row with
+    empty codes, so it is reported rather than lost.
+    """
+    import pandas as pd
+
+    columns = [*_RECEIPT, *DISCOUNT_KEY, "discount", "lines"]
+    heads = receipts.loc[receipts["bill_discount"] != 0, [*_RECEIPT, "bill_discount"]]
+    if heads.empty:
+        return pd.DataFrame(
+            {c: pd.Series(dtype="int64" if c in ("vat_rate_bp", "discount", "lines") else "string") for c in columns}
+        )
+    eligible = discounted_lines(lines, receipts)
+    weights = eligible.assign(weight=eligible["gross"].abs()).groupby([*_RECEIPT, *DISCOUNT_KEY], sort=True)
+    per_code = weights.agg(weight=("weight", "sum"), lines=("gross", "size"))
+    by_receipt: dict[tuple[str, str], list[tuple[tuple, int, int]]] = {}
+    for (register, trans, code, std, rate), weight, count in zip(
+        per_code.index, per_code["weight"], per_code["lines"], strict=True
+    ):
+        by_receipt.setdefault((str(register), str(trans)), []).append(((code, std, int(rate)), int(weight), int(count)))
+    rows: list[tuple] = []
+    totals = heads.groupby(_RECEIPT, sort=True)["bill_discount"].sum()
+    for (register, trans), discount in totals.items():
+        parts = by_receipt.get((str(register), str(trans)))
+        if not parts:
+            rows.append((register, trans, "", "", 0, int(discount), 0))
+            continue
+        counts = {key: count for key, _weight, count in parts}
+        shares = split_over_codes(int(discount), {key: weight for key, weight, _count in parts})
+        for (code, std, rate), share in shares.items():
+            rows.append((register, trans, code, std, rate, share, counts[(code, std, rate)]))
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.astype({"vat_rate_bp": "int64", "discount": "int64", "lines": "int64"})

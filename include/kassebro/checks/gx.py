@@ -1,0 +1,103 @@
+"""Great Expectations, run on the small derived frames the rules build.
+
+GX takes seconds to import, so it is imported on first use only, and its context and one suite
+and validation definition per rule are built once per process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class _GX:
+    """One ephemeral GX context per process with one suite and validation definition per rule."""
+
+    def __init__(self) -> None:
+        os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+        # GX logs thousands of INFO lines at import ("Skipping registering function ..."): keep task logs readable
+        logging.getLogger("great_expectations").setLevel(logging.WARNING)
+        import great_expectations as gx
+        import great_expectations.expectations as gxe
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self.gx = gx
+        self.gxe = gxe
+        self.context = gx.get_context(mode="ephemeral")
+        # tqdm bars ("Calculating Metrics") would flood task logs.
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        self.source = self.context.data_sources.add_pandas("kassebro")
+        self.definitions: dict[Any, Any] = {}
+
+    def definition(self, key: Any, name: str, expectations: Callable[[Any], list[Any]]) -> Any:
+        if key not in self.definitions:
+            unique = f"{name}-{len(self.definitions)}"  # GX names are unique; rule names need not be
+            batch = self.source.add_dataframe_asset(unique).add_batch_definition_whole_dataframe("whole")
+            suite = self.context.suites.add(self.gx.ExpectationSuite(name=unique))
+            for expectation in expectations(self.gxe):
+                suite.add_expectation(expectation)
+            self.definitions[key] = self.context.validation_definitions.add(
+                self.gx.ValidationDefinition(name=unique, data=batch, suite=suite)
+            )
+        return self.definitions[key]
+
+
+_gx: _GX | None = None
+_gx_lock = threading.Lock()
+
+
+def flagged_rows(
+    key: Any, name: str, expectations: Callable[[Any], list[Any]], frame: pd.DataFrame
+) -> tuple[set[int], list[str]]:
+    """Run the suite of `key` (a rule) on `frame`; return the flagged row positions and any GX errors.
+
+    A result that raised, failed without naming rows, or is missing counts as an error, so a
+    broken expectation can never read as a pass.
+    """
+    global _gx
+    with _gx_lock:
+        if _gx is None:
+            _gx = _GX()
+        definition = _gx.definition(key, name, expectations)
+        result = definition.run(batch_parameters={"dataframe": frame}, result_format="COMPLETE")
+    expected = len(definition.suite.expectations)
+    errors: list[str] = []
+    if len(result.results) != expected:
+        errors.append(f"GX returned {len(result.results)} results for {expected} expectations")
+    rows: set[int] = set()
+    for item in result.results:
+        name = item.expectation_config.type
+        raised = _exception_messages(item.exception_info)
+        if raised:
+            errors.append(f"{name} raised: {'; '.join(raised)}")
+        elif not item.success:
+            indexes = (item.result or {}).get("unexpected_index_list")
+            if not indexes:
+                errors.append(f"{name} failed without naming rows: {item.result}")
+            else:
+                rows.update(int(i) for i in indexes)
+    if not result.success and not rows and not errors:
+        errors.append("GX reported failure without a failed expectation")
+    return rows, errors
+
+
+def _exception_messages(info: Any) -> list[str]:
+    """Messages of raised exceptions in `exception_info`, flat or keyed by metric id (both occur)."""
+    if not info:
+        return []
+    if isinstance(info, Mapping) and "raised_exception" in info:
+        return [str(info.get("exception_message") or "unknown error")] if info["raised_exception"] else []
+    if isinstance(info, Mapping):
+        messages: list[str] = []
+        for value in info.values():
+            for message in _exception_messages(value):
+                if message not in messages:
+                    messages.append(message)
+        return messages
+    return [str(info)]
