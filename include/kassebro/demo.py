@@ -24,23 +24,46 @@ SANDBOX_PORT = 8900
 
 @dataclass(frozen=True)
 class DemoVendor:
-    """A demo vendor file and the SAF-T profile its sales are generated from."""
+    """A demo vendor file and how its POS writes: the SAF-T profile its sales are generated from,
+    the company name on its files, and its Z reports' convention (cashSaleAmnt gross as in
+    Skatteetaten's 2016 example, or net as in the 2021 one). The organisation number on the files
+    is the vendor file's own `organisation_number`."""
 
     vendor_id: str
     profile: str
-    orgnr: str
     company: str
+    z_amounts: str = "gross"
 
 
 DEMO_VENDORS = (
-    DemoVendor("cafe_solsiden", "cafe", "910000001", "Café Solsiden AS"),  # Tripletex
-    DemoVendor("bar_nattugla", "bar", "910000002", "Bar Nattugla AS"),  # Tripletex, POS database
-    DemoVendor("butikk_fjord", "shop", "910000003", "Fjord Interiør AS"),  # Tripletex, for approval
-    DemoVendor("kiosk_torget", "cafe", "910000004", "Kiosk Torget AS"),  # Fiken
-    DemoVendor("bakeri_bryggen", "cafe", "910000005", "Bakeri Bryggen AS"),  # PowerOffice Go
-    DemoVendor("vinbar_kaia", "bar", "910000006", "Vinbar Kaia AS"),  # Xledger
-    DemoVendor("jernvare_sentrum", "shop", "910000007", "Jernvare Sentrum AS"),  # Duett
+    DemoVendor("cafe_solsiden", "cafe", "Café Solsiden AS"),  # Tripletex
+    DemoVendor("bar_nattugla", "bar", "Bar Nattugla AS"),  # Tripletex, POS database
+    DemoVendor("butikk_fjord", "shop", "Fjord Interiør AS"),  # Tripletex, for approval
+    DemoVendor("kiosk_torget", "cafe", "Kiosk Torget AS"),  # Fiken
+    DemoVendor("bakeri_bryggen", "cafe", "Bakeri Bryggen AS"),  # PowerOffice Go
+    DemoVendor("vinbar_kaia", "bar", "Vinbar Kaia AS"),  # Xledger
+    DemoVendor("jernvare_sentrum", "shop", "Jernvare Sentrum AS", z_amounts="net"),  # Duett, 2021-style Z reports
 )
+
+
+def demo_vendor(vendor_id: str) -> DemoVendor:
+    """The demo vendor of that id (KeyError for another)."""
+    return {demo.vendor_id: demo for demo in DEMO_VENDORS}[vendor_id]
+
+
+def write_sales(vendor_file: dict, days: list[dt.date], data: Path) -> list[Path]:
+    """Write a demo vendor's SAF-T files for `days` where its vendor file (`vendor_file`, the
+    parsed YAML) points, under the data directory `data`; as its POS writes them."""
+    from kassebro.demo_data import write_day
+
+    demo = demo_vendor(vendor_file["id"])
+    out = data / vendor_file["source"]["path"]
+    out.mkdir(parents=True, exist_ok=True)
+    tz = vendor_file.get("timezone", "Europe/Oslo")
+    orgnr = str(vendor_file["organisation_number"])
+    return [write_day(demo.profile, orgnr, demo.company, day, out, tz=tz, z_amounts=demo.z_amounts) for day in days]
+
+
 # The connection id of each ledger system's sandbox in the demo.
 DEMO_CONNECTIONS = {
     "tripletex": "tripletex_demo",
@@ -93,8 +116,6 @@ def init(home: Path | None = None, *, days: int = 14, today: dt.date | None = No
     Idempotent: files of days already generated are rewritten identically (the generator is
     deterministic), so re-running never changes a posted day.
     """
-    from kassebro.demo_data import write_day
-
     home = home or default_home()
     today = today or dt.date.today()
     since = today - dt.timedelta(days=days)
@@ -122,10 +143,7 @@ def init(home: Path | None = None, *, days: int = 14, today: dt.date | None = No
             path.parent.mkdir(parents=True, exist_ok=True)
             build_demo_pos(f"sqlite:///{path}", demo.vendor_id, since_here, today, profile=demo.profile, tz=tz)
             continue
-        out = home / "data" / data["source"]["path"]
-        out.mkdir(parents=True, exist_ok=True)
-        day = since_here
-        while day <= today:
-            write_day(demo.profile, demo.orgnr, demo.company, day, out, tz=tz)
-            day += dt.timedelta(days=1)
+        write_sales(
+            data, [since_here + dt.timedelta(days=n) for n in range((today - since_here).days + 1)], home / "data"
+        )
     return home

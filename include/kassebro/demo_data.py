@@ -49,8 +49,10 @@ What the profiles hold and how it is written:
   transaction carries `rounding/roundingAmnt` = cash paid minus lines (e.g. -0.40), as in the
   2021 official example. Card payments are exact.
 - **Amounts** are integer øre; a line's VAT = round half up(gross * rate / (100 + rate)), net =
-  gross - VAT. `cashSaleAmnt` in the Z report is written gross (what `kassebro.sources.saft` reads
-  by default).
+  gross - VAT.
+- **Z report conventions**: `z_amounts="gross"` (default) writes each `reportCashSaleVat/cashSaleAmnt`
+  gross, as Skatteetaten's 2016 example does; `z_amounts="net"` writes it net of VAT, as the 2021
+  example does. `totalCashSaleAmnt` is gross either way, so a reader can tell them apart.
 """
 
 from __future__ import annotations
@@ -681,7 +683,13 @@ def _used_payments(profile: DemoProfile) -> set[str]:
 
 
 def _z_event(
-    profile: DemoProfile, orgnr: str, company_name: str, plan: _RegisterPlan, totals: _Totals, report_id: str
+    profile: DemoProfile,
+    orgnr: str,
+    company_name: str,
+    plan: _RegisterPlan,
+    totals: _Totals,
+    report_id: str,
+    z_amounts: str = "gross",
 ) -> str:
     z_date, z_time = plan.z_time.date().isoformat(), plan.z_time.time().isoformat()
     groups = sorted(totals.groups.items()) or [(profile.groups[0][0], [0, 0])]
@@ -702,7 +710,7 @@ def _z_event(
                 "reportCashSaleVat",
                 _el("vatCode", code),
                 _el("vatPerc", _rate(_VAT_CODES[code][0])),
-                _el("cashSaleAmnt", _amount(gross)),
+                _el("cashSaleAmnt", _amount(gross - vat if z_amounts == "net" else gross)),
                 _el("vatAmnt", _amount(vat)),
                 _el("vatAmntTp", "D" if gross < 0 else "C"),
             )
@@ -895,6 +903,7 @@ def _write(
     zone: ZoneInfo,
     created: dt.datetime,
     min_lines: int,
+    z_amounts: str = "gross",
 ) -> None:
     """Write one file holding `days` (each with its register plans), one `cashregister` per register
     with every day's Z report first and then every day's transactions, as the XSD orders them."""
@@ -925,7 +934,8 @@ def _write(
             plan = plans[index]
             if plan.count:
                 report_id = f"{plan.register}-{day:%Y%m%d}"
-                out.write(_z_event(profile, orgnr, company_name, plan, day_totals[index], report_id) + "\n")
+                z_event = _z_event(profile, orgnr, company_name, plan, day_totals[index], report_id, z_amounts)
+                out.write(z_event + "\n")
         for day, plans in days:
             plan = plans[index]
             signature = "0"
@@ -969,11 +979,14 @@ def _write_file(
     zone: ZoneInfo,
     created: dt.datetime,
     min_lines: int = 1,
+    z_amounts: str = "gross",
 ) -> Path:
+    if z_amounts not in ("gross", "net"):
+        raise ValueError(f"z_amounts must be 'gross' or 'net', not {z_amounts!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")  # never leave a half-written .xml behind
     with open(partial, "w", encoding="utf-8", newline="\n") as out:
-        _write(out, profile, orgnr, company_name, days, zone, created, min_lines)
+        _write(out, profile, orgnr, company_name, days, zone, created, min_lines, z_amounts)
     os.replace(partial, path)
     return path
 
@@ -994,6 +1007,7 @@ def write_day(
     *,
     tz: str = "Europe/Oslo",
     receipts: int | None = None,
+    z_amounts: str = "gross",
 ) -> Path:
     """Write one business day of `profile` for a company to out_dir and return the file's path.
 
@@ -1006,15 +1020,23 @@ def write_day(
     created = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(6, 0))
     plans = _plans(demo, orgnr, day, receipts, zone)
     path = Path(out_dir) / file_name(orgnr, created)
-    return _write_file(path, demo, orgnr, company_name, [(day, plans)], zone, created)
+    return _write_file(path, demo, orgnr, company_name, [(day, plans)], zone, created, z_amounts=z_amounts)
 
 
 def write_range(
-    profile: str, orgnr: str, name: str, first: dt.date, last: dt.date, out_dir: Path, *, tz: str = "Europe/Oslo"
+    profile: str,
+    orgnr: str,
+    name: str,
+    first: dt.date,
+    last: dt.date,
+    out_dir: Path,
+    *,
+    tz: str = "Europe/Oslo",
+    z_amounts: str = "gross",
 ) -> list[Path]:
     """Write every business day from first to last (inclusive), one file each."""
     days = (first + dt.timedelta(days=n) for n in range((last - first).days + 1))
-    return [write_day(profile, orgnr, name, day, out_dir, tz=tz) for day in days]
+    return [write_day(profile, orgnr, name, day, out_dir, tz=tz, z_amounts=z_amounts) for day in days]
 
 
 def write_period(
@@ -1026,6 +1048,7 @@ def write_period(
     path: Path,
     *,
     tz: str = "Europe/Oslo",
+    z_amounts: str = "gross",
 ) -> Path:
     """Write every business day from first to last (inclusive) into ONE file at `path`.
 
@@ -1039,7 +1062,7 @@ def write_period(
     created = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(6, 0))
     days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
     plans = [(day, _plans(demo, orgnr, day, None, zone)) for day in days]
-    return _write_file(Path(path), demo, orgnr, company_name, plans, zone, created)
+    return _write_file(Path(path), demo, orgnr, company_name, plans, zone, created, z_amounts=z_amounts)
 
 
 def write_large_day(
@@ -1052,6 +1075,7 @@ def write_large_day(
     company_name: str = "Stor Butikk AS",
     tz: str = "Europe/Oslo",
     min_lines: int = 3,
+    z_amounts: str = "gross",
 ) -> Path:
     """Write a big day for benchmarks: `receipts` receipts, sales of at least `min_lines` lines.
 
@@ -1063,4 +1087,6 @@ def write_large_day(
     zone = ZoneInfo(tz)
     created = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(6, 0))
     plans = _plans(demo, orgnr, day, receipts, zone)
-    return _write_file(Path(path), demo, orgnr, company_name, [(day, plans)], zone, created, min_lines=min_lines)
+    return _write_file(
+        Path(path), demo, orgnr, company_name, [(day, plans)], zone, created, min_lines=min_lines, z_amounts=z_amounts
+    )

@@ -45,11 +45,15 @@ _CHUNK = 500  # ids per IN (...) list when deleting a day
 
 def demo_identity(vendor_id: str) -> tuple[str, str]:
     """(orgnr, company name) of a demo vendor: the demo's own for its vendors, else derived from the id."""
+    import yaml
+
+    from kassebro.config import PROJECT_DIR
     from kassebro.demo import DEMO_VENDORS
 
     for vendor in DEMO_VENDORS:
         if vendor.vendor_id == vendor_id:
-            return vendor.orgnr, vendor.company
+            path = PROJECT_DIR / "config" / "vendors" / f"{vendor_id}.yaml"
+            return str(yaml.safe_load(path.read_text(encoding="utf-8"))["organisation_number"]), vendor.company
     digits = int.from_bytes(hashlib.blake2b(vendor_id.encode(), digest_size=8).digest(), "big") % 10**8
     return f"9{digits:08d}", vendor_id
 

@@ -154,7 +154,51 @@ def test_cli_config_check(config_copy: Path) -> None:
     )
     assert bad.returncode == 1
     assert "cafe_solsiden.yaml" in bad.stdout and "enabled_since" in bad.stdout
-    assert "6 vendor(s) ok, 1 file(s) with errors" in bad.stdout
+    assert "6 vendor(s) ok, 0 warning(s), 1 file(s) with errors" in bad.stdout
+
+
+def test_config_check_names_vendors_without_an_organisation_number(config_copy: Path) -> None:
+    path = config_copy / "vendors" / "cafe_solsiden.yaml"
+    path.write_text(path.read_text().replace('organisation_number: "910000012"\n', ""))
+    out = subprocess.run(
+        [sys.executable, "-m", "kassebro.cli", "config", "check", "--config", str(config_copy)],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr  # a warning, not an error: the vendor still runs
+    assert "WARN   cafe_solsiden: no organisation_number" in out.stdout
+    assert "7 vendor(s) ok, 1 warning(s), 0 file(s) with errors" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [("910000013", "check digit is wrong"), ("91000001", "nine digits"), ("abc", "nine digits")],
+)
+def test_organisation_number_is_checked_by_mod_11(config_copy: Path, value: str, reason: str) -> None:
+    path = config_copy / "vendors" / "cafe_solsiden.yaml"
+    path.write_text(path.read_text().replace('"910000012"', f'"{value}"'))
+    (issue,) = load_vendors(config_copy).issues
+    assert "organisation_number" in issue.message and reason in issue.message
+
+
+def test_organisation_number_with_spaces_and_the_official_examples_number(config_copy: Path) -> None:
+    path = config_copy / "vendors" / "cafe_solsiden.yaml"
+    path.write_text(path.read_text().replace('"910000012"', '"999 999 999"'))
+    vendor = load_vendor("cafe_solsiden", config_copy)
+    assert vendor.organisation_number == vendor.org_number == "999999999"
+
+
+def test_source_z_report_amounts_and_currency(config_copy: Path) -> None:
+    vendor = load_vendor("jernvare_sentrum", config_copy)
+    assert (vendor.source.z_report_amounts, vendor.currency) == ("auto", "NOK")
+    path = config_copy / "vendors" / "jernvare_sentrum.yaml"
+    path.write_text(
+        path.read_text().replace("  path: saft/jernvare_sentrum\n", "  path: saft/j\n  z_report_amounts: net\n")
+    )
+    assert load_vendor("jernvare_sentrum", config_copy).source.z_report_amounts == "net"
+    path.write_text(path.read_text().replace("z_report_amounts: net", "z_report_amounts: both"))
+    (issue,) = load_vendors(config_copy).issues
+    assert "z_report_amounts" in issue.message
 
 
 def test_enabled_since_is_a_date(config_copy: Path) -> None:
@@ -171,11 +215,18 @@ def test_templates_extending_each_other_in_a_circle_are_named(config_copy: Path)
 
 def test_client_org_number_is_for_tripletex_accounting_firms(config_copy: Path) -> None:
     path = config_copy / "vendors" / "cafe_solsiden.yaml"
-    text = path.read_text()
+    text = path.read_text().replace('organisation_number: "910000012"\n', "")  # the firm's client list names it
     path.write_text(
         text.replace("  connection: tripletex_demo\n", "  connection: firm\n  client_org_number: 998 877 665\n")
     )
-    assert load_vendor("cafe_solsiden", config_copy).ledger.client_org_number == "998 877 665"
+    vendor = load_vendor("cafe_solsiden", config_copy)
+    assert vendor.ledger.client_org_number == "998 877 665" and vendor.org_number == "998877665"
+    path.write_text(
+        path.read_text().replace("name: Café Solsiden\n", 'name: Café Solsiden\norganisation_number: "910000012"\n')
+    )
+    (issue,) = load_vendors(config_copy).issues
+    assert "name two companies" in issue.message
+    path.write_text(path.read_text().replace('organisation_number: "910000012"\n', ""))
     kiosk = config_copy / "vendors" / "kiosk_torget.yaml"
     kiosk.write_text(
         kiosk.read_text().replace(

@@ -1,4 +1,4 @@
-"""Tests of kassebro.validation: each rule catches its own fault and only that one.
+"""Tests of kassebro.checks: each rule catches its own fault and only that one.
 
 Importing great_expectations takes seconds, so a module-scoped fixture pays it once.
 """
@@ -16,23 +16,27 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from kassebro.booking.allocation import bill_discount_parts, split_over_codes
+from kassebro.checks import CheckResult, DayContext, Rule, ValidationReport, validate_day
 from kassebro.errors import ValidationFailed
 from kassebro.frames import SalesDay, conform, empty_frame
-from kassebro.validation import CheckResult, Rule, ValidationReport, validate_day
 
 DAY = dt.date(2024, 5, 1)
 REGISTER = "11.222-33.44.567"
 TS = pd.Timestamp("2024-05-01T10:00", tz="UTC")
-ALL_RULES = {
+ALL_RULES = {  # a day from frames alone (no file header, master data or number series: not SAF-T)
+    "file_belongs_to_vendor",  # not checked: the source names no company
+    "currency_known",
     "receipt_balances",
+    "receipt_amount",
     "unique_transactions",
-    "z_report_present",
-    "z_vat_totals",
-    "z_payment_totals",
-    "no_gaps_in_numbering",
+    "receipt_numbering",
     "line_vat_matches_rate",
     "sales_inside_business_day",
-    "currency_known",
+    "z_report_present",
+    "z_vat_totals",
+    "z_vat_amounts",
+    "z_payment_totals",
 }
 
 
@@ -101,7 +105,7 @@ def make_day(
     )
 
 
-def z_vat_rows(totals: dict[tuple[str, int], int]) -> list[dict]:
+def z_vat_rows(totals: dict[tuple[str, int], int], vat: dict[tuple[str, int], int] | None = None) -> list[dict]:
     return [
         dict(
             register_id=REGISTER,
@@ -110,10 +114,13 @@ def z_vat_rows(totals: dict[tuple[str, int], int]) -> list[dict]:
             std_vat_code=code,
             vat_rate_bp=rate,
             gross=gross,
-            vat=0,
+            vat=(vat or {}).get((code, rate), 0),
         )
         for (code, rate), gross in totals.items()
     ]
+
+
+CLEAN_VAT = {("3", 2500): 900 + 2976, ("31", 1500): 1169}  # what the clean lines' gross holds
 
 
 def z_payment_rows(totals: dict[str, int]) -> list[dict]:
@@ -134,7 +141,7 @@ def clean_parts() -> dict[str, list[dict]]:
             receipt("1003", 3, 8960, rounding=-60),
         ],
         "payments": [payment("1001", 4500), payment("1002", 14880), payment("1003", 8900, "CASH")],
-        "z_vat": z_vat_rows({("3", 2500): 19380, ("31", 1500): 8960}),
+        "z_vat": z_vat_rows({("3", 2500): 19380, ("31", 1500): 8960}, CLEAN_VAT),
         "z_payments": z_payment_rows({"CARD": 19380, "CASH": 8900}),
     }
 
@@ -159,6 +166,9 @@ def test_clean_day_passes_every_rule(clean_report: ValidationReport) -> None:
     assert all(check.success and not check.offending for check in clean_report.checks)
     assert clean_report.issues() == []
     clean_report.raise_if_failed()
+    (unchecked,) = clean_report.not_checked  # said, not passed silently
+    assert unchecked.rule == "file_belongs_to_vendor" and unchecked.status == "not checked"
+    assert clean_report.headline.endswith("all 12 rules passed (1 not checked)")
 
 
 def test_unbalanced_receipt_fails_only_receipt_balances(clean_report: ValidationReport) -> None:
@@ -196,7 +206,7 @@ def test_unbalanced_receipt_fails_only_receipt_balances(clean_report: Validation
 
 def test_z_vat_mismatch_by_one_ore(clean_report: ValidationReport) -> None:
     parts = clean_parts()
-    parts["z_vat"] = z_vat_rows({("3", 2500): 19381, ("31", 1500): 8960})
+    parts["z_vat"] = z_vat_rows({("3", 2500): 19381, ("31", 1500): 8960}, CLEAN_VAT)
     report = validate_day(make_day(**parts))
 
     assert failed_rules(report) == {"z_vat_totals"}
@@ -241,7 +251,7 @@ def test_transactions_without_z_report(clean_report: ValidationReport) -> None:
     assert not report.success
     assert failed_rules(report) == {"z_report_present"}
     # the Z totals cannot be compared and are not reported as passed
-    assert set(by_rule(report)) == ALL_RULES - {"z_vat_totals", "z_payment_totals"}
+    assert set(by_rule(report)) == ALL_RULES - {"z_vat_totals", "z_vat_amounts", "z_payment_totals"}
     check = by_rule(report)["z_report_present"]
     assert check.offending == [{"register_id": REGISTER, "transactions": 3, "z_reports": 0}]
     assert f"register {REGISTER} has 3 transactions but no Z report" in check.message
@@ -251,7 +261,7 @@ def test_z_report_without_transactions_fails_the_totals(clean_report: Validation
     parts = clean_parts()
     report = validate_day(make_day([], [], [], parts["z_vat"], parts["z_payments"]))
 
-    assert failed_rules(report) == {"z_vat_totals", "z_payment_totals"}
+    assert failed_rules(report) == {"z_vat_totals", "z_vat_amounts", "z_payment_totals"}
     assert by_rule(report)["z_report_present"].success
 
 
@@ -259,7 +269,7 @@ def test_empty_day_passes_with_one_check() -> None:
     report = validate_day(make_day([], [], [], [], []))
 
     assert report.success
-    assert [check.rule for check in report.checks] == ["empty_day"]
+    assert [check.rule for check in report.checks] == ["file_belongs_to_vendor", "empty_day"]
     report.raise_if_failed()
 
 
@@ -282,7 +292,7 @@ def test_many_offending_rows_are_capped(clean_report: ValidationReport) -> None:
             [line(t, 1000) for t in ids],
             [receipt(t, i, 1000) for i, t in enumerate(ids)],
             [payment(t, 999) for t in ids],
-            z_vat_rows({("3", 2500): 1000 * n}),
+            z_vat_rows({("3", 2500): 1000 * n}, {("3", 2500): 200 * n}),
             z_payment_rows({"CARD": 999 * n}),
         )
     )
@@ -296,7 +306,7 @@ def test_many_offending_rows_are_capped(clean_report: ValidationReport) -> None:
 def test_broken_expectation_fails_the_check(clean_report: ValidationReport) -> None:
     rule = Rule(
         name="broken",
-        build=lambda day: pd.DataFrame({"difference": [0, 0]}),
+        build=lambda day, context: pd.DataFrame({"difference": [0, 0]}),
         expectations=lambda gxe: [gxe.ExpectColumnValuesToBeBetween(column="no_such_column", min_value=0, max_value=0)],
         describe=lambda row: "never",
         passed=lambda f: "passed",
@@ -312,7 +322,7 @@ def test_broken_expectation_fails_the_check(clean_report: ValidationReport) -> N
 
 
 def test_rule_that_raises_fails_the_check() -> None:
-    def explode(day: SalesDay) -> pd.DataFrame:
+    def explode(day: SalesDay, context: DayContext) -> pd.DataFrame:
         raise KeyError("oops")
 
     rule = Rule("exploding", explode, lambda gxe: [], lambda r: "", lambda f: "", lambda n, t: "")
@@ -329,7 +339,7 @@ def test_raise_if_failed_names_vendor_day_rule_and_receipt(clean_report: Validat
     with pytest.raises(ValidationFailed) as raised:
         report.raise_if_failed()
     text = str(raised.value)
-    assert text.startswith("vendor kiosk, business day 2024-05-01: 2 of 9 validation rules failed")
+    assert text.startswith("vendor kiosk, business day 2024-05-01: 2 of 12 rules failed")
     assert "kiosk/2024-05-01: [receipt_balances]" in text
     assert "[z_payment_totals]" in text
     assert "receipt 1002" in text
@@ -338,8 +348,8 @@ def test_raise_if_failed_names_vendor_day_rule_and_receipt(clean_report: Validat
 
 def test_report_files(tmp_path: Path, clean_report: ValidationReport) -> None:
     parts = clean_parts()
-    parts["z_vat"] = z_vat_rows({("3", 2500): 19381, ("31", 1500): 8960})
-    report = validate_day(make_day(**parts), report_dir=tmp_path / "out")
+    parts["z_vat"] = z_vat_rows({("3", 2500): 19381, ("31", 1500): 8960}, CLEAN_VAT)
+    report = validate_day(make_day(**parts)).write(tmp_path / "out")
 
     json_path, html_path = report.report_paths
     assert json_path == tmp_path / "out" / "validation.json"
@@ -358,7 +368,7 @@ def test_report_files(tmp_path: Path, clean_report: ValidationReport) -> None:
 
 
 def test_import_does_not_load_great_expectations() -> None:
-    code = "import sys, kassebro.validation; print('great_expectations' in sys.modules)"
+    code = "import sys, kassebro.checks, kassebro.verdict; print('great_expectations' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -374,42 +384,63 @@ def test_bill_discount_balances_the_receipt_and_is_spread_over_vat_codes(clean_r
     parts["receipts"][2] = dict(receipt("1003", 3, 12459, rounding=-59), bill_discount=1001)
     parts["payments"][2] = payment("1003", 12400, "CASH")
     # Largest remainder: 10.01 * 8960 / 13460 = 6.6634 -> 6.66 and 10.01 * 4500 / 13460 = 3.3466 -> 3.35.
-    parts["z_vat"] = z_vat_rows({("3", 2500): 19380 + 4500 - 335, ("31", 1500): 8960 - 666})
+    # VAT: the lines' own less what the discount parts hold: 3.35 at 25 % holds 0.67, 6.66 at 15 % 0.87.
+    vat = {("3", 2500): 900 + 2976 + 900 - 67, ("31", 1500): 1169 - 87}
+    parts["z_vat"] = z_vat_rows({("3", 2500): 19380 + 4500 - 335, ("31", 1500): 8960 - 666}, vat)
     parts["z_payments"] = z_payment_rows({"CARD": 19380, "CASH": 12400})
     report = validate_day(make_day(**parts))
     assert report.success, report.issues()
 
-    parts["z_vat"] = z_vat_rows({("3", 2500): 19380 + 4500 - 334, ("31", 1500): 8960 - 667})
+    parts["z_vat"] = z_vat_rows({("3", 2500): 19380 + 4500 - 334, ("31", 1500): 8960 - 667}, vat)
     report = validate_day(make_day(**parts))
     assert failed_rules(report) == {"z_vat_totals"}
     assert "sales lines 238.80 - bill discounts 3.35 != Z report 235.46" in by_rule(report)["z_vat_totals"].message
 
+    vat[("31", 1500)] -= 10  # the Z report's VAT 0.10 off the lines' (1 øre per line is allowed)
+    parts["z_vat"] = z_vat_rows({("3", 2500): 19380 + 4500 - 335, ("31", 1500): 8960 - 666}, vat)
+    report = validate_day(make_day(**parts))
+    assert failed_rules(report) == {"z_vat_amounts"}
+    assert "VAT code 31 (15 %): VAT of the lines 11.69 - of bill discounts 0.87 != Z report VAT 10.72" in (
+        by_rule(report)["z_vat_amounts"].message
+    )
 
-def test_split_pro_rata_is_exact() -> None:
-    from kassebro.validation import split_pro_rata
 
-    assert split_pro_rata(1001, {"1": 4500, "2": 8960}) == {"1": 335, "2": 666}
-    assert split_pro_rata(100, {"a": 1, "b": 1, "c": 1}) == {"a": 34, "b": 33, "c": 33}
-    assert split_pro_rata(-100, {"a": 1, "b": 1, "c": 1}) == {"a": -33, "b": -33, "c": -34}
-    assert split_pro_rata(7, {"a": -2, "b": 5}) == {"a": -5, "b": 12}
-    assert split_pro_rata(5, {"a": 0, "b": 0}) == {"a": 5, "b": 0}
+def test_one_allocator_splits_a_bill_discount_exactly() -> None:
+    assert split_over_codes(1001, {("1",): 4500, ("2",): 8960}) == {("1",): 335, ("2",): 666}
+    assert split_over_codes(100, {("a",): 1, ("b",): 1, ("c",): 1}) == {("a",): 34, ("b",): 33, ("c",): 33}
+    assert split_over_codes(-100, {("a",): 1, ("b",): 1, ("c",): 1}) == {("a",): -34, ("b",): -33, ("c",): -33}
     for amount in (1, 99, 12345, -777):
-        assert sum(split_pro_rata(amount, {"x": 333, "y": 667, "z": 1}).values()) == amount
+        assert sum(split_over_codes(amount, {("x",): 333, ("y",): 667, ("z",): 1}).values()) == amount
+
+
+def test_a_gift_card_on_a_discounted_bill_keeps_its_value_and_returns_take_a_returns_discount() -> None:
+    gift = dict(line("1", 50000, code="6", rate=0), art_group_id="GAVEKORT")
+    rows = [line("1", 10000), gift, line("2", -4000, line_type="return"), line("2", 1000)]
+    receipts = [
+        dict(receipt("1", 1, 59000), bill_discount=1000),
+        dict(receipt("2", 2, -2700), bill_discount=-300),
+    ]
+    parts = bill_discount_parts(frame("lines", rows), frame("receipts", receipts))
+    got = {(r.trans_id, r.vat_code): (r.discount, r.lines) for r in parts.itertuples()}
+    # the whole 10.00 off the goods at 25 %, none off the gift card; the return's -3.00 off its return line
+    assert got == {("1", "3"): (1000, 1), ("2", "3"): (-300, 1)}
 
 
 def test_line_vat_must_match_its_rate_within_one_ore(clean_report: ValidationReport) -> None:
     parts = clean_parts()
     parts["lines"][0] = dict(line("1001", 4500), vat=901, net=3599)  # 1 øre off: tolerated
+    parts["z_vat"] = z_vat_rows({("3", 2500): 19380, ("31", 1500): 8960}, {**CLEAN_VAT, ("3", 2500): 3877})
     assert validate_day(make_day(**parts)).success
     parts["lines"][0] = dict(line("1001", 4500), vat=1125, net=3375)  # 25 % of gross, not of net
+    parts["z_vat"] = z_vat_rows({("3", 2500): 19380, ("31", 1500): 8960}, {**CLEAN_VAT, ("3", 2500): 3876 + 225})
     report = validate_day(make_day(**parts))
     assert failed_rules(report) == {"line_vat_matches_rate"}
     assert "VAT 11.25 but gross 45.00 at 25 % holds 9.00" in by_rule(report)["line_vat_matches_rate"].message
 
 
 def test_vat_column_agrees_with_money() -> None:
+    from kassebro.checks.receipts import vat_from_gross_column
     from kassebro.money import vat_from_gross
-    from kassebro.validation import vat_from_gross_column
 
     gross = [0, 1, 5, 62, 63, 125, 4500, 8960, -8960, -62, -63, 123457, -999999]
     for rate in (0, 1111, 1200, 1500, 2500):
@@ -422,12 +453,43 @@ def test_gaps_in_numbering_count_void_and_training_as_present(clean_report: Vali
     parts["receipts"][2] = receipt("1003", 6, 8960, rounding=-60)  # numbers 1, 2, 6: 3-5 missing
     day = make_day(**parts)
     report = validate_day(day)
-    assert failed_rules(report) == {"no_gaps_in_numbering"}
-    check = by_rule(report)["no_gaps_in_numbering"]
+    assert failed_rules(report) == {"receipt_numbering"}
+    check = by_rule(report)["receipt_numbering"]
     assert check.offending[0]["missing"] == 3 and check.offending[0]["missing_nrs"] == "3-5"
-    assert f"register {REGISTER}: 3 transaction numbers missing between 1 and 6 (nr 3-5)" in check.message
+    assert f"register {REGISTER}, nr 1-6: 3 numbers missing (nr 3-5): receipts are missing" in check.message
     skipped = frame("skipped", [dict(register_id=REGISTER, trans_id=f"v{n}", nr=n, reason="void") for n in (3, 4, 5)])
     assert validate_day(dataclasses.replace(day, skipped=skipped)).success
+
+
+def test_a_number_used_twice_and_a_gap_at_the_edge_of_the_day(clean_report: ValidationReport) -> None:
+    parts = clean_parts()
+    parts["receipts"][2] = receipt("1003", 2, 8960, rounding=-60)  # two receipts numbered 2
+    report = validate_day(make_day(**parts))
+    assert failed_rules(report) == {"receipt_numbering"}
+    assert "1 number used twice (nr 2)" in by_rule(report)["receipt_numbering"].message
+    # The source's series around the day: 1-3 today, then 5 on the next day: 4 is missing at the edge.
+    series = [
+        dict(register_id=REGISTER, kind="run", first_nr=1, last_nr=3, count=1),
+        dict(register_id=REGISTER, kind="run", first_nr=5, last_nr=9, count=1),
+    ]
+    day = dataclasses.replace(make_day(**clean_parts()), numbers=frame("numbers", series))
+    report = validate_day(day)
+    assert failed_rules(report) == {"receipt_numbering"}
+    assert "nr 1-3: 1 number missing (nr 4)" in by_rule(report)["receipt_numbering"].message
+
+
+def test_transaction_amount_must_be_its_lines(clean_report: ValidationReport) -> None:
+    parts = clean_parts()
+    parts["receipts"][0] = receipt("1001", 1, 4600)  # says 46.00, its line is 45.00 and it was paid 45.00
+    report = validate_day(make_day(**parts))
+    assert failed_rules(report) == {"receipt_amount"}
+    assert "receipt 1001 (nr 1) on register 11.222-33.44.567: transAmntIn 46.00 but its lines 45.00 make 45.00" in (
+        by_rule(report)["receipt_amount"].message
+    )
+    # written after cash rounding (the amount paid) is read as written, too
+    parts = clean_parts()
+    parts["receipts"][2] = receipt("1003", 3, 8900, rounding=-60)
+    assert validate_day(make_day(**parts)).success
 
 
 def test_sales_outside_the_business_day(clean_report: ValidationReport) -> None:
@@ -442,9 +504,9 @@ def test_sales_outside_the_business_day(clean_report: ValidationReport) -> None:
     message = by_rule(report)["sales_inside_business_day"].message
     assert "receipt 1001 (nr 1) on register 11.222-33.44.567 at 2024-05-02 06:30:00 lies 6 h 30 min" in message
     assert "(2024-05-01 00:00 to 2024-05-02 00:00 Europe/Oslo)" in message
-    assert validate_day(make_day(**parts), day_start_hour=5).success
+    assert validate_day(make_day(**parts), DayContext(day_start_hour=5)).success
     # The vendor's zone sets the window: in Kiritimati (UTC+14) that instant is 2024-05-02 18:30.
-    assert not validate_day(make_day(**parts), tz="Pacific/Kiritimati").success
+    assert not validate_day(make_day(**parts), DayContext(tz="Pacific/Kiritimati")).success
 
 
 def test_foreign_currency_needs_an_exchange_rate(clean_report: ValidationReport) -> None:
@@ -463,9 +525,3 @@ def test_cash_difference_balances_by_its_amount(clean_report: ValidationReport) 
     parts["payments"].append(payment("1004", -5000, "CASH"))
     parts["z_payments"] = z_payment_rows({"CARD": 19380, "CASH": 8900 - 5000})
     assert validate_day(make_day(**parts)).success
-
-
-def test_report_path_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level("INFO", logger="kassebro.validation"):
-        validate_day(make_day(**clean_parts()), report_dir=tmp_path)
-    assert f"validation report: {tmp_path / 'validation.html'}" in caplog.text
