@@ -46,7 +46,7 @@ def measure(system: str, days: int, home: Path) -> dict:
     from kassebro import pipeline
     from kassebro.airflow.hooks import ledger_for
     from kassebro.config import load_vendor
-    from kassebro.demo_data import write_day
+    from kassebro.demo import write_sales
     from kassebro.journal import Journal
     from kassebro.sandbox.demo import connection, create_app
     from kassebro.sandbox.server import SandboxServer
@@ -60,8 +60,7 @@ def measure(system: str, days: int, home: Path) -> dict:
     raw["enabled_since"] = FIRST_DAY
     (config / "vendors" / f"{vendor_id}.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     dates = [FIRST_DAY + dt.timedelta(days=i) for i in range(days)]
-    for day in dates:
-        write_day(profile, "910000009", f"{vendor_id} AS", day, data / raw["source"]["path"])
+    write_sales(raw, dates, data)
     os.environ.update(KASSEBRO_CONFIG=str(config), KASSEBRO_DATA=str(data))
     os.environ["KASSEBRO_JOURNAL_URL"] = f"sqlite:///{home / system / 'journal.sqlite'}"
     vendor = load_vendor(vendor_id)
@@ -72,8 +71,7 @@ def measure(system: str, days: int, home: Path) -> dict:
         os.environ[f"AIRFLOW_CONN_{vendor.ledger.connection.upper()}"] = json.dumps(conn)
         journal = Journal()
         for day in dates:
-            for step in (pipeline.extract, pipeline.validate, pipeline.build):
-                step(vendor, day, journal)
+            pipeline.prepare(vendor, day, journal)
         posts: list[list[str]] = []
         verifies: list[list[str]] = []
         target = vendor.ledger

@@ -1076,14 +1076,20 @@ def write_large_day(
     tz: str = "Europe/Oslo",
     min_lines: int = 3,
     z_amounts: str = "gross",
+    registers: int | None = None,
 ) -> Path:
-    """Write a big day for benchmarks: `receipts` receipts, sales of at least `min_lines` lines.
+    """Write a big day for benchmarks: `receipts` receipts, sales of at least `min_lines` lines,
+    spread over `registers` registers (default: the profile's).
 
     Streams receipt by receipt (generated twice: once for the Z totals, which come first in the
     file, once to write), so memory stays small whatever the size. With the defaults a receipt
     averages over 4 lines, so 50,000 receipts make a 200,000-line day.
     """
     demo = _profile(profile)
+    if registers is not None:
+        from dataclasses import replace
+
+        demo = replace(demo, registers=registers)
     zone = ZoneInfo(tz)
     created = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(6, 0))
     plans = _plans(demo, orgnr, day, receipts, zone)

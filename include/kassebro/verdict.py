@@ -109,4 +109,4 @@ def refusal(vendor_id: str, day: dt.date, error: SourceError) -> ValidationRepor
     if not checks:  # a SourceError without issues: its headline is all there is
         checks = (CheckResult("source_unreadable", False, error.headline or str(error)),)
     source = "; ".join(sorted({re.sub(r":\d+$", "", issue.source) for issue in error.issues}))
-    return ValidationReport(vendor_id, day, False, checks, source=source)
+    return ValidationReport(vendor_id, day, False, checks, source=source, read=False)

@@ -45,7 +45,7 @@ def test_one_dag_per_vendor_file(bag: DagBag) -> None:
 def test_vendor_dag_shape(bag: DagBag, vendor) -> None:
     dag = bag.dags[vendor.dag_id]
     assert dag is not None
-    steps = ["day.extract", "day.validate", "day.build_voucher", "day.post", "day.verify"]
+    steps = ["day.prepare", "day.post", "day.verify"]
     assert [t.task_id for t in dag.tasks] == ["plan_days", *steps]
     for upstream, downstream in zip(steps, steps[1:], strict=False):
         assert dag.task_dict[upstream].downstream_task_ids == {downstream}

@@ -16,8 +16,9 @@ DAYS = [dt.date(2026, 11, 2), dt.date(2026, 11, 3), dt.date(2026, 11, 4)]
 
 
 def make_home(root: Path, vendor_id: str = "cafe_solsiden", profile: str = "cafe") -> Path:
-    """A config dir with one vendor enabled since DAYS[0] and SAF-T files for DAYS and the day after."""
-    from kassebro.demo_data import write_day
+    """A config dir with one vendor enabled since DAYS[0] and SAF-T files for DAYS and the day after,
+    as the demo vendor's POS writes them (its organisation number and Z report convention)."""
+    from kassebro.demo import write_sales
 
     config = root / "config"
     (config / "vendors").mkdir(parents=True)
@@ -26,10 +27,7 @@ def make_home(root: Path, vendor_id: str = "cafe_solsiden", profile: str = "cafe
     data = yaml.safe_load((PROJECT / "config" / "vendors" / f"{vendor_id}.yaml").read_text())
     data.update(enabled_since=DAYS[0], retry_delay_seconds=1, retries=2)
     (config / "vendors" / f"{vendor_id}.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
-    out = root / "data" / data["source"]["path"]
-    out.mkdir(parents=True)
-    for day in [*DAYS, DAYS[-1] + dt.timedelta(days=1)]:
-        write_day(profile, "910000001", "Test AS", day, out)
+    write_sales(data, [*DAYS, DAYS[-1] + dt.timedelta(days=1)], root / "data")
     return root
 
 

@@ -82,19 +82,16 @@ SYSTEMS = (
 )
 
 
-def write_vendor(config: Path, data_root: Path, vendor_id: str, profile: str, orgnr: str) -> None:
+def write_vendor(config: Path, data_root: Path, vendor_id: str) -> None:
     """One demo vendor enabled since DAYS[0], with SAF-T files for DAYS and the day after."""
-    from kassebro.demo_data import write_day
+    from kassebro.demo import write_sales
 
     data = yaml.safe_load((PROJECT / "config" / "vendors" / f"{vendor_id}.yaml").read_text())
     data.update(enabled_since=DAYS[0], retry_delay_seconds=1, retries=2)
     if data["source"]["kind"] != "saft":  # a POS database vendor reads SAF-T files here
         data["source"] = {"kind": "saft", "path": f"saft/{vendor_id}"}
     (config / "vendors" / f"{vendor_id}.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
-    out = data_root / data["source"]["path"]
-    out.mkdir(parents=True)
-    for day in [*DAYS, DAYS[-1] + dt.timedelta(days=1)]:
-        write_day(profile, orgnr, f"{vendor_id} AS", day, out)
+    write_sales(data, [*DAYS, DAYS[-1] + dt.timedelta(days=1)], data_root)
 
 
 class LedgerEnv:
@@ -154,9 +151,9 @@ def ledger_env(
     (config / "vendors").mkdir(parents=True)
     shutil.copytree(PROJECT / "config" / "ledgers", config / "ledgers")
     shutil.copy2(PROJECT / "config" / "defaults.yaml", config / "defaults.yaml")
-    write_vendor(config, tmp_path / "data", system.vendor_id, system.profile, "910000004")
+    write_vendor(config, tmp_path / "data", system.vendor_id)
     if system.name != "tripletex":
-        write_vendor(config, tmp_path / "data", "cafe_solsiden", "cafe", "910000001")
+        write_vendor(config, tmp_path / "data", "cafe_solsiden")
     monkeypatch.setenv("KASSEBRO_CONFIG", str(config))
     monkeypatch.setenv("KASSEBRO_DATA", str(tmp_path / "data"))
     from airflow.models.variable import Variable
@@ -217,7 +214,7 @@ def test_wrong_credentials_fail_at_once_and_other_vendors_still_post(ledger_env:
     if system.name == "tripletex":  # the other vendor: the bar, on a Tripletex connection of its own
         from kassebro.sandbox.demo import connection
 
-        write_vendor(ledger_env.root / "config", ledger_env.root / "data", other, "bar", "910000002")
+        write_vendor(ledger_env.root / "config", ledger_env.root / "data", other)
         path = ledger_env.root / "config" / "vendors" / f"{other}.yaml"
         data = yaml.safe_load(path.read_text())
         data["ledger"]["connection"] = "tripletex_good"

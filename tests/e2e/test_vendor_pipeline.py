@@ -87,8 +87,8 @@ def test_a_day_failing_validation_is_not_posted_and_the_next_day_is(pipeline_env
     assert posted == [f"kassebro:cafe_solsiden:{DAYS[0]}", f"kassebro:cafe_solsiden:{DAYS[2]}"]
     entry = Journal().get("cafe_solsiden", DAYS[1])
     assert entry.state == "failed" and "z_payment_totals" in entry.message
-    validate = [ti for ti in run.get_task_instances() if ti.task_id == "day.validate" and ti.state == "failed"]
-    assert len(validate) == 1 and validate[0].try_number == 1  # bad data is not retried
+    prepare = [ti for ti in run.get_task_instances() if ti.task_id == "day.prepare" and ti.state == "failed"]
+    assert len(prepare) == 1 and prepare[0].try_number == 1  # bad data is not retried
 
 
 def test_dry_run_posts_nothing(pipeline_env: Env) -> None:

@@ -92,8 +92,7 @@ def test_exactly_once(system, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     journal = Journal()
     with running(app) as server:
         for day in DAYS:
-            for step in (pipeline.extract, pipeline.validate, pipeline.build):
-                step(vendor, day, journal)
+            pipeline.prepare(vendor, day, journal)
         app.state.faults.add("save_then_drop", path=post_path, method="POST")
         results = []
         for day in DAYS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from kassebro.ledgers.base import LedgerTransient, LedgerValidationError
 from kassebro.ledgers.tripletex import TripletexClient
 from kassebro.sandbox.server import running
 from kassebro.sandbox.tripletex import create_app
+from kassebro.sources import source_path
 
 from ..e2e.conftest import DAYS, make_home
 
@@ -29,8 +31,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     with running(app) as server:
         vendor = load_vendor("cafe_solsiden")
         journal = Journal()
-        for step in (pipeline.extract, pipeline.validate, pipeline.build):
-            step(vendor, DAY, journal)
+        pipeline.prepare(vendor, DAY, journal)
         yield vendor, journal, app, lambda: TripletexClient(server.url, "demo-consumer-token", "demo-employee-token")
 
 
@@ -164,21 +165,20 @@ def test_dry_run_posts_nothing(env) -> None:
 
 def test_validation_failure_records_the_day_as_failed(env) -> None:
     vendor, journal, app, client = env
-    folder = Path(pipeline.source_path(vendor))
+    folder = source_path(vendor)
     day = DAYS[1]
-    pipeline.extract(vendor, day, journal)
-    frames = pipeline.work_dir(vendor.id, day) / "frames" / "payments.parquet"
-    import pandas as pd
-
-    payments = pd.read_parquet(frames)
-    payments.loc[0, "amount"] += 1
-    payments.to_parquet(frames, index=False)
+    (path,) = [p for p in folder.iterdir() if f"{day + dt.timedelta(days=1):%Y%m%d}" in p.name]
+    text = path.read_text(encoding="utf-8")
+    start = text.index("<paidAmnt>") + len("<paidAmnt>")
+    kroner, ore = text[start : text.index("<", start)].split(".")
+    path.write_text(text[:start] + f"{int(kroner) + 1}.{ore}" + text[text.index("<", start) :], encoding="utf-8")
     with pytest.raises(InputError) as err:
-        pipeline.validate(vendor, day, journal)
+        pipeline.prepare(vendor, day, journal)
     assert "receipt_balances" in str(err.value) and str(day) in str(err.value)
     entry = journal.get(vendor.id, day)
     assert entry.state == "failed" and "receipt_balances" in entry.message
-    assert folder.exists()
+    report = pipeline.work_dir(vendor.id, day) / "validation.json"
+    assert "receipt_balances" in report.read_text(encoding="utf-8")  # the report is kept for a person
 
 
 def test_careful_lookup_only_when_an_earlier_attempt_or_approval_may_have_left_a_voucher(env) -> None:

@@ -7,19 +7,21 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from kassebro.cli import main
-from kassebro.demo_data import write_day
+from kassebro.demo import write_sales
 
 DAY = dt.date(2026, 11, 10)  # a Tuesday: the shop is open
 SUNDAY = dt.date(2026, 11, 15)  # the shop is closed: an empty day
 
 
 @pytest.fixture
-def shop_day(tmp_path: Path) -> Path:
-    write_day("shop", "999999999", "Fjord Interiør AS", DAY, tmp_path)
-    write_day("shop", "999999999", "Fjord Interiør AS", SUNDAY, tmp_path)
-    return tmp_path
+def shop_day(tmp_path: Path, project_dir: Path) -> Path:
+    """The shop's POS export of DAY and of a closed Sunday, as its POS writes them."""
+    vendor_file = yaml.safe_load((project_dir / "config" / "vendors" / "butikk_fjord.yaml").read_text(encoding="utf-8"))
+    (first, _sunday) = write_sales(vendor_file, [DAY, SUNDAY], tmp_path)
+    return first.parent
 
 
 @pytest.fixture
@@ -50,7 +52,13 @@ def test_json_preview_is_the_documented_schema_and_balances(capsys, shop_day: Pa
         "vat_difference_ore",
         "vat_by_code",
         "digest",
+        "verdict",
     }
+    verdict = doc["verdict"]
+    assert verdict["held_back"] is False and verdict["failed"] == []
+    rules = {rule["rule"]: rule["status"] for rule in verdict["rules"]}
+    assert rules["file_belongs_to_vendor"] == rules["z_grand_total"] == rules["rounding_limit"] == "pass"
+    assert len(rules) >= 25
     assert (doc["vendor"], doc["business_day"], doc["state"]) == ("butikk_fjord", "2026-11-10", "built")
     assert doc["external_ref"] == "kassebro:butikk_fjord:2026-11-10"
     lines = doc["lines"]
@@ -77,6 +85,7 @@ def test_table_preview_shows_lines_totals_and_vat_difference(capsys, shop_day: P
     assert "POS dagsoppgjør Fjord Interiør 2026-11-10" in out
     assert "Salg 25 % mva (3000)" in out and "Betaling CASH" in out
     assert "total" in out and "VAT difference (POS - recomputed from gross)" in out
+    assert "vendor butikk_fjord, business day 2026-11-10: all" in out and "rules passed" in out
 
 
 def test_an_empty_day_previews_as_empty(capsys, shop_day: Path, shop_file: str) -> None:
@@ -100,7 +109,7 @@ def test_a_day_that_cannot_be_booked_exits_1_naming_vendor_day_rule_and_data(
     # the shop's file with no cash rounding allowed: its day has some
     text = (project_dir / "config" / "vendors" / "butikk_fjord.yaml").read_text(encoding="utf-8")
     (config / "vendors" / "butikk_fjord.yaml").write_text(
-        text.split("mapping:")[0] + "mapping: {max_rounding_ore: 0}\n", encoding="utf-8"
+        text.split("mapping:")[0] + "mapping: {max_rounding_per_receipt_ore: 0}\n", encoding="utf-8"
     )
     vendor = str(config / "vendors" / "butikk_fjord.yaml")
     code, out, err = preview(capsys, "--vendor", vendor, "--source", str(shop_day), "--date", "2026-11-10")
@@ -108,20 +117,23 @@ def test_a_day_that_cannot_be_booked_exits_1_naming_vendor_day_rule_and_data(
     assert (
         "butikk_fjord" in err
         and "2026-11-10" in err
-        and "[rounding_limit]" in err
-        and "exceeds the maximum 0.00" in err
+        and "[rounding_limit] FAILED" in err
+        and "round by more than 0.00" in err
+        and "Traceback" not in err
     )
     code, out, err = preview(capsys, "--vendor", vendor, "--source", str(shop_day), "--date", "2026-11-10", "--json")
     assert code == 1
     doc = json.loads(out)
     assert doc["state"] == "failed" and doc["issues"][0]["rule"] == "rounding_limit"
+    assert doc["verdict"]["held_back"] is True
+    assert [f["rule"] for f in doc["verdict"]["failed"]] == ["rounding_limit"]
 
 
 def test_unreadable_sources_exit_1_with_a_clear_message(capsys, tmp_path: Path, shop_file: str) -> None:
     bad = tmp_path / "bad.xml"
     bad.write_text("<not-saft>", encoding="utf-8")
     code, _, err = preview(capsys, "--vendor", shop_file, "--source", str(bad), "--date", "2026-11-10")
-    assert code == 1 and "bad.xml" in err
+    assert code == 1 and "bad.xml" in err and "[xml_malformed] FAILED" in err and "could not be read" in err
     code, _, err = preview(
         capsys, "--vendor", shop_file, "--source", "postgresql://kasse:hemmelig@127.0.0.1:1/pos", "--date", "2026-11-10"
     )

@@ -322,8 +322,27 @@ def test_a_cash_count_books_the_difference_and_is_held_back_above_the_maximum(ca
     )
     voucher = build_voucher(sales, cafe)
     assert by_account(voucher) == {("3000", "3"): -4500, ("1900", None): 2500, ("7799", None): 2000}
-    with pytest.raises(ValidationFailed, match=r"cash_difference_limit.*20\.00.*10\.00.*receipt 9"):
+    with pytest.raises(
+        ValidationFailed, match=r"cash_difference_limit.*maximum 10\.00: receipt 9 on register R1: -20\.00"
+    ):
         build_voucher(sales, with_mapping(cafe, max_cash_difference_ore=1000))
+
+
+def test_limits_grow_with_the_day_but_each_receipt_and_count_is_held_to_its_own(cafe) -> None:
+    """Rounding: at most 0.50 a receipt, and the day that times the receipts rounded (never less than
+    the floor, 50.00). A right day of many cash receipts passes; one receipt rounding 0.60 does not."""
+    from kassebro.vouchers import build_voucher
+
+    count = 300  # 300 cash receipts of 0.60 over whole kroner, each rounded down: -0.40 each, -120.00 in all
+    lines = [line(str(n), "KAFFE", 4460, 2500) for n in range(count)]
+    pays = [(str(n), "CASH", "12001", 4500) for n in range(count)]
+    heads = {str(n): {"rounding": 40} for n in range(count)}
+    voucher = build_voucher(day(lines, pays, heads=heads), cafe)
+    assert by_account(voucher)[("7798", None)] == -40 * count  # 120.00: above the 50.00 floor, within 300 x 0.50
+    heads["7"] = {"rounding": 60}
+    pays[7] = ("7", "CASH", "12001", 4520)
+    with pytest.raises(ValidationFailed, match=r"rounding_limit.*1 receipt\(s\) round by more than 0.50: receipt 7"):
+        build_voucher(day(lines, pays, heads=heads), cafe)
 
 
 def test_vat_difference_above_the_tolerance_stops_the_day_naming_each_code(cafe) -> None:

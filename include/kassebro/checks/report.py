@@ -73,6 +73,8 @@ class ValidationReport:
     source: str = ""
     report_paths: tuple[Path, ...] = ()
     """validation.json and validation.html when the report was written."""
+    read: bool = True
+    """False when the source could not be read: the checks are the reasons, no rule ran."""
 
     @property
     def failed(self) -> tuple[CheckResult, ...]:
@@ -85,6 +87,8 @@ class ValidationReport:
     @property
     def headline(self) -> str:
         day = self.business_day.isoformat()
+        if not self.read:
+            return f"vendor {self.vendor_id}, business day {day}: the sales source could not be read"
         unchecked = f" ({len(self.not_checked)} not checked)" if self.not_checked else ""
         if self.success:
             return f"vendor {self.vendor_id}, business day {day}: all {len(self.checks)} rules passed{unchecked}"

@@ -134,15 +134,16 @@ def _uses(sources: list[tuple[pd.DataFrame, str]]) -> list[tuple[str, int, str]]
     for frame, column in sources:
         if frame is None or frame.empty or column not in frame.columns:
             continue
-        where = frame["trans_id"] if "trans_id" in frame.columns else frame.get("report_id")
-        for code, place in zip(
-            frame[column].fillna(""), where if where is not None else [""] * len(frame), strict=True
-        ):
-            code = str(code)
-            if not code:
-                continue
-            entry = counts.setdefault(code, [0, str(place)])
-            entry[0] += 1
+        place = "trans_id" if "trans_id" in frame.columns else "report_id"
+        codes = frame[column].fillna("")
+        used = codes[codes != ""]
+        if used.empty:
+            continue
+        first = frame.loc[used.index].drop_duplicates(column)
+        examples = dict(zip(first[column], first[place], strict=True))
+        for code, n in used.value_counts(sort=False).items():
+            entry = counts.setdefault(str(code), [0, str(examples[code])])
+            entry[0] += int(n)
     return [(code, n, example) for code, (n, example) in sorted(counts.items())]
 
 

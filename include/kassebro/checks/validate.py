@@ -33,7 +33,10 @@ def validate_day(
         empty = CheckResult("empty_day", True, "no transactions and no Z report: nothing to book")
         checks = (*[result for rule in own if (result := check(rule, day, context)) is not None], empty)
     else:
-        checks = tuple(result for rule in rules if (result := check(rule, day, context)) is not None)
+        try:
+            checks = tuple(result for rule in rules if (result := check(rule, day, context)) is not None)
+        finally:
+            zreport.forget()
     report = ValidationReport(
         vendor_id=day.vendor_id,
         business_day=day.business_day,

@@ -77,10 +77,27 @@ def _amounts_details(frame: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
-def _sales_after_discounts(day: SalesDay, keys: list[str]) -> dict[str, tuple[pd.DataFrame, str]]:
+_parts: list[tuple[SalesDay, pd.DataFrame]] = []
+
+
+def discount_parts(day: SalesDay) -> pd.DataFrame:
+    """`bill_discount_parts` of the day, computed once for the Z rules that all need it."""
+    if _parts and _parts[0][0] is day:
+        return _parts[0][1]
+    parts = bill_discount_parts(day.lines, day.receipts)
+    _parts[:] = [(day, parts)]
+    return parts
+
+
+def forget() -> None:
+    """Drop the cached split (validate_day calls it when the day is done)."""
+    _parts.clear()
+
+
+def _sales_after_discounts(day: SalesDay) -> dict[str, tuple[pd.DataFrame, str]]:
     return {
         "lines": (sales_lines(day), "gross"),
-        "bill_discount": (bill_discount_parts(day.lines, day.receipts), "discount"),
+        "bill_discount": (discount_parts(day), "discount"),
     }
 
 
@@ -95,7 +112,7 @@ def _grand_total_frame(day: SalesDay, _context: DayContext) -> pd.DataFrame | No
     if registers.empty:
         return None
     z_totals = reports[reports["register_id"].isin(registers)].astype({"total_sales": "int64"})
-    parts = _sales_after_discounts(day, ["register_id"])
+    parts = _sales_after_discounts(day)
     frame = totals(["register_id"], {**parts, "z_report": (z_totals, "total_sales")})
     frame = frame[frame["register_id"].isin(registers)]
     frame["difference"] = frame["lines"] - frame["bill_discount"] - frame["z_report"]
@@ -107,7 +124,7 @@ def _vat_frame(day: SalesDay, _context: DayContext) -> pd.DataFrame | None:
         return None
     frame = totals(
         ["std_vat_code", "vat_rate_bp"],
-        {**_sales_after_discounts(day, []), "z_report": (day.z_vat, "gross")},
+        {**_sales_after_discounts(day), "z_report": (day.z_vat, "gross")},
     )
     frame["difference"] = frame["lines"] - frame["bill_discount"] - frame["z_report"]
     return frame
@@ -121,7 +138,7 @@ def _vat_amount_frame(day: SalesDay, _context: DayContext) -> pd.DataFrame | Non
     """
     if not has_z_report(day):
         return None
-    parts = bill_discount_parts(day.lines, day.receipts)
+    parts = discount_parts(day)
     parts = parts.assign(vat=_vat_of(parts["discount"], parts["vat_rate_bp"]), allowed=parts["lines"] + 1)
     frame = totals(
         ["std_vat_code", "vat_rate_bp"],

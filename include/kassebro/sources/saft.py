@@ -688,6 +688,11 @@ def _ore(text: str | None, name: str) -> int:
     """Amount text in kroner -> øre. Fast path for plain 'd.dd'; money.parse_ore for the rest."""
     if text is None:
         raise _Bad(f"{name} is missing")
+    if 3 < len(text) < 15 and text[-3] == "." and text[-2:].isdigit():
+        whole = text[:-3]
+        digits = whole[1:] if whole[:1] == "-" else whole
+        if len(digits) <= 10 and digits.isdigit():  # at most 10 whole digits: inside MAX_AMOUNT_ORE
+            return int(whole + text[-2:])
     value = text.strip()
     negative = value[:1] == "-"
     body = value[1:] if negative or value[:1] == "+" else value
@@ -700,7 +705,6 @@ def _ore(text: str | None, name: str) -> int:
             ore = abs(parse_ore(value))
         except ValueError:
             raise _Bad(f"{name} {text!r} is not an amount") from None
-        negative = value[:1] == "-"
     if ore > MAX_AMOUNT_ORE:
         raise _OutOfRange(f"{name} {_clip(value)} is out of range (at most {format_ore(MAX_AMOUNT_ORE)} is read)")
     return -ore if negative else ore
@@ -953,49 +957,46 @@ def _text(kids: dict, tag: str) -> str:
 def _read_line(elem: etree._Element, txn: _Txn, master: _Master) -> bool:
     """Append the line (or its sale and tip parts) to txn.lines; True when it holds a tip.
 
-    The hot loop of a big day: one pass over the children, texts read only where needed.
+    The hot loop of a big day: the children's texts are taken in one dict comprehension (the XSD
+    allows each simple child once), elements only where they hold more (vat, raise, discount).
     """
-    kids: dict = {}
+    texts = {child.tag: child.text for child in elem}
     tip_texts: list[str | None] = []  # raiseAmnt texts of the tip raises
     discount_texts: list[str | None] = []
-    for child in elem:
-        tag = child.tag
-        if tag == _RAISE:
+    if _RAISE in texts:
+        for child in elem.iterfind(_RAISE):
             row = _children(child)
             if row.get("raiseType", "") in master.tip_ids:
                 tip_texts.append(row.get("raiseAmnt"))
-        elif tag == _DISCOUNT:
-            discount_texts.append(child.findtext(_DSC_AMNT))
-        else:
-            kids.setdefault(tag, child)
-    amnt_tp = _amnt_tp(_text(kids, _AMNT_TP))
-    gross = _ore(_text(kids, _LINE_AMNT_IN), "lineAmntIn")
-    net = _ore(_text(kids, _LINE_AMNT_EX), "lineAmntEx")
+    if _DISCOUNT in texts:
+        discount_texts = [child.findtext(_DSC_AMNT) for child in elem.iterfind(_DISCOUNT)]
+    amnt_tp = _amnt_tp(texts.get(_AMNT_TP))
+    gross = _ore(texts.get(_LINE_AMNT_IN), "lineAmntIn")
+    net = _ore(texts.get(_LINE_AMNT_EX), "lineAmntEx")
     vat = rate = 0
     vat_code = std_vat_code = ""
-    vat_elem = kids.get(_VAT)
-    if vat_elem is not None:
-        vat_kids = {child.tag: child.text for child in vat_elem}
+    if _VAT in texts:
+        vat_kids = {child.tag: child.text for child in elem.find(_VAT)}
         vat = _ore(vat_kids.get(_VAT_AMNT), "vatAmnt")
-        vat_code = intern((vat_kids.get(_VAT_CODE) or "").strip())
+        vat_code = intern(_strip(vat_kids.get(_VAT_CODE)))
         std_vat_code = master.std_vat.get(vat_code, "")
         perc = vat_kids.get(_VAT_PERC)
         rate = _ore(perc, "vatPerc") if perc and perc.strip() else 0
     if amnt_tp == "D":
         gross, net, vat = -abs(gross), -abs(net), -abs(vat)
     # Repeated texts are interned: a 200,000-line day then holds each article's strings once.
-    article_id = intern(_text(kids, _ART_ID))
-    art_group_id = intern(_text(kids, _ART_GROUP_ID) or master.art_group.get(article_id, ""))
+    article_id = intern(_strip(texts.get(_ART_ID)))
+    art_group_id = intern(_strip(texts.get(_ART_GROUP_ID)) or master.art_group.get(article_id, ""))
     art_group_code = master.group_codes.get(art_group_id)
     if art_group_code is None:
         art_group_code = master.code("04", art_group_id, saft_codes.ARTICLE_GROUP_CODES)
         master.group_codes[art_group_id] = art_group_code
-    description = intern(_text(kids, _LINE_DESCR) or master.art_desc.get(article_id, ""))
-    line_id = intern(_text(kids, _LINE_ID))
+    description = intern(_strip(texts.get(_LINE_DESCR)) or master.art_desc.get(article_id, ""))
+    line_id = intern(_strip(texts.get(_LINE_ID)))
     line_type = "return" if amnt_tp == "D" else "sale"
     head = (txn.register_id, txn.trans_id, line_id)
     tip_line = None
-    line_type_id = intern(_text(kids, _LINE_TYPE))
+    line_type_id = intern(_strip(texts.get(_LINE_TYPE)))
     if line_type_id in master.tip_ids:
         line_type = "tip"  # the line type itself says tip: the whole line
     elif tip_texts:
@@ -1008,13 +1009,17 @@ def _read_line(elem: etree._Element, txn: _Txn, master: _Master) -> bool:
             tip_line += (tip, tip, 0, "", "", 0, 0, "", "", "")
     discount = _signed(sum(abs(_ore(text, "dscAmnt")) for text in discount_texts), amnt_tp) if discount_texts else 0
     txn.lines.append(
-        (*head, line_type, art_group_id, art_group_code, article_id, description, intern(_text(kids, _QNT)))
+        (*head, line_type, art_group_id, art_group_code, article_id, description, intern(_strip(texts.get(_QNT))))
         + (gross, net, vat, vat_code, std_vat_code, rate)
-        + (discount, intern(_text(kids, _PROJ_ID)), intern(_text(kids, _COST_ID)), line_type_id)
+        + (discount, intern(_strip(texts.get(_PROJ_ID))), intern(_strip(texts.get(_COST_ID))), line_type_id)
     )
     if tip_line is not None:
         txn.lines.append(tip_line)
     return line_type == "tip" or tip_line is not None
+
+
+def _strip(text: str | None) -> str:
+    return text.strip() if text else ""
 
 
 def _read_payment(elem: etree._Element, txn: _Txn, master: _Master) -> tuple:
