@@ -1049,19 +1049,24 @@ def write_period(
     *,
     tz: str = "Europe/Oslo",
     z_amounts: str = "gross",
+    receipts: int | None = None,
 ) -> Path:
     """Write every business day from first to last (inclusive) into ONE file at `path`.
 
     Like a POS exporting a period: one `cashregister` per register holding every day's Z report,
     then every day's transactions (numbers continue from day to day). The days' receipts are the
-    ones `write_day` writes. Streams: only each day's Z totals are held, so memory does not grow
-    with the number of days.
+    ones `write_day` writes (or `receipts` a day, numbered on from the first day's). Streams: only
+    each day's Z totals are held, so memory does not grow with the number of days.
     """
     demo = _profile(profile)
     zone = ZoneInfo(tz)
     created = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(6, 0))
     days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
-    plans = [(day, _plans(demo, orgnr, day, None, zone)) for day in days]
+    plans = [(day, _plans(demo, orgnr, day, receipts, zone)) for day in days]
+    if receipts is not None:  # the numbers go on from each register's previous day, unbroken
+        for (_day, before), (_next, after) in zip(plans, plans[1:], strict=False):
+            for plan, following in zip(before, after, strict=True):
+                following.nr_start = plan.nr_start + plan.count
     return _write_file(Path(path), demo, orgnr, company_name, plans, zone, created, z_amounts=z_amounts)
 
 

@@ -254,9 +254,21 @@ def _schema_issues(path: Path) -> list[Issue]:
     except etree.XMLSchemaValidateError as exc:
         return [Issue(str(path), "xsd", f"schema validation failed: {exc}")]
     return [
-        Issue(f"{path}:{err.line}", "xsd", f"{_short_path(err.path)}: {err.message.replace(_T, '')}")
+        Issue(f"{path}:{err.line}", "xsd", f"{_element_path(tree, err.path)}: {err.message.replace(_T, '')}")
         for err in checker.error_log
     ]
+
+
+def _element_path(tree: etree._ElementTree, xpath: str | None) -> str:
+    """'/*/*[2]/*[9]' (how libxml2 names elements of a default namespace) -> '/auditfile/company/...'."""
+    try:
+        found = tree.xpath(xpath) if xpath else []
+    except etree.XPathError:
+        found = []
+    if not found or not isinstance(found[0], etree._Element):
+        return _short_path(xpath)
+    names = [etree.QName(e).localname for e in [*reversed(list(found[0].iterancestors())), found[0]]]
+    return "/" + "/".join(names)
 
 
 def _entity_issue(path: Path, docinfo: etree.DocInfo) -> Issue | None:
