@@ -25,6 +25,8 @@ from importlib.abc import Traversable
 from typing import Any
 
 __all__ = [
+    "CASH_DIFFERENCE_CODE",
+    "CREDIT_SALE_CODES",
     "OUTSIDE_VAT_CODE",
     "TIP_CODE",
     "CodeEntry",
@@ -56,6 +58,12 @@ RATE_CLASS_BP: dict[str, int] = {
 
 # Sales rate (basis points) -> standard tax code, for a line whose POS leaves the code out.
 _SALES_CODE_BY_RATE = {2500: "3", 1500: "31", 1200: "33", 1100: "33", 0: "6"}
+
+CREDIT_SALE_CODES = frozenset({"11002", "11015", "11017"})
+"""Transaction codes (list 11) whose unpaid part is owed by the customer (the receivable): credit
+sale, cash and credit sale, credit sale and return."""
+CASH_DIFFERENCE_CODE = "11008"
+"""Transaction code of a cash count: no lines, its payments are the difference counted - expected."""
 
 OUTSIDE_VAT_CODE = "6"
 """Standard code of turnover outside the VAT Act (gift cards sold, deposits): money, not goods."""

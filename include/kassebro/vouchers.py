@@ -32,14 +32,10 @@ from kassebro.config import LedgerMap, Vendor
 from kassebro.errors import Issue, ValidationFailed
 from kassebro.frames import SalesDay
 from kassebro.money import format_ore, vat_from_gross
-from kassebro.saft_codes import sales_vat_code
+from kassebro.saft_codes import CASH_DIFFERENCE_CODE, CREDIT_SALE_CODES, sales_vat_code
 from kassebro.voucher import Voucher, VoucherLine, external_ref
 
-CREDIT_SALE_CODES = frozenset({"11002", "11015", "11017"})
-"""Transaction codes (code list 11) whose unpaid part is a receivable: credit sale, cash and credit
-sale, credit sale and return."""
-CASH_DIFFERENCE_CODES = frozenset({"11008"})
-"""Transaction code of a cash count: its payments are the difference counted minus expected."""
+CASH_DIFFERENCE_CODES = frozenset({CASH_DIFFERENCE_CODE})
 
 NO_VAT_CODE = "none"
 """The per-code VAT figures' key for POS VAT found on lines booked without a VAT code."""
@@ -267,7 +263,7 @@ def _revenue(build: _Build) -> dict[str, dict[str, int]]:
             fig["pos"] += bucket.pos_vat
             fig["recomputed"] += recomputed
             fig["difference"] += bucket.pos_vat - recomputed
-            fig["figures"] += bucket.figures
+            fig["figures"] += bucket.figures + 1  # the recomputation rounds each voucher line once more
         word = "Retur" if kind == "return" else "Salg"
         if vat_code:
             text = f"{word} {rate / 100:g} % mva ({account})"

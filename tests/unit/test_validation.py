@@ -189,12 +189,14 @@ def test_unbalanced_receipt_fails_only_receipt_balances(clean_report: Validation
             "rounding": 0,
             "cash_difference": 0,
             "payments": 15000,
+            "on_account": 0,
             "difference": -120,
             "lines_kr": "148.80",
             "bill_discount_kr": "0.00",
             "rounding_kr": "0.00",
             "cash_difference_kr": "0.00",
             "payments_kr": "150.00",
+            "on_account_kr": "0.00",
             "difference_kr": "-1.20",
         }
     ]
@@ -517,6 +519,18 @@ def test_foreign_currency_needs_an_exchange_rate(clean_report: ValidationReport)
     report = validate_day(make_day(**parts))
     assert failed_rules(report) == {"currency_known"}
     assert "payment CARD of receipt 1001 on register 11.222-33.44.567: 45.00 in EUR without" in report.failed[0].message
+
+
+def test_a_credit_sales_unpaid_part_is_owed_by_its_customer(clean_report: ValidationReport) -> None:
+    parts = clean_parts()
+    parts["receipts"][1] = dict(receipt("1002", 2, 14880), trans_code="11002", customer_id="K1")
+    parts["payments"][1] = payment("1002", 4880)  # 100.00 left on the customer's account
+    parts["z_payments"] = z_payment_rows({"CARD": 4500 + 4880, "CASH": 8900})
+    report = validate_day(make_day(**parts))
+    assert report.success, report.issues()
+    parts["receipts"][1] = dict(receipt("1002", 2, 14880), trans_code="11002", customer_id="")  # owed by no one
+    report = validate_day(make_day(**parts))
+    assert failed_rules(report) == {"receipt_balances"}
 
 
 def test_cash_difference_balances_by_its_amount(clean_report: ValidationReport) -> None:

@@ -21,12 +21,11 @@ from kassebro.checks.rules import (
     totals,
 )
 from kassebro.money import format_ore
+from kassebro.saft_codes import CASH_DIFFERENCE_CODE, CREDIT_SALE_CODES
 
 if TYPE_CHECKING:
     from kassebro.frames import SalesDay
 
-CASH_DIFFERENCE = "11008"
-"""Transaction code (list 11) of a cash difference at the count: no lines, its amount is paid."""
 
 SALES_WINDOW_GRACE_HOURS = 6
 """How far (hours) a receipt may lie outside its business day's window [day start, next day start)
@@ -37,12 +36,17 @@ _KEYS = ["register_id", "trans_id"]
 
 
 def _is_difference(receipts: pd.DataFrame) -> pd.Series:
-    return (receipts["trans_code"] == CASH_DIFFERENCE).fillna(False).astype(bool)
+    return (receipts["trans_code"] == CASH_DIFFERENCE_CODE).fillna(False).astype(bool)
 
 
 def _receipt_frame(day: SalesDay, _context: DayContext) -> pd.DataFrame:
+    """Per receipt: lines - bill discount + rounding + cash difference - payments - on account.
+
+    A cash count (11008) has no lines: its amount is the difference its payments hold. A credit
+    sale (11002, 11015, 11017) to a named customer may leave part unpaid: that part is owed
+    (booked to the receivable, as booking does), so it balances the receipt.
+    """
     receipts = day.receipts
-    # A cash difference (code 11008) has no lines: its amount is the difference its payments hold.
     differences = receipts.assign(cash_difference=receipts["amount"].where(_is_difference(receipts), 0))
     frame = totals(
         _KEYS,
@@ -54,9 +58,15 @@ def _receipt_frame(day: SalesDay, _context: DayContext) -> pd.DataFrame:
             "payments": (day.payments, "amount"),
         },
     )
-    frame["difference"] = (
+    open_part = (
         frame["lines"] - frame["bill_discount"] + frame["rounding"] + frame["cash_difference"] - frame["payments"]
     )
+    heads = receipts.drop_duplicates(_KEYS).set_index(_KEYS)
+    keys = pd.MultiIndex.from_frame(frame[_KEYS])
+    credit = heads["trans_code"].isin(CREDIT_SALE_CODES).fillna(False) & (heads["customer_id"].fillna("") != "")
+    on_credit = credit.reindex(keys, fill_value=False).to_numpy()
+    frame["on_account"] = open_part.where(on_credit, 0).astype("int64")
+    frame["difference"] = open_part - frame["on_account"]
     return frame
 
 
@@ -211,14 +221,17 @@ RULES: tuple[Rule, ...] = (
         name="receipt_balances",
         build=_receipt_frame,
         expectations=difference_is_zero,
-        money=("lines", "bill_discount", "rounding", "cash_difference", "payments", "difference"),
+        money=("lines", "bill_discount", "rounding", "cash_difference", "payments", "on_account", "difference"),
         describe=lambda r: (
             f"receipt {r['trans_id']} on register {r['register_id']} does not balance: "
             f"lines {r['lines_kr']} - bill discount {r['bill_discount_kr']} + rounding {r['rounding_kr']}"
             + (f" + cash difference {r['cash_difference_kr']}" if r["cash_difference"] else "")
             + f" != payments {r['payments_kr']} (difference {r['difference_kr']})"
         ),
-        passed=lambda f: f"all {plural(len(f), 'receipt')} balance (lines - bill discount + rounding = payments)",
+        passed=lambda f: (
+            f"all {plural(len(f), 'receipt')} balance (lines - bill discount + rounding = payments, "
+            "a credit sale's unpaid part on the customer's account)"
+        ),
         failed=lambda n, total: f"{n} of {total} receipts do not balance",
     ),
     Rule(

@@ -190,7 +190,7 @@ _STREAM_TAGS = (
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _ONE_DAY = dt.timedelta(days=1)
-_CASH_DIFFERENCE = "11008"
+
 _US = dt.timedelta(microseconds=1)
 # Row tuples are built in these column orders (the time stamp last, added when a day is
 # assembled); conform() puts the columns in the frames' order.
@@ -926,7 +926,7 @@ def _read_transaction(
     except _Bad as exc:
         issues.append(Issue(where, _rule(exc), f"transaction {trans_id}: {exc}"))
         receipt = None
-    if trans_code == _CASH_DIFFERENCE:
+    if trans_code == saft_codes.CASH_DIFFERENCE_CODE:
         line_elems = raise_elems = []  # the difference is the amount and its payments: no sales lines
     has_tip_line = False
     for line_elem in line_elems:
