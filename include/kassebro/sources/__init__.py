@@ -9,6 +9,7 @@ naming the source and the problem, never as a driver's traceback.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from kassebro.frames import SalesDay
 
 __all__ = ["is_database_url", "read_sales", "source_path", "source_url"]
+
+log = logging.getLogger(__name__)
 
 
 def is_database_url(source: str) -> bool:
@@ -65,15 +68,32 @@ def source_url(vendor: Vendor) -> str:
 
 
 def _read_saft(path: Path, vendor: Vendor, day: dt.date) -> SalesDay:
+    """A file as it is; a folder through its index (`file_index`): only the files that can hold the day."""
+    from kassebro.sources import file_index
     from kassebro.sources.saft import read_day
 
+    paths: Path | list[Path] = path
+    neighbours = None
+    if path.is_dir() and file_index.enabled():
+        selection = file_index.FileIndex().select(path, day, vendor.day_start_hour)
+        log.info(
+            "%s %s: reading %d of %d files in %s (%d indexed now)",
+            vendor.id,
+            day,
+            len(selection.files),
+            selection.total,
+            path,
+            selection.indexed,
+        )
+        paths, neighbours = selection.files, selection.neighbours
     return read_day(
-        path,
+        paths,
         vendor.id,
         day,
         tz=vendor.timezone,
         day_start_hour=vendor.day_start_hour,
         z_report_amounts=vendor.source.z_report_amounts,
+        neighbours=neighbours,
     )
 
 

@@ -97,7 +97,7 @@ import bisect
 import datetime as dt
 import functools
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from importlib import resources
@@ -128,6 +128,7 @@ MAX_AMOUNT_ORE = 10**12
 """The largest amount read (10,000,000,000.00): a million of them still sum inside 64 bits."""
 _MAX_NR = 2**63 - 1
 ZReportAmounts = Literal["auto", "gross", "net"]
+Neighbours = Callable[[str, int, int], tuple[int | None, int | None]]
 
 log = logging.getLogger(__name__)
 
@@ -433,6 +434,8 @@ class _Pass:
     dropped: dict[str, list[int]] = field(default_factory=dict)
     # listing: register -> provisional business day -> latest instant
     seen: dict[str, dict[dt.date, int]] = field(default_factory=dict)
+    # listing: register -> [first instant, last instant, lowest nr, highest nr] of its transactions
+    spans: dict[str, list[int]] = field(default_factory=dict)
 
 
 class _Bad(ValueError):
@@ -464,6 +467,7 @@ def read_day(
     day_start_hour: int = 0,
     validate_schema: bool = True,
     z_report_amounts: ZReportAmounts = "auto",
+    neighbours: Neighbours | None = None,
 ) -> SalesDay:
     """Read one vendor's business day from SAF-T Cash Register files.
 
@@ -472,7 +476,9 @@ def read_day(
     listing every problem found (hostile or malformed XML, schema errors, unreadable values)
     with file:line. A day with no transactions and no Z report gives a SalesDay with empty frames.
     `z_report_amounts` pins how the Z reports' cashSaleAmnt is read ("auto": from each report's
-    own figures, see `decide_amounts`).
+    own figures, see `decide_amounts`). `neighbours(register, lowest, highest)` names the numbers
+    just below and above the day's in files not read (the folder index), so a receipt missing at
+    the edge of the day shows across daily files too.
     """
     if z_report_amounts not in ("auto", "gross", "net"):
         raise ValueError(f"z_report_amounts must be 'auto', 'gross' or 'net', not {z_report_amounts!r}")
@@ -495,7 +501,7 @@ def read_day(
             _read_file(path, state, validate_schema=False)
         if state.issues:
             raise SourceError(state.issues, headline=f"{vendor_id} {business_day}: SAF-T files unreadable")
-    return _assemble(state, vendor_id, business_day, files)
+    return _assemble(state, vendor_id, business_day, files, neighbours)
 
 
 def list_business_days(
@@ -515,6 +521,25 @@ def list_business_days(
         last_z = reports[-1][0] if reports else None
         days.update(day for day, instant in latest.items() if last_z is None or instant > last_z)
     return sorted(days)
+
+
+def summarize(path: Path) -> dict[str, dict] | None:
+    """What one file holds, per register, for the folder index (`kassebro.sources.file_index`):
+    its Z reports' instants, its transactions' first and last instant and lowest and highest
+    number. Times are the file's wall clock as nanoseconds since 1970 read as UTC (a time written
+    with an offset is turned into UTC), so the summary does not depend on a vendor's zone or day
+    start. None when the file cannot be read.
+    """
+    state = _Pass(ZoneInfo("UTC"), dt.timedelta(0), None)
+    _read_file(path, state, validate_schema=False)
+    if state.issues:
+        return None
+    registers: dict[str, dict] = {}
+    for register_id, reports in state.zreports.items():
+        registers.setdefault(register_id, {})["z"] = [instant for instant, *_rest in reports]
+    for register_id, (first, last, low, high) in state.spans.items():
+        registers.setdefault(register_id, {}).update(first=first, last=last, nr_min=low, nr_max=high)
+    return registers
 
 
 def decide_amounts(rows: list[tuple[int, int, int]], total: int | None, setting: str = "auto") -> tuple[str, str]:
@@ -883,9 +908,19 @@ def _read_transaction(
         issues.append(Issue(where, _rule(exc), f"transaction {trans_id}: {exc}"))
         return
     day = state.day
-    if day is None:  # listing: the latest instant per register and provisional day is enough
+    if day is None:  # listing: the latest instant per register and provisional day, and the spans
         latest = state.seen.setdefault(register_id, {})
         latest[fallback_day] = max(instant, latest.get(fallback_day, instant))
+        nr_text = head.get("nr", "")
+        nr = int(nr_text) if nr_text.isdigit() and len(nr_text) < 19 else None
+        span = state.spans.get(register_id)
+        if span is None:
+            state.spans[register_id] = [instant, instant, nr, nr]
+        else:
+            span[0], span[1] = min(span[0], instant), max(span[1], instant)
+            if nr is not None:
+                span[2] = nr if span[2] is None else min(span[2], nr)
+                span[3] = nr if span[3] is None else max(span[3], nr)
         return
     try:
         nr = _number(head.get("nr", ""), "nr")
@@ -1054,7 +1089,9 @@ def _read_payment(elem: etree._Element, txn: _Txn, master: _Master) -> tuple:
 # Frames
 
 
-def _assemble(state: _Pass, vendor_id: str, day: dt.date, files: list[Path]) -> SalesDay:
+def _assemble(
+    state: _Pass, vendor_id: str, day: dt.date, files: list[Path], neighbours: Neighbours | None = None
+) -> SalesDay:
     import pandas as pd
 
     used: set[str] = set()
@@ -1090,7 +1127,7 @@ def _assemble(state: _Pass, vendor_id: str, day: dt.date, files: list[Path]) -> 
                 z_groups.extend(report.art_group_rows)
                 if report.head is not None:
                     z_heads.append(report.head)
-    numbers = _number_rows(state, receipts, skipped)
+    numbers = _number_rows(state, receipts, skipped, neighbours)
 
     def frame(name: str, rows: list[tuple], columns: list[str]) -> pd.DataFrame:
         if not rows:
@@ -1118,7 +1155,9 @@ def _assemble(state: _Pass, vendor_id: str, day: dt.date, files: list[Path]) -> 
     )
 
 
-def _number_rows(state: _Pass, receipts: list[tuple], skipped: list[tuple]) -> list[tuple]:
+def _number_rows(
+    state: _Pass, receipts: list[tuple], skipped: list[tuple], neighbours: Neighbours | None
+) -> list[tuple]:
     """The number series around the day's numbers, per register: runs and duplicates."""
     span: dict[str, list[int]] = {}
     for register_id, nr in [(r[0], r[2]) for r in receipts] + [(k[0], k[2]) for k in skipped]:
@@ -1129,6 +1168,10 @@ def _number_rows(state: _Pass, receipts: list[tuple], skipped: list[tuple]) -> l
         series = state.numbers.get(register_id)
         if series is None:
             continue
+        if neighbours is not None:  # the numbers next to the day's in files not read
+            for nr in neighbours(register_id, low, high):
+                if nr is not None:
+                    series.add(nr)
         runs, dups = series.around(low, high)
         rows.extend((register_id, "run", first, last, 1) for first, last in runs)
         rows.extend((register_id, "duplicate", nr, nr, count) for nr, count in dups)
