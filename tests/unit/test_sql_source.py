@@ -93,6 +93,23 @@ def test_demo_pos_database_reads_like_the_saft_export(tmp_path: Path) -> None:
         assert set(got.lines["art_group_code"]) <= {"04012", "04006", "04011"}
 
 
+def test_a_pos_database_day_passes_the_dags_path_with_the_company_not_checked(tmp_path: Path) -> None:
+    """The database names no company, has no master data or number series beyond the day: those
+    rules say so (or do not apply) instead of failing or passing in silence."""
+    from kassebro.config import load_vendor
+    from kassebro.verdict import evaluate_day
+
+    day = dt.date(2026, 11, 3)
+    url = f"sqlite:///{tmp_path / 'pos.db'}"
+    build_demo_pos(url, "bar_nattugla", day, day, "bar")
+    vendor = load_vendor("bar_nattugla", Path(__file__).resolve().parents[2] / "config")
+    verdict = evaluate_day(vendor, day, url)
+    assert not verdict.held_back, verdict.issues()
+    (unchecked,) = verdict.report.not_checked
+    assert unchecked.rule == "file_belongs_to_vendor" and "names no company" in unchecked.message
+    assert "codes_declared" not in {check.rule for check in verdict.report.checks}
+
+
 def test_bar_across_dst_by_z_report_and_by_time_stamp(tmp_path: Path) -> None:
     """A bar open past midnight (day start 05:00) on both DST nights of 2026: first with Z reports
     holding the receipts, then with no Z links and no business_day (times decide): both equal SAF-T."""

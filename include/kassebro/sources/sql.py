@@ -49,7 +49,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from kassebro import saft_codes
 from kassebro.errors import Issue, SourceError
-from kassebro.frames import FRAME_COLUMNS, SalesDay, conform, empty_frame
+from kassebro.frames import FRAME_COLUMNS, OPTIONAL_FRAMES, SalesDay, conform, empty_frame
 from kassebro.sources import pos_schema
 
 if TYPE_CHECKING:
@@ -394,8 +394,8 @@ def _read(
             issues.append(Issue(source, RULE, f"query for {table} failed: {_describe(exc, password)}"))
             continue
         frames[name] = _frame(name, rows, columns, source, issues)
-    for name in FRAME_COLUMNS:
-        if name != "z_art_groups" and frames.get(name) is None:
+    for name in FRAME_COLUMNS:  # the POS database has no file header, master data or number series
+        if name not in OPTIONAL_FRAMES and frames.get(name) is None:
             frames[name] = empty_frame(name)
     return frames
 
