@@ -15,6 +15,7 @@ from kassebro.checks.rules import (
     Rule,
     column_is,
     difference_is_zero,
+    memo,
     plural,
     rate,
     sales_lines,
@@ -39,6 +40,24 @@ def _is_difference(receipts: pd.DataFrame) -> pd.Series:
     return (receipts["trans_code"] == CASH_DIFFERENCE_CODE).fillna(False).astype(bool)
 
 
+def _receipt_totals(day: SalesDay) -> pd.DataFrame:
+    """Per receipt: its lines (tips included: the customer paid for them), bill discount, rounding,
+    cash difference (a cash count's amount), payments and stated amount; shared by two rules."""
+    receipts = day.receipts
+    differences = receipts.assign(cash_difference=receipts["amount"].where(_is_difference(receipts), 0))
+    return totals(
+        _KEYS,
+        {
+            "lines": (day.lines, "gross"),
+            "bill_discount": (receipts, "bill_discount"),
+            "rounding": (receipts, "rounding"),
+            "cash_difference": (differences, "cash_difference"),
+            "payments": (day.payments, "amount"),
+            "amount": (receipts, "amount"),
+        },
+    )
+
+
 def _receipt_frame(day: SalesDay, _context: DayContext) -> pd.DataFrame:
     """Per receipt: lines - bill discount + rounding + cash difference - payments - on account.
 
@@ -47,17 +66,7 @@ def _receipt_frame(day: SalesDay, _context: DayContext) -> pd.DataFrame:
     (booked to the receivable, as booking does), so it balances the receipt.
     """
     receipts = day.receipts
-    differences = receipts.assign(cash_difference=receipts["amount"].where(_is_difference(receipts), 0))
-    frame = totals(
-        _KEYS,
-        {
-            "lines": (day.lines, "gross"),  # tips included: the customer paid for them
-            "bill_discount": (receipts, "bill_discount"),
-            "rounding": (receipts, "rounding"),
-            "cash_difference": (differences, "cash_difference"),
-            "payments": (day.payments, "amount"),
-        },
-    )
+    frame = memo(day, "receipt_totals", _receipt_totals).drop(columns="amount")
     open_part = (
         frame["lines"] - frame["bill_discount"] + frame["rounding"] + frame["cash_difference"] - frame["payments"]
     )
@@ -79,15 +88,7 @@ def _amount_frame(day: SalesDay, _context: DayContext) -> pd.DataFrame | None:
     receipts = day.receipts[~_is_difference(day.receipts)]
     if receipts.empty:
         return None
-    frame = totals(
-        _KEYS,
-        {
-            "amount": (receipts, "amount"),
-            "lines": (day.lines, "gross"),
-            "bill_discount": (receipts, "bill_discount"),
-            "rounding": (receipts, "rounding"),
-        },
-    )
+    frame = memo(day, "receipt_totals", _receipt_totals)[[*_KEYS, "amount", "lines", "bill_discount", "rounding"]]
     frame = frame.merge(receipts[[*_KEYS, "nr"]].drop_duplicates(_KEYS), on=_KEYS, how="inner")
     after_discount = frame["lines"] - frame["bill_discount"]
     off = frame["amount"] - after_discount

@@ -143,6 +143,23 @@ def totals(keys: list[str], parts: Mapping[str, tuple[pd.DataFrame, str]]) -> pd
     return result.astype(dict.fromkeys(names, "int64"))
 
 
+_memo: dict[str, tuple[SalesDay, Any]] = {}
+
+
+def memo(day: SalesDay, name: str, compute: Callable[[SalesDay], Any]) -> Any:
+    """`compute(day)` once per day for the rules that share it (validate_day forgets it after)."""
+    kept = _memo.get(name)
+    if kept is not None and kept[0] is day:
+        return kept[1]
+    value = compute(day)
+    _memo[name] = (day, value)
+    return value
+
+
+def forget() -> None:
+    _memo.clear()
+
+
 def sales_lines(day: SalesDay) -> pd.DataFrame:
     """The day's sale and return lines (what the Z report's VAT and sales totals cover)."""
     return day.lines[day.lines["line_type"].isin(VAT_LINE_TYPES).fillna(False).astype(bool)]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from kassebro.checks import receipts, source, zreport
 from kassebro.checks.report import CheckResult, ValidationReport
-from kassebro.checks.rules import DayContext, Rule, check
+from kassebro.checks.rules import DayContext, Rule, check, forget
 
 if TYPE_CHECKING:
     from kassebro.frames import SalesDay
@@ -36,7 +36,7 @@ def validate_day(
         try:
             checks = tuple(result for rule in rules if (result := check(rule, day, context)) is not None)
         finally:
-            zreport.forget()
+            forget()
     report = ValidationReport(
         vendor_id=day.vendor_id,
         business_day=day.business_day,

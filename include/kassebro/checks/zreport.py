@@ -25,6 +25,7 @@ from kassebro.checks.rules import (
     column_is,
     difference_is_zero,
     has_z_report,
+    memo,
     plural,
     rate,
     sales_lines,
@@ -77,21 +78,9 @@ def _amounts_details(frame: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
-_parts: list[tuple[SalesDay, pd.DataFrame]] = []
-
-
 def discount_parts(day: SalesDay) -> pd.DataFrame:
     """`bill_discount_parts` of the day, computed once for the Z rules that all need it."""
-    if _parts and _parts[0][0] is day:
-        return _parts[0][1]
-    parts = bill_discount_parts(day.lines, day.receipts)
-    _parts[:] = [(day, parts)]
-    return parts
-
-
-def forget() -> None:
-    """Drop the cached split (validate_day calls it when the day is done)."""
-    _parts.clear()
+    return memo(day, "discount_parts", lambda d: bill_discount_parts(d.lines, d.receipts))
 
 
 def _sales_after_discounts(day: SalesDay) -> dict[str, tuple[pd.DataFrame, str]]:
