@@ -111,6 +111,7 @@ from lxml import etree
 from kassebro import saft_codes
 from kassebro.errors import Issue, SourceError
 from kassebro.frames import FRAME_COLUMNS, SalesDay, conform, empty_frame
+from kassebro.gc_pause import paused
 from kassebro.money import format_ore, parse_ore, vat_from_gross
 from kassebro.sources.xml_safety import scan
 
@@ -482,6 +483,22 @@ def read_day(
     """
     if z_report_amounts not in ("auto", "gross", "net"):
         raise ValueError(f"z_report_amounts must be 'auto', 'gross' or 'net', not {z_report_amounts!r}")
+    with paused():  # millions of small objects and no cycles: see kassebro.gc_pause
+        return _read_day(
+            paths, vendor_id, business_day, tz, day_start_hour, validate_schema, z_report_amounts, neighbours
+        )
+
+
+def _read_day(
+    paths: Iterable[Path | str] | Path | str,
+    vendor_id: str,
+    business_day: dt.date,
+    tz: str,
+    day_start_hour: int,
+    validate_schema: bool,
+    z_report_amounts: str,
+    neighbours: Neighbours | None,
+) -> SalesDay:
     state = _Pass(ZoneInfo(tz), dt.timedelta(hours=day_start_hour), business_day, z_report_amounts)
     files = _expand(paths, state.issues)
     for path in files:
@@ -1096,6 +1113,7 @@ def _assemble(
 
     used: set[str] = set()
     lines: list[tuple] = []
+    line_stamps: list[int] = []  # each line's transaction time, added as a column (no tuple copies)
     receipts: list[tuple] = []
     payments: list[tuple] = []
     skipped: list[tuple] = []
@@ -1112,7 +1130,8 @@ def _assemble(
             stamp = txn.instant
             used.add(txn.path)
             receipts.append((*txn.receipt, stamp))
-            lines.extend((*line, stamp) for line in txn.lines)
+            lines.extend(txn.lines)
+            line_stamps.extend([stamp] * len(txn.lines))
             payments.extend(txn.payments)
     z_vat: list[tuple] = []
     z_payments: list[tuple] = []
@@ -1129,10 +1148,12 @@ def _assemble(
                     z_heads.append(report.head)
     numbers = _number_rows(state, receipts, skipped, neighbours)
 
-    def frame(name: str, rows: list[tuple], columns: list[str]) -> pd.DataFrame:
+    def frame(name: str, rows: list[tuple], columns: list[str], stamps: list[int] | None = None) -> pd.DataFrame:
         if not rows:
             return empty_frame(name)
-        df = pd.DataFrame(rows, columns=columns)
+        df = pd.DataFrame(rows, columns=[c for c in columns if c != "timestamp"] if stamps is not None else columns)
+        if stamps is not None:
+            df["timestamp"] = stamps
         if "timestamp" in df.columns:
             df["timestamp"] = pd.to_datetime(df["timestamp"].astype("int64"), unit="ns", utc=True)
         return conform(name, df)
@@ -1140,7 +1161,7 @@ def _assemble(
     return SalesDay(
         vendor_id=vendor_id,
         business_day=day,
-        lines=frame("lines", lines, _LINE_COLS),
+        lines=frame("lines", lines, _LINE_COLS, line_stamps),
         receipts=frame("receipts", receipts, _RECEIPT_COLS),
         payments=frame("payments", payments, _PAYMENT_COLS),
         z_vat=frame("z_vat", z_vat, _ZVAT_COLS),
