@@ -202,10 +202,20 @@ def _window_frame(day: SalesDay, context: DayContext) -> pd.DataFrame | None:
     stamps = frame["timestamp"]
     before = (start - stamps).dt.total_seconds().clip(lower=0)
     after = (stamps - end).dt.total_seconds().clip(lower=0)
-    frame["local_time"] = stamps.dt.tz_convert(zone).dt.strftime("%Y-%m-%d %H:%M:%S")
-    frame["window"] = f"{start.tz_convert(zone):%Y-%m-%d %H:%M} to {end.tz_convert(zone):%Y-%m-%d %H:%M} {context.tz}"
     frame["minutes_outside"] = ((before + after) // 60).astype("int64")
-    return frame.drop(columns=["timestamp"])
+    frame.attrs["window"] = (
+        zone,
+        f"{start.tz_convert(zone):%Y-%m-%d %H:%M} to {end.tz_convert(zone):%Y-%m-%d %H:%M} {context.tz}",
+    )
+    return frame
+
+
+def _outside_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The offending receipts with their local time and the window, for the message (computed for
+    these few rows only: a big day has tens of thousands of receipts inside the window)."""
+    zone, window = rows.attrs["window"]
+    rows = rows.assign(local_time=rows["timestamp"].dt.tz_convert(zone).dt.strftime("%Y-%m-%d %H:%M:%S"), window=window)
+    return rows.drop(columns=["timestamp"])
 
 
 def _collapse_duplicates(rows: pd.DataFrame) -> pd.DataFrame:
@@ -297,6 +307,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         name="sales_inside_business_day",
         build=_window_frame,
+        collapse=_outside_rows,
         expectations=lambda gxe: [
             gxe.ExpectColumnValuesToNotBeNull(column="minutes_outside"),
             gxe.ExpectColumnValuesToBeBetween(

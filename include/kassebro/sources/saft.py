@@ -898,23 +898,12 @@ def _assigned_day(txn: _Txn, state: _Pass) -> dt.date:
 def _read_transaction(
     elem: etree._Element, register_id: str, master: _Master, path: Path, state: _Pass, issues: list[Issue]
 ) -> None:
-    kids: dict = {}
-    line_elems: list[etree._Element] = []
-    payment_elems: list[etree._Element] = []
-    raise_elems: list[etree._Element] = []
-    discount_elems: list[etree._Element] = []
-    for child in elem:
-        tag = child.tag
-        if tag == _CTLINE:
-            line_elems.append(child)
-        elif tag == _PAYMENT:
-            payment_elems.append(child)
-        elif tag == _RAISE:
-            raise_elems.append(child)
-        elif tag == _DISCOUNT:
-            discount_elems.append(child)
-        else:
-            kids.setdefault(tag, child)
+    # One dict of the children (the XSD allows each simple one once), the repeated ones by tag.
+    kids = {child.tag: child for child in elem}
+    line_elems = list(elem.iterchildren(_CTLINE)) if _CTLINE in kids else []
+    payment_elems = list(elem.iterchildren(_PAYMENT)) if _PAYMENT in kids else []
+    raise_elems = list(elem.iterchildren(_RAISE)) if _RAISE in kids else []
+    discount_elems = list(elem.iterchildren(_DISCOUNT)) if _DISCOUNT in kids else []
     skipped = "void" if _flag(_text(kids, _VOID)) else "training" if _flag(_text(kids, _TRAINING)) else ""
     head = {name: _text(kids, _T + name) for name in ("transID", "nr", "transType", "transAmntIn", "amntTp")}
     where = f"{path}:{elem.sourceline}"
