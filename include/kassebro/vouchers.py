@@ -284,10 +284,10 @@ def _spread_bill_discounts(build: _Build, resolver: _Resolver, buckets: dict) ->
     of its part (vat_from_gross), since the lines' VAT is before the bill discount.
     """
     day = build.day
-    parts = bill_discount_parts(day.lines, day.receipts)
-    if parts.empty:
+    if not (day.receipts["bill_discount"] != 0).any():
         return
     eligible = discounted_lines(day.lines, day.receipts)
+    parts = bill_discount_parts(day.lines, day.receipts, eligible)
     members = eligible.groupby([*_RECEIPT, *DISCOUNT_KEY, *_RAW], sort=True, dropna=False)["gross"].sum()
     by_part: dict[tuple, dict[tuple | None, int]] = {}
     for index, gross in members.items():

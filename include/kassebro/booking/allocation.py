@@ -67,8 +67,10 @@ def discounted_lines(lines: pd.DataFrame, receipts: pd.DataFrame) -> pd.DataFram
     if heads.empty:
         return lines.iloc[0:0].assign(bill_discount=pd.Series(dtype="int64"))
     heads = heads.groupby(_RECEIPT, sort=False, as_index=False)["bill_discount"].sum()
-    sales = lines[lines["line_type"].isin(("sale", "return")).fillna(False).astype(bool)]
-    keyed = sales.merge(heads, on=_RECEIPT, how="inner").fillna({"vat_code": "", "std_vat_code": ""})
+    # the discounted receipts' lines first (a few in a big day), then only those are merged
+    candidates = lines["trans_id"].isin(heads["trans_id"]).fillna(False).astype(bool)
+    candidates &= lines["line_type"].isin(("sale", "return")).fillna(False).astype(bool)
+    keyed = lines[candidates].merge(heads, on=_RECEIPT, how="inner").fillna({"vat_code": "", "std_vat_code": ""})
     if keyed.empty:
         return keyed
     revenue = keyed.groupby(_RECEIPT, sort=False)["gross"].transform("sum")
@@ -84,13 +86,16 @@ def discounted_lines(lines: pd.DataFrame, receipts: pd.DataFrame) -> pd.DataFram
     return keyed.drop(columns="_outside").reset_index(drop=True)
 
 
-def bill_discount_parts(lines: pd.DataFrame, receipts: pd.DataFrame) -> pd.DataFrame:
+def bill_discount_parts(
+    lines: pd.DataFrame, receipts: pd.DataFrame, eligible: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Each receipt's bill discount split over its own VAT codes.
 
     Columns: register_id, trans_id, vat_code, std_vat_code, vat_rate_bp, discount (øre, positive =
     given), lines (how many lines share the part). Pro rata to |gross| of `discounted_lines` per
     code, codes sorted, by `largest_remainder`. A discount with no line to take it is one row with
-    empty codes, so it is reported rather than lost.
+    empty codes, so it is reported rather than lost. `eligible`: `discounted_lines`, when the
+    caller has it already.
     """
     import pandas as pd
 
@@ -100,7 +105,8 @@ def bill_discount_parts(lines: pd.DataFrame, receipts: pd.DataFrame) -> pd.DataF
         return pd.DataFrame(
             {c: pd.Series(dtype="int64" if c in ("vat_rate_bp", "discount", "lines") else "string") for c in columns}
         )
-    eligible = discounted_lines(lines, receipts)
+    if eligible is None:
+        eligible = discounted_lines(lines, receipts)
     weights = eligible.assign(weight=eligible["gross"].abs()).groupby([*_RECEIPT, *DISCOUNT_KEY], sort=True)
     per_code = weights.agg(weight=("weight", "sum"), lines=("gross", "size"))
     by_receipt: dict[tuple[str, str], list[tuple[tuple, int, int]]] = {}
