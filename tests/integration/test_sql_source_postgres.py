@@ -5,45 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from kassebro import demo_data
 from kassebro.demo_pos import build_demo_pos, demo_identity
 from kassebro.errors import SourceError
-from kassebro.frames import SalesDay
 from kassebro.sources import saft, sql
+from tests.unit.test_sql_source import assert_same_day
 
 pytestmark = pytest.mark.integration
-
-KEYS = {
-    "lines": ["register_id", "trans_id", "line_id"],
-    "receipts": ["register_id", "trans_id"],
-    "payments": ["register_id", "trans_id", "payment_type", "amount"],
-    "z_vat": ["register_id", "report_id", "vat_code"],
-    "z_payments": ["register_id", "report_id", "payment_type"],
-    "z_art_groups": ["register_id", "report_id", "art_group_id"],
-    "skipped": ["register_id", "trans_id"],
-}
-
-
-def _assert_same_day(got: SalesDay, expected: SalesDay) -> None:
-    for name, keys in KEYS.items():
-        a = getattr(got, name).sort_values(keys).reset_index(drop=True)
-        b = getattr(expected, name).sort_values(keys).reset_index(drop=True)
-        pd.testing.assert_frame_equal(a, b, obj=name)
-    sales = got.lines[got.lines["line_type"] != "tip"]
-    ref_sales = expected.lines[expected.lines["line_type"] != "tip"]
-    assert sales.groupby("std_vat_code")["gross"].sum().equals(ref_sales.groupby("std_vat_code")["gross"].sum())
-    assert (
-        got.payments.groupby("payment_type")["amount"]
-        .sum()
-        .equals(expected.payments.groupby("payment_type")["amount"].sum())
-    )
-    assert len(got.receipts) == len(expected.receipts) > 0
-    assert got.z_vat["gross"].sum() == expected.z_vat["gross"].sum()
-    assert got.z_payments["amount"].sum() == expected.z_payments["amount"].sum()
 
 
 def _saft(tmp_path: Path, profile: str, vendor_id: str, first: dt.date, last: dt.date) -> Path:
@@ -59,7 +30,7 @@ def test_demo_pos_on_postgres_reads_like_the_saft_export(database: str, tmp_path
     day = first
     while day <= last:
         got = sql.read_day(database, "cafe_solsiden", day)
-        _assert_same_day(got, saft.read_day(files, "cafe_solsiden", day))
+        assert_same_day(got, saft.read_day(files, "cafe_solsiden", day))
         assert got.source == database
         day += dt.timedelta(days=1)
 
@@ -77,7 +48,7 @@ def test_bar_in_a_named_schema_across_dst_whatever_the_session_time_zone(databas
     try:
         for day in (first, last):
             got = sql.read_day("", "bar_nattugla", day, day_start_hour=5, schema="pos", engine=new_york)
-            _assert_same_day(got, saft.read_day(files, "bar_nattugla", day, day_start_hour=5))
+            assert_same_day(got, saft.read_day(files, "bar_nattugla", day, day_start_hour=5))
             assert got.source.endswith("(schema pos)")
         with pytest.raises(SourceError, match="table receipts is missing"):
             sql.read_day("", "bar_nattugla", first, engine=new_york)  # the default schema is empty
