@@ -93,6 +93,7 @@ def measure(system: str, days: int, home: Path) -> dict:
             "post_mean": sum(len(c) for c in posts) / len(posts),
             "verify_mean": sum(len(c) for c in verifies) / len(verifies),
             "warm_sequence": warm[-1],
+            "post_sequences": posts,
             "verify_sequence": verifies[-1],
         }
     finally:
