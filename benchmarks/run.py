@@ -164,7 +164,8 @@ def folder_section(folder: dict) -> str:
 The café's day read, validated and built from a folder holding only that day's file, and from
 one holding the year of daily files before it too (`benchmarks/folder_day.py`). Both folders'
 indexes were built first, as the nights before would have ({folder["index_s"]:.1f} s for the
-year; a night adds one file). Median of three fresh processes each, interleaved.
+year; a night adds one file). Each figure is a fresh process's best of five evaluations; the median
+of three such processes each, interleaved.
 
 | folder | seconds | runs |
 |---|---:|---|
