@@ -37,6 +37,25 @@ def _journal(args: argparse.Namespace) -> int:
     return 0
 
 
+def _journal_rebuild(args: argparse.Namespace) -> int:
+    from kassebro.airflow.hooks import ledger_for
+    from kassebro.config import load_vendor
+    from kassebro.journal import Journal
+    from kassebro.rebuild import rebuild
+
+    vendor = load_vendor(args.vendor)
+    target = vendor.ledger
+    ledger = ledger_for(target.system, target.connection, target.company, target.client_org_number, True)
+    days = rebuild(vendor, args.date_from, args.date_to, ledger, Journal(args.url))
+    for day in days:
+        if not day.versions:
+            print(f"{vendor.id} {day.day}: nothing in the ledger; journal left as it was")
+        else:
+            fits = "the day as it reads now" if day.matches_day else "NOT the day as read now: the next run corrects"
+            print(f"{vendor.id} {day.day}: {day.state}, {day.versions} voucher(s), {fits}")
+    return 0
+
+
 def _connection_test(args: argparse.Namespace) -> int:
     from airflow.models.connection import Connection
 
@@ -132,6 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     journal.add_argument("--vendor")
     journal.add_argument("--url", help="journal database URL (default: $KASSEBRO_JOURNAL_URL or SQLite)")
     journal.set_defaults(func=_journal)
+    journal_sub = journal.add_subparsers(dest="action")
+    again = journal_sub.add_parser("rebuild", help="rebuild the journal from what the ledger holds")
+    again.add_argument("--vendor", required=True)
+    again.add_argument("--from", dest="date_from", type=_iso_day, required=True)
+    again.add_argument("--to", dest="date_to", type=_iso_day, required=True)
+    again.add_argument("--url", help="journal database URL (default: $KASSEBRO_JOURNAL_URL or SQLite)")
+    again.set_defaults(func=_journal_rebuild)
 
     conn = sub.add_parser("connection", help="ledger connections").add_subparsers(dest="action", required=True)
     test = conn.add_parser("test", help="test a ledger connection, in the system's own words")

@@ -181,6 +181,23 @@ class Source(_Strict):
         return self
 
 
+DEFAULT_LEASE_SECONDS = {"tripletex": 120, "fiken": 120, "poweroffice": 120, "xledger": 120, "duett": 120}
+"""Each client's single call is bounded by its 30 s timeout, and the lease is renewed in the
+background, so two minutes only bounds how long a dead holder blocks its day."""
+DEFAULT_VISIBILITY_SECONDS = {"tripletex": 60, "fiken": 60, "poweroffice": 90, "xledger": 90, "duett": 90}
+"""Inferred, not read in any API's documentation: how long after a post is sent its voucher may
+still be missing from lookups: the client's 30 s timeout (the server may finish the request that
+long after) plus time for the ledger's search to show it. None of the five documents a lag; the
+margin is kept longer for the systems whose lookups are searches over lists."""
+MAX_RETRY_DELAY_SECONDS = 3600
+
+
+def retry_span_seconds(retries: int, delay_seconds: int) -> int:
+    """The least time from a task's first failure to its last retry: Airflow doubles the delay
+    each retry (from `delay_seconds`, capped at an hour) and only adds jitter on top."""
+    return sum(min(delay_seconds * 2**i, MAX_RETRY_DELAY_SECONDS) for i in range(retries))
+
+
 class LedgerTarget(_Strict):
     """The vendor's accounting system: which one, through which Airflow connection.
 
@@ -199,6 +216,22 @@ class LedgerTarget(_Strict):
     client_org_number: str | None = Field(default=None, pattern=r"^\d{3} ?\d{3} ?\d{3}$")
     """Tripletex for accounting firms: the connection holds the firm's tokens, and this is the
     organisation number of the client company to post to (looked up with `/company/>withLoginAccess`)."""
+    lease_seconds: int | None = Field(default=None, ge=1, le=3600)
+    """How long a claim on a day outlives its holder's last renewal (the holder renews every third
+    of it). After a killed worker, a retry takes the day over this long after; default per system
+    (`DEFAULT_LEASE_SECONDS`)."""
+
+    visibility_seconds: int | None = Field(default=None, ge=0, le=3600)
+    """After a post whose answer was lost (or a killed worker's), how long kassebro keeps looking
+    for its voucher before it may post again; default per system (`DEFAULT_VISIBILITY_SECONDS`)."""
+
+    @property
+    def lease(self) -> int:
+        return self.lease_seconds or DEFAULT_LEASE_SECONDS[self.system]
+
+    @property
+    def visibility(self) -> int:
+        return DEFAULT_VISIBILITY_SECONDS[self.system] if self.visibility_seconds is None else self.visibility_seconds
 
     @model_validator(mode="after")
     def _company_for_fiken(self) -> LedgerTarget:
@@ -248,6 +281,18 @@ class Vendor(_Strict):
     tags: tuple[str, ...] = ()
     retries: int = Field(default=3, ge=0, le=10)
     retry_delay_seconds: int = Field(default=60, ge=1, le=3600)
+    opening_days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = WEEKDAYS
+    """The shop's calendar: a day off it with no sales data is closed (done, nothing to post)."""
+    closed_dates: tuple[dt.date, ...] = ()
+    """Dates the shop is closed (holidays): closed like a day off `opening_days` when no data comes."""
+    data_deadline_hours: float = Field(default=4, ge=0, le=72)
+    """How long after the day's report time its sales data may come: a day of the shop's calendar
+    with no data by then fails loudly ("is the export running?")."""
+    data_poke_seconds: int = Field(default=300, ge=1, le=3600)
+    """How often a day waiting for its data looks again (the task is rescheduled in between)."""
+    lookback_days: int = Field(default=7, ge=0, le=62)
+    """Each scheduled run looks again at this many days before its own that were waiting, missing
+    their data or closed by the calendar: data that came late is booked then, once."""
     mapping: LedgerMap
     config_file: str = ""
 
@@ -264,6 +309,10 @@ class Vendor(_Strict):
     @classmethod
     def _org_number(cls, value: str | None) -> str | None:
         return None if value is None else valid_org_number(value)
+
+    def is_open(self, day: dt.date) -> bool:
+        """Whether the shop's calendar expects sales on `day`."""
+        return WEEKDAYS[day.weekday()] in self.opening_days and day not in self.closed_dates
 
     @property
     def org_number(self) -> str | None:
@@ -292,6 +341,15 @@ class Vendor(_Strict):
             )
         if problems:
             raise ValueError(f"mapping does not fit {self.ledger.system}: " + "; ".join(problems))
+        span = retry_span_seconds(self.retries, self.retry_delay_seconds)
+        needed = self.ledger.lease + self.ledger.visibility
+        if self.retries and span <= needed:
+            raise ValueError(
+                f"the retries ({self.retries}, from {self.retry_delay_seconds} s doubling) end {span} s after the "
+                f"first failure, before a dead holder's claim expires and its post may still show "
+                f"({self.ledger.lease} + {self.ledger.visibility} s): the day would wait for a person; raise "
+                "retries or retry_delay_seconds, or lower ledger.lease_seconds or ledger.visibility_seconds"
+            )
         firm_client = (self.ledger.client_org_number or "").replace(" ", "")
         if self.organisation_number and firm_client and firm_client != self.organisation_number:
             raise ValueError(

@@ -904,6 +904,7 @@ def _write(
     created: dt.datetime,
     min_lines: int,
     z_amounts: str = "gross",
+    z_always: bool = False,
 ) -> None:
     """Write one file holding `days` (each with its register plans), one `cashregister` per register
     with every day's Z report first and then every day's transactions, as the XSD orders them."""
@@ -932,7 +933,7 @@ def _write(
         out.write(f"<cashregister>{_el('registerID', register)}{_el('regDesc', f'Kasse {index + 1}')}\n")
         for (day, plans), day_totals in zip(days, totals, strict=True):
             plan = plans[index]
-            if plan.count:
+            if plan.count or z_always:
                 report_id = f"{plan.register}-{day:%Y%m%d}"
                 z_event = _z_event(profile, orgnr, company_name, plan, day_totals[index], report_id, z_amounts)
                 out.write(z_event + "\n")
@@ -980,13 +981,14 @@ def _write_file(
     created: dt.datetime,
     min_lines: int = 1,
     z_amounts: str = "gross",
+    z_always: bool = False,
 ) -> Path:
     if z_amounts not in ("gross", "net"):
         raise ValueError(f"z_amounts must be 'gross' or 'net', not {z_amounts!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")  # never leave a half-written .xml behind
     with open(partial, "w", encoding="utf-8", newline="\n") as out:
-        _write(out, profile, orgnr, company_name, days, zone, created, min_lines, z_amounts)
+        _write(out, profile, orgnr, company_name, days, zone, created, min_lines, z_amounts, z_always)
     os.replace(partial, path)
     return path
 
@@ -1008,19 +1010,23 @@ def write_day(
     tz: str = "Europe/Oslo",
     receipts: int | None = None,
     z_amounts: str = "gross",
+    z_without_sales: bool = False,
 ) -> Path:
     """Write one business day of `profile` for a company to out_dir and return the file's path.
 
     `receipts` is the day's total over all registers (default: a deterministic number per register
     from the profile's range, a quarter more on Fridays and Saturdays, none on the shop's Sundays).
-    The same arguments always give the same bytes.
+    A register without sales writes no Z report, unless `z_without_sales` (a POS that closes the
+    day with a Z report of zeros). The same arguments always give the same bytes.
     """
     demo = _profile(profile)
     zone = ZoneInfo(tz)
     created = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(6, 0))
     plans = _plans(demo, orgnr, day, receipts, zone)
     path = Path(out_dir) / file_name(orgnr, created)
-    return _write_file(path, demo, orgnr, company_name, [(day, plans)], zone, created, z_amounts=z_amounts)
+    return _write_file(
+        path, demo, orgnr, company_name, [(day, plans)], zone, created, z_amounts=z_amounts, z_always=z_without_sales
+    )
 
 
 def write_range(

@@ -55,3 +55,8 @@ class SourceError(InputError):
 
 class ValidationFailed(InputError):
     """A day's sales failed the validation suite: nothing is posted for that day."""
+
+
+class DataMissing(InputError):
+    """A day the shop's calendar has open got no sales data by its deadline: the export is late
+    or not running. Nothing is posted; a later run books the day once its data comes."""

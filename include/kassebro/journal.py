@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
+import threading
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,7 +27,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    case,
     create_engine,
+    func,
     insert,
     inspect,
     select,
@@ -37,11 +41,33 @@ from sqlalchemy.exc import IntegrityError
 
 from kassebro.voucher import Voucher
 
-STATES = ("extracted", "validated", "built", "posting", "unknown", "posted", "parked", "failed", "empty")
+log = logging.getLogger(__name__)
+
+STATES = (
+    "extracted",
+    "validated",
+    "built",
+    "posting",
+    "unknown",
+    "posted",
+    "parked",
+    "failed",
+    "waiting",
+    "missing",
+    "closed",
+    "closed_calendar",
+    "empty",
+)
 """posted = in the ledger; parked = waiting for approval in the ledger (send to ledger off);
 posting = claimed by a worker; unknown = a post whose outcome is unknown (timeout, dropped
-connection): the next attempt looks the voucher up in the ledger before posting."""
-DONE = ("posted", "parked", "empty")
+connection): the next attempt looks the voucher up in the ledger before posting.
+waiting = no sales data yet; missing = none by the data deadline; closed = the POS says no sales
+(a Z report with zero sales); closed_calendar = no data on a day the shop's calendar has closed;
+empty = a day without data recorded before kassebro told waiting from closed."""
+DONE = ("posted", "parked", "closed", "closed_calendar", "empty")
+NOTHING_TO_POST = ("closed", "closed_calendar", "empty")
+LOOK_AGAIN = ("waiting", "missing", "closed_calendar", "empty")
+"""Days a later run reads again: their data may come late (`pipeline.days_to_look_again`)."""
 
 metadata = MetaData()
 journal_table = Table(
@@ -64,6 +90,8 @@ journal_table = Table(
     Column("message", Text, nullable=False, default=""),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("version", Integer, nullable=False, default=1, server_default="1"),
+    Column("claimed_from", String(16)),  # the state before the claim: what a release with nothing sent restores
+    Column("sent_at", DateTime(timezone=True)),  # a post was sent then and its voucher not yet seen
 )
 
 history_table = Table(
@@ -115,6 +143,8 @@ class Entry:
     message: str
     updated_at: dt.datetime
     version: int = 1
+    sent_at: dt.datetime | None = None
+    """When a post was last sent whose voucher has not been seen since (its outcome may still appear)."""
 
 
 def default_url() -> str:
@@ -136,7 +166,22 @@ def _engine(url: str) -> Engine:
     if "version" not in columns:  # journals made before corrections existed
         with engine.begin() as conn:
             conn.execute(text("ALTER TABLE kassebro_journal ADD COLUMN version INTEGER NOT NULL DEFAULT 1"))
+    if "claimed_from" not in columns:  # journals made before claims could be given back as they were
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE kassebro_journal ADD COLUMN claimed_from VARCHAR(16)"))
+    if "sent_at" not in columns:  # journals made before the visibility window
+        with engine.begin() as conn:
+            kind = "TIMESTAMP WITH TIME ZONE" if engine.dialect.name == "postgresql" else "DATETIME"
+            conn.execute(text(f"ALTER TABLE kassebro_journal ADD COLUMN sent_at {kind}"))
     return engine
+
+
+class ClaimLost(Exception):  # noqa: N818 - a state, not a failure of ours
+    """The claim on a day is no longer ours: its lease ran out and another run took it over.
+
+    The holder that lost it must neither post nor record: the new holder looks the day up in the
+    ledger first, so whatever the old holder sent is found and recorded exactly once.
+    """
 
 
 def _now() -> dt.datetime:
@@ -173,6 +218,17 @@ class Journal:
                 )
             ).scalar()
         return Voucher.from_json(json.loads(text)) if text else None
+
+    def days_in(self, vendor_id: str, states: tuple[str, ...], first: dt.date, last: dt.date) -> list[dt.date]:
+        """The vendor's days from `first` to `last` (both included) whose state is one of `states`."""
+        c = journal_table.c
+        query = (
+            select(c.business_day)
+            .where(c.vendor_id == vendor_id, c.state.in_(states), c.business_day >= first, c.business_day <= last)
+            .order_by(c.business_day)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
 
     def entries(self, vendor_id: str | None = None) -> list[Entry]:
         query = select(journal_table).order_by(journal_table.c.vendor_id, journal_table.c.business_day)
@@ -244,45 +300,122 @@ class Journal:
                         )
                     )
 
-    def claim(self, vendor_id: str, day: dt.date, lease_seconds: int = 900, *, correction: bool = False) -> str | None:
-        """Take the right to post a day; None if it is done or another worker holds a fresh claim.
+    def claim(self, vendor_id: str, day: dt.date, lease_seconds: int = 120, *, correction: bool = False) -> str | None:
+        """Take the right to post a day; None if it is done or another worker holds a live claim.
 
-        A stale claim (older than the lease: a worker killed mid-call) can be taken over; the new
-        holder must still look the voucher up in the ledger before posting. `correction` also
-        claims a day that is already posted, to book a correction voucher for it.
+        A claim lives `lease_seconds` from its last renewal (`renew`). One whose holder stopped
+        renewing (a killed worker) is taken over as soon as it expires; the new holder must still
+        look the voucher up in the ledger before posting. `correction` also claims a day that is
+        already posted, to book a correction voucher for it.
         """
         token = str(uuid.uuid4())
         stale = _now() - dt.timedelta(seconds=lease_seconds)
+        c = journal_table.c
         with self.engine.begin() as conn:
             taken = conn.execute(
                 update(journal_table)
                 .where(
-                    journal_table.c.vendor_id == vendor_id,
-                    journal_table.c.business_day == day,
-                    journal_table.c.state.notin_(("empty",) if correction else DONE),
-                    (journal_table.c.state != "posting") | (journal_table.c.updated_at < stale),
+                    c.vendor_id == vendor_id,
+                    c.business_day == day,
+                    c.state.notin_(NOTHING_TO_POST if correction else DONE),
+                    (c.state != "posting") | (c.updated_at < stale),
                 )
                 .values(
+                    # a taken-over claim keeps what the dead holder's claim was taken from
+                    claimed_from=case((c.state == "posting", c.claimed_from), else_=c.state),
                     state="posting",
                     claim=token,
-                    attempts=journal_table.c.attempts + 1,
+                    attempts=c.attempts + 1,
                     updated_at=_now(),
                 )
             ).rowcount
         return token if taken else None
 
-    def release(self, vendor_id: str, day: dt.date, token: str, message: str, state: str = "failed") -> None:
-        """Give a claim back after a failure: "failed" when nothing was saved, "unknown" when it may have been."""
+    def renew(self, vendor_id: str, day: dt.date, token: str, *, sending: bool = False) -> bool:
+        """Extend our claim's lease from now; False when it is no longer ours (fencing: checked
+        immediately before every post, so a holder that lost its lease never posts). `sending`
+        also notes that a post goes out now (`sent_at`), for whoever must wait for it to show."""
+        c = journal_table.c
+        values: dict = {"updated_at": _now()}
+        if sending:
+            values["sent_at"] = values["updated_at"]
         with self.engine.begin() as conn:
-            conn.execute(
-                update(journal_table)
-                .where(
-                    journal_table.c.vendor_id == vendor_id,
-                    journal_table.c.business_day == day,
-                    journal_table.c.claim == token,
-                )
-                .values(state=state, claim=None, message=message, updated_at=_now())
+            return bool(
+                conn.execute(
+                    update(journal_table)
+                    .where(c.vendor_id == vendor_id, c.business_day == day, c.claim == token, c.state == "posting")
+                    .values(**values)
+                ).rowcount
             )
+
+    def release(self, vendor_id: str, day: dt.date, token: str, message: str, state: str | None = None) -> bool:
+        """Give a claim back after a failure: "unknown" when a voucher may have been saved,
+        "failed" when the ledger refused it, None for the state it was claimed from (nothing was
+        sent). False when the claim was no longer ours (nothing is changed then)."""
+        c = journal_table.c
+        values: dict = {"claim": None, "message": message, "updated_at": _now()}
+        values["state"] = state if state is not None else func.coalesce(c.claimed_from, "built")
+        with self.engine.begin() as conn:
+            return bool(
+                conn.execute(
+                    update(journal_table)
+                    .where(c.vendor_id == vendor_id, c.business_day == day, c.claim == token)
+                    .values(**values)
+                ).rowcount
+            )
+
+    def restore(
+        self,
+        vendor_id: str,
+        day: dt.date,
+        booked: list[Booked],
+        *,
+        state: str,
+        ledger_system: str,
+        day_voucher: Voucher,
+    ) -> None:
+        """Write a day back as the ledger holds it (`kassebro journal rebuild`): its vouchers'
+        history replaces what the journal had, and the row says the last of them."""
+        last = booked[-1]
+        c, h = journal_table.c, history_table.c
+        row = {
+            "state": state,
+            "external_ref": day_voucher.external_ref,
+            "ledger_system": ledger_system,
+            "ledger_id": last.ledger_id,
+            "ledger_number": last.ledger_number,
+            "lines": len(day_voucher.lines),
+            "total_debit_ore": day_voucher.total_debit,
+            "vat_difference_ore": day_voucher.vat_difference,
+            "voucher_hash": day_voucher.digest(),
+            "voucher_json": json.dumps(day_voucher.to_json(), sort_keys=True),
+            "claim": None,
+            "sent_at": None,
+            "message": f"rebuilt from the ledger: {len(booked)} voucher(s)",
+            "updated_at": _now(),
+            "version": last.version,
+        }
+        with self.engine.begin() as conn:
+            conn.execute(history_table.delete().where(h.vendor_id == vendor_id, h.business_day == day))
+            for b in booked:
+                conn.execute(
+                    insert(history_table).values(
+                        vendor_id=vendor_id,
+                        business_day=day,
+                        version=b.version,
+                        kind=b.kind,
+                        external_ref=b.external_ref,
+                        ledger_id=b.ledger_id,
+                        ledger_number=b.ledger_number,
+                        day_hash=b.day_hash,
+                        voucher_json=json.dumps(b.voucher.to_json(), sort_keys=True),
+                        created_at=_now(),
+                    )
+                )
+            if not conn.execute(
+                update(journal_table).where(c.vendor_id == vendor_id, c.business_day == day).values(**row)
+            ).rowcount:
+                conn.execute(insert(journal_table).values(vendor_id=vendor_id, business_day=day, attempts=0, **row))
 
     def booked(self, vendor_id: str, day: dt.date) -> list[Booked]:
         """The vouchers confirmed in the ledger for a day, oldest first."""
@@ -338,14 +471,17 @@ class Journal:
         day_voucher: Voucher | None = None,
         version: int = 1,
         kind: str = "",
+        day_hash: str | None = None,
     ) -> None:
         """Record a voucher confirmed in the ledger: `sent` is what was posted (the whole day, or a
-        correction), `day_voucher` the whole day it brings the ledger to."""
+        correction), `day_voucher` the whole day it brings the ledger to. With a `token`, only while
+        that claim is still ours (else ClaimLost, and nothing is written). `day_hash` overrides the
+        day's digest this brings the ledger to (a voucher read back that differs from the day's)."""
         if state not in ("posted", "parked"):
             raise ValueError(f"finish() takes posted or parked, not {state!r}")
         cond = [journal_table.c.vendor_id == vendor_id, journal_table.c.business_day == day]
         if token is not None:
-            cond.append((journal_table.c.claim == token) | journal_table.c.state.notin_(("posting",)))
+            cond.append(journal_table.c.claim == token)
         values: dict = {
             "state": state,
             "ledger_id": ledger_id,
@@ -354,6 +490,7 @@ class Journal:
             "message": message,
             "updated_at": _now(),
             "version": version,
+            "sent_at": None,  # the voucher is seen: nothing is on its way any more
         }
         if day_voucher is not None:
             values.update(
@@ -364,7 +501,8 @@ class Journal:
                 voucher_json=json.dumps(day_voucher.to_json(), sort_keys=True),
             )
         with self.engine.begin() as conn:
-            conn.execute(update(journal_table).where(*cond).values(**values))
+            if not conn.execute(update(journal_table).where(*cond).values(**values)).rowcount and token is not None:
+                raise ClaimLost(f"{vendor_id} {day}: the claim ran out and another run holds the day; it records it")
             if sent is not None:
                 with contextlib.suppress(IntegrityError), conn.begin_nested():
                     conn.execute(
@@ -376,8 +514,49 @@ class Journal:
                             external_ref=sent.external_ref,
                             ledger_id=ledger_id,
                             ledger_number=ledger_number,
-                            day_hash="" if kind == "reversal" else (day_voucher or sent).digest(),
+                            day_hash=(
+                                day_hash
+                                if day_hash is not None
+                                else ""
+                                if kind == "reversal"
+                                else (day_voucher or sent).digest()
+                            ),
                             voucher_json=json.dumps(sent.to_json(), sort_keys=True),
                             created_at=_now(),
                         )
                     )
+
+
+class Lease:
+    """Keeps a claim alive while its holder works: renewed every third of its length in a
+    background thread, so only a dead or frozen holder loses it. `fence()` renews at once and
+    raises ClaimLost when the claim is no longer ours; call it immediately before a post."""
+
+    def __init__(self, journal: Journal, vendor_id: str, day: dt.date, token: str, seconds: int) -> None:
+        self.journal, self.vendor_id, self.day, self.token = journal, vendor_id, day, token
+        self.seconds = seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._keep, name=f"lease {vendor_id} {day}", daemon=True)
+
+    def __enter__(self) -> Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _keep(self) -> None:
+        while not self._stop.wait(max(self.seconds / 3, 0.05)):
+            try:
+                if not self.journal.renew(self.vendor_id, self.day, self.token):
+                    return  # taken over: fence() says so before any post
+            except Exception:  # noqa: BLE001 - a failed renewal is retried; fence() is the judge
+                log.warning("renewing the claim on %s %s failed; trying again", self.vendor_id, self.day)
+
+    def fence(self, *, sending: bool = True) -> None:
+        if not self.journal.renew(self.vendor_id, self.day, self.token, sending=sending):
+            raise ClaimLost(
+                f"{self.vendor_id} {self.day}: the claim is no longer ours (its {self.seconds} s lease ran out "
+                "and another run took the day over); nothing was posted"
+            )

@@ -190,7 +190,7 @@ def run_demo(days: int = 14) -> int:
         from airflow.dag_processing.dagbag import DagBag
 
         from kassebro.config import load_vendors
-        from kassebro.journal import Journal
+        from kassebro.journal import DONE, Journal
         from kassebro.reporting import journal_table
         from kassebro.schedule import last_reported_day
 
@@ -215,7 +215,7 @@ def run_demo(days: int = 14) -> int:
         entries = [e for e in Journal().entries() if e.vendor_id in {v.id for v in configs.vendors}]
         print()
         print(journal_table(entries))
-        failed = sum(1 for e in entries if e.state not in ("posted", "parked", "empty"))
+        failed = sum(1 for e in entries if e.state not in DONE)
         print(f"\n{len(entries) - failed} day(s) done, {failed} failed")
         return 1 if failed else 0
     finally:

@@ -10,14 +10,22 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 from kassebro.config import Vendor, data_dir
-from kassebro.errors import Issue
-from kassebro.journal import Journal
-from kassebro.ledgers.base import Ledger, LedgerError, LedgerTransient, LedgerValidationError
+from kassebro.errors import DataMissing, Issue
+from kassebro.journal import ClaimLost, Journal, Lease
+from kassebro.ledgers.base import (
+    Ledger,
+    LedgerError,
+    LedgerRateLimited,
+    LedgerTransient,
+    LedgerValidationError,
+    PostedVoucher,
+)
 from kassebro.money import format_ore
 from kassebro.voucher import Voucher
 
@@ -28,41 +36,51 @@ def work_dir(vendor_id: str, day: dt.date) -> Path:
     return data_dir() / "work" / vendor_id / day.isoformat()
 
 
-def prepare(vendor: Vendor, day: dt.date, journal: Journal) -> dict:
+def prepare(
+    vendor: Vendor, day: dt.date, journal: Journal, *, now: dt.datetime | None = None, look_again: bool = False
+) -> dict:
     """Read, check and book the day (`verdict.evaluate_day`, the path the CLI's preview takes too).
 
     Keeps what it found in the day's work directory: the frames read (parquet), the report of
     every rule (validation.json and .html) and the voucher. A day held back is recorded `failed`
     with every failed rule and raises ValidationFailed (bad data: retrying cannot help).
+
+    A day with no data is `waiting` (state "waiting" returned: the DAG's sensor pokes again) until
+    its data deadline, then `missing` and DataMissing is raised. A day looked at again by a later
+    run (`look_again`) that still has no data keeps its state and returns quietly.
     """
     from kassebro.verdict import evaluate_day
 
     verdict = evaluate_day(vendor, day)
+    ref = _ref(vendor, day)
+    if verdict.waiting:
+        return _no_data_yet(vendor, day, journal, verdict.report.failed[-1].message, now, look_again)
     work = work_dir(vendor.id, day)
     if verdict.sales is not None:
         verdict.sales.save(work / "frames")
     report = verdict.report.write(work)
     log.info("%s; report: %s", report.headline, report.report_paths[1])
-    ref = _ref(vendor, day)
     if verdict.voucher is None:
         journal.record(vendor.id, day, "failed", external_ref=ref, message=_short(verdict.issues()))
         verdict.raise_if_held_back()
     voucher = verdict.voucher
     assert voucher is not None
     path = work / "voucher.json"
-    path.write_text(json.dumps(voucher.to_json(), indent=2, sort_keys=True), encoding="utf-8")
+    _write_atomically(path, json.dumps(voucher.to_json(), indent=2, sort_keys=True))
+    state = "built" if voucher.lines else "closed_calendar" if verdict.closed_by == "calendar" else "closed"
     journal.record(
         vendor.id,
         day,
-        "built" if voucher.lines else "empty",
+        state,
         external_ref=voucher.external_ref,
         ledger_system=vendor.ledger.system,
         voucher=voucher,
-        message="" if voucher.lines else "no sales this business day",
+        message=CLOSED_MESSAGES.get(state, ""),
     )
     sales = verdict.sales
     return {
         "day": day.isoformat(),
+        "state": state,
         "rules": len(report.checks),
         "report": [str(p) for p in report.report_paths],
         "receipts": len(sales.receipts) if sales is not None else 0,
@@ -72,6 +90,50 @@ def prepare(vendor: Vendor, day: dt.date, journal: Journal) -> dict:
         "total": format_ore(voucher.total_debit),
         "vat_difference_ore": voucher.vat_difference,
     }
+
+
+CLOSED_MESSAGES = {
+    "closed": "closed: the POS reports no sales (a Z report with zero sales)",
+    "closed_calendar": "closed by the shop's calendar (opening_days, closed_dates): no sales data",
+}
+
+
+def _no_data_yet(
+    vendor: Vendor, day: dt.date, journal: Journal, why: str, now: dt.datetime | None, look_again: bool
+) -> dict:
+    """Waiting until the data deadline, then missing: never a closed day (a missing thing is not a zero)."""
+    from kassebro.schedule import data_deadline
+
+    deadline = data_deadline(vendor, day)
+    result = {"day": day.isoformat(), "deadline": deadline.isoformat()}
+    ref = _ref(vendor, day)
+    if look_again:
+        entry = journal.get(vendor.id, day)
+        return {**result, "state": entry.state if entry else "waiting", "look_again": True}
+    if (now or dt.datetime.now(dt.UTC)) < deadline:
+        journal.record(vendor.id, day, "waiting", external_ref=ref, message=why)
+        return {**result, "state": "waiting"}
+    message = f"no sales data for {vendor.id} {day} by {deadline:%Y-%m-%d %H:%M %Z}: is the export running?"
+    journal.record(vendor.id, day, "missing", external_ref=ref, message=message)
+    raise DataMissing(Issue(f"{vendor.id}/{day.isoformat()}", "data_present", message), headline=message)
+
+
+def days_to_look_again(vendor: Vendor, days: list[dt.date], journal: Journal) -> list[dt.date]:
+    """The vendor's days in the `lookback_days` before `days` that may still get their data late:
+    waiting, missing, or closed by the calendar (`journal.LOOK_AGAIN`)."""
+    from kassebro.journal import LOOK_AGAIN
+
+    if not days or not vendor.lookback_days:
+        return []
+    first = max(vendor.enabled_since, min(days) - dt.timedelta(days=vendor.lookback_days))
+    return [d for d in journal.days_in(vendor.id, LOOK_AGAIN, first, max(days)) if d not in days]
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Overlapping runs may prepare the same day: a reader sees the old file or the new, never half."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
 
 
 def load_voucher(vendor: Vendor, day: dt.date) -> Voucher:
@@ -110,16 +172,9 @@ def post(vendor: Vendor, day: dt.date, ledger: Ledger, journal: Journal, *, dry_
         "total_ore": voucher.total_debit,
     }
     booked = journal.booked(vendor.id, day)
-    if not booked and not voucher.lines:
-        journal.record(
-            vendor.id,
-            day,
-            "empty",
-            external_ref=voucher.external_ref,
-            voucher=voucher,
-            message="no sales this business day",
-        )
-        return {**result, "state": "empty"}
+    if not booked and not voucher.lines:  # closed: prepare recorded why; nothing to post
+        entry = journal.get(vendor.id, day)
+        return {**result, "state": entry.state if entry else "closed"}
     posted_now: list[dict] = []
     while True:
         step = next_voucher(voucher, [b.voucher for b in booked], [b.day_hash for b in booked], vendor.ledger.on_change)
@@ -193,40 +248,126 @@ def _post_once(
     kind: str,
     version: int,
 ) -> dict:
-    """Claim, look up, post one voucher of the day, and record it once confirmed."""
-    token = journal.claim(vendor.id, day, correction=version > 1)
+    """Claim, look up, post one voucher of the day, and record it once confirmed.
+
+    The claim is renewed while we work and checked again immediately before the post (a holder
+    whose lease ran out never posts). Whatever goes wrong, the claim is given back with an honest
+    state: `unknown` once a post may have reached the ledger (the next attempt looks it up), else
+    the state it was claimed from; a refused voucher is `failed`.
+    """
+    lease = vendor.ledger.lease
+    token = journal.claim(vendor.id, day, lease, correction=version > 1)
     if token is None:
         raise LedgerTransient(vendor.ledger.system, f"{vendor.id} {day} is being posted by another run; retry later")
     state = "posted" if vendor.ledger.send_to_ledger else "parked"
+    sending = False  # from the fence on, the ledger may hold the voucher whatever we hear back
     try:
-        found = ledger.find(sent.external_ref, day)
-        if found is not None:
-            state = "posted" if found.in_ledger else "parked"
-            posted, message = found, "found in the ledger; not posted again"
-        else:
-            posted, message = ledger.post(sent, send_to_ledger=vendor.ledger.send_to_ledger), ""
-    except LedgerTransient as exc:
-        journal.release(vendor.id, day, token, f"outcome unknown: {exc}", state="unknown")
+        with Lease(journal, vendor.id, day, token, lease) as held:
+            found = ledger.find(sent.external_ref, day)
+            held_now = sent
+            if found is not None:
+                state = "posted" if found.in_ledger else "parked"
+                posted, message = found, "found in the ledger; not posted again"
+                held_now = as_held(sent, found)
+                if held_now is not sent:
+                    message += "; it differs from what was sent: the difference is booked as a correction"
+            else:
+                _wait_for_earlier_post(vendor, day, journal, sent.external_ref)
+                held.fence()
+                sending = True
+                posted, message = ledger.post(sent, send_to_ledger=vendor.ledger.send_to_ledger), ""
+            if version > 1:
+                change = f"{kind} v{version}: the day's sales changed after posting"
+                message = f"{message}; {change}" if message else change
+            journal.finish(
+                vendor.id,
+                day,
+                token,
+                state=state,
+                ledger_id=posted.ledger_id,
+                ledger_number=posted.number,
+                message=message,
+                sent=held_now,
+                day_voucher=day_voucher,
+                version=version,
+                kind=kind,
+                day_hash=None if held_now is sent else held_now.digest(),
+            )
+    except ClaimLost:
+        raise  # not ours to give back: the run holding the day records it
+    except BaseException as exc:  # also a killed task (SystemExit, KeyboardInterrupt): never strand the claim
+        _give_back(journal, vendor, day, token, exc, sending)
         raise
-    except LedgerError as exc:
-        journal.release(vendor.id, day, token, str(exc), state="failed")
-        raise
-    if version > 1:
-        message = (message + "; " if message else "") + f"{kind} v{version}: the day's sales changed after posting"
-    journal.finish(
-        vendor.id,
-        day,
-        token,
-        state=state,
-        ledger_id=posted.ledger_id,
-        ledger_number=posted.number,
-        message=message,
-        sent=sent,
-        day_voucher=day_voucher,
-        version=version,
-        kind=kind,
-    )
     return {"kind": kind, "ledger_id": posted.ledger_id, "found": found is not None}
+
+
+def _wait_for_earlier_post(vendor: Vendor, day: dt.date, journal: Journal, ref: str) -> None:
+    """Never post while an earlier post of the day may still show up in the ledger: one whose
+    answer was lost, or one a killed worker sent, is looked for until `ledger.visibility` after it."""
+    entry = journal.get(vendor.id, day)
+    if entry is None or entry.sent_at is None:
+        return
+    sent_at = entry.sent_at if entry.sent_at.tzinfo else entry.sent_at.replace(tzinfo=dt.UTC)  # SQLite
+    until = sent_at + dt.timedelta(seconds=vendor.ledger.visibility)
+    if dt.datetime.now(dt.UTC) < until:
+        raise LedgerTransient(
+            vendor.ledger.system,
+            f"{vendor.id} {day}: a post sent at {sent_at:%H:%M:%S} UTC was not answered and {ref} is not in the "
+            f"ledger yet; it may still appear until {until:%H:%M:%S} UTC (ledger.visibility_seconds "
+            f"{vendor.ledger.visibility}), so nothing is posted before then",
+        )
+
+
+def as_held(sent: Voucher, found: PostedVoucher) -> Voucher:
+    """What the ledger holds under `sent`'s reference, as a voucher: `sent` itself when the ledger's
+    postings sum to it per (account, VAT code), else `sent` with each differing account's lines
+    replaced by the ledger's amounts (a person changed it, or another run posted another version).
+    The journal keeps this, so the difference to the day goes through the normal correction path."""
+    from kassebro.voucher import VoucherLine
+
+    def key(account: str, vat_code: str | None) -> tuple[str, str | None]:
+        return account, no_vat(vat_code)
+
+    held: Counter[tuple[str, str | None]] = Counter()
+    for account, amount, vat_code in found.postings:
+        held[key(account, vat_code)] += amount
+    mine: Counter[tuple[str, str | None]] = Counter()
+    for line in sent.lines:
+        mine[key(line.account, line.vat_code)] += line.amount
+    differing = {k for k in set(held) | set(mine) if held[k] != mine[k]}
+    if not differing:
+        return sent
+    lines = [line for line in sent.lines if key(line.account, line.vat_code) not in differing]
+    for k in sorted(differing, key=lambda k: (k[0], k[1] or "")):
+        like = next((line for line in sent.lines if key(line.account, line.vat_code) == k), None)
+        if held[k]:
+            lines.append(
+                VoucherLine(
+                    k[0],
+                    held[k],
+                    k[1],
+                    like.description if like else f"Ført i regnskapet: {k[0]}",
+                    like.department if like else None,
+                    like.project if like else None,
+                )
+            )
+    return replace(sent, lines=tuple(lines), meta={**sent.meta, "read_back": "differs from what was sent"})
+
+
+def _give_back(journal: Journal, vendor: Vendor, day: dt.date, token: str, exc: BaseException, sent: bool) -> None:
+    """Release a claim after `exc` with the state that says what the ledger may hold."""
+    if isinstance(exc, LedgerRateLimited):  # refused before anything was saved
+        state, message = None, str(exc)
+    elif isinstance(exc, LedgerTransient) or (sent and not isinstance(exc, LedgerError)):
+        state, message = ("unknown", f"outcome unknown: {exc}") if sent else (None, f"lookup failed: {exc}")
+    elif isinstance(exc, LedgerError):  # refused (credentials, data): a person must act
+        state, message = "failed", str(exc)
+    else:
+        state, message = None, f"stopped before posting: {type(exc).__name__}: {exc}"
+    try:
+        journal.release(vendor.id, day, token, message[:2000], state=state)
+    except Exception:  # the journal itself may be what failed: the lease then runs out on its own
+        log.exception("could not give the claim on %s %s back; it expires with its lease", vendor.id, day)
 
 
 def correction_voucher(day_voucher: Voucher, booked: list[Voucher], version: int) -> Voucher:
@@ -234,7 +375,7 @@ def correction_voucher(day_voucher: Voucher, booked: list[Voucher], version: int
     from kassebro.voucher import VoucherLine, external_ref
 
     def key(line: VoucherLine) -> tuple:
-        return (line.account, _no_vat(line.vat_code), line.department, line.project)
+        return (line.account, no_vat(line.vat_code), line.department, line.project)
 
     delta: dict[tuple, int] = {}
     texts: dict[tuple, str] = {}
@@ -266,17 +407,17 @@ def verify(vendor: Vendor, day: dt.date, ledger: Ledger, journal: Journal) -> di
     booked = journal.booked(vendor.id, day)
     if not booked:
         entry = journal.get(vendor.id, day)
-        if not voucher.lines or (entry is not None and entry.state == "empty"):
-            return {"day": day.isoformat(), "state": "empty", "verified": True}
+        if not voucher.lines:
+            return {"day": day.isoformat(), "state": entry.state if entry else "closed", "verified": True}
         state = entry.state if entry else "nothing"
         raise LedgerTransient(vendor.ledger.system, f"{vendor.id} {day} is {state}, not posted yet")
     sent: Counter[tuple[str, str | None]] = Counter()
     for line in voucher.lines:
-        sent[(line.account, _no_vat(line.vat_code))] += line.amount
+        sent[(line.account, no_vat(line.vat_code))] += line.amount
     got: Counter[tuple[str, str | None]] = Counter()
     for version in booked:
         for account, amount, vat_code in ledger.get(version.ledger_id).postings:
-            got[(account, _no_vat(vat_code))] += amount
+            got[(account, no_vat(vat_code))] += amount
     keys = set(sent) | set(got)
     diff = {f"{k[0]}/{k[1] or '-'}": format_ore(got[k] - sent[k]) for k in keys if got[k] != sent[k]}
     ids = ", ".join(b.ledger_id for b in booked)
@@ -294,8 +435,8 @@ def verify(vendor: Vendor, day: dt.date, ledger: Ledger, journal: Journal) -> di
     }
 
 
-def _no_vat(code: str | None) -> str | None:
-    """VAT code "0" (no VAT treatment) and no code are the same posting."""
+def no_vat(code: str | None) -> str | None:
+    """VAT code "0" (no VAT treatment) and no code are the same posting (comparing with the ledger)."""
     return None if code in (None, "", "0") else code
 
 

@@ -72,7 +72,7 @@ def failure_json(
         "schema_version": PREVIEW_SCHEMA_VERSION,
         "vendor": vendor_id,
         "business_day": business_day.isoformat(),
-        "state": "failed",
+        "state": "waiting" if verdict is not None and verdict.waiting else "failed",
         "error": error.headline,
         "issues": [{"source": i.source, "rule": i.rule, "message": i.message} for i in error.issues],
     }
@@ -88,7 +88,7 @@ def render_table(voucher: Voucher) -> str:
         f"vendor {voucher.vendor_id}, business day {voucher.business_day.isoformat()}, ref {voucher.external_ref}",
     ]
     if not voucher.lines:
-        return "\n".join([*head, "no sales this business day: an empty voucher (nothing would be posted)"])
+        return "\n".join([*head, "closed: no sales this business day (nothing would be posted)"])
     rows = [("account", "vat", "debit", "credit", "dept", "project", "description")]
     for line in voucher.lines:
         rows.append(
@@ -131,9 +131,14 @@ def render_verdict(verdict: DayVerdict) -> str:
     return "\n".join(lines)
 
 
+EXIT_HELD_BACK = 1
+EXIT_WAITING = 3
+
+
 def run(vendor_file: str, source: str, business_day: dt.date, *, as_json: bool = False) -> tuple[int, str, str]:
     """Preview a day: (exit code, stdout text, stderr text). Exit 1 exactly when the DAG would hold
-    the day back (or the vendor file does not load)."""
+    the day back (or the vendor file does not load); 3 when the source holds nothing yet for a day
+    the shop's calendar has open (the DAG waits for its data, then fails at the deadline)."""
     from kassebro.verdict import evaluate_day
 
     vendor_id = Path(vendor_file).stem
@@ -152,7 +157,7 @@ def run(vendor_file: str, source: str, business_day: dt.date, *, as_json: bool =
             if as_json
             else ""
         )
-        return 1, body, render_verdict(verdict)
+        return EXIT_WAITING if verdict.waiting else EXIT_HELD_BACK, body, render_verdict(verdict)
     if as_json:
         return 0, json.dumps(preview_json(verdict.voucher, verdict), indent=2, sort_keys=True, ensure_ascii=False), ""
     return 0, render_table(verdict.voucher) + "\n" + render_verdict(verdict), ""

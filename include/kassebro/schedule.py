@@ -62,3 +62,16 @@ def parse_dates(values: object) -> list[dt.date]:
         return []
     items = values.replace(",", " ").split() if isinstance(values, str) else list(values)  # type: ignore[union-attr]
     return sorted({dt.date.fromisoformat(str(v).strip()) for v in items})
+
+
+def report_moment(vendor: Vendor, day: dt.date) -> dt.datetime:
+    """When the report covering business day `day` is due (local, aware): the schedule's time on
+    the day itself for an afternoon or evening report, on the next day for one in the small hours."""
+    hour, minute = (int(p) for p in vendor.schedule.time.split(":"))
+    on = day if vendor.schedule.posts_same_day else day + dt.timedelta(days=1)
+    return dt.datetime(on.year, on.month, on.day, hour, minute, tzinfo=ZoneInfo(vendor.timezone))
+
+
+def data_deadline(vendor: Vendor, day: dt.date) -> dt.datetime:
+    """The moment by which `day`'s sales data must be there (report time + `data_deadline_hours`)."""
+    return report_moment(vendor, day) + dt.timedelta(hours=vendor.data_deadline_hours)

@@ -32,7 +32,11 @@ class DayVerdict:
       vendor_id, business_day: whose day.
       sales: the day as read, or None when the source could not be read.
       report: every rule checked (validation and booking), or the source's refusal.
-      voucher: the balanced voucher to post, or None when the day is held back.
+      voucher: the balanced voucher to post, or None when the day is held back or waiting.
+      waiting: the source holds nothing for a day the shop's calendar has open: the export is
+        late (or not running). Not a closed day: nothing is recorded as done.
+      closed_by: why a day has nothing to post: "pos" (a Z report with zero sales) or "calendar"
+        (no data on a day the shop's calendar has closed); "" for a day with sales.
     """
 
     vendor_id: str
@@ -40,10 +44,21 @@ class DayVerdict:
     sales: SalesDay | None
     report: ValidationReport
     voucher: Voucher | None
+    waiting: bool = False
+    closed_by: str = ""
 
     @property
     def held_back(self) -> bool:
-        return self.voucher is None
+        return self.voucher is None and not self.waiting
+
+    @property
+    def status(self) -> str:
+        """ready (a voucher to post), closed, waiting (for data) or held_back (a rule failed)."""
+        if self.waiting:
+            return "waiting"
+        if self.voucher is None:
+            return "held_back"
+        return "closed" if self.closed_by else "ready"
 
     def issues(self) -> list[Issue]:
         return self.report.issues()
@@ -56,7 +71,9 @@ class DayVerdict:
     def to_json(self) -> dict[str, Any]:
         """The verdict for `--json` and the work directory: headline, rules, failures."""
         return {
+            "status": self.status,
             "held_back": self.held_back,
+            "closed_by": self.closed_by,
             "headline": self.report.headline,
             "source": self.report.source,
             "failed": [
@@ -79,7 +96,11 @@ def evaluate_day(vendor: Vendor, day: dt.date, source: str | None = None) -> Day
 
 
 def judge(vendor: Vendor, sales: SalesDay) -> DayVerdict:
-    """Validate and book a day already read (the property tests hand over generated days here)."""
+    """Validate and book a day already read (the property tests hand over generated days here).
+
+    A day whose source holds nothing is not an empty day: it is closed only when the shop's
+    calendar says so, and otherwise waiting for its data (a missing thing is not a zero).
+    """
     from kassebro.checks import DayContext, validate_day
     from kassebro.gc_pause import paused
     from kassebro.vouchers import book
@@ -88,7 +109,31 @@ def judge(vendor: Vendor, sales: SalesDay) -> DayVerdict:
         report = validate_day(sales, DayContext.of(vendor))
         voucher, booking = book(sales, vendor)
     report = report.with_checks(booking)
-    return DayVerdict(vendor.id, sales.business_day, sales, report, voucher if report.success else None)
+    day = sales.business_day
+    if sales.is_empty() and report.success and vendor.is_open(day):
+        return DayVerdict(vendor.id, day, sales, _waiting(vendor, day, report), None, waiting=True)
+    if voucher is None or not report.success:
+        return DayVerdict(vendor.id, day, sales, report, None)
+    closed_by = "" if voucher.lines else "calendar" if sales.is_empty() else "pos"
+    return DayVerdict(vendor.id, day, sales, report, voucher, closed_by=closed_by)
+
+
+def _waiting(vendor: Vendor, day: dt.date, report: ValidationReport) -> ValidationReport:
+    """The report of a day with no data yet: the source's own rules, and `data_present` failed."""
+    from dataclasses import replace
+
+    from kassebro.checks.report import CheckResult
+    from kassebro.schedule import data_deadline
+
+    deadline = data_deadline(vendor, day)
+    waiting = CheckResult(
+        "data_present",
+        False,
+        f"no transactions and no Z report for {vendor.id} {day} yet: waiting for the POS export "
+        f"until {deadline:%Y-%m-%d %H:%M %Z} (data_deadline_hours {vendor.data_deadline_hours:g})",
+    )
+    checks = tuple(c for c in report.checks if c.rule != "empty_day") + (waiting,)
+    return replace(report, checks=checks, success=False)
 
 
 def refusal(vendor_id: str, day: dt.date, error: SourceError) -> ValidationReport:

@@ -26,6 +26,8 @@ def make_home(root: Path, vendor_id: str = "cafe_solsiden", profile: str = "cafe
     shutil.copy2(PROJECT / "config" / "defaults.yaml", config / "defaults.yaml")
     data = yaml.safe_load((PROJECT / "config" / "vendors" / f"{vendor_id}.yaml").read_text())
     data.update(enabled_since=DAYS[0], retry_delay_seconds=1, retries=2)
+    # a dead task's claim and its post's window end before the 3 s of retries, as the config check asks
+    data["ledger"].update(lease_seconds=2, visibility_seconds=0)
     (config / "vendors" / f"{vendor_id}.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     write_sales(data, [*DAYS, DAYS[-1] + dt.timedelta(days=1)], root / "data")
     return root

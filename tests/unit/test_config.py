@@ -252,3 +252,22 @@ def test_fiken_vendors_cannot_have_a_department(config_copy: Path) -> None:
     configs = load_vendors(config_copy)
     assert [i.source for i in configs.issues] == [str(path)]
     assert "Fiken vouchers cannot carry a department" in configs.issues[0].message
+
+
+def test_retries_must_outlast_a_dead_holders_lease(config_copy: Path) -> None:
+    from kassebro.config import retry_span_seconds
+
+    assert retry_span_seconds(3, 60) == 420 and retry_span_seconds(12, 600) < 12 * 3600
+    path = config_copy / "vendors" / "cafe_solsiden.yaml"
+    original = path.read_text()
+    ledger = load_vendor("cafe_solsiden", config_copy).ledger
+    assert (ledger.lease, ledger.visibility) == (120, 60)  # the defaults, outlasted by 420 s of retries
+    path.write_text(original + "retries: 1\nretry_delay_seconds: 60\n")
+    (issue,) = load_vendors(config_copy).issues
+    assert (
+        "end 60 s after the first failure, before a dead holder's claim expires and its post may still show "
+        "(120 + 60 s)" in issue.message
+    )
+    shorter = "connection: tripletex_demo\n  lease_seconds: 45\n  visibility_seconds: 10"
+    path.write_text(original.replace("connection: tripletex_demo", shorter) + "retries: 1\nretry_delay_seconds: 60\n")
+    assert load_vendor("cafe_solsiden", config_copy).ledger.lease == 45

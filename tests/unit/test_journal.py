@@ -84,3 +84,47 @@ def test_concurrent_claims_one_winner(journal: Journal) -> None:
     for t in threads:
         t.join()
     assert sum(r is not None for r in results) == 1
+
+
+def test_a_claim_given_back_with_nothing_sent_keeps_its_state(journal: Journal) -> None:
+    journal.record("cafe", DAY, "built", external_ref="r", voucher=voucher())
+    token = journal.claim("cafe", DAY)
+    token = journal.claim("cafe", DAY, lease_seconds=0)  # taken over: still claimed from "built"
+    assert journal.release("cafe", DAY, token, "lookup failed")
+    assert journal.get("cafe", DAY).state == "built"
+    journal.release("cafe", DAY, journal.claim("cafe", DAY), "dropped", state="unknown")
+    journal.release("cafe", DAY, journal.claim("cafe", DAY), "lookup failed again")
+    assert journal.get("cafe", DAY).state == "unknown"  # an unknown outcome is never forgotten
+
+
+def test_a_lost_claim_can_neither_renew_release_nor_finish(journal: Journal) -> None:
+    from kassebro.journal import ClaimLost
+
+    journal.record("cafe", DAY, "built", external_ref="r", voucher=voucher())
+    old = journal.claim("cafe", DAY)
+    new = journal.claim("cafe", DAY, lease_seconds=0)
+    assert old and new and old != new
+    assert not journal.renew("cafe", DAY, old) and journal.renew("cafe", DAY, new)
+    assert not journal.release("cafe", DAY, old, "late", state="failed")
+    with pytest.raises(ClaimLost):
+        journal.finish("cafe", DAY, old, state="posted", ledger_id="1", sent=voucher(), day_voucher=voucher())
+    assert journal.get("cafe", DAY).state == "posting" and journal.booked("cafe", DAY) == []
+    journal.finish("cafe", DAY, new, state="posted", ledger_id="2", sent=voucher(), day_voucher=voucher())
+    assert [b.ledger_id for b in journal.booked("cafe", DAY)] == ["2"]
+
+
+def test_a_renewed_lease_is_not_taken_over_and_fence_tells_a_lost_one(journal: Journal) -> None:
+    import time
+
+    from kassebro.journal import ClaimLost, Lease
+
+    journal.record("cafe", DAY, "built", external_ref="r", voucher=voucher())
+    token = journal.claim("cafe", DAY, lease_seconds=1)
+    with Lease(journal, "cafe", DAY, token, 1) as held:
+        time.sleep(2.5)  # longer than the lease: only the renewals keep it
+        assert journal.claim("cafe", DAY, lease_seconds=1) is None
+        held.fence()
+    time.sleep(1.2)  # no one renews now
+    assert journal.claim("cafe", DAY, lease_seconds=1) is not None
+    with pytest.raises(ClaimLost, match="no longer ours"):
+        Lease(journal, "cafe", DAY, token, 1).fence()

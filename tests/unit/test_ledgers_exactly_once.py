@@ -107,3 +107,58 @@ def test_exactly_once(system, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
             assert pipeline.verify(vendor, day, make_client(server.url), journal)["verified"] is True
         posts = [c for c in app.state.calls.list() if c["method"] == "POST" and fnmatch(c["path"], "*" + post_path)]
         assert len(posts) == 3  # one POST per day, the dropped one included: never posted twice
+
+
+@pytest.mark.parametrize("system", [tripletex, fiken, poweroffice, xledger, duett], ids=lambda f: f.__name__)
+def test_no_post_while_a_lost_one_may_still_appear(system, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """'hidden_save': the ledger keeps the voucher, drops the answer, and shows it to lookups only
+    later. The retries wait out the system's visibility window instead of posting again."""
+    import time
+
+    root = make_home(tmp_path)
+    monkeypatch.setenv("KASSEBRO_CONFIG", str(root / "config"))
+    monkeypatch.setenv("KASSEBRO_DATA", str(root / "data"))
+    vendor = load_vendor("cafe_solsiden")
+    ledger = vendor.ledger.model_copy(update={"visibility_seconds": 4})
+    vendor = vendor.model_copy(update={"ledger": ledger, "department": None if system is not tripletex else "1"})
+    app, make_client, post_path = system()
+    journal = Journal()
+    day = DAYS[0]
+    with running(app) as server:
+        pipeline.prepare(vendor, day, journal)
+        app.state.faults.add("hidden_save", path=post_path, method="POST", seconds=1.5)
+        with pytest.raises(LedgerTransient):
+            pipeline.post(vendor, day, make_client(server.url), journal)
+        waits = 0
+        while True:  # the retries, as Airflow would run them
+            try:
+                result = pipeline.post(vendor, day, make_client(server.url), journal)
+                break
+            except LedgerTransient as exc:
+                assert "may still appear" in str(exc)
+                waits += 1
+                time.sleep(0.5)
+        assert waits >= 1 and result["already"] is True
+        posts = [c for c in app.state.calls.list() if c["method"] == "POST" and fnmatch(c["path"], "*" + post_path)]
+        assert len(posts) == 1
+
+
+def test_without_the_window_the_hidden_save_would_post_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The control: the fault bites, so the window above is what keeps the day to one voucher."""
+    root = make_home(tmp_path)
+    monkeypatch.setenv("KASSEBRO_CONFIG", str(root / "config"))
+    monkeypatch.setenv("KASSEBRO_DATA", str(root / "data"))
+    vendor = load_vendor("cafe_solsiden")
+    assert vendor.ledger.visibility == 0  # the test home's setting
+    app, make_client, post_path = tripletex()
+    journal = Journal()
+    with running(app) as server:
+        pipeline.prepare(vendor, DAYS[0], journal)
+        app.state.faults.add("hidden_save", path=post_path, method="POST", seconds=1.0)
+        with pytest.raises(LedgerTransient):
+            pipeline.post(vendor, DAYS[0], make_client(server.url), journal)
+        assert pipeline.post(vendor, DAYS[0], make_client(server.url), journal)["already"] is False
+        import time
+
+        time.sleep(1.5)
+        assert len(app.state.store.list_vouchers()) == 2

@@ -190,3 +190,132 @@ def test_careful_lookup_only_when_an_earlier_attempt_or_approval_may_have_left_a
     with pytest.raises(LedgerTransient):
         pipeline.post(vendor, DAY, client(), journal)
     assert pipeline.careful_lookup(vendor, DAY, journal) is True  # tried before: its outcome is unknown
+
+
+class _Wrapped:
+    """A real client with one call changed: what a parse error, a dying worker or a slow holder does."""
+
+    def __init__(self, inner, **calls) -> None:
+        self._inner, self._calls = inner, calls
+
+    def __getattr__(self, name: str):
+        return self._calls.get(name) or getattr(self._inner, name)
+
+
+def test_any_error_before_the_post_gives_the_claim_back_as_it_was(env) -> None:
+    vendor, journal, app, client = env
+
+    def broken_find(ref, day):
+        raise ValueError("the answer was not JSON")
+
+    with pytest.raises(ValueError):
+        pipeline.post(vendor, DAY, _Wrapped(client(), find=broken_find), journal)
+    entry = journal.get(vendor.id, DAY)
+    assert entry.state == "built" and "lookup failed" not in entry.message and "ValueError" in entry.message
+    assert pipeline.post(vendor, DAY, client(), journal)["state"] == "posted"  # no waiting for the lease
+    assert len(app.state.store.list_vouchers()) == 1
+
+
+def test_an_error_after_the_post_leaves_unknown_and_the_next_try_finds_it(env) -> None:
+    vendor, journal, app, client = env
+    real = client()
+
+    def post_then_choke(voucher, send_to_ledger=True):
+        real.post(voucher, send_to_ledger=send_to_ledger)
+        raise KeyError("value")  # the answer could not be read
+
+    with pytest.raises(KeyError):
+        pipeline.post(vendor, DAY, _Wrapped(real, post=post_then_choke), journal)
+    assert journal.get(vendor.id, DAY).state == "unknown"
+    result = pipeline.post(vendor, DAY, client(), journal)
+    assert result["already"] is True and len(app.state.store.list_vouchers()) == 1
+
+
+def test_a_journal_error_in_finish_leaves_unknown(env, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    vendor, journal, app, client = env
+
+    def down(*args, **kwargs):
+        raise OperationalError("UPDATE kassebro_journal", {}, Exception("server closed the connection"))
+
+    with monkeypatch.context() as patched, pytest.raises(OperationalError):
+        patched.setattr(journal, "finish", down)
+        pipeline.post(vendor, DAY, client(), journal)
+    assert journal.get(vendor.id, DAY).state == "unknown"
+    assert pipeline.post(vendor, DAY, client(), journal)["already"] is True
+    assert len(app.state.store.list_vouchers()) == 1
+
+
+def test_a_holder_whose_lease_ran_out_never_posts(env) -> None:
+    from kassebro.journal import ClaimLost
+
+    vendor, journal, app, client = env
+    real = client()
+    taken: list[str] = []
+
+    def slow_find(ref, day):
+        found = real.find(ref, day)
+        taken.append(journal.claim(vendor.id, DAY, lease_seconds=0))  # another run takes the day over
+        return found
+
+    with pytest.raises(ClaimLost, match="nothing was posted"):
+        pipeline.post(vendor, DAY, _Wrapped(real, find=slow_find), journal)
+    assert app.state.store.list_vouchers() == []
+    assert taken[0] and journal.get(vendor.id, DAY).state == "posting"  # the new holder's claim stands
+
+
+def test_a_killed_worker_is_taken_over_when_its_lease_ends(env, tmp_path: Path) -> None:
+    """SIGKILL while the post is in flight: the retry waits out the lease, then finds what was saved."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    vendor, journal, app, client = env
+    assert vendor.ledger.lease == 2
+    app.state.faults.add("delay", path="/ledger/voucher", method="POST", seconds=1.0)
+    c = client()
+    script = (
+        "import datetime as dt, sys\n"
+        "from kassebro import pipeline\nfrom kassebro.config import load_vendor\nfrom kassebro.journal import Journal\n"
+        "from kassebro.ledgers.tripletex import TripletexClient\n"
+        f"client = TripletexClient({c.base_url!r}, 'demo-consumer-token', 'demo-employee-token')\n"
+        f"pipeline.post(load_vendor({vendor.id!r}), dt.date.fromisoformat({DAY.isoformat()!r}), client, Journal())\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy())
+    deadline = time.monotonic() + 60
+    while app.state.faults.list():  # the delayed POST has reached the ledger
+        assert time.monotonic() < deadline and child.poll() is None
+        time.sleep(0.02)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert app.state.store.list_vouchers() == []  # killed before the ledger saved it
+    assert journal.get(vendor.id, DAY).state == "posting"  # stranded, until the lease ends
+    with pytest.raises(LedgerTransient, match="another run"):
+        pipeline.post(vendor, DAY, client(), journal)
+    time.sleep(2.2)
+    result = pipeline.post(vendor, DAY, client(), journal)
+    assert result["state"] == "posted" and result["already"] is True
+    assert len(app.state.store.list_vouchers()) == 1
+
+
+def test_a_voucher_found_after_an_unknown_outcome_is_read_back_and_its_difference_corrected(env) -> None:
+    """The ledger is the truth: what `find` returns is what the journal keeps, not what was meant."""
+    vendor, journal, app, client = env
+    app.state.faults.add("save_then_drop", path="/ledger/voucher", method="POST")
+    with pytest.raises(LedgerTransient):
+        pipeline.post(vendor, DAY, client(), journal)
+    (stored,) = app.state.store.list_vouchers()
+    user_rows = [p for p in stored.postings if not p.system_generated]
+    user_rows[0].gross += 100  # changed in the ledger before we saw it (a person, or another system)
+    user_rows[1].gross -= 100
+    result = pipeline.post(vendor, DAY, client(), journal)
+    assert result["kinds"] == ["original", "correction"] and result["version"] == 2  # v1 found, v2 posted
+    v1, v2 = journal.booked(vendor.id, DAY)
+    held = {(p[0], p[1]) for p in client().get(v1.ledger_id).postings}
+    assert {(line.account, line.amount) for line in v1.voucher.lines} <= held  # the journal keeps what is held
+    assert sorted(line.amount for line in v2.voucher.lines) == [-100, 100]
+    assert pipeline.verify(vendor, DAY, client(), journal)["verified"] is True
+    assert len(app.state.store.list_vouchers()) == 2

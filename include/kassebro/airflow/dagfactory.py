@@ -14,13 +14,14 @@ from typing import Any
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_parsing_context, task, task_group
 
-from kassebro.config import ConfigSet, Vendor, config_dir, load_vendor, load_vendors
+from kassebro.config import MAX_RETRY_DELAY_SECONDS, ConfigSet, Vendor, config_dir, load_vendor, load_vendors
 from kassebro.errors import ConfigError, Issue
 from kassebro.schedule import start_date
 
 DAG_PREFIX = "vendor_"
-MAX_RETRY_DELAY = dt.timedelta(hours=1)
+MAX_RETRY_DELAY = dt.timedelta(seconds=MAX_RETRY_DELAY_SECONDS)
 MAX_RATE_LIMIT_WAIT = dt.timedelta(minutes=5)  # longer waits go to Airflow's retries
+SENSOR_TIMEOUT = dt.timedelta(days=7)
 
 
 def _fail_fast(exc: BaseException) -> BaseException:
@@ -54,7 +55,7 @@ def _run(step: str, vendor_id: str, day: str, **kwargs: Any) -> dict:
     try:
         if step in ("post", "verify"):
             return _with_ledger(step, vendor, the_day, journal, **kwargs)
-        return getattr(pipeline, step)(vendor, the_day, journal)
+        return getattr(pipeline, step)(vendor, the_day, journal, **kwargs)
     except Exception as exc:
         converted = _fail_fast(exc)
         if converted is exc:
@@ -89,23 +90,43 @@ def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
     """Build the DAG for one vendor."""
 
     @task
-    def plan_days(**context: Any) -> list[str]:
-        """The business days of this run: the dates given on trigger, else from the data interval."""
+    def plan_days(**context: Any) -> list[dict]:
+        """The business days of this run (the dates given on trigger, else from the data interval),
+        then the recent days a scheduled run looks at again because their data may come late."""
+        from kassebro.journal import Journal
+        from kassebro.pipeline import days_to_look_again
         from kassebro.schedule import business_days, parse_dates
 
         asked = parse_dates(context["params"].get("dates"))
         if asked:
-            days = asked
+            days, again = asked, []
         else:
             days = business_days(vendor, context["data_interval_start"], context["data_interval_end"])
-        print(f"{vendor.id}: business days {[d.isoformat() for d in days] or 'none'}")
-        return [d.isoformat() for d in days]
+            again = days_to_look_again(vendor, days, Journal())
+        print(f"{vendor.id}: business days {[d.isoformat() for d in days] or 'none'}", end="")
+        print(f"; looking again at {[d.isoformat() for d in again]}" if again else "")
+        return [{"day": d.isoformat(), "look_again": False} for d in days] + [
+            {"day": d.isoformat(), "look_again": True} for d in again
+        ]
 
-    @task(map_index_template="{{ day }}")
-    def prepare(day: str) -> str:
-        """Read the day's sales, run every validation and booking rule, build the voucher."""
-        print(f"{vendor.id} {day}: {_run('prepare', vendor.id, day)}")
-        return day
+    @task.sensor(
+        map_index_template="{{ day }}",
+        mode="reschedule",  # waiting for late data holds no worker slot
+        poke_interval=vendor.data_poke_seconds,
+        timeout=SENSOR_TIMEOUT,  # the day's own data deadline fails it first, with its message
+    )
+    def prepare(item: dict) -> Any:
+        """Read the day's sales, run every validation and booking rule, build the voucher; while the
+        source holds nothing for the day, wait (rescheduled) until its data deadline."""
+        from airflow.sdk import PokeReturnValue
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        day = item["day"]
+        result = _run("prepare", vendor.id, day, look_again=bool(item.get("look_again")))
+        print(f"{vendor.id} {day}: {result}")
+        if result.get("look_again"):
+            raise AirflowSkipException(f"{vendor.id} {day}: still no sales data ({result['state']})")
+        return PokeReturnValue(is_done=result["state"] != "waiting", xcom_value=day)
 
     @task(map_index_template="{{ day }}", pool=vendor.pool)
     def post(day: str, **context: Any) -> str:
@@ -150,11 +171,11 @@ def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
     )
     def _vendor() -> None:
         @task_group(group_id="day")
-        def one_day(day: str) -> None:
+        def one_day(item: dict) -> None:
             """One business day; a mapped group keeps a failing day from holding back the others."""
-            verify(post(prepare(day)))
+            verify(post(prepare(item)))
 
-        one_day.expand(day=plan_days())
+        one_day.expand(item=plan_days())
 
     return _vendor()
 
@@ -198,6 +219,10 @@ def _vendor_facts(vendor: Vendor) -> str:
         f"`{vendor.ledger.connection}`, send to ledger: {vendor.ledger.send_to_ledger} |\n"
         f"| enabled since | {vendor.enabled_since} |\n| schedule | `{vendor.schedule.cron}` {vendor.timezone} |\n"
         f"| day starts at | {vendor.day_start_hour:02d}:00 |\n"
+        f"| open | {', '.join(vendor.opening_days)}"
+        f"{'; closed ' + ', '.join(d.isoformat() for d in vendor.closed_dates) if vendor.closed_dates else ''} |\n"
+        f"| data deadline | {vendor.data_deadline_hours:g} h after the report time; looks again "
+        f"{vendor.lookback_days} days back |\n"
         f"| source | {vendor.source.kind}: `{vendor.source.path or vendor.source.connection or vendor.source.url}` |\n"
     )
 

@@ -90,6 +90,8 @@ class ValidationReport:
         if not self.read:
             return f"vendor {self.vendor_id}, business day {day}: the sales source could not be read"
         unchecked = f" ({len(self.not_checked)} not checked)" if self.not_checked else ""
+        if [check.rule for check in self.failed] == ["data_present"]:
+            return f"vendor {self.vendor_id}, business day {day}: no sales data yet (waiting for the POS export)"
         if self.success:
             return f"vendor {self.vendor_id}, business day {day}: all {len(self.checks)} rules passed{unchecked}"
         return f"vendor {self.vendor_id}, business day {day}: {len(self.failed)} of {len(self.checks)} rules failed"

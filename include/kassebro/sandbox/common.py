@@ -7,6 +7,7 @@ voucher, the client never hears so. It needs the real socket, so it works under 
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import threading
 from collections.abc import Awaitable, Callable
@@ -17,7 +18,7 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-FAULT_KINDS = ("429", "500", "delay", "save_then_drop")
+FAULT_KINDS = ("429", "500", "delay", "save_then_drop", "hidden_save")
 
 
 @dataclass
@@ -25,7 +26,8 @@ class Fault:
     """One injected fault: for the next `times` calls matching method and path (under the API prefix).
 
     `path` is a glob (`/ledger/voucher`, `/ledger/voucher/*`, `*`); `times` -1 = until cleared.
-    `seconds`: the X-Rate-Limit-Reset for "429", the wait for "delay".
+    `seconds`: the X-Rate-Limit-Reset for "429", the wait for "delay", how long the voucher stays
+    out of lookups for "hidden_save" (see `save_later`).
     """
 
     kind: str
@@ -137,3 +139,38 @@ def drop_connection(send: Send) -> bool:
     cycle.disconnected = True  # type: ignore[union-attr]  # stops uvicorn's fallback 500
     transport.close()
     return True
+
+
+_LATER: set[asyncio.Task] = set()  # keeps the deferred saves alive until they have run
+
+
+async def save_later(
+    app: Callable[[Scope, Receive, Send], Awaitable[None]],
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    entry: dict[str, Any],
+    seconds: float,
+) -> None:
+    """The "hidden_save" fault: the request is taken, the connection dropped without an answer, and
+    the voucher shows in lookups only `seconds` later (a ledger whose search lags its writes).
+
+    Done by handling the request `seconds` later, which looks the same from outside: the caller
+    cannot know the outcome, and lookups find nothing until then.
+    """
+    replay = await buffered(receive)
+    entry["status"] = None
+    if not drop_connection(send):
+        raise RuntimeError("hidden_save needs the app to run under uvicorn")
+
+    async def swallow(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            entry["saved_status"] = message["status"]
+
+    async def later() -> None:
+        await asyncio.sleep(seconds)
+        await app(scope, replay, swallow)
+
+    task = asyncio.get_running_loop().create_task(later())
+    _LATER.add(task)
+    task.add_done_callback(_LATER.discard)

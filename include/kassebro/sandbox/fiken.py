@@ -84,7 +84,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
-from kassebro.sandbox.common import CallLog, FaultInjector, buffered, drop_connection
+from kassebro.sandbox.common import CallLog, FaultInjector, buffered, drop_connection, save_later
 from kassebro.sandbox.tripletex import CHART
 
 API_PREFIX = "/api/v2"
@@ -652,6 +652,9 @@ class FikenSandbox(FastAPI):
             if fault is not None and fault.kind == "delay":
                 logged_receive = await buffered(logged_receive)
                 await asyncio.sleep(fault.seconds)
+            if fault is not None and fault.kind == "hidden_save":
+                await save_later(super().__call__, scope, logged_receive, send, entry, fault.seconds)
+                return
             if fault is not None and fault.kind == "save_then_drop":
 
                 async def swallow(message: dict[str, Any]) -> None:

@@ -128,7 +128,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kassebro.money import Ore, ore_to_decimal, parse_ore, parse_rate_bp, vat_from_gross
-from kassebro.sandbox.common import CallLog, FaultInjector, Receive, Scope, Send, buffered, drop_connection
+from kassebro.sandbox.common import CallLog, FaultInjector, Receive, Scope, Send, buffered, drop_connection, save_later
 from kassebro.sandbox.tripletex import CHART, dumps
 
 API_PREFIX = "/v2"
@@ -998,6 +998,9 @@ class PowerOfficeSandbox(FastAPI):
             if fault is not None and fault.kind == "delay":
                 logged_receive = await buffered(logged_receive)
                 await asyncio.sleep(fault.seconds)
+            if fault is not None and fault.kind == "hidden_save":
+                await save_later(super().__call__, scope, logged_receive, send, entry, fault.seconds)
+                return
             if fault is not None and fault.kind == "save_then_drop":
                 await self._save_then_drop(scope, logged_receive, send, entry, record)
                 return

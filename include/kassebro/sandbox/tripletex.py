@@ -70,6 +70,7 @@ from kassebro.sandbox.common import (
     Send,
     buffered,
     drop_connection,
+    save_later,
 )
 
 DOC_LINK = "https://tripletex.no/v2-docs/"
@@ -1558,6 +1559,9 @@ class TripletexSandbox(FastAPI):
                 # request taken: the answer is late, the work is done (as on a slow server).
                 logged_receive = await buffered(logged_receive)
                 await asyncio.sleep(fault.seconds)
+            if fault is not None and fault.kind == "hidden_save":
+                await save_later(super().__call__, scope, logged_receive, send, entry, fault.seconds)
+                return
             if fault is not None and fault.kind == "save_then_drop":
                 await self._save_then_drop(scope, logged_receive, send, entry)
                 return

@@ -78,7 +78,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from kassebro.sandbox.common import CallLog, FaultInjector, buffered, drop_connection
+from kassebro.sandbox.common import CallLog, FaultInjector, buffered, drop_connection, save_later
 from kassebro.sandbox.tripletex import CHART
 
 GRAPHQL_PATH = "/graphql"
@@ -647,6 +647,9 @@ class XledgerSandbox(FastAPI):
                 return
             if fault is not None and fault.kind == "delay":
                 await asyncio.sleep(fault.seconds)
+            if fault is not None and fault.kind == "hidden_save":
+                await save_later(super().__call__, scope, replay, send, entry, fault.seconds)
+                return
             if fault is not None and fault.kind == "save_then_drop":
 
                 async def swallow(message: dict[str, Any]) -> None:
