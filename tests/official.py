@@ -35,8 +35,7 @@ def write_config(root: Path, vendors: dict[str, Path], **fields: object) -> Path
             f"id: {vendor_id}\nname: Selskapet ASA\norganisation_number: '{ORGNR}'\nenabled_since: 2016-01-01\n"
             f"source: {{kind: saft, path: '{source}'}}\n"
             "ledger: {system: tripletex, connection: tripletex_demo, "
-            f"lease_seconds: {lease}, visibility_seconds: 0}}\n"
-            + extra,
+            f"lease_seconds: {lease}, visibility_seconds: 0}}\n" + extra,
             encoding="utf-8",
         )
     return config

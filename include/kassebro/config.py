@@ -123,15 +123,23 @@ class LedgerMap(_Strict):
         return problems
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_CLOCK = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
 class Schedule(_Strict):
     """When the day's report is sent: weekdays and a local time, after the shop has closed.
 
     A run posts the business days that closed since the previous run, so a Monday run of a
-    Mon-Fri schedule carries Friday, Saturday and Sunday.
+    Mon-Fri schedule carries Friday, Saturday and Sunday. `times` gives each weekday its own
+    time instead (a later report on Saturdays, none on Mondays: `{tue: "02:30", ..., sat: "05:00"}`);
+    then only its weekdays report. All times are on one side of noon: a report in the small hours
+    covers the day before, one from noon the same day.
     """
 
-    days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = WEEKDAYS
-    time: str = Field(default="02:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    days: tuple[Weekday, ...] = WEEKDAYS
+    time: str = Field(default="02:30", pattern=_CLOCK)
+    times: dict[Weekday, Annotated[str, Field(pattern=_CLOCK)]] = {}
 
     @field_validator("days")
     @classmethod
@@ -140,17 +148,55 @@ class Schedule(_Strict):
             raise ValueError("at least one weekday is needed")
         return tuple(sorted(set(days), key=WEEKDAYS.index))
 
+    @model_validator(mode="after")
+    def _one_side_of_noon(self) -> Schedule:
+        sides = {int(t[:2]) >= 12 for t in self.report_times.values()}
+        if len(sides) > 1:
+            raise ValueError(
+                "schedule times must all be before noon (each covers the day before) or all from noon "
+                f"(each covers its own day): {self.report_times}"
+            )
+        return self
+
+    @property
+    def report_times(self) -> dict[str, str]:
+        """Weekday -> local report time, for the weekdays that report."""
+        if self.times:
+            return {d: self.times[d] for d in WEEKDAYS if d in self.times}  # type: ignore[index]
+        return {d: self.time for d in self.days}
+
+    @property
+    def crons(self) -> tuple[str, ...]:
+        """One cron expression per distinct report time."""
+        by_time: dict[str, list[str]] = {}
+        for day, clock in self.report_times.items():
+            by_time.setdefault(clock, []).append(day)
+        crons = []
+        for clock, days in sorted(by_time.items()):
+            hour, minute = clock.split(":")
+            crons.append(f"{int(minute)} {int(hour)} * * {'*' if len(days) == 7 else ','.join(days)}")
+        return tuple(crons)
+
     @property
     def cron(self) -> str:
-        hour, minute = self.time.split(":")
-        days = "*" if len(self.days) == 7 else ",".join(self.days)
-        return f"{int(minute)} {int(hour)} * * {days}"
+        return " | ".join(self.crons)
 
     @property
     def posts_same_day(self) -> bool:
         """A report sent in the afternoon or evening covers that same day; one sent in the
         small hours covers the day before."""
-        return int(self.time[:2]) >= 12
+        return int(next(iter(self.report_times.values()))[:2]) >= 12
+
+
+class Alert(_Strict):
+    """Who hears when a night is not posted in time: an Airflow deadline alert on each vendor DAG
+    whose run is not done `post_by` (local time, after the report time of its run) mails `to`
+    through the Airflow SMTP connection `smtp_connection`. No `to`: no alert."""
+
+    post_by: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    to: tuple[str, ...] = ()
+    smtp_connection: str = Field(default="smtp_default", pattern=r"^[A-Za-z0-9_.-]+$")
+    from_email: str = "kassebro@localhost"
 
 
 class Source(_Strict):
@@ -281,6 +327,7 @@ class Vendor(_Strict):
     tags: tuple[str, ...] = ()
     retries: int = Field(default=3, ge=0, le=10)
     retry_delay_seconds: int = Field(default=60, ge=1, le=3600)
+    alert: Alert = Alert()
     opening_days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = WEEKDAYS
     """The shop's calendar: a day off it with no sales data is closed (done, nothing to post)."""
     closed_dates: tuple[dt.date, ...] = ()

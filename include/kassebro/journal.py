@@ -66,8 +66,9 @@ waiting = no sales data yet; missing = none by the data deadline; closed = the P
 empty = a day without data recorded before kassebro told waiting from closed."""
 DONE = ("posted", "parked", "closed", "closed_calendar", "empty")
 NOTHING_TO_POST = ("closed", "closed_calendar", "empty")
-LOOK_AGAIN = ("waiting", "missing", "closed_calendar", "empty")
-"""Days a later run reads again: their data may come late (`pipeline.days_to_look_again`)."""
+LOOK_AGAIN = ("waiting", "missing", "closed_calendar", "empty", "failed")
+"""Days a later run reads again (`pipeline.days_to_look_again`): their data may come late, or
+what held them back may be mended (a late file fills a gap in the receipt numbers)."""
 
 metadata = MetaData()
 journal_table = Table(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from kassebro import demo
 
+MAIL_PORT = 8925  # the demo's SMTP server, when free
 AIRFLOW_USER = "admin"
 AIRFLOW_PASSWORD = "admin"
 
@@ -104,18 +105,21 @@ def sandbox_ports(preferred: bool = True) -> dict[str, int]:
     }
 
 
-def start_sandbox(home: Path, ports: dict[str, int]) -> subprocess.Popen:
-    """The five ledger sandboxes in one process, their books kept under `<home>/sandbox`."""
+def start_sandbox(home: Path, ports: dict[str, int], mail_port: int | None = None) -> subprocess.Popen:
+    """The five ledger sandboxes in one process, their books kept under `<home>/sandbox`, and the
+    demo's mail server (`<home>/mail`) when a `mail_port` is given."""
     (home / "logs").mkdir(parents=True, exist_ok=True)
     log = (home / "logs" / "sandbox.log").open("ab")
     args = [f"--port={system}={port}" for system, port in ports.items()]
+    if mail_port:
+        args += [f"--mail-port={mail_port}", "--mail-dir", str(home / "mail")]
     proc = subprocess.Popen(
         [sys.executable, "-m", "kassebro.sandbox.demo", *args, "--state-dir", str(home / "sandbox")],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    for port in ports.values():
+    for port in [*ports.values(), *([mail_port] if mail_port else [])]:
         _wait_for(port)
     return proc
 
@@ -142,15 +146,21 @@ def _progress(home: Path) -> str:
 def run_airflow(days: int = 14, port: int = 8080) -> int:
     """Sandbox + `airflow standalone` on the demo home until Ctrl-C."""
     ports = sandbox_ports()
+    mail_port = MAIL_PORT if not _port_open(MAIL_PORT) else _free_port()
     home, _ = prepare(days, ports)
+    # deadline alerts go to the demo's own mail server: every message is a file in <home>/mail
+    from kassebro.sandbox.mail import smtp_connection
+
+    os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = smtp_connection(mail_port)
     os.environ["AIRFLOW__API__PORT"] = str(port)
     # tasks reach the API server's execution API; its default URL assumes port 8080
     os.environ["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://localhost:{port}/execution/"
     procs: list[subprocess.Popen] = []
     try:
-        procs.append(start_sandbox(home, ports))
+        procs.append(start_sandbox(home, ports, mail_port))
         where = ", ".join(f"{system} :{port}" for system, port in ports.items())
         print(f"[kassebro] ledger sandboxes on 127.0.0.1: {where}", flush=True)
+        print(f"[kassebro] mail (deadline alerts) on 127.0.0.1:{mail_port}, kept in {home / 'mail'}", flush=True)
         log = (home / "logs" / "airflow.log").open("ab")
         procs.append(
             subprocess.Popen(
@@ -189,6 +199,7 @@ def run_demo(days: int = 14) -> int:
     try:
         from airflow.dag_processing.dagbag import DagBag
 
+        from kassebro.airflow.dagtest import run_test
         from kassebro.config import load_vendors
         from kassebro.journal import DONE, Journal
         from kassebro.reporting import journal_table
@@ -210,7 +221,7 @@ def run_demo(days: int = 14) -> int:
                 f"[kassebro] {vendor.dag_id}: {len(dates)} business days {dates[0]} .. {dates[-1]}",
                 flush=True,
             )
-            run = bag.dags[vendor.dag_id].test(run_conf={"dates": dates})
+            run = run_test(bag.dags[vendor.dag_id], run_conf={"dates": dates})
             print(f"[kassebro] {vendor.dag_id}: run {run.state}", flush=True)
         entries = [e for e in Journal().entries() if e.vendor_id in {v.id for v in configs.vendors}]
         print()

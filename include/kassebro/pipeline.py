@@ -47,7 +47,8 @@ def prepare(
 
     A day with no data is `waiting` (state "waiting" returned: the DAG's sensor pokes again) until
     its data deadline, then `missing` and DataMissing is raised. A day looked at again by a later
-    run (`look_again`) that still has no data keeps its state and returns quietly.
+    run (`look_again`) that still has no data, or is still held back, returns quietly
+    ("look_again" in the result): it failed loudly on its own night.
     """
     from kassebro.verdict import evaluate_day
 
@@ -62,6 +63,8 @@ def prepare(
     log.info("%s; report: %s", report.headline, report.report_paths[1])
     if verdict.voucher is None:
         journal.record(vendor.id, day, "failed", external_ref=ref, message=_short(verdict.issues()))
+        if look_again:  # still held back: it failed loudly on its own night; stay quiet now
+            return {"day": day.isoformat(), "state": "failed", "look_again": True, "rules": len(report.checks)}
         verdict.raise_if_held_back()
     voucher = verdict.voucher
     assert voucher is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import shutil
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from kassebro.airflow.dagtest import run_test
 
 PROJECT = Path(__file__).resolve().parents[2]
 DAYS = [dt.date(2026, 11, 2), dt.date(2026, 11, 3), dt.date(2026, 11, 4)]
@@ -33,6 +36,22 @@ def make_home(root: Path, vendor_id: str = "cafe_solsiden", profile: str = "cafe
     return root
 
 
+@contextlib.contextmanager
+def tripletex_home(root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, object, object]]:
+    """The demo home at `root` (make_home) with a live Tripletex sandbox: (home, app, client factory)."""
+    from kassebro.ledgers.tripletex import TripletexClient
+    from kassebro.sandbox.server import running
+    from kassebro.sandbox.tripletex import create_app
+
+    home = make_home(root)
+    monkeypatch.setenv("KASSEBRO_CONFIG", str(home / "config"))
+    monkeypatch.setenv("KASSEBRO_DATA", str(home / "data"))
+    app = create_app()
+    with running(app) as server:
+        app.state.url = server.url
+        yield home, app, lambda: TripletexClient(server.url, "demo-consumer-token", "demo-employee-token")
+
+
 class Env:
     """A running pipeline environment: config, data, sandbox, connection."""
 
@@ -50,7 +69,7 @@ class Env:
         return bag.dags[f"vendor_{vendor_id}"]
 
     def run(self, dates: list[dt.date], vendor_id: str = "cafe_solsiden", **conf):
-        return self.dag(vendor_id).test(run_conf={"dates": [d.isoformat() for d in dates], **conf})
+        return run_test(self.dag(vendor_id), run_conf={"dates": [d.isoformat() for d in dates], **conf})
 
     def vouchers(self) -> list:
         return [v for v in self.store.list_vouchers() if v.external_voucher_number]

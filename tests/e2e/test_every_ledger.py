@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
+from kassebro.airflow.dagtest import run_test
 from kassebro.journal import Journal
 
 from .conftest import DAYS, PROJECT
@@ -115,7 +116,7 @@ class LedgerEnv:
         bag = DagBag(dag_folder=str(PROJECT / "dags"))
         assert bag.import_errors == {}
         dag = bag.dags[f"vendor_{vendor_id or self.system.vendor_id}"]
-        return dag.test(run_conf={"dates": [d.isoformat() for d in dates]})
+        return run_test(dag, run_conf={"dates": [d.isoformat() for d in dates]})
 
     def ledger(self) -> Any:
         from kassebro.airflow.hooks import ledger_for

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
+from kassebro.airflow.dagtest import run_test
 from kassebro.journal import Journal
 
 from .conftest import DAYS, Env
@@ -50,7 +51,7 @@ def test_a_missing_export_fails_its_day_loudly_then_a_later_run_books_it_once(pi
     _write(pipeline_env, LATE, own)
     oslo = ZoneInfo("Europe/Oslo")
     dag = pipeline_env.dag()
-    run = dag.test(logical_date=dt.datetime.combine(own + dt.timedelta(days=1), dt.time(3, 0), oslo))
+    run = run_test(dag, logical_date=dt.datetime.combine(own + dt.timedelta(days=1), dt.time(3, 0), oslo))
     assert run.state == "success"
     refs = sorted(v.external_voucher_number for v in pipeline_env.vouchers())
     assert refs == [f"kassebro:cafe_solsiden:{d}" for d in (DAYS[0], LATE, own)]

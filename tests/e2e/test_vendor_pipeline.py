@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 
+from kassebro.airflow.dagtest import run_test
 from kassebro.journal import Journal
 from kassebro.sources.saft import read_day
 
@@ -106,7 +107,7 @@ def test_a_run_without_dates_posts_the_days_of_its_data_interval(pipeline_env: E
 
     dag = pipeline_env.dag()
     # a run triggered on 4 Nov at 03:00 Oslo time covers the interval ending 02:30 that morning: 3 Nov
-    run = dag.test(logical_date=dt.datetime(2026, 11, 4, 3, 0, tzinfo=ZoneInfo("Europe/Oslo")))
+    run = run_test(dag, logical_date=dt.datetime(2026, 11, 4, 3, 0, tzinfo=ZoneInfo("Europe/Oslo")))
     assert run.state == "success"
     assert [v.external_voucher_number for v in pipeline_env.vouchers()] == [f"kassebro:cafe_solsiden:{DAYS[1]}"]
 

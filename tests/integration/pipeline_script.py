@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from kassebro.airflow.dagtest import run_test
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.e2e.conftest import DAYS, make_home  # noqa: E402
@@ -37,7 +39,7 @@ def main(root: str) -> None:
 
         dag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags")).dags["vendor_cafe_solsiden"]
         app.state.faults.add("save_then_drop", path="/ledger/voucher", method="POST", times=1)
-        states = [dag.test(run_conf={"dates": [d.isoformat() for d in DAYS]}).state for _ in range(2)]
+        states = [run_test(dag, run_conf={"dates": [d.isoformat() for d in DAYS]}).state for _ in range(2)]
         refs = sorted(v.external_voucher_number for v in app.state.store.list_vouchers())
     print(json.dumps({"states": [str(s) for s in states], "refs": refs}))
 

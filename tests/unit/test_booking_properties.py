@@ -289,6 +289,9 @@ def test_a_random_day_passes_every_rule_and_books_to_the_z_report(receipt_list: 
 
     day = _frames(receipt_list)
     verdict = judge(VENDOR, day)  # the DAG's validation and booking, default limits
+    if day.is_empty():  # no transactions, no Z report: waiting for data, never an empty voucher
+        assert verdict.waiting and verdict.voucher is None and not verdict.held_back
+        return
     assert not verdict.held_back, [str(i) for i in verdict.issues()]
     assert not verdict.report.not_checked
     voucher = verdict.voucher

@@ -12,10 +12,8 @@ from kassebro import pipeline
 from kassebro.config import load_vendor
 from kassebro.journal import Journal
 from kassebro.rebuild import rebuild
-from kassebro.sandbox.server import running
-from kassebro.sandbox.tripletex import create_app
 
-from ..e2e.conftest import DAYS, make_home
+from ..e2e.conftest import DAYS, tripletex_home
 
 
 def _edit(root: Path, change) -> None:
@@ -35,17 +33,7 @@ def _run(days, client, journal: Journal) -> list[dict]:
 
 
 def test_a_wiped_journal_is_rebuilt_from_the_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kassebro.ledgers.tripletex import TripletexClient
-
-    root = make_home(tmp_path)
-    monkeypatch.setenv("KASSEBRO_CONFIG", str(root / "config"))
-    monkeypatch.setenv("KASSEBRO_DATA", str(root / "data"))
-    app = create_app()
-    with running(app) as server:
-
-        def client() -> TripletexClient:
-            return TripletexClient(server.url, "demo-consumer-token", "demo-employee-token")
-
+    with tripletex_home(tmp_path, monkeypatch) as (root, app, client):
         journal = Journal()
         _run(DAYS, client, journal)
         # Card settlements now go to another account: the first two days get a correction each ...
@@ -86,26 +74,11 @@ def test_the_cli_rebuilds_through_the_vendors_connection(tmp_path: Path, monkeyp
     import json
 
     from kassebro.cli import main
+    from kassebro.sandbox.demo import connection
 
-    root = make_home(tmp_path)
-    monkeypatch.setenv("KASSEBRO_CONFIG", str(root / "config"))
-    monkeypatch.setenv("KASSEBRO_DATA", str(root / "data"))
-    app = create_app()
-    with running(app) as server:
-        from kassebro.ledgers.tripletex import TripletexClient
-
-        _run(DAYS[:1], lambda: TripletexClient(server.url, "demo-consumer-token", "demo-employee-token"), Journal())
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_TRIPLETEX_DEMO",
-            json.dumps(
-                {
-                    "conn_type": "tripletex",
-                    "host": f"{server.url}/v2",
-                    "password": "demo-employee-token",
-                    "extra": {"consumer_token": "demo-consumer-token", "company_id": 0},
-                }
-            ),
-        )
+    with tripletex_home(tmp_path, monkeypatch) as (_root, app, client):
+        _run(DAYS[:1], client, Journal())
+        monkeypatch.setenv("AIRFLOW_CONN_TRIPLETEX_DEMO", json.dumps(connection("tripletex", app.state.url)))
         url = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
         day = DAYS[0].isoformat()
         assert main(["journal", "rebuild", "--vendor", "cafe_solsiden", "--from", day, "--to", day, "--url", url]) == 0

@@ -13,25 +13,17 @@ from kassebro import pipeline
 from kassebro.config import load_vendor
 from kassebro.errors import DataMissing
 from kassebro.journal import Journal
-from kassebro.sandbox.server import running
-from kassebro.sandbox.tripletex import create_app
 from kassebro.schedule import data_deadline
 
-from ..e2e.conftest import DAYS, make_home
+from ..e2e.conftest import DAYS, tripletex_home
 
 LATE = DAYS[-1] + dt.timedelta(days=2)  # make_home writes no file for it
 
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from kassebro.ledgers.tripletex import TripletexClient
-
-    root = make_home(tmp_path)
-    monkeypatch.setenv("KASSEBRO_CONFIG", str(root / "config"))
-    monkeypatch.setenv("KASSEBRO_DATA", str(root / "data"))
-    app = create_app()
-    with running(app) as server:
-        yield root, app, lambda: TripletexClient(server.url, "demo-consumer-token", "demo-employee-token")
+    with tripletex_home(tmp_path, monkeypatch) as home:
+        yield home
 
 
 def _write(root: Path, day: dt.date) -> None:

@@ -12,27 +12,20 @@ from kassebro.config import load_vendor
 from kassebro.errors import InputError
 from kassebro.journal import Journal
 from kassebro.ledgers.base import LedgerTransient, LedgerValidationError
-from kassebro.ledgers.tripletex import TripletexClient
-from kassebro.sandbox.server import running
-from kassebro.sandbox.tripletex import create_app
 from kassebro.sources import source_path
 
-from ..e2e.conftest import DAYS, make_home
+from ..e2e.conftest import DAYS, tripletex_home
 
 DAY = DAYS[0]
 
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    root = make_home(tmp_path)
-    monkeypatch.setenv("KASSEBRO_CONFIG", str(root / "config"))
-    monkeypatch.setenv("KASSEBRO_DATA", str(root / "data"))
-    app = create_app()
-    with running(app) as server:
+    with tripletex_home(tmp_path, monkeypatch) as (_root, app, client):
         vendor = load_vendor("cafe_solsiden")
         journal = Journal()
         pipeline.prepare(vendor, DAY, journal)
-        yield vendor, journal, app, lambda: TripletexClient(server.url, "demo-consumer-token", "demo-employee-token")
+        yield vendor, journal, app, client
 
 
 def test_post_then_verify(env) -> None:

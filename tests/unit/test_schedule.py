@@ -97,3 +97,56 @@ def test_last_reported_day() -> None:
     morning = vendor(("mon", "tue", "wed", "thu", "fri", "sat", "sun"), "02:30")
     assert last_reported_day(morning, local(2026, 11, 10, 2, 0)) == dt.date(2026, 11, 8)
     assert last_reported_day(morning, local(2026, 11, 10, 3, 0)) == dt.date(2026, 11, 9)
+
+
+def _per_weekday(times: dict[str, str], since: dt.date = dt.date(2026, 11, 2)) -> Vendor:
+    return Vendor.model_validate(
+        {
+            "id": "v",
+            "name": "V",
+            "enabled_since": since,
+            "schedule": {"times": times},
+            "source": {"path": "x"},
+            "ledger": {"connection": "c"},
+            "mapping": {},
+        }
+    )
+
+
+def test_a_time_per_weekday_drives_days_deadlines_and_the_alert() -> None:
+    """Mon-Fri at 21:00, Saturday at 17:00, no Sunday report: Monday's run carries Sunday."""
+    from kassebro.schedule import alert_interval, data_deadline, report_moment
+
+    v = _per_weekday({d: "21:00" for d in ("mon", "tue", "wed", "thu", "fri")} | {"sat": "17:00"})
+    assert v.schedule.crons == ("0 17 * * sat", "0 21 * * mon,tue,wed,thu,fri")
+    # a trigger timetable's point interval and a cron data interval give the same days
+    saturday = local(2026, 11, 7, 17, 0)
+    assert business_days(v, saturday, saturday) == [dt.date(2026, 11, 7)]
+    monday = local(2026, 11, 9, 21, 0)
+    assert business_days(v, monday, monday) == [dt.date(2026, 11, 8), dt.date(2026, 11, 9)]
+    assert business_days(v, local(2026, 11, 6, 21, 0), local(2026, 11, 6, 21, 0)) == [dt.date(2026, 11, 6)]
+    # every day is covered exactly once over three weeks of reports
+    seen: list[dt.date] = []
+    moment = local(2026, 11, 2, 12, 0)
+    while moment < local(2026, 11, 23, 23, 0):
+        for clock in ("17:00", "21:00"):
+            at = dt.datetime.combine(moment.date(), dt.time.fromisoformat(clock), OSLO)
+            if v.schedule.report_times.get(("mon", "tue", "wed", "thu", "fri", "sat", "sun")[at.weekday()]) == clock:
+                seen += business_days(v, at, at)
+        moment += dt.timedelta(days=1)
+    assert seen == [dt.date(2026, 11, 2) + dt.timedelta(days=n) for n in range(22)]
+    # the deadline follows each day's own report time; Sunday waits for Monday's
+    assert report_moment(v, dt.date(2026, 11, 7)) == local(2026, 11, 7, 17, 0)
+    assert report_moment(v, dt.date(2026, 11, 8)) == local(2026, 11, 9, 21, 0)
+    assert data_deadline(v, dt.date(2026, 11, 7)) == local(2026, 11, 7, 21, 0)
+    # one alert interval: from the earliest time, so it never fires before post_by
+    assert alert_interval(v) == dt.timedelta(hours=15)
+    assert start_date(v) == local(2026, 10, 31, 17, 0)  # Saturday's: Monday's covers the 2nd
+
+
+def test_times_must_stay_on_one_side_of_noon() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="must all be before noon"):
+        _per_weekday({"mon": "02:30", "sat": "22:00"})

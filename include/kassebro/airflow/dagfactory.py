@@ -12,8 +12,17 @@ import re
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_parsing_context, task, task_group
+from airflow.sdk import (
+    CronDataIntervalTimetable,
+    MultipleCronTriggerTimetable,
+    Param,
+    dag,
+    get_parsing_context,
+    task,
+    task_group,
+)
 
+from kassebro.airflow.alerts import deadline_alert
 from kassebro.config import MAX_RETRY_DELAY_SECONDS, ConfigSet, Vendor, config_dir, load_vendor, load_vendors
 from kassebro.errors import ConfigError, Issue
 from kassebro.schedule import start_date
@@ -125,7 +134,7 @@ def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
         result = _run("prepare", vendor.id, day, look_again=bool(item.get("look_again")))
         print(f"{vendor.id} {day}: {result}")
         if result.get("look_again"):
-            raise AirflowSkipException(f"{vendor.id} {day}: still no sales data ({result['state']})")
+            raise AirflowSkipException(f"{vendor.id} {day}: looked at again, still {result['state']}")
         return PokeReturnValue(is_done=result["state"] != "waiting", xcom_value=day)
 
     @task(map_index_template="{{ day }}", pool=vendor.pool)
@@ -144,10 +153,11 @@ def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
     @dag(
         dag_id=vendor.dag_id,
         description=f"{vendor.name}: nightly POS sales to {vendor.ledger.system}",
-        schedule=CronDataIntervalTimetable(vendor.schedule.cron, timezone=vendor.timezone),
-        start_date=start_date(vendor),
+        schedule=timetable(vendor),
+        start_date=first_start(vendor),
         catchup=True,
         max_active_runs=4,
+        deadline=deadline_alert(vendor),
         doc_md=doc_md + _vendor_facts(vendor),
         tags=sorted({"kassebro", f"ledger:{vendor.ledger.system}", *vendor.tags}),
         owner_links={},
@@ -178,6 +188,22 @@ def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
         one_day.expand(item=plan_days())
 
     return _vendor()
+
+
+def timetable(vendor: Vendor) -> Any:
+    """One report time: cron data intervals (report to report). A time per weekday: Airflow's
+    multiple-cron trigger timetable; either way `plan_days` takes the days from the schedule."""
+    crons = vendor.schedule.crons
+    if len(crons) == 1:
+        return CronDataIntervalTimetable(crons[0], timezone=vendor.timezone)
+    return MultipleCronTriggerTimetable(*crons, timezone=vendor.timezone)
+
+
+def first_start(vendor: Vendor) -> dt.datetime:
+    """The DAG's start_date: the report before the first one covering *enabled since*; a minute
+    after it for a trigger timetable, which also runs at start_date itself."""
+    start = start_date(vendor)
+    return start if len(vendor.schedule.crons) == 1 else start + dt.timedelta(minutes=1)
 
 
 def broken_vendor_dag(path: Path, issues: list[Issue], doc_md: str) -> Any:
@@ -221,6 +247,7 @@ def _vendor_facts(vendor: Vendor) -> str:
         f"| day starts at | {vendor.day_start_hour:02d}:00 |\n"
         f"| open | {', '.join(vendor.opening_days)}"
         f"{'; closed ' + ', '.join(d.isoformat() for d in vendor.closed_dates) if vendor.closed_dates else ''} |\n"
+        f"| posted by | {vendor.alert.post_by}, else mail to {', '.join(vendor.alert.to) or 'nobody'} |\n"
         f"| data deadline | {vendor.data_deadline_hours:g} h after the report time; looks again "
         f"{vendor.lookback_days} days back |\n"
         f"| source | {vendor.source.kind}: `{vendor.source.path or vendor.source.connection or vendor.source.url}` |\n"

@@ -133,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=_port_arg, action="append", help="SYSTEM=PORT (default 8900..8904)")
     parser.add_argument("--state-dir", type=Path, default=Path(".kassebro/sandbox"))
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 in a container")
+    parser.add_argument("--mail-port", type=int, help="also run the demo's mail server (kassebro.sandbox.mail)")
+    parser.add_argument("--mail-dir", type=Path, default=Path(".kassebro/mail"))
     return parser
 
 
@@ -141,12 +143,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     ports = dict(args.port) if args.port else dict(DEFAULT_PORTS)
     servers = serve(ports, args.state_dir, args.host)
+    if args.mail_port:
+        from kassebro.sandbox.mail import serve_mail
+
+        servers.append(serve_mail(args.mail_dir, args.mail_port, args.host))
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
-    print(json.dumps({system: server.url for system, server in zip(ports, servers, strict=True)}), flush=True)
+    urls = {system: server.url for system, server in zip(ports, servers, strict=False)}
+    if args.mail_port:
+        urls["mail"] = f"smtp://{args.host}:{args.mail_port}"
+    print(json.dumps(urls), flush=True)
     try:
         while True:
             time.sleep(1)
