@@ -362,7 +362,7 @@ def _give_back(journal: Journal, vendor: Vendor, day: dt.date, token: str, exc: 
     if isinstance(exc, LedgerRateLimited):  # refused before anything was saved
         state, message = None, str(exc)
     elif isinstance(exc, LedgerTransient) or (sent and not isinstance(exc, LedgerError)):
-        state, message = ("unknown", f"outcome unknown: {exc}") if sent else (None, f"lookup failed: {exc}")
+        state, message = ("unknown", f"outcome unknown: {exc}") if sent else (None, f"not posted: {exc}")
     elif isinstance(exc, LedgerError):  # refused (credentials, data): a person must act
         state, message = "failed", str(exc)
     else:
