@@ -445,7 +445,10 @@ each) with faults injected, then reads every sandbox back (`list_vouchers`) and 
 the journal and with each day's voucher as built now from the POS export. Written by the soak
 itself; the figures below are from the last run.
 
-Faults, one per faulty run (half the runs): 429 with reset headers, 500, a delay past the client's
+Faults are armed one per faulty run (half the runs); an armed fault fires only if the run gets
+that far (a kill armed before the post does nothing on a day already posted; a sandbox fault not
+met by the end of its night is cleared), so "killed" in the outcomes counts the kills that fired.
+The kinds: 429 with reset headers, 500, a delay past the client's
 timeout, "saved then connection dropped", "hidden_save" (saved, no answer, visible to lookups only
 later), SIGKILL of the run's process right before the post (claim held) and right after it (before
 the journal is told); besides, the same day run twice at once, one vendor's journal wiped and
@@ -463,7 +466,7 @@ def write_report(figures: dict, path: Path) -> None:
         "|---|---|",
         f"| runs (vendor-day attempts) | {figures['runs']} over {figures['vendor_days']} vendor-days |",
         f"| outcomes | {', '.join(f'{k} {v}' for k, v in sorted(figures['outcomes'].items()))} |",
-        f"| faults injected | {', '.join(f'{k} {v}' for k, v in sorted(figures['faults'].items()))} |",
+        f"| faults armed | {', '.join(f'{k} {v}' for k, v in sorted(figures['faults'].items()))} |",
         f"| overlapping runs | {figures['overlapping_runs']} |",
         f"| journal wiped and rebuilt | {figures['journal_rebuilds']} |",
         f"| late vendor-days | {figures['late_vendor_days']} |",
