@@ -228,51 +228,53 @@ def soak(
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     started = time.monotonic()
     urls, held = setup(home, days, late, rng)
-    from kassebro.checks import gx  # noqa: F401 - warm the parent once: the children fork from it
-    from kassebro.config import load_vendor
-    from kassebro.verdict import evaluate_day
+    try:
+        from kassebro.checks import gx  # noqa: F401 - warm the parent once: the children fork from it
+        from kassebro.config import load_vendor
+        from kassebro.verdict import evaluate_day
 
-    evaluate_day(load_vendor(VENDORS["tripletex"]), FIRST_DAY)
-    tally = Tally()
-    vendor_days = [(v, FIRST_DAY + dt.timedelta(days=n)) for v in VENDORS.values() for n in range(days)]
-    system_of = {v: s for s, v in VENDORS.items()}
-    night = 0
-    # Night 1 runs every day; each later night runs a random part of them again and what
-    # `plan_days` would look at again. After night 1 the late exports come; after night 2 one
-    # vendor's journal is wiped and rebuilt. The last night has no faults: what may mend, mends.
-    while True:
-        night += 1
-        over = tally.runs >= runs or time.monotonic() - started > seconds
-        if night == 1:
-            tonight = [Run(v, d) for v, d in vendor_days]
-        else:
-            tonight = [] if over else [Run(*rng.choice(vendor_days)) for _ in range(len(vendor_days) // 2)]
-            tonight += _looked_at_again(days)
-        rng.shuffle(tonight)
-        _night(tonight, urls, system_of, tally, rng, parallel, faults=not over)
-        if night == 1:
-            _write_late(home, held)
-            tally.late_days = len(held)
-        if night == 2:
-            _wipe_and_rebuild(rng.choice(list(VENDORS.values())), days)
-            tally.rebuilds += 1
-        if over:
-            break
-    for url in urls.values():
-        _admin(url, "DELETE", "/faults")
-    time.sleep(VISIBILITY + 0.5)  # a hidden save still on its way shows up before the read-back
-    figures = check(days)
-    figures.update(
-        runs=tally.runs,
-        outcomes=dict(tally.outcomes),
-        faults=dict(tally.faults),
-        overlapping_runs=tally.overlaps,
-        journal_rebuilds=tally.rebuilds,
-        late_vendor_days=tally.late_days,
-        seconds=round(time.monotonic() - started, 1),
-        vendor_days=len(vendor_days),
-    )
-    os.kill(int(os.environ["_SOAK_SANDBOX_PID"]), signal.SIGTERM)
+        evaluate_day(load_vendor(VENDORS["tripletex"]), FIRST_DAY)
+        tally = Tally()
+        vendor_days = [(v, FIRST_DAY + dt.timedelta(days=n)) for v in VENDORS.values() for n in range(days)]
+        system_of = {v: s for s, v in VENDORS.items()}
+        night = 0
+        # Night 1 runs every day; each later night runs a random part of them again and what
+        # `plan_days` would look at again. After night 1 the late exports come; after night 2 one
+        # vendor's journal is wiped and rebuilt. The last night has no faults: what may mend, mends.
+        while True:
+            night += 1
+            over = tally.runs >= runs or time.monotonic() - started > seconds
+            if night == 1:
+                tonight = [Run(v, d) for v, d in vendor_days]
+            else:
+                tonight = [] if over else [Run(*rng.choice(vendor_days)) for _ in range(len(vendor_days) // 2)]
+                tonight += _looked_at_again(days)
+            rng.shuffle(tonight)
+            _night(tonight, urls, system_of, tally, rng, parallel, faults=not over)
+            if night == 1:
+                _write_late(home, held)
+                tally.late_days = len(held)
+            if night == 2:
+                _wipe_and_rebuild(rng.choice(list(VENDORS.values())), days)
+                tally.rebuilds += 1
+            if over:
+                break
+        for url in urls.values():
+            _admin(url, "DELETE", "/faults")
+        time.sleep(VISIBILITY + 0.5)  # a hidden save still on its way shows up before the read-back
+        figures = check(days)
+        figures.update(
+            runs=tally.runs,
+            outcomes=dict(tally.outcomes),
+            faults=dict(tally.faults),
+            overlapping_runs=tally.overlaps,
+            journal_rebuilds=tally.rebuilds,
+            late_vendor_days=tally.late_days,
+            seconds=round(time.monotonic() - started, 1),
+            vendor_days=len(vendor_days),
+        )
+    finally:  # the sandboxes never outlive the soak
+        os.kill(int(os.environ["_SOAK_SANDBOX_PID"]), signal.SIGTERM)
     return figures
 
 
