@@ -53,11 +53,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import logging
 import re
-import time
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -66,13 +63,14 @@ import requests
 
 from kassebro.ledgers.base import (
     LedgerAuthError,
+    LedgerError,
     LedgerRateLimited,
     LedgerTransient,
     LedgerValidationError,
     PostedVoucher,
 )
 from kassebro.ledgers.cache import LookupCache
-from kassebro.ledgers.tripletex import _Secret, encode_json
+from kassebro.ledgers.http import HttpClient, LedgerHttp, Secret, encode_json, json_or_none, retry_after
 from kassebro.money import ore_to_decimal, parse_ore
 from kassebro.voucher import Voucher
 
@@ -93,7 +91,7 @@ _TEXT_REF = re.compile(r" \[([^\[\]]+)\]$")
 _ID_SEGMENT = re.compile(r"/([0-9a-fA-F-]{36}|\d+)(?=/|$)")
 
 
-class DuettClient:
+class DuettClient(HttpClient):
     """A Ledger for one Duett client.
 
     Args:
@@ -127,14 +125,15 @@ class DuettClient:
         timeout: float = 30.0,
         get_retries: int = 2,
         retry_backoff: float = 0.5,
+        max_rate_wait: float = 0.0,
         cache: LookupCache | None = None,
         read_back_after_post: bool = True,
     ) -> None:
         if series_start <= 0 or series_size < _DAYS_PER_SLOT or series_size % _DAYS_PER_SLOT:
             raise ValueError(f"series_size must be a positive multiple of {_DAYS_PER_SLOT}, series_start positive")
         self.base_url = base_url.rstrip("/")
-        self._integration_key = _Secret(integration_key)
-        self._client_key = _Secret(client_key)
+        self._integration_key = Secret(integration_key)
+        self._client_key = Secret(client_key)
         self.series_start = series_start
         self.series_size = series_size
         self.vendor_slots = dict(vendor_slots or {})
@@ -142,30 +141,23 @@ class DuettClient:
         if bad:
             raise ValueError(f"vendor_slots out of range 0..{self.slots - 1}: {', '.join(bad)}")
         self.voucher_type = voucher_type
-        self._http = session or requests.Session()
-        self._owns_http = session is None
-        self.timeout = timeout
-        self.get_retries = get_retries
-        self.retry_backoff = retry_backoff
+        self._http = LedgerHttp(
+            SYSTEM,
+            session=session,
+            timeout=timeout,
+            get_retries=get_retries,
+            retry_backoff=retry_backoff,
+            max_rate_wait=max_rate_wait,
+            secrets=lambda: (self._integration_key, self._client_key),
+        )
         self.cache = cache if cache is not None else LookupCache()
         self.read_back_after_post = read_back_after_post
-        self.calls: Counter[str] = Counter()
         self._vat_fetched = False  # this client read the VAT register itself
 
     # ---- housekeeping ------------------------------------------------------------------------
 
     def __repr__(self) -> str:
         return f"DuettClient(base_url={self.base_url!r})"
-
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
-
-    def __enter__(self) -> DuettClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     @property
     def slots(self) -> int:
@@ -486,14 +478,9 @@ class DuettClient:
         return [r for r in rows if isinstance(r, dict)]
 
     def _redact(self, text: str) -> str:
-        for secret in (self._integration_key, self._client_key):
-            value = secret.reveal()
-            if value:
-                text = text.replace(value, "***")
-        return text
+        return self._http.redact(text)
 
     def _request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None) -> Any:
-        key = f"{method} {_ID_SEGMENT.sub('/{id}', path)}"
         data = encode_json(body).encode("utf-8") if body is not None else None
         headers = {
             "Accept": "application/json",
@@ -502,46 +489,32 @@ class DuettClient:
         }
         if data is not None:
             headers["Content-Type"] = "application/json; charset=utf-8"
-        retry = method == "GET"
-        attempt = 0
-        while True:
-            self.calls[key] += 1
-            try:
-                response = self._http.request(
-                    method, self.base_url + path, params=params, data=data, headers=headers, timeout=self.timeout
-                )
-            except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
-                raise LedgerValidationError(SYSTEM, f"bad URL: {self._redact(str(exc))}") from None
-            except requests.RequestException as exc:
-                reason = _transient_reason(exc)
-                log.warning("Duett %s: %s", key, reason)
-                if retry and attempt < self.get_retries:
-                    time.sleep(self.retry_backoff * (2**attempt))
-                    attempt += 1
-                    continue
-                raise LedgerTransient(
-                    SYSTEM, f"{key}: {reason}" + ("" if retry else "; the outcome is unknown, look it up first")
-                ) from None
-            if response.status_code >= 500 and retry and attempt < self.get_retries:
-                time.sleep(self.retry_backoff * (2**attempt))
-                attempt += 1
-                continue
-            if 200 <= response.status_code < 300:
-                return _json_or_none(response)
-            self._raise_for(response, method, path)
+        response = self._http.send(
+            method,
+            self.base_url + path,
+            f"{method} {_ID_SEGMENT.sub('/{id}', path)}",
+            headers=headers,
+            params=params,
+            data=data,
+            idempotent=method == "GET",
+            judge=lambda response: self._judge(response, method, path),
+        )
+        return json_or_none(response, parse_float=Decimal)
 
-    def _raise_for(self, response: requests.Response, method: str, path: str) -> None:
+    def _judge(self, response: requests.Response, method: str, path: str) -> LedgerError | None:
+        """Duett's error kinds: 429 (Retry-After), 5xx transient, 401/403 naming the key header
+        the problem body names, anything else refused (a problem+json body is kept)."""
         status = response.status_code
-        body = _json_or_none(response)
+        if 200 <= status < 300:
+            return None
+        body = json_or_none(response, parse_float=Decimal)
         problem = body if isinstance(body, dict) else {}
         text = self._error_text(method, path, status, problem, response)
         if status == 429:
-            retry_after = _retry_after(response)
-            raise LedgerRateLimited(SYSTEM, f"{text}; retry in {retry_after:g} s", retry_after=retry_after)
+            wait = retry_after(response, 5.0)
+            return LedgerRateLimited(SYSTEM, f"{text}; retry in {wait:g} s", retry_after=wait)
         if status >= 500:
-            raise LedgerTransient(
-                SYSTEM, text + ("" if method == "GET" else "; the outcome is unknown, look it up first")
-            )
+            return LedgerTransient(SYSTEM, text)
         if status in (401, 403):
             said = f"{problem.get('title') or ''} {problem.get('detail') or ''}".lower()
             named = [h for h in (INTEGRATION_HEADER, CLIENT_HEADER) if h.lower() in said]
@@ -551,12 +524,12 @@ class DuettClient:
                 ]
             which = " and ".join(named) if named else f"{INTEGRATION_HEADER} or {CLIENT_HEADER}"
             verb = "was refused" if status == 401 else "lacks rights for this call"
-            exc: Exception = LedgerAuthError(SYSTEM, f"the {which} {verb} ({text})")
+            exc: LedgerError = LedgerAuthError(SYSTEM, f"the {which} {verb} ({text})")
         else:
             exc = LedgerValidationError(SYSTEM, text)
         exc.status = status  # type: ignore[attr-defined]
         exc.problem = problem  # type: ignore[attr-defined]
-        raise exc
+        return exc
 
     def _error_text(
         self, method: str, path: str, status: int, problem: Mapping[str, Any], response: requests.Response
@@ -601,15 +574,6 @@ def _text_ref(row: Mapping[str, Any]) -> str | None:
     return match.group(1) if match else None
 
 
-def _json_or_none(response: requests.Response) -> Any:
-    if not response.content:
-        return None
-    try:
-        return json.loads(response.content.decode("utf-8"), parse_float=Decimal)
-    except (UnicodeDecodeError, ValueError):
-        return None
-
-
 def _is_duplicate_refusal(exc: LedgerValidationError) -> bool:
     status = getattr(exc, "status", None)
     problem = getattr(exc, "problem", {}) or {}
@@ -618,20 +582,3 @@ def _is_duplicate_refusal(exc: LedgerValidationError) -> bool:
     about_number = "vouchernumber" in text.replace(" ", "") or "voucher number" in text or "voucherNumber" in errors
     return status in (400, 409, 422) and about_number and (status == 409 or "duplicate" in text or "already" in text)
 
-
-def _retry_after(response: requests.Response) -> float:
-    raw = response.headers.get("Retry-After")
-    if raw:
-        try:
-            return max(0.0, float(raw))
-        except ValueError:
-            pass
-    return 5.0
-
-
-def _transient_reason(exc: requests.RequestException) -> str:
-    if isinstance(exc, requests.exceptions.Timeout):
-        return "timed out"
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return "connection failed or dropped without an answer"
-    return f"transport error ({type(exc).__name__})"

@@ -42,7 +42,6 @@ import logging
 import re
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -52,12 +51,14 @@ import requests
 
 from kassebro.ledgers.base import (
     LedgerAuthError,
+    LedgerError,
     LedgerRateLimited,
     LedgerTransient,
     LedgerValidationError,
     PostedVoucher,
 )
 from kassebro.ledgers.cache import LookupCache
+from kassebro.ledgers.http import HttpClient, LedgerHttp, Secret, json_or_none, retry_after
 from kassebro.money import Ore, vat_from_gross
 from kassebro.saft_codes import standard_vat_codes
 from kassebro.voucher import Voucher, VoucherLine
@@ -83,24 +84,7 @@ _ID_SEGMENT = re.compile(r"/\d+(?=/|$)")
 _SLUG_SEGMENT = re.compile(r"^/companies/[^/]+")
 
 
-class _Secret:
-    """A credential that prints as *** (reprs, tracebacks' locals, logging of the client)."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "'***'"
-
-    __str__ = __repr__
-
-
-class FikenClient:
+class FikenClient(HttpClient):
     """A Ledger for one Fiken company.
 
     Args:
@@ -151,21 +135,23 @@ class FikenClient:
             )
         self.token_url = token_url
         self.company_slug = company_slug
-        self._client_id = _Secret(client_id)
-        self._client_secret = _Secret(client_secret)
-        self._refresh_token = _Secret(refresh_token)
-        self._access_token: _Secret | None = None
+        self._client_id = Secret(client_id)
+        self._client_secret = Secret(client_secret)
+        self._refresh_token = Secret(refresh_token)
+        self._access_token: Secret | None = None
         self._access_expires = 0.0
         self.token_store = token_store
-        self._http = session or requests.Session()
-        self._owns_http = session is None
-        self.timeout = timeout
-        self.get_retries = get_retries
-        self.retry_backoff = retry_backoff
-        self.max_rate_wait = max_rate_wait
+        self._http = LedgerHttp(
+            SYSTEM,
+            session=session,
+            timeout=timeout,
+            get_retries=get_retries,
+            retry_backoff=retry_backoff,
+            max_rate_wait=max_rate_wait,
+            secrets=lambda: (self._client_id, self._client_secret, self._refresh_token, self._access_token),
+        )
         self.cache = cache if cache is not None else LookupCache()
         self.read_back_after_post = read_back_after_post
-        self.calls: Counter[str] = Counter()
         self._lock = threading.RLock()
         self._fetched: set[str] = set()  # cache tables this client read from Fiken itself
 
@@ -173,20 +159,6 @@ class FikenClient:
 
     def __repr__(self) -> str:
         return f"FikenClient(base_url={self.base_url!r}, company_slug={self.company_slug!r})"
-
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
-
-    def __enter__(self) -> FikenClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    @property
-    def call_count(self) -> int:
-        return sum(self.calls.values())
 
     @property
     def company_path(self) -> str:
@@ -450,35 +422,27 @@ class FikenClient:
     # ---- HTTP --------------------------------------------------------------------------------
 
     def _redact(self, text: str) -> str:
-        for secret in (self._client_id, self._client_secret, self._refresh_token, self._access_token):
-            value = secret.reveal() if secret is not None else ""
-            if value:
-                text = text.replace(value, "***")
-        return text
+        return self._http.redact(text)
 
     def _refresh(self) -> None:
         """Get an access token with the refresh token; store a rotated refresh token."""
-        key = "POST /oauth/token"
-        self.calls[key] += 1
-        try:
-            response = self._http.post(
-                self.token_url,
-                data={"grant_type": "refresh_token", "refresh_token": self._refresh_token.reveal()},
-                auth=(self._client_id.reveal(), self._client_secret.reveal()),
-                headers={"Accept": "application/json"},
-                timeout=self.timeout,
-            )
-        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
-            raise LedgerValidationError(SYSTEM, f"bad token URL {self.token_url!r}: {self._redact(str(exc))}") from None
-        except requests.RequestException as exc:
-            raise LedgerTransient(SYSTEM, f"token refresh: {_transient_reason(exc)}") from None
-        body = _json_or_none(response)
+        response = self._http.send(
+            "POST",
+            self.token_url,
+            "POST /oauth/token",
+            headers={"Accept": "application/json"},
+            data={"grant_type": "refresh_token", "refresh_token": self._refresh_token.reveal()},
+            auth=(self._client_id.reveal(), self._client_secret.reveal()),
+            idempotent=False,  # a refresh token may be spent by a request whose answer is lost
+        )
+        body = json_or_none(response)
         error = str((body or {}).get("error") or "") if isinstance(body, dict) else ""
         detail = self._redact(str((body or {}).get("error_description") or "")) if isinstance(body, dict) else ""
         if response.status_code >= 500:
             raise LedgerTransient(SYSTEM, f"token refresh: {response.status_code}")
         if response.status_code == 429:
-            raise LedgerRateLimited(SYSTEM, "token refresh: rate limited", retry_after=_retry_after(response))
+            wait = retry_after(response, DEFAULT_RETRY_AFTER)
+            raise LedgerRateLimited(SYSTEM, "token refresh: rate limited", retry_after=wait)
         if response.status_code == 401 or error == "invalid_client":
             raise LedgerAuthError(
                 SYSTEM,
@@ -494,12 +458,12 @@ class FikenClient:
         access = str((body or {}).get("access_token") or "")
         if not access:
             raise LedgerAuthError(SYSTEM, "token refresh answered without an access token")
-        self._access_token = _Secret(access)
+        self._access_token = Secret(access)
         expires_in = float((body or {}).get("expires_in") or 3600)
         self._access_expires = time.monotonic() + max(0.0, expires_in - TOKEN_MARGIN_SECONDS)
         new_refresh = str((body or {}).get("refresh_token") or "")
         if new_refresh and new_refresh != self._refresh_token.reveal():
-            self._refresh_token = _Secret(new_refresh)
+            self._refresh_token = Secret(new_refresh)
             log.info("Fiken issued a new refresh token")
             if self.token_store is not None:
                 self.token_store(new_refresh)
@@ -526,77 +490,62 @@ class FikenClient:
     def _request_locked(self, method: str, path: str, *, params: Mapping[str, Any] | None, body: Any, raw: bool) -> Any:
         url = path if path.startswith(("http://", "https://")) else self.base_url + path
         sub_path = urlsplit(url).path.removeprefix(urlsplit(self.base_url).path)
-        key = f"{method} {_ID_SEGMENT.sub('/{id}', _SLUG_SEGMENT.sub('/companies/{slug}', sub_path))}"
-        retry = method == "GET"
         data = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else None
-        attempt = rate_waits = 0
-        reauthenticated = False
-        while True:
-            headers = {"Accept": "application/json", "Authorization": self._authorization()}
-            if data is not None:
-                headers["Content-Type"] = "application/json"
-            self.calls[key] += 1
-            try:
-                response = self._http.request(
-                    method, url, params=params, data=data, headers=headers, timeout=self.timeout
-                )
-            except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
-                raise LedgerValidationError(SYSTEM, f"bad base URL {self.base_url!r}: {exc}") from None
-            except requests.RequestException as exc:
-                reason = _transient_reason(exc)
-                log.warning("Fiken %s %s: %s", method, sub_path, reason)
-                if retry and attempt < self.get_retries:
-                    self._backoff(attempt)
-                    attempt += 1
-                    continue
-                raise LedgerTransient(
-                    SYSTEM,
-                    f"{method} {sub_path}: {reason}" + ("" if retry else "; the outcome is unknown, look it up first"),
-                ) from None
-            status = response.status_code
-            if 200 <= status < 300:
-                if raw:
-                    return response
-                return _json_or_none(response) if response.content else None
-            if status == 401 and not reauthenticated:
-                reauthenticated = True
-                self._access_token = None
-                continue
-            if status == 429:
-                wait = _retry_after(response)
-                if retry and wait <= self.max_rate_wait and rate_waits < MAX_RATE_LIMIT_WAITS:
-                    log.info("Fiken answered 429 (one request at a time); waiting %.1f s", wait)
-                    rate_waits += 1
-                    time.sleep(wait)
-                    continue
-                raise LedgerRateLimited(
-                    SYSTEM,
-                    f"{method} {sub_path}: 429, Fiken allows one request at a time; retry in {wait:g} s",
-                    retry_after=wait,
-                )
-            error = self._error_text(method, sub_path, response)
-            if status >= 500:
-                if retry and attempt < self.get_retries:
-                    self._backoff(attempt)
-                    attempt += 1
-                    continue
-                raise LedgerTransient(SYSTEM, error + ("" if retry else "; the outcome is unknown, look it up first"))
-            if status == 401:
-                raise LedgerAuthError(SYSTEM, f"{error}: a fresh access token was rejected too")
-            if status == 403:
-                raise LedgerAuthError(
-                    SYSTEM,
-                    f"{error}: no access to company {self.company_slug!r}; the API module may not be active "
-                    "(hasApiAccess) or the user has not given the app access to this company",
-                )
-            raise LedgerValidationError(SYSTEM, error)
 
-    def _backoff(self, attempt: int) -> None:
-        time.sleep(self.retry_backoff * (2**attempt))
+        def headers() -> dict[str, str]:
+            sent = {"Accept": "application/json", "Authorization": self._authorization()}
+            if data is not None:
+                sent["Content-Type"] = "application/json"
+            return sent
+
+        response = self._http.send(
+            method,
+            url,
+            f"{method} {_ID_SEGMENT.sub('/{id}', _SLUG_SEGMENT.sub('/companies/{slug}', sub_path))}",
+            headers=headers,
+            params=params,
+            data=data,
+            idempotent=method == "GET",
+            judge=lambda response: self._judge(method, sub_path, response),
+            reauthenticate=self._renew_access,
+        )
+        if raw:
+            return response
+        return json_or_none(response) if response.content else None
+
+    def _renew_access(self, response: requests.Response) -> bool:
+        self._access_token = None
+        return True
+
+    def _judge(self, method: str, sub_path: str, response: requests.Response) -> LedgerError | None:
+        """Fiken's error kinds: 429 = another request of this company is running (Retry-After),
+        5xx transient, 401/403 auth (with what to check), anything else refused."""
+        status = response.status_code
+        if 200 <= status < 300:
+            return None
+        if status == 429:
+            wait = retry_after(response, DEFAULT_RETRY_AFTER)
+            return LedgerRateLimited(
+                SYSTEM,
+                f"{method} {sub_path}: 429, Fiken allows one request at a time; retry in {wait:g} s",
+                retry_after=wait,
+            )
+        error = self._error_text(method, sub_path, response)
+        if status >= 500:
+            return LedgerTransient(SYSTEM, error)
+        if status == 401:
+            return LedgerAuthError(SYSTEM, f"{error}: a fresh access token was rejected too")
+        if status == 403:
+            return LedgerAuthError(
+                SYSTEM,
+                f"{error}: no access to company {self.company_slug!r}; the API module may not be active "
+                "(hasApiAccess) or the user has not given the app access to this company",
+            )
+        return LedgerValidationError(SYSTEM, error)
 
     def _error_text(self, method: str, path: str, response: requests.Response) -> str:
         """ "POST /companies/x/generalJournalEntries: 400 <Fiken's message>" (redacted)."""
-        body = _json_or_none(response)
+        body = json_or_none(response)
         parts = [f"{method} {path}: {response.status_code}"]
         if isinstance(body, dict):
             for name in ("error_description", "message", "error"):
@@ -612,7 +561,7 @@ class FikenClient:
         page = 0
         while True:
             response = self._request("GET", path, params={**params, "page": page, "pageSize": PAGE_SIZE}, raw=True)
-            batch = _json_or_none(response) or []
+            batch = json_or_none(response) or []
             values.extend(v for v in batch if isinstance(v, dict))
             try:
                 page_count = int(response.headers.get("Fiken-Api-Page-Count", "1"))
@@ -776,27 +725,3 @@ def _ref_tag(external_ref: str) -> str:
         raise LedgerValidationError(SYSTEM, f"external reference {external_ref!r} cannot go in a description")
     return f"[{external_ref}]"
 
-
-def _json_or_none(response: requests.Response) -> Any:
-    try:
-        return json.loads(response.content.decode("utf-8")) if response.content else None
-    except (UnicodeDecodeError, ValueError):
-        return None
-
-
-def _retry_after(response: requests.Response) -> float:
-    raw = response.headers.get("Retry-After")
-    if raw:
-        try:
-            return max(0.0, float(raw))
-        except ValueError:
-            pass
-    return DEFAULT_RETRY_AFTER
-
-
-def _transient_reason(exc: requests.RequestException) -> str:
-    if isinstance(exc, requests.exceptions.Timeout):
-        return "timed out"
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return "connection failed or dropped without an answer"
-    return f"transport error ({type(exc).__name__})"

@@ -7,7 +7,7 @@ Plain `requests`, no Airflow. What it does about the API's habits (brief `apis.m
   `Ocp-Apim-Subscription-Key`), fetched lazily and fetched again `refresh_margin` seconds before
   `expires_in` runs out (600 s in the spec), and once more when a call still gets 401. API calls
   send `Authorization: Bearer` and the subscription key. Key and token values never appear in
-  exceptions, reprs or logs (`_Secret`, and every server text is redacted); errors name the
+  exceptions, reprs or logs (`Secret`, and every server text is redacted); errors name the
   credential instead: a gateway 401 about the subscription key names the subscription key, an
   `invalid_client` from the token endpoint the application key or client key (the API does not
   say which of the two).
@@ -101,7 +101,6 @@ import json
 import logging
 import re
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -111,13 +110,14 @@ import requests
 
 from kassebro.ledgers.base import (
     LedgerAuthError,
+    LedgerError,
     LedgerRateLimited,
     LedgerTransient,
     LedgerValidationError,
     PostedVoucher,
 )
 from kassebro.ledgers.cache import LookupCache
-from kassebro.ledgers.tripletex import _Secret, encode_json
+from kassebro.ledgers.http import HttpClient, LedgerHttp, Secret, encode_json, json_or_none, retry_after
 from kassebro.money import ore_to_decimal, parse_ore
 from kassebro.voucher import Voucher, VoucherLine
 
@@ -171,7 +171,7 @@ _DEPARTMENT = _Dimension("department", "/Departments", "codes", DEPARTMENTS, DEP
 _PROJECT = _Dimension("project", "/Projects", "projectCodes", PROJECTS, PROJECT_CODES)
 
 
-class PowerOfficeClient:
+class PowerOfficeClient(HttpClient):
     """A Ledger for one PowerOffice Go client.
 
     Args:
@@ -210,6 +210,7 @@ class PowerOfficeClient:
         refresh_margin: float = 60.0,
         get_retries: int = 2,
         retry_backoff: float = 0.5,
+        max_rate_wait: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         cache: LookupCache | None = None,
         read_back_after_post: bool = True,
@@ -221,42 +222,31 @@ class PowerOfficeClient:
         base = base_url.rstrip("/")
         self.base_url = base if base.lower().endswith("/v2") else base + "/v2"
         self.token_url = token_url
-        self._application_key = _Secret(application_key)
-        self._client_key = _Secret(client_key)
-        self._subscription_key = _Secret(subscription_key)
-        self._token: _Secret | None = None
+        self._application_key = Secret(application_key)
+        self._client_key = Secret(client_key)
+        self._subscription_key = Secret(subscription_key)
+        self._token: Secret | None = None
         self._token_expires = 0.0
-        self._http = session or requests.Session()
-        self._owns_http = session is None
-        self.timeout = timeout
+        self._http = LedgerHttp(
+            SYSTEM,
+            session=session,
+            timeout=timeout,
+            get_retries=get_retries,
+            retry_backoff=retry_backoff,
+            max_rate_wait=max_rate_wait,
+            secrets=lambda: (self._application_key, self._client_key, self._subscription_key, self._token),
+        )
         self.refresh_margin = refresh_margin
-        self.get_retries = get_retries
-        self.retry_backoff = retry_backoff
         self._clock = clock
         self.cache = cache if cache is not None else LookupCache()
         self.read_back_after_post = read_back_after_post
         self.search_drafts = search_drafts
         self.page_size = page_size
-        self.calls: Counter[str] = Counter()
 
     # ---- housekeeping ------------------------------------------------------------------------
 
     def __repr__(self) -> str:
         return f"PowerOfficeClient(base_url={self.base_url!r})"
-
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
-
-    def __enter__(self) -> PowerOfficeClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    @property
-    def call_count(self) -> int:
-        return sum(self.calls.values())
 
     # ---- the Ledger protocol -----------------------------------------------------------------
 
@@ -788,11 +778,7 @@ class PowerOfficeClient:
         return rows
 
     def _redact(self, text: str) -> str:
-        for secret in (self._application_key, self._client_key, self._subscription_key, self._token):
-            value = secret.reveal() if secret is not None else ""
-            if value:
-                text = text.replace(value, "***")
-        return text
+        return self._http.redact(text)
 
     def _fetch_token(self) -> None:
         raw = f"{self._application_key.reveal()}:{self._client_key.reveal()}".encode()
@@ -803,17 +789,17 @@ class PowerOfficeClient:
             "Accept": "application/json",
         }
         started = self._clock()
-        response = self._send(
+        response = self._http.send(
             "POST",
             self.token_url,
             "POST /OAuth/Token",
             headers=headers,
             data=b"grant_type=client_credentials",
-            retry=True,
+            idempotent=True,  # a second token is harmless
         )
-        body = _json_or_none(response)
+        body = json_or_none(response, parse_float=Decimal)
         if response.status_code == 200 and isinstance(body, dict) and body.get("access_token"):
-            self._token = _Secret(str(body["access_token"]))
+            self._token = Secret(str(body["access_token"]))
             self._token_expires = started + float(body.get("expires_in") or 600)
             log.info("PowerOffice Go access token fetched (expires in %s s)", body.get("expires_in"))
             return
@@ -824,7 +810,9 @@ class PowerOfficeClient:
                 f"({self._redact(str(body.get('error')))}: {self._redact(str(body.get('error_description') or ''))}); "
                 "check both belong to this environment (demo and production keys differ)",
             )
-        self._raise_for(response, "POST", "/OAuth/Token")
+        error = self._judge(response, "POST", "/OAuth/Token")
+        if error is not None:
+            raise error
         raise LedgerAuthError(SYSTEM, f"the token endpoint answered {response.status_code} without a token")
 
     def _bearer(self) -> str:
@@ -835,76 +823,51 @@ class PowerOfficeClient:
 
     def _request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None) -> Any:
         """One API call: auth, a new token once on 401, GET retries, error mapping; parsed JSON or None."""
-        key = f"{method} {_ID_SEGMENT.sub('/{id}', path)}"
         data = encode_json(body).encode("utf-8") if body is not None else None
-        refreshed = False
-        while True:
-            headers = {
+
+        def headers() -> dict[str, str]:
+            sent = {
                 "Accept": "application/json",
                 "Authorization": self._bearer(),
                 "Ocp-Apim-Subscription-Key": self._subscription_key.reveal(),
             }
             if data is not None:
-                headers["Content-Type"] = "application/json; charset=utf-8"
-            response = self._send(
-                method, self.base_url + path, key, headers=headers, params=params, data=data, retry=method == "GET"
-            )
-            if response.status_code == 401 and not refreshed and not _is_subscription_error(response):
-                refreshed = True
-                self._token = None
-                continue
-            if 200 <= response.status_code < 300:
-                return _json_or_none(response) if response.content else None
-            self._raise_for(response, method, path)
+                sent["Content-Type"] = "application/json; charset=utf-8"
+            return sent
 
-    def _send(
-        self,
-        method: str,
-        url: str,
-        key: str,
-        *,
-        headers: Mapping[str, str],
-        params: Mapping[str, Any] | None = None,
-        data: bytes | None = None,
-        retry: bool,
-    ) -> requests.Response:
-        """The HTTP exchange with transport/5xx retries for idempotent calls; a 5xx is returned last."""
-        attempt = 0
-        while True:
-            self.calls[key] += 1
-            try:
-                response = self._http.request(
-                    method, url, params=params, data=data, headers=dict(headers), timeout=self.timeout
-                )
-            except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
-                raise LedgerValidationError(SYSTEM, f"bad URL: {self._redact(str(exc))}") from None
-            except requests.RequestException as exc:
-                reason = _transient_reason(exc)
-                log.warning("PowerOffice Go %s: %s", key, reason)
-                if retry and attempt < self.get_retries:
-                    time.sleep(self.retry_backoff * (2**attempt))
-                    attempt += 1
-                    continue
-                raise LedgerTransient(
-                    SYSTEM, f"{key}: {reason}" + ("" if retry else "; the outcome is unknown, look it up first")
-                ) from None
-            if response.status_code >= 500 and retry and attempt < self.get_retries:
-                time.sleep(self.retry_backoff * (2**attempt))
-                attempt += 1
-                continue
-            return response
+        response = self._http.send(
+            method,
+            self.base_url + path,
+            f"{method} {_ID_SEGMENT.sub('/{id}', path)}",
+            headers=headers,
+            params=params,
+            data=data,
+            idempotent=method == "GET",
+            judge=lambda response: self._judge(response, method, path),
+            reauthenticate=self._renew_token,
+        )
+        return json_or_none(response, parse_float=Decimal) if response.content else None
 
-    def _raise_for(self, response: requests.Response, method: str, path: str) -> None:
+    def _renew_token(self, response: requests.Response) -> bool:
+        """A 401 about the subscription key is not cured by a new token."""
+        if _is_subscription_error(response):
+            return False
+        self._token = None
+        return True
+
+    def _judge(self, response: requests.Response, method: str, path: str) -> LedgerError | None:
+        """PowerOffice Go's error kinds: 429 (Retry-After or "retry in N seconds"), 5xx transient,
+        401 (which key) and 403 (a missing privilege) auth, anything else refused."""
         status = response.status_code
-        body = _json_or_none(response)
+        if 200 <= status < 300:
+            return None
+        body = json_or_none(response, parse_float=Decimal)
         text = self._error_text(method, path, status, body, response)
         if status == 429:
-            retry_after = _retry_after(response, body)
-            raise LedgerRateLimited(SYSTEM, f"{text}; retry in {retry_after:g} s", retry_after=retry_after)
+            wait = _retry_after(response, body)
+            return LedgerRateLimited(SYSTEM, f"{text}; retry in {wait:g} s", retry_after=wait)
         if status >= 500:
-            raise LedgerTransient(
-                SYSTEM, text + ("" if method == "GET" else "; the outcome is unknown, look it up first")
-            )
+            return LedgerTransient(SYSTEM, text)
         if status == 401:
             if _is_subscription_error(response):
                 culprit = "the subscription key (Ocp-Apim-Subscription-Key) was rejected"
@@ -913,14 +876,14 @@ class PowerOfficeClient:
                     "the access token was refused after a fresh one was fetched; "
                     "check the application key and client key"
                 )
-            exc: Exception = LedgerAuthError(SYSTEM, f"{culprit} ({text})")
+            exc: LedgerError = LedgerAuthError(SYSTEM, f"{culprit} ({text})")
         elif status == 403:
             exc = LedgerAuthError(SYSTEM, f"the integration lacks a privilege for this call ({text})")
         else:
             exc = LedgerValidationError(SYSTEM, text)
         exc.status = status  # type: ignore[attr-defined]
         exc.problem = body if isinstance(body, dict) else {}  # type: ignore[attr-defined]
-        raise exc
+        return exc
 
     def _error_text(self, method: str, path: str, status: int, body: Any, response: requests.Response) -> str:
         parts = [f"{method} {path}: {status}"]
@@ -1107,17 +1070,8 @@ def _field(body: Mapping[str, Any], name: str) -> Any:
     return body.get(name[:1].lower() + name[1:])
 
 
-def _json_or_none(response: requests.Response) -> Any:
-    if not response.content:
-        return None
-    try:
-        return json.loads(response.content.decode("utf-8"), parse_float=Decimal)
-    except (UnicodeDecodeError, ValueError):
-        return None
-
-
 def _is_subscription_error(response: requests.Response) -> bool:
-    body = _json_or_none(response)
+    body = json_or_none(response, parse_float=Decimal)
     return isinstance(body, dict) and "subscription key" in str(_field(body, "message") or "").lower()
 
 
@@ -1132,22 +1086,10 @@ def _is_duplicate_refusal(exc: LedgerValidationError) -> bool:
 
 
 def _retry_after(response: requests.Response, body: Any) -> float:
-    raw = response.headers.get("Retry-After")
-    if raw:
-        try:
-            return max(0.0, float(raw))
-        except ValueError:
-            pass
-    if isinstance(body, dict):
+    """Retry-After, else the "retry in N seconds" of the message, else 5 s."""
+    if isinstance(body, dict) and not response.headers.get("Retry-After"):
         match = _RETRY_IN.search(str(_field(body, "message") or ""))
         if match:
             return float(match.group(1))
-    return 5.0
+    return retry_after(response, 5.0)
 
-
-def _transient_reason(exc: requests.RequestException) -> str:
-    if isinstance(exc, requests.exceptions.Timeout):
-        return "timed out"
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return "connection failed or dropped without an answer"
-    return f"transport error ({type(exc).__name__})"

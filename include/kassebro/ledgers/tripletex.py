@@ -6,7 +6,7 @@ the API's habits:
 - Auth: a session token is created lazily from the consumer token (the integration's) and the
   employee token (the customer's), valid until tomorrow, and created again once when a call gets
   401. A rejected exchange says which of the two tokens is the likely culprit. Token values never
-  appear in exceptions, reprs or logs (`_Secret`, and every server text is redacted).
+  appear in exceptions, reprs or logs (`Secret`, and every server text is redacted).
 - Accounting firms: with `client_org_number` the client asks `GET /company/>withLoginAccess`
   (Basic user 0) which companies the firm's employee may log in to, and acts for the one with
   that organisation number (its id as the Basic user) from then on.
@@ -36,8 +36,6 @@ import datetime as dt
 import json
 import logging
 import re
-import time
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -46,19 +44,20 @@ import requests
 
 from kassebro.ledgers.base import (
     LedgerAuthError,
+    LedgerError,
     LedgerRateLimited,
     LedgerTransient,
     LedgerValidationError,
     PostedVoucher,
 )
 from kassebro.ledgers.cache import LookupCache
+from kassebro.ledgers.http import HttpClient, LedgerHttp, Secret, encode_json, retry_after
 from kassebro.money import ore_to_decimal, parse_ore
 from kassebro.voucher import Voucher
 
 log = logging.getLogger(__name__)
 
 SYSTEM = "Tripletex"
-MAX_RATE_LIMIT_WAITS = 3
 EXTERNAL_VOUCHER_NUMBER_MAX = 70
 VOUCHER_FIELDS = (
     "id,version,date,number,numberAsString,tempNumber,year,description,externalVoucherNumber,"
@@ -71,43 +70,7 @@ _LISTED_CLIENTS_MAX = 20  # in the error naming the companies a firm's token rea
 _ID_SEGMENT = re.compile(r"/\d+(?=/|$)")
 
 
-class _Secret:
-    """A credential that prints as *** (reprs, tracebacks' locals, logging of the client)."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "'***'"
-
-    __str__ = __repr__
-
-
-def encode_json(obj: Any) -> str:
-    """JSON with Decimal written as a plain number (stdlib json would need a float)."""
-    if obj is None:
-        return "null"
-    if obj is True:
-        return "true"
-    if obj is False:
-        return "false"
-    if isinstance(obj, Decimal):
-        return format(obj, "f")
-    if isinstance(obj, int | str):
-        return json.dumps(obj, ensure_ascii=False)
-    if isinstance(obj, Mapping):
-        return "{" + ",".join(f"{json.dumps(str(k))}:{encode_json(v)}" for k, v in obj.items()) + "}"
-    if isinstance(obj, list | tuple):
-        return "[" + ",".join(encode_json(v) for v in obj) + "]"
-    raise TypeError(f"cannot encode {type(obj).__name__} (floats are not allowed for money)")
-
-
-class TripletexClient:
+class TripletexClient(HttpClient):
     """A Ledger for one Tripletex company.
 
     Args:
@@ -149,9 +112,9 @@ class TripletexClient:
     ) -> None:
         base = base_url.rstrip("/")
         self.base_url = base if base.endswith("/v2") else base + "/v2"
-        self._consumer_token = _Secret(consumer_token)
-        self._employee_token = _Secret(employee_token)
-        self._session_token: _Secret | None = None
+        self._consumer_token = Secret(consumer_token)
+        self._employee_token = Secret(employee_token)
+        self._session_token: Secret | None = None
         self.company_id = int(company_id)
         self.client_org_number = _org_digits(client_org_number) if client_org_number is not None else None
         if self.client_org_number is not None and not self.client_org_number:
@@ -159,36 +122,23 @@ class TripletexClient:
         if self.client_org_number and self.company_id:
             raise ValueError("give company_id or client_org_number, not both")
         self.cache = cache if cache is not None else LookupCache()
-        self._http = session or requests.Session()
-        self._owns_http = session is None
-        self.timeout = timeout
-        self.max_rate_wait = max_rate_wait
-        self.get_retries = get_retries
-        self.retry_backoff = retry_backoff
+        self._http = LedgerHttp(
+            SYSTEM,
+            session=session,
+            timeout=timeout,
+            get_retries=get_retries,
+            retry_backoff=retry_backoff,
+            max_rate_wait=max_rate_wait,
+            wait_on_writes=True,  # a 429 is refused before anything is done
+            secrets=lambda: (self._consumer_token, self._employee_token, self._session_token),
+        )
         self.read_back_after_post = read_back_after_post
-        self.calls: Counter[str] = Counter()
 
     # ---- housekeeping ------------------------------------------------------------------------
 
     def __repr__(self) -> str:
         org = f", client_org_number={self.client_org_number!r}" if self.client_org_number else ""
         return f"TripletexClient(base_url={self.base_url!r}, company_id={self.company_id}{org})"
-
-    def close(self) -> None:
-        """Close the HTTP session if this client made it."""
-        if self._owns_http:
-            self._http.close()
-
-    def __enter__(self) -> TripletexClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    @property
-    def call_count(self) -> int:
-        """All HTTP requests made so far (retries included)."""
-        return sum(self.calls.values())
 
     # ---- the Ledger protocol -----------------------------------------------------------------
 
@@ -530,11 +480,7 @@ class TripletexClient:
     # ---- HTTP --------------------------------------------------------------------------------
 
     def _redact(self, text: str) -> str:
-        for secret in (self._consumer_token, self._employee_token, self._session_token):
-            value = secret.reveal() if secret is not None else ""
-            if value:
-                text = text.replace(value, "***")
-        return text
+        return self._http.redact(text)
 
     def _create_session(self) -> None:
         expiration = (dt.date.today() + dt.timedelta(days=1)).isoformat()
@@ -550,7 +496,7 @@ class TripletexClient:
         token = (self._value(data) or {}).get("token")
         if not token:
             raise LedgerAuthError(SYSTEM, "session token missing in the answer to :create")
-        self._session_token = _Secret(str(token))
+        self._session_token = Secret(str(token))
         log.info("Tripletex session created (valid until %s)", expiration)
 
     def _session_error(self, exc: LedgerValidationError | LedgerAuthError) -> LedgerAuthError:
@@ -583,80 +529,59 @@ class TripletexClient:
         retry_transient: bool | None = None,
         own_company: bool = False,
     ) -> Any:
-        """One API call with auth, retries and error mapping; returns the parsed JSON or None.
+        """One API call with auth and Tripletex's error kinds; returns the parsed JSON or None.
 
         `own_company` makes the call as Basic user 0 (the employee's own company), as the
         lookup of an accounting firm's clients must be.
         """
-        if retry_transient is None:
-            retry_transient = method == "GET" or not auth
-        key = f"{method} {_ID_SEGMENT.sub('/{id}', path)}"
-        url = self.base_url + path
         data = encode_json(body).encode("utf-8") if body is not None else None
-        attempt = rate_waits = 0
-        reauthenticated = False
-        while True:
-            headers = {"Accept": "application/json"}
-            if data is not None:
-                headers["Content-Type"] = "application/json; charset=utf-8"
-            if auth:
-                headers["Authorization"] = self._authorization(own_company=own_company)
-            self.calls[key] += 1
-            try:
-                response = self._http.request(
-                    method, url, params=params, data=data, headers=headers, timeout=self.timeout
-                )
-            except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
-                raise LedgerValidationError(SYSTEM, f"bad base URL {self.base_url!r}: {exc}") from None
-            except requests.RequestException as exc:
-                reason = _transient_reason(exc)
-                log.warning("Tripletex %s %s: %s", method, path, reason)
-                if retry_transient and attempt < self.get_retries:
-                    self._backoff(attempt)
-                    attempt += 1
-                    continue
-                raise LedgerTransient(
-                    SYSTEM,
-                    f"{method} {path}: {reason}"
-                    + ("" if retry_transient else "; the outcome is unknown, look it up first"),
-                ) from None
 
-            status = response.status_code
-            request_id = response.headers.get("x-tlx-request-id", "")
-            log.debug("Tripletex %s %s -> %s (request id %s)", method, path, status, request_id)
-            if 200 <= status < 300:
-                return _parse_json(response) if response.content else None
-            if status == 401 and auth and not reauthenticated:
-                reauthenticated = True
-                self._session_token = None
-                continue
-            if status == 429:
-                reset = _reset_seconds(response)
-                if reset <= self.max_rate_wait and rate_waits < MAX_RATE_LIMIT_WAITS:
-                    log.info("Tripletex rate limit hit; waiting %.1f s", reset)
-                    rate_waits += 1
-                    time.sleep(reset)
-                    continue
-                raise LedgerRateLimited(
-                    SYSTEM,
-                    f"{method} {path}: rate limited, retry in {reset:g} s (request id {request_id})",
-                    retry_after=reset,
-                )
-            error = self._error_text(method, path, response)
-            if status >= 500:
-                if retry_transient and attempt < self.get_retries:
-                    self._backoff(attempt)
-                    attempt += 1
-                    continue
-                raise LedgerTransient(
-                    SYSTEM,
-                    error + ("" if retry_transient else "; the outcome is unknown, look it up first"),
-                )
-            exc_type = LedgerAuthError if status in (401, 403) else LedgerValidationError
-            exc = exc_type(SYSTEM, error)
-            exc.status = status  # type: ignore[attr-defined]
-            exc.fields = _error_fields(response)  # type: ignore[attr-defined]
-            raise exc
+        def headers() -> dict[str, str]:
+            sent = {"Accept": "application/json"}
+            if data is not None:
+                sent["Content-Type"] = "application/json; charset=utf-8"
+            if auth:
+                sent["Authorization"] = self._authorization(own_company=own_company)
+            return sent
+
+        response = self._http.send(
+            method,
+            self.base_url + path,
+            f"{method} {_ID_SEGMENT.sub('/{id}', path)}",
+            headers=headers,
+            params=params,
+            data=data,
+            idempotent=(method == "GET" or not auth) if retry_transient is None else retry_transient,
+            judge=lambda response: self._judge(method, path, response),
+            reauthenticate=self._renew_session if auth else None,
+        )
+        return _parse_json(response) if response.content else None
+
+    def _renew_session(self, response: requests.Response) -> bool:
+        self._session_token = None
+        return True
+
+    def _judge(self, method: str, path: str, response: requests.Response) -> LedgerError | None:
+        """Tripletex's error kinds: 429 with X-Rate-Limit-Reset, 5xx transient, 401/403 auth, else refused."""
+        status = response.status_code
+        request_id = response.headers.get("x-tlx-request-id", "")
+        log.debug("Tripletex %s %s -> %s (request id %s)", method, path, status, request_id)
+        if 200 <= status < 300:
+            return None
+        if status == 429:
+            reset = retry_after(response, 5.0, ("X-Rate-Limit-Reset", "Retry-After"))
+            return LedgerRateLimited(
+                SYSTEM,
+                f"{method} {path}: rate limited, retry in {reset:g} s (request id {request_id})",
+                retry_after=reset,
+            )
+        error = self._error_text(method, path, response)
+        if status >= 500:
+            return LedgerTransient(SYSTEM, error)
+        exc = (LedgerAuthError if status in (401, 403) else LedgerValidationError)(SYSTEM, error)
+        exc.status = status  # type: ignore[attr-defined]
+        exc.fields = _error_fields(response)  # type: ignore[attr-defined]
+        return exc
 
     def _authorization(self, *, own_company: bool = False) -> str:
         if self._session_token is None:
@@ -665,9 +590,6 @@ class TripletexClient:
         assert self._session_token is not None
         raw = f"{user}:{self._session_token.reveal()}".encode()
         return "Basic " + base64.b64encode(raw).decode("ascii")
-
-    def _backoff(self, attempt: int) -> None:
-        time.sleep(self.retry_backoff * (2**attempt))
 
     def _error_text(self, method: str, path: str, response: requests.Response) -> str:
         """ "POST /ledger/voucher: 422 Validering feilet. postings.row: ... (request id ...)"."""
@@ -784,16 +706,6 @@ def _has_full_postings(value: Mapping[str, Any]) -> bool:
     )
 
 
-def _reset_seconds(response: requests.Response) -> float:
-    for header in ("X-Rate-Limit-Reset", "Retry-After"):
-        raw = response.headers.get(header)
-        if raw:
-            try:
-                return max(0.0, float(raw))
-            except ValueError:
-                continue
-    return 5.0
-
 
 def _error_fields(response: requests.Response) -> tuple[str, ...]:
     try:
@@ -806,10 +718,3 @@ def _error_fields(response: requests.Response) -> tuple[str, ...]:
         str(m.get("field") or m.get("path") or "") for m in body.get("validationMessages") or [] if isinstance(m, dict)
     )
 
-
-def _transient_reason(exc: requests.RequestException) -> str:
-    if isinstance(exc, requests.exceptions.Timeout):
-        return "timed out"
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return "connection failed or dropped without an answer"
-    return f"transport error ({type(exc).__name__})"

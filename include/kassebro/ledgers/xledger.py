@@ -60,7 +60,6 @@ import logging
 import re
 import threading
 import time
-from collections import Counter
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -69,12 +68,14 @@ import requests
 
 from kassebro.ledgers.base import (
     LedgerAuthError,
+    LedgerError,
     LedgerRateLimited,
     LedgerTransient,
     LedgerValidationError,
     PostedVoucher,
 )
 from kassebro.ledgers.cache import LookupCache
+from kassebro.ledgers.http import HttpClient, LedgerHttp, json_or_none, retry_after
 from kassebro.voucher import Voucher
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ M_ADD_ITEMS = """mutation AddGLImportItems($inputs: [AddGLImportItemsInput!]!) {
 _OPERATION = re.compile(r"^\s*(query|mutation)\b[^{]*\{\s*(\w+)")
 
 
-class XledgerClient:
+class XledgerClient(HttpClient):
     """A Ledger for one Xledger entity (the API token decides which).
 
     Args:
@@ -172,15 +173,17 @@ class XledgerClient:
         self._token = token
         self.tax_rules = dict(DEFAULT_TAX_RULES if tax_rules is None else tax_rules)
         self.department_object = department_object
-        self._http = session or requests.Session()
-        self._owns_http = session is None
-        self.timeout = timeout
-        self.get_retries = get_retries
-        self.retry_backoff = retry_backoff
-        self.max_rate_wait = max_rate_wait
+        self._http = LedgerHttp(
+            SYSTEM,
+            session=session,
+            timeout=timeout,
+            get_retries=get_retries,
+            retry_backoff=retry_backoff,
+            max_rate_wait=max_rate_wait,
+            secrets=lambda: (self._token,),
+        )
         self.cache = cache if cache is not None else LookupCache()
         self.read_back_after_post = read_back_after_post
-        self.calls: Counter[str] = Counter()
         self._lock = threading.RLock()
         self._fetched: set[str] = set()  # cache tables this client read from Xledger itself
         self._absent: dict[str, float] = {}  # external_ref -> when find() last saw it absent
@@ -189,20 +192,6 @@ class XledgerClient:
 
     def __repr__(self) -> str:
         return f"XledgerClient(url={self.url!r})"
-
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
-
-    def __enter__(self) -> XledgerClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    @property
-    def call_count(self) -> int:
-        return sum(self.calls.values())
 
     # ---- the Ledger protocol -----------------------------------------------------------------
 
@@ -544,69 +533,54 @@ class XledgerClient:
     # ---- HTTP --------------------------------------------------------------------------------
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._token, "***") if self._token else text
+        return self._http.redact(text)
 
     def _graphql_locked(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
         match = _OPERATION.match(query)
         op, field = (match.group(1), match.group(2)) if match else ("query", "?")
         key = f"{op} {field}"
-        retry = op == "query"
         body = json.dumps({"query": query, "variables": variables}, ensure_ascii=False).encode("utf-8")
         headers = {
             "Accept": "application/json",
             "Content-Type": "application/json",
             "Authorization": "token " + self._token,
         }
-        unknown = "" if retry else "; the outcome is unknown, look it up first"
-        attempt = rate_waits = 0
-        while True:
-            self.calls[key] += 1
-            try:
-                response = self._http.post(self.url, data=body, headers=headers, timeout=self.timeout)
-            except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
-                raise LedgerValidationError(SYSTEM, f"bad URL {self.url!r}: {self._redact(str(exc))}") from None
-            except requests.RequestException as exc:
-                reason = _transient_reason(exc)
-                log.warning("Xledger %s: %s", key, reason)
-                if retry and attempt < self.get_retries:
-                    self._backoff(attempt)
-                    attempt += 1
-                    continue
-                raise LedgerTransient(SYSTEM, f"{key}: {reason}{unknown}") from None
-            payload = _json_or_none(response)
-            errors = payload.get("errors") if isinstance(payload, dict) else None
-            status = response.status_code
-            messages = [self._redact(str(e.get("message") or "")) for e in errors or [] if isinstance(e, dict)]
-            codes = {str((e.get("extensions") or {}).get("code") or "") for e in errors or [] if isinstance(e, dict)}
-            text = "; ".join(m for m in messages if m) or f"HTTP {status}"
-            if status == 429 or codes & RATE_CODES:
-                wait = _retry_after(response, credits="BAD_REQUEST.INSUFFICIENT_CREDITS" in codes)
-                if retry and wait <= self.max_rate_wait and rate_waits < MAX_RATE_LIMIT_WAITS:
-                    log.info("Xledger rate limit (%s); waiting %.1f s", text, wait)
-                    rate_waits += 1
-                    time.sleep(wait)
-                    continue
-                raise LedgerRateLimited(SYSTEM, f"{key}: {text}; retry in {wait:g} s", retry_after=wait)
-            if status in (401, 403) or codes & AUTH_CODES or "api token" in text.lower():
-                raise LedgerAuthError(
-                    SYSTEM,
-                    f"{key}: the Xledger API token was rejected ({text}); check the token and its scopes "
-                    "(Administration -> Access Control -> GraphQL -> API tokens)",
-                )
-            if status >= 500 or "timed out" in text.lower():
-                if retry and attempt < self.get_retries:
-                    self._backoff(attempt)
-                    attempt += 1
-                    continue
-                raise LedgerTransient(SYSTEM, f"{key}: {text}{unknown}")
-            if errors:
-                raise LedgerValidationError(SYSTEM, f"{key}: {text}")
-            if not 200 <= status < 300 or not isinstance(payload, dict) or not isinstance(payload.get("data"), dict):
-                raise LedgerValidationError(SYSTEM, f"{key}: unexpected answer (HTTP {status})")
-            return payload["data"]
+        response = self._http.send(
+            "POST",
+            self.url,
+            key,
+            headers=headers,
+            data=body,
+            idempotent=op == "query",  # mutations are never sent twice
+            judge=lambda response: self._judge(key, response),
+        )
+        return json_or_none(response)["data"]
 
-    def _backoff(self, attempt: int) -> None:
-        time.sleep(self.retry_backoff * (2**attempt))
+    def _judge(self, key: str, response: requests.Response) -> LedgerError | None:
+        """Xledger's error kinds, from the HTTP status and the GraphQL `errors` of a 200: credits
+        and burst limits are rate limits, token errors auth, timeouts transient, the rest refused."""
+        payload = json_or_none(response)
+        errors = payload.get("errors") if isinstance(payload, dict) else None
+        status = response.status_code
+        messages = [self._redact(str(e.get("message") or "")) for e in errors or [] if isinstance(e, dict)]
+        codes = {str((e.get("extensions") or {}).get("code") or "") for e in errors or [] if isinstance(e, dict)}
+        text = "; ".join(m for m in messages if m) or f"HTTP {status}"
+        if status == 429 or codes & RATE_CODES:
+            wait = _retry_after(response, credits="BAD_REQUEST.INSUFFICIENT_CREDITS" in codes)
+            return LedgerRateLimited(SYSTEM, f"{key}: {text}; retry in {wait:g} s", retry_after=wait)
+        if status in (401, 403) or codes & AUTH_CODES or "api token" in text.lower():
+            return LedgerAuthError(
+                SYSTEM,
+                f"{key}: the Xledger API token was rejected ({text}); check the token and its scopes "
+                "(Administration -> Access Control -> GraphQL -> API tokens)",
+            )
+        if status >= 500 or "timed out" in text.lower():
+            return LedgerTransient(SYSTEM, f"{key}: {text}")
+        if errors:
+            return LedgerValidationError(SYSTEM, f"{key}: {text}")
+        if not 200 <= status < 300 or not isinstance(payload, dict) or not isinstance(payload.get("data"), dict):
+            return LedgerValidationError(SYSTEM, f"{key}: unexpected answer (HTTP {status})")
+        return None
 
     def _all_pages(self, query: str, field: str, variables: Mapping[str, Any]) -> list[dict[str, Any]]:
         nodes: list[dict[str, Any]] = []
@@ -690,26 +664,6 @@ def _missing_lines(items: list[dict[str, Any]]) -> set[int]:
     return set(range(1, max(totals) + 1)) - {line for _, line, _ in parts if line}
 
 
-def _json_or_none(response: requests.Response) -> Any:
-    try:
-        return json.loads(response.content.decode("utf-8")) if response.content else None
-    except (UnicodeDecodeError, ValueError):
-        return None
-
-
 def _retry_after(response: requests.Response, *, credits: bool = False) -> float:
-    raw = response.headers.get("Retry-After")
-    if raw:
-        try:
-            return max(0.0, float(raw))
-        except ValueError:
-            pass
-    return CREDITS_RETRY_AFTER if credits else DEFAULT_RETRY_AFTER
+    return retry_after(response, CREDITS_RETRY_AFTER if credits else DEFAULT_RETRY_AFTER)
 
-
-def _transient_reason(exc: requests.RequestException) -> str:
-    if isinstance(exc, requests.exceptions.Timeout):
-        return "timed out"
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return "connection failed or dropped without an answer"
-    return f"transport error ({type(exc).__name__})"
