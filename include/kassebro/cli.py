@@ -59,22 +59,14 @@ def _journal_rebuild(args: argparse.Namespace) -> int:
 def _connection_test(args: argparse.Namespace) -> int:
     from airflow.models.connection import Connection
 
-    from kassebro.airflow import hooks
+    from kassebro.airflow.hooks import hook_class
+    from kassebro.ledgers import registry
 
-    kinds = {
-        "tripletex": hooks.TripletexHook,
-        "fiken": hooks.FikenHook,
-        "poweroffice": hooks.PowerOfficeHook,
-        "xledger": hooks.XledgerHook,
-        "duett": hooks.DuettHook,
-    }
     conn_type = Connection.get_connection_from_secrets(args.conn_id).conn_type
-    if conn_type not in kinds:
-        print(f"{args.conn_id} is a {conn_type!r} connection, not one of {', '.join(kinds)}")
+    if conn_type not in registry.names():
+        print(f"{args.conn_id} is a {conn_type!r} connection, not one of {', '.join(registry.names())}")
         return 1
-    hook = kinds[conn_type](args.conn_id)
-    if conn_type == "fiken":
-        hook.company = args.company or ""
+    hook = hook_class(conn_type)(args.conn_id, company=args.company or None)
     ok, message = hook.test_connection()
     print(message)
     return 0 if ok else 1
@@ -111,6 +103,17 @@ def _sandbox(args: argparse.Namespace) -> int:
     return main((["--port", str(args.port)] if args.port else []) + (["--state", args.state] if args.state else []))
 
 
+def _pools(args: argparse.Namespace) -> int:
+    from kassebro.airflow.pools import sync_pools, wanted_pools
+    from kassebro.config import config_dir, load_vendors
+
+    vendors = load_vendors(Path(args.config) if args.config else config_dir()).vendors
+    pools = wanted_pools(vendors) if args.action == "show" else sync_pools(vendors)
+    for name, (slots, description) in pools.items():
+        print(f"{name:<40} {slots:>3}  {description}")
+    return 0
+
+
 def _iso_day(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
@@ -139,6 +142,8 @@ def _voucher_preview(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from kassebro.ledgers import registry
+
     parser = argparse.ArgumentParser(prog="kassebro", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -187,9 +192,16 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--json", action="store_true", help="print the stable JSON (docs/booking-rules.md)")
     preview.set_defaults(func=_voucher_preview)
 
-    sandbox = sub.add_parser("sandbox", help="run a ledger sandbox, or all five (ports 8900-8904)")
+    pools = sub.add_parser("pools", help="the ledger pools (one per system, per company where needed)")
+    pools_action = pools.add_subparsers(dest="action", required=True)
+    for action, text in (("sync", "create or update them in Airflow"), ("show", "print them, change nothing")):
+        command = pools_action.add_parser(action, help=text)
+        command.add_argument("--config", help="config directory (default: KASSEBRO_CONFIG or ./config)")
+        command.set_defaults(func=_pools)
+
+    sandbox = sub.add_parser("sandbox", help="run a ledger sandbox, or all of them (ports from the registry)")
     sandbox.add_argument(
-        "system", nargs="?", default="all", choices=["all", "tripletex", "fiken", "poweroffice", "xledger", "duett"]
+        "system", nargs="?", default="all", choices=["all", *registry.names()]
     )
     sandbox.add_argument("--port", type=int, help="the system's own default when left out")
     sandbox.add_argument("--state", help="file (directory for all) that keeps the books between restarts")

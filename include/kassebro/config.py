@@ -19,9 +19,10 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kassebro.errors import ConfigError, Issue
+from kassebro.ledgers import registry
 
 try:  # the C loader is ~10x faster; it matters when parsing a thousand vendor files
     _Loader: type = yaml.CSafeLoader
@@ -110,15 +111,18 @@ class LedgerMap(_Strict):
     def check_for_system(self, system: str) -> list[str]:
         """Problems this mapping has for an accounting system; empty when it fits.
 
-        Fiken books every POS payment through account 1901 (optionally a sub-account
-        `1901:NNNNN`), so any other payment account is a problem there.
+        A system with a `payment_account` (Fiken books every POS payment through 1901, optionally
+        a sub-account `1901:NNNNN`) makes any other payment account a problem there.
         """
         problems: list[str] = []
-        if system == "fiken":
+        ledger = registry.get(system)
+        if ledger.payment_account:
+            wanted = ledger.payment_account
             for key, account in sorted(self.payment_types.items()):
-                if account.split(":")[0] != "1901":
+                if account.split(":")[0] != wanted:
                     problems.append(
-                        f"payment type {key!r} is mapped to {account}; Fiken needs 1901 (or a sub-account 1901:NNNNN)"
+                        f"payment type {key!r} is mapped to {account}; {ledger.title} needs {wanted} "
+                        f"(or a sub-account {wanted}:NNNNN)"
                     )
         return problems
 
@@ -227,15 +231,18 @@ class Source(_Strict):
         return self
 
 
-DEFAULT_LEASE_SECONDS = {"tripletex": 120, "fiken": 120, "poweroffice": 120, "xledger": 120, "duett": 120}
-"""Each client's single call is bounded by its 30 s timeout, and the lease is renewed in the
-background, so two minutes only bounds how long a dead holder blocks its day."""
-DEFAULT_VISIBILITY_SECONDS = {"tripletex": 60, "fiken": 60, "poweroffice": 90, "xledger": 90, "duett": 90}
-"""Inferred, not read in any API's documentation: how long after a post is sent its voucher may
-still be missing from lookups: the client's 30 s timeout (the server may finish the request that
-long after) plus time for the ledger's search to show it. None of the five documents a lag; the
-margin is kept longer for the systems whose lookups are searches over lists."""
+# The claim's defaults per system are in the ledger registry (`LedgerSystem.lease_seconds`,
+# `visibility_seconds`). The lease: each client's single call is bounded by its timeout and the
+# lease is renewed in the background, so two minutes only bounds how long a dead holder blocks
+# its day. The visibility window is inferred, not read in any API's documentation: how long after
+# a post is sent its voucher may still be missing from lookups (the client's 30 s timeout plus
+# time for the ledger's search to show it), longer for systems whose lookups search lists.
 MAX_RETRY_DELAY_SECONDS = 3600
+
+
+def _known_system(name: str) -> str:
+    registry.get(name)  # raises ValueError naming the known systems
+    return name
 
 
 def retry_span_seconds(retries: int, delay_seconds: int) -> int:
@@ -252,7 +259,8 @@ class LedgerTarget(_Strict):
     again in full. Either way nothing is overwritten and every voucher is kept.
     """
 
-    system: Literal["tripletex", "fiken", "poweroffice", "xledger", "duett"] = "tripletex"
+    system: Annotated[str, AfterValidator(_known_system)] = "tripletex"
+    """One of the ledger registry's systems (`kassebro.ledgers.registry`)."""
     connection: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     send_to_ledger: bool = True
     on_change: Literal["correction", "reverse"] = "correction"
@@ -265,28 +273,34 @@ class LedgerTarget(_Strict):
     lease_seconds: int | None = Field(default=None, ge=1, le=3600)
     """How long a claim on a day outlives its holder's last renewal (the holder renews every third
     of it). After a killed worker, a retry takes the day over this long after; default per system
-    (`DEFAULT_LEASE_SECONDS`)."""
+    (the registry's `lease_seconds`)."""
 
     visibility_seconds: int | None = Field(default=None, ge=0, le=3600)
     """After a post whose answer was lost (or a killed worker's), how long kassebro keeps looking
-    for its voucher before it may post again; default per system (`DEFAULT_VISIBILITY_SECONDS`)."""
+    for its voucher before it may post again; default per system (the registry's `visibility_seconds`)."""
 
     @property
     def lease(self) -> int:
-        return self.lease_seconds or DEFAULT_LEASE_SECONDS[self.system]
+        return self.lease_seconds or registry.get(self.system).lease_seconds
 
     @property
     def visibility(self) -> int:
-        return DEFAULT_VISIBILITY_SECONDS[self.system] if self.visibility_seconds is None else self.visibility_seconds
+        if self.visibility_seconds is None:
+            return registry.get(self.system).visibility_seconds
+        return self.visibility_seconds
 
     @model_validator(mode="after")
-    def _company_for_fiken(self) -> LedgerTarget:
-        if self.system == "fiken" and not self.company:
-            raise ValueError("a Fiken ledger needs company: <the Fiken company slug>")
-        if self.system == "duett" and not self.send_to_ledger:
-            raise ValueError("send_to_ledger: false is not possible with Duett: its API has no approval path")
-        if self.client_org_number and self.system != "tripletex":
-            raise ValueError("client_org_number is for Tripletex accounting firms only")
+    def _what_the_system_can_do(self) -> LedgerTarget:
+        system = registry.get(self.system)
+        if system.company_required and not self.company:
+            raise ValueError(f"a {system.title} ledger needs company: <the {system.title} company slug>")
+        if not system.approval and not self.send_to_ledger:
+            raise ValueError(
+                f"send_to_ledger: false is not possible with {system.title}: its API has no approval path"
+            )
+        if self.client_org_number and not system.firm_clients:
+            firms = " or ".join(s.title for s in registry.systems() if s.firm_clients)
+            raise ValueError(f"client_org_number is for {firms} accounting firms only, not {system.title}")
         return self
 
 
@@ -374,16 +388,15 @@ class Vendor(_Strict):
     @property
     def pool(self) -> str:
         """The Airflow pool that caps concurrent calls to the vendor's ledger (per company for Fiken)."""
-        if self.ledger.system == "fiken":
-            return f"ledger_fiken_{self.ledger.company}"
-        return f"ledger_{self.ledger.system}"
+        return registry.get(self.ledger.system).pool(self.ledger.company)
 
     @model_validator(mode="after")
     def _mapping_fits_the_system(self) -> Vendor:
         problems = self.mapping.check_for_system(self.ledger.system)
-        if self.ledger.system in ("fiken", "duett") and (self.department or self.project):
+        system = registry.get(self.ledger.system)
+        if not system.dimensions and (self.department or self.project):
             problems.append(
-                f"{self.ledger.system.capitalize()} vouchers cannot carry a department or project through the API; "
+                f"{system.title} vouchers cannot carry a department or project through the API; "
                 "remove department/project"
             )
         if problems:

@@ -55,19 +55,7 @@ def prepare(days: int, ports: dict[str, int]) -> tuple[Path, dict[str, str]]:
     (home / "airflow" / "passwords.json").write_text(json.dumps({AIRFLOW_USER: AIRFLOW_PASSWORD}))
     print(f"[kassebro] demo home {home}; migrating Airflow's database ...", flush=True)
     subprocess.run([_bin("airflow"), "db", "migrate"], check=True, env=os.environ, stdout=subprocess.DEVNULL)
-    airflow = _bin("airflow")
-    from kassebro.config import load_vendors
-
-    pools = {"ledger_tripletex": 4}
-    for vendor in load_vendors().vendors:  # Fiken allows one request at a time per company
-        pools.setdefault(vendor.pool, 1 if vendor.ledger.system == "fiken" else 4)
-    for pool, slots in sorted(pools.items()):
-        subprocess.run(
-            [airflow, "pools", "set", pool, str(slots), f"Concurrent calls to {pool.removeprefix('ledger_')}"],
-            check=True,
-            env=os.environ,
-            stdout=subprocess.DEVNULL,
-        )
+    subprocess.run([_bin("kassebro"), "pools", "sync"], check=True, env=os.environ, stdout=subprocess.DEVNULL)
     # the demo connections live in Airflow's DB, so they show under Admin -> Connections with a Test button
     subprocess.run(
         [sys.executable, "-c", _ADD_CONNECTIONS, json.dumps({c: ports[s] for s, c in demo.DEMO_CONNECTIONS.items()})],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -233,3 +234,31 @@ def test_cli_connection_test_speaks_each_systems_words(
         assert main(["connection", "test", "xl_cli"]) == 1
         out = capsys.readouterr().out
         assert "Xledger" in out and "wrong-token" not in out
+
+
+def test_the_connections_timeout_extra_reaches_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kassebro.airflow.hooks import TripletexHook
+    from kassebro.ledgers.base import LedgerTransient
+    from kassebro.sandbox.tripletex import create_app
+
+    app = create_app()
+    with running(app) as server:
+        body = {
+            "conn_type": "tripletex",
+            "host": f"{server.url}/v2",
+            "login": "someone",  # never sent as Basic auth: Tripletex's auth is the session token
+            "password": "demo-employee-token",
+            "extra": {"consumer_token": "demo-consumer-token", "timeout": 0.5},
+        }
+        conn_env(monkeypatch, "tx_timeout", body)
+        client = TripletexHook("tx_timeout").get_client()
+        assert client.timeout == 0.5
+        assert client._http.session.auth is None
+        client.test_connection()
+        app.state.faults.add("delay", path="/ledger/account", seconds=1.5, times=3)
+        started = time.monotonic()
+        with pytest.raises(LedgerTransient, match="timed out"):
+            client.resolve_accounts(["1920"])
+        assert time.monotonic() - started < 1.5 * 3  # each of the 3 tries gave up at 0.5 s
+        conn_env(monkeypatch, "tx_default", {**body, "extra": {"consumer_token": "demo-consumer-token"}})
+        assert TripletexHook("tx_default").get_client().timeout == 30

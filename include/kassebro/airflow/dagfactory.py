@@ -29,7 +29,7 @@ from kassebro.schedule import start_date
 
 DAG_PREFIX = "vendor_"
 MAX_RETRY_DELAY = dt.timedelta(seconds=MAX_RETRY_DELAY_SECONDS)
-MAX_RATE_LIMIT_WAIT = dt.timedelta(minutes=5)  # longer waits go to Airflow's retries
+MAX_RATE_LIMIT_WAIT = dt.timedelta(hours=6)  # a longer one is a fault: it goes to Airflow's retries
 SENSOR_TIMEOUT = dt.timedelta(days=7)
 
 
@@ -73,10 +73,10 @@ def _run(step: str, vendor_id: str, day: str, **kwargs: Any) -> dict:
 
 
 def _with_ledger(step: str, vendor: Vendor, day: dt.date, journal: Any, **kwargs: Any) -> dict:
-    """Post or verify; when the ledger asks us to slow down, wait as long as it says (holding the
-    pool slot, which is the point) and try once more before leaving it to Airflow's retries."""
-    import logging
-    import time
+    """Post or verify. When the ledger asks us to slow down for longer than a client waits in
+    its task (`ledgers.http.IN_TASK_RATE_WAIT`), the task is rescheduled for when it said: the
+    worker and pool slots go back meanwhile, and no retry is used up (the claim was given back)."""
+    from airflow.sdk.exceptions import AirflowRescheduleException
 
     from kassebro import pipeline
     from kassebro.airflow.hooks import ledger_for
@@ -90,9 +90,9 @@ def _with_ledger(step: str, vendor: Vendor, day: dt.date, journal: Any, **kwargs
     except LedgerRateLimited as exc:
         if exc.retry_after > MAX_RATE_LIMIT_WAIT.total_seconds():
             raise
-        logging.getLogger(__name__).warning("%s; waiting %.0f s as asked, then once more", exc, exc.retry_after)
-        time.sleep(exc.retry_after)
-        return getattr(pipeline, step)(vendor, day, ledger, journal, **kwargs)
+        moment = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=max(1.0, exc.retry_after))
+        print(f"{vendor.id} {day}: {exc}; rescheduled for {moment:%H:%M:%S} UTC, the slot is free meanwhile")
+        raise AirflowRescheduleException(reschedule_date=moment) from None
 
 
 def vendor_dag(vendor: Vendor, doc_md: str) -> Any:

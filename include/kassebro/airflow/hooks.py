@@ -1,66 +1,94 @@
-"""Hooks that turn an Airflow connection into a ledger client.
+"""Hooks that turn an Airflow connection into a ledger client, one per system of the registry.
 
-Built on the HTTP provider's HttpHook for its session settings (timeout, proxies, TLS) from the
-connection; the API logic itself lives in `kassebro.ledgers` and runs without Airflow. Our own
-secret extras are kept out of the session: HttpHook would otherwise send every unknown extra key
-as an HTTP header.
+Built on the HTTP provider's HttpHook through its public API: `get_connection` (which HttpHook's
+`get_conn` reads) gives it a view of the connection without our credentials, so HttpHook
+configures the session (proxies, TLS, the `timeout` extra) and never sends a secret extra as an
+HTTP header or the password as Basic auth; the client takes the credentials from the full
+connection. The API logic lives in `kassebro.ledgers` and runs without Airflow.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from dataclasses import replace
+from typing import Any, ClassVar
 
 from airflow.providers.http.hooks.http import HttpHook
 
-from kassebro.ledgers.tripletex import TripletexClient
+from kassebro.ledgers import registry
+from kassebro.ledgers.registry import ConnectionParts, LedgerSystem
+
+DEFAULT_TIMEOUT = 30.0
 
 
-class _LedgerHook(HttpHook):
-    """Shared by the ledger hooks: no Basic auth from login/password, our extras never sent as headers."""
+class _SessionView:
+    """What HttpHook reads of a connection to build its session: no login, password or own extras."""
 
-    own_extras: tuple[str, ...] = ()
-    token_url: str | None = None
+    def __init__(self, connection: Any, system: LedgerSystem) -> None:
+        extra = dict(_extras(connection))
+        for key in (*system.own_extras, "environment"):
+            extra.pop(key, None)
+            extra.pop(f"extra__{system.name}__{key}", None)
+        environment = _extra(connection, system, "environment") or ("sandbox" if connection.host else "production")
+        base_url, _ = system.urls(environment, connection.host)
+        self.conn_id = connection.conn_id
+        self.conn_type = connection.conn_type
+        self.host = base_url
+        self.schema = connection.schema if connection.host else None
+        self.port = connection.port if connection.host else None
+        self.login = self.password = None
+        self.extra_dejson = extra
+        self.extra = json.dumps(extra) if extra else ""
 
-    def __init__(self, conn_id: str, **kwargs: Any) -> None:
+
+class LedgerHook(HttpHook):
+    """A connection to one ledger system; `get_client(**options)` gives its Ledger client.
+
+    Options: `company` (the vendor's ledger company), `client_org_number` (an accounting firm's
+    client), `careful` (see `ledger_for`).
+    """
+
+    system: ClassVar[LedgerSystem]
+    conn_name_attr = "conn_id"
+    default_conn_name = ""
+
+    def __init__(
+        self,
+        conn_id: str | None = None,
+        company: str | None = None,
+        client_org_number: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        conn_id = conn_id or kwargs.pop(self.conn_name_attr, None) or self.default_conn_name
         super().__init__(method="GET", http_conn_id=conn_id, **kwargs)
-
-    def _extract_auth(self, connection: Any) -> None:
-        return None
+        setattr(self, self.conn_name_attr, conn_id)
+        self.company = company
+        self.client_org_number = "".join(ch for ch in client_org_number if ch.isdigit()) if client_org_number else None
+        self.token_url: str | None = None
 
     @classmethod
-    def get_connection(cls, conn_id: str) -> Any:
-        """In a task, through the Task SDK; elsewhere (the CLI, `make bench`) from the secrets
-        backends including Airflow's metadata DB, which the SDK does not read outside a task."""
+    def credentials(cls, conn_id: str) -> Any:
+        """The whole connection: in a task through the Task SDK; elsewhere (the CLI, `make bench`,
+        the UI's Test button) from the secrets backends including Airflow's metadata DB."""
         if _in_task():
-            return super().get_connection(conn_id)
+            return HttpHook.get_connection(conn_id)
         from airflow.models.connection import Connection
 
         return Connection.get_connection_from_secrets(conn_id)
 
-    def _set_base_url(self, connection: Any) -> None:
-        """The host when set; else the API URL of the connection's `environment` (production by default)."""
-        from kassebro.ledgers.environments import urls_for
+    @classmethod
+    def get_connection(cls, conn_id: str) -> Any:
+        """What HttpHook builds its session from: the connection without credentials, the host
+        resolved from the `environment` extra when empty."""
+        return _SessionView(cls.credentials(conn_id), cls.system)
 
-        environment = self._extra(connection, "environment") or ("sandbox" if connection.host else "production")
-        if connection.host:
-            super()._set_base_url(connection)
-            return
-        self.base_url, self.token_url = urls_for(self.conn_type, environment)
-        self._base_url_initialized = True
-
-    def _configure_session_from_extra(self, session: Any, connection: Any, extra_options: dict[str, Any]) -> Any:
-        clean = connection.extra_dejson
-        for key in (*self.own_extras, "environment", "timeout"):
-            clean.pop(key, None)
-            clean.pop(f"extra__{self.conn_type}__{key}", None)
-        proxy = type("_Conn", (), {"extra_dejson": clean, "extra": clean, "host": connection.host})()
-        return super()._configure_session_from_extra(session, proxy, extra_options)
-
-    def _extra(self, connection: Any, key: str, default: Any = None) -> Any:
-        extra = connection.extra_dejson
-        return extra.get(key) or extra.get(f"extra__{self.conn_type}__{key}") or default
+    def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None) -> Any:
+        session = super().get_conn(headers, extra_options)
+        connection = self.credentials(self.http_conn_id)
+        environment = _extra(connection, self.system, "environment") or ("sandbox" if connection.host else "production")
+        self.token_url = self.system.urls(environment, connection.host)[1]
+        return session
 
     def lookup_cache(self, company: str | None = None) -> Any:
         """Account and VAT ids shared by every task of a run (a file under the data directory)."""
@@ -69,6 +97,26 @@ class _LedgerHook(HttpHook):
 
         return LookupCache(cache_path(data_dir() / "cache", self.conn_type, self.http_conn_id, company))
 
+    def connection_parts(self) -> ConnectionParts:
+        connection = self.credentials(self.http_conn_id)
+        session = self.get_conn()
+        return ConnectionParts(
+            base_url=self.base_url,
+            token_url=self.token_url,
+            login=connection.login or "",
+            password=connection.password or "",
+            extras={key: _extra(connection, self.system, key) for key in self.system.own_extras},
+            session=session,
+            timeout=float(self.merged_extra.get("timeout") or DEFAULT_TIMEOUT),
+            cache=self.lookup_cache,
+        )
+
+    def get_client(self, careful: bool = True) -> Any:
+        """The Ledger client for this connection."""
+        return self.system.client_class.from_connection(
+            self.connection_parts(), company=self.company, client_org_number=self.client_org_number, careful=careful
+        )
+
     def test_connection(self) -> tuple[bool, str]:
         try:
             return True, self.get_client().test_connection()
@@ -76,43 +124,31 @@ class _LedgerHook(HttpHook):
             return False, str(exc)
 
 
-class TripletexHook(_LedgerHook):
-    """A Tripletex connection: host = API base URL, password = employee token,
-    extra `consumer_token` (secret) and `company_id`."""
-
-    conn_name_attr = "tripletex_conn_id"
-    default_conn_name = "tripletex_default"
-    conn_type = "tripletex"
-    hook_name = "Tripletex"
-    own_extras = ("consumer_token", "company_id")
-
-    def __init__(
-        self, tripletex_conn_id: str = default_conn_name, client_org_number: str | None = None, **kwargs: Any
-    ) -> None:
-        super().__init__(tripletex_conn_id, **kwargs)
-        self.tripletex_conn_id = tripletex_conn_id
-        self.client_org_number = "".join(ch for ch in client_org_number if ch.isdigit()) if client_org_number else None
-
-    def get_client(self) -> TripletexClient:
-        """The client; with `client_org_number`, the connection is an accounting firm's posting
-        for that client company."""
-        connection = self.get_connection(self.http_conn_id)
-        session = self.get_conn()
-        company_id = 0 if self.client_org_number else int(self._extra(connection, "company_id", 0))
-        return TripletexClient(
-            self.base_url,
-            self._extra(connection, "consumer_token", ""),
-            connection.password or "",
-            company_id=company_id,
-            client_org_number=self.client_org_number,
-            session=session,
-            timeout=float(self.merged_extra.get("timeout", 30)),
-            cache=self.lookup_cache(self.client_org_number or str(company_id or "") or None),
-            read_back_after_post=False,
-        )
+def hook_class(name: str) -> type[LedgerHook]:
+    """The hook class of a registered system, made once per system."""
+    system = registry.get(name)
+    made = _HOOKS.get(name)
+    if made is None or made.system is not system:
+        made = _make_hook(system)
+        _HOOKS[name] = made
+    return made
 
 
-class FikenHook(_LedgerHook):
+def _make_hook(system: LedgerSystem, base: type[LedgerHook] = LedgerHook) -> type[LedgerHook]:
+    class_name = system.hook_class_name.rpartition(".")[2]
+    attrs = {
+        "system": system,
+        "conn_type": system.name,
+        "hook_name": system.title,
+        "conn_name_attr": f"{system.name}_conn_id",
+        "default_conn_name": f"{system.name}_default",
+        "__module__": __name__,
+        "__doc__": f"A {system.title} connection (fields: kassebro.ledgers.registry).",
+    }
+    return type(class_name, (base,), attrs)
+
+
+class FikenHook(LedgerHook):
     """A Fiken connection: host = API base URL, login = OAuth client id, password = client secret,
     extra `refresh_token` (secret), `token_url` (optional). The company is the vendor's `ledger.company`.
 
@@ -121,15 +157,11 @@ class FikenHook(_LedgerHook):
     connection's own, so a rotation is never lost between runs.
     """
 
-    conn_name_attr = "fiken_conn_id"
-    default_conn_name = "fiken_default"
+    system = registry.get("fiken")
     conn_type = "fiken"
     hook_name = "Fiken"
-    own_extras = ("refresh_token", "token_url")
-
-    def __init__(self, fiken_conn_id: str = default_conn_name, company: str = "", **kwargs: Any) -> None:
-        super().__init__(fiken_conn_id, **kwargs)
-        self.company = company
+    conn_name_attr = "fiken_conn_id"
+    default_conn_name = "fiken_default"
 
     @staticmethod
     def token_variable(seed: str) -> str:
@@ -179,114 +211,33 @@ class FikenHook(_LedgerHook):
 
             DbVariable.set(self.token_variable(seed), value, description=description)
 
-    def get_client(self) -> Any:
-        from kassebro.ledgers.fiken import FikenClient
-
-        connection = self.get_connection(self.http_conn_id)
-        session = self.get_conn()
-        slug = self.company or self._extra(connection, "company_slug", "")
-        seed = self._extra(connection, "refresh_token", "")
-        return FikenClient(
-            self.base_url,
-            slug,
-            client_id=connection.login or "",
-            client_secret=connection.password or "",
-            refresh_token=self._stored_refresh_token(seed) or seed,
-            token_store=lambda token: self._store_refresh_token(seed, token),
-            token_url=self._extra(connection, "token_url") or self.token_url,
-            session=session,
-            timeout=float(self.merged_extra.get("timeout", 30)),
-            cache=self.lookup_cache(slug),
-            read_back_after_post=False,
-        )
+    def connection_parts(self) -> ConnectionParts:
+        parts = super().connection_parts()
+        seed = str(parts.extras.get("refresh_token") or "")
+        extras = {**parts.extras, "refresh_token": self._stored_refresh_token(seed) or seed}
+        return replace(parts, extras=extras, keep=lambda token: self._store_refresh_token(seed, token))
 
 
-class PowerOfficeHook(_LedgerHook):
-    """A PowerOffice Go connection: host = API base URL, password = client key (the customer's),
-    extras `application_key` and `subscription_key` (secrets) and `token_url`."""
-
-    conn_name_attr = "poweroffice_conn_id"
-    default_conn_name = "poweroffice_default"
-    conn_type = "poweroffice"
-    hook_name = "PowerOffice Go"
-    own_extras = ("application_key", "subscription_key", "token_url")
-
-    def __init__(self, poweroffice_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(poweroffice_conn_id, **kwargs)
-
-    def get_client(self, search_drafts: bool = True) -> Any:
-        from kassebro.ledgers.poweroffice import PowerOfficeClient
-
-        connection = self.get_connection(self.http_conn_id)
-        session = self.get_conn()
-        root = self.base_url.rstrip("/").removesuffix("/v2")
-        return PowerOfficeClient(
-            self.base_url,
-            self._extra(connection, "token_url") or self.token_url or f"{root}/OAuth/Token",
-            application_key=self._extra(connection, "application_key", ""),
-            client_key=connection.password or "",
-            subscription_key=self._extra(connection, "subscription_key", ""),
-            session=session,
-            timeout=float(self.merged_extra.get("timeout", 30)),
-            cache=self.lookup_cache(),
-            read_back_after_post=False,
-            search_drafts=search_drafts,
-        )
+_HOOKS: dict[str, type[LedgerHook]] = {"fiken": FikenHook}
 
 
-class XledgerHook(_LedgerHook):
-    """An Xledger connection: host = GraphQL URL (https://www.xledger.net/graphql), password = API token."""
-
-    conn_name_attr = "xledger_conn_id"
-    default_conn_name = "xledger_default"
-    conn_type = "xledger"
-    hook_name = "Xledger"
-
-    def __init__(self, xledger_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(xledger_conn_id, **kwargs)
-
-    def get_client(self) -> Any:
-        from kassebro.ledgers.xledger import XledgerClient
-
-        connection = self.get_connection(self.http_conn_id)
-        session = self.get_conn()  # sets base_url
-        return XledgerClient(
-            self.base_url,
-            connection.password or "",
-            session=session,
-            timeout=float(self.merged_extra.get("timeout", 30)),
-            cache=self.lookup_cache(),
-            read_back_after_post=False,
-        )
+def __getattr__(name: str) -> Any:
+    """`TripletexHook`, `DuettHook`, ...: the hook of each registered system, by the class name
+    the registry gives Airflow's connection types."""
+    for system in registry.systems():
+        if system.hook_class_name == f"{__name__}.{name}":
+            return hook_class(system.name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class DuettHook(_LedgerHook):
-    """A Duett connection: host = API base URL (https://api.duett.no), password = client key,
-    extra `integration_key` (secret)."""
+def _extras(connection: Any) -> dict[str, Any]:
+    extra = connection.extra_dejson
+    return extra if isinstance(extra, dict) else {}
 
-    conn_name_attr = "duett_conn_id"
-    default_conn_name = "duett_default"
-    conn_type = "duett"
-    hook_name = "Duett"
-    own_extras = ("integration_key",)
 
-    def __init__(self, duett_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(duett_conn_id, **kwargs)
-
-    def get_client(self) -> Any:
-        from kassebro.ledgers.duett import DuettClient
-
-        connection = self.get_connection(self.http_conn_id)
-        session = self.get_conn()  # sets base_url
-        return DuettClient(
-            self.base_url,
-            integration_key=self._extra(connection, "integration_key", ""),
-            client_key=connection.password or "",
-            session=session,
-            timeout=float(self.merged_extra.get("timeout", 30)),
-            cache=self.lookup_cache(),
-            read_back_after_post=False,
-        )
+def _extra(connection: Any, system: LedgerSystem, key: str, default: Any = None) -> Any:
+    extra = _extras(connection)
+    return extra.get(key) or extra.get(f"extra__{system.name}__{key}") or default
 
 
 def _digest(secret: str) -> str:
@@ -316,13 +267,5 @@ def ledger_for(
     `careful=False` (a day's first attempt in direct mode, `pipeline.careful_lookup`) lets a
     client skip duplicate-check places no earlier attempt can have written to.
     """
-    if system == "poweroffice":
-        return PowerOfficeHook(conn_id).get_client(search_drafts=careful)
-    if system == "fiken":
-        return FikenHook(conn_id, company=company or "").get_client()
-    if system == "tripletex":
-        return TripletexHook(conn_id, client_org_number=client_org_number).get_client()
-    hooks = {"tripletex": TripletexHook, "xledger": XledgerHook, "duett": DuettHook}
-    if system not in hooks:
-        raise ValueError(f"unsupported ledger system {system!r}")
-    return hooks[system](conn_id).get_client()
+    hook = hook_class(system)(conn_id, company=company, client_org_number=client_org_number)
+    return hook.get_client(careful=careful)

@@ -71,6 +71,7 @@ from kassebro.ledgers.base import (
 )
 from kassebro.ledgers.cache import LookupCache
 from kassebro.ledgers.http import HttpClient, LedgerHttp, Secret, encode_json, json_or_none, retry_after
+from kassebro.ledgers.registry import ConnectionParts
 from kassebro.money import ore_to_decimal, parse_ore
 from kassebro.voucher import Voucher
 
@@ -155,6 +156,19 @@ class DuettClient(HttpClient):
         self._vat_fetched = False  # this client read the VAT register itself
 
     # ---- housekeeping ------------------------------------------------------------------------
+
+    @classmethod
+    def from_connection(cls, parts: ConnectionParts, **_: Any) -> DuettClient:
+        """The client an Airflow connection describes: password = client key, extra `integration_key`."""
+        return cls(
+            parts.base_url,
+            integration_key=str(parts.extras.get("integration_key") or ""),
+            client_key=parts.password,
+            session=parts.session,
+            timeout=parts.timeout,
+            cache=parts.cache(None),
+            read_back_after_post=False,
+        )
 
     def __repr__(self) -> str:
         return f"DuettClient(base_url={self.base_url!r})"

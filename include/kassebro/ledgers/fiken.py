@@ -58,7 +58,8 @@ from kassebro.ledgers.base import (
     PostedVoucher,
 )
 from kassebro.ledgers.cache import LookupCache
-from kassebro.ledgers.http import HttpClient, LedgerHttp, Secret, json_or_none, retry_after
+from kassebro.ledgers.http import IN_TASK_RATE_WAIT, HttpClient, LedgerHttp, Secret, json_or_none, retry_after
+from kassebro.ledgers.registry import ConnectionParts
 from kassebro.money import Ore, vat_from_gross
 from kassebro.saft_codes import standard_vat_codes
 from kassebro.voucher import Voucher, VoucherLine
@@ -156,6 +157,26 @@ class FikenClient(HttpClient):
         self._fetched: set[str] = set()  # cache tables this client read from Fiken itself
 
     # ---- housekeeping ------------------------------------------------------------------------
+
+    @classmethod
+    def from_connection(cls, parts: ConnectionParts, *, company: str | None = None, **_: Any) -> FikenClient:
+        """The client an Airflow connection describes: login/password = the OAuth app, extra
+        `refresh_token` (the newest rotation, which the hook keeps), the company = the vendor's."""
+        slug = company or str(parts.extras.get("company_slug") or "")
+        return cls(
+            parts.base_url,
+            slug,
+            client_id=parts.login,
+            client_secret=parts.password,
+            refresh_token=str(parts.extras.get("refresh_token") or ""),
+            token_store=parts.keep,
+            token_url=str(parts.extras.get("token_url") or "") or parts.token_url,
+            session=parts.session,
+            timeout=parts.timeout,
+            max_rate_wait=min(IN_TASK_RATE_WAIT, 10.0),
+            cache=parts.cache(slug),
+            read_back_after_post=False,
+        )
 
     def __repr__(self) -> str:
         return f"FikenClient(base_url={self.base_url!r}, company_slug={self.company_slug!r})"

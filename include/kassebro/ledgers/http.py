@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 
 UNKNOWN_OUTCOME = "; the outcome is unknown, look it up first"
 
+IN_TASK_RATE_WAIT = 10.0
+"""The longest rate-limit wait a client made from an Airflow connection spends in its task; a
+longer one gives the worker slot back (the task is rescheduled for when the ledger said)."""
+
 Judge = Callable[[requests.Response], LedgerError | None]
 """A system's reading of an answer: None when it is a success, else the error it means."""
 

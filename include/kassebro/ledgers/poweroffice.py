@@ -118,6 +118,7 @@ from kassebro.ledgers.base import (
 )
 from kassebro.ledgers.cache import LookupCache
 from kassebro.ledgers.http import HttpClient, LedgerHttp, Secret, encode_json, json_or_none, retry_after
+from kassebro.ledgers.registry import ConnectionParts
 from kassebro.money import ore_to_decimal, parse_ore
 from kassebro.voucher import Voucher, VoucherLine
 
@@ -244,6 +245,25 @@ class PowerOfficeClient(HttpClient):
         self.page_size = page_size
 
     # ---- housekeeping ------------------------------------------------------------------------
+
+    @classmethod
+    def from_connection(cls, parts: ConnectionParts, *, careful: bool = True, **_: Any) -> PowerOfficeClient:
+        """The client an Airflow connection describes: password = the customer's client key,
+        extras `application_key`, `subscription_key`, `token_url`. `careful=False` skips the
+        draft search no earlier attempt can have written to (`pipeline.careful_lookup`)."""
+        root = parts.base_url.rstrip("/").removesuffix("/v2")
+        return cls(
+            parts.base_url,
+            str(parts.extras.get("token_url") or "") or parts.token_url or f"{root}/OAuth/Token",
+            application_key=str(parts.extras.get("application_key") or ""),
+            client_key=parts.password,
+            subscription_key=str(parts.extras.get("subscription_key") or ""),
+            session=parts.session,
+            timeout=parts.timeout,
+            cache=parts.cache(None),
+            read_back_after_post=False,
+            search_drafts=careful,
+        )
 
     def __repr__(self) -> str:
         return f"PowerOfficeClient(base_url={self.base_url!r})"

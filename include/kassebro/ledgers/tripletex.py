@@ -51,7 +51,8 @@ from kassebro.ledgers.base import (
     PostedVoucher,
 )
 from kassebro.ledgers.cache import LookupCache
-from kassebro.ledgers.http import HttpClient, LedgerHttp, Secret, encode_json, retry_after
+from kassebro.ledgers.http import IN_TASK_RATE_WAIT, HttpClient, LedgerHttp, Secret, encode_json, retry_after
+from kassebro.ledgers.registry import ConnectionParts
 from kassebro.money import ore_to_decimal, parse_ore
 from kassebro.voucher import Voucher
 
@@ -135,6 +136,28 @@ class TripletexClient(HttpClient):
         self.read_back_after_post = read_back_after_post
 
     # ---- housekeeping ------------------------------------------------------------------------
+
+    @classmethod
+    def from_connection(
+        cls, parts: ConnectionParts, *, company: str | None = None, client_org_number: str | None = None, **_: Any
+    ) -> TripletexClient:
+        """The client an Airflow connection describes: password = employee token, extras
+        `consumer_token` and `company_id`; with `client_org_number`, an accounting firm's post
+        for that client company."""
+        org = "".join(ch for ch in client_org_number if ch.isdigit()) if client_org_number else None
+        company_id = 0 if org else int(parts.extras.get("company_id") or 0)
+        return cls(
+            parts.base_url,
+            str(parts.extras.get("consumer_token") or ""),
+            parts.password,
+            company_id=company_id,
+            client_org_number=org,
+            session=parts.session,
+            timeout=parts.timeout,
+            max_rate_wait=IN_TASK_RATE_WAIT,
+            cache=parts.cache(org or str(company_id or "") or None),
+            read_back_after_post=False,
+        )
 
     def __repr__(self) -> str:
         org = f", client_org_number={self.client_org_number!r}" if self.client_org_number else ""

@@ -76,6 +76,7 @@ from kassebro.ledgers.base import (
 )
 from kassebro.ledgers.cache import LookupCache
 from kassebro.ledgers.http import HttpClient, LedgerHttp, json_or_none, retry_after
+from kassebro.ledgers.registry import ConnectionParts
 from kassebro.voucher import Voucher
 
 log = logging.getLogger(__name__)
@@ -189,6 +190,18 @@ class XledgerClient(HttpClient):
         self._absent: dict[str, float] = {}  # external_ref -> when find() last saw it absent
 
     # ---- housekeeping ------------------------------------------------------------------------
+
+    @classmethod
+    def from_connection(cls, parts: ConnectionParts, **_: Any) -> XledgerClient:
+        """The client an Airflow connection describes: host = the GraphQL URL, password = API token."""
+        return cls(
+            parts.base_url,
+            parts.password,
+            session=parts.session,
+            timeout=parts.timeout,
+            cache=parts.cache(None),
+            read_back_after_post=False,
+        )
 
     def __repr__(self) -> str:
         return f"XledgerClient(url={self.url!r})"
