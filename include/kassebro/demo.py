@@ -64,14 +64,11 @@ def write_sales(vendor_file: dict, days: list[dt.date], data: Path) -> list[Path
     return [write_day(demo.profile, orgnr, demo.company, day, out, tz=tz, z_amounts=demo.z_amounts) for day in days]
 
 
-# The connection id of each ledger system's sandbox in the demo.
-DEMO_CONNECTIONS = {
-    "tripletex": "tripletex_demo",
-    "fiken": "fiken_demo",
-    "poweroffice": "poweroffice_demo",
-    "xledger": "xledger_demo",
-    "duett": "duett_demo",
-}
+def demo_connections() -> dict[str, str]:
+    """The connection id of each registered ledger system's sandbox in the demo."""
+    from kassebro.ledgers import registry
+
+    return {name: f"{name}_demo" for name in registry.names()}
 
 
 def default_home() -> Path:

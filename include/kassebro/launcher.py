@@ -58,7 +58,7 @@ def prepare(days: int, ports: dict[str, int]) -> tuple[Path, dict[str, str]]:
     subprocess.run([_bin("kassebro"), "pools", "sync"], check=True, env=os.environ, stdout=subprocess.DEVNULL)
     # the demo connections live in Airflow's DB, so they show under Admin -> Connections with a Test button
     subprocess.run(
-        [sys.executable, "-c", _ADD_CONNECTIONS, json.dumps({c: ports[s] for s, c in demo.DEMO_CONNECTIONS.items()})],
+        [sys.executable, "-c", _ADD_CONNECTIONS, json.dumps({c: ports[s] for s, c in demo.demo_connections().items()})],
         check=True,
         env=os.environ,
     )
@@ -72,10 +72,10 @@ _ADD_CONNECTIONS = """
 import json, sys
 from airflow.models.connection import Connection
 from airflow.utils.session import create_session
-from kassebro.demo import DEMO_CONNECTIONS, connection_json
+from kassebro.demo import connection_json, demo_connections
 ports = json.loads(sys.argv[1])
 with create_session() as session:
-    for system, conn_id in DEMO_CONNECTIONS.items():
+    for system, conn_id in demo_connections().items():
         body = json.loads(connection_json(ports[conn_id], system))
         session.query(Connection).filter(Connection.conn_id == conn_id).delete()
         session.add(Connection(conn_id=conn_id, conn_type=body["conn_type"], host=body["host"],

@@ -110,10 +110,10 @@ def test_environment_options_exist(compose: dict) -> None:
         assert option in known or conf.has_option(section, option), key
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
-    from kassebro.demo import DEMO_CONNECTIONS
+    from kassebro.demo import demo_connections
     from kassebro.sandbox.demo import DEFAULT_PORTS, connection
 
-    for system, conn_id in DEMO_CONNECTIONS.items():  # every demo vendor's connection, at the sandboxes' service
+    for system, conn_id in demo_connections().items():  # every demo vendor's connection, at the sandboxes' service
         conn = json.loads(env[f"AIRFLOW_CONN_{conn_id.upper()}"])
         assert conn == connection(system, f"http://ledger-sandboxes:{DEFAULT_PORTS[system]}"), system
     assert env["KASSEBRO_JOURNAL_URL"].startswith("postgresql")
