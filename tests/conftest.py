@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
-SHARED = PROJECT.parent / "shared"
+SPEC_DIR = Path(__file__).resolve().parent / "contracts" / "specs"  # vendored API specs, see ORIGIN.md there
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="kassebro-test-"))
 
 os.environ.update(
@@ -32,11 +32,13 @@ os.environ.pop("KASSEBRO_CONFIG", None)
 os.environ.pop("KASSEBRO_JOURNAL_URL", None)
 
 
-@pytest.fixture
-def shared_dir() -> Path:
-    if not SHARED.exists():
-        pytest.skip("../shared is not beside the project")
-    return SHARED
+@pytest.fixture(scope="session")
+def spec_dir() -> Path:
+    """The ledger APIs' specs as vendored in the repo (tests/contracts/specs/<system>/, provenance in
+    ORIGIN.md there). Never a skip: without them the spec-shape tests must fail."""
+    if not SPEC_DIR.is_dir():
+        pytest.fail(f"the vendored API specs are missing: {SPEC_DIR}")
+    return SPEC_DIR
 
 
 @pytest.fixture

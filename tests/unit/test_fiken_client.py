@@ -30,9 +30,8 @@ from kassebro.sandbox.fiken import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REFR
 from kassebro.sandbox.server import running
 from kassebro.voucher import Voucher, VoucherLine, external_ref
 
-SPEC_PATH = Path("/work/shared/specs/fiken/openapi.yaml")
-if not SPEC_PATH.exists():
-    SPEC_PATH = Path(__file__).resolve().parents[2] / "specs" / "fiken" / "openapi.yaml"
+# The vendored official spec (tests/contracts/specs, see ORIGIN.md): a missing file fails, never skips.
+SPEC_PATH = Path(__file__).resolve().parents[1] / "contracts" / "specs" / "fiken" / "openapi.yaml"
 
 SLUG = "demo-kiosk-as"
 DAY = dt.date(2026, 3, 1)

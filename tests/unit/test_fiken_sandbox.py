@@ -24,10 +24,8 @@ from kassebro.sandbox.fiken import (
 )
 from kassebro.sandbox.server import running
 
-SPEC_PATH = Path("/work/shared/specs/fiken/openapi.yaml")
-if not SPEC_PATH.exists():
-    SPEC_PATH = Path(__file__).resolve().parents[2] / "specs" / "fiken" / "openapi.yaml"
-pytestmark = pytest.mark.skipif(not SPEC_PATH.exists(), reason="Fiken spec not available")
+# The vendored official spec (tests/contracts/specs, see ORIGIN.md): a missing file fails, never skips.
+SPEC_PATH = Path(__file__).resolve().parents[1] / "contracts" / "specs" / "fiken" / "openapi.yaml"
 
 SLUG = "demo-kiosk-as"
 
@@ -388,3 +386,41 @@ def test_state_file_keeps_books_and_tokens(tmp_path):
         headers = {"Authorization": f"Bearer {again['access_token']}"}
         entries = requests.get(f"{server.url}/api/v2/companies/{SLUG}/journalEntries", headers=headers, timeout=5)
         assert len(entries.json()) == 1
+
+
+# ---- VAT: the sandbox's own rule, not kassebro's ----------------------------------------------
+#
+# A debit side with a VAT code is net (FK-SPEC journalEntryLine.amount); Fiken adds net x rate at
+# the code's class rate (HIGH 25, MEDIUM 15, LOW 12 %), rounded half up per line (INFERRED, see
+# `fiken.vat_added`). On a net amount half an øre occurs at 25 % and 15 % too:
+#      99.90 x 15 % =    14.985 ->    14.99, booked 114.89
+#   10000.02 x 25 % =  2500.005 ->  2500.01, booked 12500.03
+# Rounding half to even or cutting off would give 14.98 and 2500.00.
+
+
+def test_vat_on_a_net_debit_rounds_a_half_ore_up(api):
+    lines = [
+        {"amount": 9990, "debitAccount": "4300", "debitVatCode": 11, "creditAccount": "1920:10001"},
+        {"amount": 1000002, "debitAccount": "4300", "debitVatCode": 1, "creditAccount": "1920:10001"},
+    ]
+    body = entry_body(journalEntries=[{"description": "Innkjøp", "date": "2026-03-01", "lines": lines}])
+    created = api("POST", f"/companies/{SLUG}/generalJournalEntries", json=body)
+    assert created.status_code == 201, created.text
+    entry = api("GET", created.headers["Location"].split("/api/v2", 1)[1]).json()
+    assert [(line["account"], line["amount"], line["vatCode"]) for line in entry["lines"]] == [
+        ("4300", 11489, "11"),
+        ("1920:10001", -11489, "0"),
+        ("4300", 1250003, "1"),
+        ("1920:10001", -1250003, "0"),
+    ]
+
+
+def test_vat_added_is_the_sandboxs_own_rule():
+    from kassebro.sandbox.fiken import vat_added
+
+    assert vat_added(125000, 1) == 31250  # the live test's 1250.00 net + 312.50
+    assert vat_added(9990, 11) == 1499  # 14.985
+    assert vat_added(10, 3) == 3  # 2.5 øre
+    assert vat_added(14, 33) == 2  # 1.68
+    assert vat_added(9000, 12) == 1000  # raw fish, 11.11 %: 999.9 øre
+    assert vat_added(9990, 5) == vat_added(9990, 0) == vat_added(9990, None) == 0

@@ -30,9 +30,8 @@ from kassebro.sandbox.server import running
 from kassebro.sandbox.tripletex import DEMO_CONSUMER_TOKEN, DEMO_EMPLOYEE_TOKEN, create_app
 from kassebro.voucher import Voucher, VoucherLine, external_ref
 
-SPEC_PATH = Path("/work/shared/specs/tripletex/openapi.json")
-if not SPEC_PATH.exists():
-    SPEC_PATH = Path(__file__).resolve().parents[2] / "specs" / "tripletex" / "openapi.json"
+# The vendored official spec (tests/contracts/specs, see ORIGIN.md): a missing file fails, never skips.
+SPEC_PATH = Path(__file__).resolve().parents[1] / "contracts" / "specs" / "tripletex" / "openapi.json"
 
 DAY = dt.date(2026, 3, 1)
 

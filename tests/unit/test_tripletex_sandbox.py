@@ -35,9 +35,8 @@ from kassebro.sandbox.tripletex import (
     parse_fields,
 )
 
-SPEC_PATH = Path("/work/shared/specs/tripletex/openapi.json")
-if not SPEC_PATH.exists():  # the repo may carry its own copy later
-    SPEC_PATH = Path(__file__).resolve().parents[2] / "specs" / "tripletex" / "openapi.json"
+# The vendored official spec (tests/contracts/specs, see ORIGIN.md): a missing file fails, never skips.
+SPEC_PATH = Path(__file__).resolve().parents[1] / "contracts" / "specs" / "tripletex" / "openapi.json"
 
 ROW0_MESSAGE = (
     "Posteringene på rad 0 (guiRow 0) er systemgenererte og kan ikke opprettes eller endres på utsiden av Tripletex."
@@ -792,3 +791,62 @@ def test_command_line_serves_the_demo_tokens_and_stops_on_sigterm(tmp_path):
     finally:
         proc.terminate()
         assert proc.wait(5) == 0
+
+
+# ---- VAT: the sandbox's own rule, not kassebro's ----------------------------------------------
+#
+# Tripletex generates the VAT row from amountGross and the vatType's percentage: VAT = gross x p /
+# (100 + p), net (`amount`) = gross - VAT; the sandbox rounds the VAT itself half up per posting
+# (INFERRED, see `tripletex.generated_vat`). At 25 % and 15 % the VAT in a whole-øre gross never
+# ends in exactly half an øre (gross/5, 3 x gross/23), so the cases are at 12 %, where it does:
+#   1000.02 x 12/112 = 107.145 -> 107.15 (net 892.87)
+#      0.42 x 12/112 =   0.045 ->   0.05 (net 0.37)
+# Rounding the net first, half to even, or cutting off would each give 107.14 and 0.04.
+
+
+def test_generated_vat_rounds_a_half_ore_up_per_posting(api, auth):
+    acc, vat = ids(api, auth)
+    body = voucher_body(
+        api,
+        auth,
+        postings=[
+            {"row": 1, "date": "2026-03-01", "account": {"id": acc[1920]},
+             "amountGross": Decimal("1000.02"), "amountGrossCurrency": Decimal("1000.02")},
+            {"row": 2, "date": "2026-03-01", "account": {"id": acc[3040]}, "vatType": {"id": vat["33"]},
+             "amountGross": Decimal("-1000.02"), "amountGrossCurrency": Decimal("-1000.02")},
+            {"row": 3, "date": "2026-03-01", "account": {"id": acc[4300]}, "vatType": {"id": vat["13"]},
+             "amountGross": Decimal("0.42"), "amountGrossCurrency": Decimal("0.42")},
+            {"row": 4, "date": "2026-03-01", "account": {"id": acc[1920]},
+             "amountGross": Decimal("-0.42"), "amountGrossCurrency": Decimal("-0.42")},
+        ],
+    )  # fmt: skip
+    r = post(api, auth, body)
+    assert r.status_code == 201, r.text
+    r = requests.get(
+        api + f"/ledger/voucher/{r.json()['value']['id']}",
+        params={"fields": "*,postings(*,account(id,number))"},
+        headers=auth,
+        timeout=5,
+    )
+    rows = [(p["row"], p["account"]["number"], Decimal(str(p["amount"]))) for p in r.json()["value"]["postings"]]
+    assert rows == [
+        (1, 1920, Decimal("1000.02")),
+        (2, 3040, Decimal("-892.87")),
+        (0, 2702, Decimal("-107.15")),  # a credit's half øre goes away from zero too
+        (3, 4300, Decimal("0.37")),
+        (0, 2712, Decimal("0.05")),
+        (4, 1920, Decimal("-0.42")),
+    ]
+
+
+def test_generated_vat_is_the_sandboxs_own_rule():
+    from kassebro.sandbox.tripletex import VAT_TYPES, generated_vat
+
+    by_number = {v.number: v for v in VAT_TYPES}
+    # 25 % and 15 %: exact or plainly nearest (no half øre can occur); 12 %: half an øre, up.
+    assert generated_vat(125000, by_number["3"]) == 25000
+    assert generated_vat(25000, by_number["31"]) == 3261  # 32.608...
+    assert generated_vat(100002, by_number["33"]) == 10715  # 107.145
+    assert generated_vat(-100002, by_number["33"]) == -10715
+    assert generated_vat(14, by_number["33"]) == 2  # 1.5 øre
+    assert generated_vat(100002, by_number["5"]) == 0  # no VAT account, no VAT row

@@ -33,8 +33,9 @@ Plain `requests`, no Airflow. What it does about the API's habits (brief `apis.m
   client's own `find` saw the reference absent moments before (the pipeline's duplicate check),
   `post` does not ask again. After a transient error the caller calls `find`. `find` raises
   LedgerTransient on a split import cut short.
-- `send_to_ledger` is ignored: Xledger imports are staged and approved in Xledger's own workflow,
-  the API has no approval call (apis.md).
+- `send_to_ledger: false` is refused by the config check (the registry says `approval=False`):
+  Xledger imports are staged and approved in Xledger's own workflow, the API has no approval
+  call (apis.md), so `post` always imports.
 - Read-back (`glImportItems` by extIdentifier): postings aggregated per (account, VAT code) in
   first-seen order, signed øre; tax rule codes are mapped back to the standard codes.
   ledger_id is the smallest import item dbId, number the trRegNumber. With

@@ -1,5 +1,6 @@
-"""What every ledger sandbox shares: fault injection, the call log, and the raw-ASGI helpers
-that let a sandbox save a request and then drop the connection without answering.
+"""What every ledger sandbox shares underneath: the fault list, the call log, and the raw-ASGI
+helpers that let a sandbox save a request and then drop the connection without answering. The
+layer that puts them in front of each API, and the `/_sandbox` admin API, are in `admin.py`.
 
 The "save then drop" fault is the one that proves exactly-once posting: the ledger has the
 voucher, the client never hears so. It needs the real socket, so it works under uvicorn only.
@@ -108,8 +109,8 @@ class CallLog:
             self._calls.clear()
 
 
-async def buffered(receive: Receive) -> Receive:
-    """Read the whole request body now; return a receive that replays it."""
+async def read_body(receive: Receive) -> tuple[bytes, Receive]:
+    """Read the whole request body now; return it and a receive that replays it."""
     body = b""
     while True:
         message = await receive()
@@ -127,7 +128,12 @@ async def buffered(receive: Receive) -> Receive:
             return {"type": "http.request", "body": body, "more_body": False}
         return await receive()
 
-    return replay
+    return body, replay
+
+
+async def buffered(receive: Receive) -> Receive:
+    """Read the whole request body now; return a receive that replays it."""
+    return (await read_body(receive))[1]
 
 
 def drop_connection(send: Send) -> bool:

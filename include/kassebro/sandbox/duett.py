@@ -37,27 +37,25 @@ save_then_drop); fault paths are API paths as sent ("/Voucher/v2").
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import datetime as dt
 import json
 import os
-import signal
 import sys
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kassebro.money import Ore, ore_to_decimal, parse_ore, parse_rate_bp, vat_from_gross
-from kassebro.sandbox.common import CallLog, FaultInjector, Receive, Scope, Send, buffered, drop_connection, save_later
+from kassebro.sandbox.admin import ApiCall, SandboxApp, admin_router, log_entry
+from kassebro.sandbox.amounts import Ore, from_ore, parse_amount, percent, round_half_up, vat_in_gross
+from kassebro.sandbox.common import Fault, Receive, Scope
 from kassebro.sandbox.tripletex import CHART, dumps
 
 INTEGRATION_HEADER = "X-Api-Integration-Key"
@@ -101,6 +99,26 @@ VAT_CODES: tuple[DuettVatCode, ...] = (
     DuettVatCode("5", "5", "Innenlands omsetning fritatt for mva", "0"),
     DuettVatCode("6", "6", "Omsetning utenfor mva-loven", "0"),
 )
+
+
+def line_vat(gross: Ore, vat: DuettVatCode | None) -> Ore:
+    """The VAT in a voucher line of `gross` øre with VAT code `vat`: its amountNetto is gross - VAT.
+
+    Documented (DUETT-DOC voucher-report): a voucher line reports both `amountGross` and
+    `amountNetto`; Bilagskontroll "creates crossings and tax lines automatically" (DUETT-DOC
+    voucher). So the line is written gross and the net is what is left once the VAT at the line's
+    VAT code is taken out: gross x rate / (100 + rate), the rate in percent as the VAT register
+    (INFERRED, see the module docstring) gives it.
+
+    INFERRED (Duett publishes neither the voucher endpoint nor a rounding rule): the VAT is
+    rounded to the øre, half up (half an øre away from zero), per line. At 25 % and 15 % the VAT in
+    a whole-øre gross never ends in exactly half an øre, so the rule shows at 12 %: 1000.02 ->
+    107.145 -> 107.15, amountNetto 892.87 (rounding the net, half to even, or cutting off: 892.88).
+    """
+    if vat is None:
+        return 0
+    return round_half_up(vat_in_gross(gross, percent(vat.rate)))
+
 
 ACCOUNTS: tuple[DuettAccount, ...] = tuple(
     DuettAccount(str(a.number), a.name, a.vat_type if a.vat_type != "0" else None, not a.is_inactive) for a in CHART
@@ -244,21 +262,6 @@ def matches(row: Mapping[str, Any], filters: list[tuple[str, str, str]]) -> bool
 # --------------------------------------------------------------------------------------------
 
 
-def _amount(value: Any, field: str, errors: dict[str, list[str]]) -> Ore | None:
-    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
-        errors.setdefault(field, []).append("The amount must be a number.")
-        return None
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        errors.setdefault(field, []).append("The amount must be a number.")
-        return None
-    if amount != amount.quantize(Decimal("0.01")):
-        errors.setdefault(field, []).append("The amount can have at most two decimals.")
-        return None
-    return parse_ore(amount)
-
-
 class DuettStore:
     """One Duett client's books; thread-safe, optionally kept in a JSON file."""
 
@@ -349,13 +352,13 @@ class DuettStore:
             vat = self.vat_codes.get(str(vat_code)) if vat_code not in (None, "") else None
             if vat_code not in (None, "") and vat is None:
                 errors.setdefault(where + ".vatCode", []).append(f"Vat code {vat_code} not found.")
-            amount = _amount(line.get("amountGross"), where + ".amountGross", errors)
+            amount = parse_amount(line.get("amountGross"), where + ".amountGross", errors)
             if amount == 0:
                 errors.setdefault(where + ".amountGross", []).append("The amount cannot be 0.")
             total += amount or 0
             net = None
             if amount is not None:
-                net = amount - (vat_from_gross(amount, parse_rate_bp(vat.rate)) if vat else 0)
+                net = amount - line_vat(amount, vat)
             stored.append(
                 {
                     "lineNumber": i + 1,
@@ -368,7 +371,7 @@ class DuettStore:
                 }
             )
         if not errors and total != 0:
-            errors["lines"] = [f"The voucher does not balance: the lines sum to {ore_to_decimal(total)}."]
+            errors["lines"] = [f"The voucher does not balance: the lines sum to {from_ore(total)}."]
         if date is not None and self.locked_until is not None and date <= self.locked_until:
             errors.setdefault("voucherDate", []).append(
                 f"The period is locked until {self.locked_until.isoformat()}; vouchers dated {date.isoformat()} "
@@ -410,8 +413,8 @@ class DuettStore:
         lines = [
             {
                 **line,
-                "amountGross": ore_to_decimal(line["amountGross"]),
-                "amountNetto": ore_to_decimal(line["amountNetto"]),
+                "amountGross": from_ore(line["amountGross"]),
+                "amountNetto": from_ore(line["amountNetto"]),
             }
             for line in v["lines"]
         ]
@@ -423,90 +426,32 @@ class DuettStore:
 # --------------------------------------------------------------------------------------------
 
 
-class DuettSandbox(FastAPI):
-    """The FastAPI app with a raw ASGI layer in front for faults and the call log (as the others)."""
+class DuettSandbox(SandboxApp):
+    """The Duett app behind the shared fault layer (`admin.SandboxApp`); fault paths and logged
+    paths are the API paths as sent ("/Voucher/v2")."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
-        path = scope.get("path", "")
-        if scope["type"] != "http" or not path.startswith(_API_PREFIXES):
-            await super().__call__(scope, receive, send)
-            return
-        method = scope["method"]
-        entry: dict[str, Any] = {
-            "method": method,
-            "path": path,
-            "query": scope.get("query_string", b"").decode("latin-1"),
-            "status": None,
-            "fault": None,
-            "time": dt.datetime.now().isoformat(timespec="milliseconds"),
-        }
-        chunks: list[bytes] = []
+    json_response = DuettJSONResponse
 
-        async def logged_receive() -> dict[str, Any]:
-            message = await receive()
-            if message["type"] == "http.request":
-                chunks.append(message.get("body", b""))
-            return message
+    async def open_call(self, scope: Scope, receive: Receive) -> ApiCall | None:
+        path = scope["path"]
+        return ApiCall(path, log_entry(scope, path), receive) if path.startswith(_API_PREFIXES) else None
 
-        async def tagged_send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                entry["status"] = message["status"]
-            await send(message)
+    def fault_reply(self, fault: Fault, call: ApiCall) -> Response:
+        if fault.kind == "429":
+            seconds = max(1, int(fault.seconds))
+            detail = f"Rate limit exceeded. Try again in {seconds} seconds."
+            error = DuettError(429, "Too Many Requests", detail, headers={"Retry-After": str(seconds)})
+        else:
+            error = DuettError(500, "An unexpected error occurred.")
+        return _problem(error, call.path)
 
-        fault = self.state.faults.take(method, path)
-        try:
-            if fault is not None:
-                entry["fault"] = fault.kind
-            if fault is not None and fault.kind in ("429", "500"):
-                status = int(fault.kind)
-                seconds = max(1, int(fault.seconds))
-                error = DuettError(
-                    status,
-                    "Too Many Requests" if status == 429 else "An unexpected error occurred.",
-                    f"Rate limit exceeded. Try again in {seconds} seconds." if status == 429 else None,
-                    headers={"Retry-After": str(seconds)} if status == 429 else {},
-                )
-                await _send_problem(tagged_send, error, path)
-                return
-            if fault is not None and fault.kind == "delay":
-                logged_receive = await buffered(logged_receive)
-                await asyncio.sleep(fault.seconds)
-            if fault is not None and fault.kind == "hidden_save":
-                await save_later(super().__call__, scope, logged_receive, send, entry, fault.seconds)
-                return
-            if fault is not None and fault.kind == "save_then_drop":
-                await self._save_then_drop(scope, logged_receive, send, entry)
-                return
-            await super().__call__(scope, logged_receive, tagged_send)
-        finally:
-            if chunks:
-                raw = b"".join(chunks)
-                try:
-                    entry["body"] = json.loads(raw.decode("utf-8"), parse_float=Decimal)
-                except (UnicodeDecodeError, json.JSONDecodeError):
-                    entry["body"] = raw.decode("utf-8", "replace")
-            self.state.calls.append(entry)
+    def reset_books(self, options: dict[str, Any]) -> None:
+        self.state.store.reset()
 
-    async def _save_then_drop(self, scope: Scope, receive: Receive, send: Send, entry: dict[str, Any]) -> None:
-        async def swallow(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                entry["saved_status"] = message["status"]
-
-        await super().__call__(scope, receive, swallow)
-        entry["status"] = None
-        if not drop_connection(send):
-            raise RuntimeError("save_then_drop needs the app to run under uvicorn")
-
-
-async def _send_problem(send: Send, error: DuettError, instance: str) -> None:
-    payload = dumps(error.body(instance)).encode("utf-8")
-    headers = [
-        (b"content-type", PROBLEM_MEDIA.encode()),
-        (b"content-length", str(len(payload)).encode()),
-        *((k.encode(), v.encode()) for k, v in error.headers.items()),
-    ]
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
+    def voucher_listing(self, request: Request) -> Any:
+        store: DuettStore = self.state.store
+        with store.lock:
+            return {"vouchers": [store.render_voucher(v) for v in store.vouchers.values()]}
 
 
 def create_app(
@@ -540,15 +485,8 @@ def create_app(
         duplicate_status=duplicate_status,
         state_path=state_path,
     )
-    app = DuettSandbox(
-        title="Duett Økonomi sandbox (kassebro)",
-        docs_url="/_sandbox/docs",
-        openapi_url="/_sandbox/openapi.json",
-        redoc_url=None,
-    )
+    app = DuettSandbox(title="Duett Økonomi sandbox (kassebro)")
     app.state.store = store
-    app.state.faults = FaultInjector()
-    app.state.calls = CallLog()
     integration_set, client_set = set(integration_keys), set(client_keys)
     modules = list(active_modules)
 
@@ -632,45 +570,8 @@ def create_app(
 
 
 def _admin_router(app: DuettSandbox, store: DuettStore) -> APIRouter:
-    router = APIRouter(prefix="/_sandbox")
-
-    @router.post("/faults")
-    async def add_fault(request: Request) -> Response:
-        body = await request.json()
-        try:
-            fault = app.state.faults.add(
-                kind=str(body["kind"]),
-                path=str(body.get("path", "*")),
-                method=str(body.get("method", "*")),
-                times=int(body.get("times", 1)),
-                seconds=float(body.get("seconds", 1.0)),
-            )
-        except (KeyError, ValueError, TypeError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse(asdict(fault), status_code=201)
-
-    @router.get("/faults")
-    async def list_faults() -> Response:
-        return JSONResponse({"faults": [asdict(f) for f in app.state.faults.list()]})
-
-    @router.delete("/faults")
-    async def clear_faults() -> Response:
-        app.state.faults.clear()
-        return Response(status_code=204)
-
-    @router.get("/calls")
-    async def calls() -> Response:
-        return DuettJSONResponse({"calls": app.state.calls.list()})
-
-    @router.delete("/calls")
-    async def clear_calls() -> Response:
-        app.state.calls.clear()
-        return Response(status_code=204)
-
-    @router.get("/vouchers")
-    async def vouchers() -> Response:
-        with store.lock:
-            return DuettJSONResponse({"vouchers": [store.render_voucher(v) for v in store.vouchers.values()]})
+    """The shared admin API plus Duett's own: `PUT /_sandbox/lock` (the period lock)."""
+    router = admin_router(app)
 
     @router.put("/lock")
     async def set_lock(request: Request) -> Response:
@@ -682,13 +583,6 @@ def _admin_router(app: DuettSandbox, store: DuettStore) -> APIRouter:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse({"locked_until": raw or None})
 
-    @router.post("/reset")
-    async def reset() -> Response:
-        store.reset()
-        app.state.faults.clear()
-        app.state.calls.clear()
-        return Response(status_code=204)
-
     return router
 
 
@@ -699,16 +593,12 @@ def _admin_router(app: DuettSandbox, store: DuettStore) -> APIRouter:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m kassebro.sandbox.duett --port 8930 [--state FILE]`; SIGTERM stops it cleanly."""
-    from kassebro.sandbox.server import SandboxServer
+    from kassebro.sandbox.server import sandbox_parser, serve_until_stopped
 
-    parser = argparse.ArgumentParser(description="Run the Duett Økonomi sandbox.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8930, help="0 picks a free port")
-    parser.add_argument("--state", help="JSON file to keep the books in across restarts")
+    parser = sandbox_parser("Run the Duett Økonomi sandbox.", 8930)
     parser.add_argument("--integration-key", action="append", help=f"accepted (default {DEMO_INTEGRATION_KEY})")
     parser.add_argument("--client-key", action="append", help=f"accepted (default {DEMO_CLIENT_KEY})")
     parser.add_argument("--locked-until", help="period lock: refuse vouchers dated on or before YYYY-MM-DD")
-    parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     app = create_app(
         integration_keys=args.integration_key or (DEMO_INTEGRATION_KEY,),
@@ -716,16 +606,7 @@ def main(argv: list[str] | None = None) -> int:
         locked_until=dt.date.fromisoformat(args.locked_until) if args.locked_until else None,
         state_path=args.state,
     )
-    server = SandboxServer(app, host=args.host, port=args.port, log_level=args.log_level)
-    server.start()
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-    print(f"Duett sandbox on {server.url}", flush=True)
-    server.wait()
-    return 0
+    return serve_until_stopped(app, args, lambda url: f"Duett sandbox on {url}")
 
 
 if __name__ == "__main__":

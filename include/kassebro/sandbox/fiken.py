@@ -3,7 +3,8 @@
 Serves the real paths under `/api/v2` (and the OAuth token endpoint at `/oauth/token`, which on
 the real service lives on another host, fiken.no), with Bearer auth from OAuth2 access tokens.
 
-What it enforces, from the official spec (`/work/shared/specs/fiken/openapi.yaml`, brief §2):
+What it enforces, from the official spec (vendored as `tests/contracts/specs/fiken/openapi.yaml`,
+brief §2):
 - OAuth2 token endpoint: Basic client_id:secret, form `grant_type=authorization_code|refresh_token`,
   answer `{access_token, refresh_token, token_type: "bearer", expires_in}`, errors
   `{"error": "invalid_grant", "error_description": ...}` with 400. Bearer token on every API call.
@@ -34,9 +35,9 @@ INFERRED (not in the spec; marked so the real service can prove them wrong):
   bank accounts (1920) and reskontro (1500) only as sub-accounts, as `/accounts` lists them.
   POS payment accounts are sub-accounts of 1901, one per payment type (config/ledgers/fiken.yaml).
 - A debit side with a VAT code that has a rate takes `amount` as net: Fiken adds the VAT (rounded
-  half up), books net + VAT on the debit account and credits net + VAT (the spec: "the amount is
-  net for debitAccount lines"; a public connector's test against a live Fiken demo company,
-  jonasbarsten/fiken-mcp, booked 1250 kr net + 312.50 kr VAT this way). The credit side is gross,
+  half up, see `vat_added`), books net + VAT on the debit account and credits net + VAT (the
+  spec: "the amount is net for debitAccount lines"; a public connector's test against a live
+  Fiken demo company, jonasbarsten/fiken-mcp, booked 1250 kr net + 312.50 kr VAT this way). The credit side is gross,
   as the spec says; that one live test suggests the credit side may be net too: NOT verified.
 - Read model: each request line reads back as two lines `{account, vatCode, amount}`: the debit
   side with +amount, the credit side with -amount (debit positive), the VAT code the side was
@@ -58,8 +59,6 @@ Run it: `python -m kassebro.sandbox.fiken --port 8901 [--state FILE]`, or in-pro
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import base64
 import binascii
 import datetime as dt
@@ -68,23 +67,23 @@ import math
 import os
 import re
 import secrets
-import signal
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import Receive, Scope, Send
 
-from kassebro.sandbox.common import CallLog, FaultInjector, buffered, drop_connection, save_later
+from kassebro.sandbox.admin import ApiCall, SandboxApp, admin_router, log_entry
+from kassebro.sandbox.amounts import Ore, percent, round_half_up, vat_on_net
+from kassebro.sandbox.common import Fault, Receive, Scope
 from kassebro.sandbox.tripletex import CHART
 
 API_PREFIX = "/api/v2"
@@ -95,8 +94,40 @@ PAGE_SIZE_MAX = 100
 ACCESS_TOKEN_SECONDS = 86157
 RETRY_AFTER_SECONDS = 1
 ACCOUNT_CODE = re.compile(r"^\d{4}(:\d{5})?$")
-# Fiken VAT codes (spec, "VAT Code"): transaction-level codes accepted on journal entry lines.
-VAT_CODES = frozenset({0, 7, 1, 3, 11, 31, 12, 32, 13, 33, 52, 5, 6, 51, 14, 21, 15, 22, 23, 86, 87, 88, 89, 91, 92})
+# Fiken's VAT codes (spec `info.description`, "VAT Code": "codes are used at the transaction level
+# while types are used for sales and purchases"), each with the VAT type the spec's table maps it to.
+VAT_CODE_TYPES: dict[int, str] = {
+    0: "NONE",
+    7: "NONE",
+    1: "HIGH",
+    3: "HIGH",
+    11: "MEDIUM",
+    31: "MEDIUM",
+    12: "RAW_FISH",
+    32: "RAW_FISH",
+    13: "LOW",
+    33: "LOW",
+    52: "EXEMPT_IMPORT_EXPORT",
+    5: "EXEMPT",
+    6: "OUTSIDE",
+    51: "EXEMPT_REVERSE",
+    14: "HIGH_DIRECT",
+    21: "HIGH_BASIS",
+    15: "MEDIUM_DIRECT",
+    22: "MEDIUM_BASIS",
+    23: "NONE_IMPORT_BASIS",
+    86: "HIGH_FOREIGN_SERVICE_DEDUCTIBLE",
+    87: "HIGH_FOREIGN_SERVICE_NONDEDUCTIBLE",
+    88: "LOW_FOREIGN_SERVICE_DEDUCTIBLE",
+    89: "LOW_FOREIGN_SERVICE_NONDEDUCTIBLE",
+    91: "HIGH_PURCHASE_OF_EMISSIONSTRADING_OR_GOLD_DEDUCTIBLE",
+    92: "HIGH_PURCHASE_OF_EMISSIONSTRADING_OR_GOLD_NONDEDUCTIBLE",
+}
+VAT_CODES = frozenset(VAT_CODE_TYPES)  # accepted on journal entry lines
+# The rate class a VAT type names (its name or its prefix, HIGH_DIRECT is HIGH) -> the Norwegian
+# rate of that class in percent (the spec names the classes, not the rates: "Høy", "Middels",
+# "Råfisk", "Lav" sats). Every other type (NONE, EXEMPT..., OUTSIDE) carries no VAT.
+RATE_CLASSES: dict[str, str] = {"HIGH": "25", "MEDIUM": "15", "RAW_FISH": "11.11", "LOW": "12"}
 LINE_FIELDS = {"amount", "debitAccount", "debitVatCode", "creditAccount", "creditVatCode"}
 ENTRY_FIELDS = {"description", "date", "lines"}
 BODY_FIELDS = {"description", "open", "journalEntries"}
@@ -518,11 +549,11 @@ def _book_line(store: FikenStore, line: Any, where: str) -> list[dict[str, Any]]
     if amount <= 0:
         raise bad_request(f"{where}.amount: must be greater than 0.")
     booked: list[dict[str, Any]] = []
-    debit_rate = _rate_bp(line.get("debitVatCode"))
-    if debit_rate and line.get("creditVatCode") not in (None, 0):
+    debit_taxed = vat_rate(line.get("debitVatCode")) != 0
+    if debit_taxed and line.get("creditVatCode") not in (None, 0):
         raise bad_request(f"{where}: a line with VAT on both sides is not modelled by the sandbox.")
-    if debit_rate:  # the debit amount is net: Fiken adds the VAT, and the credit side pays net + VAT
-        amount += (amount * debit_rate + 5000) // 10000
+    if debit_taxed:  # the debit amount is net: Fiken adds the VAT, and the credit side pays net + VAT
+        amount += vat_added(amount, line.get("debitVatCode"))
     for side, sign in (("debit", 1), ("credit", -1)):
         account = line.get(f"{side}Account")
         if account is None:
@@ -540,14 +571,33 @@ def _book_line(store: FikenStore, line: Any, where: str) -> list[dict[str, Any]]
     return booked
 
 
-def _rate_bp(code: Any) -> int:
-    """The VAT rate of a Fiken VAT code in basis points (0 when none or not a rate)."""
-    if code is None or isinstance(code, bool) or not isinstance(code, int):
-        return 0
-    from kassebro.saft_codes import standard_vat_codes
+def vat_rate(code: Any) -> Fraction:
+    """The VAT rate of a Fiken VAT code: its type's rate class (0 when none, or not a code)."""
+    vat_type = VAT_CODE_TYPES.get(code) if isinstance(code, int) and not isinstance(code, bool) else None
+    for rate_class, rate in RATE_CLASSES.items():
+        if vat_type is not None and (vat_type == rate_class or vat_type.startswith(rate_class + "_")):
+            return percent(rate)
+    return Fraction(0)
 
-    known = standard_vat_codes().get(str(code))
-    return (known.rate_bp or 0) if known else 0
+
+def vat_added(net: Ore, code: Any) -> Ore:
+    """The VAT Fiken adds to a debit side's net `amount` (øre) booked with `debitVatCode` `code`.
+
+    Documented (FK-SPEC, `journalEntryLine.amount`): "This will be the net amount (excluding VAT)
+    for debitAccount lines and gross amount (including VAT) for creditAccount lines. The reason
+    for this difference is due to the way Fiken calculates VAT based on the debitVatCode and
+    creditVatCode"; amounts are integer øre. The rate is that of the code's VAT type in the spec's
+    VAT code table (1/3 HIGH, 11/31 MEDIUM, 12/32 RAW_FISH, 13/33 LOW, ...): 25, 15, 11.11, 12 %.
+    So the VAT is net x rate, on top of the net.
+
+    INFERRED: the VAT is rounded to the øre half up, per line (one live test against a Fiken demo
+    company, jonasbarsten/fiken-mcp, booked 1250.00 net + 312.50 VAT: the rule, not the rounding).
+    On a net amount half an øre does occur: 99.90 at 15 % -> 14.985 -> 14.99 (rounding half to
+    even or cutting off would give 14.98). The import and reverse-charge codes (14, 15, 21-23,
+    86-89, 91, 92) get their class's rate like the others; how Fiken really books them (VAT only,
+    basis only, computed and deducted) is not modelled.
+    """
+    return round_half_up(vat_on_net(net, vat_rate(code)))
 
 
 def _no_unknown(obj: Mapping[str, Any], allowed: set[str], where: str) -> None:
@@ -581,100 +631,55 @@ def _company_key(sub_path: str) -> str:
     return "(user)"
 
 
-class FikenSandbox(FastAPI):
-    """The FastAPI app, with a raw ASGI layer in front for faults, the call log and concurrency."""
+class FikenSandbox(SandboxApp):
+    """The Fiken app behind the shared fault layer (`admin.SandboxApp`): calls under /api/v2 are
+    faulted and logged; the token endpoint is logged only (never faulted, its body never logged);
+    one request at a time per company, a second one meanwhile gets 429."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
-        path = scope.get("path", "")
-        if scope["type"] != "http" or not (path.startswith(API_PREFIX) or path.startswith("/oauth")):
-            await super().__call__(scope, receive, send)
-            return
-        method = scope["method"]
-        is_api = path.startswith(API_PREFIX)
-        sub_path = path[len(API_PREFIX) :] or "/" if is_api else path
-        entry: dict[str, Any] = {
-            "method": method,
-            "path": sub_path,
-            "query": scope.get("query_string", b"").decode("latin-1"),
-            "status": None,
-            "request_id": str(uuid.uuid4()),
-            "fault": None,
-            "time": dt.datetime.now().isoformat(timespec="milliseconds"),
-        }
-        chunks: list[bytes] = []
+    log_decimals = False
 
-        async def logged_receive() -> dict[str, Any]:
-            message = await receive()
-            if message["type"] == "http.request":
-                chunks.append(message.get("body", b""))
-            return message
+    async def open_call(self, scope: Scope, receive: Receive) -> ApiCall | None:
+        path = scope["path"]
+        if path.startswith(API_PREFIX):
+            sub_path = path[len(API_PREFIX) :] or "/"
+            return ApiCall(sub_path, log_entry(scope, sub_path), receive)
+        if path.startswith("/oauth"):
+            return ApiCall(path, log_entry(scope, path), receive, log_body=False, faultable=False)
+        return None
 
-        async def tagged_send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                entry["status"] = message["status"]
-            await send(message)
-
-        if not is_api:  # the token endpoint: logged, never faulted, body never logged
-            try:
-                await super().__call__(scope, receive, tagged_send)
-            finally:
-                self.state.calls.append(entry)
-            return
-
-        key = _company_key(sub_path)
+    def admit(self, call: ApiCall) -> Response | None:
+        if not call.faultable:  # the token endpoint is not a company's
+            return None
+        key = _company_key(call.path)
         with self.state.locks_guard:
             lock = self.state.locks.setdefault(key, threading.Lock())
         if not lock.acquire(blocking=False):
-            entry["status"] = 429
-            entry["fault"] = "concurrent"
-            self.state.calls.append(entry)
-            await FikenError(
-                429,
-                "too_many_requests",
-                "Only one concurrent request per company is allowed.",
-                {"Retry-After": str(RETRY_AFTER_SECONDS)},
-            ).response()(scope, receive, send)
-            return
-        try:
-            fault = self.state.faults.take(method, sub_path)
-            if fault is not None:
-                entry["fault"] = fault.kind
-            if fault is not None and fault.kind == "429":
-                seconds = str(max(0, math.ceil(fault.seconds)))
-                error = FikenError(429, "too_many_requests", "Too many requests.", {"Retry-After": seconds})
-                await error.response()(scope, receive, tagged_send)
-                return
-            if fault is not None and fault.kind == "500":
-                await FikenError(500, "internal_error", "Internal server error.").response()(
-                    scope, receive, tagged_send
-                )
-                return
-            if fault is not None and fault.kind == "delay":
-                logged_receive = await buffered(logged_receive)
-                await asyncio.sleep(fault.seconds)
-            if fault is not None and fault.kind == "hidden_save":
-                await save_later(super().__call__, scope, logged_receive, send, entry, fault.seconds)
-                return
-            if fault is not None and fault.kind == "save_then_drop":
+            call.entry["fault"] = "concurrent"
+            message = "Only one concurrent request per company is allowed."
+            return FikenError(429, "too_many_requests", message, {"Retry-After": str(RETRY_AFTER_SECONDS)}).response()
+        call.context["lock"] = lock
+        return None
 
-                async def swallow(message: dict[str, Any]) -> None:
-                    if message["type"] == "http.response.start":
-                        entry["saved_status"] = message["status"]
-
-                await super().__call__(scope, logged_receive, swallow)
-                if not drop_connection(send):
-                    raise RuntimeError("save_then_drop needs the app to run under uvicorn")
-                return
-            await super().__call__(scope, logged_receive, tagged_send)
-        finally:
+    def finish(self, call: ApiCall) -> None:
+        lock = call.context.pop("lock", None)
+        if lock is not None:
             lock.release()
-            if chunks:
-                raw = b"".join(chunks)
-                try:
-                    entry["body"] = json.loads(raw.decode("utf-8"))
-                except (UnicodeDecodeError, json.JSONDecodeError):
-                    entry["body"] = raw.decode("utf-8", "replace")
-            self.state.calls.append(entry)
+
+    def fault_reply(self, fault: Fault, call: ApiCall) -> Response:
+        if fault.kind == "429":
+            seconds = str(max(0, math.ceil(fault.seconds)))
+            return FikenError(429, "too_many_requests", "Too many requests.", {"Retry-After": seconds}).response()
+        return FikenError(500, "internal_error", "Internal server error.").response()
+
+    def fault_path(self, path: str) -> str:
+        return path.removeprefix(API_PREFIX) or "/"
+
+    def reset_books(self, options: dict[str, Any]) -> None:
+        self.state.store.reset(tokens=bool(options.get("tokens", False)))
+
+    def voucher_listing(self, request: Request) -> Any:
+        entries: list[StoredEntry] = self.state.store.entries
+        return {"vouchers": [dict(e.render(), company=e.company, open=e.open, deleted=e.deleted) for e in entries]}
 
 
 def create_app(
@@ -708,15 +713,8 @@ def create_app(
         state_path=os.fspath(state_path) if state_path else None,
         access_token_seconds=access_token_seconds,
     )
-    app = FikenSandbox(
-        title="Fiken sandbox (kassebro)",
-        docs_url="/_sandbox/docs",
-        openapi_url="/_sandbox/openapi.json",
-        redoc_url=None,
-    )
+    app = FikenSandbox(title="Fiken sandbox (kassebro)")
     app.state.store = store
-    app.state.faults = FaultInjector()
-    app.state.calls = CallLog()
     app.state.locks = {}
     app.state.locks_guard = threading.Lock()
 
@@ -888,56 +886,9 @@ def _api_router(store: FikenStore) -> APIRouter:
 
 
 def _admin_router(app: FikenSandbox) -> APIRouter:
-    router = APIRouter(prefix="/_sandbox")
+    """The shared admin API plus Fiken's own: `POST /_sandbox/expire_tokens`."""
+    router = admin_router(app)
     store: FikenStore = app.state.store
-
-    @router.post("/faults")
-    async def add_fault(request: Request) -> Response:
-        body = await request.json()
-        try:
-            path = str(body.get("path", "*"))
-            fault = app.state.faults.add(
-                kind=str(body["kind"]),
-                path=path.removeprefix(API_PREFIX) or "/",
-                method=str(body.get("method", "*")),
-                times=int(body.get("times", 1)),
-                seconds=float(body.get("seconds", 1.0)),
-            )
-        except (KeyError, ValueError, TypeError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse(asdict(fault), status_code=201)
-
-    @router.get("/faults")
-    async def list_faults() -> Response:
-        return JSONResponse({"faults": [asdict(f) for f in app.state.faults.list()]})
-
-    @router.delete("/faults")
-    async def clear_faults() -> Response:
-        app.state.faults.clear()
-        return Response(status_code=204)
-
-    @router.get("/calls")
-    async def calls() -> Response:
-        return JSONResponse({"calls": app.state.calls.list()})
-
-    @router.delete("/calls")
-    async def clear_calls() -> Response:
-        app.state.calls.clear()
-        return Response(status_code=204)
-
-    @router.get("/vouchers")
-    async def vouchers() -> Response:
-        values = [dict(e.render(), company=e.company, open=e.open, deleted=e.deleted) for e in store.entries]
-        return JSONResponse({"vouchers": values})
-
-    @router.post("/reset")
-    async def reset(request: Request) -> Response:
-        raw = await request.body()
-        options = json.loads(raw) if raw.strip() else {}
-        store.reset(tokens=bool(options.get("tokens", False)))
-        app.state.faults.clear()
-        app.state.calls.clear()
-        return Response(status_code=204)
 
     @router.post("/expire_tokens")
     async def expire_tokens() -> Response:
@@ -953,34 +904,25 @@ def _admin_router(app: FikenSandbox) -> APIRouter:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m kassebro.sandbox.fiken --port 8901 [--state FILE]`; SIGTERM stops it cleanly."""
-    from kassebro.sandbox.server import SandboxServer
+    from kassebro.sandbox.server import sandbox_parser, serve_until_stopped
 
-    parser = argparse.ArgumentParser(description="Run the Fiken v2 sandbox.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8901, help="0 picks a free port")
-    parser.add_argument("--state", help="JSON file to keep the books and refresh tokens in across restarts")
+    parser = sandbox_parser(
+        "Run the Fiken v2 sandbox.", 8901, "JSON file to keep the books and refresh tokens in across restarts"
+    )
     parser.add_argument("--client-id", default=DEMO_CLIENT_ID)
     parser.add_argument("--client-secret", default=DEMO_CLIENT_SECRET)
     parser.add_argument(
         "--refresh-token", action="append", help=f"valid refresh token at start (default {DEMO_REFRESH_TOKEN})"
     )
-    parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     app = create_app(
         clients={args.client_id: args.client_secret},
         refresh_tokens=args.refresh_token or (DEMO_REFRESH_TOKEN,),
         state_path=args.state,
     )
-    server = SandboxServer(app, host=args.host, port=args.port, log_level=args.log_level)
-    server.start()
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-    print(f"Fiken sandbox on {server.url}{API_PREFIX} (token: {server.url}/oauth/token, admin: /_sandbox)", flush=True)
-    server.wait()
-    return 0
+    return serve_until_stopped(
+        app, args, lambda url: f"Fiken sandbox on {url}{API_PREFIX} (token: {url}/oauth/token, admin: /_sandbox)"
+    )
 
 
 if __name__ == "__main__":

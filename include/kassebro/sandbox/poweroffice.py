@@ -1,8 +1,8 @@
 """A local emulator of the PowerOffice Go API v2, for the subset kassebro uses, with fault injection.
 
 Paths, field names (PascalCase) and status codes follow the merged official per-service v2 specs
-(`shared/specs/poweroffice/derived/openapi-merged-stianwe.yaml`) and the token spec
-(`auth-demo.openapi.json`); see the brief `apis.md` §3. Served like the real thing:
+(vendored as `tests/contracts/specs/poweroffice/derived/openapi-merged-stianwe.yaml`) and the token
+spec (`auth-demo.openapi.json` beside it); see the brief `apis.md` §3. Served like the real thing:
 
 - `POST /OAuth/Token`: client credentials, `Authorization: Basic base64(applicationKey:clientKey)`,
   form `grant_type=client_credentials`, header `Ocp-Apim-Subscription-Key`. Answers
@@ -93,7 +93,7 @@ ProjectDto fields served are a subset (no invented ones: the schema test checks)
 Read-back: ManualVoucherDto lines are the lines as sent (gross CurrencyAmount, VatId,
 DepartmentId, ProjectId). AccountTransactions have Amount = net, VatAmount, DepartmentId/Code and
 ProjectId/Code, and one generated VAT transaction per taxed line on the rate's VAT account
-(2700/2701/2702, 2710/2711/2712), VAT rounded half up per line.
+(2700/2701/2702, 2710/2711/2712), VAT rounded half up per line (`line_vat`).
 
 Run it: `python -m kassebro.sandbox.poweroffice --port 8910 [--state FILE]`, or in-process with
 `kassebro.sandbox.server.running(create_app())`. Admin API under `/_sandbox` (faults, calls,
@@ -104,31 +104,29 @@ assert the exact sequence right after the calls.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import base64
 import binascii
 import datetime as dt
 import json
 import os
-import signal
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
-from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kassebro.money import Ore, ore_to_decimal, parse_ore, parse_rate_bp, vat_from_gross
-from kassebro.sandbox.common import CallLog, FaultInjector, Receive, Scope, Send, buffered, drop_connection, save_later
+from kassebro.sandbox.admin import ApiCall, SandboxApp, admin_router, log_entry
+from kassebro.sandbox.amounts import Ore, fraction, from_ore, parse_amount, round_half_up, vat_in_gross
+from kassebro.sandbox.common import Fault, Receive, Scope
 from kassebro.sandbox.tripletex import CHART, dumps
 
 API_PREFIX = "/v2"
@@ -204,6 +202,27 @@ VAT_CODES: tuple[VatCode, ...] = (
     VatCode(3_200_006, "6", "Omsetning utenfor merverdiavgiftsloven", "0"),
     VatCode(3_200_052, "52", "Utførsel av varer og tjenester", "0"),
 )
+
+
+def line_vat(gross: Ore, vat: VatCode) -> Ore:
+    """The VAT Go books for a voucher line of `gross` øre with `vat` (AccountTransactions'
+    VatAmount; the line's own transaction gets Amount = gross - VAT).
+
+    Documented (PO-SPEC, `ManualVoucherLineDto.CurrencyAmount`): "Gross amounts should be
+    provided, along with the relevant vat code."; a VAT code's `Rate` and a transaction's `VatRate`
+    are fractions of one ("VatRate": 0.12 in the spec's example). So the VAT is the part of the
+    gross at that rate: gross x rate / (1 + rate).
+
+    INFERRED (the spec gives no rounding rule; it only says account balances may hold decimals
+    that VAT returns do not, the difference going to the client's rounding account): the VAT is
+    rounded to the øre, half up (half an øre away from zero), per line. Only a code with a VAT
+    account books VAT. At 25 % and 15 % the VAT in a whole-øre gross never ends in exactly half an
+    øre, so the rule shows at 12 %: 1000.02 -> 107.145 -> 107.15 (rounding the net, half to even,
+    or cutting off: 107.14).
+    """
+    if vat.vat_account is None:
+        return 0
+    return round_half_up(vat_in_gross(gross, fraction(vat.rate)))
 
 
 @dataclass(frozen=True)
@@ -313,21 +332,6 @@ class PoJSONResponse(JSONResponse):
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-
-
-def _money(value: Any, field: str, errors: dict[str, list[str]]) -> Ore | None:
-    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
-        errors.setdefault(field, []).append("The amount must be a number.")
-        return None
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        errors.setdefault(field, []).append("The amount must be a number.")
-        return None
-    if amount != amount.quantize(Decimal("0.01")):
-        errors.setdefault(field, []).append("The amount can have at most two decimals.")
-        return None
-    return parse_ore(amount)
 
 
 def _date(value: Any, field: str, errors: dict[str, list[str]]) -> str | None:
@@ -607,7 +611,7 @@ class PowerOfficeStore:
             posting_date = _date(line.get("PostingDate"), where + "PostingDate", errors)
             if posting_date is None and where + "PostingDate" not in errors:
                 errors[where + "PostingDate"] = ["The PostingDate field is required."]
-            amount = _money(line.get("CurrencyAmount", 0), where + "CurrencyAmount", errors)
+            amount = parse_amount(line.get("CurrencyAmount", 0), where + "CurrencyAmount", errors)
             if amount == 0:
                 errors.setdefault(where + "CurrencyAmount", []).append(
                     "The amount must be a positive or negative number not 0."
@@ -628,7 +632,7 @@ class PowerOfficeStore:
                 }
             )
         if not errors and total != 0:
-            errors["VoucherLines"] = [f"The voucher does not balance: the lines sum to {ore_to_decimal(total)}."]
+            errors["VoucherLines"] = [f"The voucher does not balance: the lines sum to {from_ore(total)}."]
         if errors:
             raise bad_request("The voucher was not posted.", errors)
         ref = body.get("ExternalImportReference")
@@ -691,7 +695,7 @@ class PowerOfficeStore:
         return voucher
 
     def render_voucher(self, v: dict[str, Any]) -> dict[str, Any]:
-        lines = [{**line, "CurrencyAmount": ore_to_decimal(line["CurrencyAmount"])} for line in v["VoucherLines"]]
+        lines = [{**line, "CurrencyAmount": from_ore(line["CurrencyAmount"])} for line in v["VoucherLines"]]
         return {**{k: value for k, value in v.items() if not k.startswith("_")}, "VoucherLines": lines}
 
     def manual_voucher(self, voucher_id: str) -> dict[str, Any]:
@@ -761,7 +765,7 @@ class PowerOfficeStore:
                 errors.setdefault(where[:-1], []).append("A line needs a DebitAccountId or a CreditAccountId.")
             for side in sides:
                 self._check_side(line.get(side + "AccountId"), line.get(side + "VatId"), where + side, errors)
-            amount = _money(line.get("CurrencyAmount", 0), where + "CurrencyAmount", errors)
+            amount = parse_amount(line.get("CurrencyAmount", 0), where + "CurrencyAmount", errors)
             if amount is not None and amount <= 0:
                 errors.setdefault(where + "CurrencyAmount", []).append("The amount must be a positive number.")
             if amount and len(sides) == 1:
@@ -779,7 +783,7 @@ class PowerOfficeStore:
             )
             stored_lines.append(stored)
         if not errors and balance != 0:
-            errors["ManualVoucherLines"] = [f"Debit and credit differ by {ore_to_decimal(balance)}."]
+            errors["ManualVoucherLines"] = [f"Debit and credit differ by {from_ore(balance)}."]
         if errors:
             raise bad_request("The journal entry voucher was not created.", errors)
         with self.lock:
@@ -807,7 +811,7 @@ class PowerOfficeStore:
 
     @staticmethod
     def render_draft(d: dict[str, Any]) -> dict[str, Any]:
-        lines = [{**line, "CurrencyAmount": ore_to_decimal(line["CurrencyAmount"])} for line in d["ManualVoucherLines"]]
+        lines = [{**line, "CurrencyAmount": from_ore(line["CurrencyAmount"])} for line in d["ManualVoucherLines"]]
         return {**{k: v for k, v in d.items() if not k.startswith("_")}, "ManualVoucherLines": lines}
 
     def submit_for_approval(self, draft_id: str) -> dict[str, Any]:
@@ -870,7 +874,7 @@ class PowerOfficeStore:
                 account = self.accounts[line["AccountId"]]
                 vat = self.vat_codes[line["VatId"]]
                 gross = line["CurrencyAmount"]
-                tax = vat_from_gross(gross, parse_rate_bp(Decimal(vat.rate) * 100)) if vat.vat_account else 0
+                tax = line_vat(gross, vat)
                 department = self.departments.get(line.get("DepartmentId"))  # type: ignore[arg-type]
                 project = self.projects.get(line.get("ProjectId"))  # type: ignore[arg-type]
                 row = self._transaction(v, line, account, vat, gross - tax, tax, line["Id"])
@@ -898,10 +902,10 @@ class PowerOfficeStore:
             "Id": tx_id,
             "AccountId": account.id,
             "AccountNo": account.account_no,
-            "Amount": ore_to_decimal(amount),
-            "CurrencyAmount": ore_to_decimal(amount),
+            "Amount": from_ore(amount),
+            "CurrencyAmount": from_ore(amount),
             "CurrencyCode": "NOK",
-            "VatAmount": ore_to_decimal(tax),
+            "VatAmount": from_ore(tax),
             "VatCode": vat.code,
             "VatId": vat.id,
             "VatRate": Decimal(vat.rate),
@@ -927,111 +931,44 @@ class PowerOfficeStore:
 # --------------------------------------------------------------------------------------------
 
 
-class PowerOfficeSandbox(FastAPI):
-    """The FastAPI app with a raw ASGI layer in front for faults and the call log.
+class PowerOfficeSandbox(SandboxApp):
+    """The PowerOffice app behind the shared fault layer (`admin.SandboxApp`). Faults match paths
+    under /v2 without the prefix ("/Vouchers/ManualJournals"); the token endpoint is faulted as
+    "/OAuth/Token" and its body never logged."""
 
-    As in the Tripletex sandbox, the layer sits in `__call__` so "save_then_drop" can close
-    uvicorn's socket before a byte of the answer is written. Faults match paths under /v2 without
-    the prefix ("/Vouchers/ManualJournals"); the token endpoint matches "/OAuth/Token".
-    """
+    json_response = PoJSONResponse
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
-        path = scope.get("path", "")
-        if scope["type"] != "http" or not (path.startswith(API_PREFIX + "/") or path == TOKEN_PATH):
-            await super().__call__(scope, receive, send)
-            return
-        method = scope["method"]
-        sub_path = path.removeprefix(API_PREFIX)
-        is_token = path == TOKEN_PATH
-        entry: dict[str, Any] = {
-            "method": method,
-            "path": sub_path,
-            "query": scope.get("query_string", b"").decode("latin-1"),
-            "status": None,
-            "fault": None,
-            "time": dt.datetime.now().isoformat(timespec="milliseconds"),
+    async def open_call(self, scope: Scope, receive: Receive) -> ApiCall | None:
+        path = scope["path"]
+        if path == TOKEN_PATH:
+            return ApiCall(path, log_entry(scope, path), receive, log_body=False)
+        if path.startswith(API_PREFIX + "/"):
+            sub_path = path.removeprefix(API_PREFIX)
+            return ApiCall(sub_path, log_entry(scope, sub_path), receive)
+        return None
+
+    def fault_reply(self, fault: Fault, call: ApiCall) -> Response:
+        if fault.kind == "429":  # the API gateway's answer (PO-AUTH)
+            seconds = max(1, int(fault.seconds))
+            body = {"statusCode": "429", "message": f"Rate limit is exceeded. Try again in {seconds} seconds."}
+            return PoJSONResponse(body, status_code=429, headers={"Retry-After": str(seconds)})
+        error = PowerOfficeError(500, "An unexpected error occurred.")
+        return Response(dumps(error.body(call.path)), status_code=500, media_type=error.media_type)
+
+    def reset_books(self, options: dict[str, Any]) -> None:
+        self.state.store.reset()
+
+    def voucher_listing(self, request: Request) -> Any:
+        store: PowerOfficeStore = self.state.store
+        return {
+            "vouchers": [
+                {**store.render_voucher(v), "VoucherType": v.get("_type", "ManualJournal")}
+                for v in store.vouchers.values()
+            ],
+            "drafts": [
+                {**store.render_draft(d), "InApprovalWorkflow": d["_in_approval"]} for d in store.drafts.values()
+            ],
         }
-        chunks: list[bytes] = []
-
-        async def logged_receive() -> dict[str, Any]:
-            message = await receive()
-            if message["type"] == "http.request":
-                chunks.append(message.get("body", b""))
-            return message
-
-        recorded = False
-
-        def record() -> None:
-            """Log the call once, before the client can see an answer (or a drop), so a test that
-            reads the log right after a call finds it there and never a late one."""
-            nonlocal recorded
-            if recorded:
-                return
-            recorded = True
-            if chunks and not is_token:
-                raw = b"".join(chunks)
-                try:
-                    entry["body"] = json.loads(raw.decode("utf-8"), parse_float=Decimal)
-                except (UnicodeDecodeError, json.JSONDecodeError):
-                    entry["body"] = raw.decode("utf-8", "replace")
-            self.state.calls.append(entry)
-
-        async def tagged_send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                entry["status"] = message["status"]
-                record()
-            await send(message)
-
-        fault = self.state.faults.take(method, sub_path)
-        try:
-            if fault is not None:
-                entry["fault"] = fault.kind
-            if fault is not None and fault.kind == "429":
-                seconds = max(1, int(fault.seconds))
-                body = {"statusCode": "429", "message": f"Rate limit is exceeded. Try again in {seconds} seconds."}
-                await _send_raw(tagged_send, 429, body, {"Retry-After": str(seconds)})
-                return
-            if fault is not None and fault.kind == "500":
-                body = PowerOfficeError(500, "An unexpected error occurred.").body(sub_path)
-                await _send_raw(tagged_send, 500, body, {}, problem=True)
-                return
-            if fault is not None and fault.kind == "delay":
-                logged_receive = await buffered(logged_receive)
-                await asyncio.sleep(fault.seconds)
-            if fault is not None and fault.kind == "hidden_save":
-                await save_later(super().__call__, scope, logged_receive, send, entry, fault.seconds)
-                return
-            if fault is not None and fault.kind == "save_then_drop":
-                await self._save_then_drop(scope, logged_receive, send, entry, record)
-                return
-            await super().__call__(scope, logged_receive, tagged_send)
-        finally:
-            record()
-
-    async def _save_then_drop(
-        self, scope: Scope, receive: Receive, send: Send, entry: dict[str, Any], record: Callable[[], None]
-    ) -> None:
-        async def swallow(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                entry["saved_status"] = message["status"]
-
-        await super().__call__(scope, receive, swallow)
-        entry["status"] = None
-        record()
-        if not drop_connection(send):
-            raise RuntimeError("save_then_drop needs the app to run under uvicorn")
-
-
-async def _send_raw(send: Send, status: int, body: Any, headers: Mapping[str, str], *, problem: bool = False) -> None:
-    payload = dumps(body).encode("utf-8")
-    kind = b"application/problem+json; charset=utf-8" if problem else b"application/json; charset=utf-8"
-    raw_headers = [
-        (b"content-type", kind),
-        (b"content-length", str(len(payload)).encode()),
-        *((k.encode(), v.encode()) for k, v in headers.items()),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": payload})
 
 
 def create_app(
@@ -1080,16 +1017,9 @@ def create_app(
         page_size=page_size,
         max_page_size=max_page_size,
     )
-    app = PowerOfficeSandbox(
-        title="PowerOffice Go v2 sandbox (kassebro)",
-        docs_url="/_sandbox/docs",
-        openapi_url="/_sandbox/openapi.json",
-        redoc_url=None,
-    )
+    app = PowerOfficeSandbox(title="PowerOffice Go v2 sandbox (kassebro)")
     app.state.store = store
     app.state.client_name = client_name
-    app.state.faults = FaultInjector()
-    app.state.calls = CallLog()
 
     @app.exception_handler(PowerOfficeError)
     async def po_error(request: Request, exc: PowerOfficeError) -> Response:
@@ -1339,54 +1269,9 @@ def _api_router(app: PowerOfficeSandbox, store: PowerOfficeStore) -> APIRouter:
 
 
 def _admin_router(app: PowerOfficeSandbox, store: PowerOfficeStore) -> APIRouter:
-    router = APIRouter(prefix="/_sandbox")
-
-    @router.post("/faults")
-    async def add_fault(request: Request) -> Response:
-        body = await request.json()
-        try:
-            fault = app.state.faults.add(
-                kind=str(body["kind"]),
-                path=str(body.get("path", "*")),
-                method=str(body.get("method", "*")),
-                times=int(body.get("times", 1)),
-                seconds=float(body.get("seconds", 1.0)),
-            )
-        except (KeyError, ValueError, TypeError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse(asdict(fault), status_code=201)
-
-    @router.get("/faults")
-    async def list_faults() -> Response:
-        return JSONResponse({"faults": [asdict(f) for f in app.state.faults.list()]})
-
-    @router.delete("/faults")
-    async def clear_faults() -> Response:
-        app.state.faults.clear()
-        return Response(status_code=204)
-
-    @router.get("/calls")
-    async def calls() -> Response:
-        return PoJSONResponse({"calls": app.state.calls.list()})
-
-    @router.delete("/calls")
-    async def clear_calls() -> Response:
-        app.state.calls.clear()
-        return Response(status_code=204)
-
-    @router.get("/vouchers")
-    async def vouchers() -> Response:
-        return PoJSONResponse(
-            {
-                "vouchers": [
-                    {**store.render_voucher(v), "VoucherType": v.get("_type", "ManualJournal")}
-                    for v in store.vouchers.values()
-                ],
-                "drafts": [
-                    {**store.render_draft(d), "InApprovalWorkflow": d["_in_approval"]} for d in store.drafts.values()
-                ],
-            }
-        )
+    """The shared admin API plus PowerOffice's own: `POST /_sandbox/approve/{id}` (the approver)
+    and `PUT /_sandbox/privileges`."""
+    router = admin_router(app)
 
     @router.post("/approve/{draft_id}")
     async def approve(draft_id: str) -> Response:
@@ -1398,13 +1283,6 @@ def _admin_router(app: PowerOfficeSandbox, store: PowerOfficeStore) -> APIRouter
         store.privileges = [str(p) for p in body.get("privileges", [])]
         return JSONResponse({"privileges": store.privileges})
 
-    @router.post("/reset")
-    async def reset() -> Response:
-        store.reset()
-        app.state.faults.clear()
-        app.state.calls.clear()
-        return Response(status_code=204)
-
     return router
 
 
@@ -1415,16 +1293,12 @@ def _admin_router(app: PowerOfficeSandbox, store: PowerOfficeStore) -> APIRouter
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m kassebro.sandbox.poweroffice --port 8910 [--state FILE]`; SIGTERM stops it cleanly."""
-    from kassebro.sandbox.server import SandboxServer
+    from kassebro.sandbox.server import sandbox_parser, serve_until_stopped
 
-    parser = argparse.ArgumentParser(description="Run the PowerOffice Go v2 sandbox.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8910, help="0 picks a free port")
-    parser.add_argument("--state", help="JSON file to keep the books in across restarts")
+    parser = sandbox_parser("Run the PowerOffice Go v2 sandbox.", 8910)
     parser.add_argument("--application-key", action="append", help=f"accepted (default {DEMO_APPLICATION_KEY})")
     parser.add_argument("--client-key", action="append", help=f"accepted (default {DEMO_CLIENT_KEY})")
     parser.add_argument("--subscription-key", action="append", help=f"accepted (default {DEMO_SUBSCRIPTION_KEY})")
-    parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     app = create_app(
         application_keys=args.application_key or (DEMO_APPLICATION_KEY,),
@@ -1432,16 +1306,7 @@ def main(argv: list[str] | None = None) -> int:
         subscription_keys=args.subscription_key or (DEMO_SUBSCRIPTION_KEY,),
         state_path=args.state,
     )
-    server = SandboxServer(app, host=args.host, port=args.port, log_level=args.log_level)
-    server.start()
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-    print(f"PowerOffice Go sandbox on {server.url}/v2 (token: {server.url}{TOKEN_PATH})", flush=True)
-    server.wait()
-    return 0
+    return serve_until_stopped(app, args, lambda url: f"PowerOffice Go sandbox on {url}/v2 (token: {url}{TOKEN_PATH})")
 
 
 if __name__ == "__main__":

@@ -8,11 +8,13 @@ free one was picked.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -127,3 +129,30 @@ def running(app: Any, *, host: str = DEFAULT_HOST, port: int = 0) -> Iterator[Sa
         yield server
     finally:
         server.stop()
+
+
+def sandbox_parser(
+    description: str, port: int, state_help: str = "JSON file to keep the books in across restarts"
+) -> argparse.ArgumentParser:
+    """The command line every sandbox has (`--host`, `--port`, `--state`, `--log-level`); a sandbox
+    adds its own options (accepted tokens, keys) before parsing."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--host", default=DEFAULT_HOST)
+    parser.add_argument("--port", type=int, default=port, help="0 picks a free port")
+    parser.add_argument("--state", help=state_help)
+    parser.add_argument("--log-level", default="info")
+    return parser
+
+
+def serve_until_stopped(app: Any, args: argparse.Namespace, banner: Callable[[str], str]) -> int:
+    """Serve `app` on `args.host`/`args.port` until SIGTERM or Ctrl-C, which stop it cleanly;
+    prints `banner(url)` once it accepts connections. The exit status of a sandbox's `main`."""
+    server = SandboxServer(app, host=args.host, port=args.port, log_level=args.log_level).start()
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    print(banner(server.url), flush=True)
+    server.wait()
+    return 0

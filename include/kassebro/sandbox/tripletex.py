@@ -36,15 +36,12 @@ Run it: `python -m kassebro.sandbox.tripletex --port 8900 [--state FILE]`, or in
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import base64
 import binascii
 import datetime as dt
 import hashlib
 import json
 import os
-import signal
 import sys
 import threading
 import time
@@ -61,21 +58,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kassebro.money import Ore, ore_to_decimal, parse_ore, parse_rate_bp, vat_from_gross
-from kassebro.sandbox.common import (
-    CallLog,
-    FaultInjector,
-    Receive,
-    Scope,
-    Send,
-    buffered,
-    drop_connection,
-    save_later,
-)
+from kassebro.sandbox.admin import ApiCall, SandboxApp, admin_router, log_entry
+from kassebro.sandbox.amounts import Ore, from_ore, percent, round_half_up, to_ore, vat_in_gross
+from kassebro.sandbox.common import Fault, Receive, Scope
 
 DOC_LINK = "https://tripletex.no/v2-docs/"
 NOK_CURRENCY_ID = 1
 SECRET_QUERY_KEYS = {"consumerToken", "employeeToken", "token"}
+RATE_LIMIT_HEADERS = ("X-Rate-Limit-Limit", "X-Rate-Limit-Remaining", "X-Rate-Limit-Reset")
 
 
 # --------------------------------------------------------------------------------------------
@@ -163,6 +153,28 @@ DEMO_FIRM = Company(
     employee_last_name="Regnskapsfører",
     login_access=(DEMO_COMPANY.id, *(c.id for c in DEMO_CLIENT_COMPANIES)),
 )
+
+
+def generated_vat(gross: Ore, vat: VatType) -> Ore:
+    """The VAT Tripletex books on the system-generated row 0 for a posting of `gross` øre.
+
+    Documented (TX-SPEC, `POST /ledger/voucher`): "Only the gross amounts will be used. Amounts
+    should be rounded to 2 decimals."; on normal vouchers the VAT postings are generated from the
+    posting's vatType (changelog), whose `percentage` is the rate. So the VAT is the part of
+    amountGross at that rate, gross x p / (100 + p), and the posting's `amount` (net) is gross -
+    VAT: a posting and its VAT row add up to the gross sent (a real read-back, NOVA: 28687.00
+    gross at vatType 1 -> amount 22949.60 and a row-0 posting of 5737.40).
+
+    INFERRED (neither the spec nor the brief says how Tripletex rounds): the VAT figure itself is
+    rounded to the øre, half up (half an øre away from zero, so a credit mirrors a debit), once
+    per posting. Only a vatType with a VAT account generates a row. At 25 % and 15 % the VAT in a
+    whole-øre gross never ends in exactly half an øre (gross/5, 3 x gross/23), so the rule only
+    shows at 12 %: 1000.02 -> VAT 107.145 -> 107.15, where rounding the net instead (892.875 ->
+    892.88), rounding half to even or cutting off would all give 107.14.
+    """
+    if vat.vat_account is None:
+        return 0
+    return round_half_up(vat_in_gross(gross, percent(vat.percentage)))
 
 
 def demo_employee_tokens() -> dict[str, Company]:
@@ -984,7 +996,7 @@ class TripletexStore:
             "description": text if isinstance(text, str) else str(text),
             "account": account,
             "vat": vat,
-            "gross": parse_ore(gross),
+            "gross": to_ore(gross),
             "department_id": dims["department"],
             "project_id": dims["project"],
             "customer_id": dims["customer"],
@@ -1043,8 +1055,7 @@ class TripletexStore:
         for p in parsed:
             self._used_accounts.add(p["account"].id)
             vat: VatType = p["vat"]
-            rate_bp = parse_rate_bp(vat.percentage)
-            vat_amount = vat_from_gross(p["gross"], rate_bp) if vat.vat_account else 0
+            vat_amount = generated_vat(p["gross"], vat)
             postings.append(
                 StoredPosting(
                     id=self._take_posting_id(),
@@ -1259,8 +1270,8 @@ class TripletexStore:
     def render_posting(self, voucher: StoredVoucher, posting: StoredPosting, base: str) -> dict[str, Any]:
         account = self._all_accounts[posting.account_id]
         vat = self.vat_types[posting.vat_type_id]
-        amount = ore_to_decimal(posting.amount)
-        gross = ore_to_decimal(posting.gross)
+        amount = from_ore(posting.amount)
+        gross = from_ore(posting.gross)
         dep = self._all_departments.get(posting.department_id) if posting.department_id else None
         proj = self._all_projects.get(posting.project_id) if posting.project_id else None
         return {
@@ -1484,122 +1495,70 @@ def _redact_query(query: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-class TripletexSandbox(FastAPI):
-    """The FastAPI app, with a raw ASGI layer in front for faults, the call log and request ids.
+class TripletexSandbox(SandboxApp):
+    """The Tripletex app behind the shared fault layer (`admin.SandboxApp`): calls under /v2 are
+    logged with the Basic user and the query's tokens redacted, every answer carries
+    `x-tlx-request-id`, and the optional rate limit answers 429 with the real headers."""
 
-    The layer sits in `__call__`, outside Starlette's middleware, because only there does `send`
-    belong to uvicorn's connection, which is what lets "save_then_drop" close the socket before
-    a single byte of the answer is written.
-    """
+    json_response = TxJSONResponse
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
-        if scope["type"] != "http" or not scope["path"].startswith("/v2"):
-            await super().__call__(scope, receive, send)
-            return
-        request_id = str(uuid.uuid4())
-        scope.setdefault("state", {})
-        scope["state"]["request_id"] = request_id
-        method = scope["method"]
+    async def open_call(self, scope: Scope, receive: Receive) -> ApiCall | None:
+        if not scope["path"].startswith("/v2"):
+            return None
         sub_path = scope["path"][3:] or "/"
-        secret_path = sub_path.startswith("/token")
-        entry: dict[str, Any] = {
-            "method": method,
-            "path": sub_path,
-            "query": _redact_query(scope.get("query_string", b"").decode("latin-1")),
-            "user": _basic_user(scope),
-            "status": None,
-            "request_id": request_id,
-            "fault": None,
-            "time": dt.datetime.now().isoformat(timespec="milliseconds"),
-        }
-        chunks: list[bytes] = []
+        query = _redact_query(scope.get("query_string", b"").decode("latin-1"))
+        entry = log_entry(scope, sub_path, query=query, user=_basic_user(scope))
+        scope.setdefault("state", {})["request_id"] = entry["request_id"]
+        # /token/session carries the tokens: its body is never logged, nor rate limited
+        secret = sub_path.startswith("/token")
+        return ApiCall(
+            sub_path,
+            entry,
+            receive,
+            log_body=not secret,
+            headers={"x-tlx-request-id": entry["request_id"]},
+            context={"secret": secret},
+        )
 
-        async def logged_receive() -> dict[str, Any]:
-            message = await receive()
-            if message["type"] == "http.request":
-                chunks.append(message.get("body", b""))
-            return message
+    def admit(self, call: ApiCall) -> Response | None:
+        limiter: RateLimiter | None = self.state.rate_limiter
+        if limiter is None or call.context["secret"]:
+            return None
+        ok, headers = limiter.hit()
+        call.headers.update(headers)
+        return None if ok else _rate_limited(call.entry["request_id"])
 
-        rate_headers: dict[str, str] = {}
-
-        async def tagged_send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                entry["status"] = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((b"x-tlx-request-id", request_id.encode()))
-                headers.extend((k.encode(), v.encode()) for k, v in rate_headers.items())
-                message = {**message, "headers": headers}
-            await send(message)
-
-        fault = self.state.faults.take(method, sub_path)
-        try:
-            if fault is not None:
-                entry["fault"] = fault.kind
+    def fault_reply(self, fault: Fault, call: ApiCall) -> Response:
+        request_id = call.entry["request_id"]
+        if fault.kind == "429":
+            for name in RATE_LIMIT_HEADERS:  # the fault's own rate headers replace the limiter's
+                call.headers.pop(name, None)
             limiter: RateLimiter | None = self.state.rate_limiter
-            if limiter is not None and not secret_path:
-                ok, rate_headers = limiter.hit()
-                if not ok:
-                    await self._send_rate_limited(tagged_send, request_id, {})  # tagged_send adds them
-                    return
-            if fault is not None and fault.kind == "429":
-                headers = {
-                    "X-Rate-Limit-Limit": str(limiter.limit if limiter else 1000),
-                    "X-Rate-Limit-Remaining": "0",
-                    "X-Rate-Limit-Reset": str(int(fault.seconds)),
-                }
-                rate_headers = {}
-                await self._send_rate_limited(tagged_send, request_id, headers)
-                return
-            if fault is not None and fault.kind == "500":
-                error = TripletexError(500, 1000, None)
-                await _send_raw(tagged_send, 500, error.body(request_id), {})
-                return
-            if fault is not None and fault.kind == "delay":
-                # Read the request first, so a client that times out meanwhile still had its
-                # request taken: the answer is late, the work is done (as on a slow server).
-                logged_receive = await buffered(logged_receive)
-                await asyncio.sleep(fault.seconds)
-            if fault is not None and fault.kind == "hidden_save":
-                await save_later(super().__call__, scope, logged_receive, send, entry, fault.seconds)
-                return
-            if fault is not None and fault.kind == "save_then_drop":
-                await self._save_then_drop(scope, logged_receive, send, entry)
-                return
-            await super().__call__(scope, logged_receive, tagged_send)
-        finally:
-            if chunks and not secret_path:
-                raw = b"".join(chunks)
-                try:
-                    entry["body"] = json.loads(raw.decode("utf-8"), parse_float=Decimal)
-                except (UnicodeDecodeError, json.JSONDecodeError):
-                    entry["body"] = raw.decode("utf-8", "replace")
-            self.state.calls.append(entry)
+            headers = {
+                "X-Rate-Limit-Limit": str(limiter.limit if limiter else 1000),
+                "X-Rate-Limit-Remaining": "0",
+                "X-Rate-Limit-Reset": str(int(fault.seconds)),
+            }
+            return _rate_limited(request_id, headers)
+        return TxJSONResponse(TripletexError(500, 1000, None).body(request_id), status_code=500)
 
-    async def _save_then_drop(self, scope: Scope, receive: Receive, send: Send, entry: dict[str, Any]) -> None:
-        async def swallow(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                entry["saved_status"] = message["status"]
+    def reset_books(self, options: dict[str, Any]) -> None:
+        self.state.store.reset(sessions=bool(options.get("sessions", False)))
 
-        await super().__call__(scope, receive, swallow)
-        entry["status"] = None
-        if not drop_connection(send):
-            raise RuntimeError("save_then_drop needs the app to run under uvicorn")
-
-    @staticmethod
-    async def _send_rate_limited(send: Send, request_id: str, headers: dict[str, str]) -> None:
-        error = TripletexError(429, 0, "For mange forespørsler. Prøv igjen senere.")  # sandbox
-        await _send_raw(send, 429, error.body(request_id), headers)
+    def voucher_listing(self, request: Request) -> Any:
+        """One company's vouchers (`?company_id=`, default: the default company)."""
+        store: TripletexStore = self.state.store
+        base = f"{request.headers.get('host', 'localhost')}/v2"
+        raw = request.query_params.get("company_id")
+        company_id = int(raw) if raw and raw.isdigit() else None
+        if company_id is not None and company_id not in store.companies:
+            return JSONResponse({"error": f"no company {company_id}"}, status_code=404)
+        return {"vouchers": [store.render_voucher(v, base) for v in store.list_vouchers(company_id)]}
 
 
-async def _send_raw(send: Send, status: int, body: Any, headers: Mapping[str, str]) -> None:
-    payload = dumps(body).encode("utf-8")
-    raw_headers = [
-        (b"content-type", b"application/json; charset=utf-8"),
-        (b"content-length", str(len(payload)).encode()),
-        *((k.encode(), v.encode()) for k, v in headers.items()),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": payload})
+def _rate_limited(request_id: str, headers: Mapping[str, str] | None = None) -> Response:
+    error = TripletexError(429, 0, "For mange forespørsler. Prøv igjen senere.")  # sandbox wording
+    return TxJSONResponse(error.body(request_id), status_code=429, headers=dict(headers or {}))
 
 
 def create_app(
@@ -1644,15 +1603,8 @@ def create_app(
         client_companies=client_companies,
         state_path=state_path,
     )
-    app = TripletexSandbox(
-        title="Tripletex sandbox (kassebro)",
-        docs_url="/_sandbox/docs",
-        openapi_url="/_sandbox/openapi.json",
-        redoc_url=None,
-    )
+    app = TripletexSandbox(title="Tripletex sandbox (kassebro)")
     app.state.store = store
-    app.state.faults = FaultInjector()
-    app.state.calls = CallLog()
     app.state.rate_limiter = RateLimiter(*rate_limit) if rate_limit else None
 
     _install_error_handlers(app)
@@ -1989,61 +1941,9 @@ def _api_router(store: TripletexStore) -> APIRouter:
 
 
 def _admin_router(app: TripletexSandbox) -> APIRouter:
-    router = APIRouter(prefix="/_sandbox")
+    """The shared admin API plus Tripletex's own: `POST /_sandbox/expire_sessions`."""
+    router = admin_router(app)
     store: TripletexStore = app.state.store
-
-    @router.post("/faults")
-    async def add_fault(request: Request) -> Response:
-        body = await request.json()
-        try:
-            fault = app.state.faults.add(
-                kind=str(body["kind"]),
-                path=str(body.get("path", "*")),
-                method=str(body.get("method", "*")),
-                times=int(body.get("times", 1)),
-                seconds=float(body.get("seconds", 1.0)),
-            )
-        except (KeyError, ValueError, TypeError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse(asdict(fault), status_code=201)
-
-    @router.get("/faults")
-    async def list_faults() -> Response:
-        return JSONResponse({"faults": [asdict(f) for f in app.state.faults.list()]})
-
-    @router.delete("/faults")
-    async def clear_faults() -> Response:
-        app.state.faults.clear()
-        return Response(status_code=204)
-
-    @router.get("/calls")
-    async def calls() -> Response:
-        return TxJSONResponse({"calls": app.state.calls.list()})
-
-    @router.delete("/calls")
-    async def clear_calls() -> Response:
-        app.state.calls.clear()
-        return Response(status_code=204)
-
-    @router.get("/vouchers")
-    async def vouchers(request: Request) -> Response:
-        """One company's vouchers (`?company_id=`, default: the default company)."""
-        base = f"{request.headers.get('host', 'localhost')}/v2"
-        raw = request.query_params.get("company_id")
-        company_id = int(raw) if raw and raw.isdigit() else None
-        if company_id is not None and company_id not in store.companies:
-            return JSONResponse({"error": f"no company {company_id}"}, status_code=404)
-        values = [store.render_voucher(v, base) for v in store.list_vouchers(company_id)]
-        return TxJSONResponse({"vouchers": values})
-
-    @router.post("/reset")
-    async def reset(request: Request) -> Response:
-        raw = await request.body()
-        options = json.loads(raw) if raw.strip() else {}
-        store.reset(sessions=bool(options.get("sessions", False)))
-        app.state.faults.clear()
-        app.state.calls.clear()
-        return Response(status_code=204)
 
     @router.post("/expire_sessions")
     async def expire_sessions() -> Response:
@@ -2059,12 +1959,9 @@ def _admin_router(app: TripletexSandbox) -> APIRouter:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m kassebro.sandbox.tripletex --port 8900 [--state FILE]`; SIGTERM stops it cleanly."""
-    from kassebro.sandbox.server import SandboxServer
+    from kassebro.sandbox.server import sandbox_parser, serve_until_stopped
 
-    parser = argparse.ArgumentParser(description="Run the Tripletex v2 sandbox.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8900, help="0 picks a free port")
-    parser.add_argument("--state", help="JSON file to keep the books in across restarts")
+    parser = sandbox_parser("Run the Tripletex v2 sandbox.", 8900)
     parser.add_argument(
         "--consumer-token",
         action="append",
@@ -2076,23 +1973,13 @@ def main(argv: list[str] | None = None) -> int:
         help=f"accepted employee token for the demo company (default {', '.join(DEMO_EMPLOYEE_TOKENS)}, "
         f"and {DEMO_FIRM_EMPLOYEE_TOKEN} for the demo accounting firm)",
     )
-    parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     app = create_app(
         consumer_tokens=args.consumer_token or DEMO_CONSUMER_TOKENS,
         employee_tokens=dict.fromkeys(args.employee_token, DEMO_COMPANY) if args.employee_token else None,
         state_path=args.state,
     )
-    server = SandboxServer(app, host=args.host, port=args.port, log_level=args.log_level)
-    server.start()
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-    print(f"Tripletex sandbox on {server.url}/v2 (admin: {server.url}/_sandbox/calls)", flush=True)
-    server.wait()
-    return 0
+    return serve_until_stopped(app, args, lambda url: f"Tripletex sandbox on {url}/v2 (admin: {url}/_sandbox/calls)")
 
 
 if __name__ == "__main__":

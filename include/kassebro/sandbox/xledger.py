@@ -54,31 +54,26 @@ vouchers, reset, limits). Fault paths are the top-level field: `/addGLImportItem
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import datetime as dt
 import json
 import math
 import operator
 import os
 import re
-import signal
 import sys
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
 
-from kassebro.sandbox.common import CallLog, FaultInjector, buffered, drop_connection, save_later
+from kassebro.sandbox.admin import ApiCall, SandboxApp, admin_router, log_entry
+from kassebro.sandbox.common import Fault, Receive, Scope, read_body
 from kassebro.sandbox.tripletex import CHART
 
 GRAPHQL_PATH = "/graphql"
@@ -593,76 +588,47 @@ def _field_of(raw: bytes) -> str:
         return "?"
 
 
-class XledgerSandbox(FastAPI):
-    """The FastAPI app, with a raw ASGI layer in front for faults and the call log."""
+class XledgerSandbox(SandboxApp):
+    """The Xledger app behind the shared fault layer (`admin.SandboxApp`): every call is a POST to
+    /graphql, so its log path and fault path are its top-level field ("/addGLImportItems"), read
+    from the body before anything else; the body is always logged."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
-        if scope["type"] != "http" or scope.get("path") != GRAPHQL_PATH:
-            await super().__call__(scope, receive, send)
-            return
-        receive = await buffered(receive)
-        first = await receive()
-        raw = first.get("body", b"")
-        replayed = False
+    log_decimals = False
 
-        async def replay() -> dict[str, Any]:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return first
-            return await receive()
-
-        field = _field_of(raw)
-        entry: dict[str, Any] = {
-            "method": scope["method"],
-            "path": "/" + field,
-            "status": None,
-            "request_id": str(uuid.uuid4()),
-            "fault": None,
-            "time": dt.datetime.now().isoformat(timespec="milliseconds"),
-        }
+    async def open_call(self, scope: Scope, receive: Receive) -> ApiCall | None:
+        if scope.get("path") != GRAPHQL_PATH:
+            return None
+        raw, receive = await read_body(receive)
+        path = "/" + _field_of(raw)
+        entry = log_entry(scope, path)
         try:
             entry["body"] = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError):
             entry["body"] = raw.decode("utf-8", "replace")
+        return ApiCall(path, entry, receive, log_body=False)  # logged above, whole
 
-        async def tagged_send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                entry["status"] = message["status"]
-            await send(message)
+    def fault_reply(self, fault: Fault, call: ApiCall) -> Response:
+        if fault.kind == "429":
+            seconds = str(max(0, math.ceil(fault.seconds)))
+            error = GraphQLError("Burst rate limit reached. Please wait and try again.", CODE_BURST, status=429)
+            return error.response({"Retry-After": seconds})
+        return GraphQLError("Internal server error", "INTERNAL_SERVER_ERROR", status=500).response()
 
-        try:
-            fault = self.state.faults.take(scope["method"], "/" + field)
-            if fault is not None:
-                entry["fault"] = fault.kind
-            if fault is not None and fault.kind == "429":
-                seconds = str(max(0, math.ceil(fault.seconds)))
-                error = GraphQLError("Burst rate limit reached. Please wait and try again.", CODE_BURST, status=429)
-                await error.response({"Retry-After": seconds})(scope, replay, tagged_send)
-                return
-            if fault is not None and fault.kind == "500":
-                await GraphQLError("Internal server error", "INTERNAL_SERVER_ERROR", status=500).response()(
-                    scope, replay, tagged_send
-                )
-                return
-            if fault is not None and fault.kind == "delay":
-                await asyncio.sleep(fault.seconds)
-            if fault is not None and fault.kind == "hidden_save":
-                await save_later(super().__call__, scope, replay, send, entry, fault.seconds)
-                return
-            if fault is not None and fault.kind == "save_then_drop":
+    def fault_path(self, path: str) -> str:
+        return path.removeprefix(GRAPHQL_PATH) or "*"
 
-                async def swallow(message: dict[str, Any]) -> None:
-                    if message["type"] == "http.response.start":
-                        entry["saved_status"] = message["status"]
+    def reset_books(self, options: dict[str, Any]) -> None:
+        store: XledgerStore = self.state.store
+        store.reset()
+        store.credits = None
+        store.burst_per_second = None
 
-                await super().__call__(scope, replay, swallow)
-                if not drop_connection(send):
-                    raise RuntimeError("save_then_drop needs the app to run under uvicorn")
-                return
-            await super().__call__(scope, replay, tagged_send)
-        finally:
-            self.state.calls.append(entry)
+    def voucher_listing(self, request: Request) -> Any:
+        """The imported items grouped per extIdentifier (split suffix removed)."""
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for item in self.state.store.find_items({}):
+            groups.setdefault(_group(item.get("extIdentifier") or "")[0], []).append(item)
+        return {"vouchers": [{"extIdentifier": ext, "items": items} for ext, items in groups.items()]}
 
 
 def create_app(
@@ -697,15 +663,8 @@ def create_app(
         burst_per_second=burst_per_second,
         state_path=os.fspath(state_path) if state_path else None,
     )
-    app = XledgerSandbox(
-        title="Xledger sandbox (kassebro)",
-        docs_url="/_sandbox/docs",
-        openapi_url="/_sandbox/openapi.json",
-        redoc_url=None,
-    )
+    app = XledgerSandbox(title="Xledger sandbox (kassebro)")
     app.state.store = store
-    app.state.faults = FaultInjector()
-    app.state.calls = CallLog()
 
     @app.post(GRAPHQL_PATH)
     async def graphql(request: Request) -> Response:
@@ -728,51 +687,9 @@ def create_app(
 
 
 def _admin_router(app: XledgerSandbox) -> APIRouter:
-    router = APIRouter(prefix="/_sandbox")
+    """The shared admin API plus Xledger's own: `POST /_sandbox/limits` (credits, burst rate)."""
+    router = admin_router(app)
     store: XledgerStore = app.state.store
-
-    @router.post("/faults")
-    async def add_fault(request: Request) -> Response:
-        body = await request.json()
-        try:
-            path = str(body.get("path", "*"))
-            fault = app.state.faults.add(
-                kind=str(body["kind"]),
-                path=path.removeprefix(GRAPHQL_PATH) or "*",
-                method=str(body.get("method", "*")),
-                times=int(body.get("times", 1)),
-                seconds=float(body.get("seconds", 1.0)),
-            )
-        except (KeyError, ValueError, TypeError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse(asdict(fault), status_code=201)
-
-    @router.get("/faults")
-    async def list_faults() -> Response:
-        return JSONResponse({"faults": [asdict(f) for f in app.state.faults.list()]})
-
-    @router.delete("/faults")
-    async def clear_faults() -> Response:
-        app.state.faults.clear()
-        return Response(status_code=204)
-
-    @router.get("/calls")
-    async def calls() -> Response:
-        return JSONResponse({"calls": app.state.calls.list()})
-
-    @router.delete("/calls")
-    async def clear_calls() -> Response:
-        app.state.calls.clear()
-        return Response(status_code=204)
-
-    @router.get("/vouchers")
-    async def vouchers() -> Response:
-        """The imported items grouped per extIdentifier (split suffix removed)."""
-        groups: dict[str, list[dict[str, Any]]] = {}
-        for item in store.find_items({}):
-            groups.setdefault(_group(item.get("extIdentifier") or "")[0], []).append(item)
-        values = [{"extIdentifier": ext, "items": items} for ext, items in groups.items()]
-        return JSONResponse({"vouchers": values})
 
     @router.post("/limits")
     async def limits(request: Request) -> Response:
@@ -782,15 +699,6 @@ def _admin_router(app: XledgerSandbox) -> APIRouter:
         if "burst_per_second" in body:
             store.burst_per_second = None if body["burst_per_second"] is None else int(body["burst_per_second"])
         return JSONResponse({"credits": store.credits, "burst_per_second": store.burst_per_second})
-
-    @router.post("/reset")
-    async def reset() -> Response:
-        store.reset()
-        store.credits = None
-        store.burst_per_second = None
-        app.state.faults.clear()
-        app.state.calls.clear()
-        return Response(status_code=204)
 
     return router
 
@@ -802,29 +710,18 @@ def _admin_router(app: XledgerSandbox) -> APIRouter:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m kassebro.sandbox.xledger --port 8904 [--state FILE]`; SIGTERM stops it cleanly."""
-    from kassebro.sandbox.server import SandboxServer
+    from kassebro.sandbox.server import sandbox_parser, serve_until_stopped
 
-    parser = argparse.ArgumentParser(description="Run the Xledger GraphQL sandbox.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8904, help="0 picks a free port")
-    parser.add_argument("--state", help="JSON file to keep the imported items in across restarts")
+    parser = sandbox_parser(
+        "Run the Xledger GraphQL sandbox.", 8904, "JSON file to keep the imported items in across restarts"
+    )
     parser.add_argument("--token", action="append", help=f"accepted API token (default {DEMO_TOKEN})")
     parser.add_argument("--reject-duplicates", action="store_true", help="refuse a repeated extIdentifier")
-    parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     app = create_app(
         tokens=args.token or (DEMO_TOKEN,), reject_duplicates=args.reject_duplicates, state_path=args.state
     )
-    server = SandboxServer(app, host=args.host, port=args.port, log_level=args.log_level)
-    server.start()
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-    print(f"Xledger sandbox on {server.url}{GRAPHQL_PATH} (admin: /_sandbox)", flush=True)
-    server.wait()
-    return 0
+    return serve_until_stopped(app, args, lambda url: f"Xledger sandbox on {url}{GRAPHQL_PATH} (admin: /_sandbox)")
 
 
 if __name__ == "__main__":
