@@ -35,7 +35,7 @@ def _vendor():
 def step_day(folder: str, journal: str, repeats: int = 5) -> dict:
     """Evaluate DAY from `folder` through its index (built already): the best of `repeats` runs."""
     os.environ["KASSEBRO_JOURNAL_URL"] = journal
-    from kassebro.verdict import evaluate_day
+    from kassebro.booking.verdict import evaluate_day
 
     vendor = _vendor()
     import great_expectations  # noqa: F401 - a fixed cost of the process, not of the day
@@ -57,8 +57,8 @@ def _child(*args: str) -> dict:
 
 
 def run(work: Path, days: int = 365, rounds: int = 3) -> dict:
-    from kassebro import demo
-    from kassebro.demo_data import write_day
+    from kassebro.demo import home as demo
+    from kassebro.demo.data import write_day
     from kassebro.sources.file_index import FileIndex
 
     vendor = _vendor()

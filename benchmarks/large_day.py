@@ -42,7 +42,7 @@ def _rss_mb() -> float:
 
 def step_pipeline(xml: str, frames_dir: str) -> dict:
     """The one path on the day, as the DAG's prepare task runs it: time and peak RSS."""
-    from kassebro.verdict import evaluate_day
+    from kassebro.booking.verdict import evaluate_day
 
     vendor = _vendor()
     _warm_up(vendor, Path(frames_dir).parent / "warm-up")
@@ -67,9 +67,9 @@ def step_pipeline(xml: str, frames_dir: str) -> dict:
 
 def step_parts(xml: str, frames_dir: str) -> dict:
     """The same day's parts, timed apart in a process of their own: read, validate, book."""
+    from kassebro.booking.rules import book
     from kassebro.checks import DayContext, validate_day
     from kassebro.sources import read_sales
-    from kassebro.vouchers import book
 
     vendor = _vendor()
     _warm_up(vendor, Path(frames_dir).parent / "warm-up")
@@ -86,8 +86,8 @@ def step_parts(xml: str, frames_dir: str) -> dict:
 def _warm_up(vendor, folder: Path) -> None:  # noqa: ANN001 - a Vendor
     """Pay the per-process fixed costs before timing, as a worker pays them once: importing Great
     Expectations and building its context and one suite per rule (evaluating a 20-receipt day)."""
-    from kassebro.demo_data import write_large_day
-    from kassebro.verdict import evaluate_day
+    from kassebro.booking.verdict import evaluate_day
+    from kassebro.demo.data import write_large_day
 
     small = write_large_day(folder / "small.xml", DAY, receipts=20, orgnr=vendor.org_number or "", registers=2)
     evaluate_day(vendor, DAY, str(small))
@@ -142,8 +142,8 @@ def step_floor(xml: str) -> dict:
 
 def step_build(frames_dir: str, repeats: int = 5) -> dict:
     """The build step alone on the saved canonical frames (best of `repeats`)."""
-    from kassebro.frames import SalesDay
-    from kassebro.vouchers import build_voucher
+    from kassebro.booking.rules import build_voucher
+    from kassebro.core.frames import SalesDay
 
     vendor = _vendor()
     day = SalesDay.load(Path(frames_dir))
@@ -195,7 +195,7 @@ def _child(*args: str) -> dict:
 
 
 def run(work: Path, receipts: int = 30_000, rounds: int = 3) -> dict:
-    from kassebro.demo_data import write_large_day
+    from kassebro.demo.data import write_large_day
 
     work.mkdir(parents=True, exist_ok=True)
     xml = work / "large-day.xml"

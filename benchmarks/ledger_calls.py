@@ -43,12 +43,12 @@ def measure(system: str, days: int, home: Path) -> dict:
     """Post and verify `days` days of the system's demo vendor; count the calls of each step."""
     import yaml
 
-    from kassebro import pipeline
     from kassebro.airflow.hooks import ledger_for
     from kassebro.config import load_vendor
-    from kassebro.demo import write_sales
-    from kassebro.journal import Journal
-    from kassebro.sandbox.demo import connection, create_app
+    from kassebro.demo.home import write_sales
+    from kassebro.demo.sandboxes import connection, create_app
+    from kassebro.posting import pipeline
+    from kassebro.posting.journal import Journal
     from kassebro.sandbox.server import SandboxServer
 
     vendor_id, profile = VENDORS[system]

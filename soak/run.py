@@ -94,7 +94,7 @@ def _admin(url: str, method: str, path: str, body: dict | None = None) -> None:
 def setup(home: Path, days: int, late: float, rng: random.Random) -> tuple[dict[str, str], list[tuple[str, dt.date]]]:
     """The soak's home: config for the five vendors, SAF-T files (some days held back as late),
     and the sandboxes in a process of their own. Returns (system -> URL, the late vendor-days)."""
-    from kassebro.demo import write_sales
+    from kassebro.demo.home import write_sales
 
     config = home / "config"
     (config / "vendors").mkdir(parents=True)
@@ -117,7 +117,7 @@ def setup(home: Path, days: int, late: float, rng: random.Random) -> tuple[dict[
     args = [f"--port={system}={port}" for system, port in ports.items()]
     log = (home / "sandbox.log").open("ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kassebro.sandbox.demo", *args, "--state-dir", str(home / "sandbox")],
+        [sys.executable, "-m", "kassebro.demo.sandboxes", *args, "--state-dir", str(home / "sandbox")],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -129,7 +129,7 @@ def setup(home: Path, days: int, late: float, rng: random.Random) -> tuple[dict[
                 raise RuntimeError("the sandboxes did not start; see " + str(home / "sandbox.log"))
             time.sleep(0.2)
     urls = {system: f"http://127.0.0.1:{port}" for system, port in ports.items()}
-    from kassebro.sandbox.demo import connection
+    from kassebro.demo.sandboxes import connection
 
     for system, url in urls.items():
         conn_id = yaml.safe_load((config / "vendors" / f"{VENDORS[system]}.yaml").read_text())["ledger"]["connection"]
@@ -156,12 +156,12 @@ def airflow_db(home: Path) -> None:
 def _child(run: Run) -> int:
     """One vendor-day in a forked process, as the DAG's tasks run it. Exit codes: 0 done,
     2 try again (a retry would), 3 no data (yet), 4 refused (bad data or ledger: a person's)."""
-    from kassebro import pipeline
     from kassebro.airflow.hooks import ledger_for
     from kassebro.config import load_vendor
-    from kassebro.errors import DataMissing, InputError
-    from kassebro.journal import ClaimLost, Journal, Lease
+    from kassebro.core.errors import DataMissing, InputError
     from kassebro.ledgers.base import LedgerAuthError, LedgerValidationError
+    from kassebro.posting import pipeline
+    from kassebro.posting.journal import ClaimLost, Journal, Lease
 
     def die(*args: object, **kwargs: object) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -199,7 +199,7 @@ def _start(run: Run) -> int:
     if pid == 0:  # the child: a fresh journal engine, never the parent's connections
         code = 1
         try:
-            from kassebro import journal
+            from kassebro.posting import journal
             from kassebro.sources import file_index
 
             journal._engine.cache_clear()
@@ -229,9 +229,9 @@ def soak(
     started = time.monotonic()
     urls, held = setup(home, days, late, rng)
     try:
+        from kassebro.booking.verdict import evaluate_day
         from kassebro.checks import gx  # noqa: F401 - warm the parent once: the children fork from it
         from kassebro.config import load_vendor
-        from kassebro.verdict import evaluate_day
 
         evaluate_day(load_vendor(VENDORS["tripletex"]), FIRST_DAY)
         tally = Tally()
@@ -332,8 +332,8 @@ def _night(
 def _looked_at_again(days: int) -> list[Run]:
     """What a scheduled night's `plan_days` adds: each vendor's recent days that may mend."""
     from kassebro.config import load_vendor
-    from kassebro.journal import Journal
-    from kassebro.pipeline import days_to_look_again
+    from kassebro.posting.journal import Journal
+    from kassebro.posting.pipeline import days_to_look_again
 
     journal = Journal()
     last = FIRST_DAY + dt.timedelta(days=days - 1)
@@ -356,7 +356,7 @@ def _inject(url: str, system: str, fault: str, rng: random.Random) -> None:
 
 
 def _write_late(home: Path, held: list[tuple[str, dt.date]]) -> None:
-    from kassebro.demo import write_sales
+    from kassebro.demo.home import write_sales
 
     for vendor_id, day in held:
         data = yaml.safe_load((home / "config" / "vendors" / f"{vendor_id}.yaml").read_text())
@@ -369,8 +369,8 @@ def _wipe_and_rebuild(vendor_id: str, days: int) -> None:
 
     from kassebro.airflow.hooks import ledger_for
     from kassebro.config import load_vendor
-    from kassebro.journal import Journal, history_table, journal_table
-    from kassebro.rebuild import rebuild
+    from kassebro.posting.journal import Journal, history_table, journal_table
+    from kassebro.posting.rebuild import rebuild
 
     journal = Journal()
     with journal.engine.begin() as conn:
@@ -385,12 +385,12 @@ def _wipe_and_rebuild(vendor_id: str, days: int) -> None:
 
 def check(days: int) -> dict:
     """Read every sandbox back: duplicates, lost days and journal/ledger differences."""
-    from kassebro import pipeline
     from kassebro.airflow.hooks import ledger_for
+    from kassebro.booking.verdict import evaluate_day
+    from kassebro.booking.voucher import external_ref
     from kassebro.config import load_vendor
-    from kassebro.journal import DONE, Journal
-    from kassebro.verdict import evaluate_day
-    from kassebro.voucher import external_ref
+    from kassebro.posting import pipeline
+    from kassebro.posting.journal import DONE, Journal
 
     journal = Journal()
     duplicates, lost, differences, not_done = [], [], [], []

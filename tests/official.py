@@ -46,7 +46,7 @@ def corrected_2016(target: Path) -> Path:
     `roundingAmnt` 1234.560 set to 0.00 (lines already equal payments), and every VAT figure set to
     what its gross holds at its rate (the file writes rate x gross): the lines' vatAmnt, lineAmntEx
     and vatBasAmnt, each transaction's vat block and the Z report's vatAmnt per code."""
-    from kassebro.money import format_ore, parse_ore, vat_from_gross
+    from kassebro.core.money import format_ore, parse_ore, vat_from_gross
 
     tree = etree.parse(str(EXAMPLE_2016), etree.XMLParser(resolve_entities=False, no_network=True))
     ns = {"n": _NS}

@@ -30,8 +30,8 @@ def _config_check(args: argparse.Namespace) -> int:
 
 
 def _journal(args: argparse.Namespace) -> int:
-    from kassebro.journal import Journal
-    from kassebro.reporting import journal_table
+    from kassebro.posting.journal import Journal
+    from kassebro.posting.journal_table import journal_table
 
     print(journal_table(Journal(args.url).entries(args.vendor)))
     return 0
@@ -40,8 +40,8 @@ def _journal(args: argparse.Namespace) -> int:
 def _journal_rebuild(args: argparse.Namespace) -> int:
     from kassebro.airflow.hooks import ledger_for
     from kassebro.config import load_vendor
-    from kassebro.journal import Journal
-    from kassebro.rebuild import rebuild
+    from kassebro.posting.journal import Journal
+    from kassebro.posting.rebuild import rebuild
 
     vendor = load_vendor(args.vendor)
     target = vendor.ledger
@@ -73,7 +73,7 @@ def _connection_test(args: argparse.Namespace) -> int:
 
 
 def _demo_init(args: argparse.Namespace) -> int:
-    from kassebro import demo
+    from kassebro.demo import home as demo
 
     home = demo.init(Path(args.home) if args.home else None, days=args.days)
     print(f"demo home ready: {home}")
@@ -81,13 +81,13 @@ def _demo_init(args: argparse.Namespace) -> int:
 
 
 def _demo_run(args: argparse.Namespace) -> int:
-    from kassebro.launcher import run_demo
+    from kassebro.demo.launcher import run_demo
 
     return run_demo(days=args.days)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from kassebro.launcher import run_airflow
+    from kassebro.demo.launcher import run_airflow
 
     return run_airflow(days=args.days, port=args.port)
 
@@ -96,7 +96,7 @@ def _sandbox(args: argparse.Namespace) -> int:
     import importlib
 
     if args.system == "all":
-        from kassebro.sandbox.demo import main as all_main
+        from kassebro.demo.sandboxes import main as all_main
 
         return all_main(["--state-dir", args.state] if args.state else [])
     main = importlib.import_module(f"kassebro.sandbox.{args.system}").main
@@ -122,7 +122,7 @@ def _iso_day(text: str) -> dt.date:
 
 
 def _voucher_preview(args: argparse.Namespace) -> int:
-    from kassebro.preview import run
+    from kassebro.booking.preview import run
 
     try:
         code, out, err = run(args.vendor, args.source, args.date, as_json=args.json)
@@ -200,9 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(func=_pools)
 
     sandbox = sub.add_parser("sandbox", help="run a ledger sandbox, or all of them (ports from the registry)")
-    sandbox.add_argument(
-        "system", nargs="?", default="all", choices=["all", *registry.names()]
-    )
+    sandbox.add_argument("system", nargs="?", default="all", choices=["all", *registry.names()])
     sandbox.add_argument("--port", type=int, help="the system's own default when left out")
     sandbox.add_argument("--state", help="file (directory for all) that keeps the books between restarts")
     sandbox.set_defaults(func=_sandbox)

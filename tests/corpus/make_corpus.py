@@ -45,7 +45,8 @@ class Base:
     days: int = 1  # more than one: a period file of consecutive days from DAY
 
     def write(self, day: dt.date, folder: Path) -> Path:
-        from kassebro import demo, demo_data
+        from kassebro.demo import data as demo_data
+        from kassebro.demo import home as demo
 
         vendor_file = yaml.safe_load((PROJECT / "config" / "vendors" / f"{self.vendor}.yaml").read_text("utf-8"))
         who = demo.demo_vendor(self.vendor)

@@ -87,7 +87,7 @@ def test_vendor_dag_shape(bag: DagBag, vendor) -> None:
 def test_first_catchup_interval_posts_enabled_since(bag: DagBag) -> None:
     from airflow.serialization.encoders import coerce_to_core_timetable
 
-    from kassebro.schedule import business_days
+    from kassebro.config.schedule import business_days
 
     for vendor in load_vendors(PROJECT / "config").vendors:
         dag = bag.dags[vendor.dag_id]
@@ -123,7 +123,7 @@ def test_broken_vendor_file_leaves_the_others_intact(tmp_path: Path) -> None:
 def test_dag_file_imports_nothing_heavy(tmp_path: Path) -> None:
     code = (
         "import sys, json, runpy; runpy.run_path(sys.argv[1]);"
-        "print(json.dumps(sorted(m for m in ('pandas','great_expectations','lxml','pyarrow','kassebro.journal',"
+        "print(json.dumps(sorted(m for m in ('pandas','great_expectations','lxml','pyarrow','kassebro.posting.journal',"
         "'kassebro.ledgers.tripletex','requests') if m in sys.modules)))"
     )
     out = subprocess.run(
@@ -136,7 +136,7 @@ def test_dag_file_imports_nothing_heavy(tmp_path: Path) -> None:
     loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
     # requests comes with Airflow itself; what we must never pull in at parse time:
     assert loaded.isdisjoint(
-        {"pandas", "great_expectations", "lxml", "pyarrow", "kassebro.journal", "kassebro.ledgers.tripletex"}
+        {"pandas", "great_expectations", "lxml", "pyarrow", "kassebro.posting.journal", "kassebro.ledgers.tripletex"}
     )
 
 

@@ -21,7 +21,7 @@ DAYS = [dt.date(2026, 11, 2), dt.date(2026, 11, 3), dt.date(2026, 11, 4)]
 def make_home(root: Path, vendor_id: str = "cafe_solsiden", profile: str = "cafe") -> Path:
     """A config dir with one vendor enabled since DAYS[0] and SAF-T files for DAYS and the day after,
     as the demo vendor's POS writes them (its organisation number and Z report convention)."""
-    from kassebro.demo import write_sales
+    from kassebro.demo.home import write_sales
 
     config = root / "config"
     (config / "vendors").mkdir(parents=True)

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from kassebro.airflow.dagtest import run_test
-from kassebro.journal import Journal
+from kassebro.posting.journal import Journal
 
 from .conftest import DAYS, PROJECT
 
@@ -85,7 +85,7 @@ SYSTEMS = (
 
 def write_vendor(config: Path, data_root: Path, vendor_id: str) -> None:
     """One demo vendor enabled since DAYS[0], with SAF-T files for DAYS and the day after."""
-    from kassebro.demo import write_sales
+    from kassebro.demo.home import write_sales
 
     data = yaml.safe_load((PROJECT / "config" / "vendors" / f"{vendor_id}.yaml").read_text())
     data.update(enabled_since=DAYS[0], retry_delay_seconds=1, retries=2)
@@ -133,7 +133,7 @@ class LedgerEnv:
         )
 
     def set_connection(self, system: str, **overrides: Any) -> None:
-        from kassebro.sandbox.demo import connection
+        from kassebro.demo.sandboxes import connection
 
         conn = connection(system, self.urls[system], timeout=5, **overrides)
         self.monkeypatch.setenv(f"AIRFLOW_CONN_{SYSTEM_CONN[system].upper()}", json.dumps(conn))
@@ -146,7 +146,7 @@ SYSTEM_CONN = {s.name: s.conn_id for s in SYSTEMS}
 def ledger_env(
     request: pytest.FixtureRequest, tmp_path: Path, airflow_db: None, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[LedgerEnv]:
-    from kassebro.sandbox.demo import create_app
+    from kassebro.demo.sandboxes import create_app
     from kassebro.sandbox.server import SandboxServer
 
     system: System = request.param
@@ -215,7 +215,7 @@ def test_wrong_credentials_fail_at_once_and_other_vendors_still_post(ledger_env:
     system = ledger_env.system
     other = "bar_nattugla" if system.name == "tripletex" else "cafe_solsiden"
     if system.name == "tripletex":  # the other vendor: the bar, on a Tripletex connection of its own
-        from kassebro.sandbox.demo import connection
+        from kassebro.demo.sandboxes import connection
 
         write_vendor(ledger_env.root / "config", ledger_env.root / "data", other)
         path = ledger_env.root / "config" / "vendors" / f"{other}.yaml"

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from kassebro.airflow.dagtest import run_test
-from kassebro.journal import Journal
+from kassebro.posting.journal import Journal
 
 from .conftest import DAYS, Env
 
@@ -22,7 +22,7 @@ LATE = DAYS[-1] + dt.timedelta(days=2)  # no file is written for it
 
 
 def _write(env: Env, *days: dt.date) -> None:
-    from kassebro.demo import write_sales
+    from kassebro.demo.home import write_sales
 
     data = yaml.safe_load((env.root / "config" / "vendors" / "cafe_solsiden.yaml").read_text())
     write_sales(data, list(days), env.root / "data")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kassebro.journal import Journal
+from kassebro.posting.journal import Journal
 from tests.corpus.make_corpus import CASES
 from tests.official import DAY_2016, DAY_2021, EXAMPLE_2016, EXAMPLE_2021, corrected_2016, write_config
 

@@ -8,7 +8,7 @@ import time
 import pytest
 from sqlalchemy import select
 
-from kassebro.journal import Journal
+from kassebro.posting.journal import Journal
 
 from .conftest import DAYS, Env
 

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from kassebro.airflow.dagtest import run_test
-from kassebro.journal import Journal
+from kassebro.posting.journal import Journal
 from kassebro.sources.saft import read_day
 
 from .conftest import DAYS, Env

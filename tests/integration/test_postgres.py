@@ -19,8 +19,8 @@ HERE = Path(__file__).resolve().parent
 
 
 def test_journal_claims_on_postgres(database: str) -> None:
-    from kassebro.journal import Journal
-    from kassebro.voucher import Voucher, VoucherLine
+    from kassebro.booking.voucher import Voucher, VoucherLine
+    from kassebro.posting.journal import Journal
 
     journal = Journal(database)
     day = dt.date(2026, 11, 10)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from kassebro import demo_data
-from kassebro.demo_pos import build_demo_pos, demo_identity
-from kassebro.errors import SourceError
+from kassebro.core.errors import SourceError
+from kassebro.demo import data as demo_data
+from kassebro.demo.pos import build_demo_pos, demo_identity
 from kassebro.sources import saft, sql
 from tests.unit.test_sql_source import assert_same_day
 

@@ -24,11 +24,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kassebro.booking.allocation import largest_remainder
+from kassebro.core.allocation import largest_remainder
+from kassebro.booking.voucher import Voucher
 from kassebro.config import AccountingKey, Vendor, load_vendor
-from kassebro.frames import SalesDay, conform
-from kassebro.money import vat_from_gross
-from kassebro.voucher import Voucher
+from kassebro.core.frames import SalesDay, conform
+from kassebro.core.money import vat_from_gross
 
 PROJECT = Path(__file__).resolve().parents[2]
 DAY = dt.date(2026, 11, 10)
@@ -149,7 +149,7 @@ def days(draw: st.DrawFn) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------------
-# The reference: what the POS's Z report says, computed independently of kassebro.vouchers
+# The reference: what the POS's Z report says, computed independently of kassebro.booking.rules
 
 
 def _reference_split(total: int, weights: list[Fraction | int]) -> list[int]:
@@ -240,7 +240,7 @@ def _frames(receipt_list: list[dict]) -> SalesDay:
     ]
 
     def frame(name: str, rows: list[dict]) -> pd.DataFrame:
-        from kassebro.frames import FRAME_COLUMNS
+        from kassebro.core.frames import FRAME_COLUMNS
 
         return conform(name, pd.DataFrame(rows, columns=list(FRAME_COLUMNS[name]) if not rows else None))
 
@@ -284,8 +284,8 @@ def _sum_by(voucher: Voucher, pick) -> dict:
 @settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(days(), st.integers(0, 2**32 - 1))
 def test_a_random_day_passes_every_rule_and_books_to_the_z_report(receipt_list: list[dict], seed: int) -> None:
-    from kassebro.verdict import judge
-    from kassebro.vouchers import build_voucher
+    from kassebro.booking.rules import build_voucher
+    from kassebro.booking.verdict import judge
 
     day = _frames(receipt_list)
     verdict = judge(VENDOR, day)  # the DAG's validation and booking, default limits

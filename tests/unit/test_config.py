@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kassebro.config import load_vendor, load_vendors
-from kassebro.errors import ConfigError
+from kassebro.core.errors import ConfigError
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from kassebro import pipeline
 from kassebro.config import load_vendor
-from kassebro.journal import Journal
+from kassebro.posting import pipeline
+from kassebro.posting.journal import Journal
 
 from ..e2e.conftest import DAYS, make_home
 

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from lxml import etree
 
-from kassebro import demo_data
-from kassebro.booking.allocation import bill_discount_parts
+from kassebro.core.allocation import bill_discount_parts
 from kassebro.checks import DayContext, validate_day
-from kassebro.frames import SalesDay
-from kassebro.money import vat_from_gross
+from kassebro.core.frames import SalesDay
+from kassebro.core.money import vat_from_gross
+from kassebro.demo import data as demo_data
 from kassebro.sources.saft import NAMESPACE, list_business_days, read_day, validate_file
 
 ORGNR = "912345678"

@@ -110,12 +110,12 @@ def test_environment_options_exist(compose: dict) -> None:
         assert option in known or conf.has_option(section, option), key
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
-    from kassebro.demo import demo_connections
-    from kassebro.sandbox.demo import DEFAULT_PORTS, connection
+    from kassebro.demo.home import demo_connections
+    from kassebro.demo.sandboxes import connection, default_ports
 
     for system, conn_id in demo_connections().items():  # every demo vendor's connection, at the sandboxes' service
         conn = json.loads(env[f"AIRFLOW_CONN_{conn_id.upper()}"])
-        assert conn == connection(system, f"http://ledger-sandboxes:{DEFAULT_PORTS[system]}"), system
+        assert conn == connection(system, f"http://ledger-sandboxes:{default_ports()[system]}"), system
     assert env["KASSEBRO_JOURNAL_URL"].startswith("postgresql")
 
 
@@ -146,14 +146,14 @@ def test_image_installs_kassebro(compose: dict) -> None:
 
 
 def test_sandboxes_in_the_demo_profile_on_the_compose_network_only(compose: dict) -> None:
-    from kassebro.sandbox.demo import DEFAULT_PORTS, build_parser
+    from kassebro.demo.sandboxes import build_parser, default_ports
 
     service = compose["services"]["ledger-sandboxes"]
     cmd = service["command"]
-    assert cmd[:3] == ["python", "-m", "kassebro.sandbox.demo"]
+    assert cmd[:3] == ["python", "-m", "kassebro.demo.sandboxes"]
     args = build_parser().parse_args(cmd[3:])
     assert args.host == "0.0.0.0" and args.port is None  # the default ports, 8900-8904
-    first, last = min(DEFAULT_PORTS.values()), max(DEFAULT_PORTS.values())
+    first, last = min(default_ports().values()), max(default_ports().values())
     assert service["expose"] == [f"{first}-{last}"]
     sandboxes = {
         name

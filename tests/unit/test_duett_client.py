@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 import requests
 
+from kassebro.booking.voucher import Voucher, VoucherLine, external_ref
 from kassebro.ledgers.base import LedgerAuthError, LedgerRateLimited, LedgerTransient, LedgerValidationError
 from kassebro.ledgers.cache import LookupCache
 from kassebro.ledgers.duett import DuettClient
 from kassebro.sandbox.duett import DEMO_CLIENT_KEY, DEMO_INTEGRATION_KEY, create_app
 from kassebro.sandbox.server import running
-from kassebro.voucher import Voucher, VoucherLine, external_ref
 
 DAY = dt.date(2026, 3, 1)
 

@@ -16,6 +16,8 @@ import pytest
 import requests
 import yaml
 
+from kassebro.booking.voucher import Voucher, VoucherLine, external_ref
+from kassebro.core.money import vat_from_gross
 from kassebro.ledgers.base import (
     LedgerAuthError,
     LedgerRateLimited,
@@ -25,10 +27,8 @@ from kassebro.ledgers.base import (
 )
 from kassebro.ledgers.cache import LookupCache
 from kassebro.ledgers.fiken import API_FLAG, DESCRIPTION_MAX, FikenClient, net_parts, pair_lines
-from kassebro.money import vat_from_gross
 from kassebro.sandbox.fiken import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REFRESH_TOKEN, create_app
 from kassebro.sandbox.server import running
-from kassebro.voucher import Voucher, VoucherLine, external_ref
 
 # The vendored official spec (tests/contracts/specs, see ORIGIN.md): a missing file fails, never skips.
 SPEC_PATH = Path(__file__).resolve().parents[1] / "contracts" / "specs" / "fiken" / "openapi.yaml"

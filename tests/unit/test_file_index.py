@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from lxml import etree
 
-from kassebro import demo_data
 from kassebro.checks import DayContext, validate_day
-from kassebro.errors import SourceError
+from kassebro.core.errors import SourceError
+from kassebro.demo import data as demo_data
 from kassebro.sources.file_index import FileIndex, files_table
 from kassebro.sources.saft import read_day
 from tests.corpus.make_corpus import _all, _one, _shift_z, _simple

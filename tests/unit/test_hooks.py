@@ -135,8 +135,8 @@ def test_an_accounting_firm_posts_for_its_client_by_org_number(
     import datetime as dt
 
     from kassebro.airflow.hooks import ledger_for
+    from kassebro.booking.voucher import Voucher, VoucherLine
     from kassebro.sandbox import tripletex
-    from kassebro.voucher import Voucher, VoucherLine
 
     monkeypatch.setenv("KASSEBRO_DATA", str(tmp_path))
     app = tripletex.create_app()
@@ -218,7 +218,7 @@ def test_cli_connection_test_speaks_each_systems_words(
 
     from kassebro.airflow.hooks import FikenHook
     from kassebro.cli import main
-    from kassebro.sandbox.demo import connection, create_app
+    from kassebro.demo.sandboxes import connection, create_app
     from kassebro.sandbox.fiken import DEMO_REFRESH_TOKEN
 
     Variable.delete(FikenHook.token_variable(DEMO_REFRESH_TOKEN))  # a fresh sandbox knows only the demo token

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kassebro.journal import Journal
-from kassebro.voucher import Voucher, VoucherLine
+from kassebro.booking.voucher import Voucher, VoucherLine
+from kassebro.posting.journal import Journal
 
 DAY = dt.date(2026, 11, 10)
 
@@ -98,7 +98,7 @@ def test_a_claim_given_back_with_nothing_sent_keeps_its_state(journal: Journal) 
 
 
 def test_a_lost_claim_can_neither_renew_release_nor_finish(journal: Journal) -> None:
-    from kassebro.journal import ClaimLost
+    from kassebro.posting.journal import ClaimLost
 
     journal.record("cafe", DAY, "built", external_ref="r", voucher=voucher())
     old = journal.claim("cafe", DAY)
@@ -116,7 +116,7 @@ def test_a_lost_claim_can_neither_renew_release_nor_finish(journal: Journal) -> 
 def test_a_renewed_lease_is_not_taken_over_and_fence_tells_a_lost_one(journal: Journal) -> None:
     import time
 
-    from kassebro.journal import ClaimLost, Lease
+    from kassebro.posting.journal import ClaimLost, Lease
 
     journal.record("cafe", DAY, "built", external_ref="r", voucher=voucher())
     token = journal.claim("cafe", DAY, lease_seconds=1)

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kassebro import pipeline
 from kassebro.config import load_vendor
-from kassebro.journal import Journal
-from kassebro.rebuild import rebuild
+from kassebro.posting import pipeline
+from kassebro.posting.journal import Journal
+from kassebro.posting.rebuild import rebuild
 
 from ..e2e.conftest import DAYS, tripletex_home
 
@@ -74,7 +74,7 @@ def test_the_cli_rebuilds_through_the_vendors_connection(tmp_path: Path, monkeyp
     import json
 
     from kassebro.cli import main
-    from kassebro.sandbox.demo import connection
+    from kassebro.demo.sandboxes import connection
 
     with tripletex_home(tmp_path, monkeypatch) as (_root, app, client):
         _run(DAYS[:1], client, Journal())

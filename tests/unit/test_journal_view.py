@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from kassebro.journal import Journal
-from kassebro.voucher import Voucher, VoucherLine
+from kassebro.booking.voucher import Voucher, VoucherLine
+from kassebro.posting.journal import Journal
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kassebro import pipeline
 from kassebro.config import load_vendor
-from kassebro.errors import DataMissing
-from kassebro.journal import Journal
-from kassebro.schedule import data_deadline
+from kassebro.config.schedule import data_deadline
+from kassebro.core.errors import DataMissing
+from kassebro.posting import pipeline
+from kassebro.posting.journal import Journal
 
 from ..e2e.conftest import DAYS, tripletex_home
 
@@ -27,7 +27,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def _write(root: Path, day: dt.date) -> None:
-    from kassebro.demo import write_sales
+    from kassebro.demo.home import write_sales
 
     data = yaml.safe_load((root / "config" / "vendors" / "cafe_solsiden.yaml").read_text())
     write_sales(data, [day], root / "data")
@@ -72,7 +72,7 @@ def test_a_calendar_closed_day_is_closed_and_one_the_calendar_has_open_is_not(en
 
 def test_a_z_report_with_zero_sales_closes_the_day(env) -> None:
     root, app, client = env
-    from kassebro.demo_data import write_day
+    from kassebro.demo.data import write_day
 
     vendor, journal = load_vendor("cafe_solsiden"), Journal()
     folder = root / "data" / "saft" / "cafe_solsiden"

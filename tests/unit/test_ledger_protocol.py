@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 
+from kassebro.booking.voucher import Voucher, VoucherLine, external_ref
 from kassebro.ledgers.base import PostedVoucher
 from kassebro.sandbox.server import running
-from kassebro.voucher import Voucher, VoucherLine, external_ref
 
 from .test_ledgers_exactly_once import duett, fiken, poweroffice, tripletex, xledger
 

@@ -154,7 +154,7 @@ def test_cli_provider_hooks_and_pools_know_the_system(
     from kassebro.airflow.pools import wanted_pools
     from kassebro.airflow.provider import get_provider_info
     from kassebro.cli import build_parser, main
-    from kassebro.demo import demo_connections
+    from kassebro.demo.home import demo_connections
     from kassebro.sandbox.server import running
 
     assert build_parser().parse_args(["sandbox", "toyledger"]).system == "toyledger"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from kassebro import pipeline
 from kassebro.config import load_vendor
-from kassebro.journal import Journal
 from kassebro.ledgers.base import LedgerTransient
+from kassebro.posting import pipeline
+from kassebro.posting.journal import Journal
 from kassebro.sandbox.server import running
 
 from ..e2e.conftest import DAYS, make_home

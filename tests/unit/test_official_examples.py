@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from kassebro.booking.verdict import DayVerdict, evaluate_day
 from kassebro.config import load_vendor
 from kassebro.sources.saft import read_day
-from kassebro.verdict import DayVerdict, evaluate_day
 from tests.official import DAY_2016, DAY_2021, EXAMPLE_2016, EXAMPLE_2021, REGISTER, corrected_2016, write_config
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from kassebro import pipeline
 from kassebro.config import load_vendor
-from kassebro.errors import InputError
-from kassebro.journal import Journal
+from kassebro.core.errors import InputError
 from kassebro.ledgers.base import LedgerTransient, LedgerValidationError
+from kassebro.posting import pipeline
+from kassebro.posting.journal import Journal
 from kassebro.sources import source_path
 
 from ..e2e.conftest import DAYS, tripletex_home
@@ -241,7 +241,7 @@ def test_a_journal_error_in_finish_leaves_unknown(env, monkeypatch: pytest.Monke
 
 
 def test_a_holder_whose_lease_ran_out_never_posts(env) -> None:
-    from kassebro.journal import ClaimLost
+    from kassebro.posting.journal import ClaimLost
 
     vendor, journal, app, client = env
     real = client()
@@ -272,7 +272,8 @@ def test_a_killed_worker_is_taken_over_when_its_lease_ends(env, tmp_path: Path) 
     c = client()
     script = (
         "import datetime as dt, sys\n"
-        "from kassebro import pipeline\nfrom kassebro.config import load_vendor\nfrom kassebro.journal import Journal\n"
+        "from kassebro.posting import pipeline\nfrom kassebro.config import load_vendor\n"
+        "from kassebro.posting.journal import Journal\n"
         "from kassebro.ledgers.tripletex import TripletexClient\n"
         f"client = TripletexClient({c.base_url!r}, 'demo-consumer-token', 'demo-employee-token')\n"
         f"pipeline.post(load_vendor({vendor.id!r}), dt.date.fromisoformat({DAY.isoformat()!r}), client, Journal())\n"

@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl
 import pytest
 import requests
 
+from kassebro.booking.voucher import Voucher, VoucherLine, external_ref
 from kassebro.ledgers.base import (
     LedgerAuthError,
     LedgerRateLimited,
@@ -34,7 +35,6 @@ from kassebro.sandbox.poweroffice import (
     create_app,
 )
 from kassebro.sandbox.server import running
-from kassebro.voucher import Voucher, VoucherLine, external_ref
 
 DAY = dt.date(2026, 3, 1)
 

@@ -21,6 +21,7 @@ import pytest
 import requests
 import yaml
 
+from kassebro.booking.voucher import Voucher, VoucherLine, external_ref
 from kassebro.ledgers.poweroffice import PowerOfficeClient
 from kassebro.sandbox import poweroffice as sandbox_module
 from kassebro.sandbox.poweroffice import (
@@ -36,7 +37,6 @@ from kassebro.sandbox.poweroffice import (
     create_app,
 )
 from kassebro.sandbox.server import running
-from kassebro.voucher import Voucher, VoucherLine, external_ref
 
 # The vendored specs (tests/contracts/specs, see ORIGIN.md): a missing file fails, never skips.
 SPEC_DIR = Path(__file__).resolve().parents[1] / "contracts" / "specs" / "poweroffice"

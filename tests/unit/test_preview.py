@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from kassebro.cli import main
-from kassebro.demo import write_sales
+from kassebro.demo.home import write_sales
 
 DAY = dt.date(2026, 11, 10)  # a Tuesday: the shop is open
 SUNDAY = dt.date(2026, 11, 15)  # the shop is closed: an empty day

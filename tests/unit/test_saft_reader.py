@@ -9,11 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kassebro import saft_codes
-from kassebro.demo_data import write_day
-from kassebro.errors import SourceError
-from kassebro.frames import FRAME_COLUMNS
-from kassebro.money import parse_ore
+from kassebro.core import saft_codes
+from kassebro.core.errors import SourceError
+from kassebro.core.frames import FRAME_COLUMNS
+from kassebro.core.money import parse_ore
+from kassebro.demo.data import write_day
 from kassebro.sources import saft
 from kassebro.sources.saft import list_business_days, read_day, validate_file
 from tests.official import EXAMPLE_2016 as EXAMPLE
@@ -470,7 +470,7 @@ THU, FRI, SAT = dt.date(2026, 3, 5), dt.date(2026, 3, 6), dt.date(2026, 3, 7)
 
 
 def test_period_with_z_reports_after_the_transactions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kassebro.demo_data import write_period
+    from kassebro.demo.data import write_period
 
     period = write_period("shop", "912345678", "Butikken AS", THU, SAT, tmp_path / "period.xml")
     files = _split_period(period, tmp_path / "split")
@@ -488,7 +488,7 @@ def test_period_with_z_reports_after_the_transactions(tmp_path: Path, monkeypatc
 def test_z_report_claiming_days_old_transactions_reads_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from kassebro.demo_data import write_period
+    from kassebro.demo.data import write_period
 
     period = write_period("shop", "912345678", "Butikken AS", THU, SAT, tmp_path / "period.xml")
     # Register SHOP-01 took no Z report on Thursday and Friday: Saturday's claims all three days.

@@ -1,4 +1,4 @@
-"""`python -m kassebro.sandbox.demo`: the five sandboxes `make run` starts, in one process, each
+"""`python -m kassebro.demo.sandboxes`: the five sandboxes `make run` starts, in one process, each
 answering its demo connection, with books kept across a restart."""
 
 from __future__ import annotations
@@ -11,13 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from kassebro.sandbox.demo import SYSTEMS, connection
+from kassebro.demo.sandboxes import connection
+from kassebro.ledgers.registry import names
+
+SYSTEMS = names()
 
 
 def start(state: Path) -> tuple[subprocess.Popen, dict[str, str]]:
     args = [f"--port={system}=0" for system in SYSTEMS]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kassebro.sandbox.demo", *args, "--state-dir", str(state)],
+        [sys.executable, "-m", "kassebro.demo.sandboxes", *args, "--state-dir", str(state)],
         stdout=subprocess.PIPE,
         text=True,
     )

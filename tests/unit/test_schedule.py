@@ -6,7 +6,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from kassebro.config import Schedule, Vendor
-from kassebro.schedule import business_days, parse_dates, start_date
+from kassebro.config.schedule import business_days, parse_dates, start_date
 
 OSLO = ZoneInfo("Europe/Oslo")
 
@@ -89,7 +89,7 @@ def test_parse_dates() -> None:
 
 
 def test_last_reported_day() -> None:
-    from kassebro.schedule import last_reported_day
+    from kassebro.config.schedule import last_reported_day
 
     evening = vendor(("mon", "tue", "wed", "thu", "fri", "sat"), "22:30")
     assert last_reported_day(evening, local(2026, 11, 10, 22, 0)) == dt.date(2026, 11, 9)
@@ -115,7 +115,7 @@ def _per_weekday(times: dict[str, str], since: dt.date = dt.date(2026, 11, 2)) -
 
 def test_a_time_per_weekday_drives_days_deadlines_and_the_alert() -> None:
     """Mon-Fri at 21:00, Saturday at 17:00, no Sunday report: Monday's run carries Sunday."""
-    from kassebro.schedule import alert_interval, data_deadline, report_moment
+    from kassebro.config.schedule import alert_interval, data_deadline, report_moment
 
     v = _per_weekday({d: "21:00" for d in ("mon", "tue", "wed", "thu", "fri")} | {"sat": "17:00"})
     assert v.schedule.crons == ("0 17 * * sat", "0 21 * * mon,tue,wed,thu,fri")

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from kassebro import demo_data
-from kassebro.demo_pos import build_demo_pos, demo_identity
-from kassebro.errors import SourceError
-from kassebro.frames import SalesDay
+from kassebro.core.errors import SourceError
+from kassebro.core.frames import SalesDay
+from kassebro.demo import data as demo_data
+from kassebro.demo.pos import build_demo_pos, demo_identity
 from kassebro.sources import pos_schema, saft, sql
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -96,8 +96,8 @@ def test_demo_pos_database_reads_like_the_saft_export(tmp_path: Path) -> None:
 def test_a_pos_database_day_passes_the_dags_path_with_the_company_not_checked(tmp_path: Path) -> None:
     """The database names no company, has no master data or number series beyond the day: those
     rules say so (or do not apply) instead of failing or passing in silence."""
+    from kassebro.booking.verdict import evaluate_day
     from kassebro.config import load_vendor
-    from kassebro.verdict import evaluate_day
 
     day = dt.date(2026, 11, 3)
     url = f"sqlite:///{tmp_path / 'pos.db'}"

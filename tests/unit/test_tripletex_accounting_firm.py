@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import requests
 
+from kassebro.booking.voucher import Voucher, VoucherLine, external_ref
 from kassebro.ledgers.base import LedgerAuthError
 from kassebro.ledgers.cache import LookupCache
 from kassebro.ledgers.tripletex import TripletexClient
@@ -22,7 +23,6 @@ from kassebro.sandbox.tripletex import (
     DEMO_FIRM_EMPLOYEE_TOKEN,
     create_app,
 )
-from kassebro.voucher import Voucher, VoucherLine, external_ref
 
 DAY = dt.date(2026, 3, 1)
 BAKERY = DEMO_CLIENT_COMPANIES[0]

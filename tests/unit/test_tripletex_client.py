@@ -18,6 +18,7 @@ import jsonschema
 import pytest
 import requests
 
+from kassebro.booking.voucher import Voucher, VoucherLine, external_ref
 from kassebro.ledgers.base import (
     LedgerAuthError,
     LedgerRateLimited,
@@ -28,7 +29,6 @@ from kassebro.ledgers.cache import LookupCache
 from kassebro.ledgers.tripletex import TripletexClient
 from kassebro.sandbox.server import running
 from kassebro.sandbox.tripletex import DEMO_CONSUMER_TOKEN, DEMO_EMPLOYEE_TOKEN, create_app
-from kassebro.voucher import Voucher, VoucherLine, external_ref
 
 # The vendored official spec (tests/contracts/specs, see ORIGIN.md): a missing file fails, never skips.
 SPEC_PATH = Path(__file__).resolve().parents[1] / "contracts" / "specs" / "tripletex" / "openapi.json"

@@ -776,7 +776,7 @@ def test_command_line_serves_the_demo_tokens_and_stops_on_sigterm(tmp_path):
         url = re.search(r"(http://\S+)/v2", line).group(1)
         r = requests.get(url + "/v2/ledger/account", timeout=5)
         assert r.status_code == 401 and r.json()["code"] == 3000
-        # The tokens kassebro.demo and docker-compose use.
+        # The tokens kassebro.demo.home and docker-compose use.
         r = requests.post(
             url + "/v2/token/session/:create",
             json={

@@ -16,10 +16,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from kassebro.booking.allocation import bill_discount_parts, split_over_codes
+from kassebro.core.allocation import bill_discount_parts, split_over_codes
 from kassebro.checks import CheckResult, DayContext, Rule, ValidationReport, validate_day
-from kassebro.errors import ValidationFailed
-from kassebro.frames import SalesDay, conform, empty_frame
+from kassebro.core.errors import ValidationFailed
+from kassebro.core.frames import SalesDay, conform, empty_frame
 
 DAY = dt.date(2024, 5, 1)
 REGISTER = "11.222-33.44.567"
@@ -370,7 +370,7 @@ def test_report_files(tmp_path: Path, clean_report: ValidationReport) -> None:
 
 
 def test_import_does_not_load_great_expectations() -> None:
-    code = "import sys, kassebro.checks, kassebro.verdict; print('great_expectations' in sys.modules)"
+    code = "import sys, kassebro.checks, kassebro.booking.verdict; print('great_expectations' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -442,7 +442,7 @@ def test_line_vat_must_match_its_rate_within_one_ore(clean_report: ValidationRep
 
 def test_vat_column_agrees_with_money() -> None:
     from kassebro.checks.receipts import vat_from_gross_column
-    from kassebro.money import vat_from_gross
+    from kassebro.core.money import vat_from_gross
 
     gross = [0, 1, 5, 62, 63, 125, 4500, 8960, -8960, -62, -63, 123457, -999999]
     for rate in (0, 1111, 1200, 1500, 2500):

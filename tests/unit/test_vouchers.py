@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from kassebro.booking.voucher import Voucher, VoucherLine
 from kassebro.config import load_vendor
-from kassebro.errors import ValidationFailed
-from kassebro.frames import SalesDay, conform, empty_frame
-from kassebro.voucher import Voucher, VoucherLine
+from kassebro.core.errors import ValidationFailed
+from kassebro.core.frames import SalesDay, conform, empty_frame
 
 DAY = dt.date(2026, 11, 10)
 TS = pd.Timestamp("2026-11-10T10:00:00Z")
@@ -97,7 +97,7 @@ def by_account(voucher: Voucher) -> dict[tuple[str, str | None], int]:
 
 
 def test_eat_in_and_take_away_coffee_split_by_vat_rate(cafe) -> None:
-    from kassebro.vouchers import build_voucher
+    from kassebro.booking.rules import build_voucher
 
     sales = day(
         [line("1", "KAFFE", 4500, 2500), line("2", "KAFFE", 3900, 1500), line("2", "KAFFE", 3900, 1500)],
@@ -118,7 +118,7 @@ def test_eat_in_and_take_away_coffee_split_by_vat_rate(cafe) -> None:
 
 
 def test_tips_are_a_liability_without_vat_and_rounding_its_own_line(cafe) -> None:
-    from kassebro.vouchers import build_voucher
+    from kassebro.booking.rules import build_voucher
 
     sales = day(
         [line("1", "04007", 9940, 2500, code="04007"), line("1", "TIPS", 1000, 0, kind="tip")],
@@ -135,7 +135,7 @@ def test_tips_are_a_liability_without_vat_and_rounding_its_own_line(cafe) -> Non
 
 
 def test_unmapped_key_and_payment_stop_the_day_naming_them(cafe) -> None:
-    from kassebro.vouchers import build_voucher
+    from kassebro.booking.rules import build_voucher
 
     sales = day([line("1", "MYSTERY", 1000, 2500)], [("1", "BITCOIN", "", 1000)])
     with pytest.raises(ValidationFailed) as err:
@@ -146,7 +146,7 @@ def test_unmapped_key_and_payment_stop_the_day_naming_them(cafe) -> None:
 
 
 def test_rounding_above_the_maximum_is_held_back(cafe) -> None:
-    from kassebro.vouchers import build_voucher
+    from kassebro.booking.rules import build_voucher
 
     sales = day([line("1", "KAFFE", 10000, 2500)], [("1", "CASH", "12001", 20000)], rounding={"1": 10000})
     with pytest.raises(ValidationFailed, match="rounding"):
@@ -154,7 +154,7 @@ def test_rounding_above_the_maximum_is_held_back(cafe) -> None:
 
 
 def test_empty_day_gives_an_empty_voucher(cafe) -> None:
-    from kassebro.vouchers import build_voucher
+    from kassebro.booking.rules import build_voucher
 
     empty = SalesDay(
         "cafe_solsiden",
@@ -166,7 +166,7 @@ def test_empty_day_gives_an_empty_voucher(cafe) -> None:
 
 
 def test_building_twice_gives_the_same_voucher(cafe) -> None:
-    from kassebro.vouchers import build_voucher
+    from kassebro.booking.rules import build_voucher
 
     sales = day([line("1", "KAFFE", 4500, 2500)], [("1", "CARD", "12002", 4500)])
     assert build_voucher(sales, cafe).digest() == build_voucher(sales, cafe).digest()
@@ -191,7 +191,7 @@ def with_mapping(vendor, **changes):
 
 
 def test_bill_discount_is_spread_over_the_rates_by_largest_remainder(cafe) -> None:
-    from kassebro.vouchers import build_voucher
+    from kassebro.booking.rules import build_voucher
 
     # 100.00 at 25 % and 50.00 at 15 %, 10.00 off the bill: 6.666.. and 3.333.. -> 6.67 and 3.33
     sales = day(
@@ -206,13 +206,13 @@ def test_bill_discount_is_spread_over_the_rates_by_largest_remainder(cafe) -> No
 
 
 def vat(gross: int, rate: int) -> int:
-    from kassebro.money import vat_from_gross
+    from kassebro.core.money import vat_from_gross
 
     return vat_from_gross(gross, rate)
 
 
 def test_a_return_receipts_bill_discount_goes_on_its_return_lines(cafe) -> None:
-    from kassebro.vouchers import build_voucher
+    from kassebro.booking.rules import build_voucher
 
     sales = day(
         [line("1", "KAFFE", 10000, 2500), line("2", "KAFFE", -4000, 2500, kind="return")],
@@ -225,7 +225,7 @@ def test_a_return_receipts_bill_discount_goes_on_its_return_lines(cafe) -> None:
 
 
 def test_returns_are_own_lines_unless_the_mapping_nets_them(cafe) -> None:
-    from kassebro.vouchers import build_voucher
+    from kassebro.booking.rules import build_voucher
 
     sales = day(
         [line("1", "KAFFE", 4500, 2500), line("2", "KAFFE", -2000, 2500, kind="return")],
@@ -241,7 +241,7 @@ def test_returns_are_own_lines_unless_the_mapping_nets_them(cafe) -> None:
 
 
 def test_line_projects_and_cost_centres_are_used_only_when_the_mapping_says_so(cafe) -> None:
-    from kassebro.vouchers import build_voucher
+    from kassebro.booking.rules import build_voucher
 
     tagged = line("1", "KAFFE", 4500, 2500) | {"project": "P7", "cost_centre": "9"}
     sales = day([tagged, line("1", "KAFFE", 1000, 2500)], [("1", "CARD", "12002", 5500)])
@@ -253,7 +253,7 @@ def test_line_projects_and_cost_centres_are_used_only_when_the_mapping_says_so(c
 
 
 def test_gift_cards_and_credit_notes_redeemed_are_payments_to_their_liabilities(cafe) -> None:
-    from kassebro.vouchers import build_voucher
+    from kassebro.booking.rules import build_voucher
 
     sales = day(
         [line("1", "KAFFE", 10000, 2500)],
@@ -268,7 +268,7 @@ def test_gift_cards_and_credit_notes_redeemed_are_payments_to_their_liabilities(
 
 
 def test_gift_cards_sold_are_a_liability_without_vat(project_dir: Path) -> None:
-    from kassebro.vouchers import build_voucher
+    from kassebro.booking.rules import build_voucher
 
     shop = load_vendor("butikk_fjord", project_dir / "config")
     sales = day([line("1", "GAVEKORT", 50000, 0)], [("1", "CARD", "12002", 50000)])
@@ -280,7 +280,7 @@ def test_gift_cards_sold_are_a_liability_without_vat(project_dir: Path) -> None:
 
 
 def test_a_credit_sale_without_payment_goes_to_the_receivable_per_customer(cafe) -> None:
-    from kassebro.vouchers import build_voucher
+    from kassebro.booking.rules import build_voucher
 
     sales = day(
         [line("1", "KAFFE", 20000, 2500), line("2", "KAFFE", 8000, 2500)],
@@ -298,7 +298,7 @@ def test_a_credit_sale_without_payment_goes_to_the_receivable_per_customer(cafe)
 
 
 def test_a_credit_sale_without_a_customer_and_an_unbalanced_receipt_stop_the_day(cafe) -> None:
-    from kassebro.vouchers import build_voucher
+    from kassebro.booking.rules import build_voucher
 
     sales = day(
         [line("1", "KAFFE", 20000, 2500), line("2", "KAFFE", 1000, 2500)],
@@ -313,7 +313,7 @@ def test_a_credit_sale_without_a_customer_and_an_unbalanced_receipt_stop_the_day
 
 
 def test_a_cash_count_books_the_difference_and_is_held_back_above_the_maximum(cafe) -> None:
-    from kassebro.vouchers import build_voucher
+    from kassebro.booking.rules import build_voucher
 
     sales = day(
         [line("1", "KAFFE", 4500, 2500)],
@@ -331,7 +331,7 @@ def test_a_cash_count_books_the_difference_and_is_held_back_above_the_maximum(ca
 def test_limits_grow_with_the_day_but_each_receipt_and_count_is_held_to_its_own(cafe) -> None:
     """Rounding: at most 0.50 a receipt, and the day that times the receipts rounded (never less than
     the floor, 50.00). A right day of many cash receipts passes; one receipt rounding 0.60 does not."""
-    from kassebro.vouchers import build_voucher
+    from kassebro.booking.rules import build_voucher
 
     count = 300  # 300 cash receipts of 0.60 over whole kroner, each rounded down: -0.40 each, -120.00 in all
     lines = [line(str(n), "KAFFE", 4460, 2500) for n in range(count)]
@@ -346,7 +346,7 @@ def test_limits_grow_with_the_day_but_each_receipt_and_count_is_held_to_its_own(
 
 
 def test_vat_difference_above_the_tolerance_stops_the_day_naming_each_code(cafe) -> None:
-    from kassebro.vouchers import build_voucher
+    from kassebro.booking.rules import build_voucher
 
     wrong = line("1", "KAFFE", 10000, 2500) | {"vat": 2500, "net": 7500}  # POS says 25.00, gross holds 20.00
     sales = day([wrong, line("1", "KAFFE", 3900, 1500)], [("1", "CARD", "12002", 13900)])
@@ -360,7 +360,7 @@ def test_vat_difference_above_the_tolerance_stops_the_day_naming_each_code(cafe)
 
 
 def test_zero_lines_are_dropped_and_lines_sorted_by_account(cafe) -> None:
-    from kassebro.vouchers import build_voucher
+    from kassebro.booking.rules import build_voucher
 
     sales = day(
         [
@@ -410,7 +410,7 @@ def test_the_default_ledger_maps_every_predefined_code_to_a_sandbox_account(proj
 
 
 def test_zero_rate_lines_outside_the_vat_act_go_to_their_own_account(project_dir: Path) -> None:
-    from kassebro.vouchers import build_voucher
+    from kassebro.booking.rules import build_voucher
 
     cafe = load_vendor("cafe_solsiden", project_dir / "config")
     outside = line("1", "X", 20000, 0, code="04999")  # standard code 6: outside the VAT Act -> 3200

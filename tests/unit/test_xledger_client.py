@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 import requests
 
+from kassebro.booking.voucher import Voucher, VoucherLine, external_ref
 from kassebro.ledgers.base import LedgerAuthError, LedgerRateLimited, LedgerTransient, LedgerValidationError
 from kassebro.ledgers.cache import LookupCache
 from kassebro.ledgers.xledger import CREDITS_RETRY_AFTER, M_ADD_ITEMS, XledgerClient, kroner, ore
 from kassebro.sandbox.server import running
 from kassebro.sandbox.xledger import DEMO_TOKEN, create_app
-from kassebro.voucher import Voucher, VoucherLine, external_ref
 
 DAY = dt.date(2026, 3, 1)
 APIS_MD_NODE_KEYS = {"trRegNumber", "postedDate", "transactionSource", "account", "amount", "text", "extIdentifier"}

@@ -22,7 +22,7 @@ def deadline_alert(vendor: Any) -> Any:
         return None
     from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
 
-    from kassebro.schedule import alert_interval
+    from kassebro.config.schedule import alert_interval
 
     return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
@@ -34,7 +34,7 @@ def deadline_alert(vendor: Any) -> Any:
 
 def days_of_run(vendor: Any, dag_run: dict[str, Any]) -> list[dt.date]:
     """The business days a run covers: the dates it was given, else those of its data interval."""
-    from kassebro.schedule import business_days, parse_dates
+    from kassebro.config.schedule import business_days, parse_dates
 
     asked = parse_dates((dag_run.get("conf") or {}).get("dates"))
     if asked:
@@ -47,7 +47,7 @@ def days_of_run(vendor: Any, dag_run: dict[str, Any]) -> list[dt.date]:
 
 def compose(vendor: Any, dag_run: dict[str, Any], journal: Any) -> tuple[str, str]:
     """(subject, html body): the vendor, the run's days and their states, and the recent days not done."""
-    from kassebro.journal import DONE, LOOK_AGAIN
+    from kassebro.posting.journal import DONE, LOOK_AGAIN
 
     days = days_of_run(vendor, dag_run)
     recent: list[dt.date] = []
@@ -85,7 +85,7 @@ async def night_not_posted(vendor_id: str, context: dict[str, Any] | None = None
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
     from kassebro.config import load_vendor
-    from kassebro.journal import Journal
+    from kassebro.posting.journal import Journal
 
     context = context or {}
     vendor = await asyncio.to_thread(load_vendor, vendor_id)

@@ -24,8 +24,8 @@ from airflow.sdk import (
 
 from kassebro.airflow.alerts import deadline_alert
 from kassebro.config import MAX_RETRY_DELAY_SECONDS, ConfigSet, Vendor, config_dir, load_vendor, load_vendors
-from kassebro.errors import ConfigError, Issue
-from kassebro.schedule import start_date
+from kassebro.config.schedule import start_date
+from kassebro.core.errors import ConfigError, Issue
 
 DAG_PREFIX = "vendor_"
 MAX_RETRY_DELAY = dt.timedelta(seconds=MAX_RETRY_DELAY_SECONDS)
@@ -37,7 +37,7 @@ def _fail_fast(exc: BaseException) -> BaseException:
     """Bad data, a refused voucher and wrong credentials fail at once: retrying cannot help."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from kassebro.errors import InputError
+    from kassebro.core.errors import InputError
     from kassebro.ledgers.base import LedgerAuthError, LedgerValidationError
 
     if isinstance(exc, InputError | LedgerValidationError | LedgerAuthError):
@@ -54,8 +54,8 @@ def _label(day: str) -> None:
 
 def _run(step: str, vendor_id: str, day: str, **kwargs: Any) -> dict:
     """Run one pipeline step for one day, mapping errors to Airflow's retry semantics."""
-    from kassebro import pipeline
-    from kassebro.journal import Journal
+    from kassebro.posting import pipeline
+    from kassebro.posting.journal import Journal
 
     _label(day)
     vendor = load_vendor(vendor_id)
@@ -78,9 +78,9 @@ def _with_ledger(step: str, vendor: Vendor, day: dt.date, journal: Any, **kwargs
     worker and pool slots go back meanwhile, and no retry is used up (the claim was given back)."""
     from airflow.sdk.exceptions import AirflowRescheduleException
 
-    from kassebro import pipeline
     from kassebro.airflow.hooks import ledger_for
     from kassebro.ledgers.base import LedgerRateLimited
+    from kassebro.posting import pipeline
 
     target = vendor.ledger
     careful = step != "post" or pipeline.careful_lookup(vendor, day, journal)
@@ -102,9 +102,9 @@ def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
     def plan_days(**context: Any) -> list[dict]:
         """The business days of this run (the dates given on trigger, else from the data interval),
         then the recent days a scheduled run looks at again because their data may come late."""
-        from kassebro.journal import Journal
-        from kassebro.pipeline import days_to_look_again
-        from kassebro.schedule import business_days, parse_dates
+        from kassebro.config.schedule import business_days, parse_dates
+        from kassebro.posting.journal import Journal
+        from kassebro.posting.pipeline import days_to_look_again
 
         asked = parse_dates(context["params"].get("dates"))
         if asked:

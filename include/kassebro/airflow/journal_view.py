@@ -27,13 +27,13 @@ STATE_COLOURS = {
 
 
 def _entries(vendor: str | None) -> list[Any]:
-    from kassebro.journal import Journal
+    from kassebro.posting.journal import Journal
 
     return Journal().entries(vendor)
 
 
 def journal_json(vendor: str | None = None) -> list[dict[str, Any]]:
-    from kassebro.money import format_ore
+    from kassebro.core.money import format_ore
 
     return [
         {

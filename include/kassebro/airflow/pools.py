@@ -16,9 +16,7 @@ from kassebro.ledgers import registry
 
 def wanted_pools(vendors: Iterable[Any] = ()) -> dict[str, tuple[int, str]]:
     """pool name -> (slots, description) for every registered system and the vendors' companies."""
-    pools = {
-        system.pool(): (system.pool_slots, f"Concurrent calls to {system.title}") for system in registry.systems()
-    }
+    pools = {system.pool(): (system.pool_slots, f"Concurrent calls to {system.title}") for system in registry.systems()}
     for vendor in vendors:
         system = registry.get(vendor.ledger.system)
         pools.setdefault(

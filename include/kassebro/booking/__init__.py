@@ -1,1 +1,1 @@
-"""Pieces of the booking rules that `kassebro.vouchers` is built from (see docs/booking-rules.md)."""
+"""Pieces of the booking rules that `kassebro.booking.rules` is built from (see docs/booking-rules.md)."""

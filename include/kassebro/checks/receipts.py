@@ -21,11 +21,11 @@ from kassebro.checks.rules import (
     sales_lines,
     totals,
 )
-from kassebro.money import format_ore
-from kassebro.saft_codes import CASH_DIFFERENCE_CODE, CREDIT_SALE_CODES
+from kassebro.core.money import format_ore
+from kassebro.core.saft_codes import CASH_DIFFERENCE_CODE, CREDIT_SALE_CODES
 
 if TYPE_CHECKING:
-    from kassebro.frames import SalesDay
+    from kassebro.core.frames import SalesDay
 
 
 SALES_WINDOW_GRACE_HOURS = 6

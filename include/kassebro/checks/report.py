@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from kassebro.errors import Issue, ValidationFailed
+from kassebro.core.errors import Issue, ValidationFailed
 
 MAX_OFFENDING = 20
 """Offending rows kept per check: enough to act on, small enough for a log line and XCom."""

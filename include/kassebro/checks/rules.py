@@ -18,11 +18,11 @@ import pandas as pd
 
 from kassebro.checks.gx import flagged_rows
 from kassebro.checks.report import MAX_OFFENDING, CheckResult
-from kassebro.money import format_ore
+from kassebro.core.money import format_ore
 
 if TYPE_CHECKING:
     from kassebro.config import Vendor
-    from kassebro.frames import SalesDay
+    from kassebro.core.frames import SalesDay
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from kassebro import saft_codes
 from kassebro.checks.rules import DayContext, NotChecked, Rule, column_is, plural
+from kassebro.core import saft_codes
 
 if TYPE_CHECKING:
-    from kassebro.frames import SalesDay
+    from kassebro.core.frames import SalesDay
 
 # Where a used code may be declared: basic types per kind, and the official list of its
 # predefined codes (a POS may write a predefined code itself, e.g. paymentType 12001).

@@ -15,7 +15,7 @@ from kassebro.checks.report import CheckResult, ValidationReport
 from kassebro.checks.rules import DayContext, Rule, check, forget
 
 if TYPE_CHECKING:
-    from kassebro.frames import SalesDay
+    from kassebro.core.frames import SalesDay
 
 SOURCE_RULES: tuple[Rule, ...] = source.RULES
 RULES: tuple[Rule, ...] = source.RULES + receipts.RULES + zreport.RULES

@@ -7,7 +7,7 @@ article group, tips and returns. A report that contradicts itself (its per-VAT a
 neither reading of its total) holds the day back as well.
 
 The per-VAT-code sales are after bill discounts, split by the one allocator
-(`kassebro.booking.allocation.bill_discount_parts`, also used by booking and the demo POS); the
+(`kassebro.core.allocation.bill_discount_parts`, also used by booking and the demo POS); the
 article-group totals are the lines' own, before bill discounts (as the demo POS writes them;
 inferred: neither official example holds a bill discount).
 """
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from kassebro.booking.allocation import bill_discount_parts
+from kassebro.core.allocation import bill_discount_parts
 from kassebro.checks.rules import (
     DayContext,
     Rule,
@@ -31,10 +31,10 @@ from kassebro.checks.rules import (
     sales_lines,
     totals,
 )
-from kassebro.money import format_ore
+from kassebro.core.money import format_ore
 
 if TYPE_CHECKING:
-    from kassebro.frames import SalesDay
+    from kassebro.core.frames import SalesDay
 
 _KEYS = ["register_id", "trans_id"]
 

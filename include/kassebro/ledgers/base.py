@@ -10,9 +10,9 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Protocol
 
-from kassebro.errors import KassebroError
-from kassebro.money import Ore
-from kassebro.voucher import Voucher
+from kassebro.booking.voucher import Voucher
+from kassebro.core.errors import KassebroError
+from kassebro.core.money import Ore
 
 
 class LedgerError(KassebroError):

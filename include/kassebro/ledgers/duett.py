@@ -61,6 +61,8 @@ from typing import Any
 
 import requests
 
+from kassebro.booking.voucher import Voucher
+from kassebro.core.money import ore_to_decimal, parse_ore
 from kassebro.ledgers.base import (
     LedgerAuthError,
     LedgerError,
@@ -72,8 +74,6 @@ from kassebro.ledgers.base import (
 from kassebro.ledgers.cache import LookupCache
 from kassebro.ledgers.http import HttpClient, LedgerHttp, Secret, encode_json, json_or_none, retry_after
 from kassebro.ledgers.registry import ConnectionParts
-from kassebro.money import ore_to_decimal, parse_ore
-from kassebro.voucher import Voucher
 
 log = logging.getLogger(__name__)
 
@@ -595,4 +595,3 @@ def _is_duplicate_refusal(exc: LedgerValidationError) -> bool:
     text = str(exc).lower()
     about_number = "vouchernumber" in text.replace(" ", "") or "voucher number" in text or "voucherNumber" in errors
     return status in (400, 409, 422) and about_number and (status == 409 or "duplicate" in text or "already" in text)
-

@@ -49,6 +49,9 @@ from urllib.parse import urlsplit
 
 import requests
 
+from kassebro.booking.voucher import Voucher, VoucherLine
+from kassebro.core.money import Ore, vat_from_gross
+from kassebro.core.saft_codes import standard_vat_codes
 from kassebro.ledgers.base import (
     LedgerAuthError,
     LedgerError,
@@ -60,9 +63,6 @@ from kassebro.ledgers.base import (
 from kassebro.ledgers.cache import LookupCache
 from kassebro.ledgers.http import IN_TASK_RATE_WAIT, HttpClient, LedgerHttp, Secret, json_or_none, retry_after
 from kassebro.ledgers.registry import ConnectionParts
-from kassebro.money import Ore, vat_from_gross
-from kassebro.saft_codes import standard_vat_codes
-from kassebro.voucher import Voucher, VoucherLine
 
 log = logging.getLogger(__name__)
 
@@ -745,4 +745,3 @@ def _ref_tag(external_ref: str) -> str:
     if not external_ref or "[" in external_ref or "]" in external_ref:
         raise LedgerValidationError(SYSTEM, f"external reference {external_ref!r} cannot go in a description")
     return f"[{external_ref}]"
-

@@ -108,6 +108,8 @@ from typing import Any
 
 import requests
 
+from kassebro.booking.voucher import Voucher, VoucherLine
+from kassebro.core.money import ore_to_decimal, parse_ore
 from kassebro.ledgers.base import (
     LedgerAuthError,
     LedgerError,
@@ -119,8 +121,6 @@ from kassebro.ledgers.base import (
 from kassebro.ledgers.cache import LookupCache
 from kassebro.ledgers.http import HttpClient, LedgerHttp, Secret, encode_json, json_or_none, retry_after
 from kassebro.ledgers.registry import ConnectionParts
-from kassebro.money import ore_to_decimal, parse_ore
-from kassebro.voucher import Voucher, VoucherLine
 
 log = logging.getLogger(__name__)
 
@@ -1112,4 +1112,3 @@ def _retry_after(response: requests.Response, body: Any) -> float:
         if match:
             return float(match.group(1))
     return retry_after(response, 5.0)
-

@@ -42,6 +42,8 @@ from typing import Any
 
 import requests
 
+from kassebro.booking.voucher import Voucher
+from kassebro.core.money import ore_to_decimal, parse_ore
 from kassebro.ledgers.base import (
     LedgerAuthError,
     LedgerError,
@@ -53,8 +55,6 @@ from kassebro.ledgers.base import (
 from kassebro.ledgers.cache import LookupCache
 from kassebro.ledgers.http import IN_TASK_RATE_WAIT, HttpClient, LedgerHttp, Secret, encode_json, retry_after
 from kassebro.ledgers.registry import ConnectionParts
-from kassebro.money import ore_to_decimal, parse_ore
-from kassebro.voucher import Voucher
 
 log = logging.getLogger(__name__)
 
@@ -729,7 +729,6 @@ def _has_full_postings(value: Mapping[str, Any]) -> bool:
     )
 
 
-
 def _error_fields(response: requests.Response) -> tuple[str, ...]:
     try:
         body = _parse_json(response)
@@ -740,4 +739,3 @@ def _error_fields(response: requests.Response) -> tuple[str, ...]:
     return tuple(
         str(m.get("field") or m.get("path") or "") for m in body.get("validationMessages") or [] if isinstance(m, dict)
     )
-

@@ -67,6 +67,7 @@ from typing import Any
 
 import requests
 
+from kassebro.booking.voucher import Voucher
 from kassebro.ledgers.base import (
     LedgerAuthError,
     LedgerError,
@@ -78,7 +79,6 @@ from kassebro.ledgers.base import (
 from kassebro.ledgers.cache import LookupCache
 from kassebro.ledgers.http import HttpClient, LedgerHttp, json_or_none, retry_after
 from kassebro.ledgers.registry import ConnectionParts
-from kassebro.voucher import Voucher
 
 log = logging.getLogger(__name__)
 
@@ -680,4 +680,3 @@ def _missing_lines(items: list[dict[str, Any]]) -> set[int]:
 
 def _retry_after(response: requests.Response, *, credits: bool = False) -> float:
     return retry_after(response, CREDITS_RETRY_AFTER if credits else DEFAULT_RETRY_AFTER)
-

@@ -1,7 +1,7 @@
 """The sandboxes' own money arithmetic: øre, two-decimal amounts and VAT, exact and independent.
 
 The sandboxes stand in for the ledger systems, so they must not share kassebro's booking, money or
-VAT code (kassebro.money and friends): a sandbox that asked kassebro how to round would always
+VAT code (kassebro.core.money and friends): a sandbox that asked kassebro how to round would always
 agree with kassebro, and a rounding disagreement with the real system could never show. What is
 here is only the arithmetic the systems' documents describe; which rule a system applies (VAT out
 of a gross amount, or on top of a net one) and how it rounds is stated beside each sandbox's own

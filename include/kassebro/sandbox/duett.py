@@ -454,6 +454,16 @@ class DuettSandbox(SandboxApp):
             return {"vouchers": [store.render_voucher(v) for v in store.vouchers.values()]}
 
 
+def demo_connection(url: str) -> dict[str, Any]:
+    """The Airflow connection (as `AIRFLOW_CONN_*` JSON holds it) to this sandbox at `url`."""
+    return {
+        "conn_type": "duett",
+        "host": url,
+        "password": DEMO_CLIENT_KEY,
+        "extra": {"integration_key": DEMO_INTEGRATION_KEY},
+    }
+
+
 def create_app(
     *,
     integration_keys: Iterable[str] = (DEMO_INTEGRATION_KEY,),

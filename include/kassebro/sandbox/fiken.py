@@ -682,6 +682,17 @@ class FikenSandbox(SandboxApp):
         return {"vouchers": [dict(e.render(), company=e.company, open=e.open, deleted=e.deleted) for e in entries]}
 
 
+def demo_connection(url: str) -> dict[str, Any]:
+    """The Airflow connection (as `AIRFLOW_CONN_*` JSON holds it) to this sandbox at `url`."""
+    return {
+        "conn_type": "fiken",
+        "host": f"{url}{API_PREFIX}",
+        "login": DEMO_CLIENT_ID,
+        "password": DEMO_CLIENT_SECRET,
+        "extra": {"refresh_token": DEMO_REFRESH_TOKEN, "token_url": f"{url}/oauth/token"},
+    }
+
+
 def create_app(
     *,
     clients: Mapping[str, str] | None = None,

@@ -971,6 +971,20 @@ class PowerOfficeSandbox(SandboxApp):
         }
 
 
+def demo_connection(url: str) -> dict[str, Any]:
+    """The Airflow connection (as `AIRFLOW_CONN_*` JSON holds it) to this sandbox at `url`."""
+    return {
+        "conn_type": "poweroffice",
+        "host": f"{url}{API_PREFIX}",
+        "password": DEMO_CLIENT_KEY,
+        "extra": {
+            "application_key": DEMO_APPLICATION_KEY,
+            "subscription_key": DEMO_SUBSCRIPTION_KEY,
+            "token_url": f"{url}{TOKEN_PATH}",
+        },
+    }
+
+
 def create_app(
     *,
     application_keys: Iterable[str] = (DEMO_APPLICATION_KEY,),

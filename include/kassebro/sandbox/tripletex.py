@@ -133,7 +133,7 @@ class Project:
     is_closed: bool = False
 
 
-# The demo's tokens (kassebro.demo, docker-compose); the short forms are accepted too.
+# The demo's tokens (kassebro.demo.home, docker-compose); the short forms are accepted too.
 DEMO_CONSUMER_TOKEN = "demo-consumer-token"
 DEMO_EMPLOYEE_TOKEN = "demo-employee-token"
 DEMO_CONSUMER_TOKENS = (DEMO_CONSUMER_TOKEN, "demo-consumer")
@@ -1559,6 +1559,16 @@ class TripletexSandbox(SandboxApp):
 def _rate_limited(request_id: str, headers: Mapping[str, str] | None = None) -> Response:
     error = TripletexError(429, 0, "For mange forespørsler. Prøv igjen senere.")  # sandbox wording
     return TxJSONResponse(error.body(request_id), status_code=429, headers=dict(headers or {}))
+
+
+def demo_connection(url: str) -> dict[str, Any]:
+    """The Airflow connection (as `AIRFLOW_CONN_*` JSON holds it) to this sandbox at `url`."""
+    return {
+        "conn_type": "tripletex",
+        "host": f"{url}/v2",
+        "password": DEMO_EMPLOYEE_TOKEN,
+        "extra": {"consumer_token": DEMO_CONSUMER_TOKEN, "company_id": 0},
+    }
 
 
 def create_app(

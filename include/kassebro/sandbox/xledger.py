@@ -631,6 +631,11 @@ class XledgerSandbox(SandboxApp):
         return {"vouchers": [{"extIdentifier": ext, "items": items} for ext, items in groups.items()]}
 
 
+def demo_connection(url: str) -> dict[str, Any]:
+    """The Airflow connection (as `AIRFLOW_CONN_*` JSON holds it) to this sandbox at `url`."""
+    return {"conn_type": "xledger", "host": f"{url}{GRAPHQL_PATH}", "password": DEMO_TOKEN, "extra": {}}
+
+
 def create_app(
     *,
     tokens: Iterable[str] = (DEMO_TOKEN,),

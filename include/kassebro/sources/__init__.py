@@ -1,4 +1,4 @@
-"""Sales sources: each turns one vendor's business day into a canonical `kassebro.frames.SalesDay`.
+"""Sales sources: each turns one vendor's business day into a canonical `kassebro.core.frames.SalesDay`.
 
 `read_sales` is the one way in: the DAG, every CLI command and the tests read a day through it,
 from the vendor's configured source or from one given on the command line (a SAF-T file or
@@ -14,11 +14,11 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kassebro.errors import InputError, Issue, SourceError
+from kassebro.core.errors import InputError, Issue, SourceError
 
 if TYPE_CHECKING:
     from kassebro.config import Vendor
-    from kassebro.frames import SalesDay
+    from kassebro.core.frames import SalesDay
 
 __all__ = ["is_database_url", "read_sales", "source_path", "source_url"]
 

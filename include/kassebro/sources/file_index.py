@@ -86,9 +86,9 @@ class FileIndex:
     """The summaries of SAF-T files, in the journal's database (`KASSEBRO_JOURNAL_URL` or SQLite)."""
 
     def __init__(self, url: str | None = None) -> None:
-        from kassebro.journal import default_url
+        from kassebro.config import journal_url
 
-        self.engine = _engine(url or default_url())
+        self.engine = _engine(url or journal_url())
 
     def select(self, folder: Path, day: dt.date, day_start_hour: int = 0) -> Selection:
         """The files of `folder` that can hold `day` (summarising new and changed files first)."""

@@ -17,7 +17,7 @@ if at the end the day's Z reports claim that span (a register that ran days with
 the files are read once more keeping them, with a warning. Z reports of other days keep their
 time and business day only; listing days keeps one instant per register and day.
 
-How SAF-T is read (choices the standard leaves open; see also `kassebro.frames` for the signs):
+How SAF-T is read (choices the standard leaves open; see also `kassebro.core.frames` for the signs):
 
 - **Business day.** A transaction belongs to the first Z report on the same register at or after
   its time; that Z report's business day is the local date of (Z time - `day_start_hour`). Without
@@ -108,11 +108,11 @@ from zoneinfo import ZoneInfo
 
 from lxml import etree
 
-from kassebro import saft_codes
-from kassebro.errors import Issue, SourceError
-from kassebro.frames import FRAME_COLUMNS, SalesDay, conform, empty_frame
-from kassebro.gc_pause import paused
-from kassebro.money import format_ore, parse_ore, vat_from_gross
+from kassebro.core import saft_codes
+from kassebro.core.errors import Issue, SourceError
+from kassebro.core.frames import FRAME_COLUMNS, SalesDay, conform, empty_frame
+from kassebro.core.gc_pause import paused
+from kassebro.core.money import format_ore, parse_ore, vat_from_gross
 from kassebro.sources.xml_safety import scan
 
 __all__ = [
@@ -483,7 +483,7 @@ def read_day(
     """
     if z_report_amounts not in ("auto", "gross", "net"):
         raise ValueError(f"z_report_amounts must be 'auto', 'gross' or 'net', not {z_report_amounts!r}")
-    with paused():  # millions of small objects and no cycles: see kassebro.gc_pause
+    with paused():  # millions of small objects and no cycles: see kassebro.core.gc_pause
         return _read_day(
             paths, vendor_id, business_day, tz, day_start_hour, validate_schema, z_report_amounts, neighbours
         )

@@ -47,9 +47,9 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 
-from kassebro import saft_codes
-from kassebro.errors import Issue, SourceError
-from kassebro.frames import FRAME_COLUMNS, OPTIONAL_FRAMES, SalesDay, conform, empty_frame
+from kassebro.core import saft_codes
+from kassebro.core.errors import Issue, SourceError
+from kassebro.core.frames import FRAME_COLUMNS, OPTIONAL_FRAMES, SalesDay, conform, empty_frame
 from kassebro.sources import pos_schema
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from kassebro.errors import Issue
+from kassebro.core.errors import Issue
 
 __all__ = ["scan"]
 

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from kassebro import demo
+from kassebro.demo import home as demo
 
 MAIL_PORT = 8925  # the demo's SMTP server, when free
 AIRFLOW_USER = "admin"
@@ -72,7 +72,7 @@ _ADD_CONNECTIONS = """
 import json, sys
 from airflow.models.connection import Connection
 from airflow.utils.session import create_session
-from kassebro.demo import connection_json, demo_connections
+from kassebro.demo.home import connection_json, demo_connections
 ports = json.loads(sys.argv[1])
 with create_session() as session:
     for system, conn_id in demo_connections().items():
@@ -86,10 +86,10 @@ with create_session() as session:
 
 def sandbox_ports(preferred: bool = True) -> dict[str, int]:
     """A port per ledger sandbox: 8900..8904 when free (and `preferred`), else any free ones."""
-    from kassebro.sandbox.demo import DEFAULT_PORTS
+    from kassebro.demo.sandboxes import default_ports
 
     return {
-        system: port if preferred and not _port_open(port) else _free_port() for system, port in DEFAULT_PORTS.items()
+        system: port if preferred and not _port_open(port) else _free_port() for system, port in default_ports().items()
     }
 
 
@@ -102,7 +102,7 @@ def start_sandbox(home: Path, ports: dict[str, int], mail_port: int | None = Non
     if mail_port:
         args += [f"--mail-port={mail_port}", "--mail-dir", str(home / "mail")]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kassebro.sandbox.demo", *args, "--state-dir", str(home / "sandbox")],
+        [sys.executable, "-m", "kassebro.demo.sandboxes", *args, "--state-dir", str(home / "sandbox")],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -122,7 +122,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def _progress(home: Path) -> str:
-    from kassebro.journal import Journal
+    from kassebro.posting.journal import Journal
 
     entries = Journal().entries()
     states: dict[str, int] = {}
@@ -189,9 +189,9 @@ def run_demo(days: int = 14) -> int:
 
         from kassebro.airflow.dagtest import run_test
         from kassebro.config import load_vendors
-        from kassebro.journal import DONE, Journal
-        from kassebro.reporting import journal_table
-        from kassebro.schedule import last_reported_day
+        from kassebro.config.schedule import last_reported_day
+        from kassebro.posting.journal import DONE, Journal
+        from kassebro.posting.journal_table import journal_table
 
         bag = DagBag(dag_folder=str(demo.PROJECT_DIR / "dags"))
         if bag.import_errors:

@@ -31,7 +31,7 @@ What the profiles hold and how it is written:
   the bill, written as a transaction-level `discount` (dscTp RABATT, basic type 08). The lines
   keep their full price; `transAmntIn` is after the discount; the transaction's `vat` elements and
   the Z report's per-VAT-code sales are after it, the discount split over the codes pro rata by
-  gross with largest remainder (`booking.allocation.split_over_codes`, the split validation checks) and
+  gross with largest remainder (`core.allocation.split_over_codes`, the split validation checks) and
   each code's VAT recomputed on its discounted gross. The Z report's article-group totals are the
   lines' (before the discount, which `reportDiscountAmnt` holds).
 - **Credit sales** (shop): transType CREDSAL (11002) with `custSupID` of a customer in
@@ -69,8 +69,8 @@ from typing import IO
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
-from kassebro.booking.allocation import split_over_codes
-from kassebro.money import vat_from_gross
+from kassebro.core.allocation import split_over_codes
+from kassebro.core.money import vat_from_gross
 
 __all__ = ["PROFILES", "DemoProfile", "file_name", "write_day", "write_large_day", "write_period", "write_range"]
 
@@ -282,7 +282,7 @@ class _Receipt:
     def by_vat_code(self) -> dict[str, tuple[int, int]]:
         """Own VAT code -> (gross, VAT) after the bill discount, as the Z report and the
         transaction's `vat` elements show them. Without a discount: the lines' sums. With one:
-        the discount split over the codes by gross (booking.allocation.split_over_codes, the split
+        the discount split over the codes by gross (core.allocation.split_over_codes, the split
         kassebro's z_vat_totals rule makes), VAT recomputed on each code's discounted gross."""
         sums: dict[str, list[int]] = {}
         for line in self.lines:

@@ -12,7 +12,6 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import os
 import threading
 import uuid
 from dataclasses import dataclass
@@ -39,7 +38,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from kassebro.voucher import Voucher
+from kassebro.booking.voucher import Voucher
+from kassebro.config import journal_url
 
 log = logging.getLogger(__name__)
 
@@ -148,17 +148,6 @@ class Entry:
     """When a post was last sent whose voucher has not been seen since (its outcome may still appear)."""
 
 
-def default_url() -> str:
-    url = os.environ.get("KASSEBRO_JOURNAL_URL")
-    if url:
-        return url
-    from kassebro.config import data_dir
-
-    path = data_dir() / "journal.sqlite"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
-
-
 @lru_cache(maxsize=8)
 def _engine(url: str) -> Engine:
     engine = create_engine(url, pool_pre_ping=True, future=True)
@@ -193,7 +182,7 @@ class Journal:
     """Reads and writes journal rows. Every method is one short transaction."""
 
     def __init__(self, url: str | None = None) -> None:
-        self.url = url or default_url()
+        self.url = url or journal_url()
         self.engine = _engine(self.url)
 
     def get(self, vendor_id: str, day: dt.date) -> Entry | None:

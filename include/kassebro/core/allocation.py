@@ -61,7 +61,7 @@ def discounted_lines(lines: pd.DataFrame, receipts: pd.DataFrame) -> pd.DataFram
     """
     import pandas as pd
 
-    from kassebro.saft_codes import OUTSIDE_VAT_CODE, sales_vat_code
+    from kassebro.core.saft_codes import OUTSIDE_VAT_CODE, sales_vat_code
 
     heads = receipts.loc[receipts["bill_discount"] != 0, [*_RECEIPT, "bill_discount"]]
     if heads.empty:

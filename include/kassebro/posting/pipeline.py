@@ -15,9 +15,10 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+from kassebro.booking.voucher import Voucher
 from kassebro.config import Vendor, data_dir
-from kassebro.errors import DataMissing, Issue
-from kassebro.journal import ClaimLost, Journal, Lease
+from kassebro.core.errors import DataMissing, Issue
+from kassebro.core.money import format_ore
 from kassebro.ledgers.base import (
     Ledger,
     LedgerError,
@@ -26,8 +27,7 @@ from kassebro.ledgers.base import (
     LedgerValidationError,
     PostedVoucher,
 )
-from kassebro.money import format_ore
-from kassebro.voucher import Voucher
+from kassebro.posting.journal import ClaimLost, Journal, Lease
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def prepare(
     run (`look_again`) that still has no data, or is still held back, returns quietly
     ("look_again" in the result): it failed loudly on its own night.
     """
-    from kassebro.verdict import evaluate_day
+    from kassebro.booking.verdict import evaluate_day
 
     verdict = evaluate_day(vendor, day)
     ref = _ref(vendor, day)
@@ -105,7 +105,7 @@ def _no_data_yet(
     vendor: Vendor, day: dt.date, journal: Journal, why: str, now: dt.datetime | None, look_again: bool
 ) -> dict:
     """Waiting until the data deadline, then missing: never a closed day (a missing thing is not a zero)."""
-    from kassebro.schedule import data_deadline
+    from kassebro.config.schedule import data_deadline
 
     deadline = data_deadline(vendor, day)
     result = {"day": day.isoformat(), "deadline": deadline.isoformat()}
@@ -124,7 +124,7 @@ def _no_data_yet(
 def days_to_look_again(vendor: Vendor, days: list[dt.date], journal: Journal) -> list[dt.date]:
     """The vendor's days in the `lookback_days` before `days` that may still get their data late:
     waiting, missing, or closed by the calendar (`journal.LOOK_AGAIN`)."""
-    from kassebro.journal import LOOK_AGAIN
+    from kassebro.posting.journal import LOOK_AGAIN
 
     if not days or not vendor.lookback_days:
         return []
@@ -215,7 +215,7 @@ def next_voucher(day_voucher: Voucher, booked: list[Voucher], hashes: list[str],
     if hashes[-1] == "":  # the last step reversed what was booked: post the day again in full
         if not day_voucher.lines:
             return None  # the day has no sales left: the reversal was all it needed
-        from kassebro.voucher import external_ref
+        from kassebro.booking.voucher import external_ref
 
         again = Voucher(
             day_voucher.vendor_id,
@@ -326,7 +326,7 @@ def as_held(sent: Voucher, found: PostedVoucher) -> Voucher:
     postings sum to it per (account, VAT code), else `sent` with each differing account's lines
     replaced by the ledger's amounts (a person changed it, or another run posted another version).
     The journal keeps this, so the difference to the day goes through the normal correction path."""
-    from kassebro.voucher import VoucherLine
+    from kassebro.booking.voucher import VoucherLine
 
     def key(account: str, vat_code: str | None) -> tuple[str, str | None]:
         return account, no_vat(vat_code)
@@ -375,7 +375,7 @@ def _give_back(journal: Journal, vendor: Vendor, day: dt.date, token: str, exc: 
 
 def correction_voucher(day_voucher: Voucher, booked: list[Voucher], version: int) -> Voucher:
     """The difference between the day as it is now and what the ledger holds for it."""
-    from kassebro.voucher import VoucherLine, external_ref
+    from kassebro.booking.voucher import VoucherLine, external_ref
 
     def key(line: VoucherLine) -> tuple:
         return (line.account, no_vat(line.vat_code), line.department, line.project)
@@ -444,7 +444,7 @@ def no_vat(code: str | None) -> str | None:
 
 
 def _ref(vendor: Vendor, day: dt.date) -> str:
-    from kassebro.voucher import external_ref
+    from kassebro.booking.voucher import external_ref
 
     return external_ref(vendor.id, day)
 

@@ -5,7 +5,7 @@ The rules, and why, are in docs/booking-rules.md. In short:
 - Revenue is grouped per (account, VAT code, department, project) in gross, because every target
   ledger recomputes VAT from gross and a VAT code. Returns get their own lines unless the mapping
   nets them. A bill discount is spread over the receipt's VAT codes by the one allocator
-  (`booking.allocation.bill_discount_parts`, the split validation holds the Z report to), then
+  (`core.allocation.bill_discount_parts`, the split validation holds the Z report to), then
   each code's part over the accounts of its lines, pro rata to gross with largest remainder.
 - The øre difference between the POS's VAT and the recomputation is reported on the voucher and
   must stay within the tolerance per VAT code, which grows with the day: half an øre per POS VAT
@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from kassebro.booking.allocation import DISCOUNT_KEY, bill_discount_parts, discounted_lines, largest_remainder
+from kassebro.core.allocation import DISCOUNT_KEY, bill_discount_parts, discounted_lines, largest_remainder
+from kassebro.booking.voucher import Voucher, VoucherLine, external_ref
 from kassebro.checks.report import CheckResult
 from kassebro.config import LedgerMap, Vendor
-from kassebro.errors import Issue, ValidationFailed
-from kassebro.frames import SalesDay
-from kassebro.money import format_ore, vat_from_gross
-from kassebro.saft_codes import CASH_DIFFERENCE_CODE, CREDIT_SALE_CODES, sales_vat_code
-from kassebro.voucher import Voucher, VoucherLine, external_ref
+from kassebro.core.errors import Issue, ValidationFailed
+from kassebro.core.frames import SalesDay
+from kassebro.core.money import format_ore, vat_from_gross
+from kassebro.core.saft_codes import CASH_DIFFERENCE_CODE, CREDIT_SALE_CODES, sales_vat_code
 
 CASH_DIFFERENCE_CODES = frozenset({CASH_DIFFERENCE_CODE})
 

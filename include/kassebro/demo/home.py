@@ -54,7 +54,7 @@ def demo_vendor(vendor_id: str) -> DemoVendor:
 def write_sales(vendor_file: dict, days: list[dt.date], data: Path) -> list[Path]:
     """Write a demo vendor's SAF-T files for `days` where its vendor file (`vendor_file`, the
     parsed YAML) points, under the data directory `data`; as its POS writes them."""
-    from kassebro.demo_data import write_day
+    from kassebro.demo.data import write_day
 
     demo = demo_vendor(vendor_file["id"])
     out = data / vendor_file["source"]["path"]
@@ -77,7 +77,7 @@ def default_home() -> Path:
 
 def connection_json(port: int = SANDBOX_PORT, system: str = "tripletex") -> str:
     """A demo connection to the system's sandbox on `port`, as Airflow reads it from AIRFLOW_CONN_*."""
-    from kassebro.sandbox.demo import connection
+    from kassebro.demo.sandboxes import connection
 
     return json.dumps(connection(system, f"http://127.0.0.1:{port}", timeout=20))
 
@@ -134,7 +134,7 @@ def init(home: Path | None = None, *, days: int = 14, today: dt.date | None = No
         target.write_text(header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
         tz = data.get("timezone", "Europe/Oslo")
         if data["source"]["kind"] == "sql":  # the POS database, as a SQLite file in the data directory
-            from kassebro.demo_pos import build_demo_pos
+            from kassebro.demo.pos import build_demo_pos
 
             path = home / "data" / data["source"]["url"].removeprefix("sqlite:///")
             path.parent.mkdir(parents=True, exist_ok=True)

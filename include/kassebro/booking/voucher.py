@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-from kassebro.money import Ore
+from kassebro.core.money import Ore
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from kassebro.errors import ConfigError, Issue
+from kassebro.core.errors import ConfigError, Issue
 from kassebro.ledgers import registry
 
 try:  # the C loader is ~10x faster; it matters when parsing a thousand vendor files
@@ -29,7 +29,7 @@ try:  # the C loader is ~10x faster; it matters when parsing a thousand vendor f
 except AttributeError:  # pragma: no cover - depends on how PyYAML was built
     _Loader = yaml.SafeLoader
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+PROJECT_DIR = Path(__file__).resolve().parents[3]
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 AccountNumber = Annotated[str, Field(pattern=r"^\d{4,6}(:\d{5})?$")]
 """A ledger account: NS 4102 number, optionally with a Fiken sub-account (`1920:10001`)."""
@@ -295,9 +295,7 @@ class LedgerTarget(_Strict):
         if system.company_required and not self.company:
             raise ValueError(f"a {system.title} ledger needs company: <the {system.title} company slug>")
         if not system.approval and not self.send_to_ledger:
-            raise ValueError(
-                f"send_to_ledger: false is not possible with {system.title}: its API has no approval path"
-            )
+            raise ValueError(f"send_to_ledger: false is not possible with {system.title}: its API has no approval path")
         if self.client_org_number and not system.firm_clients:
             firms = " or ".join(s.title for s in registry.systems() if s.firm_clients)
             raise ValueError(f"client_org_number is for {firms} accounting firms only, not {system.title}")
@@ -564,3 +562,14 @@ def load_vendor(vendor_id: str, root: Path | None = None) -> Vendor:
 def data_dir() -> Path:
     """Where sales sources, work files and reports live: `$KASSEBRO_DATA` or `<project>/.kassebro/data`."""
     return Path(os.environ.get("KASSEBRO_DATA") or PROJECT_DIR / ".kassebro" / "data")
+
+
+def journal_url() -> str:
+    """The journal's database (the SAF-T file index shares it): `KASSEBRO_JOURNAL_URL`, else a
+    SQLite file in the data directory."""
+    url = os.environ.get("KASSEBRO_JOURNAL_URL")
+    if url:
+        return url
+    path = data_dir() / "journal.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"

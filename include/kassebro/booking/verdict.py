@@ -15,13 +15,13 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kassebro.errors import Issue, SourceError, ValidationFailed
+from kassebro.core.errors import Issue, SourceError, ValidationFailed
 
 if TYPE_CHECKING:
+    from kassebro.booking.voucher import Voucher
     from kassebro.checks.report import ValidationReport
     from kassebro.config import Vendor
-    from kassebro.frames import SalesDay
-    from kassebro.voucher import Voucher
+    from kassebro.core.frames import SalesDay
 
 
 @dataclass(frozen=True)
@@ -101,9 +101,9 @@ def judge(vendor: Vendor, sales: SalesDay) -> DayVerdict:
     A day whose source holds nothing is not an empty day: it is closed only when the shop's
     calendar says so, and otherwise waiting for its data (a missing thing is not a zero).
     """
+    from kassebro.booking.rules import book
     from kassebro.checks import DayContext, validate_day
-    from kassebro.gc_pause import paused
-    from kassebro.vouchers import book
+    from kassebro.core.gc_pause import paused
 
     with paused():  # pandas and GX make many objects and few cycles: collect after, not during
         report = validate_day(sales, DayContext.of(vendor))
@@ -123,7 +123,7 @@ def _waiting(vendor: Vendor, day: dt.date, report: ValidationReport) -> Validati
     from dataclasses import replace
 
     from kassebro.checks.report import CheckResult
-    from kassebro.schedule import data_deadline
+    from kassebro.config.schedule import data_deadline
 
     deadline = data_deadline(vendor, day)
     waiting = CheckResult(

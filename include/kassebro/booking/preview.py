@@ -14,11 +14,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from kassebro.booking.verdict import DayVerdict
+from kassebro.booking.voucher import Voucher
 from kassebro.config import Vendor, load_vendor
-from kassebro.errors import InputError, ValidationFailed
-from kassebro.money import format_ore
-from kassebro.verdict import DayVerdict
-from kassebro.voucher import Voucher
+from kassebro.core.errors import InputError, ValidationFailed
+from kassebro.core.money import format_ore
 
 PREVIEW_SCHEMA_VERSION = 1
 
@@ -139,7 +139,7 @@ def run(vendor_file: str, source: str, business_day: dt.date, *, as_json: bool =
     """Preview a day: (exit code, stdout text, stderr text). Exit 1 exactly when the DAG would hold
     the day back (or the vendor file does not load); 3 when the source holds nothing yet for a day
     the shop's calendar has open (the DAG waits for its data, then fails at the deadline)."""
-    from kassebro.verdict import evaluate_day
+    from kassebro.booking.verdict import evaluate_day
 
     vendor_id = Path(vendor_file).stem
     try:

@@ -12,10 +12,10 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
 
+from kassebro.booking.voucher import Voucher, external_ref
 from kassebro.config import Vendor
-from kassebro.journal import Booked, Journal
 from kassebro.ledgers.base import Ledger, PostedVoucher
-from kassebro.voucher import Voucher, external_ref
+from kassebro.posting.journal import Booked, Journal
 
 MAX_VERSIONS = 100  # far more corrections than a day ever gets; stops a runaway lookup
 
@@ -48,8 +48,8 @@ def rebuild(vendor: Vendor, first: dt.date, last: dt.date, ledger: Ledger, journ
 
 
 def rebuild_day(vendor: Vendor, day: dt.date, ledger: Ledger, journal: Journal) -> RebuiltDay:
-    from kassebro.pipeline import as_held, no_vat
-    from kassebro.verdict import evaluate_day
+    from kassebro.booking.verdict import evaluate_day
+    from kassebro.posting.pipeline import as_held, no_vat
 
     found: list[PostedVoucher] = []
     for version in range(1, MAX_VERSIONS + 1):

@@ -1,6 +1,6 @@
 """A demo POS database: one demo vendor's sales in the schema of `kassebro.sources.pos_schema`.
 
-The sales are the SAF-T demo's (`kassebro.demo_data`): each day is written as a SAF-T file into a
+The sales are the SAF-T demo's (`kassebro.demo.data`): each day is written as a SAF-T file into a
 temporary directory, read back with `kassebro.sources.saft.read_day`, and its frames are inserted
 row by row. So the POS database and the SAF-T export of a demo vendor hold the same sales, and
 `kassebro.sources.sql.read_day` must give the same `SalesDay` as the SAF-T reader (the tests
@@ -33,8 +33,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from lxml import etree
 
-from kassebro import demo_data
-from kassebro.frames import SalesDay
+from kassebro.core.frames import SalesDay
+from kassebro.demo import data as demo_data
 from kassebro.sources import pos_schema, saft
 
 __all__ = ["build_demo_pos", "demo_identity"]
@@ -48,7 +48,7 @@ def demo_identity(vendor_id: str) -> tuple[str, str]:
     import yaml
 
     from kassebro.config import PROJECT_DIR
-    from kassebro.demo import DEMO_VENDORS
+    from kassebro.demo.home import DEMO_VENDORS
 
     for vendor in DEMO_VENDORS:
         if vendor.vendor_id == vendor_id:
@@ -72,7 +72,7 @@ def build_demo_pos(
     """Create the POS schema at `url` (tables that exist are kept) and fill it with the demo
     profile's business days `first`..`last` (inclusive) for one demo vendor, with Z reports.
 
-    `profile` is a `kassebro.demo_data.PROFILES` name ("cafe", "bar", "shop"); a bar's days are
+    `profile` is a `kassebro.demo.data.PROFILES` name ("cafe", "bar", "shop"); a bar's days are
     read with its `day_start_hour` (5). Pass `engine` to reuse one (then `url` is ignored).
     """
     demo = demo_data.PROFILES.get(profile)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from kassebro.journal import Entry
-from kassebro.money import format_ore
+from kassebro.core.money import format_ore
+from kassebro.posting.journal import Entry
 
 COLUMNS = ("vendor", "day", "lines", "total", "ledger voucher", "state", "message")
 

@@ -1,0 +1,115 @@
+"""Every registered ledger's sandbox in one process, and the Airflow connections that reach them.
+
+`make run` and `make demo` post the demo vendors to Tripletex, Fiken, PowerOffice Go, Xledger
+and Duett; one process with five servers (one thread each) costs less than five processes and
+gives one log. Each keeps its books in `<state_dir>/<system>.json` across restarts.
+
+Run it: `python -m kassebro.demo.sandboxes --port tripletex=8900 --port fiken=8901 ... --state-dir DIR`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def default_ports() -> dict[str, int]:
+    """Each registered system's sandbox port (`LedgerSystem.sandbox_port`)."""
+    from kassebro.ledgers import registry
+
+    return {system.name: system.sandbox_port for system in registry.systems()}
+
+
+def create_app(system: str, state_path: str | Path | None = None) -> Any:
+    """The system's sandbox app with its demo credentials."""
+    from kassebro.ledgers import registry
+
+    return registry.get(system).sandbox_module.create_app(state_path=state_path)
+
+
+def connection(system: str, url: str, **overrides: Any) -> dict[str, Any]:
+    """The Airflow connection (as `AIRFLOW_CONN_*` JSON holds it) for a sandbox at `url`.
+
+    `overrides` replace top-level fields or extras (a wrong password for a test, a timeout).
+    """
+    from kassebro.ledgers import registry
+
+    conn = registry.get(system).sandbox_module.demo_connection(url.rstrip("/"))
+    extra = dict(conn["extra"])
+    for key, value in overrides.items():
+        if key in conn and key != "extra":
+            conn[key] = value
+        else:
+            extra[key] = value
+    conn["extra"] = extra
+    return conn
+
+
+def serve(ports: dict[str, int], state_dir: Path, host: str = "127.0.0.1") -> list[Any]:
+    """Start the sandboxes of `ports` (system -> port; 0 picks one) and return the servers."""
+    from kassebro.sandbox.server import SandboxServer
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    servers = []
+    for system, port in ports.items():
+        app = create_app(system, state_dir / f"{system}.json")
+        servers.append(SandboxServer(app, host=host, port=port).start())
+    return servers
+
+
+def _port_arg(text: str) -> tuple[str, int]:
+    from kassebro.ledgers import registry
+
+    system, _, port = text.partition("=")
+    if system not in registry.names() or not port.isdigit():
+        known = ", ".join(registry.names())
+        raise argparse.ArgumentTypeError(f"expected SYSTEM=PORT with SYSTEM one of {known}: {text!r}")
+    return system, int(port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Run every ledger sandbox in one process.")
+    parser.add_argument("--port", type=_port_arg, action="append", help="SYSTEM=PORT (default: the registry's)")
+    parser.add_argument("--state-dir", type=Path, default=Path(".kassebro/sandbox"))
+    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 in a container")
+    parser.add_argument("--mail-port", type=int, help="also run the demo's mail server (kassebro.sandbox.mail)")
+    parser.add_argument("--mail-dir", type=Path, default=Path(".kassebro/mail"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve every sandbox until SIGTERM or Ctrl-C; prints one JSON line of system -> URL."""
+    args = build_parser().parse_args(argv)
+    ports = dict(args.port) if args.port else default_ports()
+    servers = serve(ports, args.state_dir, args.host)
+    if args.mail_port:
+        from kassebro.sandbox.mail import serve_mail
+
+        servers.append(serve_mail(args.mail_dir, args.mail_port, args.host))
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    urls = {system: server.url for system, server in zip(ports, servers, strict=False)}
+    if args.mail_port:
+        urls["mail"] = f"smtp://{args.host}:{args.mail_port}"
+    print(json.dumps(urls), flush=True)
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for server in servers:
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Posting: the journal, the claim/lease/fence, exactly-once post and verify, corrections, rebuild."""
