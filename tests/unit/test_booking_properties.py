@@ -24,9 +24,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kassebro.core.allocation import largest_remainder
 from kassebro.booking.voucher import Voucher
 from kassebro.config import AccountingKey, Vendor, load_vendor
+from kassebro.core.allocation import largest_remainder
 from kassebro.core.frames import SalesDay, conform
 from kassebro.core.money import vat_from_gross
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from lxml import etree
 
-from kassebro.core.allocation import bill_discount_parts
 from kassebro.checks import DayContext, validate_day
+from kassebro.core.allocation import bill_discount_parts
 from kassebro.core.frames import SalesDay
 from kassebro.core.money import vat_from_gross
 from kassebro.demo import data as demo_data

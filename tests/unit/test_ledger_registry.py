@@ -120,8 +120,9 @@ def test_unknown_systems_are_refused_with_the_known_ones(tmp_path: Path) -> None
 
 
 def test_the_config_check_takes_the_system_and_refuses_what_it_cannot_do(toy: LedgerSystem, tmp_path: Path) -> None:
-    from kassebro.config import load_vendors
+    from kassebro.config import LedgerTarget, load_vendors
 
+    assert "toyledger" in LedgerTarget.model_json_schema()["properties"]["system"]["enum"]
     _vendor_file(tmp_path)
     (vendor,) = load_vendors(tmp_path).vendors
     assert vendor.ledger.system == "toyledger" and vendor.pool == "ledger_toyledger"

@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from kassebro.core.allocation import bill_discount_parts, split_over_codes
 from kassebro.checks import CheckResult, DayContext, Rule, ValidationReport, validate_day
+from kassebro.core.allocation import bill_discount_parts, split_over_codes
 from kassebro.core.errors import ValidationFailed
 from kassebro.core.frames import SalesDay, conform, empty_frame
 

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from kassebro.core.allocation import DISCOUNT_KEY, bill_discount_parts, discounted_lines, largest_remainder
 from kassebro.booking.voucher import Voucher, VoucherLine, external_ref
 from kassebro.checks.report import CheckResult
 from kassebro.config import LedgerMap, Vendor
+from kassebro.core.allocation import DISCOUNT_KEY, bill_discount_parts, discounted_lines, largest_remainder
 from kassebro.core.errors import Issue, ValidationFailed
 from kassebro.core.frames import SalesDay
 from kassebro.core.money import format_ore, vat_from_gross

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from kassebro.core.allocation import bill_discount_parts
 from kassebro.checks.rules import (
     DayContext,
     Rule,
@@ -31,6 +30,7 @@ from kassebro.checks.rules import (
     sales_lines,
     totals,
 )
+from kassebro.core.allocation import bill_discount_parts
 from kassebro.core.money import format_ore
 
 if TYPE_CHECKING:

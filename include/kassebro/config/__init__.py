@@ -240,6 +240,11 @@ class Source(_Strict):
 MAX_RETRY_DELAY_SECONDS = 3600
 
 
+def _system_names(schema: dict[str, Any]) -> None:
+    """The JSON schema of `ledger.system`: the registry's systems, when the schema is made."""
+    schema["enum"] = list(registry.names())
+
+
 def _known_system(name: str) -> str:
     registry.get(name)  # raises ValueError naming the known systems
     return name
@@ -259,7 +264,7 @@ class LedgerTarget(_Strict):
     again in full. Either way nothing is overwritten and every voucher is kept.
     """
 
-    system: Annotated[str, AfterValidator(_known_system)] = "tripletex"
+    system: Annotated[str, AfterValidator(_known_system), Field(json_schema_extra=_system_names)] = "tripletex"
     """One of the ledger registry's systems (`kassebro.ledgers.registry`)."""
     connection: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     send_to_ledger: bool = True
