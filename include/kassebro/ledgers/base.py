@@ -105,3 +105,49 @@ class Ledger(Protocol):
         Never retried on a transient error (like `post`).
         """
         ...
+
+
+@dataclass(frozen=True)
+class AccountBalance:
+    """One account's balance over a period, as the ledger reports it (read-back).
+
+    Attributes:
+      account: the account number.
+      name: the account's name in the ledger.
+      opening: the balance at the period's first day, before its postings (øre).
+      movement: the sum of the period's postings (øre).
+      closing: opening + movement, as the ledger says it (øre).
+    """
+
+    account: str
+    name: str
+    opening: Ore
+    movement: Ore
+    closing: Ore
+
+
+@dataclass(frozen=True)
+class LedgerPosting:
+    """One posting as the ledger holds it, whoever booked it (read-back).
+
+    Attributes:
+      voucher_id, voucher_number: the ledger's voucher it belongs to.
+      date: the posting's date.
+      account: the account number.
+      amount: signed net øre (what balances sum); `gross`: signed gross øre.
+      vat_code: the standard VAT code, None for none.
+      description: the posting's text.
+      external_ref: the voucher's external reference (ours is `kassebro:...`), "" if none.
+      system_generated: a row the ledger made itself (Tripletex's VAT rows).
+    """
+
+    voucher_id: str
+    voucher_number: str
+    date: dt.date
+    account: str
+    amount: Ore
+    gross: Ore
+    vat_code: str | None
+    description: str
+    external_ref: str
+    system_generated: bool = False

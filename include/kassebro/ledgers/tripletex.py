@@ -45,8 +45,10 @@ import requests
 from kassebro.booking.voucher import Voucher
 from kassebro.core.money import ore_to_decimal, parse_ore
 from kassebro.ledgers.base import (
+    AccountBalance,
     LedgerAuthError,
     LedgerError,
+    LedgerPosting,
     LedgerRateLimited,
     LedgerTransient,
     LedgerValidationError,
@@ -134,6 +136,7 @@ class TripletexClient(HttpClient):
             secrets=lambda: (self._consumer_token, self._employee_token, self._session_token),
         )
         self.read_back_after_post = read_back_after_post
+        self.page_size = 1000  # the API's default `count`
 
     # ---- housekeeping ------------------------------------------------------------------------
 
@@ -302,6 +305,61 @@ class TripletexClient(HttpClient):
         if include_non_posted:
             values += self._all_pages("/ledger/voucher/>nonPosted", {**params, "includeNonApproved": "true"})
         return [self._posted(v) for v in values]
+
+    # ---- read-back -------------------------------------------------------------------------
+
+    def balances(
+        self, date_from: dt.date, date_to: dt.date, *, accounts: tuple[int, int] | None = None
+    ) -> list[AccountBalance]:
+        """Each account's opening, movement and closing for date_from <= date < date_to
+        (`GET /balanceSheet`, dateTo exclusive), optionally for an account number range."""
+        params: dict[str, Any] = {"dateFrom": date_from.isoformat(), "dateTo": date_to.isoformat()}
+        if accounts:
+            params.update(accountNumberFrom=accounts[0], accountNumberTo=accounts[1])
+        fields = "account(number,name),balanceIn,balanceChange,balanceOut"
+        return [
+            AccountBalance(
+                account=str((row.get("account") or {}).get("number")),
+                name=str((row.get("account") or {}).get("name") or ""),
+                opening=parse_ore(str(row.get("balanceIn") or 0)),
+                movement=parse_ore(str(row.get("balanceChange") or 0)),
+                closing=parse_ore(str(row.get("balanceOut") or 0)),
+            )
+            for row in self._all_pages("/balanceSheet", params, fields)
+        ]
+
+    def postings(
+        self, date_from: dt.date, date_to: dt.date, *, accounts: tuple[int, int] | None = None
+    ) -> list[LedgerPosting]:
+        """Every posting dated date_from <= date < date_to (`GET /ledger/posting`, paged until a
+        short page), ours and others', VAT rows included, optionally for an account number range."""
+        params: dict[str, Any] = {"dateFrom": date_from.isoformat(), "dateTo": date_to.isoformat()}
+        if accounts:
+            params.update(accountNumberFrom=accounts[0], accountNumberTo=accounts[1])
+        fields = (
+            "voucher(id,number,year,externalVoucherNumber),date,description,account(number),vatType(number),"
+            "amount,amountGross,row,systemGenerated"
+        )
+        found = []
+        for row in self._all_pages("/ledger/posting", params, fields):
+            voucher = row.get("voucher") or {}
+            vat = (row.get("vatType") or {}).get("number")
+            number = voucher.get("number")
+            found.append(
+                LedgerPosting(
+                    voucher_id=str(voucher.get("id")),
+                    voucher_number=f"{number}-{voucher.get('year')}" if number else "",
+                    date=dt.date.fromisoformat(str(row.get("date"))[:10]),
+                    account=str((row.get("account") or {}).get("number")),
+                    amount=parse_ore(str(row.get("amount"))),
+                    gross=parse_ore(str(row.get("amountGross"))),
+                    vat_code=None if vat in (None, "", "0") else str(vat),
+                    description=str(row.get("description") or ""),
+                    external_ref=str(voucher.get("externalVoucherNumber") or ""),
+                    system_generated=bool(row.get("systemGenerated")),
+                )
+            )
+        return found
 
     def render(self, voucher: Voucher) -> dict[str, Any]:
         """The POST /ledger/voucher body for a voucher, resolving every lookup first.
@@ -644,15 +702,16 @@ class TripletexClient(HttpClient):
     def _all_pages(
         self, path: str, params: Mapping[str, Any], fields: str = VOUCHER_FIELDS, *, own_company: bool = False
     ) -> list[dict[str, Any]]:
+        """Every page, until a short one: apis.md §8 says `fullResultSize` is not exact."""
         values: list[dict[str, Any]] = []
         start = 0
         while True:
-            query = {**params, "from": start, "count": 1000, "fields": fields}
+            query = {**params, "from": start, "count": self.page_size, "fields": fields}
             data = self._request("GET", path, params=query, own_company=own_company) or {}
             page = data.get("values") or []
             values.extend(page)
             start += len(page)
-            if not page or start >= int(data.get("fullResultSize") or 0):
+            if len(page) < self.page_size:
                 return values
 
     # ---- parsing -----------------------------------------------------------------------------
