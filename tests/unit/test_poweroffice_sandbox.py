@@ -268,6 +268,18 @@ def test_post_and_read_back(api):
     assert {r["ExternalImportReference"] for r in rows} == {"ref-1"}
 
 
+def test_trial_balance_sums_the_transactions_in_the_specs_shape(api):
+    http, base = api
+    assert http.post(base + "/Vouchers/ManualJournals", json=manual_body(api), timeout=5).status_code == 201
+    answer = http.get(base + "/TrialBalance", params={"date": DAY, "hideAccountsWithZeroBalance": "true"}, timeout=5)
+    assert answer.status_code == 200, answer.text
+    assert_valid(answer.json(), response_schema("/TrialBalance", "get", "200"))
+    assert {r["AccountNo"]: r["Balance"] for r in answer.json()} == {1920: 125.0, 3000: -100.0, 2700: -25.0}
+    the_day_before = http.get(base + "/TrialBalance", params={"date": "2026-02-28"}, timeout=5).json()
+    assert {r["Balance"] for r in the_day_before} == {0}  # the date itself is included, not before it
+    assert http.get(base + "/TrialBalance", timeout=5).status_code == 400  # date is required
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [

@@ -111,8 +111,10 @@ import requests
 from kassebro.booking.voucher import Voucher, VoucherLine
 from kassebro.core.money import ore_to_decimal, parse_ore
 from kassebro.ledgers.base import (
+    AccountBalance,
     LedgerAuthError,
     LedgerError,
+    LedgerPosting,
     LedgerRateLimited,
     LedgerTransient,
     LedgerValidationError,
@@ -418,6 +420,62 @@ class PowerOfficeClient(HttpClient):
             )
             for account_id, amount, vat_id, description, department_id, project_id in raw
         )
+
+    # ---- read-back -------------------------------------------------------------------------
+
+    def postings(
+        self, date_from: dt.date, date_to: dt.date, *, accounts: tuple[int, int] | None = None
+    ) -> list[LedgerPosting]:
+        """Every posting dated date_from <= date < date_to (`GET /AccountTransactions`, whose
+        toDate is inclusive), VAT transactions included, optionally for an account number range."""
+        params: dict[str, Any] = {
+            "fromDate": date_from.isoformat(),
+            "toDate": (date_to - dt.timedelta(days=1)).isoformat(),
+        }
+        if accounts:
+            params["accountNos"] = f"{accounts[0]}-{accounts[1]}"
+        found = []
+        for row in self._list("/AccountTransactions", params):
+            amount = parse_ore(str(row.get("Amount")))
+            vat_code = str(row.get("VatCode") or "")
+            found.append(
+                LedgerPosting(
+                    voucher_id=str(row.get("VoucherId")),
+                    voucher_number=str(row.get("VoucherNo") or ""),
+                    date=dt.date.fromisoformat(str(row.get("PostingDate"))[:10]),
+                    account=str(row.get("AccountNo")),
+                    amount=amount,
+                    gross=amount + parse_ore(str(row.get("VatAmount") or 0)),
+                    vat_code=None if vat_code in ("", NO_VAT_CODE) else vat_code,
+                    description=str(row.get("Description") or ""),
+                    external_ref=str(row.get("ExternalImportReference") or ""),
+                )
+            )
+        return found
+
+    def balances(
+        self, date_from: dt.date, date_to: dt.date, *, accounts: tuple[int, int] | None = None
+    ) -> list[AccountBalance]:
+        """Each account's closing balance at the period's last day (`GET /TrialBalance`, that day
+        included), its movement summed from the period's postings, and its opening as closing less
+        movement: Go reports a balance at a date, not a period (so a period across New Year is not
+        split into the result accounts' two years; INFERRED that Go's result accounts restart)."""
+        params: dict[str, Any] = {"date": (date_to - dt.timedelta(days=1)).isoformat()}
+        if accounts:
+            params["accountNos"] = f"{accounts[0]}-{accounts[1]}"
+        movement: dict[str, int] = {}
+        for posting in self.postings(date_from, date_to, accounts=accounts):
+            movement[posting.account] = movement.get(posting.account, 0) + posting.amount
+        found = []
+        for row in self._list("/TrialBalance", params):
+            account = str(row.get("AccountNo"))
+            closing = parse_ore(str(row.get("Balance") or 0))
+            moved = movement.get(account, 0)
+            if closing or moved:
+                found.append(
+                    AccountBalance(account, str(row.get("AccountName") or ""), closing - moved, moved, closing)
+                )
+        return found
 
     def render(self, voucher: Voucher) -> dict[str, Any]:
         """The POST /Vouchers/ManualJournals body, resolving every lookup first."""
