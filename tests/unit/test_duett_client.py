@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -278,6 +279,11 @@ def test_timeout_is_transient(sandbox):
         with pytest.raises(LedgerTransient, match="timed out"):
             slow.post(day_voucher())
         assert slow.calls["POST /Voucher/v2"] == 1
+    # the server finishes the abandoned POST 1.2 s on: wait for it, or it lands in a later test
+    deadline = time.monotonic() + 10
+    while not any(c["method"] == "POST" and c.get("status") for c in sandbox[0].state.calls.list()):
+        assert time.monotonic() < deadline, "the delayed POST never finished"
+        time.sleep(0.05)
 
 
 def test_dropped_connection_on_a_get_is_retried(sandbox, client):
