@@ -10,11 +10,12 @@ from collections import defaultdict
 import pytest
 import requests
 
-from kassebro.booking.voucher import Voucher, VoucherLine, external_ref
+from kassebro.booking.voucher import external_ref
 from kassebro.ledgers.tripletex import TripletexClient
 from kassebro.sandbox.server import running
 from kassebro.sandbox.tripletex import DEMO_CONSUMER_TOKEN, DEMO_EMPLOYEE_TOKEN, create_app
 
+from .test_readback import _day
 from .test_tripletex_sandbox import assert_schema, response_schema
 
 DAY = dt.date(2026, 3, 2)
@@ -32,23 +33,6 @@ def client(sandbox):
     requests.post(sandbox[1].url + "/_sandbox/reset", timeout=5).raise_for_status()
     with TripletexClient(sandbox[1].url, DEMO_CONSUMER_TOKEN, DEMO_EMPLOYEE_TOKEN, retry_backoff=0) as c:
         yield c
-
-
-def _day(day: dt.date, card: int, vipps: int) -> Voucher:
-    sales = card + vipps
-    high = sales * 4 // 5
-    return Voucher(
-        vendor_id="shop12",
-        business_day=day,
-        external_ref=external_ref("shop12", day),
-        description=f"POS dagsoppgjør {day}",
-        lines=(
-            VoucherLine("1920", card, None, "Bankkort"),
-            VoucherLine("1940", vipps, None, "Vipps"),
-            VoucherLine("3000", -high, "3", "Salg 25 %"),
-            VoucherLine("3030", -(sales - high), "31", "Salg 15 %"),
-        ),
-    )
 
 
 def _book(client: TripletexClient) -> None:
