@@ -12,7 +12,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "include" / "kassebro"
 
-ORDER = ("core", "config", "sources", "checks", "booking", "ledgers", "posting", "airflow", "demo", "cli")
+ORDER = ("core", "config", "sources", "checks", "booking", "ledgers", "posting", "readback", "airflow", "demo", "cli")
 """The data's way through the package; a stage may import every stage before it."""
 
 EXCEPTIONS = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Protocol
 
 from kassebro.booking.voucher import Voucher
@@ -151,3 +152,65 @@ class LedgerPosting:
     description: str
     external_ref: str
     system_generated: bool = False
+
+
+@dataclass(frozen=True)
+class LedgerAccount:
+    """One account in the ledger's chart (read-back), for the mapping check and the year-end export.
+
+    Attributes:
+      number: the account number.
+      name: the account's name in the ledger.
+      active: False when the ledger keeps the account but refuses postings to it.
+      vat_code: the standard VAT code the ledger sets on the account, None for none.
+      vat_locked: True when the ledger refuses any other VAT code on this account.
+    """
+
+    number: str
+    name: str
+    active: bool = True
+    vat_code: str | None = None
+    vat_locked: bool = False
+
+
+@dataclass(frozen=True)
+class LedgerVatCode:
+    """One VAT code the ledger knows (read-back), translated to the standard SAF-T code.
+
+    Attributes:
+      code: the standard (SAF-T) VAT code, e.g. "3" or "31".
+      own_id: the system's own id or code for it, as its API takes it.
+      name: the ledger's name for it.
+      rate: the percentage (Decimal("25")).
+    """
+
+    code: str
+    own_id: str
+    name: str
+    rate: Decimal
+
+
+class ReadBack(Protocol):
+    """What kassebro reads back from a ledger company: reconciliation, mapping check, year-end."""
+
+    system: str
+
+    def balances(
+        self, date_from: dt.date, date_to: dt.date, *, accounts: tuple[int, int] | None = None
+    ) -> list[AccountBalance]:
+        """Each account's opening, movement and closing for date_from <= date < date_to."""
+        ...
+
+    def postings(
+        self, date_from: dt.date, date_to: dt.date, *, accounts: tuple[int, int] | None = None
+    ) -> list[LedgerPosting]:
+        """Every posting dated date_from <= date < date_to, whoever booked it."""
+        ...
+
+    def accounts(self) -> list[LedgerAccount]:
+        """The chart of accounts, inactive accounts included."""
+        ...
+
+    def vat_codes(self) -> list[LedgerVatCode]:
+        """The VAT codes the ledger knows, as standard codes."""
+        ...
