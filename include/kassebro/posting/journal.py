@@ -16,6 +16,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -172,6 +173,18 @@ class ClaimLost(Exception):  # noqa: N818 - a state, not a failure of ours
     The holder that lost it must neither post nor record: the new holder looks the day up in the
     ledger first, so whatever the old holder sent is found and recorded exactly once.
     """
+
+
+def _booked(r: Any) -> Booked:
+    return Booked(
+        r["version"],
+        r["kind"],
+        r["external_ref"],
+        r["ledger_id"],
+        r["ledger_number"] or "",
+        r["day_hash"],
+        Voucher.from_json(json.loads(r["voucher_json"])),
+    )
 
 
 def _now() -> dt.datetime:
@@ -407,29 +420,25 @@ class Journal:
             ).rowcount:
                 conn.execute(insert(journal_table).values(vendor_id=vendor_id, business_day=day, attempts=0, **row))
 
+    def booked_between(self, vendor_id: str, first: dt.date, last: dt.date) -> dict[dt.date, list[Booked]]:
+        """The vouchers confirmed in the ledger for each of the vendor's days first..last (inclusive),
+        oldest first: one query, for reconciling many days."""
+        h = history_table.c
+        query = (
+            select(history_table)
+            .where(h.vendor_id == vendor_id, h.business_day >= first, h.business_day <= last)
+            .order_by(h.business_day, h.version)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        found: dict[dt.date, list[Booked]] = {}
+        for r in rows:
+            found.setdefault(r["business_day"], []).append(_booked(r))
+        return found
+
     def booked(self, vendor_id: str, day: dt.date) -> list[Booked]:
         """The vouchers confirmed in the ledger for a day, oldest first."""
-        h = history_table.c
-        with self.engine.connect() as conn:
-            rows = (
-                conn.execute(
-                    select(history_table).where(h.vendor_id == vendor_id, h.business_day == day).order_by(h.version)
-                )
-                .mappings()
-                .all()
-            )
-        booked = [
-            Booked(
-                r["version"],
-                r["kind"],
-                r["external_ref"],
-                r["ledger_id"],
-                r["ledger_number"] or "",
-                r["day_hash"],
-                Voucher.from_json(json.loads(r["voucher_json"])),
-            )
-            for r in rows
-        ]
+        booked = self.booked_between(vendor_id, day, day).get(day, [])
         if not booked:  # a day posted before the history table existed: its journal row is version 1
             entry = self.get(vendor_id, day)
             voucher = self.voucher(vendor_id, day)

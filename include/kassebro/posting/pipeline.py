@@ -59,6 +59,10 @@ def prepare(
     work = work_dir(vendor.id, day)
     if verdict.sales is not None:
         verdict.sales.save(work / "frames")
+        if not verdict.sales.is_empty():
+            from kassebro.posting.zreports import ZReports, z_day
+
+            ZReports(journal.url).save(z_day(verdict.sales))
     report = verdict.report.write(work)
     log.info("%s; report: %s", report.headline, report.report_paths[1])
     if verdict.voucher is None:

@@ -1,0 +1,384 @@
+"""Nightly reconciliation, three ways: the POS's Z reports, the journal, and what the ledger holds.
+
+For every vendor-day in a window, the day's vouchers in the ledger (found by their `kassebro:`
+references, whoever changed them since) are set against the vouchers the journal says were booked
+and against the Z report's payments:
+
+- missing: a booked reference the ledger no longer holds (deleted by a person);
+- duplicated: more vouchers with one reference than were booked;
+- extra: a voucher with one of the vendor's references the journal does not know as booked;
+- changed: the day's vouchers are all there but their postings (per account and VAT code) differ
+  from what was booked;
+- unbalanced: the ledger holds the day as booked, but its payment accounts do not add up to the
+  Z report's payments (the day was booked from data that no longer agrees with the POS);
+- pos_accounts: per vendor over the window, the movement the ledger's *account view*
+  (`postings`, a different read than the vouchers) shows on the POS's payment accounts (cash, card
+  clearing, gift-card liability: whatever the mapping's payment types book to) differs from the Z
+  reports' payments. Every voucher counts, a person's too (a cash deposit booked from the cash
+  account shows here, with its amount in the evidence as "other vouchers"); the vendor's own days
+  that have a finding of their own are left out on both sides.
+
+A day with a finding of one kind is not also reported under the kinds after it (a deleted voucher
+is missing, not also unbalanced), so each disagreement is one finding. Reads only: a finding never
+changes the ledger or the journal. A ledger that cannot be read gives an `unreadable` finding
+(unknown), never "no findings".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kassebro.config import Vendor
+from kassebro.core.errors import KassebroError
+from kassebro.core.money import format_ore
+from kassebro.ledgers.base import LedgerError, LedgerPosting, PostedVoucher
+from kassebro.posting.journal import Booked, Entry, Journal
+from kassebro.posting.pipeline import no_vat
+from kassebro.posting.zreports import ZDay, ZReports
+from kassebro.readback.findings import Finding, Findings
+
+log = logging.getLogger(__name__)
+
+REF = re.compile(r"^kassebro:(?P<vendor>[a-z0-9_]+):(?P<day>\d{4}-\d{2}-\d{2})(?::v\d+)?(?::reversal)?$")
+IN_FLIGHT = ("posting", "unknown")
+"""Journal states of a post under way: the ledger may hold its voucher before the journal says so."""
+BOOKED = ("posted", "parked")
+
+Key = tuple[str, str | None]
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """What one reconciliation read and found.
+
+    Attributes:
+      checked: the vendor-days compared (their findings replace the stored ones).
+      findings: every disagreement found.
+      vouchers_read: vouchers the ledger(s) returned for the window.
+      postings_read: postings read for the account view (0 where a system has no read-back).
+      not_checked: what could not be compared and why (a ledger that could not be read, a day
+        whose Z report was never read): unknown, not agreed.
+    """
+
+    checked: tuple[tuple[str, dt.date], ...]
+    findings: tuple[Finding, ...]
+    vouchers_read: int = 0
+    postings_read: int = 0
+    not_checked: tuple[str, ...] = field(default=())
+
+
+def parse_ref(ref: str) -> tuple[str, dt.date] | None:
+    """(vendor id, business day) of a kassebro reference, None for anything else."""
+    match = REF.match(ref or "")
+    if not match:
+        return None
+    try:
+        return match.group("vendor"), dt.date.fromisoformat(match.group("day"))
+    except ValueError:
+        return None
+
+
+def _sums(postings: Iterable[tuple[str, int, str | None]]) -> Counter[Key]:
+    total: Counter[Key] = Counter()
+    for account, amount, vat_code in postings:
+        total[(account, no_vat(vat_code))] += amount
+    return total
+
+
+def _nonzero(total: Counter[Key]) -> dict[str, int]:
+    return {f"{a}/{v or '-'}": n for (a, v), n in sorted(total.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")) if n}
+
+
+def _days(vendor: Vendor, first: dt.date, last: dt.date) -> list[dt.date]:
+    day, days = max(first, vendor.enabled_since), []
+    while day <= last:
+        days.append(day)
+        day += dt.timedelta(days=1)
+    return days
+
+
+def expected_payments(vendor: Vendor, z: ZDay) -> Counter[str]:
+    """The Z report's payments per ledger account, through the vendor's payment mapping."""
+    per_account: Counter[str] = Counter()
+    for ptype, pcode, amount in z.payments:
+        account = vendor.mapping.payment_account(ptype, pcode)
+        per_account[account or f"(unmapped {ptype or pcode})"] += amount
+    return per_account
+
+
+def _payment_accounts(vendor: Vendor) -> set[str]:
+    return set(vendor.mapping.payment_types.values())
+
+
+def reconcile_vendor_days(
+    vendor: Vendor,
+    days: Sequence[dt.date],
+    vouchers: Sequence[PostedVoucher],
+    entries: dict[dt.date, Entry],
+    booked: dict[dt.date, list[Booked]],
+    zdays: dict[dt.date, ZDay],
+) -> list[Finding]:
+    """The findings of one vendor's days, from what was read (no I/O: the rules alone)."""
+    system = vendor.ledger.system
+    by_day: dict[dt.date, list[PostedVoucher]] = defaultdict(list)
+    for voucher in vouchers:
+        parsed = parse_ref(voucher.external_ref)
+        if parsed and parsed[0] == vendor.id:
+            by_day[parsed[1]].append(voucher)
+    found: list[Finding] = []
+
+    def finding(day: dt.date, kind: str, reference: str, message: str, **evidence: Any) -> None:
+        found.append(Finding(vendor.id, day, kind, reference, f"{vendor.id} {day}: {message}", evidence, system))
+
+    for day in days:
+        entry = entries.get(day)
+        state = entry.state if entry else None
+        versions = booked.get(day, []) if state in BOOKED else []
+        held = by_day.get(day, [])
+        before = len(found)
+        expected = Counter(b.external_ref for b in versions)
+        present = Counter(v.external_ref for v in held)
+        for ref in sorted(expected):
+            ids = [v.ledger_id for v in held if v.external_ref == ref]
+            if present[ref] < expected[ref]:
+                finding(
+                    day,
+                    "missing",
+                    ref,
+                    f"the journal says {ref} is {state} in {system}, but the ledger holds "
+                    f"{present[ref]} of its {expected[ref]} voucher(s)",
+                    journal_ledger_ids=[b.ledger_id for b in versions if b.external_ref == ref],
+                    ledger_ids=ids,
+                )
+            elif present[ref] > expected[ref]:
+                finding(
+                    day,
+                    "duplicated",
+                    ref,
+                    f"{present[ref]} vouchers in {system} carry {ref}; {expected[ref]} was booked",
+                    ledger_ids=ids,
+                    ledger_numbers=[v.number for v in held if v.external_ref == ref],
+                    journal_ledger_ids=[b.ledger_id for b in versions if b.external_ref == ref],
+                )
+        strangers = sorted(ref for ref in present if ref not in expected)
+        if strangers and state not in IN_FLIGHT:
+            for ref in strangers:
+                finding(
+                    day,
+                    "extra",
+                    ref,
+                    f"{system} holds {present[ref]} voucher(s) with {ref}, which the journal does not know as "
+                    f"booked (journal state: {state or 'no row'})",
+                    ledger_ids=[v.ledger_id for v in held if v.external_ref == ref],
+                    journal_state=state,
+                )
+        if len(found) > before or not versions:
+            continue
+        in_ledger = _sums(p for v in held for p in v.postings)
+        as_booked = _sums((line.account, line.amount, line.vat_code) for b in versions for line in b.voucher.lines)
+        if _nonzero(in_ledger) != _nonzero(as_booked):
+            difference = in_ledger.copy()
+            difference.subtract(as_booked)
+            finding(
+                day,
+                "changed",
+                versions[-1].external_ref,
+                f"the voucher(s) in {system} differ from what was booked (ledger - booked: "
+                + ", ".join(f"{k} {format_ore(v)}" for k, v in _nonzero(difference).items())
+                + ")",
+                ledger=_nonzero(in_ledger),
+                booked=_nonzero(as_booked),
+                ledger_ids=[v.ledger_id for v in held],
+            )
+            continue
+        z = zdays.get(day)
+        if z is None:
+            continue  # the Z report was never read: nothing to compare with (reported as not checked)
+        wanted = expected_payments(vendor, z)
+        accounts = _payment_accounts(vendor) | set(wanted)
+        got: Counter[str] = Counter()
+        for (account, _vat), amount in in_ledger.items():
+            if account in accounts:
+                got[account] += amount
+        if {a: n for a, n in got.items() if n} != {a: n for a, n in wanted.items() if n}:
+            finding(
+                day,
+                "unbalanced",
+                versions[-1].external_ref,
+                f"the payment accounts in {system} hold {format_ore(sum(got.values()))}, the Z report says "
+                f"{format_ore(z.payments_total)}",
+                ledger={a: n for a, n in sorted(got.items()) if n},
+                z_report={a: n for a, n in sorted(wanted.items()) if n},
+                z_source=z.source,
+            )
+    return found
+
+
+def reconcile_pos_accounts(
+    vendor: Vendor,
+    days: Sequence[dt.date],
+    postings: Sequence[LedgerPosting],
+    entries: dict[dt.date, Entry],
+    zdays: dict[dt.date, ZDay],
+    skip: set[dt.date],
+) -> list[Finding]:
+    """The ledger's account view of the POS's payment accounts against the Z reports, over `days`."""
+    if not days:
+        return []
+    accounts = _payment_accounts(vendor)
+    window = set(days)
+    compared = {
+        d for d in window - skip if d in zdays and entries.get(d) is not None and entries[d].state in BOOKED
+    }
+    ours: Counter[str] = Counter()
+    others: Counter[str] = Counter()
+    for p in postings:
+        if p.account not in accounts:
+            continue
+        parsed = parse_ref(p.external_ref)
+        if parsed and parsed[0] == vendor.id:
+            if parsed[1] in compared:
+                ours[p.account] += p.gross
+        else:
+            others[p.account] += p.gross
+    wanted: Counter[str] = Counter()
+    for d in compared:
+        wanted.update(expected_payments(vendor, zdays[d]))
+    moved = ours + others
+    if {a: n for a, n in moved.items() if n} == {a: n for a, n in wanted.items() if n}:
+        return []
+    last = max(days)
+    return [
+        Finding(
+            vendor.id,
+            last,
+            "pos_accounts",
+            "accounts:" + ",".join(sorted(accounts)),
+            f"{vendor.id} {min(days)}..{last}: the POS's payment accounts moved "
+            f"{format_ore(sum(moved.values()))} in {vendor.ledger.system} ({format_ore(sum(others.values()))} "
+            f"of it on other vouchers) over {len(compared)} day(s); the Z reports say "
+            f"{format_ore(sum(wanted.values()))}",
+            {
+                "ledger": dict(sorted((a, n) for a, n in ours.items() if n)),
+                "z_reports": dict(sorted((a, n) for a, n in wanted.items() if n)),
+                "other_vouchers": dict(sorted((a, n) for a, n in others.items() if n)),
+                "days": sorted(d.isoformat() for d in compared),
+            },
+            vendor.ledger.system,
+        )
+    ]
+
+
+def reconcile_company(
+    vendors: Sequence[Vendor],
+    ledger: Any,
+    first: dt.date,
+    last: dt.date,
+    journal: Journal,
+    zreports: ZReports,
+) -> Reconciliation:
+    """Reconcile the vendors that share one ledger company over first..last (inclusive): one read
+    of the ledger's vouchers and one of its account view for all of them."""
+    vendors = list(vendors)
+    try:
+        vouchers = ledger.list_vouchers(first, last + dt.timedelta(days=1), include_non_posted=True)
+    except (LedgerError, KassebroError) as exc:
+        return _unreadable(vendors, last, exc)
+    postings: list[LedgerPosting] = []
+    not_checked: list[str] = []
+    if hasattr(ledger, "postings"):
+        try:
+            postings = ledger.postings(first, last + dt.timedelta(days=1))
+        except (LedgerError, KassebroError) as exc:
+            not_checked.append(f"the account view of {ledger.system} could not be read: {exc}")
+    else:
+        not_checked.append(f"{getattr(ledger, 'system', '?')} has no account read-back: POS accounts not compared")
+    checked: list[tuple[str, dt.date]] = []
+    found: list[Finding] = []
+    for vendor in vendors:
+        days = _days(vendor, first, last)
+        if not days:
+            continue
+        entries = {e.business_day: e for e in journal.entries(vendor.id) if first <= e.business_day <= last}
+        booked = journal.booked_between(vendor.id, first, last)
+        zdays = zreports.read(vendor.id, first, last)
+        day_findings = reconcile_vendor_days(vendor, days, vouchers, entries, booked, zdays)
+        found += day_findings
+        unread = [d for d in days if entries.get(d) and entries[d].state in BOOKED and d not in zdays]
+        if unread:
+            not_checked.append(
+                f"{vendor.id}: no Z report kept for {len(unread)} booked day(s) ({unread[0]}..{unread[-1]}): "
+                "not compared with the POS"
+            )
+        if postings or hasattr(ledger, "postings"):
+            skip = {f.business_day for f in day_findings}
+            found += reconcile_pos_accounts(vendor, days, postings, entries, zdays, skip)
+        checked += [(vendor.id, d) for d in days]
+    return Reconciliation(tuple(checked), tuple(found), len(vouchers), len(postings), tuple(not_checked))
+
+
+def _unreadable(vendors: Sequence[Vendor], last: dt.date, exc: BaseException) -> Reconciliation:
+    findings = tuple(
+        Finding(
+            v.id,
+            last,
+            "unreadable",
+            "ledger",
+            f"{v.id}: the ledger ({v.ledger.system}, connection {v.ledger.connection}) could not be read: {exc}",
+            {"error": str(exc)},
+            v.ledger.system,
+        )
+        for v in vendors
+    )
+    return Reconciliation((), findings, not_checked=tuple(f.message for f in findings))
+
+
+def company_key(vendor: Vendor) -> tuple[str, str, str, str]:
+    """Vendors with one key share one ledger company (one read serves them all)."""
+    target = vendor.ledger
+    return (target.system, target.connection, target.company or "", target.client_org_number or "")
+
+
+def reconcile(
+    vendors: Sequence[Vendor],
+    first: dt.date,
+    last: dt.date,
+    ledger_for: Callable[[Vendor], Any],
+    *,
+    journal: Journal | None = None,
+    store: bool = True,
+) -> Reconciliation:
+    """Reconcile every vendor over first..last, one ledger read per company; store the findings
+    (replacing those of the days checked) unless `store` is False. The DAG and the CLI call this."""
+    journal = journal or Journal()
+    zreports = ZReports(journal.url)
+    groups: dict[tuple[str, str, str, str], list[Vendor]] = defaultdict(list)
+    for vendor in vendors:
+        groups[company_key(vendor)].append(vendor)
+    checked: list[tuple[str, dt.date]] = []
+    found: list[Finding] = []
+    vouchers = postings = 0
+    not_checked: list[str] = []
+    for members in groups.values():
+        try:
+            ledger = ledger_for(members[0])
+        except (LedgerError, KassebroError) as exc:
+            result = _unreadable(members, last, exc)
+        else:
+            with contextlib.closing(ledger):
+                result = reconcile_company(members, ledger, first, last, journal, zreports)
+        checked += result.checked
+        found += result.findings
+        vouchers += result.vouchers_read
+        postings += result.postings_read
+        not_checked += result.not_checked
+    if store:
+        Findings(journal.url).replace(checked, found)
+    return Reconciliation(tuple(checked), tuple(found), vouchers, postings, tuple(not_checked))
