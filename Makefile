@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run demo test test-integration bench soak lint format lock clean
+.PHONY: setup run demo test test-integration test-soak bench soak lint format lock clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ test: setup  ## lint and the whole suite except the PostgreSQL tier
 
 test-integration: setup  ## the pipeline with PostgreSQL as Airflow's metadata DB and as the journal
 	$(BIN)/python -m pytest -q -m integration tests/integration
+
+test-soak: setup  ## the short fault soak (about 100 runs, a few minutes); .ci/run runs it
+	$(BIN)/python -m pytest -q -m soak tests/unit/test_soak.py
 
 soak: setup  ## the fault soak: 1,000 runs against the five sandboxes; figures go to docs/reliability.md
 	$(BIN)/python -m soak.run --runs 1000 --seconds 3600 --parallel 3 --report docs/reliability.md
