@@ -21,6 +21,9 @@ from kassebro.sandbox.server import running
 
 DAY = dt.date(2026, 3, 2)
 READ_BACK = tuple(s.name for s in registry.systems() if hasattr(s.client_class, "balances"))
+# Where the day's card and Vipps money goes: Fiken books POS payments on 1901's sub-accounts
+# (the registry's `payment_account`; its sandbox's chart has 1920 only as bank sub-accounts).
+PAYMENT_ACCOUNTS = {"Fiken": ("1901:10002", "1901:10011")}  # by the client's `system`
 
 
 def _client(system: str, url: str) -> Any:
@@ -35,7 +38,9 @@ def _client(system: str, url: str) -> Any:
         timeout=10,
         cache=lambda company: LookupCache(),
     )
-    return registry.get(system).client_class.from_connection(parts)
+    system_info = registry.get(system)
+    options = {"company": system_info.sandbox_module.DEMO_COMPANY.slug} if system_info.company_required else {}
+    return system_info.client_class.from_connection(parts, **options)
 
 
 @pytest.fixture(params=READ_BACK)
@@ -44,7 +49,7 @@ def client(request: pytest.FixtureRequest) -> Iterator[Any]:
         yield client
 
 
-def _day(day: dt.date, card: int, vipps: int) -> Voucher:
+def _day(day: dt.date, card: int, vipps: int, accounts: tuple[str, str] = ("1920", "1940")) -> Voucher:
     sales = card + vipps
     high = sales * 4 // 5
     return Voucher(
@@ -53,8 +58,8 @@ def _day(day: dt.date, card: int, vipps: int) -> Voucher:
         external_ref=external_ref("shop12", day),
         description=f"POS dagsoppgjør {day}",
         lines=(
-            VoucherLine("1920", card, None, "Bankkort"),
-            VoucherLine("1940", vipps, None, "Vipps"),
+            VoucherLine(accounts[0], card, None, "Bankkort"),
+            VoucherLine(accounts[1], vipps, None, "Vipps"),
             VoucherLine("3000", -high, "3", "Salg 25 %"),
             VoucherLine("3030", -(sales - high), "31", "Salg 15 %"),
         ),
@@ -62,13 +67,14 @@ def _day(day: dt.date, card: int, vipps: int) -> Voucher:
 
 
 def test_balances_are_what_the_ledgers_postings_add_up_to(client: Any) -> None:
+    bank, phone = PAYMENT_ACCOUNTS.get(client.system, ("1920", "1940"))
     for day, card, vipps in (
         (dt.date(2025, 12, 30), 500_00, 100_00),  # last year
         (DAY - dt.timedelta(days=1), 1_000_00, 250_50),
         (DAY, 1_250_00, 333_33),
         (DAY + dt.timedelta(days=1), 99_99, 1_00),  # after the period
     ):
-        client.post(_day(day, card, vipps))
+        client.post(_day(day, card, vipps, (bank, phone)))
     start, end = DAY - dt.timedelta(days=1), DAY + dt.timedelta(days=1)  # two days, end exclusive
     balances = {b.account: b for b in client.balances(start, end)}
     postings = client.postings(start, end)
@@ -78,8 +84,8 @@ def test_balances_are_what_the_ledgers_postings_add_up_to(client: Any) -> None:
         moved[p.account] += p.amount
     assert {a: b.movement for a, b in balances.items() if b.movement} == {a: m for a, m in moved.items() if m}
     assert all(b.closing == b.opening + b.movement for b in balances.values())
-    assert balances["1920"].closing == 500_00 + 1_000_00 + 1_250_00  # a balance account carries over New Year
-    assert balances["1940"].movement == 250_50 + 333_33
+    assert balances[bank].closing == 500_00 + 1_000_00 + 1_250_00  # a balance account carries over New Year
+    assert balances[phone].movement == 250_50 + 333_33
     sales_net = -sum(p.amount for p in postings if p.account in ("3000", "3030"))
     vat = -sum(p.amount for p in postings if p.account.startswith("27"))
     assert sales_net + vat == 1_000_00 + 250_50 + 1_250_00 + 333_33  # the gross, to the øre

@@ -43,6 +43,18 @@ Plain `requests`, no Airflow. What it does about the API (brief `apis.md` §5, `
   (every line negated, text ending " [<ref>:reversal]") numbered the original day's number + 500 in
   the vendor's slot. A second call after a lost answer is refused as a duplicate number, and the
   reversal already there is returned (as `post` does).
+- Read-back of the books (`ReadBack`): `postings(from, to)` reads Duett's voucher report of the
+  general ledger, `GET /VoucherReport/v2?filter[voucherYear][EQ]=Y&ledgerFilter[EQ]=generalLedger
+  &filter[voucherDate][GTE]=from&filter[voucherDate][LT]=to`, once per calendar year of the range
+  (the year filter is required, documented). The filters and the row fields `accountNumber`,
+  `accountName`, `amountGross`, `amountNetto`, `description`, `lineNumber` are documented; the
+  path, the voucherDate filter and the rows' `voucherId`, `voucherNumber`, `voucherDate`, `vatCode`
+  and `text` are INFERRED (the documentation excerpt stops before them), and so is that the VAT
+  Duett books shows as rows of its own on the VAT account. `amountNetto` is the net, `amountGross`
+  the gross; the external reference is the " [ref]" at the end of the voucher's description. No
+  paging is documented: an answer that is not a JSON array raises. `balances` are computed from
+  the report (Duett documents no balance endpoint), `accounts()` is the account register and
+  `vat_codes()` the VAT register the post path reads.
 - Errors: ProblemDetails 400/404/409/422 -> LedgerValidationError with title, detail and errors;
   401/403 -> LedgerAuthError; 429 -> LedgerRateLimited(Retry-After); 5xx, timeouts, dropped
   connections -> LedgerTransient.
@@ -64,11 +76,15 @@ import requests
 from kassebro.booking.voucher import Voucher
 from kassebro.core.money import ore_to_decimal, parse_ore
 from kassebro.ledgers.base import (
+    AccountBalance,
+    LedgerAccount,
     LedgerAuthError,
     LedgerError,
+    LedgerPosting,
     LedgerRateLimited,
     LedgerTransient,
     LedgerValidationError,
+    LedgerVatCode,
     PostedVoucher,
 )
 from kassebro.ledgers.cache import LookupCache
@@ -81,6 +97,9 @@ SYSTEM = "Duett"
 INTEGRATION_HEADER = "X-Api-Integration-Key"
 CLIENT_HEADER = "X-Api-Client-Key"
 VOUCHER_PATH = "/Voucher/v2"
+REPORT_PATH = "/VoucherReport/v2"  # INFERRED: the voucher report's path is not documented
+ACCOUNT_PATH = "/Register/v2/Account"
+VAT_CODE_PATH = "/Register/v2/VatCode"
 DEFAULT_SERIES_START = 90_000_000
 DEFAULT_SERIES_SIZE = 10_000_000
 _DAYS_PER_SLOT = 1000  # days of the year 1..366, their reversals 501..866; the rest is unused
@@ -368,6 +387,131 @@ class DuettClient(HttpClient):
             body["voucherType"] = voucher_type
         return self._create(body, reversal_ref, date, tuple(sent), "set vendor_slots or another series")
 
+    # ---- read-back -------------------------------------------------------------------------
+
+    def postings(
+        self, date_from: dt.date, date_to: dt.date, *, accounts: tuple[int, int] | None = None
+    ) -> list[LedgerPosting]:
+        """Every general-ledger line dated date_from <= voucherDate < date_to, ours and others',
+        the VAT lines Duett books included: the voucher report, one GET per calendar year of the
+        range (its year filter is required), optionally for an account number range (applied here:
+        the report's account filter on a range is not documented)."""
+        if date_to <= date_from:
+            return []
+        dates = {"filter[voucherDate][GTE]": date_from.isoformat(), "filter[voucherDate][LT]": date_to.isoformat()}
+        rows = []
+        for year in range(date_from.year, (date_to - dt.timedelta(days=1)).year + 1):
+            rows += self._report(year, dates)
+        return [p for p in map(self._ledger_posting, rows) if _in_range(p.account, accounts)]
+
+    def balances(
+        self, date_from: dt.date, date_to: dt.date, *, accounts: tuple[int, int] | None = None
+    ) -> list[AccountBalance]:
+        """Each account's opening, movement and closing for date_from <= date < date_to, summed
+        from the voucher report of the general ledger.
+
+        DOCUMENTED: Duett documents no balance endpoint (only the voucher report), so the balances
+        are computed from its lines. The movement is the period's lines; the opening of a result
+        account (3000-8999) is its lines of date_from's year before date_from (INFERRED: the fiscal
+        year is the calendar year, the report's required year filter); of any other account, its
+        lines of every earlier year too, read year by year back to the first year whose report is
+        empty (INFERRED: a company's years in Duett have no gap). One GET per year read. Not
+        handled: incoming-balance vouchers (voucher type 0, DUETT-DOC voucher-types) that a
+        year-end closing may book would count on top of the years they carry over (the sandbox
+        books none). Accounts with neither an opening nor a movement are left out; names are the
+        report's `accountName`.
+        """
+        if date_to <= date_from:
+            return []
+        rows = []
+        for year in range(date_from.year, (date_to - dt.timedelta(days=1)).year + 1):
+            rows += self._report(year, {"filter[voucherDate][LT]": date_to.isoformat()})
+        year = date_from.year - 1
+        while earlier := self._report(year, {}):
+            if any(str(r.get("voucherDate"))[:4] != str(year) for r in earlier):  # else this would never end
+                raise LedgerValidationError(SYSTEM, f"GET {REPORT_PATH}: lines outside {year} for voucherYear {year}")
+            rows += [r for r in earlier if not _is_result_account(str(r.get("accountNumber")))]
+            year -= 1
+        names = {str(r.get("accountNumber")): str(r.get("accountName") or "") for r in rows}
+        opening: dict[str, int] = {}
+        movement: dict[str, int] = {}
+        for posting in map(self._ledger_posting, rows):
+            if not _in_range(posting.account, accounts):
+                continue
+            if posting.date >= date_from:
+                movement[posting.account] = movement.get(posting.account, 0) + posting.amount
+            elif not _is_result_account(posting.account) or posting.date.year == date_from.year:
+                opening[posting.account] = opening.get(posting.account, 0) + posting.amount
+        found = []
+        for account in sorted(set(opening) | set(movement), key=lambda a: (not a.isdigit(), a.zfill(12))):
+            start, moved = opening.get(account, 0), movement.get(account, 0)
+            if start or moved:
+                found.append(AccountBalance(account, names.get(account, ""), start, moved, start + moved))
+        return found
+
+    def accounts(self) -> list[LedgerAccount]:
+        """The account register (`GET /Register/v2/Account`, the post path's lookup, INFERRED path),
+        deleted accounts (`show: false`, Duett's soft delete) included as inactive; the account's
+        `vatCode` as a standard code. INFERRED: Duett documents no VAT lock on an account."""
+        rows = self._request("GET", ACCOUNT_PATH) or []
+        if not isinstance(rows, list):
+            raise LedgerValidationError(SYSTEM, f"GET {ACCOUNT_PATH}: expected a JSON array, got {type(rows).__name__}")
+        return [
+            LedgerAccount(
+                number=str(row["accountNumber"]),
+                name=str(row.get("name") or ""),
+                active=row.get("show", True) is not False,
+                vat_code=self._standard(row.get("vatCode")),
+            )
+            for row in rows
+            if isinstance(row, dict)
+            and row.get("accountNumber") not in (None, "")
+            and (row.get("accountType") or "account") == "account"
+        ]
+
+    def vat_codes(self) -> list[LedgerVatCode]:
+        """The VAT register (`GET /Register/v2/VatCode`, INFERRED path) without deleted codes, each
+        as its standard code by the post path's own mapping (`standardTaxCode`, else `code`); the
+        lookup cache is refreshed on the way."""
+        return [
+            LedgerVatCode(
+                code=str(row.get("standardTaxCode") or row["code"]),
+                own_id=str(row["code"]),
+                name=str(row.get("name") or ""),
+                rate=Decimal(str(row.get("rate") or 0)),
+            )
+            for row in self._load_vat_codes()
+        ]
+
+    def _report(self, year: int, params: Mapping[str, str]) -> list[dict[str, Any]]:
+        """The general ledger's voucher report rows of one year; anything but a JSON array (a paged
+        envelope, say: paging is not documented) raises, so no line is missed silently."""
+        query = {"filter[voucherYear][EQ]": str(year), "ledgerFilter[EQ]": "generalLedger", **params}
+        rows = self._request("GET", REPORT_PATH, params=query)
+        if rows is None:
+            return []
+        if not isinstance(rows, list):
+            raise LedgerValidationError(
+                SYSTEM, f"GET {REPORT_PATH}: expected a JSON array of report lines, got {type(rows).__name__}"
+            )
+        return [r for r in rows if isinstance(r, dict)]
+
+    def _ledger_posting(self, row: Mapping[str, Any]) -> LedgerPosting:
+        if row.get("accountNumber") is None or row.get("amountGross") is None or row.get("amountNetto") is None:
+            raise LedgerTransient(SYSTEM, f"voucher report line {row.get('id')}: incomplete")
+        match = _TEXT_REF.search(str(row.get("description") or ""))
+        return LedgerPosting(
+            voucher_id=str(row.get("voucherId") or ""),
+            voucher_number=str(row.get("voucherNumber") or ""),
+            date=dt.date.fromisoformat(str(row.get("voucherDate"))[:10]),
+            account=str(row["accountNumber"]),
+            amount=parse_ore(str(row["amountNetto"])),
+            gross=parse_ore(str(row["amountGross"])),
+            vat_code=self._standard(row.get("vatCode")),
+            description=str(row.get("text") or row.get("description") or ""),
+            external_ref=match.group(1) if match else "",
+        )
+
     # ---- more than the protocol --------------------------------------------------------------
 
     def voucher_number(self, external_ref: str, date: dt.date) -> int:
@@ -432,7 +576,7 @@ class DuettClient(HttpClient):
         cached = self.cache.table("accounts")
         missing = [n for n in wanted if n not in cached]
         if missing:
-            rows = self._request("GET", "/Register/v2/Account", params={"filter[accountNumber][IN]": ",".join(missing)})
+            rows = self._request("GET", ACCOUNT_PATH, params={"filter[accountNumber][IN]": ",".join(missing)})
             found = {
                 str(row.get("accountNumber")): str(row.get("name") or "")
                 for row in rows or []
@@ -462,10 +606,12 @@ class DuettClient(HttpClient):
             value = self.cache.get(table, key)
         return None if value is None else str(value)
 
-    def _load_vat_codes(self) -> None:
-        rows = self._request("GET", "/Register/v2/VatCode") or []
+    def _load_vat_codes(self) -> list[dict[str, Any]]:
+        """Read the VAT register, cache both mappings and return its rows (deleted ones left out)."""
+        rows = self._request("GET", VAT_CODE_PATH) or []
         codes: dict[str, str] = {}  # standard code -> Duett code (the first listed wins)
         standards: dict[str, str] = {}  # Duett code -> standard code
+        kept = []
         for row in rows:
             if not isinstance(row, dict) or row.get("show", True) is False or row.get("code") is None:
                 continue
@@ -473,9 +619,11 @@ class DuettClient(HttpClient):
             standard = str(row.get("standardTaxCode") or code)
             codes.setdefault(standard, code)
             standards[code] = standard
+            kept.append(row)
         self.cache.put("vat_codes", codes)
         self.cache.put("vat_standard", standards)
         self._vat_fetched = True
+        return kept
 
     # ---- HTTP --------------------------------------------------------------------------------
 
@@ -581,6 +729,15 @@ class DuettClient(HttpClient):
             postings=postings,
             in_ledger=True,
         )
+
+
+def _is_result_account(account: str) -> bool:
+    """A result account (3000-8999) starts each year at zero; the others carry over."""
+    return account.isdigit() and 3000 <= int(account) <= 8999
+
+
+def _in_range(account: str, accounts: tuple[int, int] | None) -> bool:
+    return accounts is None or (account.isdigit() and accounts[0] <= int(account) <= accounts[1])
 
 
 def _text_ref(row: Mapping[str, Any]) -> str | None:

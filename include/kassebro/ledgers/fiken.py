@@ -31,6 +31,12 @@ Plain `requests`, no Airflow. What it does about the API's habits (brief `apis.m
   transaction, linked as the entry's offsetTransactionId), when `date` is the entry's date and
   its transaction holds it alone; else a counter entry on `date` referenced "<ref>:reversal".
   Never retried; calling it again after a lost answer finds the reversal (see the method).
+- Reading the books (`ReadBack`): `postings` reads `GET /journalEntries?dateGe&dateLt` (all pages)
+  and splits every VAT-coded line into its net and a VAT row on the code's VAT account
+  (`VAT_ACCOUNTS`, see `split_vat`); `balances` reads `GET /accountBalances?date=` (a closing
+  balance at a date, all pages) the day before the period and its last day, result accounts
+  starting each year at zero (see the method); `accounts` is `GET /accounts`; `vat_codes` is
+  Fiken's documented list (no endpoint), the codes of `VAT_CODES`.
 - `calls` counts HTTP requests by "METHOD /path" (ids as {id}).
 """
 
@@ -53,11 +59,15 @@ from kassebro.booking.voucher import Voucher, VoucherLine
 from kassebro.core.money import Ore, vat_from_gross
 from kassebro.core.saft_codes import standard_vat_codes
 from kassebro.ledgers.base import (
+    AccountBalance,
+    LedgerAccount,
     LedgerAuthError,
     LedgerError,
+    LedgerPosting,
     LedgerRateLimited,
     LedgerTransient,
     LedgerValidationError,
+    LedgerVatCode,
     PostedVoucher,
 )
 from kassebro.ledgers.cache import LookupCache
@@ -79,6 +89,26 @@ PRODUCTION_TOKEN_URL = "https://fiken.no/oauth/token"
 # codes, numerically the same as the standard ones: 3 HIGH, 31 MEDIUM, 33 LOW, 5 EXEMPT,
 # 6 OUTSIDE, 0 NONE; purchase codes 1, 11, 13 for completeness.
 VAT_CODES: dict[str, int] = {"0": 0, "3": 3, "31": 31, "33": 33, "5": 5, "6": 6, "1": 1, "11": 11, "13": 13}
+# Fiken's own name (its VAT type, spec `info.description`, "VAT Code") of each code above, for
+# `vat_codes`: Fiken's VAT codes are a fixed documented list and the API has no endpoint for them.
+VAT_TYPE_NAMES: dict[int, str] = {
+    0: "NONE (Ingen)",
+    3: "HIGH (Høy, salg)",
+    31: "MEDIUM (Middels, salg)",
+    33: "LOW (Lav, salg)",
+    5: "EXEMPT (Fritatt)",
+    6: "OUTSIDE (Utenfor)",
+    1: "HIGH (Høy, kjøp)",
+    11: "MEDIUM (Middels, kjøp)",
+    13: "LOW (Lav, kjøp)",
+}
+# The account Fiken books a line's VAT on, per standard code with a rate in VAT_CODES. INFERRED:
+# the spec names no VAT account; these are NS 4102's (Fiken's chart is NS 4102, hjelp.fiken.no),
+# as the sandbox's chart has them. One third-party note of a real Fiken transaction shows a
+# high-rate sale's VAT on 2701: verify on a Fiken test company before production.
+VAT_ACCOUNTS: dict[str, str] = {"3": "2700", "31": "2701", "33": "2702", "1": "2710", "11": "2711", "13": "2712"}
+_FROM_FIKEN: dict[str, str] = {str(fiken): code for code, fiken in VAT_CODES.items()}  # read lines -> standard
+RESULT_ACCOUNTS = (3000, 8999)  # start each year at zero in Fiken's balances (INFERRED, as the sandboxes)
 ACCOUNT_CODE = re.compile(r"^\d{4}(:\d{5})?$")
 _LOCATION_ID = re.compile(r"/journalEntries/(\d+)/?$")
 _ID_SEGMENT = re.compile(r"/\d+(?=/|$)")
@@ -240,10 +270,15 @@ class FikenClient(HttpClient):
         open; so every entry is listed, in_ledger True. A deleted transaction's entries stay
         listed next to the entries of its balancing transaction, as Fiken keeps both.
         """
+        return [self._posted(entry) for entry in self._entries(date_from, date_to)]
+
+    def _entries(self, date_from: dt.date, date_to: dt.date) -> list[dict[str, Any]]:
+        """The journal entries dated date_from <= date < date_to (`dateGe`/`dateLt`: the spec has both
+        filters, so the end stays exclusive as kassebro has it), all pages."""
         if date_to <= date_from:
             return []
         params = {"dateGe": date_from.isoformat(), "dateLt": date_to.isoformat()}
-        return [self._posted(entry) for entry in self._all_pages(f"{self.company_path}/journalEntries", params)]
+        return self._all_pages(f"{self.company_path}/journalEntries", params)
 
     def reverse(self, ledger_id: str, date: dt.date) -> PostedVoucher:
         """Reverse a journal entry on `date`; returns the reversing entry. Never retried.
@@ -375,6 +410,150 @@ class FikenClient(HttpClient):
         except LedgerTransient as exc:
             raise LedgerTransient(SYSTEM, _again(exc, f"find() sees the counter entry by [{ref}]")) from None
 
+    # ---- read-back ---------------------------------------------------------------------------
+
+    def postings(
+        self, date_from: dt.date, date_to: dt.date, *, accounts: tuple[int, int] | None = None
+    ) -> list[LedgerPosting]:
+        """Every posting dated date_from <= date < date_to, whoever booked it: each line of the
+        journal entries (`GET /journalEntries?dateGe&dateLt`, all pages), split into its net and
+        the VAT Fiken books on the code's VAT account (`split_vat`; the VAT row is
+        `system_generated`, without a VAT code). `accounts` keeps the postings whose 4-digit
+        account number is in the range (sub-accounts included): Fiken cannot filter journal
+        entries by account, so the whole period is read and filtered here.
+
+        A deleted transaction's entries are listed with those of its reverse transaction, as
+        Fiken keeps both: they cancel out, as they do in `balances`.
+        """
+        found = []
+        for entry in self._entries(date_from, date_to):
+            found.extend(p for p in self._entry_postings(entry) if _in_range(p.account, accounts))
+        return found
+
+    def balances(
+        self, date_from: dt.date, date_to: dt.date, *, accounts: tuple[int, int] | None = None
+    ) -> list[AccountBalance]:
+        """Each account's opening, movement and closing for date_from <= date < date_to, from
+        `GET /accountBalances?date=` (the closing balance at a date, that day's postings
+        included; all pages; `fromAccount`/`toAccount` when `accounts` is given).
+
+        opening = the balance the day before date_from, closing = the balance on date_to - 1 day,
+        movement = closing - opening. Result accounts (3000-8999) start each year at zero in
+        Fiken's balances (INFERRED, as the sandbox and the other systems' sandboxes have it), so
+        for them the opening is 0 when date_from is 1 January, and a period across New Year adds
+        up each year's part (the balance on 31 December, one call per year end crossed): their
+        closing is then opening + movement, the period's own sum, not the new year's balance.
+        Accounts with neither balance nor movement are left out.
+        """
+        if date_to <= date_from:
+            return []
+        first, last = date_from - dt.timedelta(days=1), date_to - dt.timedelta(days=1)
+        days = {first, last} | {dt.date(year, 12, 31) for year in range(date_from.year, last.year)}
+        at = {day: self._balances_at(day, accounts) for day in sorted(days)}
+        names: dict[str, str] = {}
+        for rows in at.values():
+            names.update({code: name for code, (name, _) in rows.items()})
+
+        def balance(code: str, day: dt.date) -> Ore:
+            return at[day].get(code, ("", 0))[1]
+
+        found = []
+        for code in sorted(names):
+            if _is_result(code):
+                opening = balance(code, first) if first.year == date_from.year else 0
+                movement, start = 0, opening
+                for year in range(date_from.year, last.year + 1):
+                    end = last if year == last.year else dt.date(year, 12, 31)
+                    movement += balance(code, end) - start
+                    start = 0
+            else:
+                opening = balance(code, first)
+                movement = balance(code, last) - opening
+            if opening or movement:
+                found.append(AccountBalance(code, names[code], opening, movement, opening + movement))
+        return found
+
+    def accounts(self) -> list[LedgerAccount]:
+        """The chart of accounts of the current year (`GET /accounts`, all pages). Fiken's account
+        has a code and a name only: every account is active, with no VAT code and no lock. Also
+        refreshes the cached chart `render` checks accounts against."""
+        return [LedgerAccount(code, name) for code, name in self._chart().items()]
+
+    def vat_codes(self) -> list[LedgerVatCode]:
+        """The VAT codes kassebro books with in Fiken, as standard codes (`VAT_CODES`).
+
+        Fiken has no endpoint for its VAT codes: they are a fixed, documented list (spec
+        `info.description`, "VAT Code": codes 0/7, 1/3, 11/31, 12/32, 13/33, 5, 6, 51, 52 and the
+        purchase-only ones), based on Sticos's and numbered as the standard codes. The rate is the
+        standard code's current rate.
+        """
+        found = []
+        for code, fiken_code in VAT_CODES.items():
+            standard = standard_vat_codes().get(code)
+            rate_bp = (standard.rate_bp or 0) if standard is not None else 0
+            found.append(LedgerVatCode(code, str(fiken_code), VAT_TYPE_NAMES[fiken_code], Decimal(rate_bp) / 100))
+        return found
+
+    def _balances_at(self, day: dt.date, accounts: tuple[int, int] | None) -> dict[str, tuple[str, Ore]]:
+        """Account code -> (name, balance in øre) on `day`, that day included, all pages."""
+        params: dict[str, Any] = {"date": day.isoformat()}
+        if accounts:
+            params.update(fromAccount=accounts[0], toAccount=accounts[1])
+        found: dict[str, tuple[str, Ore]] = {}
+        for row in self._all_pages(f"{self.company_path}/accountBalances", params):
+            balance = row.get("balance")
+            if row.get("code") is None or isinstance(balance, bool) or not isinstance(balance, int):
+                raise LedgerTransient(SYSTEM, f"accountBalances on {day}: unexpected row (no code or no øre balance)")
+            found[str(row["code"])] = (str(row.get("name") or ""), balance)
+        return found
+
+    def _entry_postings(self, entry: Any) -> list[LedgerPosting]:
+        """A journal entry's lines as LedgerPostings: each line's net, then its VAT row if any."""
+        if not isinstance(entry, dict) or "journalEntryId" not in entry:
+            raise LedgerTransient(SYSTEM, "unexpected answer: not a journal entry")
+        entry_id = str(entry["journalEntryId"])
+        description = str(entry.get("description") or "")
+        common = {
+            "voucher_id": entry_id,
+            "voucher_number": str(entry.get("journalEntryNumber") or ""),
+            "date": dt.date.fromisoformat(str(entry.get("date"))[:10]),
+            "description": description,
+            "external_ref": _description_ref(description),
+        }
+        found = []
+        for line in entry.get("lines") or []:
+            amount = line.get("amount") if isinstance(line, dict) else None
+            if amount is None or isinstance(amount, bool) or not isinstance(amount, int) or line.get("account") is None:
+                raise LedgerTransient(SYSTEM, f"journal entry {entry_id}: incomplete line")
+            account = str(line["account"])
+            code = _standard_code(line.get("vatCode"))
+            vat, vat_account = split_vat(amount, code)
+            if vat and vat_account is None:
+                raise LedgerValidationError(
+                    SYSTEM,
+                    f"journal entry {entry_id}, account {account}: kassebro does not know the account Fiken books "
+                    f"the VAT of code {code} on, so it cannot split the line into net and VAT (it knows "
+                    f"{', '.join(VAT_ACCOUNTS)})",
+                )
+            found.append(LedgerPosting(account=account, amount=amount - vat, gross=amount, vat_code=code, **common))
+            if vat and vat_account is not None:
+                found.append(
+                    LedgerPosting(
+                        account=vat_account, amount=vat, gross=vat, vat_code=None, system_generated=True, **common
+                    )
+                )
+        return found
+
+    def _chart(self) -> dict[str, str]:
+        """Account code -> name, the current year's chart, read page by page (the spec gives
+        `/accounts` page and pageSize, though its overview table calls it not paginated; a server
+        that does not page answers with everything on one page), and cached."""
+        values = self._all_pages(f"{self.company_path}/accounts", {})
+        chart = {str(v["code"]): str(v.get("name") or "") for v in values if v.get("code") is not None}
+        self.cache.put("accounts", chart)
+        self._fetched.add("accounts")
+        return chart
+
     # ---- more than the protocol --------------------------------------------------------------
 
     def company(self, *, refresh: bool = False) -> dict[str, Any]:
@@ -389,10 +568,7 @@ class FikenClient(HttpClient):
         """All account codes of the company's chart for the current year (cached; `refresh` reads it again)."""
         codes = self.cache.table("accounts")
         if refresh or not codes:
-            values = self._request("GET", f"{self.company_path}/accounts") or []
-            codes = {str(v.get("code")): str(v.get("name") or "") for v in values if isinstance(v, dict)}
-            self.cache.put("accounts", codes)
-            self._fetched.add("accounts")
+            codes = self._chart()
         return set(codes)
 
     @staticmethod
@@ -605,12 +781,10 @@ class FikenClient(HttpClient):
             vat_code = None if vat in (None, "", "0", 0) else str(vat)
             key = (str(line["account"]), vat_code)
             totals[key] = totals.get(key, 0) + int(line["amount"])
-        description = str(entry.get("description") or "")
-        match = re.search(r"\[([^\[\]]+)\]\s*$", description)
         return PostedVoucher(
             ledger_id=str(entry["journalEntryId"]),
             number=str(entry.get("journalEntryNumber") or ""),
-            external_ref=match.group(1) if match else "",
+            external_ref=_description_ref(str(entry.get("description") or "")),
             date=dt.date.fromisoformat(str(entry.get("date"))[:10]),
             postings=tuple((account, amount, vat) for (account, vat), amount in totals.items() if amount != 0),
             in_ledger=True,  # open entries are booked too, only deletable
@@ -734,6 +908,60 @@ def _as_sent(voucher: Voucher, entry_id: str) -> PostedVoucher:
         postings=tuple((account, amount, vat) for (account, vat), amount in totals.items() if amount != 0),
         in_ledger=True,
     )
+
+
+def split_vat(amount: Ore, code: str | None) -> tuple[Ore, str | None]:
+    """The VAT in one journal entry line of `amount` øre (signed, debit positive) with standard VAT
+    code `code`, and the account Fiken books it on: (0, None) for a line without VAT.
+
+    Fiken's read model gives each side of a line at the amount the account is booked with,
+    VAT included, with the side's VAT code (the sandbox's read model; INFERRED, see
+    `kassebro.sandbox.fiken`). What Fiken did with the VAT follows from the spec
+    (`journalEntryLine.amount`: "net amount (excluding VAT) for debitAccount lines and gross amount
+    (including VAT) for creditAccount lines"): on a credit side it took the VAT out of the gross,
+    on a debit side it added VAT on the net sent (see `net_parts`). One rule gives both exactly:
+    the VAT in the gross at the code's rate, rounded to the øre (half up, away from zero). For a
+    credit side that is the rule itself (the rounding INFERRED, as kassebro rounds). For a debit
+    side booked as g = n + v, v = round(n x r) = n x r + e with |e| <= 1/2, the VAT in g is
+    g x r / (1 + r) = v - e / (1 + r), less than half an øre from v, so it rounds back to v. A
+    reversal's negated lines get the negated VAT, as rounding half away from zero mirrors.
+    """
+    rate = _any_rate_bp(code)
+    if not rate:
+        return 0, None
+    return vat_from_gross(amount, rate), VAT_ACCOUNTS.get(str(code))
+
+
+def _any_rate_bp(code: str | None) -> int:
+    """The current rate of any standard VAT code in basis points (0 for none or no rate)."""
+    standard = standard_vat_codes().get(code) if code is not None else None
+    return (standard.rate_bp or 0) if standard is not None else 0
+
+
+def _standard_code(fiken_code: Any) -> str | None:
+    """A read line's Fiken VAT code ("3", "0", None) as the standard code, None for none. Fiken's
+    codes are numbered as the standard ones (`VAT_CODES`), so a code kassebro does not post with
+    keeps its number."""
+    text = "" if fiken_code is None else str(fiken_code).strip()
+    code = _FROM_FIKEN.get(text, text)
+    return None if code in ("", "0") else code
+
+
+def _is_result(account: str) -> bool:
+    """A result account (3000-8999, by its 4-digit number): starts each year at zero."""
+    number = account[:4]
+    return number.isdigit() and RESULT_ACCOUNTS[0] <= int(number) <= RESULT_ACCOUNTS[1]
+
+
+def _in_range(account: str, accounts: tuple[int, int] | None) -> bool:
+    number = account[:4]
+    return accounts is None or (number.isdigit() and accounts[0] <= int(number) <= accounts[1])
+
+
+def _description_ref(description: str) -> str:
+    """Our reference at the end of a journal entry's description, "[kassebro:...]"; "" if none."""
+    match = re.search(r"\[([^\[\]]+)\]\s*$", description)
+    return match.group(1) if match else ""
 
 
 def _again(exc: LedgerTransient, why: str) -> str:

@@ -50,6 +50,15 @@ Plain `requests`, no Airflow. What it does about the API's habits (brief `apis.m
   that up in the same query that reads the original: a retry after a lost answer returns the
   reversal instead of importing it twice. Never retried itself. `find(original ref)` still finds
   the original only (the reversal's extIdentifier is another reference).
+- Read-back of the books (`ReadBack`): `postings(from, to)` reads the GL transactions,
+  `transactions(filter:{postedDate_gte, postedDate_lt})` (GRASP-XL lists the query and its fields:
+  `dbId text amount taxAmount accountDbId taxRule{dbId} header{dbId transactionNumber postedDate
+  text}`; the filter names are INFERRED in the style of glImportItems', `extIdentifier` on a
+  transaction is INFERRED from glImportItems and journalEntries). `amount` is read as the net and
+  `amount + taxAmount` as the gross (INFERRED); the account and the tax rule come as dbIds and are
+  translated through the `accounts` and tax rule (`objectValues`) lookups, the tax rule code to the
+  standard code through `tax_rules`. `balances` are computed from the transactions (below),
+  `accounts()` is the `accounts` query, `vat_codes()` the tax rules mapped in `tax_rules`.
 - `calls` counts requests by operation ("query accounts", "mutation addGLImportItems").
 """
 
@@ -68,12 +77,17 @@ from typing import Any
 import requests
 
 from kassebro.booking.voucher import Voucher
+from kassebro.core.saft_codes import standard_vat_codes
 from kassebro.ledgers.base import (
+    AccountBalance,
+    LedgerAccount,
     LedgerAuthError,
     LedgerError,
+    LedgerPosting,
     LedgerRateLimited,
     LedgerTransient,
     LedgerValidationError,
+    LedgerVatCode,
     PostedVoucher,
 )
 from kassebro.ledgers.cache import LookupCache
@@ -125,6 +139,26 @@ def _items_query(filter_fields: str, variables: str = "", fields: str = _ITEM_FI
         f"query GLImportItems($first: Int, $after: String{variables}) {{\n"
         f"  glImportItems(first: $first, after: $after, filter: {{{filter_fields}}}) {{\n"
         f"    edges {{ cursor node {{ {fields} }} }} pageInfo {{ hasNextPage }}\n"
+        "  }\n}"
+    )
+
+
+_TRANSACTION_FIELDS = (
+    "dbId text amount taxAmount accountDbId extIdentifier taxRule { dbId } "
+    "header { dbId transactionNumber postedDate text }"
+)
+
+
+def _transactions_query(date_from: dt.date | None, date_to: dt.date) -> str:
+    """A `transactions` query for postedDate in [date_from, date_to) (no lower bound for None),
+    paged Relay-style; the dates go in as string literals, as in `list_vouchers`."""
+    bounds = f"postedDate_lt: {json.dumps(date_to.isoformat())}"
+    if date_from is not None:
+        bounds = f"postedDate_gte: {json.dumps(date_from.isoformat())}, {bounds}"
+    return (
+        "query Transactions($first: Int, $after: String) {\n"
+        f"  transactions(first: $first, after: $after, filter: {{{bounds}}}) {{\n"
+        f"    edges {{ cursor node {{ {_TRANSACTION_FIELDS} }} }} pageInfo {{ hasNextPage }}\n"
         "  }\n}"
     )
 
@@ -186,9 +220,11 @@ class XledgerClient(HttpClient):
         )
         self.cache = cache if cache is not None else LookupCache()
         self.read_back_after_post = read_back_after_post
+        self.page_size = PAGE_SIZE  # `first` of every paged query
         self._lock = threading.RLock()
         self._fetched: set[str] = set()  # cache tables this client read from Xledger itself
         self._absent: dict[str, float] = {}  # external_ref -> when find() last saw it absent
+        self._tax_rule_nodes: list[dict[str, Any]] = []  # the tax rules as last read (vat_codes)
 
     # ---- housekeeping ------------------------------------------------------------------------
 
@@ -461,17 +497,147 @@ class XledgerClient(HttpClient):
             nodes.append(node)
         return nodes
 
+    # ---- read-back -------------------------------------------------------------------------
+
+    def postings(
+        self, date_from: dt.date, date_to: dt.date, *, accounts: tuple[int, int] | None = None
+    ) -> list[LedgerPosting]:
+        """Every GL transaction dated date_from <= postedDate < date_to (`transactions`, all
+        pages), ours and others', Xledger's VAT transactions included, optionally for an account
+        number range (applied here: no account filter of `transactions` is documented)."""
+        if date_to <= date_from:
+            return []
+        return self._transactions(date_from, date_to, accounts)
+
+    def balances(
+        self, date_from: dt.date, date_to: dt.date, *, accounts: tuple[int, int] | None = None
+    ) -> list[AccountBalance]:
+        """Each account's opening, movement and closing for date_from <= date < date_to, summed
+        from the GL transactions (one `transactions` query without a lower bound, all pages).
+
+        DOCUMENTED: Xledger's `accountBalances` (GRASP-XL) gives an amount per account and
+        accounting period, not per day, so it cannot answer a range of days; the balances are
+        computed from the transactions instead. The opening of a result account (3000-8999) is the
+        sum of its transactions in the calendar year of date_from before date_from (INFERRED: the
+        fiscal year is the calendar year and result accounts start it at zero); of any other
+        account, of all its transactions before date_from. Accounts with neither an opening nor a
+        movement are left out.
+        """
+        if date_to <= date_from:
+            return []
+        names = {str(n.get("code")): str(n.get("description") or "") for n in self._chart()}
+        return _balances(self._transactions(None, date_to, accounts), date_from, names)
+
+    def accounts(self) -> list[LedgerAccount]:
+        """The chart: `accounts(ownerSet: LOWER)`, all pages (the account lookup's query).
+
+        DOCUMENTED: the account fields known (OMNI-XL `types.go`, GRASP-XL) carry no tax rule and no
+        inactive flag, so every account is reported active, without a VAT code or lock.
+        """
+        return [
+            LedgerAccount(number=str(n.get("code")), name=str(n.get("description") or ""))
+            for n in self._chart()
+            if n.get("code") not in (None, "")
+        ]
+
+    def vat_codes(self) -> list[LedgerVatCode]:
+        """The company's tax rules (`objectValues` of the kind TAX_RULE) that `tax_rules` maps to a
+        standard code, as that code; the rule's description is its name.
+
+        DOCUMENTED: a tax rule carries code and description, no rate, so the rate is the standard
+        code's (kassebro's SAF-T list). Rules no standard code maps to are left out: their standard
+        code is unknown.
+        """
+        self.tax_rule_codes(refresh=True)
+        rules = self._tax_rule_nodes
+        to_standard = {code: std for std, code in self.tax_rules.items()}
+        standards = standard_vat_codes()
+        found = []
+        for rule in rules:
+            code = str(rule.get("code") or "")
+            std = to_standard.get(code)
+            if std is None:
+                continue
+            known = standards.get(std)
+            rate_bp = known.rate_bp if known and known.rate_bp is not None else 0
+            found.append(LedgerVatCode(std, code, str(rule.get("description") or ""), Decimal(rate_bp) / 100))
+        return found
+
+    def _transactions(
+        self, date_from: dt.date | None, date_to: dt.date, accounts: tuple[int, int] | None
+    ) -> list[LedgerPosting]:
+        nodes = self._all_pages(_transactions_query(date_from, date_to), "transactions", {})
+        codes = self._codes_by_db_id("accounts", {str(n.get("accountDbId")) for n in nodes})
+        rules = self._codes_by_db_id(
+            "tax_rules", {str((n.get("taxRule") or {}).get("dbId")) for n in nodes if n.get("taxRule")}
+        )
+        found = []
+        for node in nodes:
+            account = codes[str(node.get("accountDbId"))]
+            if accounts and not (account.isdigit() and accounts[0] <= int(account) <= accounts[1]):
+                continue
+            header = node.get("header") or {}
+            if node.get("amount") is None or not header.get("postedDate"):
+                raise LedgerTransient(SYSTEM, f"GL transaction {node.get('dbId')}: incomplete")
+            amount = ore(node["amount"])
+            rule = node.get("taxRule")
+            found.append(
+                LedgerPosting(
+                    voucher_id=str(header.get("dbId") or ""),
+                    voucher_number=str(header.get("transactionNumber") or ""),
+                    date=dt.date.fromisoformat(str(header["postedDate"])[:10]),
+                    account=account,
+                    amount=amount,
+                    gross=amount + ore(node.get("taxAmount") or 0),
+                    vat_code=self._standard_vat(rules[str(rule.get("dbId"))]) if rule else None,
+                    description=str(node.get("text") or header.get("text") or ""),
+                    external_ref=_split(str(node.get("extIdentifier") or ""))[0],
+                )
+            )
+        return found
+
+    def _codes_by_db_id(self, table: str, wanted: set[str]) -> dict[str, str]:
+        """dbId -> code for the accounts or tax rules a read names, from the lookup cache (read
+        again once when one is missing); a dbId Xledger does not list raises."""
+        if not wanted:
+            return {}
+        load = self.account_codes if table == "accounts" else self.tax_rule_codes
+        load()
+        codes = {str(db_id): code for code, db_id in self.cache.table(table).items()}
+        if wanted - set(codes) and table not in self._fetched:
+            load(refresh=True)
+            codes = {str(db_id): code for code, db_id in self.cache.table(table).items()}
+        unknown = sorted(wanted - set(codes))
+        if unknown:
+            what = "accounts" if table == "accounts" else "tax rules"
+            raise LedgerValidationError(
+                SYSTEM, f"transactions name {what} Xledger does not list: dbId {', '.join(unknown)}"
+            )
+        return codes
+
+    def _standard_vat(self, rule: Any) -> str | None:
+        """The standard VAT code of a tax rule code, through `tax_rules` (the mapping `render`
+        posts with); an unmapped rule is reported by its own code, None or "0" as no VAT."""
+        if rule in (None, "", "0"):
+            return None
+        to_standard = {code: std for std, code in self.tax_rules.items()}
+        return to_standard.get(str(rule), str(rule))
+
     # ---- more than the protocol --------------------------------------------------------------
 
     def account_codes(self, *, refresh: bool = False) -> set[str]:
         """All account codes of the entity (cached; `refresh` reads them again)."""
         codes = self.cache.table("accounts")
         if refresh or not codes:
-            nodes = self._all_pages(Q_ACCOUNTS, "accounts", {})
-            codes = {str(n.get("code")): n.get("dbId") for n in nodes}
-            self.cache.put("accounts", codes)
-            self._fetched.add("accounts")
+            codes = {str(n.get("code")): n.get("dbId") for n in self._chart()}
         return set(codes)
+
+    def _chart(self) -> list[dict[str, Any]]:
+        """Every account node (`accounts`, all pages); the codes and dbIds go in the lookup cache."""
+        nodes = self._all_pages(Q_ACCOUNTS, "accounts", {})
+        self.cache.put("accounts", {str(n.get("code")): n.get("dbId") for n in nodes})
+        self._fetched.add("accounts")
+        return nodes
 
     def tax_rule_codes(self, *, refresh: bool = False) -> set[str]:
         """The entity's tax rule codes: objectValues of the kind TAX_RULE (cached; `refresh` reads them again)."""
@@ -485,6 +651,7 @@ class XledgerClient(HttpClient):
             if kind is None:
                 raise LedgerValidationError(SYSTEM, f"no object kind named {TAX_RULE_KIND}: cannot read tax rules")
             values = self._all_pages(Q_OBJECT_VALUES, "objectValues", {"kind": kind})
+            self._tax_rule_nodes = values
             codes = {str(v.get("code")): v.get("dbId") for v in values}
             self.cache.put("tax_rules", codes)
             self._fetched.add("tax_rules")
@@ -600,7 +767,7 @@ class XledgerClient(HttpClient):
         nodes: list[dict[str, Any]] = []
         after: str | None = None
         while True:
-            data = self.graphql(query, {**variables, "first": PAGE_SIZE, "after": after})
+            data = self.graphql(query, {**variables, "first": self.page_size, "after": after})
             conn = data.get(field) or {}
             edges = conn.get("edges") or []
             nodes.extend(e["node"] for e in edges if isinstance(e, dict) and isinstance(e.get("node"), dict))
@@ -616,15 +783,13 @@ class XledgerClient(HttpClient):
     # ---- parsing -----------------------------------------------------------------------------
 
     def _posted(self, external_ref: str, items: list[dict[str, Any]]) -> PostedVoucher:
-        to_standard = {code: std for std, code in self.tax_rules.items()}
         totals: dict[tuple[str, str | None], int] = {}
         items = sorted(items, key=lambda n: (_split(str(n.get("extIdentifier")))[1] or 0, int(n.get("dbId") or 0)))
         for item in items:
             account = (item.get("account") or {}).get("code")
             if account is None or item.get("amount") is None:
                 raise LedgerTransient(SYSTEM, f"GL import item {item.get('dbId')}: incomplete")
-            rule = (item.get("taxRule") or {}).get("code")
-            vat = None if rule in (None, "", "0") else to_standard.get(str(rule), str(rule))
+            vat = self._standard_vat((item.get("taxRule") or {}).get("code"))
             key = (str(account), vat)
             totals[key] = totals.get(key, 0) + ore(item["amount"])
         return PostedVoucher(
@@ -676,6 +841,29 @@ def _missing_lines(items: list[dict[str, Any]]) -> set[int]:
     if not totals:
         return set()
     return set(range(1, max(totals) + 1)) - {line for _, line, _ in parts if line}
+
+
+def _is_result_account(account: str) -> bool:
+    """A result account (3000-8999) starts each year at zero; the others carry over."""
+    return account.isdigit() and 3000 <= int(account) <= 8999
+
+
+def _balances(postings: list[LedgerPosting], date_from: dt.date, names: Mapping[str, str]) -> list[AccountBalance]:
+    """Opening (see `XledgerClient.balances`), movement and closing per account from every posting
+    before the period's end; accounts with neither an opening nor a movement are left out."""
+    opening: dict[str, int] = {}
+    movement: dict[str, int] = {}
+    for posting in postings:
+        if posting.date >= date_from:
+            movement[posting.account] = movement.get(posting.account, 0) + posting.amount
+        elif not _is_result_account(posting.account) or posting.date.year == date_from.year:
+            opening[posting.account] = opening.get(posting.account, 0) + posting.amount
+    found = []
+    for account in sorted(set(opening) | set(movement), key=lambda a: (not a.isdigit(), a.zfill(12))):
+        start, moved = opening.get(account, 0), movement.get(account, 0)
+        if start or moved:
+            found.append(AccountBalance(account, names.get(account, ""), start, moved, start + moved))
+    return found
 
 
 def _retry_after(response: requests.Response, *, credits: bool = False) -> float:

@@ -24,6 +24,23 @@ INFERRED (Duett does not publish the voucher endpoint; see `docs/duett.md`):
   GTE/LT for a date range) ANDed to it, every match in one JSON array in the order registered:
   paging is not documented, so none is served.
 - No reversal endpoint (none documented): a reversal is a voucher like any other.
+- The voucher report (DUETT-DOC voucher-report documents its filters and fields, not its path):
+  `GET /VoucherReport/v2?filter[voucherYear][EQ]=YYYY[&ledgerFilter[EQ]=...][&categoryFilter[EQ]=...]`
+  (the year filter is required, as documented), any `filter[field][OP]` on a row's fields ANDed to
+  it, one JSON array in the order registered (no paging documented, none served). One row per line
+  of the general ledger: `id`, `voucherId`, `voucherNumber`, `voucherYear`, `voucherDate`,
+  `accountingPeriod`, `accountNumber`, `accountName`, `accountType`, `amountGross`, `amountNetto`,
+  `vatCode`, `lineNumber`, `ledgerState` ("blank"), `lockVoucher`, `description` (the voucher's
+  text) and `text` (the line's). Documented: id, accountingPeriod, accountNumber, accountName,
+  accountType, amountGross, amountNetto, description, ledgerState, lineNumber, lockVoucher; the
+  voucher's id, number, year and date, the line's VAT code and text on a row are INFERRED (the page
+  excerpt stops before them). INFERRED: the VAT of a taxed line (`line_vat`) is a row of its own
+  after the voucher's lines, on the VAT code's account (`DuettVatCode.account`: 3 -> 2700, 31 ->
+  2701, 33 -> 2702, 1 -> 2710, 11 -> 2711, 13 -> 2712), amountGross = amountNetto = the VAT,
+  vatCode null: Duett keeps the VAT in the general ledger on the VAT account, so the rows of a
+  voucher sum to 0 net as they do gross. Only `account` lines exist here, so `ledgerFilter`
+  `generalLedger` and `ledger` give every row, `customerLedger` and `supplierLedger` none;
+  `categoryFilter` (`voucher`, `budgett`, `both`) is checked, and there are no budget rows.
 - Refusals: 400 ValidationProblemDetails for unknown account or VAT code, no lines, a 0 amount,
   unbalanced lines, a voucher dated in a locked period (`locked_until`); a duplicate voucher number in
   the same year answers `duplicate_status` (400 by default, 409 selectable) with `errors.voucherNumber`.
@@ -66,7 +83,10 @@ DEMO_CLIENT_NAME = "Demo Kiosk AS"
 DEMO_CLIENT_NUMBER = 4711
 ACTIVE_MODULES = ("Regnskap", "Faktura", "Kunde", "Leverandør")
 VOUCHER_PATH = "/Voucher/v2"
-_API_PREFIXES = ("/system/", "/Register/", "/Voucher/")
+REPORT_PATH = "/VoucherReport/v2"  # INFERRED: the voucher report's path is not documented
+LEDGER_FILTERS = ("ledger", "generalLedger", "customerLedger", "supplierLedger")  # DUETT-DOC voucher-report
+CATEGORY_FILTERS = ("voucher", "budgett", "both")  # DUETT-DOC voucher-report, spelled as documented
+_API_PREFIXES = ("/system/", "/Register/", "/Voucher/", "/VoucherReport/")
 PROBLEM_MEDIA = "application/problem+json; charset=utf-8"
 
 
@@ -78,6 +98,7 @@ class DuettVatCode:
     standard_code: str
     name: str
     rate: str  # percent, "25"
+    account: str | None = None  # INFERRED: the VAT account the code's VAT is booked on (NS 4102)
 
 
 @dataclass(frozen=True)
@@ -90,12 +111,12 @@ class DuettAccount:
 
 VAT_CODES: tuple[DuettVatCode, ...] = (
     DuettVatCode("0", "0", "Ingen mva-behandling", "0"),
-    DuettVatCode("1", "1", "Inngående mva, høy sats", "25"),
-    DuettVatCode("11", "11", "Inngående mva, middels sats", "15"),
-    DuettVatCode("13", "13", "Inngående mva, lav sats", "12"),
-    DuettVatCode("3", "3", "Utgående mva, høy sats", "25"),
-    DuettVatCode("31", "31", "Utgående mva, middels sats", "15"),
-    DuettVatCode("33", "33", "Utgående mva, lav sats", "12"),
+    DuettVatCode("1", "1", "Inngående mva, høy sats", "25", "2710"),
+    DuettVatCode("11", "11", "Inngående mva, middels sats", "15", "2711"),
+    DuettVatCode("13", "13", "Inngående mva, lav sats", "12", "2712"),
+    DuettVatCode("3", "3", "Utgående mva, høy sats", "25", "2700"),
+    DuettVatCode("31", "31", "Utgående mva, middels sats", "15", "2701"),
+    DuettVatCode("33", "33", "Utgående mva, lav sats", "12", "2702"),
     DuettVatCode("5", "5", "Innenlands omsetning fritatt for mva", "0"),
     DuettVatCode("6", "6", "Omsetning utenfor mva-loven", "0"),
 )
@@ -408,6 +429,61 @@ class DuettStore:
             self._save()
         return voucher
 
+    def report_rows(self) -> list[dict[str, Any]]:
+        """The voucher report of the general ledger (see the module docstring), every voucher's
+        lines and then its generated VAT rows, in the order registered; amounts in kroner."""
+        with self.lock:
+            vouchers = [v for v in self.vouchers.values() if v.get("show", True)]
+        rows = []
+        for voucher in vouchers:
+            date = dt.date.fromisoformat(voucher["voucherDate"])
+            locked = self.locked_until is not None and date <= self.locked_until
+            shared = {
+                "voucherId": voucher["id"],
+                "voucherNumber": voucher["voucherNumber"],
+                "voucherYear": voucher["voucherYear"],
+                "voucherDate": voucher["voucherDate"],
+                "accountingPeriod": voucher["accountingPeriod"],
+                "accountType": "account",
+                "ledgerState": "blank",
+                "lockVoucher": locked,
+                "description": voucher.get("text"),
+            }
+            lines = list(voucher["lines"])
+            generated = []
+            for line in lines:
+                vat = self.vat_codes.get(str(line.get("vatCode"))) if line.get("vatCode") is not None else None
+                amount = line["amountGross"] - line["amountNetto"]
+                if amount and vat is not None and vat.account:
+                    generated.append((vat.account, amount, vat.name))
+            for number, (account, amount, name) in enumerate(generated, start=len(lines) + 1):
+                lines.append(
+                    {
+                        "lineNumber": number,
+                        "accountNumber": account,
+                        "amountGross": amount,
+                        "amountNetto": amount,
+                        "vatCode": None,
+                        "text": name,
+                    }
+                )
+            for line in lines:
+                account = self.accounts.get(str(line["accountNumber"]))
+                rows.append(
+                    {
+                        **shared,
+                        "id": f"{voucher['id']}:{line['lineNumber']}",
+                        "lineNumber": line["lineNumber"],
+                        "accountNumber": line["accountNumber"],
+                        "accountName": account.name if account else None,
+                        "amountGross": from_ore(line["amountGross"]),
+                        "amountNetto": from_ore(line["amountNetto"]),
+                        "vatCode": line.get("vatCode"),
+                        "text": line.get("text"),
+                    }
+                )
+        return rows
+
     @staticmethod
     def render_voucher(v: Mapping[str, Any]) -> dict[str, Any]:
         lines = [
@@ -565,6 +641,28 @@ def create_app(
             )
         with store.lock:
             rows = [store.render_voucher(v) for v in store.vouchers.values()]
+        return DuettJSONResponse([r for r in rows if matches(r, filters)])
+
+    @api.get(REPORT_PATH)
+    async def voucher_report(request: Request) -> Response:
+        query = request.query_params
+        filters = parse_filters(query.multi_items())
+        if not any(name == "voucherYear" and op == "EQ" for name, op, _ in filters):
+            raise validation(
+                "filter[voucherYear][EQ] is required.", {"filter[voucherYear][EQ]": ["The voucher year is required."]}
+            )
+        ledger = query.get("ledgerFilter[EQ]", "ledger")
+        category = query.get("categoryFilter[EQ]", "voucher")
+        if ledger not in LEDGER_FILTERS:
+            raise validation(
+                f"Invalid ledgerFilter {ledger!r}.", {"ledgerFilter[EQ]": [f"Expected one of {LEDGER_FILTERS}."]}
+            )
+        if category not in CATEGORY_FILTERS:
+            raise validation(
+                f"Invalid categoryFilter {category!r}.",
+                {"categoryFilter[EQ]": [f"Expected one of {CATEGORY_FILTERS}."]},
+            )
+        rows = store.report_rows() if ledger in ("ledger", "generalLedger") and category != "budgett" else []
         return DuettJSONResponse([r for r in rows if matches(r, filters)])
 
     @api.get(VOUCHER_PATH + "/{voucher_id}")

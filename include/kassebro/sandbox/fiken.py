@@ -22,6 +22,11 @@ brief §2):
   `offsetTransactionId`, "the id of the balancing transaction"; both stay in journalEntries.
 - One request at a time per company: a request arriving while another for the same company is
   in progress gets 429 (the spec: "Sending multiple requests concurrently may result in a 429").
+- `GET /companies/{slug}/accountBalances?date=` (date required, `fromAccount`/`toAccount` integer
+  account numbers "excluding subaccount", paged): the spec's `accountBalance` `{code, name,
+  balance}`, "closing balances for a given date", balance integer øre, computed from the journal
+  entries the sandbox holds up to and including that date (see `FikenStore.balances`).
+- `GET /companies/{slug}/accounts` (`fromAccount`/`toAccount`): the spec's `account` `{code, name}`.
 
 INFERRED (not in the spec; marked so the real service can prove them wrong):
 - A used refresh token is rotated: the answer carries a new one and the old one stops working
@@ -35,13 +40,18 @@ INFERRED (not in the spec; marked so the real service can prove them wrong):
   bank accounts (1920) and reskontro (1500) only as sub-accounts, as `/accounts` lists them.
   POS payment accounts are sub-accounts of 1901, one per payment type (config/ledgers/fiken.yaml).
 - A debit side with a VAT code that has a rate takes `amount` as net: Fiken adds the VAT (rounded
-  half up, see `vat_added`), books net + VAT on the debit account and credits net + VAT (the
+  half up, see `vat_added`), debits net + VAT (the VAT on the VAT account, below) and credits
+  net + VAT (the
   spec: "the amount is net for debitAccount lines"; a public connector's test against a live
   Fiken demo company, jonasbarsten/fiken-mcp, booked 1250 kr net + 312.50 kr VAT this way). The credit side is gross,
   as the spec says; that one live test suggests the credit side may be net too: NOT verified.
 - Read model: each request line reads back as two lines `{account, vatCode, amount}`: the debit
   side with +amount, the credit side with -amount (debit positive), the VAT code the side was
-  given ("0" when none). Real Fiken may split out generated VAT lines; not verified.
+  given ("0" when none), the amount as booked, VAT included, on both sides (so a debit side
+  with VAT reads back net + VAT, not the net sent). Real Fiken may show the net and the VAT on a
+  line of its own instead (one third-party note of a real Fiken sale transaction shows 3000 with
+  vatCode "3" net and the VAT on 2701 without a code): not verified; kassebro's read-back would
+  then count the VAT twice.
 - `Location` is the full URL of `/companies/{slug}/journalEntries/{journalEntryId}`.
 - Deleting a transaction: the reverse transaction has one journal entry per original entry, dated
   as the original (the endpoint takes no date), every line's amount negated, its description and
@@ -52,6 +62,22 @@ INFERRED (not in the spec; marked so the real service can prove them wrong):
 - The read model has no `open` field (the spec's journalEntry has none); open entries are listed
   like the others.
 - A company with `hasApiAccess: false` answers 403 to its company paths.
+- Where the VAT goes (the spec names no VAT account): each side with a VAT code that has a rate
+  is booked net on its account and the VAT on the code's VAT account (`VAT_ACCOUNTS`, NS 4102's
+  2700/2701/2702 out, 2710/2711/2712 in, as the chart has them; one third-party note of a real
+  Fiken transaction shows a high-rate sale's VAT on 2701). A debit side's VAT is the VAT Fiken
+  added (`vat_added`); a credit side's is the VAT in its gross (`vat_in_credit`, rounded half up).
+  Codes with a rate but no VAT account here (12/32 raw fish, 14, 15, 21, 22, 86-92) keep the whole
+  amount on the account: not modelled. The read model (journalEntries) does not show the split:
+  see "Read model" above; `accountBalances` does.
+- `accountBalances`: every account of the chart is listed, a zero balance too; balances are
+  signed debit positive like the read model's lines; result accounts (3000-8999) count from
+  1 January of the date's year, balance accounts from the start (Fiken's own year-end closing,
+  which books the result to equity, is not modelled); a deleted transaction and its reverse
+  transaction both count (they cancel out).
+- `accounts`: paged only when both `page` and `pageSize` are given (the spec lists both
+  parameters and the paging headers for it, while its overview table says "Pagination? No" and
+  "both query parameters need to be set to enable pagination"); otherwise the whole chart.
 
 Run it: `python -m kassebro.sandbox.fiken --port 8901 [--state FILE]`, or in-process with
 `kassebro.sandbox.server.running(create_app())`. Admin API outside `/api/v2` under `/_sandbox`.
@@ -70,7 +96,7 @@ import secrets
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -82,7 +108,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kassebro.sandbox.admin import ApiCall, SandboxApp, admin_router, log_entry
-from kassebro.sandbox.amounts import Ore, percent, round_half_up, vat_on_net
+from kassebro.sandbox.amounts import Ore, percent, round_half_up, vat_in_gross, vat_on_net
 from kassebro.sandbox.common import Fault, Receive, Scope
 from kassebro.sandbox.tripletex import CHART
 
@@ -128,6 +154,9 @@ VAT_CODES = frozenset(VAT_CODE_TYPES)  # accepted on journal entry lines
 # rate of that class in percent (the spec names the classes, not the rates: "Høy", "Middels",
 # "Råfisk", "Lav" sats). Every other type (NONE, EXEMPT..., OUTSIDE) carries no VAT.
 RATE_CLASSES: dict[str, str] = {"HIGH": "25", "MEDIUM": "15", "RAW_FISH": "11.11", "LOW": "12"}
+# INFERRED: the account each code's VAT is booked on (NS 4102, the chart below); module docstring.
+VAT_ACCOUNTS: dict[int, str] = {3: "2700", 31: "2701", 33: "2702", 1: "2710", 11: "2711", 13: "2712"}
+RESULT_ACCOUNTS = (3000, 8999)  # INFERRED: start each year at zero in accountBalances
 LINE_FIELDS = {"amount", "debitAccount", "debitVatCode", "creditAccount", "creditVatCode"}
 ENTRY_FIELDS = {"description", "date", "lines"}
 BODY_FIELDS = {"description", "open", "journalEntries"}
@@ -255,6 +284,22 @@ class StoredEntry:
     deleted: bool = False  # the transaction's "deleted" flag (PATCH .../transactions/{id}/delete)
     offset_transaction_id: int | None = None  # the balancing transaction, once deleted
     last_modified_date: str = ""
+    # per line, the part of its amount that is VAT, booked on VAT_ACCOUNTS[vatCode] (not rendered:
+    # the read model gives the lines as booked, VAT included); empty in state files of before
+    line_vat: list[int] = field(default_factory=list)
+
+    def split(self) -> list[tuple[str, Ore]]:
+        """(account, øre) as the books hold this entry: each line's net, and its VAT on the VAT account."""
+        vats = self.line_vat if len(self.line_vat) == len(self.lines) else [None] * len(self.lines)
+        booked: list[tuple[str, Ore]] = []
+        for line, vat in zip(self.lines, vats, strict=True):
+            code = int(line.get("vatCode") or 0)
+            if vat is None:  # a state file of before: the VAT in the booked amount
+                vat = vat_in_credit(line["amount"], code) if code in VAT_ACCOUNTS else 0
+            booked.append((line["account"], line["amount"] - vat))
+            if vat:
+                booked.append((VAT_ACCOUNTS[code], vat))
+        return booked
 
     def render(self) -> dict[str, Any]:
         modified = self.last_modified_date or self.created_date
@@ -452,7 +497,7 @@ class FikenStore:
                 (
                     description,
                     day.isoformat(),
-                    [_book_line(self, line, f"{where}.lines[{j}]") for j, line in enumerate(lines)],
+                    [side for j, line in enumerate(lines) for side in _book_line(self, line, f"{where}.lines[{j}]")],
                 )
             )
         with self._lock:
@@ -470,10 +515,11 @@ class FikenStore:
                     company=slug,
                     description=API_FLAG + description,
                     date=day,
-                    lines=[side for pair in lines for side in pair],
+                    lines=[side for side, _ in lines],
                     open=is_open,
                     created_date=created,
                     transaction_description=API_FLAG + (top_description or description),
+                    line_vat=[vat for _, vat in lines],
                 )
                 self.entries.append(stored)
                 first = first or stored
@@ -491,6 +537,21 @@ class FikenStore:
     def list_entries(self, slug: str) -> list[StoredEntry]:
         with self._lock:
             return [e for e in self.entries if e.company == slug]
+
+    def balances(self, slug: str, day: dt.date) -> dict[str, Ore]:
+        """Account code -> balance in øre at the end of `day`: the sum of what the company's journal
+        entries dated up to and including `day` booked on it (each line's net, its VAT on the VAT
+        account, `StoredEntry.split`), result accounts from 1 January of `day`'s year (INFERRED)."""
+        year_start = dt.date(day.year, 1, 1).isoformat()
+        totals: dict[str, Ore] = {}
+        for entry in self.list_entries(slug):
+            if entry.date > day.isoformat():
+                continue
+            for account, amount in entry.split():
+                if entry.date < year_start and _is_result(account):
+                    continue
+                totals[account] = totals.get(account, 0) + amount
+        return totals
 
     def transaction(self, slug: str, transaction_id: int) -> list[StoredEntry]:
         """The journal entries of one transaction (404 when it has none)."""
@@ -528,6 +589,7 @@ class FikenStore:
                         open=False,
                         created_date=today,
                         transaction_description=description,
+                        line_vat=[-vat for vat in original.line_vat],
                     )
                 )
                 original.deleted = True
@@ -537,7 +599,8 @@ class FikenStore:
             return entries
 
 
-def _book_line(store: FikenStore, line: Any, where: str) -> list[dict[str, Any]]:
+def _book_line(store: FikenStore, line: Any, where: str) -> list[tuple[dict[str, Any], Ore]]:
+    """The two sides of a request line as booked, each with the part of it that is VAT."""
     if not isinstance(line, dict):
         raise bad_request(f"{where}: must be an object.")
     _no_unknown(line, LINE_FIELDS, where)
@@ -548,7 +611,8 @@ def _book_line(store: FikenStore, line: Any, where: str) -> list[dict[str, Any]]
         raise bad_request(f"{where}.amount: must be an integer number of øre.")
     if amount <= 0:
         raise bad_request(f"{where}.amount: must be greater than 0.")
-    booked: list[dict[str, Any]] = []
+    booked: list[tuple[dict[str, Any], Ore]] = []
+    net = amount
     debit_taxed = vat_rate(line.get("debitVatCode")) != 0
     if debit_taxed and line.get("creditVatCode") not in (None, 0):
         raise bad_request(f"{where}: a line with VAT on both sides is not modelled by the sandbox.")
@@ -565,7 +629,14 @@ def _book_line(store: FikenStore, line: Any, where: str) -> list[dict[str, Any]]
         vat = line.get(f"{side}VatCode")
         if vat is not None and (isinstance(vat, bool) or not isinstance(vat, int) or vat not in VAT_CODES):
             raise bad_request(f"{where}.{side}VatCode: invalid VAT code {vat!r}.")
-        booked.append({"amount": sign * amount, "account": account, "vatCode": str(vat if vat is not None else 0)})
+        side_vat = 0
+        if vat in VAT_ACCOUNTS and side == "debit":
+            side_vat = vat_added(net, vat)
+        elif vat in VAT_ACCOUNTS:
+            side_vat = vat_in_credit(-amount, vat)
+        booked.append(
+            ({"amount": sign * amount, "account": account, "vatCode": str(vat if vat is not None else 0)}, side_vat)
+        )
     if line["debitAccount"] == line["creditAccount"]:
         raise bad_request(f"{where}: debitAccount and creditAccount are the same account.")
     return booked
@@ -598,6 +669,21 @@ def vat_added(net: Ore, code: Any) -> Ore:
     basis only, computed and deducted) is not modelled.
     """
     return round_half_up(vat_on_net(net, vat_rate(code)))
+
+
+def vat_in_credit(gross: Ore, code: Any) -> Ore:
+    """The VAT in a credit side's gross `amount` (øre, signed) booked with `creditVatCode` `code`.
+
+    Documented (FK-SPEC, `journalEntryLine.amount`): the amount is the "gross amount (including
+    VAT) for creditAccount lines", and Fiken "calculates VAT based on the debitVatCode and
+    creditVatCode"; the rate is that of the code's VAT type (see `vat_added`). So the VAT is the
+    part of the gross at that rate: gross x rate / (1 + rate).
+
+    INFERRED: rounded to the øre half up (half an øre away from zero, so a reversal mirrors), per
+    line, as the sandbox rounds the VAT Fiken adds to a net debit. Half an øre occurs at 12 %:
+    1000.02 -> 107.145 -> 107.15, 0.14 -> 0.015 -> 0.02 (half to even or cutting off: 107.14, 0.01).
+    """
+    return round_half_up(vat_in_gross(gross, vat_rate(code)))
 
 
 def _no_unknown(obj: Mapping[str, Any], allowed: set[str], where: str) -> None:
@@ -795,6 +881,24 @@ def _date_filter(request: Request) -> list[tuple[str, dt.date]]:
     return filters
 
 
+def _account_range(request: Request) -> Callable[[str], bool]:
+    """The `fromAccount`/`toAccount` filter: integer account numbers "excluding subaccount", so an
+    account "1500:10001" is in it by its number 1500."""
+    bounds = []
+    for name in ("fromAccount", "toAccount"):
+        raw = request.query_params.get(name)
+        if raw is not None and not raw.strip().isdigit():
+            raise bad_request(f"{name}: must be an integer account number.")
+        bounds.append(int(raw) if raw is not None else None)
+    low, high = bounds
+    return lambda code: (low is None or int(code[:4]) >= low) and (high is None or int(code[:4]) <= high)
+
+
+def _is_result(account: str) -> bool:
+    """A result account (3000-8999 by its 4-digit number): starts each year at zero (INFERRED)."""
+    return RESULT_ACCOUNTS[0] <= int(account[:4]) <= RESULT_ACCOUNTS[1]
+
+
 _COMPARE = {
     "date": lambda a, b: a == b,
     "dateLe": lambda a, b: a <= b,
@@ -831,14 +935,31 @@ def _api_router(store: FikenStore) -> APIRouter:
     @router.get("/companies/{slug}/accounts")
     async def accounts(request: Request, slug: str) -> Response:
         company(request, slug)
-        low = request.query_params.get("fromAccount")
-        high = request.query_params.get("toAccount")
-        values = [
-            {"code": code, "name": name}
-            for code, name in sorted(store.accounts.items())
-            if (low is None or code[:4] >= low[:4]) and (high is None or code[:4] <= high[:4])
-        ]
+        wanted = _account_range(request)
+        values = [{"code": code, "name": name} for code, name in sorted(store.accounts.items()) if wanted(code)]
+        if "page" in request.query_params and "pageSize" in request.query_params:
+            return _page(request, values)  # INFERRED: paged only when asked (module docstring)
         return JSONResponse(values)
+
+    @router.get("/companies/{slug}/accountBalances")
+    async def account_balances(request: Request, slug: str) -> Response:
+        """The chart's accounts with their closing balance at `date` (that day included)."""
+        company(request, slug)
+        raw = request.query_params.get("date")
+        try:
+            day = dt.date.fromisoformat(raw) if raw and len(raw) == 10 else None
+        except ValueError:
+            day = None
+        if day is None:
+            raise bad_request("date: required, format yyyy-MM-dd.")
+        wanted = _account_range(request)
+        totals = store.balances(slug, day)
+        values = [
+            {"code": code, "name": name, "balance": totals.get(code, 0)}
+            for code, name in sorted(store.accounts.items())
+            if wanted(code)
+        ]
+        return _page(request, values)
 
     @router.get("/companies/{slug}/bankAccounts")
     async def bank_accounts(request: Request, slug: str) -> Response:

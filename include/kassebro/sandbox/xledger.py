@@ -15,6 +15,11 @@ Operations served:
   a filter field not in this list is refused (GRAPHQL_VALIDATION_FAILED), as GraphQL refuses an
   undefined input field.
 - `addGLImportItems(inputs:[{node:{...}}])` -> `{edges:[{node:{dbId}}]}`.
+- `transactions(first, after, filter:{postedDate_gte, postedDate_gt, postedDate_lte, postedDate_lt})`:
+  the GL transactions the imported items became, in dbId order, with the fields GRASP-XL's
+  `transactions` dataset lists: `dbId text amount taxAmount accountDbId taxRule{dbId code}
+  header{dbId transactionNumber postedDate text fiscalYear} period{fiscalYear fiscalPeriod}`, plus
+  `extIdentifier` (INFERRED, below). Every balance the sandbox could report is the sum of these.
 
 What it enforces (apis.md §4):
 - `Authorization: token <token>`; at most 500 nodes per `addGLImportItems` call; node fields from
@@ -46,6 +51,18 @@ INFERRED (not documented; the real service may prove them wrong):
   style but are not documented for glImportItems.
 - No reversal: apis.md found no mutation to reverse or delete an import, so a reversal is an
   import like any other (kassebro imports a counter voucher).
+- INFERRED, the GL transactions (`transactions`; GRASP-XL lists the query and its fields, not what
+  an import becomes): every imported item is posted at once as one transaction on its account; a
+  taxed item's transaction carries the net (`amount`) and the VAT in it (`taxAmount`), and the VAT
+  is a transaction of its own on the tax rule's VAT account (`TAX_RULE_VAT`: 2 -> 2700 at 25 %,
+  21 -> 2701 at 15 %, 22 -> 2702 at 12 %; the other rules book no VAT) with `taxAmount` 0 and no
+  tax rule. The VAT is taken out of the gross per item, rounded half up (`item_vat`). The items
+  sharing an extIdentifier (split suffix removed) and a postedDate, or without one a trRegNumber
+  and a postedDate, share a header, numbered 1, 2, ... per calendar year in import order
+  (`transactionNumber`). A transaction carries its item's `extIdentifier`: GRASP-XL lists that
+  field on `glImportItems` and `journalEntries`, not on `transactions`. The filter takes the
+  postedDate range in the style of `glImportItems` (undocumented for `transactions`), and refuses
+  any other field. Tax rules' and accounts' dbIds are those `objectValues` and `accounts` answer.
 
 Run it: `python -m kassebro.sandbox.xledger --port 8904 [--state FILE]`, or in-process with
 `kassebro.sandbox.server.running(create_app())`. Admin API under `/_sandbox` (faults, calls,
@@ -73,6 +90,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from kassebro.sandbox.admin import ApiCall, SandboxApp, admin_router, log_entry
+from kassebro.sandbox.amounts import Ore, from_ore, percent, round_half_up, to_ore, vat_in_gross
 from kassebro.sandbox.common import Fault, Receive, Scope, read_body
 from kassebro.sandbox.tripletex import CHART
 
@@ -93,6 +111,10 @@ TAX_RULES: dict[str, str] = {
     "6": "Utenfor mva-loven",
 }
 ACCOUNTS: dict[str, str] = {str(a.number): a.name for a in CHART}
+# INFERRED (the API documents no rate or VAT account on a tax rule, and rules are per company):
+# tax rule code -> (rate in percent, the VAT account its VAT is booked on) of the demo company.
+# Rules not listed book no VAT.
+TAX_RULE_VAT: dict[str, tuple[str, str]] = {"2": ("25", "2700"), "21": ("15", "2701"), "22": ("12", "2702")}
 NODE_FIELDS = {
     "trRegNumber",
     "postedDate",
@@ -130,6 +152,10 @@ POSTED_DATE_FILTERS: dict[str, Callable[[dt.date, dt.date], bool]] = {
     "postedDate_lt": operator.lt,
 }
 ITEM_FILTERS = {"dbId", "extIdentifier", "extIdentifier_startsWith", *POSTED_DATE_FILTERS}
+TRANSACTION_FILTERS = set(POSTED_DATE_FILTERS)
+ACCOUNT_DB_ID_BASE = 100_000
+TAX_RULE_DB_ID_BASE = 700_000
+HEADER_DB_ID_BASE = 8_000_001
 
 CODE_INVALID = "INVALID_VALUE"
 CODE_CREDITS = "BAD_REQUEST.INSUFFICIENT_CREDITS"
@@ -296,6 +322,24 @@ def _group(ext: str) -> tuple[str, int | None, int | None]:
     return ext, None, None
 
 
+def item_vat(gross: Ore, rate: str | None) -> Ore:
+    """The VAT in an imported item of `gross` øre whose tax rule has `rate` percent (None: no VAT).
+
+    INFERRED (Xledger documents neither how an import's tax rule is applied nor a rounding rule):
+    the item's amount is gross, as in the official example where the lines' amounts balance; the
+    VAT is taken out of it, gross x rate / (100 + rate), and rounded to the øre half up (half an øre
+    away from zero) per item. At 12 % the rule shows: 1000.02 -> 107.145 -> 107.15, net 892.87.
+    """
+    if rate is None:
+        return 0
+    return round_half_up(vat_in_gross(gross, percent(rate)))
+
+
+def _money(amount: Ore) -> str:
+    """Øre as Xledger's amount string with two decimals ("-892.87", "0.00")."""
+    return f"{from_ore(amount):.2f}"
+
+
 class XledgerStore:
     """Tokens, chart, tax rules and imported GL items; thread-safe; optionally kept in a JSON file."""
 
@@ -305,6 +349,7 @@ class XledgerStore:
         tokens: Iterable[str] = (DEMO_TOKEN,),
         accounts: Mapping[str, str] | None = None,
         tax_rules: Mapping[str, str] | None = None,
+        tax_rule_vat: Mapping[str, tuple[str, str]] | None = None,
         reject_duplicates: bool = False,
         credits: int | None = None,
         burst_per_second: int | None = None,
@@ -314,6 +359,7 @@ class XledgerStore:
         self.tokens = set(tokens)
         self.accounts = dict(ACCOUNTS if accounts is None else accounts)
         self.tax_rules = dict(TAX_RULES if tax_rules is None else tax_rules)
+        self.tax_rule_vat = dict(TAX_RULE_VAT if tax_rule_vat is None else tax_rule_vat)
         self.reject_duplicates = reject_duplicates
         self.credits = credits
         self.burst_per_second = burst_per_second
@@ -494,17 +540,7 @@ class XledgerStore:
                 [f'Field "{name}" is not defined by type "GLImportItemFilter".' for name in unknown],
                 "GRAPHQL_VALIDATION_FAILED",
             )
-        bounds = []
-        for name, compare in POSTED_DATE_FILTERS.items():
-            raw = flt.get(name)
-            if raw is None:
-                continue
-            try:
-                if not isinstance(raw, str) or len(raw) != 10:
-                    raise ValueError
-                bounds.append((compare, dt.date.fromisoformat(raw)))
-            except ValueError:
-                raise GraphQLError(f"filter.{name}: format yyyy-MM-dd, got {raw!r}.") from None
+        bounds = _date_bounds(flt)
         with self._lock:
             items = list(self.items)
         for compare, bound in bounds:
@@ -516,6 +552,108 @@ class XledgerStore:
         if flt.get("extIdentifier_startsWith") is not None:
             items = [i for i in items if str(i.get("extIdentifier") or "").startswith(flt["extIdentifier_startsWith"])]
         return [render_item(i) for i in items]
+
+    def account_nodes(self) -> list[dict[str, Any]]:
+        """The chart as `accounts` answers it, in code order; the dbIds are those transactions name."""
+        return [
+            {"dbId": ACCOUNT_DB_ID_BASE + i, "code": code, "description": name}
+            for i, (code, name) in enumerate(sorted(self.accounts.items()))
+        ]
+
+    def tax_rule_nodes(self) -> list[dict[str, Any]]:
+        """The tax rules as `objectValues` answers them; the dbIds are those transactions name."""
+        return [
+            {"dbId": TAX_RULE_DB_ID_BASE + i, "code": code, "description": name}
+            for i, (code, name) in enumerate(self.tax_rules.items())
+        ]
+
+    def transactions(self, flt: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The GL transactions the imported items became (see the module docstring), in dbId order,
+        those whose header's postedDate matches the filter."""
+        if not isinstance(flt, Mapping):
+            raise GraphQLError("filter: expected an input object.", "GRAPHQL_VALIDATION_FAILED")
+        unknown = sorted(set(flt) - TRANSACTION_FILTERS)
+        if unknown:
+            raise GraphQLError(
+                [f'Field "{name}" is not defined by type "TransactionFilter".' for name in unknown],
+                "GRAPHQL_VALIDATION_FAILED",
+            )
+        bounds = _date_bounds(flt)
+        with self._lock:
+            items = list(self.items)
+        account_ids = {node["code"]: node["dbId"] for node in self.account_nodes()}
+        rule_ids = {node["code"]: node["dbId"] for node in self.tax_rule_nodes()}
+        headers: dict[tuple[str, str], dict[str, Any]] = {}
+        numbers: dict[int, int] = {}  # calendar year -> the last transactionNumber given
+        found = []
+        for item in items:
+            posted = str(item.get("postedDate"))[:10]
+            day = dt.date.fromisoformat(posted)
+            ext = str(item.get("extIdentifier") or "")
+            key = (_group(ext)[0] if ext else f"trRegNumber {item.get('trRegNumber')}", posted)
+            header = headers.get(key)
+            if header is None:  # numbered over every item, so a filter does not renumber them
+                numbers[day.year] = numbers.get(day.year, 0) + 1
+                header = {
+                    "dbId": HEADER_DB_ID_BASE + len(headers),
+                    "transactionNumber": numbers[day.year],
+                    "postedDate": posted,
+                    "text": item.get("text"),
+                    "fiscalYear": day.year,
+                }
+                headers[key] = header
+            if not all(compare(day, bound) for compare, bound in bounds):
+                continue
+            gross = to_ore(Decimal(str(item["amount"])))
+            rule = (item.get("taxRule") or {}).get("code")
+            rate, vat_account = self.tax_rule_vat.get(rule, (None, None)) if rule else (None, None)
+            vat = item_vat(gross, rate)
+            shared = {
+                "text": item.get("text"),
+                "extIdentifier": item.get("extIdentifier"),
+                "header": header,
+                "period": {"fiscalYear": day.year, "fiscalPeriod": day.month},
+            }
+            found.append(
+                {
+                    **shared,
+                    "dbId": int(item["dbId"]) * 10,
+                    "amount": _money(gross - vat),
+                    "taxAmount": _money(vat),
+                    "accountDbId": account_ids[item["account"]["code"]],
+                    "taxRule": {"dbId": rule_ids.get(rule), "code": rule} if rule else None,
+                }
+            )
+            if vat:
+                if vat_account not in account_ids:
+                    raise GraphQLError(f"Tax rule {rule}: VAT account {vat_account} is not in the chart.")
+                found.append(
+                    {
+                        **shared,
+                        "dbId": int(item["dbId"]) * 10 + 1,
+                        "amount": _money(vat),
+                        "taxAmount": _money(0),
+                        "accountDbId": account_ids[vat_account],
+                        "taxRule": None,
+                    }
+                )
+        return found
+
+
+def _date_bounds(flt: Mapping[str, Any]) -> list[tuple[Callable[[dt.date, dt.date], bool], dt.date]]:
+    """The postedDate comparisons of a filter (`postedDate_gte: "2026-03-01"` ...)."""
+    bounds = []
+    for name, compare in POSTED_DATE_FILTERS.items():
+        raw = flt.get(name)
+        if raw is None:
+            continue
+        try:
+            if not isinstance(raw, str) or len(raw) != 10:
+                raise ValueError
+            bounds.append((compare, dt.date.fromisoformat(raw)))
+        except ValueError:
+            raise GraphQLError(f"filter.{name}: format yyyy-MM-dd, got {raw!r}.") from None
+    return bounds
 
 
 def render_item(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -554,24 +692,17 @@ def execute(store: XledgerStore, query: str, variables: Mapping[str, Any]) -> di
     if field == "__typename":
         return {"__typename": "Query"}
     if field == "accounts":
-        values = [
-            {"dbId": 100_000 + i, "code": code, "description": name}
-            for i, (code, name) in enumerate(sorted(store.accounts.items()))
-        ]
-        return {field: _paged(values, args)}
+        return {field: _paged(store.account_nodes(), args)}
     if field == "objectKinds":
         return {field: _paged([{"dbId": k, "name": v} for k, v in sorted(OBJECT_KINDS.items())], args)}
     if field == "objectValues":
         kind = (args.get("filter") or {}).get("objectKindDbId")
-        values = []
-        if kind == TAX_RULE_KIND_DB_ID:
-            values = [
-                {"dbId": 700_000 + i, "code": code, "description": name}
-                for i, (code, name) in enumerate(store.tax_rules.items())
-            ]
+        values = store.tax_rule_nodes() if kind == TAX_RULE_KIND_DB_ID else []
         return {field: _paged(values, args)}
     if field == "glImportItems":
         return {field: _paged(store.find_items(args.get("filter") or {}), args)}
+    if field == "transactions":
+        return {field: _paged(store.transactions(args.get("filter") or {}), args)}
     raise GraphQLError(f'Cannot query field "{field}" on type "Query".', "GRAPHQL_VALIDATION_FAILED")
 
 
@@ -641,6 +772,7 @@ def create_app(
     tokens: Iterable[str] = (DEMO_TOKEN,),
     accounts: Mapping[str, str] | None = None,
     tax_rules: Mapping[str, str] | None = None,
+    tax_rule_vat: Mapping[str, tuple[str, str]] | None = None,
     reject_duplicates: bool = False,
     credits: int | None = None,
     burst_per_second: int | None = None,
@@ -652,6 +784,7 @@ def create_app(
       tokens: API tokens accepted (default "demo-xledger-token").
       accounts: code -> description (default the Tripletex sandbox's NS 4102 shop chart).
       tax_rules: code -> description (default TAX_RULES).
+      tax_rule_vat: tax rule code -> (rate in percent, VAT account) (default TAX_RULE_VAT, INFERRED).
       reject_duplicates: refuse a second import of an extIdentifier (real Xledger: not found to).
       credits: requests left before INSUFFICIENT_CREDITS (None = unlimited).
       burst_per_second: requests per second before BURST_RATE_LIMIT_REACHED (None = unlimited).
@@ -663,6 +796,7 @@ def create_app(
         tokens=tokens,
         accounts=accounts,
         tax_rules=tax_rules,
+        tax_rule_vat=tax_rule_vat,
         reject_duplicates=reject_duplicates,
         credits=credits,
         burst_per_second=burst_per_second,
