@@ -141,6 +141,126 @@ def _voucher_preview(args: argparse.Namespace) -> int:
     return code
 
 
+def _mapping_check(args: argparse.Namespace) -> int:
+    """0: the mapping fits the ledger's chart; 1: it does not (the list); 2: it could not be checked."""
+    from kassebro.airflow.hooks import ledger_for
+    from kassebro.booking.preview import load_vendor_file
+    from kassebro.config import load_vendor
+    from kassebro.core.errors import KassebroError
+    from kassebro.readback.mapping import can_read_chart, check_mapping
+
+    try:
+        is_file = args.vendor.endswith((".yaml", ".yml")) or os.sep in args.vendor
+        vendor = load_vendor_file(args.vendor) if is_file else load_vendor(args.vendor)
+    except KassebroError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    target = vendor.ledger
+    if not can_read_chart(target.system):
+        print(f"{vendor.id}: the {target.system} client cannot read its chart of accounts yet", file=sys.stderr)
+        return 2
+    try:
+        ledger = ledger_for(target.system, target.connection, target.company, target.client_org_number, True)
+        report = check_mapping(vendor, ledger)
+    except Exception as exc:  # no such connection, refused, unreachable: nothing was checked
+        if os.environ.get("KASSEBRO_DEBUG"):
+            raise
+        print(f"{vendor.id}: the mapping could not be checked: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    print(report.text())
+    return 0 if report.ok else 1
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    """0: nothing found; 1: findings (listed); 2: a ledger could not be read (unknown, not agreed)."""
+    from kassebro.airflow.hooks import ledger_for
+    from kassebro.config import config_dir, load_vendors
+    from kassebro.config.readback import load_readback
+    from kassebro.posting.journal import Journal
+    from kassebro.readback.findings import Findings
+    from kassebro.readback.reconcile import reconcile
+
+    root = config_dir()
+    vendors = [v for v in load_vendors(root).vendors if not args.vendor or v.id in args.vendor]
+    last = args.to or dt.date.today() - dt.timedelta(days=1)
+    first = last - dt.timedelta(days=(args.days or load_readback(root).reconcile_days) - 1)
+    journal = Journal(args.url)
+    if args.show:
+        found = Findings(journal.url).read([v.id for v in vendors], first, last)
+    else:
+
+        def ledger(vendor):  # noqa: ANN001, ANN202
+            t = vendor.ledger
+            return ledger_for(t.system, t.connection, t.company, t.client_org_number)
+
+        result = reconcile(vendors, first, last, ledger, journal=journal)
+        found = list(result.findings)
+        print(
+            f"{len(result.checked)} vendor-day(s) of {len(vendors)} vendor(s) from {first} to {last}: "
+            f"{result.vouchers_read} voucher(s), {result.postings_read} posting(s) read"
+        )
+        for note in result.not_checked:
+            print(f"NOT CHECKED  {note}")
+    for f in found:
+        print(f"{f.kind.upper():<12} {f.vendor_id:<20} {f.business_day}  {f.message}")
+    print(f"{len(found)} finding(s)")
+    if any(f.kind == "unreadable" for f in found):
+        return 2
+    return 1 if found else 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    """0: written; 1: refused (the figures do not add up, or an option is missing); 2: not read."""
+    from airflow.models.connection import Connection
+
+    from kassebro.airflow.hooks import ledger_for
+    from kassebro.config import config_dir, load_vendors
+    from kassebro.core.money import format_ore
+    from kassebro.readback.yearend import YearEndError, export_target, export_year, parse_grouping
+
+    configs = load_vendors(Path(args.config) if args.config else config_dir())
+    try:
+        grouping = parse_grouping(args.grouping)
+        target = export_target(
+            configs.vendors,
+            args.company,
+            contact=args.contact,
+            org_number=args.org_number,
+            name=args.name,
+            telephone=args.telephone,
+        )
+    except (YearEndError, ValueError) as exc:
+        print(f"kassebro export: {exc}", file=sys.stderr)
+        for issue in configs.issues:  # a vendor file that did not load may be the one that names it
+            print(f"  not read: {issue}", file=sys.stderr)
+        return 1
+    try:
+        system = Connection.get_connection_from_secrets(args.company).conn_type
+        ledger = ledger_for(system, args.company, target.ledger_company, target.client_org_number, True)
+        result = export_year(ledger, args.year, Path(args.out), target.company, grouping=grouping)
+    except YearEndError as exc:
+        print(f"kassebro export: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # no such connection, refused, unreachable, no read-back: nothing written
+        if os.environ.get("KASSEBRO_DEBUG"):
+            raise
+        print(f"kassebro export: {args.company} could not be read: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"{target.company.label(args.year)}: {result.accounts} account(s), {result.entries} voucher(s), "
+        f"{result.lines} line(s), debit = credit = {format_ore(result.total_debit)}"
+    )
+    for path in (
+        result.saft_file,
+        result.trial_balance_csv,
+        result.trial_balance_parquet,
+        result.transactions_csv,
+        result.transactions_parquet,
+    ):
+        print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from kassebro.ledgers import registry
 
@@ -198,6 +318,39 @@ def build_parser() -> argparse.ArgumentParser:
         command = pools_action.add_parser(action, help=text)
         command.add_argument("--config", help="config directory (default: KASSEBRO_CONFIG or ./config)")
         command.set_defaults(func=_pools)
+
+    mapping = sub.add_parser("mapping", help="vendor mappings").add_subparsers(dest="action", required=True)
+    mapping_check = mapping.add_parser(
+        "check", help="check a vendor's mapping against its ledger's chart; exit 1 listing what does not fit"
+    )
+    mapping_check.add_argument("--vendor", required=True, help="vendor file (config/vendors/<id>.yaml) or vendor id")
+    mapping_check.set_defaults(func=_mapping_check)
+
+    rec = sub.add_parser("reconcile", help="compare the ledger with the journal and the Z reports; store findings")
+    rec.add_argument("--vendor", action="append", help="only this vendor (repeatable); default: every vendor")
+    rec.add_argument("--days", type=int, help="days back (default: readback.yaml's reconcile_days, 30)")
+    rec.add_argument("--to", type=_iso_day, help="last day, YYYY-MM-DD (default: yesterday)")
+    rec.add_argument("--show", action="store_true", help="print the stored findings; read no ledger")
+    rec.add_argument("--url", help="journal database URL (default: $KASSEBRO_JOURNAL_URL or SQLite)")
+    rec.set_defaults(func=_reconcile)
+
+    export = sub.add_parser("export", help="the year-end export: trial balance, transactions, SAF-T Financial file")
+    export.add_argument("--company", required=True, help="the ledger's Airflow connection id")
+    export.add_argument("--year", type=int, required=True, help="the fiscal year (1 January to 31 December)")
+    export.add_argument("--out", required=True, help="directory to write the files to")
+    export.add_argument("--contact", required=True, help='the SAF-T header\'s contact person, "First Last"')
+    export.add_argument("--telephone", help="the contact person's telephone number")
+    export.add_argument("--org-number", help="the company (default: the vendor files that use the connection)")
+    export.add_argument("--name", help="the company's name (default: the vendor files' name)")
+    export.add_argument(
+        "--grouping",
+        action="append",
+        default=[],
+        metavar="ACCOUNT=CODE",
+        help="an account's næringsspesifikasjon code, over the NS 4102 rule (repeatable)",
+    )
+    export.add_argument("--config", help="config directory (default: $KASSEBRO_CONFIG or ./config)")
+    export.set_defaults(func=_export)
 
     sandbox = sub.add_parser("sandbox", help="run a ledger sandbox, or all of them (ports from the registry)")
     sandbox.add_argument("system", nargs="?", default="all", choices=["all", *registry.names()])

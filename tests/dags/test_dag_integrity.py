@@ -38,7 +38,20 @@ def test_no_import_errors(bag: DagBag) -> None:
 
 def test_one_dag_per_vendor_file(bag: DagBag) -> None:
     vendors = load_vendors(PROJECT / "config").vendors
-    assert sorted(bag.dag_ids) == sorted(f"vendor_{v.id}" for v in vendors)
+    assert sorted(d for d in bag.dag_ids if d.startswith("vendor_")) == sorted(f"vendor_{v.id}" for v in vendors)
+
+
+def test_one_readback_dag_per_ledger_connection(bag: DagBag) -> None:
+    vendors = load_vendors(PROJECT / "config").vendors
+    connections = {v.ledger.connection for v in vendors}
+    assert sorted(d for d in bag.dag_ids if not d.startswith("vendor_")) == sorted(f"readback_{c}" for c in connections)
+    for connection in connections:
+        dag = bag.dags[f"readback_{connection}"]
+        assert [t.task_id for t in dag.tasks] == ["plan_companies", "read_back"]
+        assert {"kassebro", "readback"} <= set(dag.tags) and dag.catchup is False
+        assert dag.doc_md and "missing" in dag.doc_md and connection in dag.doc_md
+        for t in dag.tasks:
+            assert t.owner == "data-team" and t.retries >= 2
 
 
 @pytest.mark.parametrize("vendor", load_vendors(PROJECT / "config").vendors, ids=lambda v: v.id)
@@ -46,7 +59,10 @@ def test_vendor_dag_shape(bag: DagBag, vendor) -> None:
     dag = bag.dags[vendor.dag_id]
     assert dag is not None
     steps = ["day.prepare", "day.post", "day.verify"]
-    assert [t.task_id for t in dag.tasks] == ["plan_days", *steps]
+    assert [t.task_id for t in dag.tasks] == ["plan_days", "check_mapping", *steps]
+    # the mapping is checked against the ledger's chart before any day is read or posted
+    assert dag.task_dict["plan_days"].downstream_task_ids == {"check_mapping"}
+    assert dag.task_dict["check_mapping"].downstream_task_ids == {"day.prepare"}
     for upstream, downstream in zip(steps, steps[1:], strict=False):
         assert dag.task_dict[upstream].downstream_task_ids == {downstream}
     assert (
@@ -60,6 +76,7 @@ def test_vendor_dag_shape(bag: DagBag, vendor) -> None:
         assert t.retries == vendor.retries >= 2
         assert t.retry_exponential_backoff
     assert dag.task_dict["day.post"].pool == dag.task_dict["day.verify"].pool == vendor.pool
+    assert dag.task_dict["check_mapping"].pool == vendor.pool  # it reads the ledger too
     assert vendor.pool == (
         f"ledger_fiken_{vendor.ledger.company}" if vendor.ledger.system == "fiken" else f"ledger_{vendor.ledger.system}"
     )
@@ -112,7 +129,7 @@ def test_broken_vendor_file_leaves_the_others_intact(tmp_path: Path) -> None:
     bag = dagbag(config)
     assert bag.import_errors == {}
     expected = {f"vendor_{p.stem}" for p in (PROJECT / "config" / "vendors").glob("*.yaml")}
-    assert set(bag.dag_ids) == expected | {"vendor_Broken_File"}
+    assert {d for d in bag.dag_ids if d.startswith("vendor_")} == expected | {"vendor_Broken_File"}
     broken = bag.dags["vendor_butikk_fjord"]
     assert "config-error" in broken.tags and broken.schedule is None
     assert "schedule.time" in broken.doc_md and str(bad) in broken.doc_md
@@ -120,14 +137,15 @@ def test_broken_vendor_file_leaves_the_others_intact(tmp_path: Path) -> None:
     assert "config-error" not in bag.dags["vendor_cafe_solsiden"].tags
 
 
-def test_dag_file_imports_nothing_heavy(tmp_path: Path) -> None:
+@pytest.mark.parametrize("dag_file", ["vendor_postings.py", "ledger_readback.py"])
+def test_dag_file_imports_nothing_heavy(tmp_path: Path, dag_file: str) -> None:
     code = (
         "import sys, json, runpy; runpy.run_path(sys.argv[1]);"
         "print(json.dumps(sorted(m for m in ('pandas','great_expectations','lxml','pyarrow','kassebro.posting.journal',"
-        "'kassebro.ledgers.tripletex','requests') if m in sys.modules)))"
+        "'kassebro.ledgers.tripletex','kassebro.readback.reconcile','requests') if m in sys.modules)))"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code, str(PROJECT / "dags" / "vendor_postings.py")],
+        [sys.executable, "-c", code, str(PROJECT / "dags" / dag_file)],
         capture_output=True,
         text=True,
         check=True,
@@ -136,7 +154,15 @@ def test_dag_file_imports_nothing_heavy(tmp_path: Path) -> None:
     loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
     # requests comes with Airflow itself; what we must never pull in at parse time:
     assert loaded.isdisjoint(
-        {"pandas", "great_expectations", "lxml", "pyarrow", "kassebro.posting.journal", "kassebro.ledgers.tripletex"}
+        {
+            "pandas",
+            "great_expectations",
+            "lxml",
+            "pyarrow",
+            "kassebro.posting.journal",
+            "kassebro.ledgers.tripletex",
+            "kassebro.readback.reconcile",
+        }
     )
 
 

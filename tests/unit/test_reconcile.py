@@ -115,7 +115,9 @@ def test_an_unreadable_ledger_is_unknown_not_agreed(posted) -> None:
     from kassebro.ledgers.tripletex import TripletexClient
 
     vendor, journal, app, _client = posted
-    result = reconcile([vendor], FIRST, LAST, lambda v: TripletexClient(app.state.url, "wrong", "wrong"), journal=journal)
+    result = reconcile(
+        [vendor], FIRST, LAST, lambda v: TripletexClient(app.state.url, "wrong", "wrong"), journal=journal
+    )
     assert [f.kind for f in result.findings] == ["unreadable"]
     assert result.checked == () and result.not_checked
 
@@ -125,3 +127,24 @@ def test_references() -> None:
     assert parse_ref("kassebro:cafe_solsiden:2026-11-02:v3:reversal") == ("cafe_solsiden", dt.date(2026, 11, 2))
     assert parse_ref("kassebro:cafe_solsiden:2026-13-02") is None
     assert parse_ref("Faktura 17") is None
+
+
+def test_the_cli_reconciles_through_the_airflow_connection_and_shows_what_is_stored(
+    posted, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from kassebro.cli import main
+    from kassebro.demo.sandboxes import connection
+
+    vendor, journal, app, _client = posted
+    monkeypatch.setenv("AIRFLOW_CONN_TRIPLETEX_DEMO", json.dumps(connection("tripletex", app.state.url)))
+    window = ["--to", LAST.isoformat(), "--days", "7"]
+    assert main(["reconcile", *window]) == 0
+    assert "0 finding(s)" in capsys.readouterr().out
+    app.state.store.delete(int(journal.get(vendor.id, DAYS[0]).ledger_id))
+    assert main(["reconcile", *window]) == 1
+    out = capsys.readouterr().out
+    assert f"MISSING      cafe_solsiden        {DAYS[0]}" in out and "1 finding(s)" in out
+    assert main(["reconcile", "--show", *window]) == 1  # from the store: no ledger read
+    assert f"MISSING      cafe_solsiden        {DAYS[0]}" in capsys.readouterr().out

@@ -637,10 +637,10 @@ def test_with_login_access_lists_the_firms_clients(api):
     assert_schema(r.json(), response_schema("/company/>withLoginAccess", "get", "200"))
     body = r.json()
     assert {"fullResultSize", "from", "count", "versionDigest", "values"} <= set(body)
-    assert body["fullResultSize"] == body["count"] == 2
+    assert body["fullResultSize"] == body["count"] == 3
     assert {(c["id"], c["organizationNumber"]) for c in body["values"]} == {
         (DEMO_COMPANY.id, DEMO_COMPANY.organization_number),
-        (BAKERY.id, BAKERY.organization_number),
+        *((c.id, c.organization_number) for c in DEMO_CLIENT_COMPANIES),
     }
     r = requests.get(
         api + "/company/>withLoginAccess", params={"fields": "id,organizationNumber"}, headers=firm, timeout=5

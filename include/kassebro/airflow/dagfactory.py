@@ -95,6 +95,45 @@ def _with_ledger(step: str, vendor: Vendor, day: dt.date, journal: Any, **kwargs
         raise AirflowRescheduleException(reschedule_date=moment) from None
 
 
+def _check_mapping(vendor_id: str, items: list[dict], *, dry_run: bool = False) -> list[dict]:
+    """The mapping check before any post (`readback.mapping`), the chart read once a ledger day
+    while the mapping passes. One that does not fit holds every day of the run back: failed in the
+    journal, and the task fails at once naming the vendor, the days, the rules and the accounts
+    (other vendors' DAGs go on). A dry run only shows the problems. The items pass through.
+
+    A chart that cannot be read (credentials, an unreachable or busy ledger) holds nothing back:
+    the days go on to `post`, which reports such errors per day with their retry rules and still
+    checks each voucher's accounts in the client before sending it.
+    """
+    from kassebro.airflow.hooks import ledger_for
+    from kassebro.ledgers.base import LedgerError
+    from kassebro.posting.journal import Journal
+    from kassebro.readback import mapping
+
+    vendor = load_vendor(vendor_id)
+    target = vendor.ledger
+    if not items:
+        print(f"{vendor.id}: no days in this run; the mapping is not checked")
+        return items
+    if not mapping.can_read_chart(target.system):
+        print(f"{vendor.id}: the {target.system} client cannot read its chart; the mapping is not checked")
+        return items
+    try:
+        report = mapping.check_once_a_day(
+            vendor,
+            lambda: ledger_for(target.system, target.connection, target.company, target.client_org_number, True),
+        )
+    except LedgerError as exc:
+        print(f"{vendor.id}: the mapping could not be checked ({exc}); the days go on to post")
+        return items
+    print(f"{vendor.id}: mapping check: {report.text()}")
+    if not report.ok and not dry_run:
+        days = [dt.date.fromisoformat(item["day"]) for item in items]
+        refused = mapping.hold_back(vendor, days, report, Journal())
+        raise _fail_fast(refused) from refused
+    return items
+
+
 def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
     """Build the DAG for one vendor."""
 
@@ -117,6 +156,11 @@ def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
         return [{"day": d.isoformat(), "look_again": False} for d in days] + [
             {"day": d.isoformat(), "look_again": True} for d in again
         ]
+
+    @task(pool=vendor.pool)
+    def check_mapping(items: list[dict], **context: Any) -> list[dict]:
+        """Before any post: every account the mapping can post to against the ledger's chart."""
+        return _check_mapping(vendor.id, items, dry_run=bool(context["params"].get("dry_run")))
 
     @task.sensor(
         map_index_template="{{ day }}",
@@ -185,7 +229,7 @@ def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
             """One business day; a mapped group keeps a failing day from holding back the others."""
             verify(post(prepare(item)))
 
-        one_day.expand(item=plan_days())
+        one_day.expand(item=check_mapping(plan_days()))
 
     return _vendor()
 

@@ -58,6 +58,9 @@ class PostedVoucher:
       date: the voucher date.
       postings: (account number, signed gross øre, vat code or None) per posting, as read back.
       in_ledger: True when posted to the ledger, False when waiting for approval.
+      cancelled: True when a person deleted it and the ledger keeps it beside the entry that
+        cancels it (Fiken's deleted transactions), and for that cancelling entry, which then
+        carries the deleted one's reference: the pair is in the books but adds up to nothing.
     """
 
     ledger_id: str
@@ -66,6 +69,7 @@ class PostedVoucher:
     date: dt.date
     postings: tuple[tuple[str, Ore, str | None], ...]
     in_ledger: bool = True
+    cancelled: bool = False
 
 
 class Ledger(Protocol):
@@ -188,6 +192,21 @@ class LedgerVatCode:
     own_id: str
     name: str
     rate: Decimal
+
+
+@dataclass(frozen=True)
+class FirmClient:
+    """A client company an accounting firm's connection reaches.
+
+    Attributes:
+      ledger_id: the ledger's id for the company (Tripletex: the company id used as Basic user).
+      org_number: its organisation number (nine digits, "" when the ledger has none).
+      name: its name in the ledger.
+    """
+
+    ledger_id: str
+    org_number: str
+    name: str
 
 
 class ReadBack(Protocol):

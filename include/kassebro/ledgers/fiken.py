@@ -49,6 +49,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -268,9 +269,20 @@ class FikenClient(HttpClient):
         approval. An `open` entry (`post(send_to_ledger=False)`) is booked like any other, only
         deletable without a counter entry, and the read model does not even say which entries are
         open; so every entry is listed, in_ledger True. A deleted transaction's entries stay
-        listed next to the entries of its balancing transaction, as Fiken keeps both.
+        listed next to the entries of its balancing transaction, as Fiken keeps both: both are
+        marked `cancelled`, and the balancing entries carry the deleted one's reference (they are
+        linked by its `offsetTransactionId`; the person's delete text is their description).
         """
-        return [self._posted(entry) for entry in self._entries(date_from, date_to)]
+        entries = self._entries(date_from, date_to)
+        cancelled = _cancelled_by(entries)
+        found = []
+        for entry in entries:
+            posted = self._posted(entry)
+            ref = cancelled.get(entry.get("transactionId"))
+            if entry.get("offsetTransactionId") or ref is not None:
+                posted = replace(posted, external_ref=posted.external_ref or ref or "", cancelled=True)
+            found.append(posted)
+        return found
 
     def _entries(self, date_from: dt.date, date_to: dt.date) -> list[dict[str, Any]]:
         """The journal entries dated date_from <= date < date_to (`dateGe`/`dateLt`: the spec has both
@@ -423,11 +435,17 @@ class FikenClient(HttpClient):
         entries by account, so the whole period is read and filtered here.
 
         A deleted transaction's entries are listed with those of its reverse transaction, as
-        Fiken keeps both: they cancel out, as they do in `balances`.
+        Fiken keeps both: they cancel out, as they do in `balances`. The reverse transaction's
+        postings carry the deleted entry's reference, so the pair is seen as one day's.
         """
+        entries = self._entries(date_from, date_to)
+        cancelled = _cancelled_by(entries)
         found = []
-        for entry in self._entries(date_from, date_to):
-            found.extend(p for p in self._entry_postings(entry) if _in_range(p.account, accounts))
+        for entry in entries:
+            ref = cancelled.get(entry.get("transactionId"))
+            for p in self._entry_postings(entry):
+                if _in_range(p.account, accounts):
+                    found.append(replace(p, external_ref=p.external_ref or ref) if ref else p)
         return found
 
     def balances(
@@ -789,6 +807,16 @@ class FikenClient(HttpClient):
             postings=tuple((account, amount, vat) for (account, vat), amount in totals.items() if amount != 0),
             in_ledger=True,  # open entries are booked too, only deletable
         )
+
+
+def _cancelled_by(entries: list[dict[str, Any]]) -> dict[Any, str]:
+    """transactionId of each balancing (reverse) transaction -> the reference of the entry it
+    cancels, from the deleted entries' `offsetTransactionId`."""
+    return {
+        e["offsetTransactionId"]: _description_ref(str(e.get("description") or ""))
+        for e in entries
+        if isinstance(e, dict) and e.get("offsetTransactionId")
+    }
 
 
 def pair_lines(voucher: Voucher) -> list[dict[str, Any]]:

@@ -78,6 +78,9 @@ Plain `requests`, no Airflow. What it does about the API's habits (brief `apis.m
   401/403 -> LedgerAuthError naming the credential or the missing privilege; 429 ->
   LedgerRateLimited(Retry-After, or the seconds in the gateway's message); 5xx, timeouts, dropped
   connections -> LedgerTransient.
+- Chart read-back (the mapping check, year-end): `accounts()` is `GET /GeneralLedgerAccounts`
+  (IsActive, VatCode, IsVatCodeLocked), `vat_codes()` is `GET /VatCodes` (a custom "C..." code
+  read as the standard code of its BaseVatCodeId); both every page, both filling the lookup cache.
 - `calls` counts HTTP requests by "METHOD /path" (ids as {id}).
 
 INFERRED (not in the spec): that Go's reversal is dated as the original (the call takes no date) and
@@ -112,12 +115,14 @@ from kassebro.booking.voucher import Voucher, VoucherLine
 from kassebro.core.money import ore_to_decimal, parse_ore
 from kassebro.ledgers.base import (
     AccountBalance,
+    LedgerAccount,
     LedgerAuthError,
     LedgerError,
     LedgerPosting,
     LedgerRateLimited,
     LedgerTransient,
     LedgerValidationError,
+    LedgerVatCode,
     PostedVoucher,
 )
 from kassebro.ledgers.cache import LookupCache
@@ -477,6 +482,66 @@ class PowerOfficeClient(HttpClient):
                 )
         return found
 
+    def accounts(self) -> list[LedgerAccount]:
+        """The chart of accounts, inactive accounts included (`GET /GeneralLedgerAccounts`, every
+        page): IsActive, the account's VatCode and IsVatCodeLocked ("only VatCode can be used on
+        transactions on this account", the spec). The lookup cache is filled on the way.
+
+        A custom ("C...") VatCode on an account is read as the standard code it is based on
+        (`VatCodeDto.BaseVatCodeId`, one `GET /VatCodes` when an account carries one).
+        INFERRED: the list without a filter holds inactive accounts too (the spec has no isActive
+        filter on it and describes IsActive as hiding the account in the GUI only).
+        """
+        rows = self._list("/GeneralLedgerAccounts")
+        self._remember_accounts(rows)
+        standard: dict[str, str] | None = None
+        found = []
+        for row in rows:
+            code = str(row.get("VatCode") or "").strip()
+            if code and not code.isdigit():  # a custom or compensation code: its standard base
+                if standard is None:
+                    standard = {v.own_id: v.code for v in self.vat_codes(active_only=False)}
+                code = standard.get(str(row.get("VatCodeId"))) or code
+            found.append(
+                LedgerAccount(
+                    number=str(row.get("AccountNo")),
+                    name=str(row.get("Name") or ""),
+                    active=row.get("IsActive") is not False,
+                    vat_code=None if code in ("", NO_VAT_CODE) else code,
+                    vat_locked=bool(row.get("IsVatCodeLocked")),
+                )
+            )
+        return found
+
+    def vat_codes(self, *, active_only: bool = True) -> list[LedgerVatCode]:
+        """The client's VAT codes (`GET /VatCodes`, every page), the active ones unless asked: Go's
+        standard codes are SAF-T codes (Code), a custom one ("C...") stands for the standard code of
+        its `BaseVatCodeId`, and one with neither (a compensation "K..." code) is left out. `own_id`
+        is the VatId a voucher line takes; Rate (0..1) becomes a percentage. The lookup cache's VAT
+        tables are filled on the way."""
+        rows = self._list("/VatCodes")
+        self._cache_vat_codes(rows)
+        by_id = {str(row.get("Id")): row for row in rows}
+        found = []
+        for row in rows:
+            if active_only and row.get("IsActive") is False:
+                continue
+            code = str(row.get("Code") or "")
+            if row.get("IsCustom") or not code.isdigit():  # its standard base, else its own if standard
+                base = by_id.get(str(row.get("BaseVatCodeId")))
+                code = str(base.get("Code") or "") if base else code
+            if not code.isdigit():
+                continue
+            found.append(
+                LedgerVatCode(
+                    code=code,
+                    own_id=str(row.get("Id")),
+                    name=str(row.get("Name") or row.get("Description") or ""),
+                    rate=Decimal(str(row.get("Rate") or 0)) * 100,
+                )
+            )
+        return found
+
     def render(self, voucher: Voucher) -> dict[str, Any]:
         """The POST /Vouchers/ManualJournals body, resolving every lookup first."""
         if not voucher.lines:
@@ -747,7 +812,10 @@ class PowerOfficeClient(HttpClient):
 
     def _load_vat_codes(self) -> dict[str, int]:
         """One `GET /VatCodes`: cache code -> id (active standard codes) and id -> code (all)."""
-        rows = self._list("/VatCodes")
+        return self._cache_vat_codes(self._list("/VatCodes"))
+
+    def _cache_vat_codes(self, rows: list[dict[str, Any]]) -> dict[str, int]:
+        """Cache VatCodeDto rows: code -> id (active standard codes) and id -> code (all)."""
         ids: dict[str, int] = {}
         for row in rows:
             if row.get("IsActive") is False or row.get("IsCustom"):

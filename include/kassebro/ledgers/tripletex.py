@@ -26,6 +26,9 @@ the API's habits:
   number), without the VAT rows Tripletex generates on row 0, so they compare with the Voucher.
   VAT code "0" ("no VAT treatment", also what Tripletex puts on a posting sent without vatType)
   reads back as None.
+- Chart read-back (the mapping check, year-end): `accounts()` is `GET /ledger/account`, every page,
+  inactive accounts included, with vatType and vatLocked; `vat_codes()` is `GET /ledger/vatType`.
+  Both fill the lookup cache as they go.
 - `calls` counts HTTP requests by "METHOD /path" (ids as {id}), for calls-per-voucher reports.
 """
 
@@ -46,12 +49,15 @@ from kassebro.booking.voucher import Voucher
 from kassebro.core.money import ore_to_decimal, parse_ore
 from kassebro.ledgers.base import (
     AccountBalance,
+    FirmClient,
+    LedgerAccount,
     LedgerAuthError,
     LedgerError,
     LedgerPosting,
     LedgerRateLimited,
     LedgerTransient,
     LedgerValidationError,
+    LedgerVatCode,
     PostedVoucher,
 )
 from kassebro.ledgers.cache import LookupCache
@@ -343,7 +349,6 @@ class TripletexClient(HttpClient):
         found = []
         for row in self._all_pages("/ledger/posting", params, fields):
             voucher = row.get("voucher") or {}
-            vat = (row.get("vatType") or {}).get("number")
             number = voucher.get("number")
             found.append(
                 LedgerPosting(
@@ -353,13 +358,54 @@ class TripletexClient(HttpClient):
                     account=str((row.get("account") or {}).get("number")),
                     amount=parse_ore(str(row.get("amount"))),
                     gross=parse_ore(str(row.get("amountGross"))),
-                    vat_code=None if vat in (None, "", "0") else str(vat),
+                    vat_code=_standard_code((row.get("vatType") or {}).get("number")),
                     description=str(row.get("description") or ""),
                     external_ref=str(voucher.get("externalVoucherNumber") or ""),
                     system_generated=bool(row.get("systemGenerated")),
                 )
             )
         return found
+
+    def accounts(self) -> list[LedgerAccount]:
+        """The chart of accounts, inactive accounts included (`GET /ledger/account`, all pages),
+        with each account's VAT type and lock; the lookup cache is filled on the way, so the posts
+        that follow resolve their accounts without a call.
+
+        INFERRED: without the `isInactive` filter ("Equals" in the spec) the list holds active and
+        inactive accounts alike.
+        """
+        values = self._all_pages("/ledger/account", {}, _ACCOUNT_FIELDS)
+        infos = {str(v.get("number")): _account_info(v) for v in values if v.get("id") is not None}
+        self.cache.put("accounts", infos)
+        return [
+            LedgerAccount(
+                number=str(v.get("number")),
+                name=str(v.get("name") or ""),
+                active=not v.get("isInactive"),
+                vat_code=_standard_code((v.get("vatType") or {}).get("number")),
+                vat_locked=bool(v.get("vatLocked")),
+            )
+            for v in values
+        ]
+
+    def vat_codes(self) -> list[LedgerVatCode]:
+        """Every VAT type of the company (`GET /ledger/vatType`, all pages). A Tripletex vatType's
+        `number` is the standard code, as `resolve_vat_types` uses it; its id is what a posting takes.
+        The code -> id table of the lookup cache is filled on the way."""
+        values = self._all_pages("/ledger/vatType", {}, "id,number,name,percentage")
+        ids: dict[str, int] = {}
+        for value in values:
+            ids.setdefault(str(value.get("number")), int(value["id"]))
+        self.cache.put("vat_types", ids)
+        return [
+            LedgerVatCode(
+                code=str(v.get("number")),
+                own_id=str(v.get("id")),
+                name=str(v.get("name") or ""),
+                rate=Decimal(str(v.get("percentage") or 0)),
+            )
+            for v in values
+        ]
 
     def render(self, voucher: Voucher) -> dict[str, Any]:
         """The POST /ledger/voucher body for a voucher, resolving every lookup first.
@@ -534,6 +580,20 @@ class TripletexClient(HttpClient):
             self.cache.put("company", {self.client_org_number: cached})
         self.company_id = int(cached)
         return self.company_id
+
+    def firm_clients(self) -> list[FirmClient]:
+        """The client companies an accounting firm's employee token may log in to
+        (`GET /company/>withLoginAccess`), for a read-back of every client."""
+        listed = self._all_pages("/company/>withLoginAccess", {}, fields=_CLIENT_FIELDS, own_company=True)
+        return [
+            FirmClient(
+                ledger_id=str(c["id"]),
+                org_number=_org_digits(c.get("organizationNumber")),
+                name=str(c.get("name") or ""),
+            )
+            for c in listed
+            if isinstance(c.get("id"), int)
+        ]
 
     def _client_company_id(self, org_number: str) -> int:
         """The id of the company with this organisation number among those the firm may log in to."""
@@ -745,8 +805,7 @@ class TripletexClient(HttpClient):
                 number = numbers_by_id.get(int(account.get("id") or 0))
             if number is None or p.get("amountGross") is None:
                 raise LedgerTransient(SYSTEM, f"voucher {value.get('id')}: posting {p.get('id')} incomplete")
-            vat = (p.get("vatType") or {}).get("number")
-            vat_code = None if vat in (None, "", "0") else str(vat)
+            vat_code = _standard_code((p.get("vatType") or {}).get("number"))
             postings.append((str(number), parse_ore(str(p["amountGross"])), vat_code))
         number = int(value.get("number") or 0)
         return PostedVoucher(
@@ -761,6 +820,12 @@ class TripletexClient(HttpClient):
 
 def _parse_json(response: requests.Response) -> Any:
     return json.loads(response.content.decode("utf-8"), parse_float=Decimal)
+
+
+def _standard_code(vat_number: Any) -> str | None:
+    """A Tripletex vatType `number` as kassebro's standard VAT code: the number itself, and None
+    for "0" ("no VAT treatment", also what Tripletex puts on a posting sent without vatType)."""
+    return None if vat_number in (None, "", "0") else str(vat_number)
 
 
 def _org_digits(value: Any) -> str:

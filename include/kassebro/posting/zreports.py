@@ -90,9 +90,7 @@ class ZReports:
     def save(self, day: ZDay) -> None:
         c = zreports_table.c
         with self.engine.begin() as conn:
-            conn.execute(
-                delete(zreports_table).where(c.vendor_id == day.vendor_id, c.business_day == day.business_day)
-            )
+            conn.execute(delete(zreports_table).where(c.vendor_id == day.vendor_id, c.business_day == day.business_day))
             conn.execute(
                 insert(zreports_table).values(
                     vendor_id=day.vendor_id,
@@ -108,9 +106,7 @@ class ZReports:
     def read(self, vendor_id: str, first: dt.date, last: dt.date) -> dict[dt.date, ZDay]:
         """The kept days first..last (inclusive); a day absent from the result was never read."""
         c = zreports_table.c
-        query = select(zreports_table).where(
-            c.vendor_id == vendor_id, c.business_day >= first, c.business_day <= last
-        )
+        query = select(zreports_table).where(c.vendor_id == vendor_id, c.business_day >= first, c.business_day <= last)
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         return {

@@ -86,9 +86,7 @@ class Findings:
             for start in range(0, len(days), 500):
                 chunk = days[start : start + 500]
                 conn.execute(
-                    delete(findings_table).where(
-                        or_(*(and_(c.vendor_id == v, c.business_day == d) for v, d in chunk))
-                    )
+                    delete(findings_table).where(or_(*(and_(c.vendor_id == v, c.business_day == d) for v, d in chunk)))
                 )
             unique = {(f.vendor_id, f.business_day, f.kind, f.reference): f for f in found}
             if unique:

@@ -4,7 +4,8 @@ For every vendor-day in a window, the day's vouchers in the ledger (found by the
 references, whoever changed them since) are set against the vouchers the journal says were booked
 and against the Z report's payments:
 
-- missing: a booked reference the ledger no longer holds (deleted by a person);
+- missing: a booked reference the ledger no longer holds (deleted by a person; a deletion the
+  ledger keeps beside its cancelling entry, as Fiken does, counts as gone);
 - duplicated: more vouchers with one reference than were booked;
 - extra: a voucher with one of the vendor's references the journal does not know as booked;
 - changed: the day's vouchers are all there but their postings (per account and VAT code) differ
@@ -141,7 +142,8 @@ def reconcile_vendor_days(
         entry = entries.get(day)
         state = entry.state if entry else None
         versions = booked.get(day, []) if state in BOOKED else []
-        held = by_day.get(day, [])
+        listed = by_day.get(day, [])
+        held = [v for v in listed if not v.cancelled]
         before = len(found)
         expected = Counter(b.external_ref for b in versions)
         present = Counter(v.external_ref for v in held)
@@ -156,6 +158,7 @@ def reconcile_vendor_days(
                     f"{present[ref]} of its {expected[ref]} voucher(s)",
                     journal_ledger_ids=[b.ledger_id for b in versions if b.external_ref == ref],
                     ledger_ids=ids,
+                    deleted_in_ledger=[v.ledger_id for v in listed if v.cancelled and v.external_ref == ref],
                 )
             elif present[ref] > expected[ref]:
                 finding(
@@ -234,9 +237,7 @@ def reconcile_pos_accounts(
         return []
     accounts = _payment_accounts(vendor)
     window = set(days)
-    compared = {
-        d for d in window - skip if d in zdays and entries.get(d) is not None and entries[d].state in BOOKED
-    }
+    compared = {d for d in window - skip if d in zdays and entries.get(d) is not None and entries[d].state in BOOKED}
     ours: Counter[str] = Counter()
     others: Counter[str] = Counter()
     for p in postings:

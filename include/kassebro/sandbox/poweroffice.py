@@ -81,7 +81,8 @@ Id (the spec: the Id "will persist when/if the voucher is posted") and IsPosted 
 
 Seeded master data: the NS 4102 shop chart, the standard VAT codes, departments "1", "2", "3" (the
 demo vendors' configs) and projects "10", "10.2" (a subproject of "10") and "20"; `create_app`
-takes others.
+takes others, custom VAT codes among them (`VatCode.base_id`: IsCustom and BaseVatCodeId, as the
+spec describes them).
 
 INFERRED besides the above: error texts and the Errors keys ("VoucherLines[0].DepartmentId");
 inactive departments/projects refused on lines (the spec only says inactive ones are disabled in
@@ -172,13 +173,16 @@ APIM_INVALID_KEY = (
 
 @dataclass(frozen=True)
 class VatCode:
-    """A VAT code on the client: `code` is the SAF-T standard code, `id` Go's own id."""
+    """A VAT code on the client: `code` is the SAF-T standard code, `id` Go's own id. A custom code
+    ("C3", the spec: custom codes have "a prefix with the letter 'C'" and are "based on the SAF-T
+    codes") names the standard code's id it is based on in `base_id` (`BaseVatCodeId`)."""
 
     id: int
     code: str
     name: str
     rate: str  # "0.25"
     vat_account: int | None = None
+    base_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -497,7 +501,8 @@ class PowerOfficeStore:
             "Name": v.name,
             "Description": v.name,
             "IsActive": True,
-            "IsCustom": False,
+            "IsCustom": v.base_id is not None,
+            "BaseVatCodeId": v.base_id,
             "Rate": Decimal(v.rate),
             "ValidFrom": "2000-01-01",
             "ValidTo": None,

@@ -88,6 +88,9 @@ class Company:
     employee_first_name: str = "Demo"
     employee_last_name: str = "Regnskap"
     login_access: tuple[int, ...] = ()
+    ledger_access: bool = True
+    """False: a firm's proxy is listed for the company but lacks its accounting role, so every call
+    as the company is refused (INFERRED: the spec documents the 403, not this reason for it)."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,14 @@ DEMO_COMPANY = Company(id=10_874_521, name="Demo Kiosk AS", organization_number=
 DEMO_FIRM_EMPLOYEE_TOKEN = "demo-firm-employee-token"
 DEMO_CLIENT_COMPANIES: tuple[Company, ...] = (
     Company(id=10_874_633, name="Demo Bakeri AS", organization_number="998877665", employee_id=18_502_340),
+    # a client the firm is listed for but whose accounting it may not read: a read-back fails alone
+    Company(
+        id=10_874_702,
+        name="Demo Frisør AS",
+        organization_number="995544334",
+        employee_id=18_502_355,
+        ledger_access=False,
+    ),
 )
 DEMO_FIRM = Company(
     id=10_870_015,
@@ -652,6 +663,8 @@ class TripletexStore:
         target = own.id if user in ("", "0") else int(user)
         if target != own.id and target not in own.login_access:
             raise TripletexError(403, 9000, "Du har ikke tilgang til dette firmaet.")  # sandbox wording
+        if not self.companies[target].ledger_access:
+            raise TripletexError(403, 9000, "Du har ikke tilgang til regnskapet i dette firmaet.")  # sandbox wording
         return self.companies[target]
 
     # ---- state -------------------------------------------------------------------------------
