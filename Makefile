@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run demo test test-integration test-soak bench soak lint format lock clean
+.PHONY: setup chromium run demo test test-browser test-integration test-soak bench soak lint format lock clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,7 +12,17 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
-setup: $(STAMP)  ## create the virtualenv and install everything pinned
+setup: $(STAMP) chromium  ## create the virtualenv and install everything pinned, and Chromium
+
+# Debian's Chromium for the browser tests (Playwright drives it; its own browser downloads are never used).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; \
+	  elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+	  else echo "make setup: Chromium is missing and installing it needs root: run 'apt-get install -y chromium' as root, or install sudo" >&2; exit 1; fi; \
+	  command -v apt-get >/dev/null 2>&1 || { echo "make setup: Chromium is missing and there is no apt-get: install Chromium as /usr/bin/chromium (or set KASSEBRO_CHROMIUM)" >&2; exit 1; }; \
+	  echo "make setup: installing Debian's chromium for the browser tests"; \
+	  $$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
 run: setup  ## Airflow with its UI on :8080, the demo vendors and the five ledger sandboxes; Ctrl-C stops
 	$(BIN)/kassebro run
@@ -23,6 +33,9 @@ demo: setup  ## post every demo vendor's days without the UI and print a table
 test: setup  ## lint and the whole suite except the PostgreSQL tier
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+test-browser: setup  ## the morning view in headless Chromium against Airflow's API server and the sandboxes (~1.5 min)
+	$(BIN)/python -m pytest -q -m browser tests/browser
 
 test-integration: setup  ## the pipeline with PostgreSQL as Airflow's metadata DB and as the journal
 	$(BIN)/python -m pytest -q -m integration tests/integration
@@ -45,7 +58,7 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 lock:  ## re-pin requirements.txt from the current virtualenv
-	$(BIN)/pip freeze --exclude-editable | grep -v -i -E "^(pytest|pytest-timeout|hypothesis|ruff|iniconfig|pluggy)==" > requirements.lock.tmp
+	$(BIN)/pip freeze --exclude-editable | grep -v -i -E "^(pytest|pytest-timeout|hypothesis|ruff|iniconfig|pluggy|playwright)==" > requirements.lock.tmp
 	mv requirements.lock.tmp requirements.txt
 
 clean:

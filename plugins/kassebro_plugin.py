@@ -1,21 +1,22 @@
-"""kassebro's Airflow plugin: the posting journal as a page in the UI (Browse -> kassebro journal)."""
+"""kassebro's Airflow plugin: the morning view, every vendor's days as a calendar grid, as a page in
+the UI (Browse -> kassebro morning view), with its JSON at /kassebro/morning.json."""
 
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from kassebro.airflow.journal_view import create_app
+from kassebro.airflow.journal_view import URL_PREFIX, create_app
 
 
 class KassebroPlugin(AirflowPlugin):
     name = "kassebro"
-    fastapi_apps = [{"app": create_app(), "url_prefix": "/kassebro", "name": "kassebro journal"}]
+    fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "kassebro morning view"}]
     external_views = [
         {
-            "name": "kassebro journal",
-            "href": "kassebro/journal",
+            "name": "kassebro morning view",
+            "href": "kassebro/morning",
             "destination": "nav",
             "category": "browse",
-            "url_route": "kassebro_journal",
+            "url_route": "kassebro_morning",
         }
     ]

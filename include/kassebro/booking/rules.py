@@ -172,8 +172,22 @@ def _build(day: SalesDay, vendor: Vendor) -> tuple[_Build, Voucher | None]:
         description=f"POS dagsoppgjør {vendor.name} {day.business_day.isoformat()}",
         lines=voucher_lines,
         vat_difference=vat_difference,
-        meta={"vat_by_code": json.dumps(vat_figures, sort_keys=True)} if vat_figures else {},
+        meta=_meta(vat_figures, build),
     )
+
+
+def _meta(vat_figures: dict, build: _Build) -> dict[str, str]:
+    """What the voucher's lines alone do not say: the VAT figures per code, and the payments per
+    account (an account may also carry other lines, e.g. gift cards sold and redeemed on one
+    liability), which the reconciliation sets against the Z report's payments."""
+    payments: dict[str, int] = {}
+    for role, line in build.lines:
+        if role == "payment":
+            payments[line.account] = payments.get(line.account, 0) + line.amount
+    meta = {"payments": json.dumps(payments, sort_keys=True)}
+    if vat_figures:
+        meta["vat_by_code"] = json.dumps(vat_figures, sort_keys=True)
+    return meta
 
 
 # ---------------------------------------------------------------------------------------------

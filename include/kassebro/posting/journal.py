@@ -420,6 +420,16 @@ class Journal:
             ).rowcount:
                 conn.execute(insert(journal_table).values(vendor_id=vendor_id, business_day=day, attempts=0, **row))
 
+    def day_vouchers(self, vendor_id: str, first: dt.date, last: dt.date) -> dict[dt.date, Voucher]:
+        """The day's voucher as last built, for each of the vendor's days first..last that has one."""
+        c = journal_table.c
+        query = select(c.business_day, c.voucher_json).where(
+            c.vendor_id == vendor_id, c.business_day >= first, c.business_day <= last, c.voucher_json.is_not(None)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return {day: Voucher.from_json(json.loads(text)) for day, text in rows if text}
+
     def booked_between(self, vendor_id: str, first: dt.date, last: dt.date) -> dict[dt.date, list[Booked]]:
         """The vouchers confirmed in the ledger for each of the vendor's days first..last (inclusive),
         oldest first: one query, for reconciling many days."""

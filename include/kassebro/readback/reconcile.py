@@ -10,14 +10,15 @@ and against the Z report's payments:
 - extra: a voucher with one of the vendor's references the journal does not know as booked;
 - changed: the day's vouchers are all there but their postings (per account and VAT code) differ
   from what was booked;
-- unbalanced: the ledger holds the day as booked, but its payment accounts do not add up to the
-  Z report's payments (the day was booked from data that no longer agrees with the POS);
-- pos_accounts: per vendor over the window, the movement the ledger's *account view*
+- unbalanced: the ledger holds the day as booked, but the payments booked (per account) differ
+  from the kept Z report's payments (a Z report that changed after the day was booked);
+- pos_accounts: per company over the window, the movement the ledger's *account view*
   (`postings`, a different read than the vouchers) shows on the POS's payment accounts (cash, card
-  clearing, gift-card liability: whatever the mapping's payment types book to) differs from the Z
-  reports' payments. Every voucher counts, a person's too (a cash deposit booked from the cash
-  account shows here, with its amount in the evidence as "other vouchers"); the vendor's own days
-  that have a finding of their own are left out on both sides.
+  clearing, gift-card liability: whatever the mappings' payment types book to) differs from what
+  the agreeing vendor-days booked on them. Every voucher counts, a person's too (a cash deposit
+  booked from the cash account shows here, with its amount in the evidence as "other vouchers");
+  the vendor-days with a finding of their own are left out on both sides. Several shops may
+  share one company's accounts, so this is per company, filed under each of its vendors.
 
 A day with a finding of one kind is not also reported under the kinds after it (a deleted voucher
 is missing, not also unbalanced), so each disagreement is one finding. Reads only: a finding never
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
 import re
 from collections import Counter, defaultdict
@@ -36,6 +38,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kassebro.booking.voucher import Voucher
 from kassebro.config import Vendor
 from kassebro.core.errors import KassebroError
 from kassebro.core.money import format_ore
@@ -118,15 +121,41 @@ def _payment_accounts(vendor: Vendor) -> set[str]:
     return set(vendor.mapping.payment_types.values())
 
 
-def reconcile_vendor_days(
-    vendor: Vendor,
-    days: Sequence[dt.date],
-    vouchers: Sequence[PostedVoucher],
-    entries: dict[dt.date, Entry],
-    booked: dict[dt.date, list[Booked]],
-    zdays: dict[dt.date, ZDay],
-) -> list[Finding]:
-    """The findings of one vendor's days, from what was read (no I/O: the rules alone)."""
+@dataclass(frozen=True)
+class VendorDays:
+    """What the journal and the kept Z reports say about one vendor's days (read in bulk)."""
+
+    vendor: Vendor
+    days: tuple[dt.date, ...]
+    entries: dict[dt.date, Entry]
+    booked: dict[dt.date, list[Booked]]
+    zdays: dict[dt.date, ZDay]
+    built: dict[dt.date, Voucher]
+
+    @classmethod
+    def read(cls, vendor: Vendor, first: dt.date, last: dt.date, journal: Journal, zreports: ZReports) -> VendorDays:
+        return cls(
+            vendor,
+            tuple(_days(vendor, first, last)),
+            {e.business_day: e for e in journal.entries(vendor.id) if first <= e.business_day <= last},
+            journal.booked_between(vendor.id, first, last),
+            zreports.read(vendor.id, first, last),
+            journal.day_vouchers(vendor.id, first, last),
+        )
+
+
+def booked_payments(built: Voucher | None) -> Counter[str] | None:
+    """The payments per account of a day as booked (voucher meta), None for vouchers built before
+    kassebro kept them."""
+    if built is None or "payments" not in built.meta:
+        return None
+    return Counter({a: int(n) for a, n in json.loads(built.meta["payments"]).items()})
+
+
+def reconcile_vendor_days(read: VendorDays, vouchers: Sequence[PostedVoucher]) -> tuple[list[Finding], set[dt.date]]:
+    """The findings of one vendor's days, from what was read (no I/O: the rules alone), and the
+    posted days whose ledger, journal and Z report all agree (the POS accounts' check sums over those)."""
+    vendor = read.vendor
     system = vendor.ledger.system
     by_day: dict[dt.date, list[PostedVoucher]] = defaultdict(list)
     for voucher in vouchers:
@@ -134,14 +163,15 @@ def reconcile_vendor_days(
         if parsed and parsed[0] == vendor.id:
             by_day[parsed[1]].append(voucher)
     found: list[Finding] = []
+    agreed: set[dt.date] = set()
 
     def finding(day: dt.date, kind: str, reference: str, message: str, **evidence: Any) -> None:
         found.append(Finding(vendor.id, day, kind, reference, f"{vendor.id} {day}: {message}", evidence, system))
 
-    for day in days:
-        entry = entries.get(day)
+    for day in read.days:
+        entry = read.entries.get(day)
         state = entry.state if entry else None
-        versions = booked.get(day, []) if state in BOOKED else []
+        versions = read.booked.get(day, []) if state in BOOKED else []
         listed = by_day.get(day, [])
         held = [v for v in listed if not v.cancelled]
         before = len(found)
@@ -201,79 +231,93 @@ def reconcile_vendor_days(
                 ledger_ids=[v.ledger_id for v in held],
             )
             continue
-        z = zdays.get(day)
-        if z is None:
-            continue  # the Z report was never read: nothing to compare with (reported as not checked)
+        z = read.zdays.get(day)
+        built = read.built.get(day)
+        # the ledger holds what was booked; does what was booked still agree with the Z report?
+        if z is None or entry is None or built is None or versions[-1].day_hash != entry.voucher_hash:
+            continue  # no Z report kept, or a correction is on its way: not compared (see not_checked)
+        paid = booked_payments(built)
+        if paid is None:
+            continue
         wanted = expected_payments(vendor, z)
-        accounts = _payment_accounts(vendor) | set(wanted)
-        got: Counter[str] = Counter()
-        for (account, _vat), amount in in_ledger.items():
-            if account in accounts:
-                got[account] += amount
-        if {a: n for a, n in got.items() if n} != {a: n for a, n in wanted.items() if n}:
+        if {a: n for a, n in paid.items() if n} != {a: n for a, n in wanted.items() if n}:
             finding(
                 day,
                 "unbalanced",
                 versions[-1].external_ref,
-                f"the payment accounts in {system} hold {format_ore(sum(got.values()))}, the Z report says "
+                f"the payments booked in {system} come to {format_ore(sum(paid.values()))}, the Z report says "
                 f"{format_ore(z.payments_total)}",
-                ledger={a: n for a, n in sorted(got.items()) if n},
+                ledger={a: n for a, n in sorted(paid.items()) if n},
                 z_report={a: n for a, n in sorted(wanted.items()) if n},
                 z_source=z.source,
             )
-    return found
+            continue
+        if state == "posted":  # a voucher parked for approval is not in the account view yet
+            agreed.add(day)
+    return found, agreed
 
 
 def reconcile_pos_accounts(
-    vendor: Vendor,
-    days: Sequence[dt.date],
+    reads: Sequence[VendorDays],
+    agreed: dict[str, set[dt.date]],
     postings: Sequence[LedgerPosting],
-    entries: dict[dt.date, Entry],
-    zdays: dict[dt.date, ZDay],
-    skip: set[dt.date],
+    first: dt.date,
+    last: dt.date,
 ) -> list[Finding]:
-    """The ledger's account view of the POS's payment accounts against the Z reports, over `days`."""
-    if not days:
+    """The ledger's account view of the POS's payment accounts against the POS, for one company.
+
+    Several shops often share one company's cash and card accounts, so this is a company check:
+    over the days on which ledger, journal and Z report agree (each vendor's `agreed`), the
+    accounts should move by what those days booked on them, and by nothing else. A person's
+    voucher on them (a cash deposit, a settlement), or an account view that disagrees with the
+    vouchers, shows here; each vendor of the company gets the finding.
+    """
+    if not reads:
         return []
-    accounts = _payment_accounts(vendor)
-    window = set(days)
-    compared = {d for d in window - skip if d in zdays and entries.get(d) is not None and entries[d].state in BOOKED}
+    accounts = set().union(*(_payment_accounts(r.vendor) for r in reads))
+    vendor_ids = {r.vendor.id for r in reads}
     ours: Counter[str] = Counter()
     others: Counter[str] = Counter()
     for p in postings:
         if p.account not in accounts:
             continue
         parsed = parse_ref(p.external_ref)
-        if parsed and parsed[0] == vendor.id:
-            if parsed[1] in compared:
-                ours[p.account] += p.gross
-        else:
+        if parsed is None or parsed[0] not in vendor_ids:
             others[p.account] += p.gross
+        elif parsed[1] in agreed.get(parsed[0], set()):
+            ours[p.account] += p.gross
     wanted: Counter[str] = Counter()
-    for d in compared:
-        wanted.update(expected_payments(vendor, zdays[d]))
-    moved = ours + others
+    for r in reads:
+        for day in agreed.get(r.vendor.id, set()):
+            for b in r.booked.get(day, []):
+                for line in b.voucher.lines:
+                    if line.account in accounts:
+                        wanted[line.account] += line.amount
+    moved = Counter(ours)
+    moved.update(others)  # not `ours + others`: Counter's + drops negative sums (a liability's credit)
     if {a: n for a, n in moved.items() if n} == {a: n for a, n in wanted.items() if n}:
         return []
-    last = max(days)
+    days = sum(len(v) for v in agreed.values())
+    evidence = {
+        "ledger": dict(sorted((a, n) for a, n in moved.items() if n)),
+        "booked_from_the_pos": dict(sorted((a, n) for a, n in wanted.items() if n)),
+        "other_vouchers": dict(sorted((a, n) for a, n in others.items() if n)),
+        "vendor_days": days,
+    }
     return [
         Finding(
-            vendor.id,
+            r.vendor.id,
             last,
             "pos_accounts",
             "accounts:" + ",".join(sorted(accounts)),
-            f"{vendor.id} {min(days)}..{last}: the POS's payment accounts moved "
-            f"{format_ore(sum(moved.values()))} in {vendor.ledger.system} ({format_ore(sum(others.values()))} "
-            f"of it on other vouchers) over {len(compared)} day(s); the Z reports say "
+            f"{r.vendor.id} {first}..{last}: the POS accounts ({', '.join(sorted(accounts))}) moved "
+            f"{format_ore(sum(moved.values()))} in {r.vendor.ledger.system} ({format_ore(sum(others.values()))} "
+            f"of it on other vouchers) over {days} vendor-day(s) of the company; the POS's days booked "
             f"{format_ore(sum(wanted.values()))}",
-            {
-                "ledger": dict(sorted((a, n) for a, n in ours.items() if n)),
-                "z_reports": dict(sorted((a, n) for a, n in wanted.items() if n)),
-                "other_vouchers": dict(sorted((a, n) for a, n in others.items() if n)),
-                "days": sorted(d.isoformat() for d in compared),
-            },
-            vendor.ledger.system,
+            evidence,
+            r.vendor.ledger.system,
         )
+        for r in reads
     ]
 
 
@@ -292,7 +336,7 @@ def reconcile_company(
         vouchers = ledger.list_vouchers(first, last + dt.timedelta(days=1), include_non_posted=True)
     except (LedgerError, KassebroError) as exc:
         return _unreadable(vendors, last, exc)
-    postings: list[LedgerPosting] = []
+    postings: list[LedgerPosting] | None = None
     not_checked: list[str] = []
     if hasattr(ledger, "postings"):
         try:
@@ -303,26 +347,26 @@ def reconcile_company(
         not_checked.append(f"{getattr(ledger, 'system', '?')} has no account read-back: POS accounts not compared")
     checked: list[tuple[str, dt.date]] = []
     found: list[Finding] = []
+    reads: list[VendorDays] = []
+    agreed: dict[str, set[dt.date]] = {}
     for vendor in vendors:
-        days = _days(vendor, first, last)
-        if not days:
+        read = VendorDays.read(vendor, first, last, journal, zreports)
+        if not read.days:
             continue
-        entries = {e.business_day: e for e in journal.entries(vendor.id) if first <= e.business_day <= last}
-        booked = journal.booked_between(vendor.id, first, last)
-        zdays = zreports.read(vendor.id, first, last)
-        day_findings = reconcile_vendor_days(vendor, days, vouchers, entries, booked, zdays)
+        day_findings, agreed[vendor.id] = reconcile_vendor_days(read, vouchers)
         found += day_findings
-        unread = [d for d in days if entries.get(d) and entries[d].state in BOOKED and d not in zdays]
+        reads.append(read)
+        booked_days = [d for d in read.days if read.entries.get(d) and read.entries[d].state in BOOKED]
+        unread = [d for d in booked_days if d not in read.zdays]
         if unread:
             not_checked.append(
                 f"{vendor.id}: no Z report kept for {len(unread)} booked day(s) ({unread[0]}..{unread[-1]}): "
                 "not compared with the POS"
             )
-        if postings or hasattr(ledger, "postings"):
-            skip = {f.business_day for f in day_findings}
-            found += reconcile_pos_accounts(vendor, days, postings, entries, zdays, skip)
-        checked += [(vendor.id, d) for d in days]
-    return Reconciliation(tuple(checked), tuple(found), len(vouchers), len(postings), tuple(not_checked))
+        checked += [(vendor.id, d) for d in read.days]
+    if postings is not None:
+        found += reconcile_pos_accounts(reads, agreed, postings, first, last)
+    return Reconciliation(tuple(checked), tuple(found), len(vouchers), len(postings or ()), tuple(not_checked))
 
 
 def _unreadable(vendors: Sequence[Vendor], last: dt.date, exc: BaseException) -> Reconciliation:
