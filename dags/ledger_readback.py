@@ -10,12 +10,14 @@ journal and the POS's Z reports for the last `reconcile_days` days.
 |---|---|---|
 | `plan_companies` | the companies the connection covers: those its vendors post to, or, for an accounting firm with `clients: all`, every client its key reaches (`GET /company/>withLoginAccess`) | the firm's key does not work: fix the connection |
 | `read_back` (one per company) | reads the period's balances and vouchers and reconciles each vendor-day: **missing** (deleted in the ledger), **duplicated**, **extra**, **changed** (edited by a person), **unbalanced** against the Z report, and the POS accounts' movement against the Z payments | no access to that company (the others go on), or the ledger is down (retried) |
+| `year_end` (one per company) | only when triggered with `export_year`: the year's trial balance and general-ledger transactions (CSV, Parquet) and a SAF-T Financial 1.30 file validated against Skatteetaten's schema, under `<data>/exports/<connection>/<org number>/<year>/` (`kassebro export` writes the same) | the ledger's figures do not add up, an account has no grouping code, or readback.yaml lacks `contact` |
 
 Findings are stored with their evidence (`kassebro reconcile --show`, the morning view); none
 changes the ledger. A day that is mended loses its finding at the next run.
 
 ## Params
-`{"days": 30, "last_day": "2026-11-30"}`: reconcile another window.
+`{"days": 30, "last_day": "2026-11-30"}`: reconcile another window; `{"export_year": 2026}`: also
+write the year-end export.
 """
 
 from kassebro.airflow.readback_dags import build_readback_dags

@@ -47,7 +47,7 @@ def test_one_readback_dag_per_ledger_connection(bag: DagBag) -> None:
     assert sorted(d for d in bag.dag_ids if not d.startswith("vendor_")) == sorted(f"readback_{c}" for c in connections)
     for connection in connections:
         dag = bag.dags[f"readback_{connection}"]
-        assert [t.task_id for t in dag.tasks] == ["plan_companies", "read_back"]
+        assert [t.task_id for t in dag.tasks] == ["plan_companies", "read_back", "year_end"]
         assert {"kassebro", "readback"} <= set(dag.tags) and dag.catchup is False
         assert dag.doc_md and "missing" in dag.doc_md and connection in dag.doc_md
         for t in dag.tasks:

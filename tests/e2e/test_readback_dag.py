@@ -41,6 +41,7 @@ def test_the_readback_dag_reconciles_and_stores_what_it_finds(pipeline_env: Env)
     conf = {"last_day": DAYS[-1].isoformat(), "days": 5}
     run = run_test(dag, run_conf=conf)
     assert run.state == "success", _states(run)
+    assert _states(run)["year_end"] == ["skipped"]  # no export_year asked for
     assert Findings().read(["cafe_solsiden"]) == []
     deleted = Journal().get("cafe_solsiden", DAYS[1]).ledger_id
     pipeline_env.store.delete(int(deleted))
@@ -73,3 +74,18 @@ def test_a_firm_connection_maps_over_every_client_and_one_without_access_fails_a
     assert failed == [f"{c.name} ({c.organization_number})" for c in no_access]
     assert len(ok) == 2 and any(DEMO_COMPANY.name in label for label in ok)
     assert run.state == "failed"  # the run shows the client that could not be read
+
+
+def test_the_year_end_export_is_a_task_of_the_readback_dag(pipeline_env: Env) -> None:
+    from kassebro.readback.yearend import read_csv, validate_file
+
+    assert pipeline_env.run(DAYS).state == "success"
+    (pipeline_env.root / "config" / "readback.yaml").write_text(yaml.safe_dump({"contact": "Kari Nordmann"}))
+    dag = _bag().dags["readback_tripletex_demo"]
+    run = run_test(dag, run_conf={"last_day": DAYS[-1].isoformat(), "days": 3, "export_year": DAYS[0].year})
+    assert run.state == "success", _states(run)
+    [xml] = (pipeline_env.root / "data" / "exports" / "tripletex_demo").rglob("SAF-T Financial_*.xml")
+    assert validate_file(xml) == []
+    [balance] = xml.parent.glob("*_trial_balance.csv")
+    rows = read_csv(balance)
+    assert sum(r["closing"] for r in rows) == 0 and sum(1 for r in rows if r["closing"]) >= 3

@@ -46,7 +46,7 @@ def demo(tmp_path: Path, database: str, airflow_db: None, monkeypatch: pytest.Mo
                 f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection(system, server.url, timeout=20))
             )
             apps[system] = server.app
-        yield apps
+        yield {**apps, "home": tmp_path}
     finally:
         for server in servers:
             server.stop()
@@ -93,6 +93,27 @@ def _read_back_every_company(vendors: list[Any]) -> list[Any]:
     return Findings().read()
 
 
+def _export_every_company(vendors: list[Any], out: Path) -> None:
+    """The demo year's SAF-T Financial export of every connection validates against the XSD, and
+    each account's closing balance in it is the ledger's own (`balances`)."""
+    from kassebro.airflow.hooks import ledger_for
+    from kassebro.readback.yearend import CompanyInfo, export_year, read_csv, validate_file
+
+    for connection in sorted({v.ledger.connection for v in vendors}):
+        vendor = next(v for v in vendors if v.ledger.connection == connection)
+        t = vendor.ledger
+        company = CompanyInfo(vendor.org_number or "", vendor.name, "Kari", "Nordmann")
+        with ledger_for(t.system, t.connection, t.company, t.client_org_number) as ledger:
+            result = export_year(ledger, TODAY.year, out / connection, company)
+            balances = {
+                b.account: b.closing for b in ledger.balances(dt.date(TODAY.year, 1, 1), dt.date(TODAY.year + 1, 1, 1))
+            }
+        assert validate_file(result.saft_file) == [], connection
+        assert result.entries > 0 and result.total_debit > 0, connection
+        exported = {r["account"]: int(r["closing"] * 100) for r in read_csv(result.trial_balance_csv)}
+        assert {a: n for a, n in exported.items() if n} == {a: n for a, n in balances.items() if n}, connection
+
+
 def test_the_reconciliation_finds_exactly_what_a_person_changed_in_three_ledgers(demo: dict[str, Any]) -> None:
     from kassebro.posting.journal import Journal
 
@@ -102,6 +123,8 @@ def test_the_reconciliation_finds_exactly_what_a_person_changed_in_three_ledgers
     assert sum(len(days) for days in posted.values()) >= 60
     first = _read_back_every_company(vendors)
     assert first == [], [(f.kind, f.vendor_id, f.business_day, f.message, f.evidence) for f in first[:3]]
+
+    _export_every_company(vendors, demo["home"] / "exports")
 
     journal = Journal()
     # Tripletex: a person moves 1.00 between two lines of a voucher in the ledger's UI

@@ -96,6 +96,7 @@ def test_the_grouping_rule_names_only_listed_codes_and_refuses_what_it_cannot_pl
     assert len(codes) == 527  # the rows of naeringsspesifikasjon.csv, its header left out
     assert all(code in codes for _, code in yearend.NS4102_GROUPING if code is not None)
     assert (yearend.grouping_for("3040").code, yearend.grouping_for("19201").code) == ("3000", "1920")
+    assert yearend.grouping_for("1901:10002") == yearend.grouping_for("1901")  # a Fiken sub-account
     for account in ("1540", "8320", "9100", "999", "19xx"):
         with pytest.raises(KeyError, match=account):
             yearend.grouping_for(account)

@@ -32,9 +32,11 @@ def companies(connection: str, vendors: list[Vendor], settings: ReadBackSettings
     company its vendors post to, or the one client company `clients` names. (`clients: all` is
     resolved in the task, from the firm's client list.)"""
     scope = settings.scope(connection)
-    if scope.org_number:
-        matching = [v.id for v in vendors if (v.ledger.client_org_number or "").replace(" ", "") == scope.org_number]
-        return [_item(connection, vendors[0].ledger.system if vendors else "", None, scope.org_number, matching)]
+    if scope.client:
+        matching = [v.id for v in vendors if (v.ledger.client_org_number or "").replace(" ", "") == scope.client]
+        return [
+            _item(connection, vendors[0].ledger.system if vendors else scope.system or "", None, scope.client, matching)
+        ]
     groups: dict[tuple[str, str], list[str]] = defaultdict(list)
     for vendor in vendors:
         org = (vendor.ledger.client_org_number or "").replace(" ", "")
@@ -105,6 +107,37 @@ def read_company(item: dict[str, Any], last: dt.date, days: int) -> dict[str, An
     return summary
 
 
+def export_company_year(item: dict[str, Any], year: int, settings: ReadBackSettings) -> dict[str, Any]:
+    """Write one company's year-end export (`kassebro export`'s function) under the data directory."""
+    from kassebro.airflow.hooks import ledger_for
+    from kassebro.config import data_dir, load_vendor
+    from kassebro.readback.yearend import YearEndError, export_target, export_year
+
+    scope = settings.scope(item["connection"])
+    if not settings.contact:
+        raise YearEndError('readback.yaml has no `contact` ("First Last"): SAF-T\'s header requires a contact person')
+    vendors = [load_vendor(v) for v in item["vendors"]]
+    target = export_target(
+        vendors,
+        item["connection"],
+        contact=settings.contact,
+        org_number=item["client_org_number"] or scope.org_number,
+        name=scope.company_name,
+        telephone=settings.telephone,
+    )
+    out = data_dir() / "exports" / item["connection"] / target.company.org_number / str(year)
+    with ledger_for(item["system"], item["connection"], item["company"], item["client_org_number"]) as ledger:
+        result = export_year(ledger, year, out, target.company)
+    return {
+        "company": target.company.label(year),
+        "accounts": result.accounts,
+        "vouchers": result.entries,
+        "total_debit_ore": result.total_debit,
+        "saft_file": str(result.saft_file),
+        "directory": str(out),
+    }
+
+
 def readback_dag(connection: str, vendors: list[Vendor], settings: ReadBackSettings, doc_md: str) -> Any:
     scope = settings.scope(connection)
     system = vendors[0].ledger.system if vendors else scope.system or ""
@@ -141,6 +174,23 @@ def readback_dag(connection: str, vendors: list[Vendor], settings: ReadBackSetti
         except (LedgerAuthError, LedgerValidationError) as exc:
             raise AirflowFailException(f"{item['label']}: {exc}") from exc
 
+    @task(map_index_template="{{ company_label }}", pool=pool)
+    def year_end(item: dict[str, Any], **context: Any) -> dict[str, Any]:
+        from airflow.sdk import get_current_context
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+        from kassebro.ledgers.base import LedgerAuthError, LedgerValidationError
+        from kassebro.readback.yearend import YearEndError
+
+        get_current_context()["company_label"] = item["label"]  # type: ignore[index]
+        year = context["params"].get("export_year")
+        if not year:
+            raise AirflowSkipException("no export_year asked for: the year-end export runs when triggered with one")
+        try:
+            return export_company_year(item, int(year), settings)
+        except (YearEndError, LedgerAuthError, LedgerValidationError) as exc:
+            raise AirflowFailException(f"{item['label']}: {exc}") from exc
+
     @dag(
         dag_id=readback_dag_id(connection),
         description=f"Read {system or 'the ledger'} back through {connection} and reconcile its vendors",
@@ -159,10 +209,19 @@ def readback_dag(connection: str, vendors: list[Vendor], settings: ReadBackSetti
         params={
             "days": Param(settings.reconcile_days, type="integer", minimum=1, maximum=400, description="Days back."),
             "last_day": Param("", type="string", description="Last day to reconcile (YYYY-MM-DD); empty: yesterday."),
+            "export_year": Param(
+                None,
+                type=["null", "integer"],
+                minimum=2000,
+                maximum=2100,
+                description="Also write this year's year-end export (SAF-T Financial, trial balance, transactions).",
+            ),
         },
     )
     def _readback() -> None:
-        read_back.expand(item=plan_companies())
+        companies_planned = plan_companies()
+        read_back.expand(item=companies_planned)
+        year_end.expand(item=companies_planned)
 
     return _readback()
 

@@ -35,6 +35,10 @@ class ConnectionScope(_Strict):
     clients: Annotated[str, Field(pattern=r"^(all|%ORGNR%|\d{3} ?\d{3} ?\d{3})$")] | None = None
     system: str | None = None
     """The ledger system, for a connection no vendor posts through (a firm read back only)."""
+    org_number: str | None = Field(default=None, pattern=r"^\d{3} ?\d{3} ?\d{3}$")
+    """The company the year-end export names, when the vendor files name several or none."""
+    company_name: str | None = None
+    """The company's name in the year-end export (a shop's `name` may not be the company's)."""
 
     @field_validator("system")
     @classmethod
@@ -54,7 +58,8 @@ class ConnectionScope(_Strict):
         return self.clients in EVERY_CLIENT
 
     @property
-    def org_number(self) -> str | None:
+    def client(self) -> str | None:
+        """The one client company `clients` names, if it names one."""
         return None if self.clients is None or self.every_client else self.clients.replace(" ", "")
 
 
@@ -68,6 +73,10 @@ class ReadBackSettings(_Strict):
     timezone: str = "Europe/Oslo"
     owner: str = "data-team"
     retries: int = Field(default=2, ge=0, le=10)
+    contact: str | None = None
+    """The year-end export's contact person, "First Last" (SAF-T requires one); without it the
+    export task refuses, saying so."""
+    telephone: str | None = None
     connections: dict[str, ConnectionScope] = Field(default_factory=dict)
 
     @field_validator("timezone")

@@ -314,7 +314,8 @@ def _ranges() -> tuple[list[int], list[str | None]]:
 
 def grouping_for(account: str, overrides: Mapping[str, str] | None = None) -> Grouping:
     """The GroupingCategory/GroupingCode of an account: the override's code when given, else the
-    code of the NS 4102 range the account's first four digits fall in. Raises KeyError, saying
+    code of the NS 4102 range the account's first four digits fall in (a sub-account's, such as
+    Fiken's `1901:10001`, those of its main account). Raises KeyError, saying
     why, when there is none (or an override names a code the list does not have)."""
     codes = grouping_codes()
     if overrides and account in overrides:
@@ -322,10 +323,11 @@ def grouping_for(account: str, overrides: Mapping[str, str] | None = None) -> Gr
         if code not in codes:
             raise KeyError(f"account {account}: grouping code {code!r} is not in the næringsspesifikasjon list")
         return codes[code]
-    if not (account.isdigit() and len(account) >= 4):
+    main = account.split(":", 1)[0]  # a sub-account (Fiken's 1901:10001) groups as its main account
+    if not (main.isdigit() and len(main) >= 4):
         raise KeyError(f"account {account}: not an NS 4102 account number (four digits or more)")
     starts, targets = _ranges()
-    number = int(account[:4])
+    number = int(main[:4])
     index = bisect_right(starts, number) - 1
     code = targets[index] if index >= 0 else None
     if code is None:

@@ -46,7 +46,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -1456,11 +1456,17 @@ def _single(request: Request, value: dict[str, Any], status: int = 200) -> TxJSO
     return TxJSONResponse({"value": apply_fields(value, fields)}, status_code=status)
 
 
-def _listing(request: Request, values: list[dict[str, Any]], **extra: Any) -> TxJSONResponse:
+def _listing(
+    request: Request, values: list[Any], render: Callable[[Any], dict[str, Any]] | None = None, **extra: Any
+) -> TxJSONResponse:
+    """One page of a list answer; with `render`, `values` are the matches and only the page's are
+    rendered (a listing of n rows paged through costs O(n) renders, not O(n) a page)."""
     start = _int_param(request, "from", 0) or 0
     count = _int_param(request, "count", 1000)
     count = 1000 if count is None else count
     page = values[start : start + count]
+    if render is not None:
+        page = [render(value) for value in page]
     fields = parse_fields(request.query_params.get("fields"))
     rendered = [apply_fields(v, fields) for v in page]
     digest = hashlib.sha1(dumps(rendered).encode()).hexdigest()
@@ -1939,15 +1945,16 @@ def _api_router(store: TripletexStore) -> APIRouter:
         project_id = _int_param(request, "projectId")
         number_from = _int_param(request, "accountNumberFrom")
         number_to = _int_param(request, "accountNumberTo")
-        values = []
+        matches: list[tuple[StoredVoucher, StoredPosting]] = []
         books = store.books(login.company.id)
+        first, end = date_from.isoformat(), date_to.isoformat()
         for v in store.list_vouchers(login.company.id):
             if not v.in_ledger:
                 continue
             for p in v.postings:
-                number = books.accounts[p.account_id].number
-                if not (date_from.isoformat() <= p.date < date_to.isoformat()):
+                if not (first <= p.date < end):
                     continue
+                number = books.accounts[p.account_id].number
                 if account_id is not None and p.account_id != account_id:
                     continue
                 if department_id is not None and p.department_id != department_id:
@@ -1958,8 +1965,9 @@ def _api_router(store: TripletexStore) -> APIRouter:
                     continue
                 if number_to is not None and number > number_to:
                     continue
-                values.append(store.render_posting(v, p, _base(request)))
-        return _listing(request, values)
+                matches.append((v, p))
+        base = _base(request)
+        return _listing(request, matches, render=lambda match: store.render_posting(*match, base))
 
     @router.get("/balanceSheet")
     async def balance_sheet(request: Request, login: Login = auth) -> Response:
