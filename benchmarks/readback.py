@@ -168,7 +168,8 @@ def _raw_postings(url: str, page_size: int, date_from: dt.date, date_to: dt.date
         )
         created.raise_for_status()
         token = created.json()["value"]["token"]
-        auth = {"Authorization": "Basic " + base64.b64encode(f"0:{token}".encode()).decode(), "Accept": "application/json"}
+        basic = base64.b64encode(f"0:{token}".encode()).decode()
+        auth = {"Authorization": f"Basic {basic}", "Accept": "application/json"}
         start, read, calls = 0, 0, 1
         while True:
             params = {
@@ -210,7 +211,7 @@ def _check_readback(fill: dict, rows: list, balances: list) -> None:
         {a: b.movement for a, b in by_account.items() if b.movement} == {a: n for a, n in moved.items() if n},
         "the balances' movements are not what the postings read add up to",
     )
-    _require(all(b.closing == b.opening + b.movement for b in balances), "a balance's closing is not opening + movement")
+    _require(all(b.closing == b.opening + b.movement for b in balances), "a closing is not opening + movement")
     _require(all(b.opening == 0 for b in balances), "fresh books opened the year with a balance")
     _require(
         {a: n for a, n in sent.items() if n} == {a: n for a, n in fill["booked_gross"].items() if n},
@@ -580,4 +581,3 @@ def reconcile(vendors: int = 1000, days: int = 30, rounds: int = 1, work: Path |
         shutil.rmtree(filling, ignore_errors=True)
         if own_work:
             shutil.rmtree(work, ignore_errors=True)
-

@@ -42,8 +42,12 @@ def test_one_dag_per_vendor_file(bag: DagBag) -> None:
 
 
 def test_one_readback_dag_per_ledger_connection(bag: DagBag) -> None:
+    from kassebro.config.readback import load_readback
+
     vendors = load_vendors(PROJECT / "config").vendors
-    connections = {v.ledger.connection for v in vendors}
+    firms = {c for c, scope in load_readback(PROJECT / "config").connections.items() if scope.system}
+    assert firms == {"tripletex_firm"}  # the demo accounting firm, read back only
+    connections = {v.ledger.connection for v in vendors} | firms
     assert sorted(d for d in bag.dag_ids if not d.startswith("vendor_")) == sorted(f"readback_{c}" for c in connections)
     for connection in connections:
         dag = bag.dags[f"readback_{connection}"]

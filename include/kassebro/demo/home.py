@@ -71,6 +71,18 @@ def demo_connections() -> dict[str, str]:
     return {name: f"{name}_demo" for name in registry.names()}
 
 
+DEMO_FIRM_CONNECTION = "tripletex_firm"
+"""The demo accounting firm's Tripletex connection (config/readback.yaml reads every client)."""
+
+
+def demo_firm_connection(url: str) -> dict:
+    """The firm's connection to the Tripletex sandbox at `url`: the firm employee's token."""
+    from kassebro.demo.sandboxes import connection
+    from kassebro.sandbox.tripletex import DEMO_FIRM_EMPLOYEE_TOKEN
+
+    return connection("tripletex", url, password=DEMO_FIRM_EMPLOYEE_TOKEN, timeout=20)
+
+
 def default_home() -> Path:
     return Path(os.environ.get("KASSEBRO_HOME") or PROJECT_DIR / ".kassebro")
 
@@ -120,6 +132,7 @@ def init(home: Path | None = None, *, days: int = 14, today: dt.date | None = No
     (config / "vendors").mkdir(parents=True, exist_ok=True)
     shutil.copytree(PROJECT_DIR / "config" / "ledgers", config / "ledgers", dirs_exist_ok=True)
     shutil.copy2(PROJECT_DIR / "config" / "defaults.yaml", config / "defaults.yaml")
+    shutil.copy2(PROJECT_DIR / "config" / "readback.yaml", config / "readback.yaml")
     (home / "airflow").mkdir(parents=True, exist_ok=True)
     for demo in DEMO_VENDORS:
         source = PROJECT_DIR / "config" / "vendors" / f"{demo.vendor_id}.yaml"

@@ -72,11 +72,12 @@ _ADD_CONNECTIONS = """
 import json, sys
 from airflow.models.connection import Connection
 from airflow.utils.session import create_session
-from kassebro.demo.home import connection_json, demo_connections
+from kassebro.demo.home import DEMO_FIRM_CONNECTION, connection_json, demo_connections, demo_firm_connection
 ports = json.loads(sys.argv[1])
+wanted = {conn_id: json.loads(connection_json(ports[conn_id], system)) for system, conn_id in demo_connections().items()}
+wanted[DEMO_FIRM_CONNECTION] = demo_firm_connection(f"http://127.0.0.1:{ports['tripletex_demo']}")
 with create_session() as session:
-    for system, conn_id in demo_connections().items():
-        body = json.loads(connection_json(ports[conn_id], system))
+    for conn_id, body in wanted.items():
         session.query(Connection).filter(Connection.conn_id == conn_id).delete()
         session.add(Connection(conn_id=conn_id, conn_type=body["conn_type"], host=body["host"],
                                login=body.get("login"), password=body.get("password"), port=0,

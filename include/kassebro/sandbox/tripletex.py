@@ -647,6 +647,8 @@ class TripletexStore:
         self.projects = default.projects
         self.state_path = Path(state_path) if state_path else None
         self._sessions: dict[str, Session] = {}
+        self.generation = 0
+        """Counts changes to the books (each passes `_save`); what is derived from them is kept against it."""
         self._reset_books()
         if self.state_path and self.state_path.exists():
             self._load()
@@ -687,6 +689,7 @@ class TripletexStore:
             self._save()
 
     def _save(self) -> None:
+        self.generation += 1  # every change passes here (never reset: a cache of an old generation stays stale)
         if not self.state_path:
             return
         data = {
@@ -1935,6 +1938,11 @@ def _api_router(store: TripletexStore) -> APIRouter:
 
     # ---- postings ----------------------------------------------------------------------------
 
+    # The postings matching the last listing's filter, as long as the books are unchanged
+    # (`store.generation`): paging through n postings filters them once, not once a page. Each
+    # page is rendered when asked for, so what a posting shows is what it holds then.
+    posting_matches: dict[tuple[Any, ...], list[tuple[StoredVoucher, StoredPosting]]] = {}
+
     @router.get("/ledger/posting")
     async def postings(request: Request, login: Login = auth) -> Response:
         date_from = _date_param(request, "dateFrom", required=True)
@@ -1945,9 +1953,18 @@ def _api_router(store: TripletexStore) -> APIRouter:
         project_id = _int_param(request, "projectId")
         number_from = _int_param(request, "accountNumberFrom")
         number_to = _int_param(request, "accountNumberTo")
+        first, end = date_from.isoformat(), date_to.isoformat()
+        key = (store.generation, login.company.id, first, end, account_id, department_id, project_id)
+        key += (number_from, number_to)
+        base = _base(request)
+
+        def render(match: tuple[StoredVoucher, StoredPosting]) -> dict[str, Any]:
+            return store.render_posting(*match, base)
+
+        if key in posting_matches:  # the next page of the same listing, books unchanged
+            return _listing(request, posting_matches[key], render=render)
         matches: list[tuple[StoredVoucher, StoredPosting]] = []
         books = store.books(login.company.id)
-        first, end = date_from.isoformat(), date_to.isoformat()
         for v in store.list_vouchers(login.company.id):
             if not v.in_ledger:
                 continue
@@ -1966,8 +1983,9 @@ def _api_router(store: TripletexStore) -> APIRouter:
                 if number_to is not None and number > number_to:
                     continue
                 matches.append((v, p))
-        base = _base(request)
-        return _listing(request, matches, render=lambda match: store.render_posting(*match, base))
+        posting_matches.clear()
+        posting_matches[key] = matches
+        return _listing(request, matches, render=render)
 
     @router.get("/balanceSheet")
     async def balance_sheet(request: Request, login: Login = auth) -> Response:
