@@ -10,13 +10,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import requests
 
 from kassebro.booking.voucher import Voucher, VoucherLine, external_ref
-from kassebro.demo.sandboxes import connection, create_app
+from kassebro.demo.sandboxes import client as sandbox_client
+from kassebro.demo.sandboxes import create_app
 from kassebro.ledgers import registry
-from kassebro.ledgers.cache import LookupCache
-from kassebro.ledgers.registry import ConnectionParts
 from kassebro.sandbox.server import running
 
 DAY = dt.date(2026, 3, 2)
@@ -27,20 +25,7 @@ PAYMENT_ACCOUNTS = {"Fiken": ("1901:10002", "1901:10011")}  # by the client's `s
 
 
 def _client(system: str, url: str) -> Any:
-    conn = connection(system, url)
-    parts = ConnectionParts(
-        base_url=conn["host"],
-        token_url=None,
-        login=conn.get("login") or "",
-        password=conn.get("password") or "",
-        extras=conn["extra"],
-        session=requests.Session(),
-        timeout=10,
-        cache=lambda company: LookupCache(),
-    )
-    system_info = registry.get(system)
-    options = {"company": system_info.sandbox_module.DEMO_COMPANY.slug} if system_info.company_required else {}
-    return system_info.client_class.from_connection(parts, **options)
+    return sandbox_client(system, url)
 
 
 @pytest.fixture(params=READ_BACK)

@@ -24,15 +24,11 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-import requests
 from lxml import etree
 
 from kassebro.booking.voucher import Voucher, VoucherLine, external_ref
-from kassebro.demo.sandboxes import connection, create_app
-from kassebro.ledgers import registry
+from kassebro.demo.sandboxes import client, connection, create_app
 from kassebro.ledgers.base import AccountBalance, LedgerAccount, LedgerPosting, LedgerVatCode
-from kassebro.ledgers.cache import LookupCache
-from kassebro.ledgers.registry import ConnectionParts
 from kassebro.readback import yearend
 from kassebro.readback.yearend import CompanyInfo, LedgerYear, YearEndError
 from kassebro.sandbox.server import running
@@ -109,18 +105,7 @@ def test_the_grouping_rule_names_only_listed_codes_and_refuses_what_it_cannot_pl
 
 
 def _client(url: str) -> Any:
-    conn = connection("tripletex", url)
-    parts = ConnectionParts(
-        base_url=conn["host"],
-        token_url=None,
-        login=conn.get("login") or "",
-        password=conn.get("password") or "",
-        extras=conn["extra"],
-        session=requests.Session(),
-        timeout=10,
-        cache=lambda company: LookupCache(),
-    )
-    return registry.get("tripletex").client_class.from_connection(parts)
+    return client("tripletex", url)
 
 
 @pytest.fixture

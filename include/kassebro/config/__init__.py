@@ -307,6 +307,15 @@ class LedgerTarget(_Strict):
         return self
 
 
+def known_zone(name: str) -> str:
+    """The name of a time zone this machine knows, else ValueError (for pydantic validators)."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r}") from exc
+    return name
+
+
 def valid_org_number(text: str) -> str:
     """A Norwegian organisation number: nine digits (spaces allowed) whose last is the mod-11 check digit."""
     digits = text.replace(" ", "")
@@ -363,11 +372,7 @@ class Vendor(_Strict):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, name: str) -> str:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {name!r}") from exc
-        return name
+        return known_zone(name)
 
     @field_validator("organisation_number")
     @classmethod

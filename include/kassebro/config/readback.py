@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -82,11 +81,9 @@ class ReadBackSettings(_Strict):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, name: str) -> str:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {name!r}") from exc
-        return name
+        from kassebro.config import known_zone
+
+        return known_zone(name)
 
     def scope(self, connection: str) -> ConnectionScope:
         return self.connections.get(connection) or ConnectionScope()

@@ -74,7 +74,7 @@ from airflow.models.connection import Connection
 from airflow.utils.session import create_session
 from kassebro.demo.home import DEMO_FIRM_CONNECTION, connection_json, demo_connections, demo_firm_connection
 ports = json.loads(sys.argv[1])
-wanted = {conn_id: json.loads(connection_json(ports[conn_id], system)) for system, conn_id in demo_connections().items()}
+wanted = {c: json.loads(connection_json(ports[c], system)) for system, c in demo_connections().items()}
 wanted[DEMO_FIRM_CONNECTION] = demo_firm_connection(f"http://127.0.0.1:{ports['tripletex_demo']}")
 with create_session() as session:
     for conn_id, body in wanted.items():

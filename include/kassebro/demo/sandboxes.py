@@ -50,6 +50,33 @@ def connection(system: str, url: str, **overrides: Any) -> dict[str, Any]:
     return conn
 
 
+def client(system: str, url: str, **options: Any) -> Any:
+    """The system's client for its sandbox at `url`, built from the demo connection the way the
+    hook builds one from an Airflow connection (`from_connection`: a connection with a host has no
+    separate token URL), without Airflow; a system that needs a company gets the sandbox's demo one."""
+    import requests
+
+    from kassebro.ledgers import registry
+    from kassebro.ledgers.cache import LookupCache
+    from kassebro.ledgers.registry import ConnectionParts
+
+    conn = connection(system, url)
+    parts = ConnectionParts(
+        base_url=conn["host"],
+        token_url=None,
+        login=conn.get("login") or "",
+        password=conn.get("password") or "",
+        extras=conn["extra"],
+        session=requests.Session(),
+        timeout=10,
+        cache=lambda company: LookupCache(),
+    )
+    declared = registry.get(system)
+    if declared.company_required:
+        options.setdefault("company", declared.sandbox_module.DEMO_COMPANY.slug)
+    return declared.client_class.from_connection(parts, **options)
+
+
 def serve(ports: dict[str, int], state_dir: Path, host: str = "127.0.0.1") -> list[Any]:
     """Start the sandboxes of `ports` (system -> port; 0 picks one) and return the servers."""
     from kassebro.sandbox.server import SandboxServer

@@ -86,6 +86,9 @@ from kassebro.ledgers.base import (
     LedgerValidationError,
     LedgerVatCode,
     PostedVoucher,
+    balances_from_postings,
+    in_account_range,
+    is_result_account,
 )
 from kassebro.ledgers.cache import LookupCache
 from kassebro.ledgers.http import HttpClient, LedgerHttp, Secret, encode_json, json_or_none, retry_after
@@ -402,7 +405,7 @@ class DuettClient(HttpClient):
         rows = []
         for year in range(date_from.year, (date_to - dt.timedelta(days=1)).year + 1):
             rows += self._report(year, dates)
-        return [p for p in map(self._ledger_posting, rows) if _in_range(p.account, accounts)]
+        return [p for p in map(self._ledger_posting, rows) if in_account_range(p.account, accounts)]
 
     def balances(
         self, date_from: dt.date, date_to: dt.date, *, accounts: tuple[int, int] | None = None
@@ -430,24 +433,11 @@ class DuettClient(HttpClient):
         while earlier := self._report(year, {}):
             if any(str(r.get("voucherDate"))[:4] != str(year) for r in earlier):  # else this would never end
                 raise LedgerValidationError(SYSTEM, f"GET {REPORT_PATH}: lines outside {year} for voucherYear {year}")
-            rows += [r for r in earlier if not _is_result_account(str(r.get("accountNumber")))]
+            rows += [r for r in earlier if not is_result_account(str(r.get("accountNumber")))]
             year -= 1
         names = {str(r.get("accountNumber")): str(r.get("accountName") or "") for r in rows}
-        opening: dict[str, int] = {}
-        movement: dict[str, int] = {}
-        for posting in map(self._ledger_posting, rows):
-            if not _in_range(posting.account, accounts):
-                continue
-            if posting.date >= date_from:
-                movement[posting.account] = movement.get(posting.account, 0) + posting.amount
-            elif not _is_result_account(posting.account) or posting.date.year == date_from.year:
-                opening[posting.account] = opening.get(posting.account, 0) + posting.amount
-        found = []
-        for account in sorted(set(opening) | set(movement), key=lambda a: (not a.isdigit(), a.zfill(12))):
-            start, moved = opening.get(account, 0), movement.get(account, 0)
-            if start or moved:
-                found.append(AccountBalance(account, names.get(account, ""), start, moved, start + moved))
-        return found
+        postings = [p for p in map(self._ledger_posting, rows) if in_account_range(p.account, accounts)]
+        return balances_from_postings(postings, date_from, names)
 
     def accounts(self) -> list[LedgerAccount]:
         """The account register (`GET /Register/v2/Account`, the post path's lookup, INFERRED path),
@@ -729,15 +719,6 @@ class DuettClient(HttpClient):
             postings=postings,
             in_ledger=True,
         )
-
-
-def _is_result_account(account: str) -> bool:
-    """A result account (3000-8999) starts each year at zero; the others carry over."""
-    return account.isdigit() and 3000 <= int(account) <= 8999
-
-
-def _in_range(account: str, accounts: tuple[int, int] | None) -> bool:
-    return accounts is None or (account.isdigit() and accounts[0] <= int(account) <= accounts[1])
 
 
 def _text_ref(row: Mapping[str, Any]) -> str | None:

@@ -70,6 +70,8 @@ from kassebro.ledgers.base import (
     LedgerValidationError,
     LedgerVatCode,
     PostedVoucher,
+    in_account_range,
+    is_result_account,
 )
 from kassebro.ledgers.cache import LookupCache
 from kassebro.ledgers.http import IN_TASK_RATE_WAIT, HttpClient, LedgerHttp, Secret, json_or_none, retry_after
@@ -109,7 +111,6 @@ VAT_TYPE_NAMES: dict[int, str] = {
 # high-rate sale's VAT on 2701: verify on a Fiken test company before production.
 VAT_ACCOUNTS: dict[str, str] = {"3": "2700", "31": "2701", "33": "2702", "1": "2710", "11": "2711", "13": "2712"}
 _FROM_FIKEN: dict[str, str] = {str(fiken): code for code, fiken in VAT_CODES.items()}  # read lines -> standard
-RESULT_ACCOUNTS = (3000, 8999)  # start each year at zero in Fiken's balances (INFERRED, as the sandboxes)
 ACCOUNT_CODE = re.compile(r"^\d{4}(:\d{5})?$")
 _LOCATION_ID = re.compile(r"/journalEntries/(\d+)/?$")
 _ID_SEGMENT = re.compile(r"/\d+(?=/|$)")
@@ -444,7 +445,7 @@ class FikenClient(HttpClient):
         for entry in entries:
             ref = cancelled.get(entry.get("transactionId"))
             for p in self._entry_postings(entry):
-                if _in_range(p.account, accounts):
+                if in_account_range(p.account, accounts):
                     found.append(replace(p, external_ref=p.external_ref or ref) if ref else p)
         return found
 
@@ -477,7 +478,7 @@ class FikenClient(HttpClient):
 
         found = []
         for code in sorted(names):
-            if _is_result(code):
+            if is_result_account(code):
                 opening = balance(code, first) if first.year == date_from.year else 0
                 movement, start = 0, opening
                 for year in range(date_from.year, last.year + 1):
@@ -973,17 +974,6 @@ def _standard_code(fiken_code: Any) -> str | None:
     text = "" if fiken_code is None else str(fiken_code).strip()
     code = _FROM_FIKEN.get(text, text)
     return None if code in ("", "0") else code
-
-
-def _is_result(account: str) -> bool:
-    """A result account (3000-8999, by its 4-digit number): starts each year at zero."""
-    number = account[:4]
-    return number.isdigit() and RESULT_ACCOUNTS[0] <= int(number) <= RESULT_ACCOUNTS[1]
-
-
-def _in_range(account: str, accounts: tuple[int, int] | None) -> bool:
-    number = account[:4]
-    return accounts is None or (number.isdigit() and accounts[0] <= int(number) <= accounts[1])
 
 
 def _description_ref(description: str) -> str:

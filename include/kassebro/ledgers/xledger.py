@@ -89,6 +89,7 @@ from kassebro.ledgers.base import (
     LedgerValidationError,
     LedgerVatCode,
     PostedVoucher,
+    balances_from_postings,
 )
 from kassebro.ledgers.cache import LookupCache
 from kassebro.ledgers.http import HttpClient, LedgerHttp, json_or_none, retry_after
@@ -526,7 +527,7 @@ class XledgerClient(HttpClient):
         if date_to <= date_from:
             return []
         names = {str(n.get("code")): str(n.get("description") or "") for n in self._chart()}
-        return _balances(self._transactions(None, date_to, accounts), date_from, names)
+        return balances_from_postings(self._transactions(None, date_to, accounts), date_from, names)
 
     def accounts(self) -> list[LedgerAccount]:
         """The chart: `accounts(ownerSet: LOWER)`, all pages (the account lookup's query).
@@ -841,29 +842,6 @@ def _missing_lines(items: list[dict[str, Any]]) -> set[int]:
     if not totals:
         return set()
     return set(range(1, max(totals) + 1)) - {line for _, line, _ in parts if line}
-
-
-def _is_result_account(account: str) -> bool:
-    """A result account (3000-8999) starts each year at zero; the others carry over."""
-    return account.isdigit() and 3000 <= int(account) <= 8999
-
-
-def _balances(postings: list[LedgerPosting], date_from: dt.date, names: Mapping[str, str]) -> list[AccountBalance]:
-    """Opening (see `XledgerClient.balances`), movement and closing per account from every posting
-    before the period's end; accounts with neither an opening nor a movement are left out."""
-    opening: dict[str, int] = {}
-    movement: dict[str, int] = {}
-    for posting in postings:
-        if posting.date >= date_from:
-            movement[posting.account] = movement.get(posting.account, 0) + posting.amount
-        elif not _is_result_account(posting.account) or posting.date.year == date_from.year:
-            opening[posting.account] = opening.get(posting.account, 0) + posting.amount
-    found = []
-    for account in sorted(set(opening) | set(movement), key=lambda a: (not a.isdigit(), a.zfill(12))):
-        start, moved = opening.get(account, 0), movement.get(account, 0)
-        if start or moved:
-            found.append(AccountBalance(account, names.get(account, ""), start, moved, start + moved))
-    return found
 
 
 def _retry_after(response: requests.Response, *, credits: bool = False) -> float:
