@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gc
 import json
 import math
 import os
@@ -46,6 +47,12 @@ YEAR = 2026
 FIRST_DAY = dt.date(2026, 11, 1)  # the demo café's enabled_since: every generated vendor is on from it
 
 
+def _clock() -> float:
+    """Now, for a timing that starts without the garbage of the one before."""
+    gc.collect()
+    return time.perf_counter()
+
+
 def _require(ok: bool, message: str) -> None:
     """A benchmark whose result is wrong must not produce a figure (also under python -O)."""
     if not ok:
@@ -56,32 +63,72 @@ def _require(ok: bool, message: str) -> None:
 # 1. Read-back of a year of postings from the Tripletex sandbox
 
 
-def _client(url: str, timeout: float = 120) -> Any:
-    """A Tripletex client as a task gets one: the connection through the registry (as
-    tests/unit/test_readback.py::_client builds it)."""
+def _session(replay: _Replay | None = None) -> Any:
     import requests
 
+    session = requests.Session()
+    session.trust_env = False  # a local sandbox: no proxy from the environment
+    if replay is not None:
+        session.mount("http://", replay)
+    return session
+
+
+def _client(url: str, timeout: float = 120, replay: _Replay | None = None) -> Any:
+    """A Tripletex client as a task gets one: the demo connection through the registry and
+    `from_connection`, as `kassebro.demo.sandboxes.client` builds it, but with a session of ours
+    (no proxy; with `replay`, its answers come from memory)."""
     from kassebro.demo.sandboxes import connection
     from kassebro.ledgers import registry
     from kassebro.ledgers.cache import LookupCache
     from kassebro.ledgers.registry import ConnectionParts
 
     conn = connection("tripletex", url)
-    session = requests.Session()
-    session.trust_env = False  # a local sandbox: no proxy from the environment
     parts = ConnectionParts(
         base_url=conn["host"],
         token_url=None,
         login=conn.get("login") or "",
         password=conn.get("password") or "",
         extras=conn["extra"],
-        session=session,
+        session=_session(replay),
         timeout=timeout,
         cache=lambda company: LookupCache(),
     )
     system = registry.get("tripletex")
     options = {"company": system.sandbox_module.DEMO_COMPANY.slug} if system.company_required else {}
     return system.client_class.from_connection(parts, **options)
+
+
+class _Replay:
+    """A requests transport adapter that answers the recorded calls again, in order, from memory:
+    the client's own cost without the server's. Each request must be the one recorded (method,
+    path and page), so both sides read the same answers."""
+
+    def __init__(self, answers: list[tuple[str, str, str, bytes]]) -> None:
+        self.answers = answers
+        self.at = 0
+
+    def send(self, request: Any, **_: Any) -> Any:
+        from urllib.parse import parse_qs, urlsplit
+
+        import requests
+        from requests.structures import CaseInsensitiveDict
+
+        method, path, page, body = self.answers[self.at]
+        url = urlsplit(request.url)
+        asked = (request.method, url.path, (parse_qs(url.query).get("from") or [""])[0])
+        _require(asked == (method, path, page), f"replay: asked for {asked}, recorded {(method, path, page)}")
+        self.at += 1
+        response = requests.Response()
+        response.status_code = 201 if method == "POST" else 200
+        response._content = body
+        response.headers = CaseInsensitiveDict({"Content-Type": "application/json; charset=utf-8"})
+        response.encoding = "utf-8"
+        response.url = request.url
+        response.request = request
+        return response
+
+    def close(self) -> None:
+        return None
 
 
 def _shop_day(shop: str, day: dt.date, rng: random.Random) -> Any:
@@ -145,18 +192,19 @@ def fill_tripletex(app: Any, url: str, postings: int, year: int = YEAR) -> dict:
     }
 
 
-def _raw_postings(url: str, page_size: int, date_from: dt.date, date_to: dt.date, fields: str) -> tuple[int, int]:
+def _raw_postings(
+    url: str, page_size: int, date_from: dt.date, date_to: dt.date, fields: str, replay: _Replay | None = None
+) -> tuple[int, list[tuple[str, str, str, bytes]]]:
     """The reference: one session, then the same pages the client asks for, with plain requests
-    and `Response.json()`; (values read, calls made)."""
+    and `Response.json()`; the values read and the answers (method, path, page, body) in order."""
     import base64
-
-    import requests
+    from urllib.parse import urlsplit
 
     from kassebro.sandbox.tripletex import DEMO_CONSUMER_TOKEN, DEMO_EMPLOYEE_TOKEN
 
     api = url.rstrip("/") + "/v2"
-    with requests.Session() as session:
-        session.trust_env = False
+    answers: list[tuple[str, str, str, bytes]] = []
+    with _session(replay) as session:
         created = session.post(
             api + "/token/session/:create",
             json={
@@ -167,10 +215,11 @@ def _raw_postings(url: str, page_size: int, date_from: dt.date, date_to: dt.date
             timeout=60,
         )
         created.raise_for_status()
+        answers.append(("POST", urlsplit(created.url).path, "", created.content))
         token = created.json()["value"]["token"]
         basic = base64.b64encode(f"0:{token}".encode()).decode()
         auth = {"Authorization": f"Basic {basic}", "Accept": "application/json"}
-        start, read, calls = 0, 0, 1
+        start, read = 0, 0
         while True:
             params = {
                 "dateFrom": date_from.isoformat(),
@@ -181,12 +230,12 @@ def _raw_postings(url: str, page_size: int, date_from: dt.date, date_to: dt.date
             }
             answer = session.get(api + "/ledger/posting", params=params, headers=auth, timeout=120)
             answer.raise_for_status()
-            calls += 1
+            answers.append(("GET", urlsplit(answer.url).path, str(start), answer.content))
             page = answer.json()["values"]
             read += len(page)
             start += len(page)
             if len(page) < page_size:
-                return read, calls
+                return read, answers
 
 
 POSTING_FIELDS = (
@@ -221,67 +270,109 @@ def _check_readback(fill: dict, rows: list, balances: list) -> None:
 
 
 def readback(postings: int = 100_000, rounds: int = 3, year: int = YEAR) -> dict:
-    """Fill a Tripletex sandbox company with a year of `postings` postings and read it back."""
+    """Fill a Tripletex sandbox company with a year of `postings` postings and read it back: over
+    HTTP against plain requests fetching the same pages, then the same answers replayed from
+    memory (no server) to both, which shows the client's own cost."""
     from kassebro.demo.sandboxes import create_app
     from kassebro.sandbox.server import running
 
     date_from, date_to = dt.date(year, 1, 1), dt.date(year + 1, 1, 1)
+    runs: dict[str, list[float]] = {k: [] for k in ("ours", "raw", "balances", "ours_replay", "raw_replay")}
     app = create_app("tripletex")
     with running(app) as server:
-        fill = fill_tripletex(app, server.url, postings, year)
-        ours: list[float] = []
-        raw: list[float] = []
-        balance_runs: list[float] = []
-        ratios: list[float] = []
+        url = server.url
+        fill = fill_tripletex(app, url, postings, year)
+        answers: list[tuple[str, str, str, bytes]] = []
         calls: dict[str, int] = {}
         balance_calls: dict[str, int] = {}
-        raw_calls = 0
         for _ in range(rounds):  # interleaved, so drift on the machine hits both alike
-            started = time.perf_counter()
-            read, raw_calls = _raw_postings(server.url, 1000, date_from, date_to, POSTING_FIELDS)
-            raw.append(time.perf_counter() - started)
+            started = _clock()
+            read, answers = _raw_postings(server.url, 1000, date_from, date_to, POSTING_FIELDS)
+            runs["raw"].append(time.perf_counter() - started)
             _require(read == fill["postings"], f"the raw fetch read {read} of {fill['postings']} postings")
 
-            started = time.perf_counter()
+            started = _clock()
             with _client(server.url) as client:  # a fresh client: a task's (its session included)
                 _require(client.page_size == 1000, f"the client's page size is {client.page_size}, not 1000")
                 rows = client.postings(date_from, date_to)
-                ours.append(time.perf_counter() - started)
+                runs["ours"].append(time.perf_counter() - started)
                 calls = dict(client.calls)
-            ratios.append(ours[-1] / raw[-1])
 
             with _client(server.url) as client:
-                started = time.perf_counter()
+                started = _clock()
                 balances = client.balances(date_from, date_to)
-                balance_runs.append(time.perf_counter() - started)
+                runs["balances"].append(time.perf_counter() - started)
                 balance_calls = dict(client.calls)
             _check_readback(fill, rows, balances)
-        posting_pages = calls.get("GET /ledger/posting", 0)
-        _require(sum(calls.values()) == raw_calls, f"the client made {calls}, the reference {raw_calls} calls")
-        ours_s = statistics.median(ours)
-        return {
-            "postings": fill["postings"],
-            "vouchers": fill["vouchers"],
-            "shops": fill["shops"],
-            "accounts": len(balances),
-            "year": year,
-            "fill_s": fill["fill_s"],
-            "rounds": rounds,
-            "page_size": 1000,
-            "postings_s": ours_s,
-            "raw_s": statistics.median(raw),
-            "ratio": statistics.median(ratios),
-            "ratio_runs": [round(r, 2) for r in ratios],
-            "postings_runs": [round(s, 2) for s in ours],
-            "raw_runs": [round(s, 2) for s in raw],
-            "postings_per_s": fill["postings"] / ours_s,
-            "calls": calls,
-            "call_count": sum(calls.values()),
-            "posting_pages": posting_pages,
-            "calls_per_1000": sum(calls.values()) / (fill["postings"] / 1000),
-            "balances_s": statistics.median(balance_runs),
-            "balances_calls": balance_calls,
-        }
+        _require(sum(calls.values()) == len(answers), f"the client made {calls}, the reference {len(answers)} calls")
+    sandbox = _sandbox_parts(app.state.store, date_from, date_to)
+    for _ in range(rounds):  # the same answers from memory: what each side costs without the server
+        started = _clock()
+        read, _answers = _raw_postings(url, 1000, date_from, date_to, POSTING_FIELDS, _Replay(answers))
+        runs["raw_replay"].append(time.perf_counter() - started)
+        started = _clock()
+        with _client(url, replay=_Replay(answers)) as client:
+            replayed = client.postings(date_from, date_to)
+        runs["ours_replay"].append(time.perf_counter() - started)
+        _require(replayed == rows and read == len(rows), "the replayed answers read differently")
+    median = {k: statistics.median(v) for k, v in runs.items()}
+    call_count = sum(calls.values())
+    return {
+        "postings": fill["postings"],
+        "vouchers": fill["vouchers"],
+        "shops": fill["shops"],
+        "accounts": len(balances),
+        "year": year,
+        "fill_s": fill["fill_s"],
+        "rounds": rounds,
+        "page_size": 1000,
+        "postings_s": median["ours"],
+        "raw_s": median["raw"],
+        "ratio": statistics.median(o / r for o, r in zip(runs["ours"], runs["raw"], strict=True)),
+        "ratio_runs": [round(o / r, 2) for o, r in zip(runs["ours"], runs["raw"], strict=True)],
+        "postings_runs": [round(s, 2) for s in runs["ours"]],
+        "raw_runs": [round(s, 2) for s in runs["raw"]],
+        "postings_per_s": fill["postings"] / median["ours"],
+        "calls": calls,
+        "call_count": call_count,
+        "posting_pages": calls.get("GET /ledger/posting", 0),
+        "calls_per_1000": call_count / (fill["postings"] / 1000),
+        "balances_s": median["balances"],
+        "balances_calls": balance_calls,
+        "replay_s": median["ours_replay"],
+        "raw_replay_s": median["raw_replay"],
+        "replay_ratio": median["ours_replay"] / median["raw_replay"],
+        "replay_per_s": fill["postings"] / median["ours_replay"],
+        "server_share": 1 - median["raw_replay"] / median["raw"],
+        "answers_mb": sum(len(a[3]) for a in answers) / 1e6,
+        "sandbox": sandbox,
+    }
+
+
+def _sandbox_parts(store: Any, date_from: dt.date, date_to: dt.date, page_size: int = 1000) -> dict[str, float]:
+    """What the sandbox's serving of the year's pages is made of, timed on its own store: choosing
+    the period's postings, rendering them, the `fields` filter, and writing each page's JSON (it
+    writes it twice: once for `versionDigest`, once for the body)."""
+    from kassebro.sandbox.tripletex import apply_fields, dumps, parse_fields
+
+    started = _clock()
+    first, end = date_from.isoformat(), date_to.isoformat()
+    matches = [(v, p) for v in store.list_vouchers() if v.in_ledger for p in v.postings if first <= p.date < end]
+    select_s = time.perf_counter() - started
+    started = _clock()
+    rendered = [store.render_posting(v, p, "127.0.0.1/v2") for v, p in matches]
+    render_s = time.perf_counter() - started
+    started = _clock()
+    tree = parse_fields(POSTING_FIELDS)
+    shown = [apply_fields(r, tree) for r in rendered]
+    fields_s = time.perf_counter() - started
+    started = _clock()
+    for start in range(0, len(shown), page_size):
+        page = shown[start : start + page_size]
+        dumps(page)  # versionDigest
+        dumps(page)  # the body
+    json_s = time.perf_counter() - started
+    return {"select_s": select_s, "render_s": render_s, "fields_s": fields_s, "json_s": json_s}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -489,7 +580,7 @@ def reconcile(vendors: int = 1000, days: int = 30, rounds: int = 1, work: Path |
         first = FIRST_DAY
         window = [first + dt.timedelta(days=i) for i in range(days)]
         last = window[-1]
-        started = time.perf_counter()
+        started = _clock()
         people = _vendors(work, vendors, first)
         load_s = time.perf_counter() - started
         # filled where a commit costs no fsync (tmpfs when there is one), then read from disk
@@ -505,10 +596,10 @@ def reconcile(vendors: int = 1000, days: int = 30, rounds: int = 1, work: Path |
         ratios: list[float] = []
         result = None
         for _ in range(rounds):  # interleaved, so drift on the machine hits both alike
-            started = time.perf_counter()
+            started = _clock()
             read_rows = _journal_reads(people, first, last, journal, zreports)
             reference.append(time.perf_counter() - started)
-            started = time.perf_counter()
+            started = _clock()
             result = rec.reconcile_company(people, ledger, first, last, journal, zreports)
             ours.append(time.perf_counter() - started)
             ratios.append(ours[-1] / reference[-1])
@@ -519,20 +610,23 @@ def reconcile(vendors: int = 1000, days: int = 30, rounds: int = 1, work: Path |
         _require(read_rows == vendor_days * 4, f"the journal reads found {read_rows} rows")
 
         # where the time goes: the reads, the per-vendor rules on what was read, the company's POS accounts
-        started = time.perf_counter()
+        started = _clock()
         reads = [rec.VendorDays.read(v, first, last, journal, zreports) for v in people]
         reads_s = time.perf_counter() - started
         vouchers = ledger.list_vouchers(first, last + dt.timedelta(days=1))
-        started = time.perf_counter()
-        agreed = {r.vendor.id: rec.reconcile_vendor_days(r, vouchers)[1] for r in reads}
+        started = _clock()
+        grouped = rec.vouchers_by_vendor(vouchers)
+        agreed = {r.vendor.id: rec.reconcile_vendor_days(r, grouped.get(r.vendor.id, []))[1] for r in reads}
         rules_s = time.perf_counter() - started
-        started = time.perf_counter()
+        started = _clock()
         _require(rec.reconcile_pos_accounts(reads, agreed, rows, first, last) == [], "the POS accounts disagree")
         pos_s = time.perf_counter() - started
-        started = time.perf_counter()
-        for voucher in vouchers:  # what each vendor's rules do first: read every reference of the company
-            rec.parse_ref(voucher.external_ref)
-        scan_s = (time.perf_counter() - started) * vendors
+        passes = []
+        for _ in range(3):  # the company's references, parsed once for every vendor
+            started = _clock()
+            rec.vouchers_by_vendor(vouchers)
+            passes.append(time.perf_counter() - started)
+        scan_s = min(passes)
 
         # the same size with four disagreements planted: exactly those are found
         planted, z_changes, expected = _plant(people, window, held, rows)
@@ -540,7 +634,7 @@ def reconcile(vendors: int = 1000, days: int = 30, rounds: int = 1, work: Path |
         kept = zreports.read(z_vendor.id, z_day, z_day)[z_day]
         (ptype, pcode, amount), *others = kept.payments
         zreports.save(dataclasses.replace(kept, payments=((ptype, pcode, amount + 50_00), *others)))
-        started = time.perf_counter()
+        started = _clock()
         found = rec.reconcile_company(people, planted, first, last, journal, zreports)
         planted_s = time.perf_counter() - started
         zreports.save(kept)

@@ -2,7 +2,12 @@
 
 Parse time: a DagBag of the dags folder with N generated vendor files, against a reference of N
 DAGs of the same task shape built from constants, both parsed in fresh processes in this run.
-A large day (benchmarks/large_day.py) and API calls per voucher per ledger (benchmarks/ledger_calls.py).
+A large day (benchmarks/large_day.py), a day in a folder of a year's exports (benchmarks/folder_day.py),
+API calls per voucher per ledger (benchmarks/ledger_calls.py), and read-back and reconciliation at
+scale (benchmarks/readback.py).
+
+Each section can run alone (`--only readback,reconcile`, or a size of 0 to skip one); the sections
+not measured in a run keep their text from docs/benchmarks.md, and the header says which were.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -177,12 +183,8 @@ Files read for the day: {folder["files_read"]} of {folder["files"]}.
 """
 
 
-def write_results(parse: dict, large: dict | None, calls: list[dict] | None = None, folder: dict | None = None) -> str:
-    text = f"""# Benchmarks
-
-Measured by `make bench` on {dt.date.today().isoformat()} ({platform.machine()}, {os.cpu_count()} cores,
-Python {platform.python_version()}). Ratios compare against a reference measured in the same run.
-
+def parse_section(parse: dict) -> str:
+    return f"""
 ## DAG parse time ({parse["n"]:,} vendors)
 A `DagBag` of the dags folder with {parse["n"]:,} generated vendor files, against a reference of
 {parse["n"]:,} DAGs of the same task shape built from constants with no config loading
@@ -196,49 +198,222 @@ A `DagBag` of the dags folder with {parse["n"]:,} generated vendor files, agains
 
 Runs: kassebro {parse["kassebro_runs"]}, reference {parse["reference_runs"]}.
 """
-    if large:
-        text += large_section(large)
-    if folder:
-        text += folder_section(folder)
-    if calls:
-        text += calls_section(calls)
+
+
+def readback_section(rb: dict) -> str:
+    """A year of postings read back from the Tripletex sandbox (benchmarks/readback.py)."""
+    pages = rb["posting_pages"]
+    per_k = rb["postings"] / 1000
+    ours = f"{rb['postings_s']:.2f} | {rb['postings_per_s']:,.0f} | {rb['call_count']} | {rb['calls_per_1000']:.2f}"
+    raw = f"{rb['raw_s']:.2f} | {rb['postings'] / rb['raw_s']:,.0f} | {pages + 1} | {(pages + 1) / per_k:.2f}"
+    parts = rb["sandbox"]
+    serving = rb["raw_s"] - rb["raw_replay_s"]
+    lead = (
+        "**Over HTTP the sandbox is the bottleneck**, so the ratio above mostly measures the sandbox."
+        if rb["server_share"] > 0.5
+        else "Over HTTP the client's own work shows in the ratio above."
+    )
+    return f"""
+## Read-back of a year of postings ({rb["postings"]:,} postings, Tripletex sandbox)
+One Tripletex company holding {rb["postings"]:,} postings dated {rb["year"]} ({rb["vouchers"]:,} day vouchers of
+{rb["shops"]} shops, seven lines each and the three VAT rows Tripletex adds to them) in the Tripletex
+sandbox, started in this process and answering over real HTTP. The books were filled through the
+sandbox's store ({rb["fill_s"]:.1f} s) with bodies the real client renders (`TripletexClient.render`,
+through the client's JSON encoding); what is read back is served by the sandbox's own
+`GET /ledger/posting` and `GET /balanceSheet`. A fresh client, built as a task builds it (registry,
+`ConnectionParts`), reads the year with `postings()` (pages of {rb["page_size"]:,}) and `balances()`.
+The reference, in the same run: the same pages fetched with plain `requests` and `Response.json()`
+(one session, same page size and fields), nothing parsed into dataclasses (`benchmarks/readback.py`;
+median of {rb["rounds"]} interleaved rounds). The figures count only if the read-back is right: every
+posting came back, each account's movement in `balances()` is what the postings read add up to
+(closing = opening + movement), and the rows sent add up to what was booked.
+
+| | seconds | postings/s | API calls | per 1,000 postings |
+|---|---:|---:|---:|---:|
+| kassebro, `postings()` | {ours} |
+| reference, plain `requests` | {raw} |
+| **kassebro / reference** | **{rb["ratio"]:.2f}** | | | |
+
+Runs: kassebro {rb["postings_runs"]}, reference {rb["raw_runs"]}, ratio per round {rb["ratio_runs"]}.
+Calls: one session (`POST /token/session/:create`) and {pages} pages of `GET /ledger/posting`.
+`balances()` for the year: {rb["balances_s"]:.2f} s, {sum(rb["balances_calls"].values())} calls (the session and one
+`GET /balanceSheet`; {rb["accounts"]} accounts).
+
+{lead}
+The same {pages + 1} answers ({rb["answers_mb"]:.1f} MB) replayed from memory to both sides, no server (a
+`requests` transport adapter that checks each call is the one recorded):
+
+| no server | seconds | postings/s |
+|---|---:|---:|
+| kassebro, `postings()` (amounts as `Decimal`, `LedgerPosting`s) | {rb["replay_s"]:.2f} | {rb["replay_per_s"]:,.0f} |
+| plain `requests` + `json` | {rb["raw_replay_s"]:.2f} | {rb["postings"] / rb["raw_replay_s"]:,.0f} |
+| **kassebro / reference** | **{rb["replay_ratio"]:.2f}** | |
+
+The sandbox's serving is {rb["server_share"]:.0%} of the reference's time over HTTP ({serving:.1f} s; it
+shares this process's interpreter with the client). Timed apart on its store for the year: choosing the
+period's postings {parts["select_s"]:.2f} s, rendering them {parts["render_s"]:.2f} s, the `fields` filter
+{parts["fields_s"]:.2f} s, writing the pages' JSON twice (`versionDigest` and body, a pure-Python writer
+that keeps amounts off float) {parts["json_s"]:.2f} s; the rest is the HTTP server. All linear: the
+posting listing used to choose and render every posting of the period for every page (n postings in
+pages of 1,000 cost n/1,000 × n renders); it now renders only the page asked for and keeps the period's
+postings while the books are unchanged (`TripletexStore.generation`).
+"""
+
+
+def reconcile_section(rc: dict) -> str:
+    """Reconciliation of vendors x days (benchmarks/readback.py)."""
+    per_s = rc["vendor_days"] / rc["reference_s"], rc["vendor_days"] / rc["planted_s"]
+    target = "met" if rc["reconcile_s"] < 60 else "**missed**"
+    return f"""
+## Reconciliation of {rc["vendors"]:,} vendors × {rc["days"]} days ({rc["vendor_days"]:,} vendor-days, one company)
+`reconcile_company` for {rc["vendors"]:,} vendors generated from the demo café's file (loaded by
+`load_vendors`), all booking to one Tripletex company, over {rc["first"]}..{rc["last"]}, every
+vendor-day booked. The journal is a real SQLite file ({rc["journal_mb"]:.0f} MB): each day written as
+`kassebro journal rebuild` writes it (`Journal.restore`: the day's row and its voucher history, the
+voucher's meta with its payments per account as the booking rules write it) and each day's Z report
+kept (`ZReports.save`); filled in {rc["fill_s"]:.0f} s on {rc["fill_on"]}, then copied to disk and read there.
+The ledger is **in memory** (prebuilt `PostedVoucher`s for `list_vouchers`, and the account view for
+`postings` with Tripletex's VAT rows: {rc["vouchers"]:,} vouchers, {rc["postings"]:,} postings), so this is
+the reconciliation's own cost; reading a company's books back over HTTP is the section above. The
+reference, in the same run: the journal reads the reconciliation makes for the same vendors
+(`entries`, `booked_between`, `ZReports.read`, `day_vouchers`) without the rules. The figures count
+only if the reconciliation is right: no finding on the clean books, all {rc["vendor_days"]:,} vendor-days
+checked and none left unchecked; then, with four disagreements planted on four vendor-days
+({", ".join(rc["planted"])}), exactly those four findings.
+
+| | seconds | vendor-days/s |
+|---|---:|---:|
+| `reconcile_company`, clean books | {rc["reconcile_s"]:.1f} | {rc["vendor_days_per_s"]:,.0f} |
+| reference: the journal reads alone | {rc["reference_s"]:.1f} | {per_s[0]:,.0f} |
+| **reconciliation / reference** | **{rc["ratio"]:.2f}** | |
+| `reconcile_company`, four planted | {rc["planted_s"]:.1f} | {per_s[1]:,.0f} |
+
+Target: under 60 s ({target}). Runs: reconciliation {rc["reconcile_runs"]}, reference {rc["reference_runs"]}.
+
+Where the time goes (the parts timed apart): reading each vendor's days (`VendorDays.read`)
+{rc["reads_s"]:.1f} s, the rules per vendor (`reconcile_vendor_days`) {rc["rules_s"]:.1f} s, the company's
+POS accounts {rc["pos_s"]:.2f} s. The company's {rc["vouchers"]:,} voucher references are parsed once and
+grouped per vendor (`vouchers_by_vendor`, {rc["scan_s"]:.2f} s), so each vendor's rules see only its own
+vouchers and the cost grows with the vendor-days, not with vendors x vouchers.
+"""
+
+
+SECTIONS = ("parse", "large", "folder", "calls", "readback", "reconcile")
+HEADINGS = {
+    "parse": "## DAG parse time",
+    "large": "## A large day",
+    "folder": "## A day in a folder",
+    "calls": "## API calls per posted voucher",
+    "readback": "## Read-back of a year",
+    "reconcile": "## Reconciliation of",
+}
+
+
+def _kept_sections(text: str) -> dict[str, str]:
+    """The sections of an earlier docs/benchmarks.md, by name."""
+    kept: dict[str, str] = {}
+    for chunk in re.split(r"(?m)^(?=## )", text)[1:]:
+        for name, heading in HEADINGS.items():
+            if chunk.startswith(heading):
+                kept[name] = "\n" + chunk.rstrip("\n") + "\n"
+    return kept
+
+
+def write_results(
+    parse: dict | None,
+    large: dict | None,
+    calls: list[dict] | None = None,
+    folder: dict | None = None,
+    readback: dict | None = None,
+    reconcile: dict | None = None,
+) -> str:
+    """docs/benchmarks.md: the sections measured now, and those not measured as they were."""
+    fresh = {
+        "parse": parse_section(parse) if parse else None,
+        "large": large_section(large) if large else None,
+        "folder": folder_section(folder) if folder else None,
+        "calls": calls_section(calls) if calls else None,
+        "readback": readback_section(readback) if readback else None,
+        "reconcile": reconcile_section(reconcile) if reconcile else None,
+    }
+    before = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
+    kept = _kept_sections(before)
+    measured = [name for name in SECTIONS if fresh[name]]
+    text = f"""# Benchmarks
+
+Measured by `make bench` on {dt.date.today().isoformat()} ({platform.machine()}, {os.cpu_count()} cores,
+Python {platform.python_version()}). Ratios compare against a reference measured in the same run.
+"""
+    carried = [name for name in SECTIONS if not fresh[name] and name in kept]
+    if carried:
+        earlier = re.search(r"Measured by `make bench` on (\d{4}-\d{2}-\d{2})", before)
+        since = re.search(r"measured: ([^.]*)\. The others are kept from the run of (\d{4}-\d{2}-\d{2})", before)
+        when = since.group(2) if since else earlier.group(1) if earlier else "an earlier run"
+        text += (
+            f"This run measured: {', '.join(measured)}. The others are kept from the run of {when}\n"
+            "(`python -m benchmarks.run --only ...` measures some sections alone).\n"
+        )
+    for name in SECTIONS:
+        section = fresh[name] or kept.get(name)
+        if section:
+            text += section
     RESULTS.write_text(text, encoding="utf-8")
     return text
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--vendors", type=int, default=1000)
+    parser.add_argument("--only", help=f"comma-separated sections to measure, of {','.join(SECTIONS)} (default: all)")
+    parser.add_argument("--vendors", type=int, default=1000, help="vendors for the parse time (0: skip it)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--receipts", type=int, default=30_000, help="size of the large day (0: skip it)")
     parser.add_argument("--folder-days", type=int, default=365, help="daily files before the day (0: skip)")
     parser.add_argument("--call-days", type=int, default=5, help="days posted per ledger system (0: skip)")
+    parser.add_argument("--readback-postings", type=int, default=100_000, help="postings read back (0: skip)")
+    parser.add_argument("--readback-rounds", type=int, default=3)
+    parser.add_argument("--reconcile-vendors", type=int, default=1000, help="vendors reconciled (0: skip)")
+    parser.add_argument("--reconcile-days", type=int, default=30)
+    parser.add_argument("--reconcile-rounds", type=int, default=1)
     args = parser.parse_args()
+    only = set(args.only.split(",")) if args.only else set(SECTIONS)
+    if only - set(SECTIONS):
+        parser.error(f"unknown sections {sorted(only - set(SECTIONS))}; choose from {', '.join(SECTIONS)}")
     calls = None
-    if args.call_days:
+    if args.call_days and "calls" in only:
         from benchmarks.ledger_calls import run as ledger_calls
 
         calls = ledger_calls(args.call_days)
-    parse = parse_benchmark(args.vendors, args.repeats)
+    parse = parse_benchmark(args.vendors, args.repeats) if args.vendors and "parse" in only else None
     large = None
-    if args.receipts:
+    if args.receipts and "large" in only:
         from benchmarks.large_day import run as large_day
 
         with tempfile.TemporaryDirectory(prefix="kassebro-large-") as work:
             large = large_day(Path(work), args.receipts)
     folder = None
-    if args.folder_days:
+    if args.folder_days and "folder" in only:
         from benchmarks.folder_day import run as folder_day
 
         with tempfile.TemporaryDirectory(prefix="kassebro-folder-") as work:
             folder = folder_day(Path(work), args.folder_days)
-    print(write_results(parse, large, calls, folder))
-    ok = parse["ratio"] <= 1.5 and (
+    readback = reconcile = None
+    if args.readback_postings and "readback" in only:
+        from benchmarks.readback import readback as read_back
+
+        readback = read_back(args.readback_postings, args.readback_rounds)
+    if args.reconcile_vendors and "reconcile" in only:
+        from benchmarks.readback import reconcile as reconcile_days
+
+        reconcile = reconcile_days(args.reconcile_vendors, args.reconcile_days, args.reconcile_rounds)
+    print(write_results(parse, large, calls, folder, readback, reconcile))
+    ok = parse is None or parse["ratio"] <= 1.5
+    ok = ok and (
         large is None
         or (large["ratio"] <= 3 and large["floor_ratio"] <= 1.5 and large["peak_rss_mb"] < 500 and large["validate_ok"])
     )
     ok = ok and (folder is None or folder["ratio"] <= 1.2)
     ok = ok and all(c["post_warm"] <= 3 for c in calls or [])
+    ok = ok and (reconcile is None or reconcile["reconcile_s"] < 60)
     return 0 if ok else 1
 
 

@@ -48,3 +48,47 @@ def test_calls_per_voucher_benchmark_runs_for_every_system() -> None:
         assert r["post_cold"] >= r["post_warm"] > 0 and r["verify_mean"] > 0
         assert any("POST" in call for call in r["warm_sequence"])  # the voucher itself was posted
     assert "| tripletex |" in calls_section(results)
+
+
+@pytest.mark.slow
+def test_readback_benchmark_runs_on_a_small_year() -> None:
+    from benchmarks.readback import readback
+    from benchmarks.run import readback_section
+
+    result = readback(postings=2_500, rounds=1)  # checks the read-back itself: counts, balances, sums
+    assert result["postings"] == 2_500 and result["vouchers"] == 250
+    assert result["posting_pages"] == 3 and result["call_count"] == 4  # a session and three pages
+    assert result["calls_per_1000"] == pytest.approx(4 / 2.5)
+    assert result["postings_s"] > 0 and result["raw_s"] > 0 and result["ratio"] > 0
+    assert result["replay_s"] > 0 and result["raw_replay_s"] > 0 and 0 < result["server_share"] < 1
+    assert result["balances_calls"] == {"POST /token/session/:create": 1, "GET /balanceSheet": 1}
+    assert "kassebro / reference" in readback_section(result)
+
+
+@pytest.mark.slow
+def test_reconcile_benchmark_runs_on_a_few_vendor_days(tmp_path) -> None:
+    from benchmarks.readback import reconcile
+    from benchmarks.run import reconcile_section
+
+    result = reconcile(vendors=3, days=5, work=tmp_path)  # clean: no finding; planted: exactly those
+    assert result["vendor_days"] == 15 and result["vouchers"] == 15 and result["postings"] == 15 * 7
+    assert result["planted"] == ["changed", "duplicated", "missing", "unbalanced"]
+    assert result["reconcile_s"] > 0 and result["reference_s"] > 0 and result["ratio"] > 0
+    assert result["rules_s"] > 0 and result["reads_s"] > 0 and result["planted_s"] > 0
+    assert "reconciliation / reference" in reconcile_section(result)
+
+
+def test_unmeasured_sections_keep_their_text(tmp_path, monkeypatch) -> None:
+    from benchmarks import run
+
+    monkeypatch.setattr(run, "RESULTS", tmp_path / "benchmarks.md")
+    parse = {"n": 5, "repeats": 1, "kassebro_s": 1.0, "reference_s": 1.0, "ratio": 1.0}
+    run.write_results({**parse, "kassebro_runs": [1.0], "reference_runs": [1.0]}, None)
+    first = run.RESULTS.read_text(encoding="utf-8")
+    folder = {"files": 4, "folder_mb": 1.0, "index_s": 0.1, "alone_s": 0.4, "year_s": 0.4}
+    folder |= {"alone_runs": [0.4], "year_runs": [0.4], "ratio": 1.0, "files_read": 1}
+    text = run.write_results(None, None, folder=folder)
+    assert run.parse_section({**parse, "kassebro_runs": [1.0], "reference_runs": [1.0]}) in text
+    assert "## A day in a folder" in text and "This run measured: folder." in text
+    assert text.index("## DAG parse time") < text.index("## A day in a folder")
+    assert first.split("\n## ")[1] == text.split("\n## ")[1]

@@ -152,9 +152,21 @@ def booked_payments(built: Voucher | None) -> Counter[str] | None:
     return Counter({a: int(n) for a, n in json.loads(built.meta["payments"]).items()})
 
 
+def vouchers_by_vendor(vouchers: Iterable[PostedVoucher]) -> dict[str, list[PostedVoucher]]:
+    """The company's vouchers with a kassebro reference, per vendor: parsed once for all vendors
+    (parsing them again for each vendor grows with vendors x vouchers)."""
+    grouped: dict[str, list[PostedVoucher]] = defaultdict(list)
+    for voucher in vouchers:
+        parsed = parse_ref(voucher.external_ref)
+        if parsed:
+            grouped[parsed[0]].append(voucher)
+    return grouped
+
+
 def reconcile_vendor_days(read: VendorDays, vouchers: Sequence[PostedVoucher]) -> tuple[list[Finding], set[dt.date]]:
     """The findings of one vendor's days, from what was read (no I/O: the rules alone), and the
-    posted days whose ledger, journal and Z report all agree (the POS accounts' check sums over those)."""
+    posted days whose ledger, journal and Z report all agree (the POS accounts' check sums over those).
+    `vouchers` may be the whole company's; give the vendor's own (`vouchers_by_vendor`) for many."""
     vendor = read.vendor
     system = vendor.ledger.system
     by_day: dict[dt.date, list[PostedVoucher]] = defaultdict(list)
@@ -349,11 +361,12 @@ def reconcile_company(
     found: list[Finding] = []
     reads: list[VendorDays] = []
     agreed: dict[str, set[dt.date]] = {}
+    grouped = vouchers_by_vendor(vouchers)
     for vendor in vendors:
         read = VendorDays.read(vendor, first, last, journal, zreports)
         if not read.days:
             continue
-        day_findings, agreed[vendor.id] = reconcile_vendor_days(read, vouchers)
+        day_findings, agreed[vendor.id] = reconcile_vendor_days(read, grouped.get(vendor.id, []))
         found += day_findings
         reads.append(read)
         booked_days = [d for d in read.days if read.entries.get(d) and read.entries[d].state in BOOKED]
