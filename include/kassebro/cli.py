@@ -261,6 +261,60 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _webshop_transfer(args: argparse.Namespace) -> int:
+    """0: every due order transferred; 1: some held back or refused (the others went); 2: not read."""
+    from kassebro.airflow.webshop_dags import WebshopRunProblems, run
+    from kassebro.config.webshop import load_webshop
+    from kassebro.core.errors import ConfigError
+
+    try:
+        shop = load_webshop(args.webshop, Path(args.config) if args.config else None)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(f"ERROR  {issue}", file=sys.stderr)
+        return 1
+    try:
+        summary = run(shop, args.order or None, email=not args.no_email)
+    except WebshopRunProblems as exc:
+        print(f"kassebro webshop transfer: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # the shop or Tripletex could not be reached: nothing is known to be done
+        if os.environ.get("KASSEBRO_DEBUG"):
+            raise
+        print(f"kassebro webshop transfer: {shop.id}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    print(summary["summary"])
+    return 0
+
+
+def _webshop_status(args: argparse.Namespace) -> int:
+    from kassebro.core.money import format_ore
+    from kassebro.posting.transfers import Transfers
+
+    rows = Transfers(args.url).all(args.webshop)
+    for r in rows:
+        invoice = (
+            f"invoice {r.invoice_number}" if r.invoice_number else (f"order {r.tx_order_id}" if r.tx_order_id else "")
+        )
+        total = format_ore(r.total_ore) if r.total_ore is not None else "?"
+        head = f"{r.webshop_id:<20} {r.order_number:<10} {r.state:<10} {r.transfer:<13}"
+        print(f"{head} {total:>12} {invoice:<16} {r.message}")
+    print(f"{len(rows)} order(s)")
+    return 0
+
+
+def _webshop_check(args: argparse.Namespace) -> int:
+    from kassebro.config.webshop import load_webshops
+
+    loaded = load_webshops(Path(args.config) if args.config else None)
+    for shop in loaded.webshops:
+        methods = ", ".join(f"{m}: {r.transfer}" for m, r in sorted(shop.payment_methods.items()))
+        print(f"ok     {shop.id:<24} {shop.source.kind:<12} -> {shop.ledger.connection}  ({methods})")
+    for issue in loaded.issues:
+        print(f"ERROR  {issue}")
+    return 1 if loaded.issues else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from kassebro.ledgers import registry
 
@@ -351,6 +405,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--config", help="config directory (default: $KASSEBRO_CONFIG or ./config)")
     export.set_defaults(func=_export)
+
+    shop = sub.add_parser("webshop", help="webshop orders to Tripletex").add_subparsers(dest="action", required=True)
+    transfer = shop.add_parser("transfer", help="transfer completed orders now (the DAG's task), or re-transfer some")
+    transfer.add_argument("--webshop", required=True, help="the webshop's id (config/webshops/<id>.yaml)")
+    transfer.add_argument("--order", action="append", help="re-transfer this order number (repeatable)")
+    transfer.add_argument("--no-email", action="store_true", help="do not e-mail the customer again")
+    transfer.add_argument("--config", help="config directory (default: $KASSEBRO_CONFIG or ./config)")
+    transfer.set_defaults(func=_webshop_transfer)
+    status = shop.add_parser("status", help="where each web order stands in Tripletex")
+    status.add_argument("--webshop", help="only this webshop")
+    status.add_argument("--url", help="journal database URL (default: $KASSEBRO_JOURNAL_URL or SQLite)")
+    status.set_defaults(func=_webshop_status)
+    wcheck = shop.add_parser("check", help="validate every webshop file; exit 1 on errors")
+    wcheck.add_argument("--config", help="config directory (default: $KASSEBRO_CONFIG or ./config)")
+    wcheck.set_defaults(func=_webshop_check)
 
     sandbox = sub.add_parser("sandbox", help="run a ledger sandbox, or all of them (ports from the registry)")
     sandbox.add_argument("system", nargs="?", default="all", choices=["all", *registry.names()])

@@ -252,7 +252,7 @@ def test_a_holder_whose_lease_ran_out_never_posts(env) -> None:
         taken.append(journal.claim(vendor.id, DAY, lease_seconds=0))  # another run takes the day over
         return found
 
-    with pytest.raises(ClaimLost, match="nothing was posted"):
+    with pytest.raises(ClaimLost, match="nothing was sent or posted"):
         pipeline.post(vendor, DAY, _Wrapped(real, find=slow_find), journal)
     assert app.state.store.list_vouchers() == []
     assert taken[0] and journal.get(vendor.id, DAY).state == "posting"  # the new holder's claim stands

@@ -14,6 +14,7 @@ import json
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -536,18 +537,18 @@ class Journal:
                     )
 
 
-class Lease:
-    """Keeps a claim alive while its holder works: renewed every third of its length in a
-    background thread, so only a dead or frozen holder loses it. `fence()` renews at once and
-    raises ClaimLost when the claim is no longer ours; call it immediately before a post."""
+class RenewedLease:
+    """Keeps a claim alive while its holder works: `renew(sending)` is called every third of the
+    lease's length in a background thread, so only a dead or frozen holder loses it. `fence()`
+    renews at once and raises ClaimLost when the claim is no longer ours; call it immediately
+    before a write to the ledger. Used for a vendor-day (`Lease`) and a web order alike."""
 
-    def __init__(self, journal: Journal, vendor_id: str, day: dt.date, token: str, seconds: int) -> None:
-        self.journal, self.vendor_id, self.day, self.token = journal, vendor_id, day, token
-        self.seconds = seconds
+    def __init__(self, renew: Callable[[bool], bool], label: str, seconds: int) -> None:
+        self.renew, self.label, self.seconds = renew, label, seconds
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._keep, name=f"lease {vendor_id} {day}", daemon=True)
+        self._thread = threading.Thread(target=self._keep, name=f"lease {label}", daemon=True)
 
-    def __enter__(self) -> Lease:
+    def __enter__(self) -> RenewedLease:
         self._thread.start()
         return self
 
@@ -558,14 +559,24 @@ class Lease:
     def _keep(self) -> None:
         while not self._stop.wait(max(self.seconds / 3, 0.05)):
             try:
-                if not self.journal.renew(self.vendor_id, self.day, self.token):
+                if not self.renew(False):
                     return  # taken over: fence() says so before any post
             except Exception:  # noqa: BLE001 - a failed renewal is retried; fence() is the judge
-                log.warning("renewing the claim on %s %s failed; trying again", self.vendor_id, self.day)
+                log.warning("renewing the claim on %s failed; trying again", self.label)
 
     def fence(self, *, sending: bool = True) -> None:
-        if not self.journal.renew(self.vendor_id, self.day, self.token, sending=sending):
+        if not self.renew(sending):
             raise ClaimLost(
-                f"{self.vendor_id} {self.day}: the claim is no longer ours (its {self.seconds} s lease ran out "
-                "and another run took the day over); nothing was posted"
+                f"{self.label}: the claim is no longer ours (its {self.seconds} s lease ran out "
+                "and another run took it over); nothing was sent or posted"
             )
+
+
+class Lease(RenewedLease):
+    """The lease on a vendor-day's claim (`Journal.claim`)."""
+
+    def __init__(self, journal: Journal, vendor_id: str, day: dt.date, token: str, seconds: int) -> None:
+        self.journal, self.vendor_id, self.day, self.token = journal, vendor_id, day, token
+        super().__init__(
+            lambda sending: journal.renew(vendor_id, day, token, sending=sending), f"{vendor_id} {day}", seconds
+        )

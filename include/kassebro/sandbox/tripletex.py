@@ -30,6 +30,9 @@ clients. INFERRED, as neither the spec nor the brief says:
   operations, not this one), so the answer carries postings as references only.
 The call log records each call's Basic username as `user` (a company id, never the token).
 
+The webshop side (customers, orders, invoices, payment types) is in `tripletex_invoicing.py`, held
+by the store as `store.invoicing`.
+
 Run it: `python -m kassebro.sandbox.tripletex --port 8900 [--state FILE]`, or in-process with
 `kassebro.sandbox.server.running(create_app())`. Admin API outside `/v2` under `/_sandbox`.
 """
@@ -679,6 +682,9 @@ class TripletexStore:
         self._numbers: dict[tuple[int, int], int] = {}  # (company id, year) -> last number
         self._temp_numbers: dict[int, int] = {}  # company id -> last temp number
         self._used_accounts: set[int] = set()
+        from kassebro.sandbox.tripletex_invoicing import Invoicing  # it imports this module
+
+        self.invoicing = Invoicing(self)  # customers, orders, invoices: seeded again on reset
 
     def reset(self, *, sessions: bool = False) -> None:
         """Empty the books (sessions survive unless asked, so running clients keep working)."""
@@ -702,6 +708,7 @@ class TripletexStore:
             "sessions": {
                 token: {**asdict(s), "expiration": s.expiration.isoformat()} for token, s in self._sessions.items()
             },
+            "invoicing": self.invoicing.dump(),
         }
         tmp = self.state_path.with_suffix(self.state_path.suffix + ".tmp")
         tmp.parent.mkdir(parents=True, exist_ok=True)
@@ -730,6 +737,8 @@ class TripletexStore:
         for token, raw in data.get("sessions", {}).items():
             raw["expiration"] = dt.date.fromisoformat(raw["expiration"])
             self._sessions[token] = Session(**raw)
+        if "invoicing" in data:
+            self.invoicing.load(data["invoicing"])
 
     # ---- sessions ----------------------------------------------------------------------------
 
@@ -2039,6 +2048,9 @@ def _api_router(store: TripletexStore) -> APIRouter:
             )
         return _listing(request, values)
 
+    from kassebro.sandbox.tripletex_invoicing import add_invoicing_routes  # it imports this module
+
+    add_invoicing_routes(router, store, auth)
     return router
 
 
@@ -2051,6 +2063,9 @@ def _admin_router(app: TripletexSandbox) -> APIRouter:
     async def expire_sessions() -> Response:
         return JSONResponse({"expired": store.expire_sessions()})
 
+    from kassebro.sandbox.tripletex_invoicing import add_invoicing_admin_routes  # it imports this module
+
+    add_invoicing_admin_routes(router, store)
     return router
 
 

@@ -1,0 +1,273 @@
+"""Tripletex customers, orders and invoices: the calls behind the webshop flow.
+
+It rides on a TripletexClient (its session, HTTP loop, error kinds, redaction and lookup cache), so
+an accounting firm's client company, retries of GETs and "never resend a write after a lost
+answer" work as for vouchers. Facts (spec `specs/tripletex/openapi.json`, brief `apis.md` §8):
+
+- `GET /customer` hides inactive customers unless `isInactive=true` (an "Equals" filter), so a
+  lookup asks twice; `customerAccountNumber` takes a list of customer numbers.
+- `GET /order` and `GET /invoice` require their date ranges; `number` on an order is an exact
+  filter and `deliveryComment` a "contains" one, which is where the shop's tag goes.
+- `PUT /order/{id}/:invoice` sends the invoice unless `sendToCustomer=false` (default true), so it
+  is always given; `paymentTypeId` and `paidAmount` together make a prepaid invoice. It closes the
+  order; the invoice number is Tripletex's own.
+
+INFERRED: `isInactive=true` lists the inactive customers only (so active + inactive = two calls);
+an invoice's `orders` names the order it was made from (how a lost `:invoice` answer is found);
+dateTo is exclusive on orders and invoices as on vouchers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from kassebro.booking.invoice import InvoiceDraft
+from kassebro.core.money import Ore, ore_to_decimal, parse_ore
+from kassebro.ledgers.base import LedgerValidationError
+from kassebro.ledgers.tripletex import SYSTEM, TripletexClient
+from kassebro.sources.webshop import WebCustomer
+
+_CUSTOMER_FIELDS = "id,customerNumber,name,organizationNumber,email,invoiceEmail,isInactive"
+_ORDER_FIELDS = "id,number,isClosed,deliveryComment,orderDate,customer(id)"
+_INVOICE_FIELDS = "id,invoiceNumber,invoiceDate,amount,amountOutstanding,orders(id),customer(id)"
+NUMBER_BLOCK = 20
+"""Customer numbers checked per lookup when choosing a free one."""
+
+
+@dataclass(frozen=True)
+class TxCustomer:
+    id: int
+    number: int
+    name: str
+    inactive: bool = False
+
+
+@dataclass(frozen=True)
+class TxOrder:
+    id: int
+    number: str
+    closed: bool
+    tag: str
+
+
+@dataclass(frozen=True)
+class TxInvoice:
+    id: int
+    number: int
+    amount: Ore
+    outstanding: Ore
+
+
+class TripletexInvoicing:
+    """Customers, orders and invoices in one Tripletex company."""
+
+    def __init__(self, client: TripletexClient) -> None:
+        self.client = client
+
+    @property
+    def calls(self) -> Any:
+        return self.client.calls
+
+    # ---- lookups ----------------------------------------------------------------------------
+
+    def payment_type_id(self, description: str) -> int:
+        """The id of the payment type with this description in this company (ids differ per
+        company): exact match first, case-insensitive; cached."""
+        wanted = description.strip().lower()
+        cached = self.client.cache.get("payment_types", wanted)
+        if cached is not None:
+            return int(cached)
+        values = self.client._all_pages("/invoice/paymentType", {}, "id,description,isInactive")
+        table = {
+            str(v.get("description") or "").strip().lower(): int(v["id"]) for v in values if not v.get("isInactive")
+        }
+        self.client.cache.put("payment_types", table)
+        if wanted not in table:
+            known = ", ".join(sorted(str(v.get("description")) for v in values)) or "none"
+            raise LedgerValidationError(SYSTEM, f"no payment type {description!r} in Tripletex (it has: {known})")
+        return table[wanted]
+
+    def vat_type_ids(self, codes: Iterable[str]) -> dict[str, int]:
+        return self.client.resolve_vat_types(codes)
+
+    def find_customers(self, *, org_number: str | None = None, email: str | None = None) -> list[TxCustomer]:
+        """Customers with this organisation number or e-mail, active and inactive."""
+        params = {"organizationNumber": org_number} if org_number else {"email": email}
+        found: list[TxCustomer] = []
+        for inactive in ("false", "true"):
+            for value in self.client._all_pages("/customer", {**params, "isInactive": inactive}, _CUSTOMER_FIELDS):
+                if org_number and _digits(value.get("organizationNumber")) != org_number:
+                    continue
+                if email and str(value.get("email") or "").strip().lower() != email.strip().lower():
+                    continue
+                found.append(_customer(value))
+        return sorted({c.id: c for c in found}.values(), key=lambda c: c.number)
+
+    def free_customer_number(self, start: int) -> int:
+        """The lowest customer number from `start` that no customer, active or inactive, holds."""
+        first = start
+        while True:
+            block = list(range(first, first + NUMBER_BLOCK))
+            taken: set[int] = set()
+            for inactive in ("false", "true"):
+                params = {"customerAccountNumber": ",".join(map(str, block)), "isInactive": inactive}
+                for value in self.client._all_pages("/customer", params, "id,customerNumber"):
+                    taken.add(int(value.get("customerNumber") or 0))
+            free = [n for n in block if n not in taken]
+            if free:
+                return free[0]
+            first += NUMBER_BLOCK
+
+    def create_customer(self, customer: WebCustomer, number: int) -> TxCustomer:
+        """POST /customer with this number (never resent: a lost answer is found by the lookups)."""
+        body: dict[str, Any] = {
+            "name": customer.name or customer.email or "Ukjent kunde",
+            "customerNumber": number,
+            "isCustomer": True,
+            "isPrivateIndividual": not customer.is_company,
+            "invoiceSendMethod": "EMAIL" if (customer.invoice_email or customer.email) else "MANUAL",
+            "postalAddress": {
+                "addressLine1": customer.address1,
+                "addressLine2": customer.address2,
+                "postalCode": customer.postcode,
+                "city": customer.city,
+            },
+        }
+        if customer.org_number:
+            body["organizationNumber"] = customer.org_number
+        if customer.email:
+            body["email"] = customer.email
+        if customer.invoice_email or customer.email:
+            body["invoiceEmail"] = customer.invoice_email or customer.email
+        if customer.phone:
+            body["phoneNumber"] = customer.phone
+        data = self.client._request("POST", "/customer", body=body, params={"fields": _CUSTOMER_FIELDS})
+        return _customer(self.client._value(data))
+
+    # ---- orders and invoices ----------------------------------------------------------------
+
+    def find_order(self, number: str, tag: str, order_date: dt.date) -> TxOrder | None:
+        """The order carrying the shop's number and our tag, dated `order_date`; more than one is
+        a duplicate already in the books, for a person to resolve."""
+        params = {
+            "number": number,
+            "orderDateFrom": order_date.isoformat(),
+            "orderDateTo": (order_date + dt.timedelta(days=1)).isoformat(),
+            "deliveryComment": tag,
+        }
+        found = [
+            _order(v)
+            for v in self.client._all_pages("/order", params, _ORDER_FIELDS)
+            if str(v.get("number")) == number and tag in str(v.get("deliveryComment") or "")
+        ]
+        if len(found) > 1:
+            ids = ", ".join(str(o.id) for o in found)
+            raise LedgerValidationError(
+                SYSTEM,
+                f"{len(found)} orders carry {tag!r} (ids {ids}); the order was transferred twice, "
+                "resolve it in Tripletex",
+            )
+        return found[0] if found else None
+
+    def order_state(self, order_id: int) -> TxOrder:
+        data = self.client._request("GET", f"/order/{order_id}", params={"fields": _ORDER_FIELDS})
+        return _order(self.client._value(data))
+
+    def create_order(
+        self, draft: InvoiceDraft, customer_id: int, order_date: dt.date, tag: str, reference: str
+    ) -> TxOrder:
+        """POST /order (never resent after a lost answer: `find_order` first)."""
+        incl = draft.prices_include_vat
+        vat_ids = self.vat_type_ids(line.vat_code for line in draft.lines)
+        price_key = "unitPriceIncludingVatCurrency" if incl else "unitPriceExcludingVatCurrency"
+        lines = [
+            {
+                "description": line.description,
+                "count": line.count,
+                price_key: line.unit_price,
+                "discount": line.discount_percent,
+                "vatType": {"id": vat_ids[line.vat_code]},
+            }
+            for line in draft.lines
+        ]
+        customer = draft.order.customer
+        body: dict[str, Any] = {
+            "customer": {"id": customer_id},
+            "orderDate": order_date.isoformat(),
+            "deliveryDate": order_date.isoformat(),
+            "number": draft.order.number,
+            "reference": reference[:255],
+            "deliveryComment": tag,
+            "isPrioritizeAmountsIncludingVat": incl,
+            "orderLines": lines,
+        }
+        if customer.invoice_email or customer.email:
+            body["receiverEmail"] = customer.invoice_email or customer.email
+        data = self.client._request("POST", "/order", body=body, params={"fields": _ORDER_FIELDS})
+        return _order(self.client._value(data))
+
+    def invoice_order(
+        self,
+        order_id: int,
+        invoice_date: dt.date,
+        *,
+        send: bool,
+        send_type: str = "EMAIL",
+        payment_type_id: int | None = None,
+        paid: Ore | None = None,
+    ) -> TxInvoice:
+        """PUT /order/{id}/:invoice, with `sendToCustomer` always given (never resent)."""
+        params: dict[str, Any] = {
+            "invoiceDate": invoice_date.isoformat(),
+            "sendToCustomer": "true" if send else "false",
+        }
+        if send:
+            params["sendType"] = send_type
+        if payment_type_id is not None and paid is not None:
+            params.update(paymentTypeId=payment_type_id, paidAmount=format(ore_to_decimal(paid), "f"))
+        params["fields"] = _INVOICE_FIELDS
+        data = self.client._request("PUT", f"/order/{order_id}/:invoice", params=params, retry_transient=False)
+        return _invoice(self.client._value(data))
+
+    def find_invoice(self, order_id: int, first: dt.date, last: dt.date) -> TxInvoice | None:
+        """The invoice made from an order, dated first <= date <= last."""
+        params = {"invoiceDateFrom": first.isoformat(), "invoiceDateTo": (last + dt.timedelta(days=1)).isoformat()}
+        for value in self.client._all_pages("/invoice", params, _INVOICE_FIELDS):
+            if any(int(o.get("id") or 0) == order_id for o in value.get("orders") or []):
+                return _invoice(value)
+        return None
+
+
+def _digits(value: Any) -> str:
+    return "".join(ch for ch in str(value or "") if ch.isdigit())
+
+
+def _customer(value: dict[str, Any]) -> TxCustomer:
+    return TxCustomer(
+        id=int(value["id"]),
+        number=int(value.get("customerNumber") or 0),
+        name=str(value.get("name") or ""),
+        inactive=bool(value.get("isInactive")),
+    )
+
+
+def _order(value: dict[str, Any]) -> TxOrder:
+    return TxOrder(
+        id=int(value["id"]),
+        number=str(value.get("number") or ""),
+        closed=bool(value.get("isClosed")),
+        tag=str(value.get("deliveryComment") or ""),
+    )
+
+
+def _invoice(value: dict[str, Any]) -> TxInvoice:
+    return TxInvoice(
+        id=int(value["id"]),
+        number=int(value.get("invoiceNumber") or 0),
+        amount=parse_ore(str(value.get("amount") if value.get("amount") is not None else Decimal(0))),
+        outstanding=parse_ore(str(value.get("amountOutstanding") if value.get("amountOutstanding") is not None else 0)),
+    )

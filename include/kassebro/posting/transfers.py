@@ -1,0 +1,260 @@
+"""The webshop transfers' own records, in the journal's database: where each web order stands in
+Tripletex, which Tripletex customer each shop customer is, and how far each shop has been read.
+
+The Tripletex order id is written the moment the order exists, before it is invoiced, so a retry
+continues from that order and never makes a second one; a claim with a lease (renewed while the
+holder works) keeps two runs off one order. The records are the fast path and the audit trail;
+Tripletex stays the truth: a lost record is found again there (the order's number and tag).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from kassebro.posting.journal import Journal
+
+STATES = ("new", "held", "failed", "ordered", "invoicing", "done")
+"""new: seen, not yet sent; held: the order's data cannot be transferred as it is (nothing sent);
+failed: Tripletex refused it; ordered: the Tripletex order exists, not yet invoiced; invoicing: the
+invoice call went out and its outcome is not known yet; done: invoiced, or left as an order when
+that is the method's transfer."""
+
+metadata = MetaData()
+orders_table = Table(
+    "kassebro_webshop_orders",
+    metadata,
+    Column("webshop_id", String(64), primary_key=True),
+    Column("order_number", String(64), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("transfer", String(16), nullable=False, default=""),
+    Column("claim", String(36)),
+    Column("claimed_at", DateTime(timezone=True)),
+    Column("customer_id", Integer),
+    Column("tx_order_id", Integer),
+    Column("order_date", Date),
+    Column("invoice_date", Date),
+    Column("invoicing_sent_at", DateTime(timezone=True)),
+    Column("invoice_id", Integer),
+    Column("invoice_number", Integer),
+    Column("invoice_amount_ore", Integer),
+    Column("paid_ore", Integer),
+    Column("total_ore", Integer),
+    Column("emailed", Boolean),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("message", Text, nullable=False, default=""),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+customers_table = Table(
+    "kassebro_webshop_customers",
+    metadata,
+    Column("webshop_id", String(64), primary_key=True),
+    Column("customer_key", String(200), primary_key=True),
+    Column("tx_customer_id", Integer, nullable=False),
+    Column("customer_number", Integer, nullable=False),
+)
+cursors_table = Table(
+    "kassebro_webshop_cursors",
+    metadata,
+    Column("webshop_id", String(64), primary_key=True),
+    Column("read_until", DateTime(timezone=True), nullable=False),
+)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One web order's record (see the table for fields)."""
+
+    webshop_id: str
+    order_number: str
+    state: str
+    transfer: str
+    customer_id: int | None
+    tx_order_id: int | None
+    order_date: dt.date | None
+    invoice_date: dt.date | None
+    invoicing_sent_at: dt.datetime | None
+    invoice_id: int | None
+    invoice_number: int | None
+    invoice_amount_ore: int | None
+    paid_ore: int | None
+    total_ore: int | None
+    emailed: bool | None
+    attempts: int
+    message: str
+    updated_at: dt.datetime
+
+
+class Transfers:
+    """Reads and writes the transfer records; every method is one short transaction."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.engine = Journal(url).engine
+        metadata.create_all(self.engine)
+
+    # ---- orders ------------------------------------------------------------------------------
+
+    def get(self, webshop_id: str, number: str) -> Transfer | None:
+        c = orders_table.c
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(select(orders_table).where(c.webshop_id == webshop_id, c.order_number == number))
+                .mappings()
+                .first()
+            )
+        return _transfer(row) if row else None
+
+    def all(self, webshop_id: str | None = None) -> list[Transfer]:
+        c = orders_table.c
+        query = select(orders_table).order_by(c.webshop_id, c.order_number)
+        if webshop_id is not None:
+            query = query.where(c.webshop_id == webshop_id)
+        with self.engine.connect() as conn:
+            return [_transfer(r) for r in conn.execute(query).mappings()]
+
+    def states(self, webshop_id: str) -> dict[str, tuple[str, dt.datetime]]:
+        """Order number -> (state, last written), for choosing what a run still has to do."""
+        c = orders_table.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(c.order_number, c.state, c.updated_at).where(c.webshop_id == webshop_id))
+            return {n: (state, at if at.tzinfo else at.replace(tzinfo=dt.UTC)) for n, state, at in rows}
+
+    def claim(self, webshop_id: str, number: str, lease_seconds: int = 120, *, again: bool = False) -> str | None:
+        """Take the right to work on an order; None when it is done (unless `again`, a
+        re-transfer that only reports a done order) or another run holds a live claim."""
+        token = str(uuid.uuid4())
+        now = _now()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(orders_table).values(
+                        webshop_id=webshop_id,
+                        order_number=number,
+                        state="new",
+                        transfer="",
+                        attempts=0,
+                        message="",
+                        updated_at=now,
+                    )
+                )
+        except IntegrityError:
+            pass  # known already
+        c = orders_table.c
+        stale = now - dt.timedelta(seconds=lease_seconds)
+        where = [c.webshop_id == webshop_id, c.order_number == number, c.claim.is_(None) | (c.claimed_at < stale)]
+        if not again:
+            where.append(c.state != "done")
+        with self.engine.begin() as conn:
+            taken = conn.execute(
+                update(orders_table).where(*where).values(claim=token, claimed_at=now, attempts=c.attempts + 1)
+            ).rowcount
+        return token if taken else None
+
+    def renew(self, webshop_id: str, number: str, token: str) -> bool:
+        c = orders_table.c
+        with self.engine.begin() as conn:
+            return bool(
+                conn.execute(
+                    update(orders_table)
+                    .where(c.webshop_id == webshop_id, c.order_number == number, c.claim == token)
+                    .values(claimed_at=_now())
+                ).rowcount
+            )
+
+    def update(self, webshop_id: str, number: str, token: str | None, *, release: bool = False, **values: Any) -> bool:
+        """Write what is known now (under our claim when `token`); `release` gives the claim back.
+        False when the claim is no longer ours (nothing is written then)."""
+        c = orders_table.c
+        where = [c.webshop_id == webshop_id, c.order_number == number]
+        if token is not None:
+            where.append(c.claim == token)
+        values["updated_at"] = _now()
+        if release:
+            values.update(claim=None, claimed_at=None)
+        with self.engine.begin() as conn:
+            return bool(conn.execute(update(orders_table).where(*where).values(**values)).rowcount)
+
+    # ---- customers ---------------------------------------------------------------------------
+
+    def customer(self, webshop_id: str, key: str) -> tuple[int, int] | None:
+        """(Tripletex customer id, number) of a shop customer, if known."""
+        c = customers_table.c
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(c.tx_customer_id, c.customer_number).where(c.webshop_id == webshop_id, c.customer_key == key)
+            ).first()
+        return (int(row[0]), int(row[1])) if row else None
+
+    def remember_customer(self, webshop_id: str, key: str, customer_id: int, number: int) -> None:
+        c = customers_table.c
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(customers_table)
+                .where(c.webshop_id == webshop_id, c.customer_key == key)
+                .values(tx_customer_id=customer_id, customer_number=number)
+            ).rowcount
+            if not done:
+                conn.execute(
+                    insert(customers_table).values(
+                        webshop_id=webshop_id, customer_key=key, tx_customer_id=customer_id, customer_number=number
+                    )
+                )
+
+    def highest_customer_number(self, webshop_id: str) -> int:
+        c = customers_table.c
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(select(func.max(c.customer_number)).where(c.webshop_id == webshop_id)).scalar() or 0
+            )
+
+    # ---- how far the shop was read ------------------------------------------------------------
+
+    def read_until(self, webshop_id: str) -> dt.datetime | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(cursors_table.c.read_until).where(cursors_table.c.webshop_id == webshop_id)
+            ).scalar()
+        if value is None:
+            return None
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+    def set_read_until(self, webshop_id: str, when: dt.datetime) -> None:
+        c = cursors_table.c
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(cursors_table).where(c.webshop_id == webshop_id).values(read_until=when)
+            ).rowcount
+            if not done:
+                conn.execute(insert(cursors_table).values(webshop_id=webshop_id, read_until=when))
+
+
+def _transfer(row: Any) -> Transfer:
+    fields = {name: row[name] for name in Transfer.__dataclass_fields__}
+    for name in ("invoicing_sent_at", "updated_at"):
+        value = fields[name]
+        if value is not None and value.tzinfo is None:
+            fields[name] = value.replace(tzinfo=dt.UTC)
+    return Transfer(**fields)

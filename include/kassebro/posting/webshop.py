@@ -1,0 +1,369 @@
+"""Web orders into Tripletex exactly once: one function per order, one per run, used by the DAG, the
+CLI and the tests alike.
+
+An order is transferred once it reaches a completed status (`Webshop.statuses`) and was created on
+or after `enabled_since`. Per order, each step writes down what it made before the next begins:
+
+1. the draft (booking.invoice): an order that cannot be transferred as it is (unmapped payment
+   method or VAT rate, a total Tripletex would compute differently, no captured amount for a paid
+   method) is held back with the reason, nothing sent;
+2. the customer: known in our records, else found in Tripletex by organisation number, then e-mail
+   (inactive customers too), else created with the lowest free number from `customer_number_start`;
+3. the order: looked up by the shop's order number and our tag before it is created; its id is
+   recorded the moment it exists;
+4. the invoice (paid or to pay later; not for the "order" transfer): the call's time is recorded
+   before it goes out, so after a lost answer the next attempt reads the order and, when Tripletex
+   closed it, finds its invoice instead of invoicing again. A closed order is never invoiced again.
+
+A transient failure (timeout, 5xx, lost answer) gives the claim back with what is known, for the
+next attempt; a refusal marks the order failed with Tripletex's words, until a re-transfer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from kassebro.booking.invoice import InvoiceDraft, draft
+from kassebro.config.webshop import Webshop
+from kassebro.core.errors import InputError
+from kassebro.core.money import format_ore
+from kassebro.ledgers.base import LedgerError, LedgerTransient, LedgerValidationError
+from kassebro.ledgers.tripletex_invoicing import TripletexInvoicing, TxCustomer
+from kassebro.posting.journal import ClaimLost, RenewedLease
+from kassebro.posting.transfers import Transfer, Transfers
+from kassebro.sources.webshop import ShopApi, ShopError, WebCustomer, WebOrder
+
+log = logging.getLogger(__name__)
+LEASE_SECONDS = 120
+CUSTOMER_NUMBER_TRIES = 3
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one order in this attempt.
+
+    `state` is the record's state afterwards; `note` says what a person should know (a capture
+    that differs from the invoice, an order already invoiced on a re-transfer).
+    """
+
+    number: str
+    state: str
+    message: str = ""
+    invoice_number: int | None = None
+    tx_order_id: int | None = None
+    note: str = ""
+
+
+@dataclass
+class RunReport:
+    """Every order a run looked at, by outcome."""
+
+    webshop_id: str
+    outcomes: list[Outcome] = field(default_factory=list)
+    skipped: int = 0
+    """Orders read that were not due (not completed, before enabled_since, already done)."""
+
+    def by_state(self, state: str) -> list[Outcome]:
+        return [o for o in self.outcomes if o.state == state]
+
+    @property
+    def problems(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.state in ("held", "failed") or (o.state != "done" and o.message)]
+
+    def summary(self) -> str:
+        counts: dict[str, int] = {}
+        for outcome in self.outcomes:
+            counts[outcome.state] = counts.get(outcome.state, 0) + 1
+        parts = [f"{n} {state}" for state, n in sorted(counts.items())] or ["nothing to transfer"]
+        return f"{self.webshop_id}: " + ", ".join(parts) + f" ({self.skipped} not due)"
+
+
+def tag(shop: Webshop, number: str) -> str:
+    """The searchable mark every Tripletex order of ours carries (in `deliveryComment`)."""
+    return f"kassebro:{shop.id}:{number}"
+
+
+def is_due(order: WebOrder, shop: Webshop) -> bool:
+    local = order.created_at.astimezone(ZoneInfo(shop.timezone)).date()
+    return local >= shop.enabled_since and order.completed_at(shop.statuses) is not None
+
+
+def transfer_order(
+    order: WebOrder,
+    shop: Webshop,
+    tx: TripletexInvoicing,
+    store: Transfers,
+    *,
+    email: bool | None = None,
+    again: bool = False,
+    lease_seconds: int = LEASE_SECONDS,
+) -> Outcome:
+    """Bring one completed order into Tripletex (see the module docstring); never twice.
+
+    `email`: None sends the invoice as the payment method says; False never e-mails (a re-transfer
+    of an order whose customer was already told). `again`: a re-transfer on request, which also
+    takes a failed order and reports a done one.
+    """
+    number = order.number
+    try:
+        made = draft(order, shop)
+        _check_paid(made)
+    except InputError as exc:
+        message = "; ".join(issue.message for issue in exc.issues)
+        token = store.claim(shop.id, number, lease_seconds)
+        if token is None:
+            return _busy_or_done(store, shop, number)
+        store.update(shop.id, number, token, release=True, state="held", message=message, total_ore=order.total)
+        return Outcome(number, "held", message)
+    token = store.claim(shop.id, number, lease_seconds, again=again)
+    if token is None:
+        return _busy_or_done(store, shop, number)
+    record = store.get(shop.id, number)
+    assert record is not None
+    if record.state == "done":
+        store.update(shop.id, number, token, release=True)
+        return _already(record)
+    if record.state == "failed" and not again:
+        store.update(shop.id, number, token, release=True)
+        return Outcome(number, "failed", record.message, tx_order_id=record.tx_order_id)
+    lease = RenewedLease(
+        lambda _sending: store.renew(shop.id, number, token), f"{shop.id} order {number}", lease_seconds
+    )
+    try:
+        with lease:
+            return _transfer(made, shop, tx, store, record, token, lease, email)
+    except ClaimLost as exc:
+        return Outcome(number, "new", str(exc))
+    except LedgerTransient as exc:
+        store.update(shop.id, number, token, release=True, message=f"will try again: {exc}")
+        current = store.get(shop.id, number)
+        return Outcome(number, current.state if current else "new", f"will try again: {exc}")
+    except LedgerError as exc:  # refused or not allowed: a person must act, then re-transfer
+        store.update(shop.id, number, token, release=True, state="failed", message=str(exc))
+        current = store.get(shop.id, number)
+        return Outcome(number, "failed", str(exc), tx_order_id=current.tx_order_id if current else None)
+
+
+def _check_paid(made: InvoiceDraft) -> None:
+    if made.rule.transfer == "paid_invoice" and made.order.captured is None:
+        from kassebro.core.errors import Issue
+
+        raise InputError(
+            Issue(
+                f"{made.order.webshop_id}/order {made.order.number}",
+                "captured",
+                f"paid with {made.order.payment_title or made.order.payment_method}, but the shop does not say "
+                "what was captured; an invoice is never marked paid with a guessed amount",
+            )
+        )
+
+
+def _busy_or_done(store: Transfers, shop: Webshop, number: str) -> Outcome:
+    record = store.get(shop.id, number)
+    if record is not None and record.state == "done":
+        return _already(record)
+    return Outcome(number, "busy", "another run is working on this order")
+
+
+def _already(record: Transfer) -> Outcome:
+    if record.invoice_number:
+        note = f"already invoiced in Tripletex as invoice {record.invoice_number}; nothing was sent again"
+    else:
+        note = f"already transferred (Tripletex order {record.tx_order_id}); nothing was sent again"
+    return Outcome(record.order_number, "done", "", record.invoice_number, record.tx_order_id, note)
+
+
+def _transfer(
+    made: InvoiceDraft,
+    shop: Webshop,
+    tx: TripletexInvoicing,
+    store: Transfers,
+    record: Transfer,
+    token: str,
+    lease: RenewedLease,
+    email: bool | None,
+) -> Outcome:
+    order, rule = made.order, made.rule
+    zone = ZoneInfo(shop.timezone)
+    order_date = record.order_date or order.created_at.astimezone(zone).date()
+    completed = order.completed_at(shop.statuses) or order.updated_at
+    invoice_date = record.invoice_date or completed.astimezone(zone).date()
+    store.update(shop.id, order.number, token, transfer=rule.transfer, order_date=order_date, total_ore=made.total)
+
+    customer_id = record.customer_id or resolve_customer(order.customer, shop, tx, store, lease).id
+    store.update(shop.id, order.number, token, customer_id=customer_id)
+
+    order_id = record.tx_order_id
+    closed: bool | None = None  # None: not read in this attempt
+    if order_id is None:
+        found = tx.find_order(order.number, tag(shop, order.number), order_date)
+        if found is None:
+            lease.fence()
+            reference = f"{shop.name} ordre {order.number}"
+            found = tx.create_order(made, customer_id, order_date, tag(shop, order.number), reference)
+        order_id, closed = found.id, found.closed
+        store.update(shop.id, order.number, token, state="ordered", tx_order_id=order_id, message="")
+    if rule.transfer == "order":
+        store.update(shop.id, order.number, token, release=True, state="done", message="")
+        return Outcome(order.number, "done", tx_order_id=order_id, note="left open for invoicing in Tripletex")
+
+    invoice = None
+    if closed is None and (record.invoicing_sent_at is not None or record.state == "invoicing"):
+        closed = tx.order_state(order_id).closed  # an earlier attempt's invoice call may have gone through
+    if closed:  # Tripletex closes an order when it invoices it: find that invoice, never invoice again
+        invoice = tx.find_invoice(order_id, min(invoice_date, order_date), max(invoice_date, dt.date.today()))
+        if invoice is None:
+            raise LedgerValidationError(
+                "Tripletex",
+                f"order {order_id} is closed but no invoice made from it was found; look it up in Tripletex",
+            )
+    send = rule.send_invoice if email is None else (email and rule.send_invoice)
+    paid = order.captured if rule.transfer == "paid_invoice" else None
+    if invoice is None:
+        lease.fence()
+        store.update(
+            shop.id,
+            order.number,
+            token,
+            state="invoicing",
+            invoice_date=invoice_date,
+            invoicing_sent_at=dt.datetime.now(dt.UTC),
+        )
+        payment_type = tx.payment_type_id(rule.payment_type) if rule.payment_type else None
+        invoice = tx.invoice_order(
+            order_id, invoice_date, send=send, send_type=rule.send_type, payment_type_id=payment_type, paid=paid
+        )
+    notes = []
+    if invoice.amount != made.total:
+        notes.append(f"Tripletex invoiced {format_ore(invoice.amount)}, the shop's total is {format_ore(made.total)}")
+    if paid is not None and paid != invoice.amount:
+        notes.append(
+            f"captured {format_ore(paid)} against an invoice of {format_ore(invoice.amount)}: "
+            f"{format_ore(invoice.amount - paid)} left on the invoice, not absorbed"
+        )
+    note = "; ".join(notes)
+    store.update(
+        shop.id,
+        order.number,
+        token,
+        release=True,
+        state="done",
+        invoice_id=invoice.id,
+        invoice_number=invoice.number,
+        invoice_amount_ore=invoice.amount,
+        paid_ore=paid,
+        emailed=send,
+        message=note,
+    )
+    return Outcome(order.number, "done", "", invoice.number, order_id, note)
+
+
+def resolve_customer(
+    customer: WebCustomer, shop: Webshop, tx: TripletexInvoicing, store: Transfers, lease: RenewedLease | None = None
+) -> TxCustomer:
+    """The Tripletex customer for a shop customer: our record, then organisation number, then
+    e-mail (inactive ones too: an inactive match is refused for a person to decide), else a new
+    customer with the lowest number from `customer_number_start` that nobody holds."""
+    known = store.customer(shop.id, customer.key)
+    if known:
+        return TxCustomer(known[0], known[1], customer.name)
+    found: list[TxCustomer] = []
+    if customer.org_number:
+        found = tx.find_customers(org_number=customer.org_number)
+    if not found and customer.email:
+        found = tx.find_customers(email=customer.email)
+    active = [c for c in found if not c.inactive]
+    if found and not active:
+        listed = ", ".join(f"{c.number} {c.name}" for c in found)
+        raise LedgerValidationError(
+            "Tripletex",
+            f"the customer {customer.name!r} matches only inactive Tripletex customers ({listed}); "
+            "activate one in Tripletex (or change the shop's customer), then re-transfer",
+        )
+    if active:
+        chosen = active[0]
+    else:
+        start = max(shop.customer_number_start, store.highest_customer_number(shop.id) + 1)
+        chosen = _create_customer(customer, tx, start, lease)
+    store.remember_customer(shop.id, customer.key, chosen.id, chosen.number)
+    return chosen
+
+
+def _create_customer(
+    customer: WebCustomer, tx: TripletexInvoicing, start: int, lease: RenewedLease | None
+) -> TxCustomer:
+    number = tx.free_customer_number(start)
+    for attempt in range(CUSTOMER_NUMBER_TRIES):
+        if lease is not None:
+            lease.fence()
+        try:
+            return tx.create_customer(customer, number)
+        except LedgerValidationError as exc:  # taken meanwhile (made in Tripletex by hand)
+            if "customerNumber" not in str(exc) or attempt == CUSTOMER_NUMBER_TRIES - 1:
+                raise
+            number = tx.free_customer_number(number + 1)
+    raise AssertionError("unreachable")
+
+
+def transfer_orders(
+    orders: Iterable[WebOrder],
+    shop: Webshop,
+    tx: TripletexInvoicing,
+    store: Transfers,
+    *,
+    email: bool | None = None,
+    again: bool = False,
+) -> RunReport:
+    """Transfer every due order not done yet; one order's failure never stops the others."""
+    report = RunReport(shop.id)
+    states = store.states(shop.id)
+    for order in orders:
+        state, written = states.get(order.number, ("new", None))
+        unchanged_hold = state == "held" and written is not None and order.updated_at <= written
+        if not again and (not is_due(order, shop) or state in ("done", "failed") or unchanged_hold):
+            report.skipped += 1
+            continue
+        if again and not is_due(order, shop):
+            report.outcomes.append(
+                Outcome(order.number, "not_due", f"status {order.status!r} is not one of {', '.join(shop.statuses)}")
+            )
+            continue
+        report.outcomes.append(transfer_order(order, shop, tx, store, email=email, again=again))
+    return report
+
+
+def transfer_new(
+    shop: Webshop, api: ShopApi, tx: TripletexInvoicing, store: Transfers, *, now: dt.datetime | None = None
+) -> RunReport:
+    """A scheduled run: read what changed since the last read (less `lookback_days`), transfer
+    what is due. The shop is read in full before anything is sent; if it cannot be read the run
+    fails (unknown, not "no orders") and the cursor stays where it was."""
+    now = now or dt.datetime.now(dt.UTC)
+    last = store.read_until(shop.id)
+    start = dt.datetime.combine(shop.enabled_since, dt.time(), ZoneInfo(shop.timezone))
+    since = max(start, last - dt.timedelta(days=shop.lookback_days)) if last else start
+    orders = list(api.orders(since))
+    report = transfer_orders(orders, shop, tx, store)
+    store.set_read_until(shop.id, now)
+    return report
+
+
+def retransfer(
+    shop: Webshop, api: ShopApi, tx: TripletexInvoicing, store: Transfers, numbers: Sequence[str], *, email: bool = True
+) -> RunReport:
+    """Transfer these orders again on request: a done one is reported, never duplicated; a
+    failed or held one continues where it stopped; `email=False` never e-mails the customer."""
+    orders = []
+    report = RunReport(shop.id)
+    for number in numbers:
+        try:
+            orders.append(api.order(str(number)))
+        except ShopError as exc:
+            report.outcomes.append(Outcome(str(number), "unknown", f"could not read it from the shop: {exc}"))
+    again = transfer_orders(orders, shop, tx, store, email=None if email else False, again=True)
+    report.outcomes.extend(again.outcomes)
+    return report
