@@ -138,7 +138,7 @@ class TripletexInvoicing:
             },
         }
         if customer.org_number:
-            body["organizationNumber"] = customer.org_number
+            body["organizationNumber"] = _digits(customer.org_number)
         if customer.email:
             body["email"] = customer.email
         if customer.invoice_email or customer.email:
@@ -233,9 +233,16 @@ class TripletexInvoicing:
         data = self.client._request("PUT", f"/order/{order_id}/:invoice", params=params, retry_transient=False)
         return _invoice(self.client._value(data))
 
-    def find_invoice(self, order_id: int, first: dt.date, last: dt.date) -> TxInvoice | None:
-        """The invoice made from an order, dated first <= date <= last."""
-        params = {"invoiceDateFrom": first.isoformat(), "invoiceDateTo": (last + dt.timedelta(days=1)).isoformat()}
+    def find_invoice(
+        self, order_id: int, first: dt.date, last: dt.date, customer_id: int | None = None
+    ) -> TxInvoice | None:
+        """The invoice made from an order, dated first <= date <= last (of this customer)."""
+        params: dict[str, Any] = {
+            "invoiceDateFrom": first.isoformat(),
+            "invoiceDateTo": (last + dt.timedelta(days=1)).isoformat(),
+        }
+        if customer_id is not None:
+            params["customerId"] = customer_id
         for value in self.client._all_pages("/invoice", params, _INVOICE_FIELDS):
             if any(int(o.get("id") or 0) == order_id for o in value.get("orders") or []):
                 return _invoice(value)

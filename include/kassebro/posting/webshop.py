@@ -215,7 +215,8 @@ def _transfer(
     if closed is None and (record.invoicing_sent_at is not None or record.state == "invoicing"):
         closed = tx.order_state(order_id).closed  # an earlier attempt's invoice call may have gone through
     if closed:  # Tripletex closes an order when it invoices it: find that invoice, never invoice again
-        invoice = tx.find_invoice(order_id, min(invoice_date, order_date), max(invoice_date, dt.date.today()))
+        first, last = min(invoice_date, order_date), max(invoice_date, dt.date.today())
+        invoice = tx.find_invoice(order_id, first, last, customer_id)
         if invoice is None:
             raise LedgerValidationError(
                 "Tripletex",
@@ -272,8 +273,9 @@ def resolve_customer(
     if known:
         return TxCustomer(known[0], known[1], customer.name)
     found: list[TxCustomer] = []
-    if customer.org_number:
-        found = tx.find_customers(org_number=customer.org_number)
+    org = "".join(ch for ch in customer.org_number or "" if ch.isdigit())
+    if org:
+        found = tx.find_customers(org_number=org)
     if not found and customer.email:
         found = tx.find_customers(email=customer.email)
     active = [c for c in found if not c.inactive]

@@ -49,7 +49,8 @@ INFERRED (neither the spec nor the brief says so):
   with prices excl. VAT, net = round(count x unitPriceExcl x (100 - discount)/100), VAT =
   round(net x rate/100), gross = net + VAT. The price not given is shown derived from the other,
   rounded to 2 decimals. The ledger's VAT row follows the voucher rule (VAT out of each line's
-  gross), which can differ from net/VAT above by an øre only when a line's VAT is exactly half an øre;
+  gross), which can differ from net/VAT above by an øre only when a line's VAT is exactly half an
+  øre;
 - revenue account per VAT type (from the seeded chart, each locked to that type): 3 -> 3000,
   31 -> 3030, 33 -> 3040, 5 -> 3100, 6 -> 3200; 52 and 0 -> 3900 (unlocked); a type without an
   account in the chart is refused when the order is created;
@@ -59,9 +60,11 @@ INFERRED (neither the spec nor the brief says so):
   overpayment); a closed order is refused: 422 on `id`, "Ordren er allerede fakturert.";
   an order without lines: 422 on `orderLines`, "Ordren har ingen ordrelinjer å fakturere.";
   `paymentTypeId` without `paidAmount` or the reverse: 422 "Både paymentTypeId og paidAmount må
-  oppgis."; `paymentTypeId` 0 means none; an unknown payment type: 422 "Betalingstypen finnes
-  ikke."; `paymentTypeIdRestAmount` > 0 books a second payment of the rest (amount - paidAmount);
-  `createOnAccount`, `amountOnAccount`, `createBackorder` etc. are accepted and ignored;
+  oppgis."; `paymentTypeId` 0 (with `paidAmount` 0 or none) means none; an unknown payment
+  type: 422 "Betalingstypen finnes ikke."; `paymentTypeIdRestAmount` > 0 books a second payment
+  of the rest (amount - paidAmount); `createOnAccount`, `amountOnAccount`, `createBackorder` etc.
+  are accepted and ignored; the e-mail is recorded only once the invoice is booked (a refusal
+  sends nothing);
 - the invoice number: the company's next number (from 1, or from what the admin set), skipping
   numbers already used;
 - sending: with `sendToCustomer` true the sandbox records one send (admin `GET
@@ -681,6 +684,8 @@ class Invoicing:
             books = self.store.books(company_id)
             messages: list[dict[str, Any]] = []
             payment_type_id = payment_type_id or None
+            if payment_type_id is None and paid_amount == 0:
+                paid_amount = None  # paymentTypeId=0&paidAmount=0: not prepaid
             if (payment_type_id is None) != (paid_amount is None):
                 missing = "paidAmount" if paid_amount is None else "paymentTypeId"
                 messages.append(_vm(missing, "Både paymentTypeId og paidAmount må oppgis.", missing))

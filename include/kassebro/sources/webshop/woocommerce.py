@@ -108,16 +108,25 @@ class WooCommerceShop:
 
 def _parse(webshop_id: str, raw: Mapping[str, Any], shop: str) -> WebOrder:
     incl = bool(raw.get("prices_include_tax"))
-    rates = {int(t["rate_id"]): Decimal(str(t.get("rate_percent") or 0)) for t in raw.get("tax_lines") or []}
+    rates = {
+        int(t["rate_id"]): Decimal(str(t["rate_percent"])) if t.get("rate_percent") not in (None, "") else None
+        for t in raw.get("tax_lines") or []
+    }
 
     def rate_of(item: Mapping[str, Any]) -> Decimal:
         applied = [t for t in item.get("taxes") or [] if str(t.get("total") or "") not in ("", "0", "0.00")]
         if not applied:
             return Decimal(0)
-        found = {rates.get(int(t["id"])) for t in applied}
-        if len(found) != 1 or None in found:
-            raise ShopError(shop, f"line {item.get('name')!r} has taxes {applied} not in tax_lines")
-        return found.pop()  # type: ignore[return-value]
+        ids = {int(t["id"]) for t in applied}
+        if len(ids) != 1 or not ids <= set(rates):
+            raise ShopError(shop, f"line {item.get('name')!r} has taxes {applied} not in tax_lines (one rate a line)")
+        rate = rates[ids.pop()]
+        if rate is None:  # tax lines before WooCommerce 5.7 carry no rate_percent: the line's own ratio
+            net = amount(item.get("total"), "total", shop)
+            if not net:
+                raise ShopError(shop, f"line {item.get('name')!r} is taxed but its total is 0: no rate to read")
+            rate = (amount(item.get("total_tax"), "total_tax", shop) * 100 / net).quantize(Decimal("0.01"))
+        return rate.normalize()
 
     def ore(value: Any, what: str) -> int:
         return parse_ore(amount(value, what, shop))
@@ -203,4 +212,5 @@ def _single(kind: str, description: str, value: int, rate: Decimal) -> WebLine:
 
 
 def _gmt(text: Any) -> dt.datetime:
+    """A `*_gmt` field (WooCommerce writes GMT without an offset) as an aware datetime."""
     return dt.datetime.fromisoformat(str(text).rstrip("Z")).replace(tzinfo=dt.UTC)
