@@ -48,8 +48,8 @@ def line(qty, price, amount, rate, kind="item", discount="0", text="Vare") -> We
 def test_prices_incl_vat_become_count_times_unit_price_and_the_total_is_the_shops() -> None:
     made = draft(
         order(
-            [line("2", "199.00", 39800, "25"), line("1", "89.90", 8990, "15"), line("1", "99.00", 9900, "25", "shipping"),
-             line("1", "-50.00", -5000, "25", "discount")],
+            [line("2", "199.00", 39800, "25"), line("1", "89.90", 8990, "15"),
+             line("1", "99.00", 9900, "25", "shipping"), line("1", "-50.00", -5000, "25", "discount")],
             total=53690,
         ),
         shop(),
@@ -72,7 +72,9 @@ def test_a_unit_price_that_cannot_give_the_line_total_is_sent_as_one_unit_of_the
 def test_prices_excl_vat_predict_tripletex_rounding_per_line() -> None:
     # net 10.05 at 25 %: VAT 2.5125 -> 2.51 per line, as Tripletex rounds (INFERRED, the sandbox agrees)
     assert line_gross(Decimal(1), Decimal("10.05"), Decimal(0), Decimal(25), incl=False) == 1256
-    made = draft(order([line("1", "10.05", 1005, "25"), line("1", "10.05", 1005, "25")], total=2512, incl=False), shop())
+    made = draft(
+        order([line("1", "10.05", 1005, "25"), line("1", "10.05", 1005, "25")], total=2512, incl=False), shop()
+    )
     assert made.total == 2512 and made.prices_include_vat is False
 
 

@@ -99,7 +99,12 @@ def test_paid_invoice_is_marked_paid_with_the_captured_amount_and_not_emailed(sa
     assert Decimal(str(invoice["amountOutstanding"])) == 0
     assert state["emails"] == []
     record = store.get("fjord", "5001")
-    assert (record.state, record.invoice_number, record.paid_ore, record.emailed) == ("done", outcome.invoice_number, 53690, False)
+    assert (record.state, record.invoice_number, record.paid_ore, record.emailed) == (
+        "done",
+        outcome.invoice_number,
+        53690,
+        False,
+    )
 
 
 def test_invoice_to_pay_later_is_emailed_and_left_open(sandbox, tx, store) -> None:
@@ -158,7 +163,9 @@ def test_a_wiped_journal_finds_the_order_and_its_invoice_in_tripletex(sandbox, t
 def test_new_customers_are_numbered_from_100000_around_numbers_taken_even_inactive(sandbox, tx, store) -> None:
     # the sandbox holds an inactive customer numbered 100001, made in Tripletex by hand
     one = WebCustomer(shop_id="1", name="Ola Nordmann", email="ola@example.no")
-    two = WebCustomer(shop_id="2", name="Fjord Bygg AS", is_company=True, org_number="987654321", email="post@fjordbygg.no")
+    two = WebCustomer(
+        shop_id="2", name="Fjord Bygg AS", is_company=True, org_number="987654321", email="post@fjordbygg.no"
+    )
     transfer_orders([web_order("5008", customer=one), web_order("5009", customer=two)], SHOP, tx, store)
     numbers = {c["name"]: c["customerNumber"] for c in books(sandbox)["customers"]}
     assert numbers["Ola Nordmann"] == 100000 and numbers["Fjord Bygg AS"] == 100002

@@ -209,7 +209,8 @@ def _transfer(
         store.update(shop.id, order.number, token, state="ordered", tx_order_id=order_id, message="")
     if rule.transfer == "order":
         store.update(shop.id, order.number, token, release=True, state="done", message="")
-        return Outcome(order.number, "done", tx_order_id=order_id, note="left open for invoicing in Tripletex")
+        note = "left open for invoicing in Tripletex" + (f"; {_refund_note(order)}" if order.refunded else "")
+        return Outcome(order.number, "done", tx_order_id=order_id, note=note)
 
     invoice = None
     if closed is None and (record.invoicing_sent_at is not None or record.state == "invoicing"):
@@ -242,10 +243,13 @@ def _transfer(
     if invoice.amount != made.total:
         notes.append(f"Tripletex invoiced {format_ore(invoice.amount)}, the shop's total is {format_ore(made.total)}")
     if paid is not None and paid != invoice.amount:
+        gap = invoice.amount - paid
+        left = f"{format_ore(gap)} left on the invoice" if gap > 0 else f"{format_ore(-gap)} paid over the invoice"
         notes.append(
-            f"captured {format_ore(paid)} against an invoice of {format_ore(invoice.amount)}: "
-            f"{format_ore(invoice.amount - paid)} left on the invoice, not absorbed"
+            f"captured {format_ore(paid)} against an invoice of {format_ore(invoice.amount)}: {left}, not absorbed"
         )
+    if order.refunded:
+        notes.append(_refund_note(order))
     note = "; ".join(notes)
     store.update(
         shop.id,
@@ -261,6 +265,13 @@ def _transfer(
         message=note,
     )
     return Outcome(order.number, "done", "", invoice.number, order_id, note)
+
+
+def _refund_note(order: WebOrder) -> str:
+    return (
+        f"the shop refunded {format_ore(order.refunded)} of this order: credit it in Tripletex "
+        "(kassebro does not make credit notes)"
+    )
 
 
 def resolve_customer(

@@ -68,7 +68,7 @@ class WebshopStore:
     """A shop's orders: the neutral demo orders rendered once into the shop's own records (a real
     shop keeps its orders too), then changed by the API. Thread-safe; memory only.
 
-    A shop subclass implements `add` (render and keep one order), `clear`, `ids` and `listing`.
+    A shop subclass implements `add` (render and keep one order), `clear`, `order_ids` and `listing`.
     """
 
     def __init__(
@@ -105,7 +105,7 @@ class WebshopStore:
                 now=now,
             )
 
-        self._demo = demo
+        self.demo_orders = demo  # the neutral orders the shop starts from (and resets to)
         self.reset()
 
     # ---- what a shop implements ----------------------------------------------------------------
@@ -116,7 +116,7 @@ class WebshopStore:
     def clear(self) -> None:
         raise NotImplementedError
 
-    def ids(self) -> list[int]:
+    def order_ids(self) -> list[int]:
         raise NotImplementedError
 
     def listing(self) -> list[dict[str, Any]]:
@@ -127,12 +127,12 @@ class WebshopStore:
     def reset(self, *, empty: bool = False) -> None:
         with self.lock:
             self.clear()
-            for order in [] if empty else self._demo():
+            for order in [] if empty else self.demo_orders():
                 self.add(order)
 
     def generate(self, count: int, day: dt.date, seed: int | None, now: dt.datetime | None) -> list[int]:
         with self.lock:
-            first_id = max(self.ids(), default=self.first_id - 1) + 1
+            first_id = max(self.order_ids(), default=self.first_id - 1) + 1
             orders = generate_orders(
                 first_id if seed is None else seed,
                 day,
@@ -162,7 +162,7 @@ class WebshopSandbox(SandboxApp):
             return None
         sub_path = path[len(self.api_prefix) :] or "/"
         pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-        query = urlencode([(k, "***" if k in self.secret_query_keys else v) for k, v in pairs])
+        query = urlencode([(k, "***" if k in self.secret_query_keys else v) for k, v in pairs], safe="*")
         return ApiCall(sub_path, log_entry(scope, sub_path, query=query), receive)
 
     def fault_path(self, path: str) -> str:

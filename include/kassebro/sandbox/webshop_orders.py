@@ -29,7 +29,8 @@ depend on PYTHONHASHSEED). What the orders hold, and how often:
   order in 20 has a capture difference (`capture_delta`, a few øre up to 4.90 either way): what
   was captured is the total plus the delta; the others were captured at exactly the total.
 - History (`WebOrder.history`, neutral statuses `STATUSES`): "new" when placed (07:00-23:30 Oslo
-  time), "processing" 1-4 minutes later once paid (b2b: 20 min-4 h later, approved by hand),
+  time), "processing" 1-4 minutes later once paid (or, for an invoice, accepted; b2b: 20 min-4 h later,
+  approved by hand),
   "completed" (shipped) 4-72 hours after that. About 1 in 16 is "cancelled" instead (half before
   payment, half after); of the completed, about 1 in 25 is fully refunded 2-10 days later (status
   "refunded") and 1 in 20 partly (one line returned, the status stays "completed").
@@ -400,6 +401,7 @@ def _one_order(
     history: list[tuple[str, dt.datetime]] = [("new", created)]
     refunds: list[Refund] = []
     delta = rng.choice((1, -1)) * rng.choice((1, 2, 5, 10, 50, 100, 490)) if rng.random() < 0.05 else 0
+    delta = delta if method in CAPTURED_METHODS else 0  # nothing captured, no difference
     lines = _share_coupon(lines, coupon)
     returned, reason = rng.randrange(len(lines)), rng.random()
     if fate < 0.0625:
@@ -430,7 +432,7 @@ def _one_order(
         coupon=coupon,
         payment_method=method,
         transaction_id=_transaction_id(rng, method, order_id),
-        capture_delta=delta if method in CAPTURED_METHODS else 0,
+        capture_delta=delta,
         refunds=tuple(refunds),
         customer_note=note,
         ship_to=ship_to,

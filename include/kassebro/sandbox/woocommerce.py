@@ -27,39 +27,12 @@ the REST controllers of woocommerce/woocommerce where the docs say less):
   (newest first: amount, reason, refunded_payment, line_items of a line refund with negative
   quantities and the `_refunded_item_id` meta), `GET /customers/{id}` (registered customers; a
   guest has customer_id 0 and no customer), `GET /payment_gateways`, `GET /taxes`.
-- The order: amounts are strings with 2 decimals (dp=2), line `price` a number (the line total /
-  quantity, here to at most 6 decimals). Line `subtotal`/`total` and shipping/fee `total` EXCLUDE
-  tax also when `prices_include_tax` is true (WooCommerce keeps line totals net and the tax beside
-  them; shipping and fee costs are net in WooCommerce whatever the setting). `subtotal` is before
-  the coupon, `total` after; `discount_total` = sum(subtotal - total), `discount_tax` =
-  sum(subtotal_tax - total_tax), and the coupon line carries the same two. Order `refunds` list
-  `total` as a negative string, newest first. Tax classes: standard ("" on a line), "reduced-rate"
-  (15 %), "zero-rate" (0 %).
+- The order JSON, its totals (to the øre, in WooCommerce's convention: line `total`s exclude tax
+  also with prices incl. VAT), notes, refunds, gateways and tax rates: `woocommerce_orders`, with
+  what is INFERRED there (the `_billing_org_number` and `_captured_amount` meta, gateway ids).
 
-The totals, to the øre (WooCommerce's convention): per line, subtotal_tax = the VAT of the line
-before the coupon and total_tax = the VAT of the line after it, each rounded half up (out of the
-gross amount in a shop with prices incl. VAT, on top of the net one otherwise: `webshop_orders.split`);
-`total` = sum(line total + total_tax) + shipping_total + shipping_tax + sum(fee total + total_tax);
-`cart_tax` = line taxes + fee taxes, `total_tax` = cart_tax + shipping_tax, each tax line the sum
-for its rate. Real WooCommerce keeps line totals with more decimals and rounds them to `dp` in the
-answer, which can leave a 1-øre gap between the lines and `total`; the sandbox rounds the tax per
-line to the øre and derives the net from it, so the sums above hold exactly.
-
-INFERRED (not WooCommerce core):
-
-- The organisation number of a company customer is order meta `_billing_org_number` (and customer
-  meta): the key the Norwegian checkout-field plugins commonly use for a "billing_org_number" field.
-- What was captured: WooCommerce core keeps no captured amount (each payment plugin its own meta);
-  the sandbox writes order meta `_captured_amount` (kroner, 2 decimals) for every order whose
-  payment was taken at checkout; it differs from `total` on the few orders with a capture difference.
-- Gateway ids and titles as a Norwegian shop would set them: "stripe" (Kort), "vipps", "klarna",
-  "giftcard" (Gavekort), "invoice" (Faktura, with a 39.00 Fakturagebyr fee line), "bacs" (the B2B
-  bank transfer; a new b2b order is "on-hold", as WooCommerce's BACS gateway leaves it).
-- A 429 fault answers `rest_too_many_requests` with Retry-After (WooCommerce has no rate limit of
-  its own; hosts add one). A 500 fault answers WordPress's critical-error body.
-- Ids: line/shipping/fee/coupon/tax items share one counter per shop, notes another; refund ids
-  start at 90001 (in WooCommerce they share the post ids with orders); customer user ids are the
-  shop's customer number + 1 (user 1 is the shop's admin).
+INFERRED: a 429 fault answers `rest_too_many_requests` with Retry-After (WooCommerce has no rate
+limit of its own; hosts add one); a 500 fault answers WordPress's critical-error body.
 
 Run it: `python -m kassebro.sandbox.woocommerce --port 8940`, or in-process with
 `kassebro.sandbox.server.running(create_app())`. Admin API under `/_sandbox` (`webshop_app`).
@@ -70,14 +43,10 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import hashlib
-import itertools
 import json
 import math
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -96,62 +65,30 @@ from kassebro.sandbox.webshop_app import (
     utc_now,
     webshop_admin_router,
 )
-from kassebro.sandbox.webshop_orders import CAPTURED_METHODS, OSLO, UTC, Customer, WebOrder, money, split
+from kassebro.sandbox.webshop_orders import OSLO, UTC, WebOrder
+from kassebro.sandbox.woocommerce_orders import (
+    GATEWAYS,
+    PAID_STATUSES,
+    STATUS_LABELS,
+    TAX_RATES,
+    Ids,
+    Record,
+    gateway_json,
+    note,
+    render,
+    set_date,
+    status_flags,
+    tax_rate_json,
+    user_id,
+    wc_address,
+)
 
 API_PREFIX = "/wp-json/wc/v3"
 DEMO_CONSUMER_KEY = "ck_demo"
 DEMO_CONSUMER_SECRET = "cs_demo"
 DEMO_SHOP = "Nettbutikk Fjord"
 DEMO_SEED = 37
-WC_VERSION = "9.4.2"
-REFUND_IDS_FROM = 90001
 MAX_PER_PAGE = 100
-
-STATUS_LABELS = {
-    "pending": "Pending payment",
-    "processing": "Processing",
-    "on-hold": "On hold",
-    "completed": "Completed",
-    "cancelled": "Cancelled",
-    "refunded": "Refunded",
-    "failed": "Failed",
-    "checkout-draft": "Draft",
-}
-PAID_STATUSES = ("processing", "completed")
-
-
-@dataclass(frozen=True)
-class TaxRate:
-    id: int
-    rate: int
-    name: str
-    tax_class: str  # as GET /taxes shows it; a line item shows "" for "standard"
-    shipping: bool
-
-
-TAX_RATES = {
-    25: TaxRate(1, 25, "MVA 25%", "standard", True),
-    15: TaxRate(2, 15, "MVA 15%", "reduced-rate", False),
-    0: TaxRate(3, 0, "MVA 0%", "zero-rate", False),
-}
-
-
-@dataclass(frozen=True)
-class Gateway:
-    id: str
-    title: str
-    method_title: str
-    description: str
-
-
-GATEWAYS = {
-    "card": Gateway("stripe", "Kort", "Stripe", "Betal med Visa eller Mastercard."),
-    "vipps": Gateway("vipps", "Vipps", "Vipps MobilePay", "Betal enkelt med Vipps."),
-    "klarna": Gateway("klarna", "Klarna", "Klarna Payments", "Del opp eller betal senere med Klarna."),
-    "giftcard": Gateway("giftcard", "Gavekort", "Gift Cards", "Betal med gavekort fra Nettbutikk Fjord."),
-    "invoice": Gateway("invoice", "Faktura", "Invoice", "Faktura med 14 dagers forfall. Fakturagebyr kr 39."),
-    "b2b": Gateway("bacs", "Bankoverføring (bedrift)", "Direct bank transfer", "Faktura til bedrift, 30 dager."),
-}
 
 
 class WooError(Exception):
@@ -171,298 +108,380 @@ def invalid_param(name: str, message: str) -> WooError:
 
 
 # --------------------------------------------------------------------------------------------
-# Rendering
+# The store
 # --------------------------------------------------------------------------------------------
 
 
-def wc_dates(moment: dt.datetime | None) -> tuple[str | None, str | None]:
-    """(site time, GMT), both "YYYY-MM-DDTHH:MM:SS" without an offset, as WooCommerce writes them."""
-    if moment is None:
-        return None, None
-    local = moment.astimezone(OSLO).replace(tzinfo=None).isoformat(timespec="seconds")
-    return local, moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+class WooStore(WebshopStore):
+    """The shop's orders as WooCommerce keeps them (`Record`), and its registered customers."""
 
+    def clear(self) -> None:
+        self.seq = Ids()  # the id sequences restart with the books
+        self.records: dict[int, Record] = {}
 
-def _set_date(doc: dict[str, Any], key: str, moment: dt.datetime | None) -> None:
-    doc[key], doc[key + "_gmt"] = wc_dates(moment)
+    def add(self, order: WebOrder) -> None:
+        with self.lock:
+            self.records[order.id] = render(order, self.seq)
 
+    def order_ids(self) -> list[int]:
+        return list(self.records)
 
-def number(ore: int, quantity: int) -> int | Decimal:
-    """`price`: øre / quantity in kroner as a JSON number, at most 6 decimals (12 or 79.2)."""
-    value = (Decimal(ore) / Decimal(100 * quantity)).quantize(Decimal("0.000001"))
-    if value == value.to_integral_value():
-        return int(value)
-    return Decimal(format(value.normalize(), "f"))
+    def listing(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [r.doc for r in self.records.values()]
 
+    def get(self, order_id: int) -> Record:
+        record = self.records.get(order_id)
+        if record is None:
+            raise WooError(404, "woocommerce_rest_shop_order_invalid_id", "Invalid ID.")
+        return record
 
-def wc_status(neutral: str, method: str) -> str:
-    if neutral == "new":
-        return "on-hold" if method == "b2b" else "pending"
-    return neutral
+    def set_status(self, order_id: int, status: str, now: dt.datetime) -> dict[str, Any]:
+        with self.lock:
+            record = self.get(order_id)
+            doc, before = record.doc, record.doc["status"]
+            record.modified = now
+            set_date(doc, "date_modified", now)
+            if status != before:
+                doc["status"] = status
+                text = f"Order status changed from {STATUS_LABELS[before]} to {STATUS_LABELS[status]}."
+                record.notes.insert(0, note(self.seq, now, text))
+                if status == "completed":
+                    set_date(doc, "date_completed", now)
+                if status in PAID_STATUSES and doc["date_paid"] is None:
+                    set_date(doc, "date_paid", now)
+                status_flags(doc)
+            return doc
 
-
-def _status_flags(doc: dict[str, Any]) -> None:
-    status = doc["status"]
-    doc["is_editable"] = status in ("pending", "on-hold", "checkout-draft")
-    doc["needs_payment"] = status in ("pending", "failed") and Decimal(doc["total"]) > 0
-    doc["needs_processing"] = True
-
-
-def _address(c: Customer, billing: bool, address: Any) -> dict[str, Any]:
-    out = {
-        "first_name": c.first_name,
-        "last_name": c.last_name,
-        "company": c.company,
-        "address_1": address.address1,
-        "address_2": address.address2,
-        "city": address.city,
-        "state": "",
-        "postcode": address.postcode,
-        "country": address.country,
-    }
-    if billing:
-        out |= {"email": c.email, "phone": c.phone}
-    else:
-        out["phone"] = ""
-    return out
-
-
-def user_id(c: Customer) -> int:
-    return c.id + 1 if c.account else 0
-
-
-@dataclass
-class Record:
-    """One order as the shop keeps it: the order JSON (without `_links`), its notes and refunds."""
-
-    doc: dict[str, Any]
-    created: dt.datetime
-    modified: dt.datetime
-    notes: list[dict[str, Any]]
-    refunds: list[dict[str, Any]]
-
-
-class Ids:
-    """The shop's id sequences: order items, meta, notes, refunds."""
-
-    def __init__(self) -> None:
-        self.item = itertools.count(1)
-        self.meta = itertools.count(1)
-        self.note = itertools.count(1)
-        self.refund = itertools.count(REFUND_IDS_FROM)
-
-
-def _taxes(rate: int, total: int, subtotal: int | None) -> list[dict[str, Any]]:
-    return [{"id": TAX_RATES[rate].id, "total": money(total), "subtotal": "" if subtotal is None else money(subtotal)}]
-
-
-def render(o: WebOrder, ids: Ids) -> Record:
-    """The order as WooCommerce answers it; amounts add up as the module docstring says."""
-    incl = o.prices_include_vat
-    cart_tax: dict[int, int] = {}
-    ship_tax: dict[int, int] = {}
-    lines, items = [], {}
-    discount = discount_tax = total = 0
-    for index, line in enumerate(o.lines):
-        rate = line.product.vat_rate
-        sub_net, sub_tax = split(line.amount, rate, incl)
-        net, tax = split(line.amount - line.coupon, rate, incl)
-        discount, discount_tax, total = discount + sub_net - net, discount_tax + sub_tax - tax, total + net + tax
-        cart_tax[rate] = cart_tax.get(rate, 0) + tax
-        items[index] = item_id = next(ids.item)
-        lines.append(
-            {
-                "id": item_id,
-                "name": line.product.name,
-                "product_id": line.product.product_id,
-                "variation_id": 0,
-                "quantity": line.quantity,
-                "tax_class": "" if rate == 25 else TAX_RATES[rate].tax_class,
-                "subtotal": money(sub_net),
-                "subtotal_tax": money(sub_tax),
-                "total": money(net),
-                "total_tax": money(tax),
-                "taxes": _taxes(rate, tax, sub_tax),
-                "meta_data": [],
-                "sku": line.product.sku,
-                "price": number(net, line.quantity),
-                "image": {"id": "", "src": ""},
-                "parent_name": None,
-            }
+    def customer(self, customer_id: int) -> dict[str, Any]:
+        found = next((c for c in self.pool if c.account and user_id(c) == customer_id), None)
+        if found is None:
+            raise WooError(404, "woocommerce_rest_invalid_id", "Invalid resource ID.")
+        out: dict[str, Any] = {"id": customer_id}
+        set_date(out, "date_created", found.registered)
+        set_date(out, "date_modified", found.registered)
+        meta = (
+            [{"id": customer_id, "key": "_billing_org_number", "value": found.org_number}] if found.org_number else []
         )
-    shipping_lines, shipping_total, shipping_tax = [], 0, 0
-    if o.shipping is not None:
-        shipping_total, shipping_tax = split(o.shipping.price, o.shipping.vat_rate, incl)
-        ship_tax[o.shipping.vat_rate] = shipping_tax
-        shipping_lines.append(
-            {
-                "id": next(ids.item),
-                "method_title": o.shipping.name,
-                "method_id": o.shipping.code,
-                "instance_id": "3" if o.shipping.code == "flat_rate" else "4",
-                "total": money(shipping_total),
-                "total_tax": money(shipping_tax),
-                "taxes": _taxes(o.shipping.vat_rate, shipping_tax, None),
-                "meta_data": [],
-            }
-        )
-    total += shipping_total + shipping_tax
-    fee_lines = []
-    for fee in o.fees:
-        net, tax = split(fee.price, fee.vat_rate, incl)
-        cart_tax[fee.vat_rate] = cart_tax.get(fee.vat_rate, 0) + tax
-        total += net + tax
-        fee_lines.append(
-            {
-                "id": next(ids.item),
-                "name": fee.name,
-                "tax_class": "",
-                "tax_status": "taxable",
-                "amount": money(net),
-                "total": money(net),
-                "total_tax": money(tax),
-                "taxes": _taxes(fee.vat_rate, tax, None),
-                "meta_data": [],
-            }
-        )
-    coupon_lines = []
-    if o.coupon is not None:
-        nominal = o.coupon.value if o.coupon.kind == "percent" else number(o.coupon.value, 1)
-        coupon_lines.append(
-            {
-                "id": next(ids.item),
-                "code": o.coupon.code,
-                "discount": money(discount),
-                "discount_tax": money(discount_tax),
-                "discount_type": "percent" if o.coupon.kind == "percent" else "fixed_cart",
-                "nominal_amount": nominal,
-                "free_shipping": False,
-                "meta_data": [],
-            }
-        )
-    tax_lines = [
-        {
-            "id": next(ids.item),
-            "rate_code": f"NO-{TAX_RATES[rate].name}-1",
-            "rate_id": TAX_RATES[rate].id,
-            "label": TAX_RATES[rate].name,
-            "compound": False,
-            "tax_total": money(cart_tax.get(rate, 0)),
-            "shipping_tax_total": money(ship_tax.get(rate, 0)),
-            "rate_percent": rate,
-            "meta_data": [],
+        return out | {
+            "email": found.email,
+            "first_name": found.first_name,
+            "last_name": found.last_name,
+            "role": "customer",
+            "username": found.email.split("@")[0],
+            "billing": wc_address(found, True, found.address),
+            "shipping": wc_address(found, False, found.address),
+            "is_paying_customer": True,
+            "avatar_url": "",
+            "meta_data": meta,
         }
-        for rate in sorted(set(cart_tax) | set(ship_tax), reverse=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Listing
+# --------------------------------------------------------------------------------------------
+
+ORDERBY = ("date", "id", "include", "title", "slug", "modified")
+
+
+def _values(request: Request, name: str) -> list[str]:
+    raw = request.query_params.getlist(name) + request.query_params.getlist(name + "[]")
+    return [v.strip() for value in raw for v in value.split(",") if v.strip()]
+
+
+def _integer(request: Request, name: str, default: int | None, low: int, high: int | None = None) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise invalid_param(name, f"{name} is not of type integer.") from None
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} (inclusive) and {high} (inclusive)" if high else f"greater than or equal to {low}"
+        raise invalid_param(name, f"{name} must be {bounds}")
+    return value
+
+
+def _ids(request: Request, name: str) -> list[int]:
+    try:
+        return [int(v) for v in _values(request, name)]
+    except ValueError:
+        raise invalid_param(name, f"{name}[0] is not of type integer.") from None
+
+
+def select(records: Iterable[Record], request: Request) -> list[Record]:
+    """The records `GET /orders` matches, in the order asked for (see the module docstring)."""
+    query = request.query_params
+    statuses = _values(request, "status") or ["any"]
+    for status in statuses:
+        if status != "any" and status not in STATUS_LABELS and status != "trash":
+            allowed = ", ".join(["any", "trash", *STATUS_LABELS])
+            raise invalid_param("status", f"status[0] is not one of {allowed}.")
+    zone = UTC if query.get("dates_are_gmt", "").lower() in ("1", "true") else OSLO
+    bounds: list[tuple[str, Callable[[Record], bool]]] = []
+    for name, field, after in (
+        ("after", "created", True),
+        ("before", "created", False),
+        ("modified_after", "modified", True),
+        ("modified_before", "modified", False),
+    ):
+        if query.get(name):
+            try:
+                moment = parse_moment(query[name], naive_zone=zone)
+            except ValueError:
+                raise invalid_param(name, "Invalid date.") from None
+            if after:
+                bounds.append((name, lambda r, f=field, m=moment: getattr(r, f) > m))
+            else:
+                bounds.append((name, lambda r, f=field, m=moment: getattr(r, f) < m))
+    include, exclude = _ids(request, "include"), set(_ids(request, "exclude"))
+    customer = _integer(request, "customer", None, 0)
+    orderby = query.get("orderby", "date")
+    if orderby not in ORDERBY:
+        raise invalid_param("orderby", f"orderby is not one of {', '.join(ORDERBY)}.")
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise invalid_param("order", "order is not one of asc and desc.")
+    found = [
+        r
+        for r in records
+        if ("any" in statuses or r.doc["status"] in statuses)
+        and all(test(r) for _, test in bounds)
+        and (not include or r.doc["id"] in include)
+        and r.doc["id"] not in exclude
+        and (customer is None or r.doc["customer_id"] == customer)
     ]
-    gateway = GATEWAYS[o.payment_method]
-    history = [(wc_status(s, o.payment_method), t) for s, t in o.history]
-    paid = next((t for s, t in history if s in PAID_STATUSES), None)
-    completed = next((t for s, t in reversed(history) if s == "completed"), None)
-    meta = []
-    if o.customer.org_number:
-        meta.append({"id": next(ids.meta), "key": "_billing_org_number", "value": o.customer.org_number})
-    if o.captured:
-        meta.append({"id": next(ids.meta), "key": "_captured_amount", "value": money(total + o.capture_delta)})
-    doc: dict[str, Any] = {
-        "id": o.id,
-        "parent_id": 0,
-        "number": str(o.id),
-        "order_key": "wc_order_" + hashlib.sha1(f"fjord-{o.id}".encode()).hexdigest()[:13],
-        "created_via": "checkout",
-        "version": WC_VERSION,
-        "status": history[-1][0],
-        "currency": "NOK",
-        "currency_symbol": "kr",
+    keys: dict[str, Callable[[Record], Any]] = {
+        "date": lambda r: (r.created, r.doc["id"]),
+        "modified": lambda r: (r.modified, r.doc["id"]),
+        "include": lambda r: include.index(r.doc["id"]) if include else r.doc["id"],
     }
-    _set_date(doc, "date_created", o.created)
-    _set_date(doc, "date_modified", o.modified)
-    doc |= {
-        "discount_total": money(discount),
-        "discount_tax": money(discount_tax),
-        "shipping_total": money(shipping_total),
-        "shipping_tax": money(shipping_tax),
-        "cart_tax": money(sum(cart_tax.values())),
-        "total": money(total),
-        "total_tax": money(sum(cart_tax.values()) + shipping_tax),
-        "prices_include_tax": incl,
-        "customer_id": user_id(o.customer),
-        "customer_ip_address": "",
-        "customer_user_agent": "",
-        "customer_note": o.customer_note,
-        "billing": _address(o.customer, True, o.customer.address),
-        "shipping": _address(o.customer, False, o.shipping_address),
-        "payment_method": gateway.id,
-        "payment_method_title": gateway.title,
-        "transaction_id": o.transaction_id,
-    }
-    _set_date(doc, "date_paid", paid)
-    _set_date(doc, "date_completed", completed)
-    refunds = []
-    for r in sorted(o.refunds, key=lambda r: r.at, reverse=True):
-        amount = total if r.amount is None else r.amount
-        refunds.append(_refund(o, r.line, items, amount, r.reason, r.at, ids))
-    doc |= {
-        "cart_hash": "",
-        "meta_data": meta,
-        "line_items": lines,
-        "tax_lines": tax_lines,
-        "shipping_lines": shipping_lines,
-        "fee_lines": fee_lines,
-        "coupon_lines": coupon_lines,
-        "refunds": [{"id": r["id"], "reason": r["reason"], "total": "-" + r["amount"]} for r in refunds],
-        "payment_url": f"https://fjord.example.no/kasse/order-pay/{o.id}/?pay_for_order=true&key={doc['order_key']}",
-    }
-    _status_flags(doc)
-    notes = []
-    if history[0][0] == "on-hold":
-        notes.append(_note(ids, history[0][1], "Awaiting BACS payment Order status changed from Pending payment to On hold."))
-    for (before, _), (after, at) in itertools.pairwise(history):
-        notes.append(_note(ids, at, f"Order status changed from {STATUS_LABELS[before]} to {STATUS_LABELS[after]}."))
-    return Record(doc, o.created, o.modified, notes[::-1], refunds)
+    found.sort(key=keys.get(orderby, lambda r: r.doc["id"]), reverse=order == "desc" and orderby != "include")
+    return found
 
 
-def _refund(
-    o: WebOrder, line: int | None, items: dict[int, int], amount: int, reason: str, at: dt.datetime, ids: Ids
-) -> dict[str, Any]:
-    line_items = []
-    if line is not None:
-        returned = o.lines[line]
-        rate = returned.product.vat_rate
-        net, tax = split(returned.amount - returned.coupon, rate, o.prices_include_vat)
-        line_items.append(
-            {
-                "id": next(ids.item),
-                "name": returned.product.name,
-                "product_id": returned.product.product_id,
-                "variation_id": 0,
-                "quantity": -returned.quantity,
-                "tax_class": "" if rate == 25 else TAX_RATES[rate].tax_class,
-                "subtotal": money(-net),
-                "subtotal_tax": money(-tax),
-                "total": money(-net),
-                "total_tax": money(-tax),
-                "taxes": _taxes(rate, -tax, -tax),
-                "meta_data": [{"id": next(ids.meta), "key": "_refunded_item_id", "value": str(items[line])}],
-                "sku": returned.product.sku,
-                "price": number(-net, returned.quantity),
-            }
-        )
-    refund: dict[str, Any] = {"id": next(ids.refund)}
-    _set_date(refund, "date_created", at)
-    return refund | {
-        "amount": money(amount),
-        "reason": reason,
-        "refunded_by": 1,
-        "refunded_payment": o.payment_method in CAPTURED_METHODS,
-        "meta_data": [],
-        "line_items": line_items,
-        "shipping_lines": [],
-        "tax_lines": [],
-        "fee_lines": [],
+def _with_links(doc: dict[str, Any], base: str) -> dict[str, Any]:
+    links = {
+        "self": [{"href": f"{base}/orders/{doc['id']}"}],
+        "collection": [{"href": f"{base}/orders"}],
     }
+    if doc["customer_id"]:
+        links["customer"] = [{"href": f"{base}/customers/{doc['customer_id']}"}]
+    return doc | {"_links": links}
 
 
-def _note(ids: Ids, at: dt.datetime, text: str, customer_note: bool = False) -> dict[str, Any]:
-    note: dict[str, Any] = {"id": next(ids.note), "author": "system"}
-    _set_date(note, "date_created", at)
-    return note | {"note": text, "customer_note": customer_note}
+# --------------------------------------------------------------------------------------------
+# The app
+# --------------------------------------------------------------------------------------------
+
+CRITICAL_ERROR = (
+    '<p>There has been a critical error on this website.</p><p><a href="https://wordpress.org/'
+    'documentation/article/faq-troubleshooting/">Learn more about troubleshooting WordPress.</a></p>'
+)
+
+
+class WooSandbox(WebshopSandbox):
+    """The WooCommerce app behind the shared fault layer; paths under /wp-json/wc/v3."""
+
+    api_prefix = API_PREFIX
+    secret_query_keys = ("consumer_key", "consumer_secret")
+
+    def fault_reply(self, fault: Fault, call: ApiCall) -> Response:
+        if fault.kind == "429":
+            seconds = max(1, int(fault.seconds))
+            error = WooError(429, "rest_too_many_requests", "Too many requests. Please try again later.")
+            response = error.response()
+            response.headers["Retry-After"] = str(seconds)
+            return response
+        body = {"code": "internal_server_error", "message": CRITICAL_ERROR, "data": {"status": 500}}
+        return JsonAnswer(body | {"additional_errors": []}, status_code=500)
+
+
+def create_app(
+    orders: Iterable[WebOrder] | None = None,
+    *,
+    seed: int = DEMO_SEED,
+    last_day: dt.date | None = None,
+    days: int = 14,
+    per_day: int = 6,
+    customers: int = 40,
+    prices_include_vat: bool = True,
+    now: dt.datetime | None = None,
+    keys: dict[str, str] | None = None,
+    first_id: int = 4101,
+    clock: Clock = utc_now,
+) -> WooSandbox:
+    """Build the WooCommerce sandbox for one shop ("Nettbutikk Fjord").
+
+    Args:
+      orders: the shop's orders (`webshop_orders.WebOrder`; [] for an empty shop); None = the demo:
+        `days` x `per_day` orders from `seed` with `customers` customers, ending on `last_day`
+        (default today, seen at `now`, default the clock's now, so orders later today are not there).
+      prices_include_vat: the shop's "prices entered with tax" setting.
+      keys: consumer_key -> consumer_secret accepted (default ck_demo/cs_demo).
+      first_id: the first demo order id; clock: what "now" is for PUT (aware datetimes).
+
+    `app.state.store` (WooStore), `app.state.faults` and `app.state.calls` are there for in-process
+    inspection.
+    """
+    last_day, now = demo_period(last_day, now, clock)
+    store = WooStore(
+        seed=seed,
+        last_day=last_day,
+        days=days,
+        per_day=per_day,
+        customers=customers,
+        prices_include_vat=prices_include_vat,
+        first_id=first_id,
+        now=now,
+        orders=orders,
+    )
+    app = WooSandbox(title=f"WooCommerce sandbox: {DEMO_SHOP} (kassebro)")
+    app.state.store = store
+    accepted = dict(keys or {DEMO_CONSUMER_KEY: DEMO_CONSUMER_SECRET})
+
+    @app.exception_handler(WooError)
+    async def woo_error(request: Request, exc: WooError) -> Response:
+        return exc.response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def no_route(request: Request, exc: StarletteHTTPException) -> Response:
+        return WooError(404, "rest_no_route", "No route was found matching the URL and request method.").response()
+
+    def authenticated(action: str) -> Callable[[Request], None]:
+        def check(request: Request) -> None:
+            key, secret = request.query_params.get("consumer_key"), request.query_params.get("consumer_secret")
+            header = request.headers.get("authorization", "")
+            if header[:6].lower() == "basic ":
+                try:
+                    key, _, secret = base64.b64decode(header[6:], validate=True).decode("utf-8").partition(":")
+                except (binascii.Error, UnicodeDecodeError):
+                    key = secret = None
+            if key in accepted and secret and accepted[key] != secret:
+                raise WooError(401, "woocommerce_rest_authentication_error", "Consumer secret is invalid.")
+            if key not in accepted or accepted[key] != secret:
+                if action == "edit":
+                    message = "Sorry, you are not allowed to edit this resource."
+                    raise WooError(401, "woocommerce_rest_cannot_edit", message)
+                message = (
+                    "Sorry, you cannot list resources." if action == "list" else "Sorry, you cannot view this resource."
+                )
+                raise WooError(401, "woocommerce_rest_cannot_view", message)
+
+        return check
+
+    listing, viewing, editing = (Depends(authenticated(a)) for a in ("list", "view", "edit"))
+    api = APIRouter(prefix=API_PREFIX, default_response_class=JsonAnswer)
+
+    def base(request: Request) -> str:
+        return str(request.base_url).rstrip("/") + API_PREFIX
+
+    def order_id(raw: str) -> int:
+        if not raw.isdigit():
+            raise WooError(404, "rest_no_route", "No route was found matching the URL and request method.")
+        return int(raw)
+
+    @api.get("/orders", dependencies=[listing])
+    async def list_orders(request: Request) -> Response:
+        per_page = _integer(request, "per_page", 10, 1, MAX_PER_PAGE)
+        page = _integer(request, "page", 1, 1)
+        offset = _integer(request, "offset", None, 0)
+        assert per_page is not None and page is not None
+        with store.lock:
+            found = select(list(store.records.values()), request)
+            start = offset if offset is not None else (page - 1) * per_page
+            docs = [_with_links(r.doc, base(request)) for r in found[start : start + per_page]]
+        pages = math.ceil(len(found) / per_page)
+        links = []
+        if page > 1:
+            links.append(f'<{request.url.include_query_params(page=min(page - 1, max(pages, 1)))}>; rel="prev"')
+        if pages > page:
+            links.append(f'<{request.url.include_query_params(page=page + 1)}>; rel="next"')
+        headers = {"X-WP-Total": str(len(found)), "X-WP-TotalPages": str(pages)}
+        if links:
+            headers["Link"] = ", ".join(links)
+        return JsonAnswer(docs, headers=headers)
+
+    @api.get("/orders/{raw_id}", dependencies=[viewing])
+    async def get_order(raw_id: str, request: Request) -> Response:
+        with store.lock:
+            return JsonAnswer(_with_links(store.get(order_id(raw_id)).doc, base(request)))
+
+    @api.put("/orders/{raw_id}", dependencies=[editing])
+    async def update_order(raw_id: str, request: Request) -> Response:
+        try:
+            body = json.loads((await request.body()) or b"{}")
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise WooError(400, "rest_invalid_json", "Invalid JSON body passed.") from None
+        status = body.get("status") if isinstance(body, dict) else None
+        found_id = order_id(raw_id)
+        store.get(found_id)  # 404 before 400, as WooCommerce checks the order first
+        if status is not None:
+            status = str(status).removeprefix("wc-")
+            if status not in STATUS_LABELS:
+                raise invalid_param("status", f"status is not one of {', '.join(STATUS_LABELS)}.")
+            doc = store.set_status(found_id, status, clock())
+        else:
+            doc = store.get(found_id).doc
+        return JsonAnswer(_with_links(doc, base(request)))
+
+    @api.get("/orders/{raw_id}/notes", dependencies=[listing])
+    async def notes(raw_id: str, request: Request) -> Response:
+        record = store.records.get(order_id(raw_id))
+        if record is None:
+            raise WooError(404, "woocommerce_rest_order_invalid_id", "Invalid order ID.")
+        kind = request.query_params.get("type", "any")
+        wanted = [n for n in record.notes if kind == "any" or n["customer_note"] == (kind == "customer")]
+        return JsonAnswer(wanted)
+
+    @api.get("/orders/{raw_id}/refunds", dependencies=[listing])
+    async def refunds(raw_id: str) -> Response:
+        record = store.records.get(order_id(raw_id))
+        if record is None:
+            raise WooError(404, "woocommerce_rest_invalid_order_id", "Invalid order ID.")
+        return JsonAnswer(record.refunds, headers={"X-WP-Total": str(len(record.refunds)), "X-WP-TotalPages": "1"})
+
+    @api.get("/customers/{raw_id}", dependencies=[viewing])
+    async def customer(raw_id: str) -> Response:
+        return JsonAnswer(store.customer(order_id(raw_id)))
+
+    @api.get("/payment_gateways", dependencies=[listing])
+    async def gateways(request: Request) -> Response:
+        return JsonAnswer([gateway_json(i, g, base(request)) for i, g in enumerate(GATEWAYS.values())])
+
+    @api.get("/taxes", dependencies=[listing])
+    async def taxes(request: Request) -> Response:
+        wanted = request.query_params.get("class")
+        rows = [tax_rate_json(t) for t in TAX_RATES.values() if wanted in (None, t.tax_class)]
+        return JsonAnswer(rows, headers={"X-WP-Total": str(len(rows)), "X-WP-TotalPages": "1"})
+
+    app.include_router(api)
+    app.include_router(webshop_admin_router(app))
+    return app
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m kassebro.sandbox.woocommerce --port 8940`; SIGTERM stops it cleanly."""
+    from kassebro.sandbox.server import sandbox_parser, serve_until_stopped
+
+    parser = sandbox_parser("Run the WooCommerce REST API v3 sandbox.", 8940, "not used: the shop starts from its demo")
+    parser.add_argument("--seed", type=int, default=DEMO_SEED, help="the demo orders' seed")
+    parser.add_argument("--last-day", help="the demo's last day, YYYY-MM-DD (default today)")
+    parser.add_argument("--prices-excl-vat", action="store_true", help="a shop keeping prices excluding VAT")
+    args = parser.parse_args(argv)
+    app = create_app(
+        seed=args.seed,
+        last_day=dt.date.fromisoformat(args.last_day) if args.last_day else None,
+        prices_include_vat=not args.prices_excl_vat,
+    )
+    return serve_until_stopped(app, args, lambda url: f"WooCommerce sandbox on {url}{API_PREFIX}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

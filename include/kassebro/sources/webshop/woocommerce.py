@@ -14,9 +14,11 @@ How it becomes a WebOrder:
 - a line's rate is its tax line's `rate_percent`; a line without taxes is at 0 %.
 
 INFERRED (not in WooCommerce's documentation): the captured amount. WooCommerce core keeps none;
-payment plugins keep it in order meta. We read `_captured_amount` from `meta_data` when present,
-else, for an order with `date_paid`, the total (WooCommerce sets date_paid when the gateway reports
-the payment complete), else None (unknown). A company's organisation number is read from the
+payment plugins keep it in order meta. We read `_captured_amount` from `meta_data`; without it the
+capture is None (unknown), and a paid method's order is held back rather than marked paid with a
+guess. `date_paid` says nothing about money: WooCommerce sets it whenever an order reaches
+processing (`maybe_set_date_paid`), invoice and bank-transfer orders included. A company's
+organisation number is read from the
 `_billing_org_number` meta key that Norwegian checkout plugins commonly use (also INFERRED). Status
 history: WooCommerce has none on the order (only order notes, one call each), so the history is
 the current status at `date_modified`, and "completed" at `date_completed` when set.
@@ -160,11 +162,9 @@ def _parse(webshop_id: str, raw: Mapping[str, Any], shop: str) -> WebOrder:
             lines.append(_single(kind, str(item.get(name_key) or kind), value, rate_of(item)))
     meta = {str(m.get("key")): m.get("value") for m in raw.get("meta_data") or [] if isinstance(m, Mapping)}
     total = ore(raw["total"], "total")
-    captured: int | None
-    if meta.get("_captured_amount") not in (None, ""):
-        captured = ore(meta["_captured_amount"], "_captured_amount")
-    else:
-        captured = total if raw.get("date_paid") else None
+    captured = (
+        ore(meta["_captured_amount"], "_captured_amount") if meta.get("_captured_amount") not in (None, "") else None
+    )
     billing = raw.get("billing") or {}
     company = str(billing.get("company") or "").strip()
     person = " ".join(str(billing.get(k) or "").strip() for k in ("first_name", "last_name")).strip()
