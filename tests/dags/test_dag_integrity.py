@@ -48,7 +48,8 @@ def test_one_readback_dag_per_ledger_connection(bag: DagBag) -> None:
     firms = {c for c, scope in load_readback(PROJECT / "config").connections.items() if scope.system}
     assert firms == {"tripletex_firm"}  # the demo accounting firm, read back only
     connections = {v.ledger.connection for v in vendors} | firms
-    assert sorted(d for d in bag.dag_ids if not d.startswith("vendor_")) == sorted(f"readback_{c}" for c in connections)
+    assert sorted(d for d in bag.dag_ids if d.startswith("readback_")) == sorted(f"readback_{c}" for c in connections)
+    assert {d.split("_")[0] for d in bag.dag_ids} == {"vendor", "readback", "webshop"}
     for connection in connections:
         dag = bag.dags[f"readback_{connection}"]
         assert [t.task_id for t in dag.tasks] == ["plan_companies", "read_back", "year_end"]
@@ -189,6 +190,23 @@ def test_parsing_context_builds_only_the_wanted_dag() -> None:
         env=env,
     )
     assert out.stdout.strip().splitlines()[-1] == "['vendor_bar_nattugla']"
+
+
+def test_one_webshop_dag_per_webshop_file(bag: DagBag) -> None:
+    from kassebro.config.webshop import load_webshops
+
+    shops = load_webshops(PROJECT / "config").webshops
+    assert len(shops) == 2
+    assert sorted(d for d in bag.dag_ids if d.startswith("webshop_")) == sorted(f"webshop_{s.id}" for s in shops)
+    for shop in shops:
+        dag = bag.dags[shop.dag_id]
+        assert [t.task_id for t in dag.tasks] == ["transfer"]
+        assert {"kassebro", "webshop", shop.source.kind} <= set(dag.tags)
+        assert dag.catchup is False and dag.max_active_runs == 1
+        assert dag.doc_md and "re-transfer" in dag.doc_md
+        assert set(dag.params) == {"order_numbers", "email"}
+        (transfer,) = dag.tasks
+        assert transfer.owner == "data-team" and transfer.retries >= 2 and transfer.pool == "ledger_tripletex"
 
 
 def test_start_dates_are_in_the_vendor_zone(bag: DagBag) -> None:

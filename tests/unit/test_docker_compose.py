@@ -116,6 +116,12 @@ def test_environment_options_exist(compose: dict) -> None:
     for system, conn_id in demo_connections().items():  # every demo vendor's connection, at the sandboxes' service
         conn = json.loads(env[f"AIRFLOW_CONN_{conn_id.upper()}"])
         assert conn == connection(system, f"http://ledger-sandboxes:{default_ports()[system]}"), system
+    from kassebro.demo.home import demo_shop_connections
+    from kassebro.demo.sandboxes import shop_connection
+
+    for kind, conn_id in demo_shop_connections().items():  # the demo webshops' connections
+        conn = json.loads(env[f"AIRFLOW_CONN_{conn_id.upper()}"])
+        assert conn == shop_connection(kind, f"http://ledger-sandboxes:{default_ports()[kind]}"), kind
     assert env["KASSEBRO_JOURNAL_URL"].startswith("postgresql")
 
 
@@ -152,7 +158,7 @@ def test_sandboxes_in_the_demo_profile_on_the_compose_network_only(compose: dict
     cmd = service["command"]
     assert cmd[:3] == ["python", "-m", "kassebro.demo.sandboxes"]
     args = build_parser().parse_args(cmd[3:])
-    assert args.host == "0.0.0.0" and args.port is None  # the default ports, 8900-8904
+    assert args.host == "0.0.0.0" and args.port is None  # the default ports, 8900-8904 and the shops'
     first, last = min(default_ports().values()), max(default_ports().values())
     assert service["expose"] == [f"{first}-{last}"]
     sandboxes = {

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from kassebro.demo import home as demo
 
@@ -45,6 +46,12 @@ def _wait_for(port: int, seconds: float = 30) -> None:
         time.sleep(0.2)
 
 
+def _connection_ports(ports: dict[str, int]) -> dict[str, int]:
+    """Connection id -> port, for the ledgers' and the shops' demo connections."""
+    wanted = {c: ports[s] for s, c in demo.demo_connections().items()}
+    return wanted | {c: ports[kind] for kind, c in demo.demo_shop_connections().items()}
+
+
 def prepare(days: int, ports: dict[str, int]) -> tuple[Path, dict[str, str]]:
     """Write the demo home, export its environment, migrate Airflow's DB, create pools and connections."""
     home = demo.init(days=days)
@@ -58,7 +65,7 @@ def prepare(days: int, ports: dict[str, int]) -> tuple[Path, dict[str, str]]:
     subprocess.run([_bin("kassebro"), "pools", "sync"], check=True, env=os.environ, stdout=subprocess.DEVNULL)
     # the demo connections live in Airflow's DB, so they show under Admin -> Connections with a Test button
     subprocess.run(
-        [sys.executable, "-c", _ADD_CONNECTIONS, json.dumps({c: ports[s] for s, c in demo.demo_connections().items()})],
+        [sys.executable, "-c", _ADD_CONNECTIONS, json.dumps(_connection_ports(ports))],
         check=True,
         env=os.environ,
     )
@@ -72,10 +79,15 @@ _ADD_CONNECTIONS = """
 import json, sys
 from airflow.models.connection import Connection
 from airflow.utils.session import create_session
-from kassebro.demo.home import DEMO_FIRM_CONNECTION, connection_json, demo_connections, demo_firm_connection
+from kassebro.demo.home import (
+    DEMO_FIRM_CONNECTION, connection_json, demo_connections, demo_firm_connection, demo_shop_connections
+)
+from kassebro.demo.sandboxes import shop_connection
 ports = json.loads(sys.argv[1])
 wanted = {c: json.loads(connection_json(ports[c], system)) for system, c in demo_connections().items()}
 wanted[DEMO_FIRM_CONNECTION] = demo_firm_connection(f"http://127.0.0.1:{ports['tripletex_demo']}")
+for kind, c in demo_shop_connections().items():
+    wanted[c] = shop_connection(kind, f"http://127.0.0.1:{ports[c]}")
 with create_session() as session:
     for conn_id, body in wanted.items():
         session.query(Connection).filter(Connection.conn_id == conn_id).delete()
@@ -86,7 +98,8 @@ with create_session() as session:
 
 
 def sandbox_ports(preferred: bool = True) -> dict[str, int]:
-    """A port per ledger sandbox: 8900..8904 when free (and `preferred`), else any free ones."""
+    """A port per sandbox (ledgers 8900..8904, webshops 8940 and 8950) when free (and `preferred`),
+    else any free ones."""
     from kassebro.demo.sandboxes import default_ports
 
     return {
@@ -95,8 +108,8 @@ def sandbox_ports(preferred: bool = True) -> dict[str, int]:
 
 
 def start_sandbox(home: Path, ports: dict[str, int], mail_port: int | None = None) -> subprocess.Popen:
-    """The five ledger sandboxes in one process, their books kept under `<home>/sandbox`, and the
-    demo's mail server (`<home>/mail`) when a `mail_port` is given."""
+    """The five ledger sandboxes and the two demo webshops in one process, the ledgers' books kept
+    under `<home>/sandbox`, and the demo's mail server (`<home>/mail`) when a `mail_port` is given."""
     (home / "logs").mkdir(parents=True, exist_ok=True)
     log = (home / "logs" / "sandbox.log").open("ab")
     args = [f"--port={system}={port}" for system, port in ports.items()]
@@ -148,7 +161,7 @@ def run_airflow(days: int = 14, port: int = 8080) -> int:
     try:
         procs.append(start_sandbox(home, ports, mail_port))
         where = ", ".join(f"{system} :{port}" for system, port in ports.items())
-        print(f"[kassebro] ledger sandboxes on 127.0.0.1: {where}", flush=True)
+        print(f"[kassebro] ledger sandboxes and webshops on 127.0.0.1: {where}", flush=True)
         print(f"[kassebro] mail (deadline alerts) on 127.0.0.1:{mail_port}, kept in {home / 'mail'}", flush=True)
         log = (home / "logs" / "airflow.log").open("ab")
         procs.append(
@@ -178,6 +191,26 @@ def run_airflow(days: int = 14, port: int = 8080) -> int:
     finally:
         for proc in reversed(procs):
             _stop(proc)
+
+
+def _run_webshops(bag: Any) -> int:
+    """One run of each demo webshop's DAG (as its 15-minute schedule would), then where each order
+    stands; returns how many webshop runs failed."""
+    from kassebro.airflow.dagtest import run_test
+    from kassebro.config.webshop import load_webshops
+    from kassebro.posting.transfers import Transfers
+
+    failed = 0
+    for shop in load_webshops().webshops:
+        run = run_test(bag.dags[shop.dag_id])
+        rows = Transfers().all(shop.id)
+        states: dict[str, int] = {}
+        for row in rows:
+            states[row.state] = states.get(row.state, 0) + 1
+        summary = ", ".join(f"{n} {state}" for state, n in sorted(states.items())) or "no orders due"
+        print(f"[kassebro] {shop.dag_id}: run {run.state}; orders: {summary}", flush=True)
+        failed += run.state != "success"
+    return failed
 
 
 def run_demo(days: int = 14) -> int:
@@ -217,6 +250,7 @@ def run_demo(days: int = 14) -> int:
         print(journal_table(entries))
         failed = sum(1 for e in entries if e.state not in DONE)
         print(f"\n{len(entries) - failed} day(s) done, {failed} failed")
+        failed += _run_webshops(bag)
         return 1 if failed else 0
     finally:
         _stop(sandbox)

@@ -1,4 +1,5 @@
-"""Every registered ledger's sandbox in one process, and the Airflow connections that reach them.
+"""Every registered ledger's sandbox and the demo webshops in one process, and the Airflow
+connections that reach them.
 
 `make run` and `make demo` post the demo vendors to Tripletex, Fiken, PowerOffice Go, Xledger
 and Duett; one process with five servers (one thread each) costs less than five processes and
@@ -17,19 +18,43 @@ import time
 from pathlib import Path
 from typing import Any
 
+SHOPS = {"woocommerce": "kassebro.sandbox.woocommerce", "mystore": "kassebro.sandbox.mystore"}
+"""The demo webshops' emulators by shop kind (config/webshops); their orders end today."""
+
+
+def _shop_module(kind: str) -> Any:
+    import importlib
+
+    return importlib.import_module(SHOPS[kind])
+
 
 def default_ports() -> dict[str, int]:
-    """Each registered system's sandbox port (`LedgerSystem.sandbox_port`)."""
+    """Each registered system's sandbox port (`LedgerSystem.sandbox_port`), then each demo shop's."""
     from kassebro.ledgers import registry
 
-    return {system.name: system.sandbox_port for system in registry.systems()}
+    ports = {system.name: system.sandbox_port for system in registry.systems()}
+    return ports | {kind: _shop_module(kind).DEFAULT_PORT for kind in SHOPS}
 
 
 def create_app(system: str, state_path: str | Path | None = None) -> Any:
-    """The system's sandbox app with its demo credentials."""
+    """The system's (or demo shop's) sandbox app with its demo credentials. A shop starts from its
+    demo orders each time (it keeps no state)."""
     from kassebro.ledgers import registry
 
+    if system in SHOPS:
+        return _shop_module(system).create_app()
     return registry.get(system).sandbox_module.create_app(state_path=state_path)
+
+
+def shop_connection(kind: str, url: str) -> dict[str, Any]:
+    """The Airflow connection to a demo shop at `url`: host = the shop, login/password = WooCommerce's
+    consumer key and secret, or Mystore's token as the password."""
+    module = _shop_module(kind)
+    if kind == "woocommerce":
+        login, password = module.DEMO_CONSUMER_KEY, module.DEMO_CONSUMER_SECRET
+    else:
+        login, password = "", module.DEMO_TOKEN
+    return {"conn_type": "http", "host": url.rstrip("/"), "login": login, "password": password, "extra": {}}
 
 
 def connection(system: str, url: str, **overrides: Any) -> dict[str, Any]:
@@ -93,8 +118,8 @@ def _port_arg(text: str) -> tuple[str, int]:
     from kassebro.ledgers import registry
 
     system, _, port = text.partition("=")
-    if system not in registry.names() or not port.isdigit():
-        known = ", ".join(registry.names())
+    if system not in [*registry.names(), *SHOPS] or not port.isdigit():
+        known = ", ".join([*registry.names(), *SHOPS])
         raise argparse.ArgumentTypeError(f"expected SYSTEM=PORT with SYSTEM one of {known}: {text!r}")
     return system, int(port)
 

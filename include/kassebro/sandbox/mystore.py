@@ -82,6 +82,7 @@ API_PREFIX = "/api/v1"
 DEMO_TOKEN = "mystore-demo-token"
 DEMO_SHOP = "Mystore Demo"
 DEMO_SEED = 32
+DEFAULT_PORT = 8950
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
 
@@ -477,7 +478,9 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m kassebro.sandbox.mystore --port 8950`; SIGTERM stops it cleanly."""
     from kassebro.sandbox.server import sandbox_parser, serve_until_stopped
 
-    parser = sandbox_parser("Run the Mystore-like webshop sandbox.", 8950, "not used: the shop starts from its demo")
+    parser = sandbox_parser(
+        "Run the Mystore-like webshop sandbox.", DEFAULT_PORT, "not used: the shop starts from its demo"
+    )
     parser.add_argument("--seed", type=int, default=DEMO_SEED, help="the demo orders' seed")
     parser.add_argument("--last-day", help="the demo's last day, YYYY-MM-DD (default today)")
     parser.add_argument("--prices-excl-vat", action="store_true", help="a shop keeping prices excluding VAT")

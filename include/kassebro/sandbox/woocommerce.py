@@ -88,6 +88,7 @@ DEMO_CONSUMER_KEY = "ck_demo"
 DEMO_CONSUMER_SECRET = "cs_demo"
 DEMO_SHOP = "Nettbutikk Fjord"
 DEMO_SEED = 37
+DEFAULT_PORT = 8940
 MAX_PER_PAGE = 100
 
 
@@ -470,7 +471,9 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m kassebro.sandbox.woocommerce --port 8940`; SIGTERM stops it cleanly."""
     from kassebro.sandbox.server import sandbox_parser, serve_until_stopped
 
-    parser = sandbox_parser("Run the WooCommerce REST API v3 sandbox.", 8940, "not used: the shop starts from its demo")
+    parser = sandbox_parser(
+        "Run the WooCommerce REST API v3 sandbox.", DEFAULT_PORT, "not used: the shop starts from its demo"
+    )
     parser.add_argument("--seed", type=int, default=DEMO_SEED, help="the demo orders' seed")
     parser.add_argument("--last-day", help="the demo's last day, YYYY-MM-DD (default today)")
     parser.add_argument("--prices-excl-vat", action="store_true", help="a shop keeping prices excluding VAT")
