@@ -204,3 +204,30 @@ def test_retransfer_reports_a_done_order_and_continues_a_failed_one_without_emai
     state = books(sandbox)
     assert len(ours(state, "5014")) == 1 and len(state["invoices"]) == 2
     assert len(state["emails"]) == 1  # only 5013's first transfer e-mailed
+
+
+def test_overlapping_runs_transfer_each_order_once(sandbox, store) -> None:
+    """Two runs at once (a manual trigger during the scheduled one): the claims keep them apart."""
+    import threading
+
+    orders = [web_order(str(6000 + n), "invoice") for n in range(8)]
+    reports = []
+
+    def one_run() -> None:
+        tx = TripletexInvoicing(client("tripletex", sandbox[1]))
+        reports.append(transfer_orders(orders, SHOP, tx, store))
+
+    threads = [threading.Thread(target=one_run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    state = books(sandbox)
+    numbers = sorted(o["number"] for o in state["orders"])
+    assert numbers == sorted(o.number for o in orders)  # one Tripletex order each
+    assert len(state["invoices"]) == len(orders) and len(state["emails"]) == len(orders)
+    outcomes = [o for report in reports for o in report.outcomes]
+    assert sum(o.state == "done" and not o.note.startswith("already") for o in outcomes) == len(orders)
+    assert {o.state for o in outcomes} <= {"done", "busy"}
+    kari = [c for c in state["customers"] if c["name"] == "Kari Nordmann" and c.get("email") == "kari@example.no"]
+    assert len(kari) == 1  # one customer, though both runs met her at once

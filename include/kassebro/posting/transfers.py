@@ -69,8 +69,10 @@ customers_table = Table(
     metadata,
     Column("webshop_id", String(64), primary_key=True),
     Column("customer_key", String(200), primary_key=True),
-    Column("tx_customer_id", Integer, nullable=False),
+    Column("tx_customer_id", Integer, nullable=False),  # 0 while a run is finding or creating it
     Column("customer_number", Integer, nullable=False),
+    Column("claim", String(36)),
+    Column("claimed_at", DateTime(timezone=True)),
 )
 cursors_table = Table(
     "kassebro_webshop_cursors",
@@ -204,9 +206,55 @@ class Transfers:
         c = customers_table.c
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(c.tx_customer_id, c.customer_number).where(c.webshop_id == webshop_id, c.customer_key == key)
+                select(c.tx_customer_id, c.customer_number).where(
+                    c.webshop_id == webshop_id, c.customer_key == key, c.tx_customer_id > 0
+                )
             ).first()
         return (int(row[0]), int(row[1])) if row else None
+
+    def claim_customer(self, webshop_id: str, key: str, lease_seconds: int = 60) -> str | None:
+        """Take the right to find or create a shop customer in Tripletex, so two runs meeting a new
+        customer at once make one; None while another run holds it (or it is known already)."""
+        token = str(uuid.uuid4())
+        now = _now()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(customers_table).values(
+                        webshop_id=webshop_id,
+                        customer_key=key,
+                        tx_customer_id=0,
+                        customer_number=0,
+                        claim=token,
+                        claimed_at=now,
+                    )
+                )
+            return token
+        except IntegrityError:
+            pass
+        c = customers_table.c
+        stale = now - dt.timedelta(seconds=lease_seconds)
+        with self.engine.begin() as conn:
+            taken = conn.execute(
+                update(customers_table)
+                .where(
+                    c.webshop_id == webshop_id,
+                    c.customer_key == key,
+                    c.tx_customer_id == 0,
+                    c.claim.is_(None) | (c.claimed_at < stale),
+                )
+                .values(claim=token, claimed_at=now)
+            ).rowcount
+        return token if taken else None
+
+    def release_customer(self, webshop_id: str, key: str, token: str) -> None:
+        c = customers_table.c
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(customers_table)
+                .where(c.webshop_id == webshop_id, c.customer_key == key, c.claim == token)
+                .values(claim=None, claimed_at=None)
+            )
 
     def remember_customer(self, webshop_id: str, key: str, customer_id: int, number: int) -> None:
         c = customers_table.c
@@ -214,7 +262,7 @@ class Transfers:
             done = conn.execute(
                 update(customers_table)
                 .where(c.webshop_id == webshop_id, c.customer_key == key)
-                .values(tx_customer_id=customer_id, customer_number=number)
+                .values(tx_customer_id=customer_id, customer_number=number, claim=None, claimed_at=None)
             ).rowcount
             if not done:
                 conn.execute(

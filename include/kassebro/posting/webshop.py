@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
@@ -40,6 +41,7 @@ from kassebro.sources.webshop import ShopApi, ShopError, WebCustomer, WebOrder
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 120
 CUSTOMER_NUMBER_TRIES = 3
+CUSTOMER_WAIT_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -280,9 +282,31 @@ def resolve_customer(
     """The Tripletex customer for a shop customer: our record, then organisation number, then
     e-mail (inactive ones too: an inactive match is refused for a person to decide), else a new
     customer with the lowest number from `customer_number_start` that nobody holds."""
-    known = store.customer(shop.id, customer.key)
-    if known:
-        return TxCustomer(known[0], known[1], customer.name)
+    deadline = time.monotonic() + CUSTOMER_WAIT_SECONDS
+    while True:
+        known = store.customer(shop.id, customer.key)
+        if known:
+            return TxCustomer(known[0], known[1], customer.name)
+        token = store.claim_customer(shop.id, customer.key)
+        if token is not None:
+            break
+        if time.monotonic() > deadline:
+            raise LedgerTransient(
+                "Tripletex", f"another run is finding or creating the customer {customer.name!r}; trying again later"
+            )
+        time.sleep(0.2)  # another run is finding or creating this customer right now
+    try:
+        chosen = _find_or_create_customer(customer, shop, tx, store, lease)
+    except BaseException:
+        store.release_customer(shop.id, customer.key, token)
+        raise
+    store.remember_customer(shop.id, customer.key, chosen.id, chosen.number)
+    return chosen
+
+
+def _find_or_create_customer(
+    customer: WebCustomer, shop: Webshop, tx: TripletexInvoicing, store: Transfers, lease: RenewedLease | None
+) -> TxCustomer:
     found: list[TxCustomer] = []
     org = "".join(ch for ch in customer.org_number or "" if ch.isdigit())
     if org:
@@ -298,12 +322,9 @@ def resolve_customer(
             "activate one in Tripletex (or change the shop's customer), then re-transfer",
         )
     if active:
-        chosen = active[0]
-    else:
-        start = max(shop.customer_number_start, store.highest_customer_number(shop.id) + 1)
-        chosen = _create_customer(customer, tx, start, lease)
-    store.remember_customer(shop.id, customer.key, chosen.id, chosen.number)
-    return chosen
+        return active[0]
+    start = max(shop.customer_number_start, store.highest_customer_number(shop.id) + 1)
+    return _create_customer(customer, tx, start, lease)
 
 
 def _create_customer(
