@@ -78,6 +78,19 @@ def test_reconcile_benchmark_runs_on_a_few_vendor_days(tmp_path) -> None:
     assert "reconciliation / reference" in reconcile_section(result)
 
 
+@pytest.mark.slow
+def test_webshop_benchmark_runs_on_a_few_orders() -> None:
+    from benchmarks.run import webshop_section
+    from benchmarks.webshop import run
+
+    result = run(count=30, rounds=1)  # checks the backfill: every order once, amounts, a quiet second run
+    assert result["orders"] == 30 and result["seconds"] > 0 and result["reference_s"] > 0
+    assert 2 <= result["order_calls_per_order"] <= 3 and result["once"] == 4
+    assert not any(k.startswith(("POST", "PUT")) for k in result["second_run"])
+    assert sum(result["transfers"].values()) == 30
+    assert "kassebro / reference" in webshop_section(result)
+
+
 def test_unmeasured_sections_keep_their_text(tmp_path, monkeypatch) -> None:
     from benchmarks import run
 

@@ -177,10 +177,10 @@ class TripletexInvoicing:
         data = self.client._request("GET", f"/order/{order_id}", params={"fields": _ORDER_FIELDS})
         return _order(self.client._value(data))
 
-    def create_order(
+    def order_body(
         self, draft: InvoiceDraft, customer_id: int, order_date: dt.date, tag: str, reference: str
-    ) -> TxOrder:
-        """POST /order (never resent after a lost answer: `find_order` first)."""
+    ) -> dict[str, Any]:
+        """The POST /order body: every line in the order's one price convention, VAT types resolved."""
         incl = draft.prices_include_vat
         vat_ids = self.vat_type_ids(line.vat_code for line in draft.lines)
         price_key = "unitPriceIncludingVatCurrency" if incl else "unitPriceExcludingVatCurrency"
@@ -207,6 +207,13 @@ class TripletexInvoicing:
         }
         if customer.invoice_email or customer.email:
             body["receiverEmail"] = customer.invoice_email or customer.email
+        return body
+
+    def create_order(
+        self, draft: InvoiceDraft, customer_id: int, order_date: dt.date, tag: str, reference: str
+    ) -> TxOrder:
+        """POST /order (never resent after a lost answer: `find_order` first)."""
+        body = self.order_body(draft, customer_id, order_date, tag, reference)
         data = self.client._request("POST", "/order", body=body, params={"fields": _ORDER_FIELDS})
         return _order(self.client._value(data))
 

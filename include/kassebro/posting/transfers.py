@@ -149,7 +149,7 @@ class Transfers:
         re-transfer that only reports a done order) or another run holds a live claim."""
         token = str(uuid.uuid4())
         now = _now()
-        try:
+        try:  # a new order: recorded and claimed in one write
             with self.engine.begin() as conn:
                 conn.execute(
                     insert(orders_table).values(
@@ -157,13 +157,16 @@ class Transfers:
                         order_number=number,
                         state="new",
                         transfer="",
-                        attempts=0,
+                        attempts=1,
                         message="",
                         updated_at=now,
+                        claim=token,
+                        claimed_at=now,
                     )
                 )
+            return token
         except IntegrityError:
-            pass  # known already
+            pass  # known already: take it if it is free
         c = orders_table.c
         stale = now - dt.timedelta(seconds=lease_seconds)
         where = [c.webshop_id == webshop_id, c.order_number == number, c.claim.is_(None) | (c.claimed_at < stale)]

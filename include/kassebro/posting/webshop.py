@@ -194,21 +194,24 @@ def _transfer(
     order_date = record.order_date or order.created_at.astimezone(zone).date()
     completed = order.completed_at(shop.statuses) or order.updated_at
     invoice_date = record.invoice_date or completed.astimezone(zone).date()
-    store.update(shop.id, order.number, token, transfer=rule.transfer, order_date=order_date, total_ore=made.total)
-
     customer_id = record.customer_id or resolve_customer(order.customer, shop, tx, store, lease).id
-    store.update(shop.id, order.number, token, customer_id=customer_id)
 
     order_id = record.tx_order_id
     closed: bool | None = None  # None: not read in this attempt
     if order_id is None:
+        known = {
+            "transfer": rule.transfer,
+            "order_date": order_date,
+            "total_ore": made.total,
+            "customer_id": customer_id,
+        }
         found = tx.find_order(order.number, tag(shop, order.number), order_date)
-        if found is None:
-            lease.fence()
+        if found is None:  # what the order will be, written under our claim (the write is the fence)
+            _write(store, shop, order.number, token, **known)
             reference = f"{shop.name} ordre {order.number}"
             found = tx.create_order(made, customer_id, order_date, tag(shop, order.number), reference)
         order_id, closed = found.id, found.closed
-        store.update(shop.id, order.number, token, state="ordered", tx_order_id=order_id, message="")
+        _write(store, shop, order.number, token, state="ordered", tx_order_id=order_id, message="", **known)
     if rule.transfer == "order":
         store.update(shop.id, order.number, token, release=True, state="done", message="")
         note = "left open for invoicing in Tripletex" + (f"; {_refund_note(order)}" if order.refunded else "")
@@ -228,16 +231,9 @@ def _transfer(
     send = rule.send_invoice if email is None else (email and rule.send_invoice)
     paid = order.captured if rule.transfer == "paid_invoice" else None
     if invoice is None:
-        lease.fence()
-        store.update(
-            shop.id,
-            order.number,
-            token,
-            state="invoicing",
-            invoice_date=invoice_date,
-            invoicing_sent_at=dt.datetime.now(dt.UTC),
-        )
         payment_type = tx.payment_type_id(rule.payment_type) if rule.payment_type else None
+        now = dt.datetime.now(dt.UTC)
+        _write(store, shop, order.number, token, state="invoicing", invoice_date=invoice_date, invoicing_sent_at=now)
         invoice = tx.invoice_order(
             order_id, invoice_date, send=send, send_type=rule.send_type, payment_type_id=payment_type, paid=paid
         )
@@ -267,6 +263,16 @@ def _transfer(
         message=note,
     )
     return Outcome(order.number, "done", "", invoice.number, order_id, note)
+
+
+def _write(store: Transfers, shop: Webshop, number: str, token: str, **values: object) -> None:
+    """Record a step under our claim, right before the call it announces: a claim that ran out
+    (another run took the order over) stops us here, before anything is sent."""
+    if not store.update(shop.id, number, token, **values):
+        raise ClaimLost(
+            f"{shop.id} order {number}: the claim is no longer ours (its lease ran out and another run "
+            "took the order over); nothing was sent"
+        )
 
 
 def _refund_note(order: WebOrder) -> str:
