@@ -33,7 +33,7 @@ from kassebro.core.allocation import DISCOUNT_KEY, bill_discount_parts, discount
 from kassebro.core.errors import Issue, ValidationFailed
 from kassebro.core.frames import SalesDay
 from kassebro.core.money import format_ore, vat_from_gross
-from kassebro.core.saft_codes import CASH_DIFFERENCE_CODE, CREDIT_SALE_CODES, sales_vat_code
+from kassebro.core.saft_codes import CASH_DIFFERENCE_CODE, CREDIT_SALE_CODES, CUSTOMER_ACCOUNT_PAYMENT, sales_vat_code
 
 CASH_DIFFERENCE_CODES = frozenset({CASH_DIFFERENCE_CODE})
 
@@ -90,9 +90,20 @@ class _Build:
     def issue(self, rule: str, message: str) -> None:
         self.issues.append(Issue(self.source, rule, message))
 
-    def add(self, role: str, account: str, amount: int, vat_code: str | None, text: str, dept: str, proj: str) -> None:
+    def add(
+        self,
+        role: str,
+        account: str,
+        amount: int,
+        vat_code: str | None,
+        text: str,
+        dept: str,
+        proj: str,
+        customer: str | None = None,
+    ) -> None:
         if amount:
-            self.lines.append((role, VoucherLine(account, amount, vat_code, text, dept or None, proj or None)))
+            line = VoucherLine(account, amount, vat_code, text, dept or None, proj or None, customer)
+            self.lines.append((role, line))
 
     @property
     def department(self) -> str:
@@ -187,7 +198,26 @@ def _meta(vat_figures: dict, build: _Build) -> dict[str, str]:
     meta = {"payments": json.dumps(payments, sort_keys=True)}
     if vat_figures:
         meta["vat_by_code"] = json.dumps(vat_figures, sort_keys=True)
+    customers = sorted({line.customer for _, line in build.lines if line.customer})
+    if customers:  # who each customer on a line is, as the source declares them, for the ledger's customer
+        declared = _customer_rows(build.day)
+        meta["customers"] = json.dumps(
+            {c: declared.get(c, {"customer_id": c, "name": ""}) for c in customers}, sort_keys=True
+        )
+        meta["customer_number_start"] = str(build.mapping.customer_number_start)
     return meta
+
+
+def _customer_rows(day: SalesDay) -> dict[str, dict[str, str]]:
+    """The source's declared customers by id (SAF-T customersSuppliers), as plain strings."""
+    if day.customers is None or day.customers.empty:
+        return {}
+    rows = day.customers.fillna("").astype(str).to_dict("records")
+    return {row["customer_id"]: row for row in rows}
+
+
+def _customer_names(day: SalesDay) -> dict[str, str]:
+    return {c: row["name"] for c, row in _customer_rows(day).items() if row["name"]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,10 +410,17 @@ def _tips(build: _Build) -> None:
 
 
 def _payments(build: _Build) -> None:
-    """One net line per payment account: cash net of change, gift cards and credit notes redeemed."""
+    """One net line per payment account: cash net of change, gift cards and credit notes redeemed.
+
+    With customer postings (`Vendor.customer_postings`), what is paid "on the customer's account"
+    (12006) by a receipt that names its customer goes to the customer account instead, one line per
+    customer with the customer on it, like a credit sale's unpaid part."""
+    payments = build.day.payments
+    if build.vendor.customer_postings and len(payments):
+        payments = _customer_account_payments(build, payments)
     per_account: dict[str, list] = {}
     for (ptype, pcode), amount in (
-        build.day.payments.groupby(["payment_type", "payment_code"], sort=True, dropna=False)["amount"].sum().items()
+        payments.groupby(["payment_type", "payment_code"], sort=True, dropna=False)["amount"].sum().items()
     ):
         account = build.mapping.payment_account(str(ptype), str(pcode))
         if account is None:
@@ -394,6 +431,23 @@ def _payments(build: _Build) -> None:
         entry[1].append(str(ptype))
     for account, (amount, types) in sorted(per_account.items()):
         build.add("payment", account, amount, None, f"Betaling {', '.join(types)}", build.department, build.project)
+
+
+def _customer_account_payments(build: _Build, payments: pd.DataFrame) -> pd.DataFrame:
+    """Book 12006 payments of receipts with a customer on the customer account; return the rest."""
+    heads = build.day.receipts.drop_duplicates(_RECEIPT)[[*_RECEIPT, "customer_id"]]
+    joined = payments.merge(heads, on=_RECEIPT, how="left")
+    joined["customer_id"] = joined["customer_id"].fillna("")
+    on_account = (joined["payment_code"] == CUSTOMER_ACCOUNT_PAYMENT) & (joined["customer_id"] != "")
+    if not on_account.any():
+        return payments
+    names = _customer_names(build.day)
+    for customer, amount in joined[on_account].groupby("customer_id", sort=True)["amount"].sum().items():
+        name = names.get(str(customer), "")
+        text = f"Kredittsalg {name} (kunde {customer})" if name else f"Kredittsalg kunde {customer}"
+        account = build.mapping.customer_account
+        build.add("receivable", account, int(amount), None, text, build.department, build.project, str(customer))
+    return payments[~on_account.to_numpy()]
 
 
 def _receipt_differences(build: _Build) -> None:
@@ -448,16 +502,16 @@ def _receipt_differences(build: _Build) -> None:
         build.issue("receipt_balances", f"{len(unbalanced)} receipt(s) do not balance: {_listing(unbalanced)}")
     if no_customer:
         build.issue("credit_sale_customer", f"credit sale(s) without a customer: {_listing(no_customer)}")
+    on_customers = build.vendor.customer_postings
+    names = _customer_names(day) if on_customers else {}
     for customer, amount in sorted(receivable.items()):
-        build.add(
-            "receivable",
-            build.mapping.receivable_account,
-            amount,
-            None,
-            f"Kredittsalg kunde {customer}",
-            build.department,
-            build.project,
-        )
+        if on_customers:  # the ledger's customer account, the customer on the posting
+            name = names.get(customer, "")
+            text = f"Kredittsalg {name} (kunde {customer})" if name else f"Kredittsalg kunde {customer}"
+            account, who = build.mapping.customer_account, customer
+        else:
+            text, account, who = f"Kredittsalg kunde {customer}", build.mapping.receivable_account, None
+        build.add("receivable", account, amount, None, text, build.department, build.project, who)
     if cash:
         limit = build.mapping.max_cash_difference_ore
         over = [f"receipt {t} on register {r}: {format_ore(d)}" for r, t, d in cash if abs(d) > limit]

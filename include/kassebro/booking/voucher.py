@@ -24,6 +24,8 @@ class VoucherLine:
       vat_code: standard tax code ("3", "31", "33", "5", "6", "0") or None for lines without VAT.
       description: shown on the posting in the ledger.
       department, project: dimension numbers in the ledger, or None.
+      customer: the POS's customer id (custSupID) on a credit sale booked to the ledger's customer
+        account; the voucher's meta "customers" says who it is. None on every other line.
     """
 
     account: str
@@ -32,6 +34,14 @@ class VoucherLine:
     description: str = ""
     department: str | None = None
     project: str | None = None
+    customer: str | None = None
+
+    def to_json(self) -> dict:
+        """The line as JSON; `customer` only when set, so vouchers without one keep their digest."""
+        data = asdict(self)
+        if data["customer"] is None:
+            del data["customer"]
+        return data
 
 
 @dataclass(frozen=True)
@@ -66,7 +76,7 @@ class Voucher:
     def to_json(self) -> dict:
         data = asdict(self)
         data["business_day"] = self.business_day.isoformat()
-        data["lines"] = [asdict(line) for line in self.lines]
+        data["lines"] = [line.to_json() for line in self.lines]
         return data
 
     @classmethod

@@ -83,6 +83,12 @@ class LedgerMap(_Strict):
     - `max_rounding_per_receipt_ore`: cash rounding allowed on one receipt (whole kroner: 0.50);
       the day's rounding may be that times the receipts rounded, never less than `max_rounding_ore`.
     - `max_cash_difference_ore`: the largest difference one cash count (11008) may show.
+    - `credit_sales`: "receivable" (default) books the unpaid part of credit sales to
+      `receivable_account` with the customer in the line's text; "customer_ledger" books it to
+      `customer_account` (1500) with the customer on the posting, so it shows in the ledger's customer
+      sub-ledger (ageing, dunning): where the system takes a customer on a voucher line through
+      kassebro (`LedgerSystem.customer_postings`), else the "receivable" booking, as the config check says.
+    - `customer_number_start`: new ledger customers made for POS customers are numbered from here.
     So the limits grow with the day: a right day of 50,000 receipts passes, a wrong one still fails.
     """
 
@@ -100,6 +106,9 @@ class LedgerMap(_Strict):
     vat_tolerance_per_100_figures_ore: int = Field(default=50, ge=0)
     net_returns: bool = False
     use_line_projects: bool = False
+    credit_sales: Literal["receivable", "customer_ledger"] = "receivable"
+    customer_account: AccountNumber = "1500"
+    customer_number_start: int = Field(default=100_000, ge=1)
 
     def key_for(self, art_group_id: str, art_group_code: str = "") -> AccountingKey | None:
         """The vendor's own article group wins over its predefined SAF-T code."""
@@ -390,6 +399,11 @@ class Vendor(_Strict):
         return self.organisation_number or (firm_client.replace(" ", "") if firm_client else None)
 
     @property
+    def customer_postings(self) -> bool:
+        """Credit sales go to the ledger's customer accounts with the customer on the posting."""
+        return self.mapping.credit_sales == "customer_ledger" and registry.get(self.ledger.system).customer_postings
+
+    @property
     def dag_id(self) -> str:
         return f"vendor_{self.id}"
 
@@ -430,6 +444,12 @@ class Vendor(_Strict):
 def vendor_warnings(vendor: Vendor) -> list[str]:
     """What a vendor file lacks that the product can run without, but not fully check."""
     warnings = []
+    if vendor.mapping.credit_sales == "customer_ledger" and not vendor.customer_postings:
+        title = registry.get(vendor.ledger.system).title
+        warnings.append(
+            f"credit_sales: customer_ledger: {title} takes no customer on a voucher line through kassebro, so "
+            f"credit sales are booked to {vendor.mapping.receivable_account} with the customer in the line's text"
+        )
     if vendor.org_number is None:
         warnings.append(
             "no organisation_number: the control that its sales files belong to it cannot run "

@@ -129,6 +129,16 @@ NUMBER_COLUMNS: dict[str, str] = {
     "count": "int64",
 }
 
+CUSTOMER_COLUMNS: dict[str, str] = {
+    "customer_id": "string",  # custSupID, as credit sales name it
+    "name": "string",  # custSupName
+    "org_number": "string",  # taxRegIdent, digits only ("" when none)
+    "email": "string",  # eMail
+    "address": "string",  # streetAddress: streetname and number
+    "postcode": "string",
+    "city": "string",
+}
+
 FRAME_COLUMNS: dict[str, dict[str, str]] = {
     "lines": LINE_COLUMNS,
     "receipts": RECEIPT_COLUMNS,
@@ -141,9 +151,10 @@ FRAME_COLUMNS: dict[str, dict[str, str]] = {
     "codes": CODE_COLUMNS,
     "headers": HEADER_COLUMNS,
     "numbers": NUMBER_COLUMNS,
+    "customers": CUSTOMER_COLUMNS,
 }
 
-OPTIONAL_FRAMES = frozenset({"z_art_groups", "skipped", "z_reports", "codes", "headers", "numbers"})
+OPTIONAL_FRAMES = frozenset({"z_art_groups", "skipped", "z_reports", "codes", "headers", "numbers", "customers"})
 """Frames a source may not have (None on the SalesDay): the rules that read them then do not apply.
 A SAF-T file has them all; the POS database has no master data, file header or number series."""
 
@@ -174,6 +185,8 @@ class SalesDay:
       headers: one row per source file (its company and currency).
       numbers: the transaction number series per register as the source holds it around the day
         (runs of consecutive numbers, and numbers seen twice), so a gap at the day's edge shows.
+      customers: the customers the source declares (SAF-T `customersSuppliers` of type Customer),
+        for credit sales booked on the ledger's customer accounts; None when it declares none.
       source: where the data came from (file paths or a database URL without password).
     """
 
@@ -191,6 +204,7 @@ class SalesDay:
     codes: pd.DataFrame | None = None
     headers: pd.DataFrame | None = None
     numbers: pd.DataFrame | None = None
+    customers: pd.DataFrame | None = None
 
     def frames(self) -> dict[str, pd.DataFrame]:
         """Every frame, an empty one where the source has none (for display and sums)."""

@@ -60,6 +60,8 @@ RATE_CLASS_BP: dict[str, int] = {
 _SALES_CODE_BY_RATE = {2500: "3", 1500: "31", 1200: "33", 1100: "33", 0: "6"}
 
 CREDIT_SALE_CODES = frozenset({"11002", "11015", "11017"})
+CUSTOMER_ACCOUNT_PAYMENT = "12006"
+"""Payment code 12006 "Kundekonto": the sale is put on the customer's account (a credit sale)."""
 """Transaction codes (list 11) whose unpaid part is owed by the customer (the receivable): credit
 sale, cash and credit sale, credit sale and return."""
 CASH_DIFFERENCE_CODE = "11008"

@@ -129,7 +129,11 @@ _PAYMENT_TYPES: dict[str, tuple[str, str]] = {
 }
 
 # The shop's credit customers (custSupID, name): credit sales name one of them.
-_CUSTOMERS: tuple[tuple[str, str], ...] = (("K1001", "Bedriften AS"), ("K1002", "Foreningen Lag"))
+# (custSupID, name, organisation number, e-mail, (street, number, postcode, city))
+_CUSTOMERS: tuple[tuple[str, str, str, str, tuple[str, str, str, str]], ...] = (
+    ("K1001", "Bedriften AS", "913572468", "faktura@bedriften.example.no", ("Strandgaten", "12", "5013", "Bergen")),
+    ("K1002", "Foreningen Lag", "", "kasserer@foreningen.example.no", ("Kirkeveien", "3", "0368", "Oslo")),
+)
 
 # Café cost centres (costID, basic type 01): eaten in or taken away.
 _COST_CENTRES = {"1": ("SALONG", "Servering i salong"), "2": ("DISK", "Takeaway fra disk")}
@@ -647,8 +651,18 @@ def _master_data(profile: DemoProfile, orgnr: str, company_name: str) -> str:
                     _el("custSupID", cust_id),
                     _el("custSupName", cust_name),
                     _el("custSupType", "Customer"),
+                    _el("eMail", email),
+                    _el("taxRegIdent", orgnr) if orgnr else "",
+                    _block(
+                        "streetAddress",
+                        _el("streetname", street[0]),
+                        _el("number", street[1]),
+                        _el("city", street[3]),
+                        _el("postalCode", street[2]),
+                        _el("country", "NO"),
+                    ),
                 )
-                for cust_id, cust_name in _CUSTOMERS
+                for cust_id, cust_name, orgnr, email, street in _CUSTOMERS
             ),
         )
     basic_xml = "".join(

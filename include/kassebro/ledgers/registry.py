@@ -65,6 +65,7 @@ class LedgerSystem:
       pool_per_company: one pool per company, not per system (Fiken: one request at a time).
       pool_slots: concurrent calls allowed per pool.
       payment_account: every POS payment must book to this account or its sub-accounts.
+      customer_postings: a voucher line can carry the ledger's customer (credit sales on 1500).
       lease_seconds, visibility_seconds: defaults of the exactly-once claim (config.LedgerTarget).
       sandbox_port: the sandbox's port in the demo and `kassebro sandbox`.
     """
@@ -85,6 +86,7 @@ class LedgerSystem:
     pool_per_company: bool = False
     pool_slots: int = 4
     payment_account: str | None = None
+    customer_postings: bool = False
     lease_seconds: int = 120
     visibility_seconds: int = 60
     hook: str | None = None
@@ -204,6 +206,7 @@ register(
         secret_extras=("consumer_token",),
         own_reversal=True,
         firm_clients=True,
+        customer_postings=True,
         visibility_seconds=60,
     )
 )

@@ -425,6 +425,7 @@ class TripletexClient(HttpClient):
         accounts = {number: int(info["id"]) for number, info in infos.items()}
         vat_ids = self.resolve_vat_types(line.vat_code for line in voucher.lines if line.vat_code)
         self._check_vat_locks(voucher, infos)
+        customers = self._customer_ids(voucher)
         day = voucher.business_day.isoformat()
         postings = []
         for row, line in enumerate(voucher.lines, start=1):
@@ -443,6 +444,8 @@ class TripletexClient(HttpClient):
                 posting["department"] = {"id": self.department_id(line.department)}
             if line.project:
                 posting["project"] = {"id": self.project_id(line.project)}
+            if line.customer:
+                posting["customer"] = {"id": customers[line.customer]}
             postings.append(posting)
         return {
             "date": day,
@@ -548,6 +551,41 @@ class TripletexClient(HttpClient):
             raise LedgerValidationError(SYSTEM, f"project {number} not found in Tripletex")
         self.cache.put("projects", {number: int(exact[0]["id"])})
         return int(exact[0]["id"])
+
+    def _customer_ids(self, voucher: Voucher) -> dict[str, int]:
+        """The Tripletex customer of each POS customer on the voucher's lines (credit sales on the
+        customer account): cached per vendor and POS customer id, else found by organisation number,
+        e-mail or name, else created from the mapping's `customer_number_start` (the voucher's meta
+        says who each customer is, as the POS declares them)."""
+        keys = sorted({line.customer for line in voucher.lines if line.customer})
+        if not keys:
+            return {}
+        from kassebro.ledgers.tripletex_invoicing import TripletexInvoicing
+        from kassebro.sources.webshop import WebCustomer
+
+        declared = json.loads(voucher.meta.get("customers") or "{}")
+        start = int(voucher.meta.get("customer_number_start") or 100_000)
+        ids: dict[str, int] = {}
+        for key in keys:
+            cache_key = f"{voucher.vendor_id}:{key}"
+            cached = self.cache.get("pos_customers", cache_key)
+            if cached is None:
+                row = declared.get(key) or {}
+                org = str(row.get("org_number") or "")
+                who = WebCustomer(
+                    shop_id=key,
+                    name=str(row.get("name") or f"Kunde {key}"),
+                    is_company=bool(org),
+                    org_number=org or None,
+                    email=str(row.get("email") or "") or None,
+                    address1=str(row.get("address") or ""),
+                    postcode=str(row.get("postcode") or ""),
+                    city=str(row.get("city") or ""),
+                )
+                cached = TripletexInvoicing(self).find_or_create(who, start).id
+                self.cache.put("pos_customers", {cache_key: cached})
+            ids[key] = int(cached)
+        return ids
 
     def _check_vat_locks(self, voucher: Voucher, infos: Mapping[str, Mapping[str, Any]]) -> None:
         problems = []

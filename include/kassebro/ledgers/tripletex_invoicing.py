@@ -20,7 +20,7 @@ dateTo is exclusive on orders and invoices as on vouchers.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -36,6 +36,7 @@ _ORDER_FIELDS = "id,number,isClosed,deliveryComment,orderDate,customer(id)"
 _INVOICE_FIELDS = "id,invoiceNumber,invoiceDate,amount,amountOutstanding,orders(id),customer(id)"
 NUMBER_BLOCK = 20
 """Customer numbers checked per lookup when choosing a free one."""
+CUSTOMER_NUMBER_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -94,15 +95,24 @@ class TripletexInvoicing:
     def vat_type_ids(self, codes: Iterable[str]) -> dict[str, int]:
         return self.client.resolve_vat_types(codes)
 
-    def find_customers(self, *, org_number: str | None = None, email: str | None = None) -> list[TxCustomer]:
-        """Customers with this organisation number or e-mail, active and inactive."""
-        params = {"organizationNumber": org_number} if org_number else {"email": email}
+    def find_customers(
+        self, *, org_number: str | None = None, email: str | None = None, name: str | None = None
+    ) -> list[TxCustomer]:
+        """Customers with this organisation number, e-mail or exact name, active and inactive."""
+        if org_number:
+            params = {"organizationNumber": org_number}
+        elif email:
+            params = {"email": email}
+        else:
+            params = {"customerName": name or ""}
         found: list[TxCustomer] = []
         for inactive in ("false", "true"):
             for value in self.client._all_pages("/customer", {**params, "isInactive": inactive}, _CUSTOMER_FIELDS):
                 if org_number and _digits(value.get("organizationNumber")) != org_number:
                     continue
-                if email and str(value.get("email") or "").strip().lower() != email.strip().lower():
+                if email and not org_number and str(value.get("email") or "").strip().lower() != email.strip().lower():
+                    continue
+                if name and not (org_number or email) and str(value.get("name") or "").strip().lower() != name.lower():
                     continue
                 found.append(_customer(value))
         return sorted({c.id: c for c in found}.values(), key=lambda c: c.number)
@@ -147,6 +157,54 @@ class TripletexInvoicing:
             body["phoneNumber"] = customer.phone
         data = self.client._request("POST", "/customer", body=body, params={"fields": _CUSTOMER_FIELDS})
         return _customer(self.client._value(data))
+
+    def find_or_create(
+        self, customer: WebCustomer, start: int, before_create: Callable[[], None] | None = None
+    ) -> TxCustomer:
+        """The Tripletex customer for a shop's or POS's customer: by organisation number, then e-mail,
+        then (neither given) by exact name, active or inactive (a match that is only inactive is
+        refused, for a person to decide); else a new customer with the lowest number from `start`
+        that no customer holds. `before_create` runs right before the create (a claim's fence).
+
+        INFERRED: `customerName` is a "contains" filter (the spec says "Containing"), so the exact
+        name is chosen from its answer; a name matching several customers is refused, not guessed.
+        """
+        found: list[TxCustomer] = []
+        org = _digits(customer.org_number)
+        if org:
+            found = self.find_customers(org_number=org)
+        if not found and customer.email:
+            found = self.find_customers(email=customer.email)
+        if not found and not org and not customer.email and customer.name:
+            found = self.find_customers(name=customer.name)
+            if len({c.id for c in found if not c.inactive}) > 1:
+                listed = ", ".join(f"{c.number} {c.name}" for c in found)
+                raise LedgerValidationError(
+                    SYSTEM,
+                    f"the customer {customer.name!r} (no organisation number or e-mail) matches several "
+                    f"Tripletex customers ({listed}); give the customer an e-mail or organisation number",
+                )
+        active = [c for c in found if not c.inactive]
+        if found and not active:
+            listed = ", ".join(f"{c.number} {c.name}" for c in found)
+            raise LedgerValidationError(
+                SYSTEM,
+                f"the customer {customer.name!r} matches only inactive Tripletex customers ({listed}); "
+                "activate one in Tripletex (or change the customer at the source), then try again",
+            )
+        if active:
+            return active[0]
+        number = self.free_customer_number(start)
+        for attempt in range(CUSTOMER_NUMBER_TRIES):
+            if before_create is not None:
+                before_create()
+            try:
+                return self.create_customer(customer, number)
+            except LedgerValidationError as exc:  # taken meanwhile (made in Tripletex by hand)
+                if "customerNumber" not in str(exc) or attempt == CUSTOMER_NUMBER_TRIES - 1:
+                    raise
+                number = self.free_customer_number(number + 1)
+        raise AssertionError("unreachable")
 
     # ---- orders and invoices ----------------------------------------------------------------
 

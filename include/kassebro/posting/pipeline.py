@@ -382,7 +382,7 @@ def correction_voucher(day_voucher: Voucher, booked: list[Voucher], version: int
     from kassebro.booking.voucher import VoucherLine, external_ref
 
     def key(line: VoucherLine) -> tuple:
-        return (line.account, no_vat(line.vat_code), line.department, line.project)
+        return (line.account, no_vat(line.vat_code), line.department, line.project, line.customer)
 
     delta: dict[tuple, int] = {}
     texts: dict[tuple, str] = {}
@@ -394,7 +394,7 @@ def correction_voucher(day_voucher: Voucher, booked: list[Voucher], version: int
             delta[key(line)] = delta.get(key(line), 0) - line.amount
             texts.setdefault(key(line), line.description)
     lines = tuple(
-        VoucherLine(k[0], amount, k[1], f"Korreksjon: {texts[k]}", k[2], k[3])
+        VoucherLine(k[0], amount, k[1], f"Korreksjon: {texts[k]}", k[2], k[3], k[4])
         for k, amount in sorted(delta.items(), key=lambda kv: tuple(str(p) for p in kv[0]))
         if amount
     )
@@ -405,7 +405,23 @@ def correction_voucher(day_voucher: Voucher, booked: list[Voucher], version: int
         description=f"Korreksjon {version - 1} av {day_voucher.description}",
         lines=lines,
         vat_difference=day_voucher.vat_difference - sum(b.vat_difference for b in booked),
+        meta=_customers_meta([day_voucher, *booked]) if any(line.customer for line in lines) else {},
     )
+
+
+def _customers_meta(vouchers: list[Voucher]) -> dict[str, str]:
+    """Who the customers on a correction's lines are: from the day's voucher, else the booked ones."""
+    import json
+
+    customers: dict[str, object] = {}
+    start = ""
+    for voucher in reversed(vouchers):  # the day's voucher last, so its view wins
+        customers.update(json.loads(voucher.meta.get("customers") or "{}"))
+        start = voucher.meta.get("customer_number_start") or start
+    meta = {"customers": json.dumps(customers, sort_keys=True)}
+    if start:
+        meta["customer_number_start"] = start
+    return meta
 
 
 def verify(vendor: Vendor, day: dt.date, ledger: Ledger, journal: Journal) -> dict:

@@ -40,7 +40,6 @@ from kassebro.sources.webshop import ShopApi, ShopError, WebCustomer, WebOrder
 
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 120
-CUSTOMER_NUMBER_TRIES = 3
 CUSTOMER_WAIT_SECONDS = 30
 
 
@@ -313,40 +312,8 @@ def resolve_customer(
 def _find_or_create_customer(
     customer: WebCustomer, shop: Webshop, tx: TripletexInvoicing, store: Transfers, lease: RenewedLease | None
 ) -> TxCustomer:
-    found: list[TxCustomer] = []
-    org = "".join(ch for ch in customer.org_number or "" if ch.isdigit())
-    if org:
-        found = tx.find_customers(org_number=org)
-    if not found and customer.email:
-        found = tx.find_customers(email=customer.email)
-    active = [c for c in found if not c.inactive]
-    if found and not active:
-        listed = ", ".join(f"{c.number} {c.name}" for c in found)
-        raise LedgerValidationError(
-            "Tripletex",
-            f"the customer {customer.name!r} matches only inactive Tripletex customers ({listed}); "
-            "activate one in Tripletex (or change the shop's customer), then re-transfer",
-        )
-    if active:
-        return active[0]
     start = max(shop.customer_number_start, store.highest_customer_number(shop.id) + 1)
-    return _create_customer(customer, tx, start, lease)
-
-
-def _create_customer(
-    customer: WebCustomer, tx: TripletexInvoicing, start: int, lease: RenewedLease | None
-) -> TxCustomer:
-    number = tx.free_customer_number(start)
-    for attempt in range(CUSTOMER_NUMBER_TRIES):
-        if lease is not None:
-            lease.fence()
-        try:
-            return tx.create_customer(customer, number)
-        except LedgerValidationError as exc:  # taken meanwhile (made in Tripletex by hand)
-            if "customerNumber" not in str(exc) or attempt == CUSTOMER_NUMBER_TRIES - 1:
-                raise
-            number = tx.free_customer_number(number + 1)
-    raise AssertionError("unreachable")
+    return tx.find_or_create(customer, start, before_create=lease.fence if lease is not None else None)
 
 
 def transfer_orders(

@@ -992,7 +992,7 @@ class TripletexStore:
         for key, registry, missing in (
             ("department", books.departments, "Avdelingen finnes ikke."),
             ("project", books.projects, "Prosjektet finnes ikke."),
-            ("customer", None, ""),
+            ("customer", self.invoicing.customer_ids(books.company.id), "Kunden finnes ikke."),
             ("supplier", None, ""),
         ):
             ref = _ref_id(raw.get(key))

@@ -358,6 +358,10 @@ class Invoicing:
 
     # ---- persistence -------------------------------------------------------------------------
 
+    def customer_ids(self, company_id: int) -> set[int]:
+        """The ids of the company's customers (a voucher posting may name one of them)."""
+        return {c.id for c in self.customers.values() if c.company_id == company_id}
+
     def dump(self) -> dict[str, Any]:
         return {
             "customers": [asdict(c) for c in self.customers.values()],

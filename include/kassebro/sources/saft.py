@@ -178,7 +178,10 @@ _AUDITFILE = _T + "auditfile"
 _HEADER = _T + "header"
 _COMPANY = _T + "company"
 _COMPANY_IDENT = _T + "companyIdent"
+_CUSTOMER_SUPPLIER = _T + "customerSupplier"
+_STREET_ADDRESS = _T + "streetAddress"
 _STREAM_TAGS = (
+    _CUSTOMER_SUPPLIER,
     _AUDITFILE,
     _HEADER,
     _COMPANY_IDENT,
@@ -427,6 +430,7 @@ class _Pass:
     issues: list[Issue] = field(default_factory=list)
     headers: list[tuple] = field(default_factory=list)  # (file, company_ident, currency)
     codes: set[tuple[str, str, str]] = field(default_factory=set)  # (kind, code, standard) declared
+    customers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # custSupID -> CUSTOMER_COLUMNS row
     numbers: dict[str, _Series] = field(default_factory=dict)  # register -> its number series
     txns: dict[str, list[_Txn]] = field(default_factory=dict)  # register -> candidate transactions
     # register -> [(instant, business day, sequence, report)], sorted by instant
@@ -669,6 +673,9 @@ def _read_file(path: Path, state: _Pass, validate_schema: bool) -> None:
                 master.art_group[art_id] = art.get("artGroupID", "")
                 master.art_desc[art_id] = art.get("artDesc", "")
                 elem.clear()
+            elif tag == _CUSTOMER_SUPPLIER:
+                _read_customer(elem, state)
+                elem.clear()
             elif tag == _VAT_CODE_DETAIL:
                 vat = _children(elem)
                 master.std_vat[vat.get("vatCode", "")] = vat.get("standardVatCode", "")
@@ -725,6 +732,26 @@ def _children(elem: etree._Element) -> dict[str, str]:
         if isinstance(tag, str) and tag.startswith(_T):
             result.setdefault(tag[_TL:], (child.text or "").strip())
     return result
+
+
+def _read_customer(elem: etree._Element, state: _Pass) -> None:
+    """A declared customer (suppliers are not needed): what the ledger's customer needs."""
+    kids = _children(elem)
+    cust_id = kids.get("custSupID", "")
+    if not cust_id or kids.get("custSupType", "Customer") != "Customer":
+        return
+    street = next((child for child in elem if child.tag == _STREET_ADDRESS), None)
+    address = _children(street) if street is not None else {}
+    line = " ".join(part for part in (address.get("streetname", ""), address.get("number", "")) if part)
+    state.customers[cust_id] = (
+        cust_id,
+        kids.get("custSupName", ""),
+        "".join(ch for ch in kids.get("taxRegIdent", "") if ch.isdigit()),
+        kids.get("eMail", ""),
+        line,
+        address.get("postalCode", ""),
+        address.get("city", ""),
+    )
 
 
 def _read_basic(elem: etree._Element, master: _Master) -> None:
@@ -1161,6 +1188,9 @@ def _assemble(
         codes=frame("codes", sorted(state.codes), list(FRAME_COLUMNS["codes"])),
         headers=frame("headers", state.headers, list(FRAME_COLUMNS["headers"])),
         numbers=frame("numbers", numbers, list(FRAME_COLUMNS["numbers"])),
+        customers=frame("customers", sorted(state.customers.values()), list(FRAME_COLUMNS["customers"]))
+        if state.customers
+        else None,
         source="; ".join(str(p) for p in files if str(p) in used),
     )
 
