@@ -611,3 +611,24 @@ def test_line_amounts_round_half_up_as_the_module_says():
     assert line_amounts(Decimal("-1"), Decimal("0.10"), Decimal(0), vat["31"], including_vat=False) == (-10, -12)
     assert line_amounts(Decimal(2), Decimal("50"), Decimal(0), vat["5"], including_vat=False) == (10000, 10000)
     assert [kid_for(n) for n in (1, 5000, 12345)] == ["18", "50005", "123455"]
+
+
+def test_post_invoice_for_an_existing_order_may_set_the_number(api, auth):
+    order = create_order(api, auth)
+    body = {"invoiceDate": "2026-03-02", "invoiceNumber": 50_000, "orders": [{"id": order["id"]}]}
+    r = requests.post(
+        api + "/invoice", params={"sendToCustomer": "false"}, data=_json(body),
+        headers={**auth, "Content-Type": "application/json"}, timeout=5,
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    assert_schema(r.json(), response_schema("/invoice", "post", "201"))
+    assert r.json()["value"]["invoiceNumber"] == 50_000
+    found = get(api, auth, "/invoice", invoiceNumber=50_000, invoiceDateFrom="2000-01-01", invoiceDateTo="2100-01-01")
+    assert [v["id"] for v in found.json()["values"]] == [r.json()["value"]["id"]]
+    other = create_order(api, auth)
+    again = {**body, "orders": [{"id": other["id"]}]}
+    taken = post(api, auth, "/invoice", again)
+    assert_error(taken, 422, 18000)
+    assert "invoiceNumber" in taken.text
+    closed = post(api, auth, "/invoice", {**body, "invoiceNumber": 0})
+    assert_error(closed, 422, 18000)  # the first order is invoiced: it cannot be again

@@ -231,3 +231,46 @@ def test_overlapping_runs_transfer_each_order_once(sandbox, store) -> None:
     assert {o.state for o in outcomes} <= {"done", "busy"}
     kari = [c for c in state["customers"] if c["name"] == "Kari Nordmann" and c.get("email") == "kari@example.no"]
     assert len(kari) == 1  # one customer, though both runs met her at once
+
+
+SERIES = SHOP.model_copy(update={"invoice_number_start": 50_000})
+
+
+def test_the_shops_own_invoice_series_numbers_invoices_and_costs_four_calls(sandbox, tx, store) -> None:
+    first = transfer_order(web_order("7001"), SERIES, tx, store)
+    before = sum(tx.calls.values())
+    second = transfer_order(web_order("7002", "invoice"), SERIES, tx, store)
+    assert (first.invoice_number, second.invoice_number) == (50_000, 50_001)
+    assert sum(tx.calls.values()) - before <= 4  # lookup, create, number check, invoice
+    state = books(sandbox)
+    assert sorted(i["invoiceNumber"] for i in state["invoices"]) == [50_000, 50_001]
+    assert len(state["emails"]) == 1  # the pay-later one
+
+
+def test_a_lost_answer_on_a_numbered_invoice_is_found_by_its_number(sandbox, tx, store) -> None:
+    fault = {"kind": "save_then_drop", "method": "POST", "path": "/invoice", "times": 1}
+    requests.post(sandbox[1] + "/_sandbox/faults", json=fault, timeout=5).raise_for_status()
+    assert transfer_order(web_order("7003"), SERIES, tx, store).state != "done"
+    again = transfer_order(web_order("7003"), SERIES, tx, store)
+    assert again.state == "done" and again.invoice_number == 50_000
+    assert len(books(sandbox)["invoices"]) == 1
+
+
+def test_a_series_overlapping_tripletex_numbers_stops_the_order_until_moved(sandbox, tx, store) -> None:
+    # Tripletex's own counter already gave 50000 to an invoice made there
+    requests.post(sandbox[1] + "/_sandbox/invoicing", json={"next_invoice_number": 50_000}, timeout=5)
+    assert transfer_order(web_order("7004"), SHOP, tx, store).invoice_number == 50_000
+    failed = transfer_order(web_order("7005"), SERIES, tx, store)
+    assert failed.state == "failed" and "overlaps" in failed.message and "50000" in failed.message
+    moved = SHOP.model_copy(update={"invoice_number_start": 60_000})
+
+    class Shop:
+        def order(self, number):
+            return web_order(number)
+
+    report = retransfer(moved, Shop(), tx, store, ["7005"])
+    (outcome,) = report.outcomes
+    assert outcome.state == "done" and outcome.invoice_number == 60_000
+    state = books(sandbox)
+    assert sorted(i["invoiceNumber"] for i in state["invoices"]) == [50_000, 60_000]
+    assert len(ours(state, "7005")) == 1

@@ -92,6 +92,10 @@ class Webshop(_Strict):
     """The shop statuses that mean "completed" (default: woocommerce "completed", mystore "Sendt")."""
     customer_number_start: int = Field(default=100_000, ge=1)
     """New Tripletex customers are numbered from here, clear of numbers made in Tripletex."""
+    invoice_number_start: int | None = Field(default=None, ge=1)
+    """None (default): Tripletex numbers the invoices. A number: the shop's own series from here
+    (`POST /invoice` with `invoiceNumber`); set it clear of Tripletex's own series (the seed: e.g.
+    50000). A number Tripletex already holds for another order stops the order, never reused."""
     vat_codes: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_VAT_CODES))
     """The shop's VAT rate (percent) -> Tripletex's outgoing standard tax code."""
     payment_methods: dict[str, PaymentRule]

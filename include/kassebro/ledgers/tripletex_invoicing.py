@@ -298,6 +298,34 @@ class TripletexInvoicing:
         data = self.client._request("PUT", f"/order/{order_id}/:invoice", params=params, retry_transient=False)
         return _invoice(self.client._value(data))
 
+    def invoice_with_number(
+        self,
+        order_id: int,
+        invoice_date: dt.date,
+        number: int,
+        *,
+        send: bool,
+        payment_type_id: int | None = None,
+        paid: Ore | None = None,
+    ) -> TxInvoice:
+        """POST /invoice for an existing order with the shop series' `invoiceNumber` (never resent:
+        `invoice_numbered` finds it after a lost answer)."""
+        params: dict[str, Any] = {"sendToCustomer": "true" if send else "false", "fields": _INVOICE_FIELDS}
+        if payment_type_id is not None and paid is not None:
+            params.update(paymentTypeId=payment_type_id, paidAmount=format(ore_to_decimal(paid), "f"))
+        body = {"invoiceDate": invoice_date.isoformat(), "invoiceNumber": number, "orders": [{"id": order_id}]}
+        data = self.client._request("POST", "/invoice", params=params, body=body, retry_transient=False)
+        return _invoice(self.client._value(data))
+
+    def invoice_numbered(self, number: int) -> tuple[TxInvoice, list[int]] | None:
+        """The invoice holding this number, and the orders it was made from, if any. (`GET /invoice`
+        requires a date range: the whole of the years an invoice can have.)"""
+        params = {"invoiceNumber": number, "invoiceDateFrom": "2000-01-01", "invoiceDateTo": "2100-01-01"}
+        for value in self.client._all_pages("/invoice", params, _INVOICE_FIELDS):
+            if int(value.get("invoiceNumber") or 0) == number:
+                return _invoice(value), [int(o.get("id") or 0) for o in value.get("orders") or []]
+        return None
+
     def find_invoice(
         self, order_id: int, first: dt.date, last: dt.date, customer_id: int | None = None
     ) -> TxInvoice | None:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Index,
     Integer,
     MetaData,
     String,
@@ -54,6 +55,7 @@ orders_table = Table(
     Column("order_date", Date),
     Column("invoice_date", Date),
     Column("invoicing_sent_at", DateTime(timezone=True)),
+    Column("planned_invoice_number", Integer),  # the shop series' number, reserved before it is sent
     Column("invoice_id", Integer),
     Column("invoice_number", Integer),
     Column("invoice_amount_ore", Integer),
@@ -64,6 +66,7 @@ orders_table = Table(
     Column("message", Text, nullable=False, default=""),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+Index("kassebro_webshop_planned_invoice", orders_table.c.webshop_id, orders_table.c.planned_invoice_number, unique=True)
 customers_table = Table(
     "kassebro_webshop_customers",
     metadata,
@@ -99,6 +102,7 @@ class Transfer:
     order_date: dt.date | None
     invoice_date: dt.date | None
     invoicing_sent_at: dt.datetime | None
+    planned_invoice_number: int | None
     invoice_id: int | None
     invoice_number: int | None
     invoice_amount_ore: int | None
@@ -201,6 +205,31 @@ class Transfers:
             values.update(claim=None, claimed_at=None)
         with self.engine.begin() as conn:
             return bool(conn.execute(update(orders_table).where(*where).values(**values)).rowcount)
+
+    def plan_invoice_number(self, webshop_id: str, number: str, start: int) -> int:
+        """The shop series' invoice number of an order: the one reserved earlier, else the next
+        free one from `start` (a unique index keeps two runs from taking the same)."""
+        c = orders_table.c
+        while True:
+            with self.engine.connect() as conn:
+                planned = conn.execute(
+                    select(c.planned_invoice_number).where(c.webshop_id == webshop_id, c.order_number == number)
+                ).scalar()
+                if planned:
+                    return int(planned)
+                highest = conn.execute(
+                    select(func.max(c.planned_invoice_number)).where(c.webshop_id == webshop_id)
+                ).scalar()
+            wanted = max(start, int(highest or 0) + 1)
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(
+                        update(orders_table)
+                        .where(c.webshop_id == webshop_id, c.order_number == number, c.planned_invoice_number.is_(None))
+                        .values(planned_invoice_number=wanted)
+                    )
+            except IntegrityError:
+                continue  # another order took it meanwhile: the next one
 
     # ---- customers ---------------------------------------------------------------------------
 

@@ -33,7 +33,7 @@ from kassebro.config.webshop import Webshop
 from kassebro.core.errors import InputError
 from kassebro.core.money import format_ore
 from kassebro.ledgers.base import LedgerError, LedgerTransient, LedgerValidationError
-from kassebro.ledgers.tripletex_invoicing import TripletexInvoicing, TxCustomer
+from kassebro.ledgers.tripletex_invoicing import TripletexInvoicing, TxCustomer, TxInvoice
 from kassebro.posting.journal import ClaimLost, RenewedLease
 from kassebro.posting.transfers import Transfer, Transfers
 from kassebro.sources.webshop import ShopApi, ShopError, WebCustomer, WebOrder
@@ -229,13 +229,24 @@ def _transfer(
             )
     send = rule.send_invoice if email is None else (email and rule.send_invoice)
     paid = order.captured if rule.transfer == "paid_invoice" else None
+    planned = None
+    if invoice is None and shop.invoice_number_start:  # the shop's own series: the number is the key
+        planned = record.planned_invoice_number or store.plan_invoice_number(
+            shop.id, order.number, shop.invoice_number_start
+        )
+        invoice = _numbered_invoice(tx, store, shop, order.number, token, planned, order_id)
     if invoice is None:
         payment_type = tx.payment_type_id(rule.payment_type) if rule.payment_type else None
         now = dt.datetime.now(dt.UTC)
         _write(store, shop, order.number, token, state="invoicing", invoice_date=invoice_date, invoicing_sent_at=now)
-        invoice = tx.invoice_order(
-            order_id, invoice_date, send=send, send_type=rule.send_type, payment_type_id=payment_type, paid=paid
-        )
+        if planned:
+            invoice = tx.invoice_with_number(
+                order_id, invoice_date, planned, send=send, payment_type_id=payment_type, paid=paid
+            )
+        else:
+            invoice = tx.invoice_order(
+                order_id, invoice_date, send=send, send_type=rule.send_type, payment_type_id=payment_type, paid=paid
+            )
     notes = []
     if invoice.amount != made.total:
         notes.append(f"Tripletex invoiced {format_ore(invoice.amount)}, the shop's total is {format_ore(made.total)}")
@@ -262,6 +273,27 @@ def _transfer(
         message=note,
     )
     return Outcome(order.number, "done", "", invoice.number, order_id, note)
+
+
+def _numbered_invoice(
+    tx: TripletexInvoicing, store: Transfers, shop: Webshop, number: str, token: str, planned: int, order_id: int
+) -> TxInvoice | None:
+    """The invoice already holding the shop series' number for this order (an earlier attempt's
+    answer was lost), or None when the number is free. A number Tripletex holds for another order
+    means the series overlaps Tripletex's own: the order stops, and its number is given up."""
+    held = tx.invoice_numbered(planned)
+    if held is None:
+        return None
+    invoice, orders = held
+    if order_id in orders:
+        return invoice
+    store.update(shop.id, number, token, planned_invoice_number=None)
+    raise LedgerValidationError(
+        "Tripletex",
+        f"invoice number {planned} of the shop's series (invoice_number_start {shop.invoice_number_start}) is "
+        f"already invoice {invoice.id} in Tripletex, for another order: the series overlaps Tripletex's own "
+        "numbers; set invoice_number_start clear of them, then re-transfer",
+    )
 
 
 def _write(store: Transfers, shop: Webshop, number: str, token: str, **values: object) -> None:

@@ -681,8 +681,10 @@ class Invoicing:
         paid_amount: Decimal | None,
         rest_payment_type_id: int | None,
         override_email: str | None,
+        invoice_number: int = 0,
     ) -> StoredInvoice:
-        """`PUT /order/{id}/:invoice`: check everything first, then book, so a refusal changes nothing."""
+        """`PUT /order/{id}/:invoice` (and `POST /invoice` for an existing order, which may set the
+        number: 0 = generated): check everything first, then book, so a refusal changes nothing."""
         with self.store._lock:
             order = self.order(order_id, company_id)
             books = self.store.books(company_id)
@@ -702,6 +704,9 @@ class Invoicing:
                 messages.append(_vm("id", "Ordren er allerede fakturert.", "id"))  # sandbox wording
             elif not order.lines:
                 messages.append(_vm("orderLines", "Ordren har ingen ordrelinjer å fakturere.", "orderLines"))
+            if invoice_number and invoice_number in {i.number for i in self.invoices_of(company_id)}:
+                # INFERRED: a number already used is refused (sandbox wording)
+                messages.append(_vm("invoiceNumber", "Fakturanummeret er allerede i bruk.", "invoiceNumber"))
             if messages:
                 raise validation_failed(messages)
             if not self.settings[company_id].bank_account_registered:
@@ -719,7 +724,7 @@ class Invoicing:
                         raise validation_failed(messages)
                     payments.append(checked)
 
-            number = self._take_invoice_number(company_id)
+            number = invoice_number or self._take_invoice_number(company_id)
             text = f"Faktura {number}"
             postings = [(RECEIVABLE_ACCOUNT, amount, None, order.customer_id, text)]
             for line in order.lines:
@@ -733,7 +738,8 @@ class Invoicing:
             except TripletexError:
                 for voucher in booked:
                     self.store.vouchers.pop(voucher.id, None)
-                self.settings[company_id].next_invoice_number = number
+                if not invoice_number:
+                    self.settings[company_id].next_invoice_number = number
                 raise
             invoice = StoredInvoice(
                 id=self._next_invoice_id,
@@ -1245,6 +1251,39 @@ def add_invoicing_routes(router: APIRouter, store: TripletexStore, auth: Any) ->
         return _default(state().render_invoice(invoice, _base(request)))
 
     # ---- invoices ----------------------------------------------------------------------------
+
+    @router.post("/invoice", status_code=201)
+    async def create_invoice(request: Request, login: Login = auth) -> Response:
+        """An invoice for an order that exists (the sandbox does not take orders embedded as new
+        objects, which the spec also allows); `invoiceNumber` 0 or absent = generated."""
+        body = await _json_body(request)
+        if not isinstance(body, dict):
+            raise validation_failed([_vm(None, "Ugyldig JSON.")])  # type: ignore[arg-type]
+        orders = body.get("orders") or []
+        order_ids = [o.get("id") for o in orders if isinstance(o, dict)]
+        if len(orders) != 1 or not isinstance(order_ids[0], int):
+            message = "Nøyaktig én eksisterende ordre (id) må oppgis."  # sandbox limitation and wording
+            raise validation_failed([_vm("orders", message, "orders")])
+        invoice_date = _parse_date(body.get("invoiceDate"))
+        if invoice_date is None:
+            raise validation_failed([_vm("invoiceDate", "Kan ikke være null.", "invoiceDate")])
+        number = body.get("invoiceNumber") or 0
+        if not isinstance(number, int) or number < 0:
+            raise validation_failed([_vm("invoiceNumber", "Ugyldig verdi.", "invoiceNumber")])
+        state().order(order_ids[0], login.company.id)  # 404 for an order of another company
+        invoice = state().invoice_order(
+            order_ids[0],
+            login.company.id,
+            invoice_date=invoice_date,
+            send_to_customer=bool(_bool_param(request, "sendToCustomer", True)),
+            send_type=None,
+            payment_type_id=_int_param(request, "paymentTypeId"),
+            paid_amount=_decimal_param(request, "paidAmount"),
+            rest_payment_type_id=None,
+            override_email=None,
+            invoice_number=number,
+        )
+        return _default(state().render_invoice(invoice, _base(request)), 201)
 
     @router.get("/invoice/paymentType")
     async def payment_types(request: Request, login: Login = auth) -> Response:
