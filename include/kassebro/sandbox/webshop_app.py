@@ -210,3 +210,23 @@ def demo_period(last_day: dt.date | None, now: dt.datetime | None, clock: Clock)
         moment = now or clock()
         return moment.astimezone(OSLO).date(), moment
     return last_day, now or end_of(last_day)
+
+
+def shop_main(
+    argv: list[str] | None, *, what: str, default_port: int, seed: int, create_app: Callable[..., Any], label: str
+) -> int:
+    """A webshop emulator's command line (`python -m kassebro.sandbox.<shop> --port N`), the same
+    for each shop: the demo's seed, last day and price convention; SIGTERM stops it cleanly."""
+    from kassebro.sandbox.server import sandbox_parser, serve_until_stopped
+
+    parser = sandbox_parser(f"Run the {what}.", default_port, "not used: the shop starts from its demo")
+    parser.add_argument("--seed", type=int, default=seed, help="the demo orders' seed")
+    parser.add_argument("--last-day", help="the demo's last day, YYYY-MM-DD (default today)")
+    parser.add_argument("--prices-excl-vat", action="store_true", help="a shop keeping prices excluding VAT")
+    args = parser.parse_args(argv)
+    app = create_app(
+        seed=args.seed,
+        last_day=dt.date.fromisoformat(args.last_day) if args.last_day else None,
+        prices_include_vat=not args.prices_excl_vat,
+    )
+    return serve_until_stopped(app, args, lambda url: label.format(url=url))

@@ -62,6 +62,7 @@ from kassebro.sandbox.webshop_app import (
     WebshopStore,
     demo_period,
     parse_moment,
+    shop_main,
     utc_now,
     webshop_admin_router,
 )
@@ -469,21 +470,14 @@ def create_app(
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m kassebro.sandbox.woocommerce --port 8940`; SIGTERM stops it cleanly."""
-    from kassebro.sandbox.server import sandbox_parser, serve_until_stopped
-
-    parser = sandbox_parser(
-        "Run the WooCommerce REST API v3 sandbox.", DEFAULT_PORT, "not used: the shop starts from its demo"
+    return shop_main(
+        argv,
+        what="WooCommerce REST API v3 sandbox",
+        default_port=DEFAULT_PORT,
+        seed=DEMO_SEED,
+        create_app=create_app,
+        label="WooCommerce sandbox on {url}" + API_PREFIX,
     )
-    parser.add_argument("--seed", type=int, default=DEMO_SEED, help="the demo orders' seed")
-    parser.add_argument("--last-day", help="the demo's last day, YYYY-MM-DD (default today)")
-    parser.add_argument("--prices-excl-vat", action="store_true", help="a shop keeping prices excluding VAT")
-    args = parser.parse_args(argv)
-    app = create_app(
-        seed=args.seed,
-        last_day=dt.date.fromisoformat(args.last_day) if args.last_day else None,
-        prices_include_vat=not args.prices_excl_vat,
-    )
-    return serve_until_stopped(app, args, lambda url: f"WooCommerce sandbox on {url}{API_PREFIX}")
 
 
 if __name__ == "__main__":
