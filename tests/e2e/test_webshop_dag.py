@@ -88,3 +88,13 @@ def test_an_order_tripletex_refuses_fails_the_run_after_the_others_went(shop_env
     assert run.state == "success"
     assert {r.state for r in Transfers().all("mystore_demo")} == {"done"}
     assert len(_tripletex(env)["orders"]) == orders_before
+
+
+def test_make_demo_runs_each_webshop_dag_once_and_says_where_its_orders_stand(shop_env, capsys) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from kassebro.demo.launcher import _run_webshops
+
+    assert _run_webshops(DagBag(dag_folder=str(PROJECT / "dags"))) == 0
+    out = capsys.readouterr().out
+    assert "webshop_mystore_demo: run success; orders:" in out and " done" in out
