@@ -119,3 +119,53 @@ def test_a_system_without_customer_postings_keeps_1570_and_the_config_check_says
     lines = pipeline.load_voucher(vendor, day).lines
     assert not any(line.customer or line.account == "1500" for line in lines)
     assert any(line.account == "1570" for line in lines)
+
+
+@pytest.fixture
+def fiken_shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The demo shop's days booked in Fiken, credit sales on the customer ledger."""
+    from kassebro.sandbox.fiken import create_app
+    from kassebro.sandbox.server import running
+
+    home = make_home(tmp_path, "butikk_fjord", "shop")
+    path = home / "config" / "vendors" / "butikk_fjord.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["ledger"] = {"system": "fiken", "connection": "fiken_demo", "company": "demo-kiosk-as",
+                      "lease_seconds": 2, "visibility_seconds": 0}  # fmt: skip
+    data.pop("department", None)
+    keys = data["mapping"].get("accounting_keys", {})
+    data["mapping"] = {"template": "fiken", "accounting_keys": keys, "credit_sales": "customer_ledger"}
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    monkeypatch.setenv("KASSEBRO_CONFIG", str(home / "config"))
+    monkeypatch.setenv("KASSEBRO_DATA", str(home / "data"))
+    app = create_app()
+    with running(app) as server:
+        vendor = load_vendor("butikk_fjord")
+        journal = Journal()
+        for day in DAYS:
+            pipeline.prepare(vendor, day, journal)
+        yield vendor, journal, app, server.url
+
+
+def test_fiken_books_credit_sales_on_each_customer_contacts_account(fiken_shop) -> None:
+    from kassebro.demo.sandboxes import client
+
+    vendor, journal, _app, url = fiken_shop
+    assert vendor.customer_postings is True and vendor_warnings(vendor) == [
+        w for w in vendor_warnings(vendor) if "customer" not in w
+    ]
+    ledger = client("fiken", url)
+    for day in DAYS:
+        assert pipeline.post(vendor, day, ledger, journal)["state"] == "posted"
+        assert pipeline.verify(vendor, day, ledger, journal)["verified"] is True  # 1500:NNNNN reads back as 1500
+    path = f"{ledger.company_path}/contacts"
+    ours = {key: ledger._all_pages(path, {"memberNumberString": f"butikk_fjord:{key}"}) for key in ("K1001", "K1002")}
+    assert all(len(found) == 1 for found in ours.values())  # one contact each, over three days
+    codes = {found[0]["customerAccountCode"] for found in ours.values()}
+    booked = [
+        line["account"]
+        for entry in ledger._all_pages(f"{ledger.company_path}/journalEntries", {})
+        for line in entry.get("lines") or []
+        if str(line.get("account", "")).startswith("1500:")
+    ]
+    assert booked and set(booked) == codes

@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from kassebro.booking.voucher import Voucher
 from kassebro.core.errors import KassebroError
@@ -273,3 +273,29 @@ def balances_from_postings(
         if start or moved:
             found.append(AccountBalance(account, names.get(account, ""), start, moved, start + moved))
     return found
+
+
+def voucher_customers(voucher: Voucher) -> tuple[dict[str, Any], int]:
+    """The POS customers on a voucher's lines, as `WebCustomer`s by POS customer id, and the number
+    new ledger customers start from: what the booking rules put in the voucher's meta ("customers",
+    "customer_number_start"). A customer the source did not declare is named "Kunde <id>"."""
+    import json
+
+    from kassebro.sources.webshop import WebCustomer
+
+    declared = json.loads(voucher.meta.get("customers") or "{}")
+    found: dict[str, Any] = {}
+    for key in sorted({line.customer for line in voucher.lines if line.customer}):
+        row = declared.get(key) or {}
+        org = str(row.get("org_number") or "")
+        found[key] = WebCustomer(
+            shop_id=key,
+            name=str(row.get("name") or f"Kunde {key}"),
+            is_company=bool(org),
+            org_number=org or None,
+            email=str(row.get("email") or "") or None,
+            address1=str(row.get("address") or ""),
+            postcode=str(row.get("postcode") or ""),
+            city=str(row.get("city") or ""),
+        )
+    return found, int(voucher.meta.get("customer_number_start") or 100_000)

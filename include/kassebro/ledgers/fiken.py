@@ -42,6 +42,7 @@ Plain `requests`, no Airflow. What it does about the API's habits (brief `apis.m
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -72,6 +73,7 @@ from kassebro.ledgers.base import (
     PostedVoucher,
     in_account_range,
     is_result_account,
+    voucher_customers,
 )
 from kassebro.ledgers.cache import LookupCache
 from kassebro.ledgers.http import IN_TASK_RATE_WAIT, HttpClient, LedgerHttp, Secret, json_or_none, retry_after
@@ -112,6 +114,8 @@ VAT_TYPE_NAMES: dict[int, str] = {
 VAT_ACCOUNTS: dict[str, str] = {"3": "2700", "31": "2701", "33": "2702", "1": "2710", "11": "2711", "13": "2712"}
 _FROM_FIKEN: dict[str, str] = {str(fiken): code for code, fiken in VAT_CODES.items()}  # read lines -> standard
 ACCOUNT_CODE = re.compile(r"^\d{4}(:\d{5})?$")
+CUSTOMER_ACCOUNT = "1500"
+"""Kundefordringer: in Fiken only as each customer contact's sub-account `1500:NNNNN`."""
 _LOCATION_ID = re.compile(r"/journalEntries/(\d+)/?$")
 _ID_SEGMENT = re.compile(r"/\d+(?=/|$)")
 _SLUG_SEGMENT = re.compile(r"^/companies/[^/]+")
@@ -608,6 +612,7 @@ class FikenClient(HttpClient):
         """The generalJournalEntryRequest for a voucher: one journal entry of debit/credit pairs (see `pair_lines`)."""
         if not voucher.lines:
             raise LedgerValidationError(SYSTEM, f"voucher {voucher.external_ref} has no lines")
+        voucher = self._on_contacts(voucher)
         problems = []
         for line in voucher.lines:
             if not ACCOUNT_CODE.match(line.account):
@@ -634,6 +639,82 @@ class FikenClient(HttpClient):
             "open": open_entry,
             "journalEntries": [{"description": description, "date": voucher.business_day.isoformat(), "lines": lines}],
         }
+
+    # ---- customers (credit sales on the customer ledger) --------------------------------------
+
+    def _on_contacts(self, voucher: Voucher) -> Voucher:
+        """The voucher with each line that names a POS customer moved to that customer's own
+        reskontro account (`1500:NNNNN`, the Fiken contact's `customerAccountCode`)."""
+        customers, _start = voucher_customers(voucher)
+        if not customers:
+            return voucher
+        codes = {key: self.contact_account(voucher.vendor_id, key, who) for key, who in customers.items()}
+        lines = tuple(
+            dataclasses.replace(line, account=codes[line.customer], customer=None) if line.customer else line
+            for line in voucher.lines
+        )
+        return dataclasses.replace(voucher, lines=lines)
+
+    def contact_account(self, vendor_id: str, key: str, customer: Any) -> str:
+        """The customer account of the Fiken contact for a POS customer: the contact carrying our
+        key in `memberNumberString` ("<vendor>:<POS customer id>", Fiken's field for connecting a
+        contact to one's own data), else one with the organisation number, then the e-mail (an
+        inactive match only is refused), else a new customer contact with our key. Cached.
+
+        INFERRED: `memberNumberString` (write-only in the spec, a filter on `GET /contacts`) takes
+        any string and filters exactly; Fiken numbers a new customer contact and gives it
+        `customerAccountCode` "1500:NNNNN", which journal entries may then use.
+        """
+        member = f"{vendor_id}:{key}"[:200]
+        cached = self.cache.get("contacts", member)
+        if cached:
+            return str(cached)
+        path = f"{self.company_path}/contacts"
+        found = self._all_pages(path, {"memberNumberString": member, "customer": "true"})
+        if not found and customer.org_number:
+            found = self._all_pages(path, {"organizationNumber": customer.org_number, "customer": "true"})
+        if not found and customer.email:
+            found = self._all_pages(path, {"email": customer.email, "customer": "true"})
+        active = [c for c in found if not c.get("inactive") and c.get("customerAccountCode")]
+        if found and not active:
+            names = ", ".join(str(c.get("name")) for c in found)
+            raise LedgerValidationError(
+                SYSTEM,
+                f"the customer {customer.name!r} matches only inactive Fiken contacts ({names}); "
+                "activate one in Fiken (or change the customer in the POS), then try again",
+            )
+        contact = active[0] if active else self._create_contact(path, member, customer)
+        code = str(contact.get("customerAccountCode") or "")
+        if not ACCOUNT_CODE.match(code):
+            raise LedgerTransient(SYSTEM, f"contact {contact.get('contactId')} has no customer account yet")
+        self.cache.put("contacts", {member: code})
+        self.cache.put("accounts", {code: str(contact.get("name") or "")})  # a new sub-account of the chart
+        return code
+
+    def _create_contact(self, path: str, member: str, customer: Any) -> dict[str, Any]:
+        """POST a customer contact (never resent: a lost answer is found by `memberNumberString`)."""
+        body: dict[str, Any] = {"name": customer.name, "customer": True, "memberNumberString": member}
+        if customer.org_number:
+            body["organizationNumber"] = customer.org_number
+        if customer.email:
+            body["email"] = customer.email
+        if customer.address1 or customer.city:
+            body["address"] = {
+                "streetAddress": customer.address1,
+                "postCode": customer.postcode,
+                "city": customer.city,
+                "country": "Norge",
+            }
+        response = self._request("POST", path, body=body, raw=True)
+        location = response.headers.get("Location", "")
+        if location:
+            contact = self._request("GET", location)
+            if isinstance(contact, dict):
+                return contact
+        found = self._all_pages(path, {"memberNumberString": member, "customer": "true"})
+        if not found:
+            raise LedgerTransient(SYSTEM, f"created a contact for {customer.name!r}, but cannot read it back yet")
+        return found[0]
 
     # ---- HTTP --------------------------------------------------------------------------------
 
@@ -798,7 +879,7 @@ class FikenClient(HttpClient):
                 raise LedgerTransient(SYSTEM, f"journal entry {entry.get('journalEntryId')}: incomplete line")
             vat = line.get("vatCode")
             vat_code = None if vat in (None, "", "0", 0) else str(vat)
-            key = (str(line["account"]), vat_code)
+            key = (_main_if_customer(str(line["account"])), vat_code)
             totals[key] = totals.get(key, 0) + int(line["amount"])
         return PostedVoucher(
             ledger_id=str(entry["journalEntryId"]),
@@ -921,6 +1002,13 @@ def _rate_bp(vat_code: str | None) -> int:
         return 0
     code = standard_vat_codes().get(vat_code)
     return (code.rate_bp or 0) if code is not None else 0
+
+
+def _main_if_customer(account: str) -> str:
+    """A customer's reskontro account (`1500:NNNNN`) read back as 1500, as the voucher books it (the
+    customer rides on the line), so a day compares with what was sent; other sub-accounts (the POS's
+    `1901:NNNNN`) are booked as such and stay."""
+    return CUSTOMER_ACCOUNT if account.startswith(CUSTOMER_ACCOUNT + ":") else account
 
 
 def _as_sent(voucher: Voucher, entry_id: str) -> PostedVoucher:

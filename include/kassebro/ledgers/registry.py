@@ -237,6 +237,7 @@ register(
         pool_per_company=True,
         pool_slots=1,
         payment_account="1901",
+        customer_postings=True,
         visibility_seconds=60,
     )
 )

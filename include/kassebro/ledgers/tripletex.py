@@ -59,6 +59,7 @@ from kassebro.ledgers.base import (
     LedgerValidationError,
     LedgerVatCode,
     PostedVoucher,
+    voucher_customers,
 )
 from kassebro.ledgers.cache import LookupCache
 from kassebro.ledgers.http import IN_TASK_RATE_WAIT, HttpClient, LedgerHttp, Secret, encode_json, retry_after
@@ -557,31 +558,16 @@ class TripletexClient(HttpClient):
         customer account): cached per vendor and POS customer id, else found by organisation number,
         e-mail or name, else created from the mapping's `customer_number_start` (the voucher's meta
         says who each customer is, as the POS declares them)."""
-        keys = sorted({line.customer for line in voucher.lines if line.customer})
-        if not keys:
+        customers, start = voucher_customers(voucher)
+        if not customers:
             return {}
         from kassebro.ledgers.tripletex_invoicing import TripletexInvoicing
-        from kassebro.sources.webshop import WebCustomer
 
-        declared = json.loads(voucher.meta.get("customers") or "{}")
-        start = int(voucher.meta.get("customer_number_start") or 100_000)
         ids: dict[str, int] = {}
-        for key in keys:
+        for key, who in customers.items():
             cache_key = f"{voucher.vendor_id}:{key}"
             cached = self.cache.get("pos_customers", cache_key)
             if cached is None:
-                row = declared.get(key) or {}
-                org = str(row.get("org_number") or "")
-                who = WebCustomer(
-                    shop_id=key,
-                    name=str(row.get("name") or f"Kunde {key}"),
-                    is_company=bool(org),
-                    org_number=org or None,
-                    email=str(row.get("email") or "") or None,
-                    address1=str(row.get("address") or ""),
-                    postcode=str(row.get("postcode") or ""),
-                    city=str(row.get("city") or ""),
-                )
                 cached = TripletexInvoicing(self).find_or_create(who, start).id
                 self.cache.put("pos_customers", {cache_key: cached})
             ids[key] = int(cached)

@@ -27,6 +27,18 @@ brief §2):
   balance}`, "closing balances for a given date", balance integer øre, computed from the journal
   entries the sandbox holds up to and including that date (see `FikenStore.balances`).
 - `GET /companies/{slug}/accounts` (`fromAccount`/`toAccount`): the spec's `account` `{code, name}`.
+- Contacts, the spec's `contact`: `GET /companies/{slug}/contacts` (paged; filters `name`, `email`,
+  `organizationNumber`, `customerNumber`, `supplierNumber`, `memberNumberString`, `phoneNumber`,
+  `customer`, `supplier` (both true: contacts that are both), `inactive` (false: the active ones,
+  true: the inactive ones), `group`, `createdDate*`/`lastModified*` (yyyy-MM-dd, the `date*`
+  comparisons), `sortBy` (its enum, default "createdDate asc")); `POST .../contacts` (body
+  `contact`: `name` required, 1-200 characters, `email`/`organizationNumber` at most 200,
+  `phoneNumber` at most 20, `address` with `country` required and the spec's fields
+  `streetAddress`, `streetAddressLine2`, `city`, `postCode`; 201, empty body, `Location` the
+  full URL of the new contact); `GET .../contacts/{contactId}` (404 when the company has none
+  such). A customer's `customerAccountCode` is "1500:XXXXX", a supplier's `supplierAccountCode`
+  "2400:XXXXX" (the spec's formats). `phoneNumber` and `memberNumberString` are write-only in
+  the spec: kept and filtered on, never rendered.
 
 INFERRED (not in the spec; marked so the real service can prove them wrong):
 - A used refresh token is rotated: the answer carries a new one and the old one stops working
@@ -36,9 +48,11 @@ INFERRED (not in the spec; marked so the real service can prove them wrong):
   `{"error": <short>, "error_description": <detail>}` like the OAuth errors, the only documented
   Fiken error shape. 429 answers carry `Retry-After: 1`.
 - Lines must name both debitAccount and creditAccount (a debit/credit pair), amount > 0,
-  and no unknown fields (spec: 400 for "unexpected fields"). Accounts must exist in the chart;
-  bank accounts (1920) and reskontro (1500) only as sub-accounts, as `/accounts` lists them.
-  POS payment accounts are sub-accounts of 1901, one per payment type (config/ledgers/fiken.yaml).
+  and no unknown fields (spec: 400 for "unexpected fields"). Accounts must exist in the company's
+  chart; bank accounts (1920) and reskontro (1500) only as sub-accounts, as `/accounts` lists them:
+  a 1500:NNNNN account is an active customer contact's, so one of no contact is refused like any
+  unknown account (400). POS payment accounts are sub-accounts of 1901, one per payment type
+  (config/ledgers/fiken.yaml). 2400 stays a plain account beside the suppliers' 2400:NNNNN.
 - A debit side with a VAT code that has a rate takes `amount` as net: Fiken adds the VAT (rounded
   half up, see `vat_added`), debits net + VAT (the VAT on the VAT account, below) and credits
   net + VAT (the
@@ -75,6 +89,37 @@ INFERRED (not in the spec; marked so the real service can prove them wrong):
   1 January of the date's year, balance accounts from the start (Fiken's own year-end closing,
   which books the result to equity, is not modelled); a deleted transaction and its reverse
   transaction both count (they cancel out).
+- Contacts:
+  - Numbering: a customer gets `customerNumber` max(the company's customer numbers, 10000) + 1,
+    so 10001 upwards per company; a supplier `supplierNumber` from 20001 the same way (the spec's
+    examples show 51248 and "1500:20001"/"2400:20001": its numbers are not shown to be these).
+    `contactId`s are one series over all companies from 3000001.
+  - The sub-accounts: an active contact's `customerAccountCode` and `supplierAccountCode` are in
+    its company's chart (`/accounts`, `accountBalances`, accepted on journal entry lines), named
+    as the contact. An inactive contact's are not in the chart and refused on lines (as an
+    unknown account); `accountBalances` still lists one of them while it has a balance.
+  - Listing filters: strings exact (case-sensitive), except `name`: contained in the name,
+    case-insensitive (the spec says "equal"); `customer`/`supplier`/`inactive` `false` select the
+    contacts that are not (the spec documents `true`, and `inactive=false`); without `inactive`
+    active and inactive contacts are listed; `group` matches nothing (the sandbox keeps no
+    groups); several filters at once all apply; a filter value of the wrong type is 400.
+  - POST validation: an `organizationNumber` must be 9 digits (the spec: "Brreg organization
+    number", maxLength 200; no MOD11 check); an `email` must look like a@b.c; the spec's read-only
+    fields (`contactId`, `customerNumber`, `customerAccountCode`, ...) are ignored in a body;
+    its writable fields the sandbox does not keep (`bankAccountNumber`, `contactPerson`,
+    `currency`, `language`, `daysUntilInvoicingDueDate`, `discount`, `groups`, the deprecated
+    `memberNumber`) are refused with 400 "not modelled by the sandbox"; no uniqueness check
+    (two contacts may share an organizationNumber, e-mail or memberNumberString).
+  - The rendered contact has `contactId`, `createdDate`, `lastModifiedDate`, `name`, `customer`,
+    `supplier`, `inactive` always; `email`, `organizationNumber`, `customerNumber`,
+    `customerAccountCode`, `supplierNumber`, `supplierAccountCode`, `address` only when set.
+    `createdDate`/`lastModifiedDate` are the day it was created (a seeded one's: the company's
+    accounting start date).
+  - Seeded, in every company, at start and after `/_sandbox/reset` (`SEED_CONTACTS`): the active
+    customer "Nordlys Catering AS" (customer 10001, 1500:10001, organizationNumber 915000001,
+    post@nordlys-catering.no) and the inactive customer "Gammel Kunde AS" (customer 10002,
+    1500:10002, organizationNumber 987000001); a new customer contact gets 10003 first. A state
+    file of before contacts keeps the seeded ones.
 - `accounts`: paged only when both `page` and `pageSize` are given (the spec lists both
   parameters and the paging headers for it, while its overview table says "Pagination? No" and
   "both query parameters need to be set to enable pagination"); otherwise the whole chart.
@@ -231,12 +276,80 @@ CASH_REGISTER_ACCOUNTS: dict[str, str] = {
     "1901:10011": "Kasse: Vipps",
     "1901:10099": "Kasse: andre betalingsmåter",
 }
-# The Tripletex sandbox's NS 4102 shop chart; 1920 and 1500 only as sub-accounts (INFERRED).
-ACCOUNTS: dict[str, str] = {
+# The Tripletex sandbox's NS 4102 shop chart; 1920 and 1500 only as sub-accounts (INFERRED): the
+# bank accounts', and each active customer contact's (`FikenStore.chart`).
+BASE_ACCOUNTS: dict[str, str] = {
     **{str(a.number): a.name for a in CHART if a.number not in (1500, 1920)},
-    "1500:10001": "Kontantkunde",
     **{b.account_code: b.name for b in BANK_ACCOUNTS},
     **CASH_REGISTER_ACCOUNTS,
+}
+
+# ---- contacts (the spec's `contact`) ----
+CUSTOMER_ACCOUNT = "1500"  # customerAccountCode "1500:XXXXX" (the spec's format)
+SUPPLIER_ACCOUNT = "2400"  # supplierAccountCode "2400:XXXXX" (the spec's format)
+CUSTOMER_NUMBER_START = 10001  # INFERRED: a company's first customerNumber
+SUPPLIER_NUMBER_START = 20001  # INFERRED: a company's first supplierNumber
+CONTACT_ID_START = 3_000_001  # INFERRED: contactIds, one series over all companies
+CONTACT_NAME_MAX = 200  # the spec's contact.name maxLength (minLength 1)
+CONTACT_TEXT_MAX = 200  # the spec's contact.email and organizationNumber maxLength
+PHONE_NUMBER_MAX = 20  # the spec's contact.phoneNumber maxLength
+ORGANIZATION_NUMBER = re.compile(r"^\d{9}$")  # INFERRED: a Brreg number is 9 digits
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")  # INFERRED: Fiken checks the e-mail's form
+# The contact fields the sandbox keeps (POST body); the spec's read-only ones are ignored in a body,
+# its other writable ones are refused as not modelled (INFERRED, module docstring).
+CONTACT_FIELDS = {
+    "name",
+    "email",
+    "organizationNumber",
+    "customer",
+    "supplier",
+    "memberNumberString",
+    "phoneNumber",
+    "address",
+    "inactive",
+}
+CONTACT_READ_ONLY = {
+    "contactId",
+    "createdDate",
+    "lastModifiedDate",
+    "customerNumber",
+    "customerAccountCode",
+    "supplierNumber",
+    "supplierAccountCode",
+    "notes",
+    "documents",
+}
+CONTACT_NOT_MODELLED = {
+    "memberNumber",
+    "bankAccountNumber",
+    "contactPerson",
+    "currency",
+    "language",
+    "daysUntilInvoicingDueDate",
+    "discount",
+    "groups",
+}
+ADDRESS_FIELDS = {"streetAddress", "streetAddressLine2", "city", "postCode", "country"}
+CONTACT_SORTS = ("createdDate asc", "createdDate desc", "lastModified asc", "lastModified desc")
+# Every company's contacts at start and after a reset, in this order (numbered as created: Nordlys
+# Catering AS customer 10001, Gammel Kunde AS customer 10002).
+SEED_CONTACTS: tuple[dict[str, Any], ...] = (
+    {
+        "name": "Nordlys Catering AS",
+        "organizationNumber": "915000001",
+        "email": "post@nordlys-catering.no",
+        "customer": True,
+    },
+    {"name": "Gammel Kunde AS", "organizationNumber": "987000001", "customer": True, "inactive": True},
+)
+# A demo company's chart as seeded: the base chart and its active seeded customers' accounts.
+ACCOUNTS: dict[str, str] = {
+    **BASE_ACCOUNTS,
+    **{
+        f"{CUSTOMER_ACCOUNT}:{CUSTOMER_NUMBER_START + i}": c["name"]
+        for i, c in enumerate(c for c in SEED_CONTACTS if c.get("customer"))
+        if not c.get("inactive")
+    },
 }
 
 
@@ -334,6 +447,60 @@ def render_transaction(entries: list[StoredEntry]) -> dict[str, Any]:
 
 
 @dataclass
+class StoredContact:
+    """A contact of one company (the spec's `contact`, the fields the sandbox keeps)."""
+
+    contact_id: int
+    company: str
+    name: str
+    created_date: str
+    email: str | None = None
+    organization_number: str | None = None
+    customer: bool = False
+    supplier: bool = False
+    customer_number: int | None = None
+    supplier_number: int | None = None
+    member_number_string: str | None = None  # write-only in the spec: a filter, never rendered
+    phone_number: str | None = None  # write-only in the spec: a filter, never rendered
+    address: dict[str, str] | None = None
+    inactive: bool = False
+    last_modified_date: str = ""
+
+    @property
+    def customer_account_code(self) -> str | None:
+        return f"{CUSTOMER_ACCOUNT}:{self.customer_number}" if self.customer_number is not None else None
+
+    @property
+    def supplier_account_code(self) -> str | None:
+        return f"{SUPPLIER_ACCOUNT}:{self.supplier_number}" if self.supplier_number is not None else None
+
+    def account_codes(self) -> list[str]:
+        """Its reskontro sub-accounts: the customer's 1500:NNNNN, the supplier's 2400:NNNNN."""
+        return [code for code in (self.customer_account_code, self.supplier_account_code) if code]
+
+    def render(self) -> dict[str, Any]:
+        contact: dict[str, Any] = {
+            "contactId": self.contact_id,
+            "createdDate": self.created_date,
+            "lastModifiedDate": self.last_modified_date or self.created_date,
+            "name": self.name,
+        }
+        optional = {
+            "email": self.email,
+            "organizationNumber": self.organization_number,
+            "customerNumber": self.customer_number,
+            "customerAccountCode": self.customer_account_code,
+            "supplierNumber": self.supplier_number,
+            "supplierAccountCode": self.supplier_account_code,
+        }
+        contact.update({key: value for key, value in optional.items() if value is not None})
+        contact.update(customer=self.customer, supplier=self.supplier, inactive=self.inactive)
+        if self.address is not None:
+            contact["address"] = dict(self.address)
+        return contact
+
+
+@dataclass
 class Token:
     company_slugs: tuple[str, ...]
     expires_at: float
@@ -341,11 +508,14 @@ class Token:
 
 @dataclass
 class FikenStore:
-    """Companies, tokens and journal entries; thread-safe; optionally kept in a JSON file."""
+    """Companies, tokens, contacts and journal entries; thread-safe; optionally kept in a JSON file.
+
+    `accounts` is the chart every company shares; a company's chart adds its contacts'
+    sub-accounts (`chart`)."""
 
     clients: dict[str, str] = field(default_factory=lambda: {DEMO_CLIENT_ID: DEMO_CLIENT_SECRET})
     companies: tuple[Company, ...] = (DEMO_COMPANY, NO_API_COMPANY)
-    accounts: dict[str, str] = field(default_factory=lambda: dict(ACCOUNTS))
+    accounts: dict[str, str] = field(default_factory=lambda: dict(BASE_ACCOUNTS))
     bank_accounts: tuple[BankAccount, ...] = BANK_ACCOUNTS
     refresh_tokens: set[str] = field(default_factory=lambda: {DEMO_REFRESH_TOKEN})
     auth_codes: set[str] = field(default_factory=lambda: {DEMO_AUTH_CODE})
@@ -359,6 +529,9 @@ class FikenStore:
         self.access_tokens: dict[str, Token] = {}
         self.entries: list[StoredEntry] = []
         self._next_id = 1
+        self.contacts: list[StoredContact] = []
+        self._next_contact_id = CONTACT_ID_START
+        self._seed_contacts()
         self._load()
 
     # ---- persistence -------------------------------------------------------------------------
@@ -370,6 +543,8 @@ class FikenStore:
             "refresh_tokens": sorted(self.refresh_tokens),
             "next_id": self._next_id,
             "entries": [asdict(e) for e in self.entries],
+            "next_contact_id": self._next_contact_id,
+            "contacts": [asdict(c) for c in self.contacts],
         }
         path = Path(self.state_path)
         tmp = path.with_suffix(path.suffix + ".tmp")
@@ -383,11 +558,15 @@ class FikenStore:
         self.refresh_tokens = set(data.get("refresh_tokens") or self.refresh_tokens)
         self._next_id = int(data.get("next_id", 1))
         self.entries = [StoredEntry(**e) for e in data.get("entries") or []]
+        if "contacts" in data:  # a state file of before contacts keeps the seeded ones
+            self.contacts = [StoredContact(**c) for c in data["contacts"]]
+            self._next_contact_id = int(data.get("next_contact_id", CONTACT_ID_START))
 
     def reset(self, *, tokens: bool = False) -> None:
         with self._lock:
             self.entries.clear()
             self._next_id = 1
+            self._seed_contacts()
             if tokens:
                 self.refresh_tokens = set(self._initial_refresh_tokens)
                 self.auth_codes = set(self._initial_auth_codes)
@@ -458,6 +637,63 @@ class FikenStore:
                 return company
         raise FikenError(404, "not_found", f"Company {slug} not found.")
 
+    # ---- contacts and the chart ----------------------------------------------------------------
+
+    def _seed_contacts(self) -> None:
+        """Every company's contacts back to `SEED_CONTACTS`, created on its accounting start date."""
+        with self._lock:
+            self.contacts = []
+            self._next_contact_id = CONTACT_ID_START
+            for company in self.companies:
+                for seed in SEED_CONTACTS:
+                    self._add_contact(company.slug, _parse_contact(seed), company.accounting_start_date)
+
+    def _add_contact(self, slug: str, fields: dict[str, Any], day: str) -> StoredContact:
+        """Number a parsed contact (customer and supplier numbers per company) and keep it."""
+        with self._lock:
+            own = [c for c in self.contacts if c.company == slug]
+            contact = StoredContact(
+                contact_id=self._next_contact_id, company=slug, created_date=day, last_modified_date=day, **fields
+            )
+            if contact.customer:
+                taken = [c.customer_number for c in own if c.customer_number is not None]
+                contact.customer_number = max(taken, default=CUSTOMER_NUMBER_START - 1) + 1
+            if contact.supplier:
+                taken = [c.supplier_number for c in own if c.supplier_number is not None]
+                contact.supplier_number = max(taken, default=SUPPLIER_NUMBER_START - 1) + 1
+            self._next_contact_id += 1
+            self.contacts.append(contact)
+            return contact
+
+    def create_contact(self, slug: str, body: Any) -> StoredContact:
+        """POST .../contacts: validate the `contact` body and keep it, numbered."""
+        fields = _parse_contact(body)
+        with self._lock:
+            contact = self._add_contact(slug, fields, dt.date.today().isoformat())
+            self._save()
+            return contact
+
+    def contact(self, slug: str, contact_id: int) -> StoredContact:
+        with self._lock:
+            for c in self.contacts:
+                if c.company == slug and c.contact_id == contact_id:
+                    return c
+        raise FikenError(404, "not_found", f"Contact {contact_id} not found.")
+
+    def list_contacts(self, slug: str) -> list[StoredContact]:
+        with self._lock:
+            return [c for c in self.contacts if c.company == slug]
+
+    def chart(self, slug: str, *, inactive: bool = False) -> dict[str, str]:
+        """A company's chart, code -> name: the shared accounts and its active contacts' sub-accounts
+        (1500:NNNNN, 2400:NNNNN) named as the contact; with `inactive` the inactive contacts' too."""
+        with self._lock:
+            chart = dict(self.accounts)
+            for contact in self.contacts:
+                if contact.company == slug and (inactive or not contact.inactive):
+                    chart.update(dict.fromkeys(contact.account_codes(), contact.name))
+        return chart
+
     # ---- journal entries ---------------------------------------------------------------------
 
     def create(self, slug: str, body: Any) -> StoredEntry:
@@ -474,6 +710,7 @@ class FikenStore:
         entries = body.get("journalEntries")
         if not isinstance(entries, list) or not entries:
             raise bad_request("journalEntries: required, at least one journal entry.")
+        chart = self.chart(slug)
         parsed = []
         for i, entry in enumerate(entries):
             where = f"journalEntries[{i}]"
@@ -497,7 +734,7 @@ class FikenStore:
                 (
                     description,
                     day.isoformat(),
-                    [side for j, line in enumerate(lines) for side in _book_line(self, line, f"{where}.lines[{j}]")],
+                    [side for j, line in enumerate(lines) for side in _book_line(chart, line, f"{where}.lines[{j}]")],
                 )
             )
         with self._lock:
@@ -599,8 +836,9 @@ class FikenStore:
             return entries
 
 
-def _book_line(store: FikenStore, line: Any, where: str) -> list[tuple[dict[str, Any], Ore]]:
-    """The two sides of a request line as booked, each with the part of it that is VAT."""
+def _book_line(chart: Mapping[str, str], line: Any, where: str) -> list[tuple[dict[str, Any], Ore]]:
+    """The two sides of a request line as booked on the company's `chart`, each with the part of it
+    that is VAT."""
     if not isinstance(line, dict):
         raise bad_request(f"{where}: must be an object.")
     _no_unknown(line, LINE_FIELDS, where)
@@ -624,7 +862,7 @@ def _book_line(store: FikenStore, line: Any, where: str) -> list[tuple[dict[str,
             raise bad_request(f"{where}.{side}Account: required.")
         if not isinstance(account, str) or not ACCOUNT_CODE.match(account):
             raise bad_request(f"{where}.{side}Account: invalid account {account!r}, expected 'dddd' or 'dddd:ddddd'.")
-        if account not in store.accounts:
+        if account not in chart:
             raise bad_request(f"{where}.{side}Account: account {account} does not exist.")
         vat = line.get(f"{side}VatCode")
         if vat is not None and (isinstance(vat, bool) or not isinstance(vat, int) or vat not in VAT_CODES):
@@ -702,6 +940,127 @@ def _check_description(value: Any, where: str) -> str:
             f"including the flag {API_FLAG!r})."
         )
     return value
+
+
+def _parse_contact(body: Any) -> dict[str, Any]:
+    """A POSTed `contact` as `StoredContact` fields (400 when it does not validate).
+
+    The spec: `name` required, 1-200 characters; `email` and `organizationNumber` at most 200,
+    `phoneNumber` at most 20; `customer`, `supplier`, `inactive` booleans; `address` with its
+    `country` required; 400 for unexpected fields. INFERRED (module docstring): the read-only
+    fields are ignored, the writable ones the sandbox does not keep are refused, an
+    organizationNumber is 9 digits, an e-mail has the form a@b.c."""
+    if not isinstance(body, dict):
+        raise bad_request("Request body must be a JSON object.")
+    _no_unknown(body, CONTACT_FIELDS | CONTACT_READ_ONLY | CONTACT_NOT_MODELLED, "")
+    unmodelled = sorted(set(body) & CONTACT_NOT_MODELLED)
+    if unmodelled:
+        raise bad_request(f"{', '.join(unmodelled)}: not modelled by the sandbox.")
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise bad_request("name: required, a non-empty string.")
+    if len(name) > CONTACT_NAME_MAX:
+        raise bad_request(f"name: too long ({len(name)} > {CONTACT_NAME_MAX} characters).")
+    fields: dict[str, Any] = {"name": name}
+    for key, attr, limit in (
+        ("email", "email", CONTACT_TEXT_MAX),
+        ("organizationNumber", "organization_number", CONTACT_TEXT_MAX),
+        ("memberNumberString", "member_number_string", None),
+        ("phoneNumber", "phone_number", PHONE_NUMBER_MAX),
+    ):
+        value = body.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise bad_request(f"{key}: must be a string.")
+        if limit is not None and len(value) > limit:
+            raise bad_request(f"{key}: too long ({len(value)} > {limit} characters).")
+        fields[attr] = value
+    if "email" in fields and not EMAIL.match(fields["email"]):
+        raise bad_request(f"email: {fields['email']!r} is not a valid e-mail address.")
+    if "organization_number" in fields and not ORGANIZATION_NUMBER.match(fields["organization_number"]):
+        raise bad_request(f"organizationNumber: {fields['organization_number']!r} is not 9 digits.")
+    for key in ("customer", "supplier", "inactive"):
+        value = body.get(key, False)
+        if not isinstance(value, bool):
+            raise bad_request(f"{key}: must be a boolean.")
+        fields[key] = value
+    address = body.get("address")
+    if address is not None:
+        if not isinstance(address, dict):
+            raise bad_request("address: must be an object.")
+        _no_unknown(address, ADDRESS_FIELDS, "address")
+        if not isinstance(address.get("country"), str) or not address["country"].strip():
+            raise bad_request("address.country: required, a non-empty string.")
+        for key, value in address.items():
+            if not isinstance(value, str):
+                raise bad_request(f"address.{key}: must be a string.")
+        fields["address"] = dict(address)
+    return fields
+
+
+def _contact_filter(request: Request) -> Callable[[StoredContact], bool]:
+    """The `GET .../contacts` filters, all of them given at once (AND). Strings exact, but `name`
+    contains, case-insensitive (INFERRED); the booleans select what they name, `false` the others;
+    without `inactive` both active and inactive contacts (INFERRED)."""
+    params = request.query_params
+    tests: list[Callable[[StoredContact], bool]] = []
+    for key, attr in (
+        ("email", "email"),
+        ("organizationNumber", "organization_number"),
+        ("memberNumberString", "member_number_string"),
+        ("phoneNumber", "phone_number"),
+    ):
+        if key in params:
+            wanted = params[key]
+            tests.append(lambda c, attr=attr, wanted=wanted: getattr(c, attr) == wanted)
+    if "name" in params:
+        part = params["name"].casefold()
+        tests.append(lambda c: part in c.name.casefold())
+    for key, attr in (("customerNumber", "customer_number"), ("supplierNumber", "supplier_number")):
+        if key in params:
+            raw = params[key].strip()
+            if not raw.lstrip("-").isdigit():
+                raise bad_request(f"{key}: must be an integer.")
+            tests.append(lambda c, attr=attr, number=int(raw): getattr(c, attr) == number)
+    for key in ("customer", "supplier", "inactive"):
+        if key in params:
+            raw = params[key].strip().lower()
+            if raw not in ("true", "false"):
+                raise bad_request(f"{key}: must be true or false.")
+            tests.append(lambda c, key=key, flag=raw == "true": getattr(c, key) is flag)
+    if "group" in params:  # the sandbox keeps no groups: no contact is in one
+        tests.append(lambda c: False)
+    for prefix, attr in (("createdDate", "created_date"), ("lastModified", "last_modified_date")):
+        for suffix in ("", "Le", "Lt", "Ge", "Gt"):
+            raw = params.get(prefix + suffix)
+            if raw is None:
+                continue
+            try:
+                day = dt.date.fromisoformat(raw) if len(raw) == 10 else None
+            except ValueError:
+                day = None
+            if day is None:
+                raise bad_request(f"{prefix + suffix}: format yyyy-MM-dd.")
+            compare = _COMPARE["date" + suffix]
+            tests.append(
+                lambda c, attr=attr, day=day, compare=compare: compare(dt.date.fromisoformat(getattr(c, attr)), day)
+            )
+    return lambda contact: all(test(contact) for test in tests)
+
+
+def _contact_order(request: Request, contacts: list[StoredContact]) -> list[StoredContact]:
+    """`sortBy` (the spec's enum, default "createdDate asc"), then by contactId."""
+    sort_by = request.query_params.get("sortBy", CONTACT_SORTS[0])
+    if sort_by not in CONTACT_SORTS:
+        raise bad_request(f"sortBy: one of {', '.join(CONTACT_SORTS)}.")
+    field_name, direction = sort_by.split()
+
+    def key(c: StoredContact) -> tuple[str, int]:
+        day = c.created_date if field_name == "createdDate" else c.last_modified_date or c.created_date
+        return day, c.contact_id
+
+    return sorted(contacts, key=key, reverse=direction == "desc")
 
 
 # --------------------------------------------------------------------------------------------
@@ -796,8 +1155,12 @@ def create_app(
         rotated on use. The authorization code "demo-auth-code" works once.
       companies: the companies every token can access (default Demo Kiosk AS, and "Uten API AS"
         without the API module).
-      extra_accounts: code -> name added to the chart.
-      state_path: JSON file the books and refresh tokens are kept in across restarts.
+      extra_accounts: code -> name added to every company's chart (which also holds each company's
+        active contacts' sub-accounts, `FikenStore.chart`).
+      state_path: JSON file the books, the contacts and the refresh tokens are kept in across
+        restarts.
+
+    Every company starts with the contacts of `SEED_CONTACTS` (again after `/_sandbox/reset`).
 
     `app.state.store` (FikenStore), `app.state.faults` (FaultInjector) and `app.state.calls`
     (CallLog) are there for in-process inspection.
@@ -805,7 +1168,7 @@ def create_app(
     store = FikenStore(
         clients=dict(clients or {DEMO_CLIENT_ID: DEMO_CLIENT_SECRET}),
         companies=tuple(companies),
-        accounts={**ACCOUNTS, **(extra_accounts or {})},
+        accounts={**BASE_ACCOUNTS, **(extra_accounts or {})},
         refresh_tokens=set(refresh_tokens),
         state_path=os.fspath(state_path) if state_path else None,
         access_token_seconds=access_token_seconds,
@@ -848,6 +1211,16 @@ def _oauth_router(store: FikenStore) -> APIRouter:
             return exc.response()
 
     return router
+
+
+async def _json_body(request: Request) -> Any:
+    """A POSTed JSON body: 415 unless application/json, 400 when it does not parse."""
+    if "application/json" not in request.headers.get("content-type", ""):
+        raise FikenError(415, "unsupported_media_type", "We accept application/json only.")
+    try:
+        return json.loads(await request.body())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise bad_request("Request body is not valid JSON.") from None
 
 
 def _page(request: Request, values: list[dict[str, Any]]) -> JSONResponse:
@@ -936,7 +1309,7 @@ def _api_router(store: FikenStore) -> APIRouter:
     async def accounts(request: Request, slug: str) -> Response:
         company(request, slug)
         wanted = _account_range(request)
-        values = [{"code": code, "name": name} for code, name in sorted(store.accounts.items()) if wanted(code)]
+        values = [{"code": code, "name": name} for code, name in sorted(store.chart(slug).items()) if wanted(code)]
         if "page" in request.query_params and "pageSize" in request.query_params:
             return _page(request, values)  # INFERRED: paged only when asked (module docstring)
         return JSONResponse(values)
@@ -954,9 +1327,12 @@ def _api_router(store: FikenStore) -> APIRouter:
             raise bad_request("date: required, format yyyy-MM-dd.")
         wanted = _account_range(request)
         totals = store.balances(slug, day)
+        chart = store.chart(slug)
+        names = store.chart(slug, inactive=True)  # an account booked on before it left the chart
+        chart.update({code: names.get(code, code) for code, total in totals.items() if total and code not in chart})
         values = [
             {"code": code, "name": name, "balance": totals.get(code, 0)}
-            for code, name in sorted(store.accounts.items())
+            for code, name in sorted(chart.items())
             if wanted(code)
         ]
         return _page(request, values)
@@ -966,16 +1342,31 @@ def _api_router(store: FikenStore) -> APIRouter:
         company(request, slug)
         return _page(request, [b.render() for b in store.bank_accounts])
 
+    @router.get("/companies/{slug}/contacts")
+    async def contacts(request: Request, slug: str) -> Response:
+        company(request, slug)
+        wanted = _contact_filter(request)
+        found = _contact_order(request, [c for c in store.list_contacts(slug) if wanted(c)])
+        return _page(request, [c.render() for c in found])
+
+    @router.post("/companies/{slug}/contacts")
+    async def create_contact(request: Request, slug: str) -> Response:
+        company(request, slug)
+        contact = store.create_contact(slug, await _json_body(request))
+        location = f"{str(request.base_url).rstrip('/')}{API_PREFIX}/companies/{slug}/contacts/{contact.contact_id}"
+        return Response(status_code=201, headers={"Location": location})
+
+    @router.get("/companies/{slug}/contacts/{contact_id}")
+    async def get_contact(request: Request, slug: str, contact_id: str) -> Response:
+        company(request, slug)
+        if not contact_id.isdigit():
+            raise FikenError(404, "not_found", f"Contact {contact_id} not found.")
+        return JSONResponse(store.contact(slug, int(contact_id)).render())
+
     @router.post("/companies/{slug}/generalJournalEntries")
     async def create(request: Request, slug: str) -> Response:
         company(request, slug)
-        if "application/json" not in request.headers.get("content-type", ""):
-            raise FikenError(415, "unsupported_media_type", "We accept application/json only.")
-        try:
-            body = json.loads(await request.body())
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise bad_request("Request body is not valid JSON.") from None
-        stored = store.create(slug, body)
+        stored = store.create(slug, await _json_body(request))
         location = (
             f"{str(request.base_url).rstrip('/')}{API_PREFIX}/companies/{slug}/journalEntries/{stored.journal_entry_id}"
         )
@@ -1039,7 +1430,7 @@ def main(argv: list[str] | None = None) -> int:
     from kassebro.sandbox.server import sandbox_parser, serve_until_stopped
 
     parser = sandbox_parser(
-        "Run the Fiken v2 sandbox.", 8901, "JSON file to keep the books and refresh tokens in across restarts"
+        "Run the Fiken v2 sandbox.", 8901, "JSON file to keep the books, contacts and refresh tokens in across restarts"
     )
     parser.add_argument("--client-id", default=DEMO_CLIENT_ID)
     parser.add_argument("--client-secret", default=DEMO_CLIENT_SECRET)
