@@ -8,6 +8,7 @@ Tripletex client finds or creates that customer; the voucher still equals the Z 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from pathlib import Path
@@ -28,26 +29,42 @@ def _credit_days(vendor) -> list[dt.date]:
     return [d for d in DAYS if any(line.customer for line in pipeline.load_voucher(vendor, d).lines)]
 
 
-@pytest.fixture
-def shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from kassebro.sandbox.server import running
-    from kassebro.sandbox.tripletex import create_app
-
+def _shop_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, edit) -> Path:
+    """The demo shop's home (make_home) with its vendor file changed by `edit(data)`, in use."""
     home = make_home(tmp_path, "butikk_fjord", "shop")
     path = home / "config" / "vendors" / "butikk_fjord.yaml"
     data = yaml.safe_load(path.read_text())
-    data["ledger"]["send_to_ledger"] = True
-    data["mapping"]["credit_sales"] = "customer_ledger"
+    edit(data)
     path.write_text(yaml.safe_dump(data, allow_unicode=True))
     monkeypatch.setenv("KASSEBRO_CONFIG", str(home / "config"))
     monkeypatch.setenv("KASSEBRO_DATA", str(home / "data"))
-    app = create_app()
+    return home
+
+
+@contextlib.contextmanager
+def _prepared(app):
+    """The sandbox `app` running, the demo days prepared: (vendor, journal, app, url)."""
+    from kassebro.sandbox.server import running
+
     with running(app) as server:
         vendor = load_vendor("butikk_fjord")
         journal = Journal()
         for day in DAYS:
             pipeline.prepare(vendor, day, journal)
         yield vendor, journal, app, server.url
+
+
+@pytest.fixture
+def shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from kassebro.sandbox.tripletex import create_app
+
+    def edit(data: dict) -> None:
+        data["ledger"]["send_to_ledger"] = True
+        data["mapping"]["credit_sales"] = "customer_ledger"
+
+    _shop_home(tmp_path, monkeypatch, edit)
+    with _prepared(create_app()) as prepared:
+        yield prepared
 
 
 def _client(url: str):
@@ -98,19 +115,12 @@ def test_tripletex_gets_the_customer_on_the_posting_found_or_made_once(shop) -> 
 
 
 def test_a_system_without_customer_postings_keeps_1570_and_the_config_check_says_so(tmp_path, monkeypatch) -> None:
-    home = make_home(tmp_path, "butikk_fjord", "shop")
-    path = home / "config" / "vendors" / "butikk_fjord.yaml"
-    data = yaml.safe_load(path.read_text())
-    data["ledger"] = {
-        "system": "poweroffice",
-        "connection": "poweroffice_demo",
-        "lease_seconds": 2,
-        "visibility_seconds": 0,
-    }
-    data["mapping"]["credit_sales"] = "customer_ledger"
-    path.write_text(yaml.safe_dump(data, allow_unicode=True))
-    monkeypatch.setenv("KASSEBRO_CONFIG", str(home / "config"))
-    monkeypatch.setenv("KASSEBRO_DATA", str(home / "data"))
+    def edit(data: dict) -> None:
+        data["ledger"] = {"system": "poweroffice", "connection": "poweroffice_demo", "lease_seconds": 2,
+                          "visibility_seconds": 0}  # fmt: skip
+        data["mapping"]["credit_sales"] = "customer_ledger"
+
+    _shop_home(tmp_path, monkeypatch, edit)
     vendor = load_vendor("butikk_fjord")
     assert vendor.customer_postings is False
     assert any("PowerOffice Go takes no customer" in w and "1570" in w for w in vendor_warnings(vendor))
@@ -125,26 +135,17 @@ def test_a_system_without_customer_postings_keeps_1570_and_the_config_check_says
 def fiken_shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The demo shop's days booked in Fiken, credit sales on the customer ledger."""
     from kassebro.sandbox.fiken import create_app
-    from kassebro.sandbox.server import running
 
-    home = make_home(tmp_path, "butikk_fjord", "shop")
-    path = home / "config" / "vendors" / "butikk_fjord.yaml"
-    data = yaml.safe_load(path.read_text())
-    data["ledger"] = {"system": "fiken", "connection": "fiken_demo", "company": "demo-kiosk-as",
-                      "lease_seconds": 2, "visibility_seconds": 0}  # fmt: skip
-    data.pop("department", None)
-    keys = data["mapping"].get("accounting_keys", {})
-    data["mapping"] = {"template": "fiken", "accounting_keys": keys, "credit_sales": "customer_ledger"}
-    path.write_text(yaml.safe_dump(data, allow_unicode=True))
-    monkeypatch.setenv("KASSEBRO_CONFIG", str(home / "config"))
-    monkeypatch.setenv("KASSEBRO_DATA", str(home / "data"))
-    app = create_app()
-    with running(app) as server:
-        vendor = load_vendor("butikk_fjord")
-        journal = Journal()
-        for day in DAYS:
-            pipeline.prepare(vendor, day, journal)
-        yield vendor, journal, app, server.url
+    def edit(data: dict) -> None:
+        data["ledger"] = {"system": "fiken", "connection": "fiken_demo", "company": "demo-kiosk-as",
+                          "lease_seconds": 2, "visibility_seconds": 0}  # fmt: skip
+        data.pop("department", None)
+        keys = data["mapping"].get("accounting_keys", {})
+        data["mapping"] = {"template": "fiken", "accounting_keys": keys, "credit_sales": "customer_ledger"}
+
+    _shop_home(tmp_path, monkeypatch, edit)
+    with _prepared(create_app()) as prepared:
+        yield prepared
 
 
 def test_fiken_books_credit_sales_on_each_customer_contacts_account(fiken_shop) -> None:
