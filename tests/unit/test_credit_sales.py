@@ -116,14 +116,14 @@ def test_tripletex_gets_the_customer_on_the_posting_found_or_made_once(shop) -> 
 
 def test_a_system_without_customer_postings_keeps_1570_and_the_config_check_says_so(tmp_path, monkeypatch) -> None:
     def edit(data: dict) -> None:
-        data["ledger"] = {"system": "poweroffice", "connection": "poweroffice_demo", "lease_seconds": 2,
+        data["ledger"] = {"system": "xledger", "connection": "xledger_demo", "lease_seconds": 2,
                           "visibility_seconds": 0}  # fmt: skip
         data["mapping"]["credit_sales"] = "customer_ledger"
 
     _shop_home(tmp_path, monkeypatch, edit)
     vendor = load_vendor("butikk_fjord")
     assert vendor.customer_postings is False
-    assert any("PowerOffice Go takes no customer" in w and "1570" in w for w in vendor_warnings(vendor))
+    assert any("Xledger takes no customer" in w and "1570" in w for w in vendor_warnings(vendor))
     day = DAYS[1]
     pipeline.prepare(vendor, day, Journal())
     lines = pipeline.load_voucher(vendor, day).lines
@@ -170,3 +170,39 @@ def test_fiken_books_credit_sales_on_each_customer_contacts_account(fiken_shop) 
         if str(line.get("account", "")).startswith("1500:")
     ]
     assert booked and set(booked) == codes
+
+
+@pytest.fixture
+def poweroffice_shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The demo shop's days booked in PowerOffice Go, credit sales on the customer ledger."""
+    from kassebro.sandbox.poweroffice import create_app
+
+    def edit(data: dict) -> None:
+        data["ledger"] = {"system": "poweroffice", "connection": "poweroffice_demo", "lease_seconds": 2,
+                          "visibility_seconds": 0}  # fmt: skip
+        data["mapping"]["credit_sales"] = "customer_ledger"
+
+    _shop_home(tmp_path, monkeypatch, edit)
+    with _prepared(create_app()) as prepared:
+        yield prepared
+
+
+def test_poweroffice_books_credit_sales_on_each_customers_subledger(poweroffice_shop) -> None:
+    from kassebro.demo.sandboxes import client
+
+    vendor, journal, _app, url = poweroffice_shop
+    assert vendor.customer_postings is True
+    for day in DAYS:
+        assert pipeline.post(vendor, day, client("poweroffice", url), journal)["state"] == "posted"
+        # a fresh client reads the subledger lines back as 1500, as the day was built
+        assert pipeline.verify(vendor, day, client("poweroffice", url), journal)["verified"] is True
+    ledger = client("poweroffice", url)
+    found = {
+        key: ledger._list("/Customers", {"externalImportReference": f"butikk_fjord:{key}"})
+        for key in ("K1001", "K1002")
+    }
+    assert all(len(rows) == 1 for rows in found.values())  # one customer each, over three days
+    numbers = {rows[0]["Number"] for rows in found.values()}
+    rows = ledger._list("/AccountTransactions", {"fromDate": DAYS[0].isoformat(), "toDate": DAYS[-1].isoformat()})
+    on_customers = {r["CustomerAccountNo"] for r in rows if r.get("CustomerAccountNo")}
+    assert on_customers == numbers and all(str(r["AccountNo"]) == "1500" for r in rows if r.get("CustomerAccountNo"))

@@ -124,6 +124,7 @@ from kassebro.ledgers.base import (
     LedgerValidationError,
     LedgerVatCode,
     PostedVoucher,
+    voucher_customers,
 )
 from kassebro.ledgers.cache import LookupCache
 from kassebro.ledgers.http import HttpClient, LedgerHttp, Secret, encode_json, json_or_none, retry_after
@@ -156,6 +157,9 @@ DEPARTMENTS = "departments"  # department code -> DepartmentId, active only
 PROJECTS = "projects"  # project code -> ProjectId, active only
 DEPARTMENT_CODES = "department_codes"  # DepartmentId -> code
 PROJECT_CODES = "project_codes"  # ProjectId -> code
+CUSTOMERS = "customers"  # "<vendor>:<POS customer id>" -> the Go customer's SubledgerAccountId
+CUSTOMER_ACCOUNT = "1500"
+"""The general ledger account of Go's customer subledger (INFERRED: Kundefordringer, NS 4102)."""
 _ID_SEGMENT = re.compile(r"/(\d+|[0-9a-fA-F-]{36})(?=/|$)")
 _DRAFT_REF = re.compile(r" \[([^\[\]]+)\]$")
 _RETRY_IN = re.compile(r"(\d+(?:\.\d+)?)\s*second")
@@ -546,14 +550,16 @@ class PowerOfficeClient(HttpClient):
         """The POST /Vouchers/ManualJournals body, resolving every lookup first."""
         if not voucher.lines:
             raise LedgerValidationError(SYSTEM, f"voucher {voucher.external_ref} has no lines")
-        accounts = self.resolve_accounts(line.account for line in voucher.lines)
+        accounts = self.resolve_accounts(line.account for line in voucher.lines if not line.customer)
+        subledgers = self._customer_subledgers(voucher)
         departments = self.resolve_departments(line.department for line in voucher.lines if line.department)
         projects = self.resolve_projects(line.project for line in voucher.lines if line.project)
         day = voucher.business_day.isoformat()
         lines = []
         for line in voucher.lines:
+            account_id = subledgers[line.customer] if line.customer else accounts[line.account.strip()]
             entry: dict[str, Any] = {
-                "AccountId": accounts[line.account.strip()],
+                "AccountId": account_id,
                 "PostingDate": day,
                 "VatId": self.vat_id(line.vat_code),
                 "CurrencyAmount": ore_to_decimal(line.amount),
@@ -595,6 +601,54 @@ class PowerOfficeClient(HttpClient):
             "Description": f"{voucher.description} [{voucher.external_ref}]",
             "ManualVoucherLines": lines,
         }
+
+    def _customer_subledgers(self, voucher: Voucher) -> dict[str, int]:
+        """The subledger account of each POS customer on the voucher's lines (credit sales on the
+        customer ledger): the Go customer carrying our key as `ExternalImportReference`
+        ("<vendor>:<POS customer id>", a filter of `GET /Customers`), else a new customer with it;
+        cached. A line's AccountId is then the customer's `SubledgerAccountId`, which the spec says
+        a voucher line may name.
+
+        INFERRED: a customer's subledger lives on 1500 (read back as 1500); Go numbers a customer
+        made without `Number`. Customers made in Go by hand are not matched by organisation number
+        (`GET /Customers` has no such filter): such a POS customer gets a customer of its own.
+        """
+        customers, _start = voucher_customers(voucher)
+        found: dict[str, int] = {}
+        for key, who in customers.items():
+            ref = f"{voucher.vendor_id}:{key}"[:100]
+            cached = self.cache.get(CUSTOMERS, ref)
+            if cached is None:
+                rows = self._list("/Customers", {"externalImportReference": ref})
+                row = next((r for r in rows if r.get("ExternalImportReference") == ref), None)
+                if row is None:
+                    row = self._create_customer(ref, who)
+                cached = int(row["SubledgerAccountId"])
+                self.cache.put(CUSTOMERS, {ref: cached})
+            self.cache.put(ACCOUNT_NUMBERS, {str(cached): CUSTOMER_ACCOUNT})  # read back as 1500
+            found[key] = int(cached)
+        return found
+
+    def _create_customer(self, ref: str, who: Any) -> dict[str, Any]:
+        """POST /Customers (never resent: a lost answer is found by `ExternalImportReference`)."""
+        # A POS declares a customer by name only: Go's person needs first and last name apart, so the
+        # customer is made as an organisation (IsPerson false) unless the POS says no more.
+        body: dict[str, Any] = {"Name": who.name, "IsPerson": False, "ExternalImportReference": ref}
+        if who.org_number:
+            body["OrganizationNumber"] = who.org_number
+        if who.email:
+            body["EmailAddress"] = who.email
+        if who.address1 or who.city:
+            body["MailAddress"] = {
+                "AddressLine1": who.address1,
+                "ZipCode": who.postcode,
+                "City": who.city,
+                "CountryCode": "NO",
+            }
+        created = self._request("POST", "/Customers", body=body)
+        if not isinstance(created, dict) or created.get("SubledgerAccountId") is None:
+            raise LedgerTransient(SYSTEM, f"created a customer for {who.name!r}, but the answer has no subledger")
+        return created
 
     def resolve_accounts(self, numbers: Iterable[str]) -> dict[str, int]:
         """Account number -> AccountId, one call for all numbers not cached."""
@@ -858,6 +912,12 @@ class PowerOfficeClient(HttpClient):
         found = {i: self.cache.get(ACCOUNT_NUMBERS, str(int(i))) for i in wanted}
         if any(number is None for number in found.values()):
             self._remember_accounts(self._list("/GeneralLedgerAccounts"))
+            found = {i: self.cache.get(ACCOUNT_NUMBERS, str(int(i))) for i in wanted}
+        if any(number is None for number in found.values()):  # customers' subledger accounts
+            subledgers = {
+                str(int(r["SubledgerAccountId"])) for r in self._list("/Customers") if r.get("SubledgerAccountId")
+            }
+            self.cache.put(ACCOUNT_NUMBERS, dict.fromkeys(subledgers, CUSTOMER_ACCOUNT))
             found = {i: self.cache.get(ACCOUNT_NUMBERS, str(int(i))) for i in wanted}
         strays = [str(i) for i, number in found.items() if number is None]
         if strays:

@@ -263,6 +263,7 @@ register(
         secret_extras=("application_key", "subscription_key"),
         own_reversal=True,
         visibility_seconds=90,
+        customer_postings=True,
     )
 )
 register(

@@ -16,6 +16,7 @@ spec (`auth-demo.openapi.json` beside it); see the brief `apis.md` §3. Served l
   ProblemDetails naming the roles the spec lists for the endpoint.
 - `GET /ClientIntegrationInformation`, `GET /GeneralLedgerAccounts?accountNos=`, `GET /VatCodes`,
   `GET /Departments?codes=&isActive=` (DepartmentDto; roles Department/Department_Full),
+  `GET /Customers`, `GET /Customers/{id}`, `POST /Customers` (below),
   `GET /Projects?projectCodes=&includeSubProjects=&excludeArchivedProject=` (ProjectDto; roles
   Project/Project_Full; a subproject's Code is "10.2" with ParentProjectCode "10", as the spec
   says), `GET /AccountTransactions?fromDate&toDate[&accountNos&voucherNos&vatCodes&departmentCodes
@@ -27,7 +28,8 @@ spec (`auth-demo.openapi.json` beside it); see the brief `apis.md` §3. Served l
   YearEndVoucher_Full, no body, 200 without a body).
 
 Paging, from the spec: every list endpoint served here (`GET /AccountTransactions`,
-`/JournalEntryVouchers`, `/GeneralLedgerAccounts`, `/VatCodes`, `/Departments`, `/Projects`) takes
+`/JournalEntryVouchers`, `/GeneralLedgerAccounts`, `/VatCodes`, `/Departments`, `/Projects`,
+`/Customers`, `/TrialBalance`) takes
 the query parameter `resourceParameter` (schema `ResourceParameters`), an object, so spread into
 the query as OpenAPI's default form/explode style does: `PageNumber` ("The desired page to
 return", example 2), `PageSize` ("The amount of objects to return in a Page (5000 by default). Not
@@ -78,6 +80,37 @@ answers `{VoucherId, InApprovalWorkflow: true, IsPosted: false}`; a second submi
 ProblemDetails (listed in the spec). Drafts have no ExternalImportReference. `POST
 /_sandbox/approve/{id}` plays the approver: the draft becomes a ManualJournal voucher with the same
 Id (the spec: the Id "will persist when/if the voucher is posted") and IsPosted true in the list.
+
+Customers (`GET /Customers?externalImportReference=&customerNos=&externalNos=`, `GET
+/Customers/{id}`, `POST /Customers`; CustomerDto/CustomerPostDto; roles Customer/Customer_Full, POST
+Customer_Full, as the spec says). A customer's `Number` "will also represent the customer ledger
+account" and it has a `SubledgerAccountId`, "the identifier of the subledger account associated
+with the customer"; a voucher line's `AccountId` is "the id of the general ledger account or the
+subledger account to post the amount" (both paths: ManualVoucher AccountId, journal-entry
+Debit/CreditAccountId), and an AccountTransaction on a customer subledger account carries
+`CustomerAccountNo` ("will also represent the Customer number") and `ContactId` (the customer's
+Id, "the id of the contact entity if the transaction is related to a ... customerAccountNo").
+`customerNos`/`externalNos` take "10000-11000, 12000, 13000-" (ranges, an open end), as the spec
+says; a duplicate ExternalImportReference is 400 "Customer validation error(s)" with the spec's
+example wording. INFERRED about customers: the customers' subledger is booked on GL account 1500
+Kundefordringer (AccountTransactions and TrialBalance show 1500; the line as sent keeps the
+subledger id, as ManualVoucherDto lines are the lines as sent); a line on the subledger is checked
+as a line on 1500 (active, VAT-locked to code "0"); posting on 1500 directly is not refused; a
+POST without Number gets one above the highest number in use, at least 10000 (Go's "next available
+number" in the client's customer series, whose range the sandbox does not model: any whole number
+from 1 is accepted); a taken Number is 400 ProblemDetails "Customer validation error(s)"; customer
+Ids count from 8100001 and SubledgerAccountIds from 6150001, skipping any GL account's id, so they
+never equal one; IsActive is true and IsArchived false on creation; a company needs Name, a person
+(IsPerson true) FirstName and LastName, its Name then "FirstName LastName" if not given;
+MailAddress, when sent, needs ZipCode and City (the post schema's required) and CountryCode
+defaults to "NO" (the spec); a customer sent without one still shows a MailAddress object with
+null fields and CountryCode "NO" (the schema does not allow null there), the address Id being the
+customer's Id + 50000000; rows are ordered by
+Number; `externalImportReference` matches the whole reference, case-sensitively; `contactGroupIds`
+and the timestamp filters are not emulated (ignored); a customer's fields are not validated beyond
+the above; the CustomerDto fields served are a subset. Seeded: one customer, Number 10000 "Nordlys
+Catering AS", OrganizationNumber "915000001", no ExternalImportReference; customers are kept in
+the state file, and reset clears them and seeds it again.
 
 Seeded master data: the NS 4102 shop chart, the standard VAT codes, departments "1", "2", "3" (the
 demo vendors' configs) and projects "10", "10.2" (a subproject of "10") and "20"; `create_app`
@@ -152,6 +185,7 @@ DEFAULT_PRIVILEGES = (
     "Project",
     "YearEndVoucher_Full",  # POST /Vouchers/Reverse/{id} (the spec's auth role)
     "TrialBalance",  # GET /TrialBalance: read-back
+    "Customer_Full",  # /Customers (GET also with Customer)
 )
 
 INVALID_CLIENT = (
@@ -270,6 +304,67 @@ ACCOUNTS: tuple[GlAccount, ...] = tuple(
 )
 
 
+CUSTOMER_LEDGER_ACCOUNT_NO = 1500  # Kundefordringer: the customers' subledger (INFERRED)
+if not any(a.account_no == CUSTOMER_LEDGER_ACCOUNT_NO for a in ACCOUNTS):
+    ACCOUNTS += (
+        GlAccount(5_550_000 + CUSTOMER_LEDGER_ACCOUNT_NO, CUSTOMER_LEDGER_ACCOUNT_NO, "Kundefordringer", "0", True),
+    )
+
+FIRST_CUSTOMER_NO = 10_000  # INFERRED: the customer number series starts at 10000
+FIRST_CUSTOMER_ID = 8_100_001
+FIRST_SUBLEDGER_ACCOUNT_ID = 6_150_001
+SEEDED_AT = "2026-01-01T00:00:00+00:00"
+
+# One customer per client (the store seeds it; reset seeds it again).
+SEED_CUSTOMERS: tuple[dict[str, Any], ...] = (
+    {
+        "Number": 10_000,
+        "Name": "Nordlys Catering AS",
+        "OrganizationNumber": "915000001",
+        "ExternalImportReference": None,
+    },
+)
+
+# The CustomerPostDto fields the sandbox keeps and shows again (others are ignored).
+CUSTOMER_TEXT_FIELDS = (
+    "Name",
+    "LegalName",
+    "FirstName",
+    "LastName",
+    "OrganizationNumber",
+    "EmailAddress",
+    "InvoiceEmailAddress",
+    "PhoneNumber",
+    "WebsiteUrl",
+    "CurrencyCode",
+    "ExternalImportReference",
+)
+ADDRESS_FIELDS = ("AddressLine1", "AddressLine2", "ZipCode", "City", "CountryCode", "ExternalCode")
+
+
+def _whole(value: Any) -> int | None:
+    """An int from JSON (not a bool), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def number_filter_matches(number: int | None, raw: str | None) -> bool:
+    """The spec's number filter "10000-11000, 12000, 13000-" (ranges inclusive, an open upper end);
+    None or whitespace: no filter. A row without a number matches only no filter."""
+    if raw is None or not raw.strip():
+        return True
+    if number is None:
+        return False
+    for part in (p.strip() for p in raw.split(",")):
+        low, dash, high = part.partition("-")
+        low, high = low.strip(), high.strip()
+        if not dash and low.isdigit() and int(low) == number:
+            return True
+        upper_ok = not high or (high.isdigit() and number <= int(high))
+        if dash and low.isdigit() and int(low) <= number and upper_ok:
+            return True
+    return False
+
+
 # --------------------------------------------------------------------------------------------
 # Errors
 # --------------------------------------------------------------------------------------------
@@ -317,6 +412,10 @@ class PowerOfficeError(Exception):
 
 def bad_request(detail: str, errors: Mapping[str, list[str]] | None = None) -> PowerOfficeError:
     return PowerOfficeError(400, "One or more validation errors occurred.", detail, errors=errors)
+
+
+def customer_error(detail: str, errors: Mapping[str, list[str]] | None = None) -> PowerOfficeError:
+    return PowerOfficeError(400, "Customer validation error(s)", detail, errors=errors)  # the spec's title
 
 
 def not_found(what: str) -> PowerOfficeError:
@@ -394,6 +493,14 @@ class PowerOfficeStore:
         self.drafts: dict[str, dict[str, Any]] = {}
         self.next_voucher_no = 10_001
         self.next_line_id = 900_000_001
+        self._seed_customers()
+
+    def _seed_customers(self) -> None:
+        self.customers: dict[int, dict[str, Any]] = {}
+        self.next_customer_id = FIRST_CUSTOMER_ID
+        self.next_subledger_id = FIRST_SUBLEDGER_ACCOUNT_ID
+        for seed in SEED_CUSTOMERS:
+            self._add_customer(dict(seed), SEEDED_AT)
 
     def reset(self) -> None:
         with self.lock:
@@ -409,6 +516,9 @@ class PowerOfficeStore:
             "drafts": self.drafts,
             "next_voucher_no": self.next_voucher_no,
             "next_line_id": self.next_line_id,
+            "customers": list(self.customers.values()),
+            "next_customer_id": self.next_customer_id,
+            "next_subledger_id": self.next_subledger_id,
         }
         tmp = self.state_path.with_suffix(self.state_path.suffix + ".tmp")
         tmp.write_text(dumps(state), encoding="utf-8")
@@ -421,6 +531,10 @@ class PowerOfficeStore:
         self.drafts = state.get("drafts", {})
         self.next_voucher_no = int(state.get("next_voucher_no", 10_001))
         self.next_line_id = int(state.get("next_line_id", 900_000_001))
+        if "customers" in state:  # else (an older state file) the seeded customers stay
+            self.customers = {int(c["Id"]): c for c in state["customers"]}
+            self.next_customer_id = int(state.get("next_customer_id", FIRST_CUSTOMER_ID))
+            self.next_subledger_id = int(state.get("next_subledger_id", FIRST_SUBLEDGER_ACCOUNT_ID))
 
     # ---- auth --------------------------------------------------------------------------------
 
@@ -472,6 +586,111 @@ class PowerOfficeStore:
             )
 
     # ---- lookups -----------------------------------------------------------------------------
+
+    def customer_by_subledger(self, account_id: Any) -> dict[str, Any] | None:
+        account_id = _whole(account_id)
+        if account_id is None:
+            return None
+        return next((c for c in self.customers.values() if c["SubledgerAccountId"] == account_id), None)
+
+    def ledger_account(self, account_id: Any) -> GlAccount | None:
+        """The GL account a line's AccountId books on: the account itself, or for a customer's
+        SubledgerAccountId the customer ledger account 1500 (INFERRED); None when unknown."""
+        found = self.accounts.get(account_id) if _whole(account_id) is not None else None
+        if found is None and self.customer_by_subledger(account_id) is not None:
+            found = next((a for a in self.accounts.values() if a.account_no == CUSTOMER_LEDGER_ACCOUNT_NO), None)
+        return found
+
+    # ---- customers ---------------------------------------------------------------------------
+
+    def _add_customer(self, fields: dict[str, Any], now: str) -> dict[str, Any]:
+        """Give a checked customer its Id, SubledgerAccountId and Number (the caller holds the lock)."""
+        while self.next_subledger_id in self.accounts:  # never a GL account's id
+            self.next_subledger_id += 1
+        if fields.get("Number") is None:
+            fields["Number"] = max([FIRST_CUSTOMER_NO - 1, *(c["Number"] for c in self.customers.values())]) + 1
+        address = fields.get("MailAddress") or {}
+        customer = {
+            **{k: fields.get(k) for k in CUSTOMER_TEXT_FIELDS},
+            "Id": self.next_customer_id,
+            "Number": fields["Number"],
+            "SubledgerAccountId": self.next_subledger_id,
+            "IsPerson": bool(fields.get("IsPerson")),
+            "ExternalNumber": fields.get("ExternalNumber"),
+            "IsActive": True,
+            "IsArchived": False,
+            "MailAddress": {
+                **{k: address.get(k) for k in ADDRESS_FIELDS},
+                "CountryCode": address.get("CountryCode") or "NO",  # "Defaults to "NO" if not set." (spec)
+                "Id": self.next_customer_id + 50_000_000,
+                "LastChangedDateTimeOffset": now,
+            },
+            "ContactCreatedDateTimeOffset": now,
+            "CustomerCreatedDateTimeOffset": now,
+            "LastChangedDateTimeOffset": now,
+        }
+        self.next_customer_id += 1
+        self.next_subledger_id += 1
+        self.customers[customer["Id"]] = customer
+        return customer
+
+    def create_customer(self, body: Any) -> dict[str, Any]:
+        """POST /Customers: check a CustomerPostDto and keep the customer (rules: module docstring)."""
+        if not isinstance(body, dict):
+            raise customer_error("The request body must be a JSON object.")
+        errors: dict[str, list[str]] = {}
+        fields: dict[str, Any] = {}
+        for key in CUSTOMER_TEXT_FIELDS:
+            value = body.get(key)
+            if value is not None and not isinstance(value, str):
+                errors.setdefault(key, []).append(f"The {key} field must be a string.")
+            fields[key] = value.strip() or None if isinstance(value, str) else None
+        is_person = body.get("IsPerson")
+        if is_person is not None and not isinstance(is_person, bool):
+            errors.setdefault("IsPerson", []).append("The IsPerson field must be true or false.")
+        fields["IsPerson"] = is_person is True
+        if fields["IsPerson"]:
+            for key in ("FirstName", "LastName"):
+                if not fields[key]:
+                    errors.setdefault(key, []).append(f"The {key} field is required when IsPerson is true.")
+            if not fields["Name"] and fields["FirstName"] and fields["LastName"]:
+                fields["Name"] = f"{fields['FirstName']} {fields['LastName']}"
+        elif not fields["Name"]:
+            errors.setdefault("Name", []).append("The Name field is required.")
+        for key in ("Number", "ExternalNumber"):
+            value = body.get(key)
+            if value is not None and (_whole(value) is None or value < 1):
+                errors.setdefault(key, []).append(f"The {key} field must be a whole number from 1.")
+                value = None
+            fields[key] = value
+        address = body.get("MailAddress")
+        if address is not None:
+            if not isinstance(address, dict):
+                errors.setdefault("MailAddress", []).append("The MailAddress field must be an object.")
+            else:
+                for key in ("ZipCode", "City"):
+                    if not address.get(key):
+                        errors.setdefault("MailAddress." + key, []).append(f"The {key} field is required.")
+                fields["MailAddress"] = {k: address.get(k) for k in ADDRESS_FIELDS}
+        if errors:
+            raise customer_error("The customer was not created.", errors)
+        with self.lock:
+            number, ref = fields["Number"], fields["ExternalImportReference"]
+            taken = next((c for c in self.customers.values() if c["Number"] == number), None)
+            if number is not None and taken is not None:
+                raise customer_error(f"Customer number {number} is already in use (customer Id = {taken['Id']}).")
+            used = next((c for c in self.customers.values() if ref and c["ExternalImportReference"] == ref), None)
+            if used is not None:
+                raise customer_error(  # the spec's example wording
+                    f"ExternalImportReference is already in use. '{ref}' is used on (contact) Id = {used['Id']}."
+                )
+            customer = self._add_customer(fields, _now())
+            self._save()
+        return customer
+
+    @staticmethod
+    def render_customer(c: dict[str, Any]) -> dict[str, Any]:
+        return {**c, "MailAddress": dict(c["MailAddress"])}
 
     def vat_by_code(self, code: str) -> VatCode | None:
         return next((v for v in self.vat_codes.values() if v.code == code), None)
@@ -558,7 +777,7 @@ class PowerOfficeStore:
         return date
 
     def _check_side(self, account_id: Any, vat_id: Any, where: str, errors: dict[str, list[str]]) -> None:
-        account = self.accounts.get(account_id) if isinstance(account_id, int) else None
+        account = self.ledger_account(account_id)
         vat = self.vat_codes.get(vat_id) if isinstance(vat_id, int) else None
         if account is None:
             errors.setdefault(where + "AccountId", []).append(
@@ -877,7 +1096,9 @@ class PowerOfficeStore:
             for line in v["VoucherLines"]:
                 if not (date_from <= line["PostingDate"] <= date_to):
                     continue
-                account = self.accounts[line["AccountId"]]
+                account = self.ledger_account(line["AccountId"])
+                assert account is not None  # checked when the voucher was booked
+                customer = self.customer_by_subledger(line["AccountId"])
                 vat = self.vat_codes[line["VatId"]]
                 gross = line["CurrencyAmount"]
                 tax = line_vat(gross, vat)
@@ -889,6 +1110,8 @@ class PowerOfficeStore:
                     DepartmentCode=department.code if department else None,
                     ProjectId=project.id if project else None,
                     ProjectCode=project.code if project else None,
+                    CustomerAccountNo=customer["Number"] if customer else None,
+                    ContactId=customer["Id"] if customer else None,
                 )
                 out.append(row)
                 if tax:  # the generated VAT transaction carries no dimensions (INFERRED)
@@ -905,6 +1128,8 @@ class PowerOfficeStore:
             "DepartmentCode": None,
             "ProjectId": None,
             "ProjectCode": None,
+            "CustomerAccountNo": None,
+            "ContactId": None,
             "Id": tx_id,
             "AccountId": account.id,
             "AccountNo": account.account_no,
@@ -1197,6 +1422,38 @@ def _api_router(app: PowerOfficeSandbox, store: PowerOfficeStore) -> APIRouter:
 
         values = [store.render_project(p) for p in sorted(store.projects.values(), key=lambda p: p.id) if wanted(p)]
         return paged(request, values)
+
+    @router.get("/Customers")
+    async def customers(request: Request) -> Response:
+        store.require("Customer", "Customer_Full")
+        ref = request.query_params.get("externalImportReference")
+        ref = ref if ref and ref.strip() else None
+        numbers = request.query_params.get("customerNos")
+        external = request.query_params.get("externalNos")
+        with store.lock:
+            rows = sorted(store.customers.values(), key=lambda c: c["Number"])
+        values = [
+            store.render_customer(c)
+            for c in rows
+            if (ref is None or c["ExternalImportReference"] == ref)
+            and number_filter_matches(c["Number"], numbers)
+            and number_filter_matches(c["ExternalNumber"], external)
+        ]
+        return paged(request, values)
+
+    @router.get("/Customers/{customer_id}")
+    async def customer(customer_id: int) -> Response:
+        store.require("Customer", "Customer_Full")
+        found = store.customers.get(customer_id)
+        if found is None:
+            raise not_found(f"Customer with id = {customer_id}")  # the spec's example
+        return PoJSONResponse(store.render_customer(found))
+
+    @router.post("/Customers", status_code=201)
+    async def post_customer(request: Request) -> Response:
+        store.require("Customer_Full")
+        created = store.create_customer(await json_body(request))
+        return PoJSONResponse(store.render_customer(created), status_code=201)
 
     @router.get("/AccountTransactions")
     async def transactions(request: Request) -> Response:
