@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -26,10 +27,27 @@ def _bin(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port below Linux's ephemeral range (32768-60999): the port is bound by another
+    process seconds later (after Airflow's migration), and an outgoing connection made meanwhile
+    takes its local port from that range, so a port from it could be gone by then. Never the same
+    port twice in one process."""
+    rng = random.SystemRandom()
+    for _ in range(500):
+        port = rng.randint(20_000, 32_000)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError("no free port between 20000 and 32000")
 
 
 def _port_open(port: int) -> bool:
