@@ -148,6 +148,20 @@ def test_a_missing_account_fails_naming_vendor_account_rule_and_place(tmp_path: 
     ]
 
 
+def test_credit_sales_on_the_customer_ledger_check_the_customer_account(tmp_path: Path, client) -> None:
+    def on_customers(account: str) -> Callable[[dict], None]:
+        def change(data: dict) -> None:
+            data["mapping"].update(credit_sales="customer_ledger", customer_account=account)
+
+        return change
+
+    report = check_mapping(vendor(tmp_path, change=on_customers("1500")), client)
+    assert report.ok and "1500" in report.accounts
+    report = check_mapping(vendor(tmp_path, change=on_customers("1599")), client)
+    (problem,) = report.problems
+    assert (problem.rule, problem.account, problem.places) == ("account_exists", "1599", ("customer_account",))
+
+
 def test_an_inactive_account_fails(tmp_path: Path, client) -> None:
     report = check_mapping(vendor(tmp_path, change=lambda d: d["mapping"].update(rounding_account="1960")), client)
     (problem,) = report.problems

@@ -66,6 +66,8 @@ class LedgerSystem:
       pool_slots: concurrent calls allowed per pool.
       payment_account: every POS payment must book to this account or its sub-accounts.
       customer_postings: a voucher line can carry the ledger's customer (credit sales on 1500).
+      customer_subaccounts: each customer's account is a sub-account made with the customer
+        (Fiken's `1500:NNNNN`), so the customer account itself is not in the chart.
       lease_seconds, visibility_seconds: defaults of the exactly-once claim (config.LedgerTarget).
       sandbox_port: the sandbox's port in the demo and `kassebro sandbox`.
     """
@@ -87,6 +89,7 @@ class LedgerSystem:
     pool_slots: int = 4
     payment_account: str | None = None
     customer_postings: bool = False
+    customer_subaccounts: bool = False
     lease_seconds: int = 120
     visibility_seconds: int = 60
     hook: str | None = None
@@ -238,6 +241,7 @@ register(
         pool_slots=1,
         payment_account="1901",
         customer_postings=True,
+        customer_subaccounts=True,
         visibility_seconds=60,
     )
 )

@@ -6,6 +6,8 @@ every problem with the accounts the booking rules can post to (`kassebro.booking
 - where the accounts come from: each accounting key's `account`, `alternative_accounts` (VAT
   percent -> account) and `vat_code_accounts` (standard code -> account); every payment type's
   account; `tips_account`, `rounding_account`, `receivable_account`, `cash_difference_account`;
+  `customer_account` when credit sales go to the ledger's customers on it (`credit_sales:
+  customer_ledger`; not on Fiken, whose customer accounts are sub-accounts made with each contact);
 - `account_exists`: each of them is in the chart;
 - `account_active`: none of them is inactive (the ledger refuses postings to it);
 - `vat_lock`: an account the ledger locks to a VAT code gets that code from every place in the
@@ -190,6 +192,15 @@ def routes(mapping: LedgerMap) -> list[Route]:
     return found
 
 
+def vendor_routes(vendor: Vendor) -> list[Route]:
+    """The mapping's routes, and the customer account when credit sales go to the ledger's customers
+    on it (not on Fiken, where each customer's account is a sub-account made with the customer)."""
+    found = routes(vendor.mapping)
+    if vendor.customer_postings and not registry.get(vendor.ledger.system).customer_subaccounts:
+        found.append(Route(vendor.mapping.customer_account, "customer_account", frozenset({None})))
+    return found
+
+
 # ---------------------------------------------------------------------------------------------
 # The check
 
@@ -204,7 +215,7 @@ def check_mapping(vendor: Vendor, ledger: ReadBack) -> MappingReport:
     title = str(getattr(ledger, "system", "") or system.title)  # the ledger read, for what it holds
     chart = {str(a.number).strip(): a for a in ledger.accounts()}
     known_codes = {str(v.code).strip() for v in ledger.vat_codes()}
-    found = routes(vendor.mapping)
+    found = vendor_routes(vendor)
     by_account: dict[str, list[Route]] = {}
     for route in found:
         by_account.setdefault(route.account.strip(), []).append(route)
@@ -388,7 +399,7 @@ def check_once_a_day(
         checked_at = kept["checked_at"]
         if checked_at.tzinfo is None:  # SQLite gives naive datetimes back
             checked_at = checked_at.replace(tzinfo=dt.UTC)
-        accounts = tuple(sorted({r.account.strip() for r in routes(vendor.mapping)}))
+        accounts = tuple(sorted({r.account.strip() for r in vendor_routes(vendor)}))
         return MappingReport(vendor.id, kept["ledger_system"], accounts, (), checked_at, from_cache=True)
     report = check_mapping(vendor, ledger())
     if report.ok:
