@@ -36,6 +36,8 @@ class DraftLine:
     vat_rate: Decimal
     gross: Ore
     """What Tripletex will make of the line including VAT (predicted)."""
+    account: str = ""
+    """The revenue account (through a product carrying it), "" for Tripletex's default."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def _draft_line(line: WebLine, code: str, incl: bool) -> DraftLine:
         text = line.description if quantity == 1 else f"{quantity:f} x {line.description}"
         count, price, discount = Decimal(1), Decimal(line.amount) / 100, Decimal(0)
     gross = line_gross(count, price, discount, line.vat_rate, incl=incl)
-    return DraftLine(text[:255], count, price, discount, code, line.vat_rate, gross)
+    return DraftLine(text[:255], count, price, discount, code, line.vat_rate, gross, line.account)
 
 
 def draft(order: WebOrder, shop: Webshop) -> InvoiceDraft:
@@ -108,7 +110,7 @@ def draft(order: WebOrder, shop: Webshop) -> InvoiceDraft:
     for line in order.lines:
         rate = line.vat_rate.normalize()
         key = f"{rate:f}" if rate == rate.to_integral_value() else ""
-        code = shop.vat_codes.get(key)
+        code = line.vat_code or shop.vat_codes.get(key)
         if code is None:
             problems.append(
                 Issue(

@@ -60,9 +60,33 @@ def preview_json(voucher: Voucher, verdict: DayVerdict | None = None) -> dict[st
         },
         "digest": voucher.digest(),
     }
+    invoiced = _credit_invoices(voucher)
+    if invoiced:  # made before the voucher is posted, and left out of it (credit_sales: invoice)
+        doc["state"] = "built"
+        doc["credit_invoices"] = [
+            {"number": o.number, "customer": o.customer.name, "total": format_ore(o.total), "total_ore": o.total}
+            for o in invoiced
+        ]
     if verdict is not None:
         doc["verdict"] = verdict.to_json()
     return doc
+
+
+def _credit_invoices(voucher: Voucher) -> list:
+    from kassebro.booking.credit_invoices import orders_in
+
+    return orders_in(voucher.meta, voucher.vendor_id)
+
+
+def _invoice_lines(voucher: Voucher) -> list[str]:
+    invoiced = _credit_invoices(voucher)
+    if not invoiced:
+        return []
+    total = format_ore(sum(o.total for o in invoiced))
+    return [
+        f"credit sales invoiced in Tripletex before the voucher, and not in it: {len(invoiced)}, {total}",
+        *(f"  {o.number}  {o.customer.name}  {format_ore(o.total)}" for o in invoiced),
+    ]
 
 
 def failure_json(
@@ -87,6 +111,8 @@ def render_table(voucher: Voucher) -> str:
         f"{voucher.description}",
         f"vendor {voucher.vendor_id}, business day {voucher.business_day.isoformat()}, ref {voucher.external_ref}",
     ]
+    if not voucher.lines and _invoice_lines(voucher):
+        return "\n".join([*head, "no voucher: every sale was on account", *_invoice_lines(voucher)])
     if not voucher.lines:
         return "\n".join([*head, "closed: no sales this business day (nothing would be posted)"])
     rows = [("account", "vat", "debit", "credit", "dept", "project", "description")]
@@ -118,7 +144,7 @@ def render_table(voucher: Voucher) -> str:
         f"VAT difference (POS - recomputed from gross): {voucher.vat_difference:+d} øre"
         + (f" ({detail})" if detail else "")
     )
-    return "\n".join(out)
+    return "\n".join([*out, *_invoice_lines(voucher)])
 
 
 def render_verdict(verdict: DayVerdict) -> str:

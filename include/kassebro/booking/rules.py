@@ -53,6 +53,7 @@ BOOKING_RULES: dict[str, str] = {
     "payment_mapped": "every payment type has an account",
     "bill_discount": "every bill discount has sales lines to be taken off",
     "credit_sale_customer": "every credit sale names its customer",
+    "credit_sale_invoiceable": "with credit_sales: invoice, every credit sale can be one invoice",
     "rounding_limit": "cash rounding within its limits",
     "cash_difference_limit": "cash differences within their limit",
     "vat_difference": "POS VAT within the tolerance of VAT recomputed from gross, per VAT code",
@@ -145,7 +146,20 @@ def book(day: SalesDay, vendor: Vendor) -> tuple[Voucher | None, list[CheckResul
 
 
 def _build(day: SalesDay, vendor: Vendor) -> tuple[_Build, Voucher | None]:
+    invoiced = None
+    if vendor.mapping.credit_sales == "invoice":  # invoiced credit sales book themselves: left out here
+        from kassebro.booking.credit_invoices import credit_sales
+
+        invoiced = credit_sales(day, vendor)
+        day = _without(day, invoiced.receipts)
     build = _Build(vendor, day)
+    if invoiced is not None:
+        build.issues.extend(invoiced.issues)
+        if invoiced.orders:
+            build.facts["credit_sale_invoiceable"] = (
+                f"{len(invoiced.orders)} credit sale(s), {format_ore(sum(o.total for o in invoiced.orders))}, "
+                "become Tripletex invoices and are left out of the voucher"
+            )
     vat_figures = _revenue(build)
     _tips(build)
     _payments(build)
@@ -183,8 +197,27 @@ def _build(day: SalesDay, vendor: Vendor) -> tuple[_Build, Voucher | None]:
         description=f"POS dagsoppgjør {vendor.name} {day.business_day.isoformat()}",
         lines=voucher_lines,
         vat_difference=vat_difference,
-        meta=_meta(vat_figures, build),
+        meta={**_meta(vat_figures, build), **(_invoiced_meta(invoiced, vendor) if invoiced else {})},
     )
+
+
+def _invoiced_meta(invoiced: object, vendor: Vendor) -> dict[str, str]:
+    from kassebro.booking.credit_invoices import meta_for
+
+    return meta_for(invoiced, vendor)  # type: ignore[arg-type]
+
+
+def _without(day: SalesDay, receipts: frozenset[tuple[str, str]]) -> SalesDay:
+    """The day less these receipts (their lines, payments and receipt rows)."""
+    if not receipts:
+        return day
+    from dataclasses import replace
+
+    def keep(frame: pd.DataFrame) -> pd.DataFrame:
+        keys = pd.Series(list(zip(frame["register_id"].astype(str), frame["trans_id"].astype(str), strict=True)))
+        return frame[~keys.isin(receipts).to_numpy()]
+
+    return replace(day, lines=keep(day.lines), receipts=keep(day.receipts), payments=keep(day.payments))
 
 
 def _meta(vat_figures: dict, build: _Build) -> dict[str, str]:

@@ -88,6 +88,9 @@ class LedgerMap(_Strict):
       `customer_account` (1500) with the customer on the posting, so it shows in the ledger's customer
       sub-ledger (ageing, dunning): where the system takes a customer on a voucher line through
       kassebro (`LedgerSystem.customer_postings`), else the "receivable" booking, as the config check says.
+      "invoice" (Tripletex only) makes each credit sale a Tripletex invoice, not marked paid, and
+      leaves it out of the day's voucher (booking.credit_invoices says why and what is held back).
+    - `credit_invoice_email`: with "invoice", whether Tripletex e-mails each invoice to the customer.
     - `customer_number_start`: new ledger customers made for POS customers are numbered from here.
     So the limits grow with the day: a right day of 50,000 receipts passes, a wrong one still fails.
     """
@@ -106,7 +109,8 @@ class LedgerMap(_Strict):
     vat_tolerance_per_100_figures_ore: int = Field(default=50, ge=0)
     net_returns: bool = False
     use_line_projects: bool = False
-    credit_sales: Literal["receivable", "customer_ledger"] = "receivable"
+    credit_sales: Literal["receivable", "customer_ledger", "invoice"] = "receivable"
+    credit_invoice_email: bool = True
     customer_account: AccountNumber = "1500"
     customer_number_start: int = Field(default=100_000, ge=1)
 
@@ -416,6 +420,11 @@ class Vendor(_Strict):
     def _mapping_fits_the_system(self) -> Vendor:
         problems = self.mapping.check_for_system(self.ledger.system)
         system = registry.get(self.ledger.system)
+        if self.mapping.credit_sales == "invoice" and self.ledger.system != "tripletex":
+            problems.append(
+                f"credit_sales: invoice makes Tripletex invoices; {system.title} has no invoice flow in kassebro "
+                "(use customer_ledger or receivable)"
+            )
         if not system.dimensions and (self.department or self.project):
             problems.append(
                 f"{system.title} vouchers cannot carry a department or project through the API; "

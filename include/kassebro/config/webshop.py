@@ -24,7 +24,7 @@ TRANSFERS = ("paid_invoice", "invoice", "order")
 Klarna, gift card); invoice: an invoice the customer pays later ("faktura vedlagt"); order: an order
 left open for invoicing in Tripletex (B2B, manual)."""
 SEND_TYPES = ("EMAIL", "EHF", "AVTALEGIRO", "EFAKTURA", "VIPPS", "PAPER", "MANUAL")
-COMPLETED_BY_KIND = {"woocommerce": ("completed",), "mystore": ("Sendt",)}
+COMPLETED_BY_KIND = {"woocommerce": ("completed",), "mystore": ("Sendt",), "pos": ("sold",)}
 SHARED_DEFAULTS = ("timezone", "owner", "retries")
 DEFAULT_VAT_CODES = {"25": "3", "15": "31", "12": "33", "0": "5"}
 """Outgoing standard tax codes by rate: 3 high, 31 medium (food), 33 low, 5 zero-rated (books)."""
@@ -60,9 +60,13 @@ class PaymentRule(_Strict):
 
 
 class ShopSource(_Strict):
-    """The shop: its kind and the Airflow connection holding its URL and credentials."""
+    """The shop: its kind and the Airflow connection holding its URL and credentials.
 
-    kind: Literal["woocommerce", "mystore"]
+    "pos" is no shop: it is a vendor's POS whose credit sales are invoiced (`credit_sales:
+    invoice`, booking.credit_invoices); it is never read through a connection, only made in code.
+    """
+
+    kind: Literal["woocommerce", "mystore", "pos"]
     connection: str = Field(min_length=1)
 
 
@@ -78,7 +82,7 @@ class InvoiceLedger(_Strict):
 class Webshop(_Strict):
     """One webshop and where its orders go."""
 
-    id: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,60}$")]
+    id: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,70}$")]
     name: str
     source: ShopSource
     ledger: InvoiceLedger
@@ -164,6 +168,10 @@ def _webshop(path: Path, defaults: dict) -> Webshop:
     data["config_file"] = str(path)
     if path.stem != data.get("id"):
         raise ConfigError(Issue(str(path), "config", f"field id: {data.get('id')!r} must equal the file name"))
+    if (data.get("source") or {}).get("kind") == "pos" or str(data.get("id", "")).startswith("pos_"):
+        raise ConfigError(
+            Issue(str(path), "source", "kind pos and ids pos_* are a vendor's credit invoices (credit_sales: invoice)")
+        )
     try:
         return Webshop.model_validate(data)
     except ValidationError as exc:

@@ -74,7 +74,8 @@ def prepare(
     assert voucher is not None
     path = work / "voucher.json"
     _write_atomically(path, json.dumps(voucher.to_json(), indent=2, sort_keys=True))
-    state = "built" if voucher.lines else "closed_calendar" if verdict.closed_by == "calendar" else "closed"
+    invoiced = "credit_invoices" in voucher.meta  # sales left out of the voucher for their own invoices
+    state = "built" if voucher.lines or invoiced else "closed_calendar" if verdict.closed_by == "calendar" else "closed"
     journal.record(
         vendor.id,
         day,
@@ -179,6 +180,23 @@ def post(vendor: Vendor, day: dt.date, ledger: Ledger, journal: Journal, *, dry_
         "total_ore": voucher.total_debit,
     }
     booked = journal.booked(vendor.id, day)
+    if dry_run and "credit_invoices" in voucher.meta:
+        log.info("dry run: would invoice the credit sales %s first", voucher.meta["credit_invoices"])
+    elif "credit_invoices" in voucher.meta:  # before the voucher, which counts on them (posting.credit_invoices)
+        from kassebro.posting.credit_invoices import invoice_credit_sales
+
+        made = invoice_credit_sales(vendor, voucher, ledger, journal)
+        result["invoices"] = [o.invoice_number for o in made]
+        if not voucher.lines and not booked:  # every sale of the day was on account
+            journal.record(
+                vendor.id,
+                day,
+                "closed",
+                external_ref=voucher.external_ref,
+                ledger_system=vendor.ledger.system,
+                voucher=voucher,
+                message=f"no voucher: all {len(made)} sale(s) were credit sales, invoiced in Tripletex",
+            )
     if not booked and not voucher.lines:  # closed: prepare recorded why; nothing to post
         entry = journal.get(vendor.id, day)
         return {**result, "state": entry.state if entry else "closed"}

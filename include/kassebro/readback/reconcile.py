@@ -145,11 +145,14 @@ class VendorDays:
 
 
 def booked_payments(built: Voucher | None) -> Counter[str] | None:
-    """The payments per account of a day as booked (voucher meta), None for vouchers built before
-    kassebro kept them."""
+    """The payments per account of a day as booked (voucher meta, with those of its credit-sale
+    invoices), None for vouchers built before kassebro kept them."""
     if built is None or "payments" not in built.meta:
         return None
-    return Counter({a: int(n) for a, n in json.loads(built.meta["payments"]).items()})
+    paid = Counter({a: int(n) for a, n in json.loads(built.meta["payments"]).items()})
+    # credit sales invoiced on their own (credit_sales: invoice) are out of the voucher, not of the day
+    paid.update({a: int(n) for a, n in json.loads(built.meta.get("invoiced_payments") or "{}").items()})
+    return paid
 
 
 def vouchers_by_vendor(vouchers: Iterable[PostedVoucher]) -> dict[str, list[PostedVoucher]]:

@@ -68,6 +68,10 @@ class WebLine:
       amount: the line total after its discount, in øre, as the shop computed it.
       vat_rate: percent ("25", "15", "12", "0").
       sku: the shop's article number, if any.
+      account: the revenue account the line is booked on ("" = Tripletex's default for its VAT
+        type); set for POS credit sales, whose accounts come from the vendor's mapping.
+      vat_code: the outgoing standard tax code when the source states it ("" = from the rate
+        through the shop's vat_codes).
     """
 
     kind: str
@@ -78,6 +82,8 @@ class WebLine:
     vat_rate: Decimal
     discount_percent: Decimal = Decimal(0)
     sku: str = ""
+    account: str = ""
+    vat_code: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in LINE_KINDS:
