@@ -84,6 +84,14 @@ def test_each_credit_sale_becomes_one_unpaid_invoice_before_the_voucher_and_neve
     for number, order in expected.items():
         made = next(i for i in invoices if by_number[number]["id"] in {o["id"] for o in i["orders"]})
         assert round(float(made["amount"]) * 100) == order.total
+    # revenue on the vendor's mapped accounts (through one product per account and VAT code)
+    store = _app.state.store
+    for number, order in expected.items():
+        made = next(i for i in invoices if by_number[number]["id"] in {o["id"] for o in i["orders"]})
+        booked = store.voucher(int(made["voucher"]["id"]))
+        credited = {store.books().accounts[p.account_id].number for p in booked.postings if p.gross < 0}
+        revenue = {a for a in credited if not 2700 <= a < 2800}  # less the output VAT accounts
+        assert revenue == {int(line.account) for line in order.lines}
     # a second run (the DAG's retry, a backfill) makes nothing new
     for day in DAYS:
         pipeline.post(vendor, day, _client(url), journal)

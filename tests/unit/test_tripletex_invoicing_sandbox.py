@@ -568,7 +568,9 @@ def test_admin_listing_and_reset(api, auth, admin, store):
     put(api, auth, f"/order/{order['id']}/:invoice", invoiceDate=DAY)
     post(api, auth, "/customer", {"name": "Ny Kunde"})
     listing = admin_state(admin)
-    assert set(listing) == {"company_id", "settings", "customers", "orders", "invoices", "payment_types", "emails"}
+    assert set(listing) == {
+        "company_id", "settings", "customers", "orders", "invoices", "payment_types", "emails", "products"
+    }  # fmt: skip
     assert listing["company_id"] == DEMO_COMPANY.id
     assert listing["settings"] == {
         "company_id": DEMO_COMPANY.id,

@@ -11,10 +11,25 @@ answer" work as for vouchers. Facts (spec `specs/tripletex/openapi.json`, brief 
 - `PUT /order/{id}/:invoice` sends the invoice unless `sendToCustomer=false` (default true), so it
   is always given; `paymentTypeId` and `paidAmount` together make a prepaid invoice. It closes the
   order; the invoice number is Tripletex's own.
+- `PUT /invoice/{id}/:createCreditNote` (`date` required; `comment`, `sendToCustomer` default true,
+  `sendType`, `creditNoteEmail`: "the credit note will not be sent if the customer send type is
+  email and this field is empty") credits the whole invoice with a new invoice: the credit note
+  has `isCreditNote` and `creditedInvoice` (the credited invoice's id), the invoice `isCredited`.
+
+- `OrderLine` has no account; it may name a `product`, and a `Product` has `account` and
+  `vatType`, so a line whose revenue belongs on a mapped account (a POS credit sale) carries a
+  product `kassebro-<account>-<vat code>` made for it. `GET /product` filters `productNumber` (a list
+  of product numbers) and `isInactive` (no default).
 
 INFERRED: `isInactive=true` lists the inactive customers only (so active + inactive = two calls);
 an invoice's `orders` names the order it was made from (how a lost `:invoice` answer is found);
-dateTo is exclusive on orders and invoices as on vouchers.
+dateTo is exclusive on orders and invoices as on vouchers; `GET /product` without `isInactive`
+lists active and inactive products alike (the filter has no default), so one call finds a product
+whatever its state; a product's `account` decides the account of the revenue of a line carrying
+it (the line still gives its own `vatType`), and the product number is unique in the company.
+A credit note may name its invoice's order too (so credit notes are skipped when an order's
+invoice is looked for), is dated on or after its invoice, and is found by `creditedInvoice` among
+the customer's invoices from that date.
 """
 
 from __future__ import annotations
@@ -27,13 +42,17 @@ from typing import Any
 
 from kassebro.booking.invoice import InvoiceDraft
 from kassebro.core.money import Ore, ore_to_decimal, parse_ore
-from kassebro.ledgers.base import LedgerValidationError
+from kassebro.ledgers.base import LedgerTransient, LedgerValidationError
 from kassebro.ledgers.tripletex import SYSTEM, TripletexClient
 from kassebro.sources.webshop import WebCustomer
 
 _CUSTOMER_FIELDS = "id,customerNumber,name,organizationNumber,email,invoiceEmail,isInactive"
 _ORDER_FIELDS = "id,number,isClosed,deliveryComment,orderDate,customer(id)"
-_INVOICE_FIELDS = "id,invoiceNumber,invoiceDate,amount,amountOutstanding,orders(id),customer(id)"
+_INVOICE_FIELDS = (
+    "id,invoiceNumber,invoiceDate,amount,amountOutstanding,orders(id),customer(id),isCredited,isCreditNote,"
+    "creditedInvoice"
+)
+_PRODUCT_FIELDS = "id,number,name,isInactive,account(id,number),vatType(id,number)"
 NUMBER_BLOCK = 20
 """Customer numbers checked per lookup when choosing a free one."""
 CUSTOMER_NUMBER_TRIES = 3
@@ -61,6 +80,13 @@ class TxInvoice:
     number: int
     amount: Ore
     outstanding: Ore
+    credited: bool = False
+    """A credit note was made for it (`isCredited`)."""
+    credit_note: bool = False
+    """It is a credit note (`isCreditNote`)."""
+    credited_invoice: int | None = None
+    """For a credit note: the id of the invoice it credits (`creditedInvoice`)."""
+    date: dt.date | None = None
 
 
 class TripletexInvoicing:
@@ -68,6 +94,7 @@ class TripletexInvoicing:
 
     def __init__(self, client: TripletexClient) -> None:
         self.client = client
+        self._products: dict[tuple[str, str], int] = {}
 
     @property
     def calls(self) -> Any:
@@ -94,6 +121,66 @@ class TripletexInvoicing:
 
     def vat_type_ids(self, codes: Iterable[str]) -> dict[str, int]:
         return self.client.resolve_vat_types(codes)
+
+    def product_id(self, account: str, vat_code: str) -> int:
+        """The id of the product that books a line's revenue on `account` with VAT code `vat_code`:
+        the one numbered `kassebro-<account>-<vat_code>`, else a new one (name "Kassesalg <account>
+        mva <code>"); cached per instance. The create is never resent blindly: after a lost answer
+        (or a refusal because the number was taken meanwhile, by a parallel task) the product is
+        looked up again, and only a product still missing after a lost answer is posted once more."""
+        account, vat_code = str(account).strip(), str(vat_code).strip()
+        cached = self._products.get((account, vat_code))
+        if cached is not None:
+            return cached
+        number = f"kassebro-{account}-{vat_code}"
+        found = self.find_product(number, account)
+        if found is None:
+            body = {
+                "name": f"Kassesalg {account} mva {vat_code}",
+                "number": number,
+                "account": {"id": self.client.account_id(account)},
+                "vatType": {"id": self.vat_type_ids([vat_code])[vat_code]},
+            }
+            try:
+                found = self._create_product(body)
+            except (LedgerTransient, LedgerValidationError) as exc:
+                taken = isinstance(exc, LedgerValidationError) and "number" in getattr(exc, "fields", ())
+                if not (taken or isinstance(exc, LedgerTransient)):
+                    raise
+                found = self.find_product(number, account)
+                if found is None:
+                    if taken:
+                        raise
+                    found = self._create_product(body)
+        self._products[(account, vat_code)] = found
+        return found
+
+    def find_product(self, number: str, account: str) -> int | None:
+        """The id of the product with this number (active or inactive), None when there is none;
+        one that is inactive or books on another account than `account` is refused, for a person
+        to fix in Tripletex (kassebro would otherwise book revenue where the mapping does not say)."""
+        values = self.client._all_pages("/product", {"productNumber": number}, _PRODUCT_FIELDS)
+        found = [v for v in values if str(v.get("number") or "") == number]
+        if not found:
+            return None
+        value = found[0]
+        booked_on = str((value.get("account") or {}).get("number") or "")
+        if booked_on != account:
+            raise LedgerValidationError(
+                SYSTEM,
+                f"the Tripletex product {number} books its revenue on account {booked_on or '(none)'}, "
+                f"not {account}; set its account back to {account} in Tripletex (or delete it), then try again",
+            )
+        if value.get("isInactive"):
+            raise LedgerValidationError(
+                SYSTEM, f"the Tripletex product {number} (account {account}) is inactive; activate it, then try again"
+            )
+        return int(value["id"])
+
+    def _create_product(self, body: dict[str, Any]) -> int:
+        """POST /product (never resent here: `product_id` looks it up first)."""
+        data = self.client._request("POST", "/product", body=body, retry_transient=False)
+        return int(self.client._value(data)["id"])
 
     def find_customers(
         self, *, org_number: str | None = None, email: str | None = None, name: str | None = None
@@ -249,6 +336,8 @@ class TripletexInvoicing:
                 price_key: line.unit_price,
                 "discount": line.discount_percent,
                 "vatType": {"id": vat_ids[line.vat_code]},
+                # A mapped revenue account goes through a product (an order line has no account).
+                **({"product": {"id": self.product_id(line.account, line.vat_code)}} if line.account else {}),
             }
             for line in draft.lines
         ]
@@ -323,7 +412,8 @@ class TripletexInvoicing:
         params = {"invoiceNumber": number, "invoiceDateFrom": "2000-01-01", "invoiceDateTo": "2100-01-01"}
         for value in self.client._all_pages("/invoice", params, _INVOICE_FIELDS):
             if int(value.get("invoiceNumber") or 0) == number:
-                return _invoice(value), [int(o.get("id") or 0) for o in value.get("orders") or []]
+                orders = [] if value.get("isCreditNote") else value.get("orders") or []  # a note is not the order's
+                return _invoice(value), [int(o.get("id") or 0) for o in orders]
         return None
 
     def find_invoice(
@@ -337,8 +427,55 @@ class TripletexInvoicing:
         if customer_id is not None:
             params["customerId"] = customer_id
         for value in self.client._all_pages("/invoice", params, _INVOICE_FIELDS):
+            if value.get("isCreditNote"):  # a credit note may name the order too
+                continue
             if any(int(o.get("id") or 0) == order_id for o in value.get("orders") or []):
                 return _invoice(value)
+        return None
+
+    def invoice(self, invoice_id: int) -> TxInvoice:
+        """One invoice as it stands now (whether it is credited, what is outstanding)."""
+        data = self.client._request("GET", f"/invoice/{invoice_id}", params={"fields": _INVOICE_FIELDS})
+        return _invoice(self.client._value(data))
+
+    def credit_note(
+        self,
+        invoice_id: int,
+        date: dt.date,
+        comment: str,
+        *,
+        send: bool,
+        email: str | None = None,
+        send_type: str | None = None,
+    ) -> TxInvoice:
+        """PUT /invoice/{id}/:createCreditNote: a credit note for the whole invoice, dated `date`
+        (never resent: `find_credit_note` finds it after a lost answer). `sendToCustomer` is always
+        given (Tripletex's default is to send); when sending, `email` goes as `creditNoteEmail`
+        (Tripletex does not e-mail a credit note without it) and `send_type` as `sendType`."""
+        params: dict[str, Any] = {
+            "date": date.isoformat(),
+            "comment": comment,
+            "sendToCustomer": "true" if send else "false",
+        }
+        if send and email:
+            params["creditNoteEmail"] = email
+        if send and send_type:
+            params["sendType"] = send_type
+        params["fields"] = _INVOICE_FIELDS
+        data = self.client._request(
+            "PUT", f"/invoice/{invoice_id}/:createCreditNote", params=params, retry_transient=False
+        )
+        return _invoice(self.client._value(data))
+
+    def find_credit_note(self, invoice_id: int, first: dt.date, customer_id: int | None = None) -> TxInvoice | None:
+        """The credit note crediting this invoice, dated on or after `first` (the invoice's date)."""
+        params: dict[str, Any] = {"invoiceDateFrom": first.isoformat(), "invoiceDateTo": "2100-01-01"}
+        if customer_id is not None:
+            params["customerId"] = customer_id
+        for value in self.client._all_pages("/invoice", params, _INVOICE_FIELDS):
+            found = _invoice(value)
+            if found.credit_note and found.credited_invoice == invoice_id:
+                return found
         return None
 
 
@@ -365,9 +502,16 @@ def _order(value: dict[str, Any]) -> TxOrder:
 
 
 def _invoice(value: dict[str, Any]) -> TxInvoice:
+    credited_invoice = value.get("creditedInvoice")
+    if isinstance(credited_invoice, dict):  # a reference, should Tripletex give one
+        credited_invoice = credited_invoice.get("id")
     return TxInvoice(
         id=int(value["id"]),
         number=int(value.get("invoiceNumber") or 0),
         amount=parse_ore(str(value.get("amount") if value.get("amount") is not None else Decimal(0))),
         outstanding=parse_ore(str(value.get("amountOutstanding") if value.get("amountOutstanding") is not None else 0)),
+        credited=bool(value.get("isCredited")),
+        credit_note=bool(value.get("isCreditNote")),
+        credited_invoice=int(credited_invoice) if credited_invoice else None,
+        date=dt.date.fromisoformat(str(value["invoiceDate"])[:10]) if value.get("invoiceDate") else None,
     )

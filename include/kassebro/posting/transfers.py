@@ -27,10 +27,13 @@ from sqlalchemy import (
     Text,
     func,
     insert,
+    inspect,
     select,
+    text,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from kassebro.posting.journal import Journal
 
@@ -38,7 +41,13 @@ STATES = ("new", "held", "failed", "ordered", "invoicing", "done")
 """new: seen, not yet sent; held: the order's data cannot be transferred as it is (nothing sent);
 failed: Tripletex refused it; ordered: the Tripletex order exists, not yet invoiced; invoicing: the
 invoice call went out and its outcome is not known yet; done: invoiced, or left as an order when
-that is the method's transfer."""
+that is the method's transfer.
+
+A done order the shop refunded afterwards keeps its state; the refund has columns of its own:
+`refunded_ore` is the refund last dealt with (credited, or reported for a person), `credit_state`
+is "crediting" once the credit note call went out (its outcome not known yet), "credited" once the
+credit note is recorded, "failed" when Tripletex refused it (until a re-transfer)."""
+CREDIT_STATES = ("crediting", "credited", "failed")
 
 metadata = MetaData()
 orders_table = Table(
@@ -65,6 +74,23 @@ orders_table = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("message", Text, nullable=False, default=""),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # a refund after the transfer (added later: `_add_missing_columns` puts them on older tables)
+    Column("refunded_ore", Integer),
+    Column("credit_state", String(16)),
+    Column("credit_date", Date),
+    Column("credit_sent_at", DateTime(timezone=True)),
+    Column("credit_note_id", Integer),
+    Column("credit_note_number", Integer),
+    Column("credit_emailed", Boolean),
+)
+ADDED_COLUMNS = (
+    "refunded_ore",
+    "credit_state",
+    "credit_date",
+    "credit_sent_at",
+    "credit_note_id",
+    "credit_note_number",
+    "credit_emailed",
 )
 Index("kassebro_webshop_planned_invoice", orders_table.c.webshop_id, orders_table.c.planned_invoice_number, unique=True)
 customers_table = Table(
@@ -112,6 +138,13 @@ class Transfer:
     attempts: int
     message: str
     updated_at: dt.datetime
+    refunded_ore: int | None = None
+    credit_state: str | None = None
+    credit_date: dt.date | None = None
+    credit_sent_at: dt.datetime | None = None
+    credit_note_id: int | None = None
+    credit_note_number: int | None = None
+    credit_emailed: bool | None = None
 
 
 class Transfers:
@@ -120,6 +153,7 @@ class Transfers:
     def __init__(self, url: str | None = None) -> None:
         self.engine = Journal(url).engine
         metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
 
     # ---- orders ------------------------------------------------------------------------------
 
@@ -147,6 +181,18 @@ class Transfers:
         with self.engine.connect() as conn:
             rows = conn.execute(select(c.order_number, c.state, c.updated_at).where(c.webshop_id == webshop_id))
             return {n: (state, at if at.tzinfo else at.replace(tzinfo=dt.UTC)) for n, state, at in rows}
+
+    def refunds(self, webshop_id: str) -> dict[str, tuple[int, str | None]]:
+        """Order number -> (the refund last dealt with in øre, credit state), of the done orders:
+        for choosing which done orders a refund brings back."""
+        c = orders_table.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(c.order_number, c.refunded_ore, c.credit_state).where(
+                    c.webshop_id == webshop_id, c.state == "done"
+                )
+            )
+            return {n: (int(refunded or 0), credit) for n, refunded, credit in rows}
 
     def claim(self, webshop_id: str, number: str, lease_seconds: int = 120, *, again: bool = False) -> str | None:
         """Take the right to work on an order; None when it is done (unless `again`, a
@@ -331,9 +377,25 @@ class Transfers:
                 conn.execute(insert(cursors_table).values(webshop_id=webshop_id, read_until=when))
 
 
+def _add_missing_columns(engine: Engine) -> None:
+    """Columns added since the table was first made: added to an older table (as the journal's
+    are), empty on its rows, which stay valid. Two processes at it at once: the loser finds it done."""
+    have = {c["name"] for c in inspect(engine).get_columns(orders_table.name)}
+    for name in ADDED_COLUMNS:
+        if name in have:
+            continue
+        kind = orders_table.c[name].type.compile(dialect=engine.dialect)
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(f"ALTER TABLE {orders_table.name} ADD COLUMN {name} {kind}"))
+        except (OperationalError, ProgrammingError):
+            if name not in {c["name"] for c in inspect(engine).get_columns(orders_table.name)}:
+                raise
+
+
 def _transfer(row: Any) -> Transfer:
     fields = {name: row[name] for name in Transfer.__dataclass_fields__}
-    for name in ("invoicing_sent_at", "updated_at"):
+    for name in ("invoicing_sent_at", "updated_at", "credit_sent_at"):
         value = fields[name]
         if value is not None and value.tzinfo is None:
             fields[name] = value.replace(tzinfo=dt.UTC)

@@ -13,10 +13,19 @@ or after `enabled_since`. Per order, each step writes down what it made before t
    recorded the moment it exists;
 4. the invoice (paid or to pay later; not for the "order" transfer): the call's time is recorded
    before it goes out, so after a lost answer the next attempt reads the order and, when Tripletex
-   closed it, finds its invoice instead of invoicing again. A closed order is never invoiced again.
+   closed it, finds its invoice instead of invoicing again. A closed order is never invoiced again;
+5. a refund (`WebOrder.refunded`), at the transfer or after it: a done order whose shop reports a
+   refund not dealt with yet is taken up again, whatever its status now ("refunded" is no
+   completed status). A full refund of an invoice (the refund equals the invoice's amount) gets one
+   credit note (`PUT /invoice/{id}/:createCreditNote`, e-mailed when the payment method's rule
+   sends invoices): the invoice is read first (credited already, by us after a lost answer or by
+   hand? then that credit note is found and recorded), and the call's date and time are recorded
+   before it goes out. A partial refund (its split over the VAT rates is not known), a refund of an
+   order left open, and one that differs from the invoice are reported for a person, once each.
 
 A transient failure (timeout, 5xx, lost answer) gives the claim back with what is known, for the
-next attempt; a refusal marks the order failed with Tripletex's words, until a re-transfer.
+next attempt; a refusal marks the order failed with Tripletex's words, until a re-transfer (a
+refused credit note leaves the order done, its credit "failed", until a re-transfer).
 """
 
 from __future__ import annotations
@@ -41,6 +50,8 @@ from kassebro.sources.webshop import ShopApi, ShopError, WebCustomer, WebOrder
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 120
 CUSTOMER_WAIT_SECONDS = 30
+REFUND_NOTE = "the shop refunded"
+"""How every refund note begins (a later one replaces it in the record's message)."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,15 @@ def is_due(order: WebOrder, shop: Webshop) -> bool:
     return local >= shop.enabled_since and order.completed_at(shop.statuses) is not None
 
 
+def refund_due(order: WebOrder, dealt_with: int | None, credit_state: str | None, *, again: bool = False) -> bool:
+    """Whether a done order's refund still asks for something: a refund the shop reports that was
+    not dealt with (credited, or reported), or a credit note call whose outcome is not known. A
+    refused credit note waits for a re-transfer."""
+    if credit_state == "failed" and not again:
+        return False
+    return credit_state == "crediting" or (order.refunded > 0 and order.refunded != (dealt_with or 0))
+
+
 def transfer_order(
     order: WebOrder,
     shop: Webshop,
@@ -110,6 +130,9 @@ def transfer_order(
     takes a failed order and reports a done one.
     """
     number = order.number
+    known = store.get(shop.id, number)
+    if known is not None and known.state == "done":  # a refund may bring it back, nothing else
+        return _done_order(order, shop, tx, store, known, email=email, again=again, lease_seconds=lease_seconds)
     try:
         made = draft(order, shop)
         _check_paid(made)
@@ -172,10 +195,46 @@ def _busy_or_done(store: Transfers, shop: Webshop, number: str) -> Outcome:
 
 def _already(record: Transfer) -> Outcome:
     if record.invoice_number:
-        note = f"already invoiced in Tripletex as invoice {record.invoice_number}; nothing was sent again"
+        note = f"already invoiced in Tripletex as invoice {record.invoice_number}"
+        if record.credit_note_number:
+            note += f", credited as credit note {record.credit_note_number}"
+        note += "; nothing was sent again"
     else:
         note = f"already transferred (Tripletex order {record.tx_order_id}); nothing was sent again"
     return Outcome(record.order_number, "done", "", record.invoice_number, record.tx_order_id, note)
+
+
+def _done_order(
+    order: WebOrder,
+    shop: Webshop,
+    tx: TripletexInvoicing,
+    store: Transfers,
+    known: Transfer,
+    *,
+    email: bool | None,
+    again: bool,
+    lease_seconds: int,
+) -> Outcome:
+    """A done order: reported, unless the shop refunded it since (then step 5, under a claim)."""
+    number = order.number
+    if not refund_due(order, known.refunded_ore, known.credit_state, again=again):
+        return _already(known)
+    token = store.claim(shop.id, number, lease_seconds, again=True)  # a done order: only for its refund
+    if token is None:
+        return Outcome(number, "busy", "another run is working on this order")
+    record = store.get(shop.id, number)
+    assert record is not None
+    if record.state != "done" or not refund_due(order, record.refunded_ore, record.credit_state, again=again):
+        store.update(shop.id, number, token, release=True)
+        return _already(record)  # dealt with by another run meanwhile
+    lease = RenewedLease(
+        lambda _sending: store.renew(shop.id, number, token), f"{shop.id} order {number}", lease_seconds
+    )
+    try:
+        with lease:
+            return _refund(order, shop, tx, store, token, email)
+    except ClaimLost as exc:
+        return Outcome(number, "crediting", str(exc), record.invoice_number, record.tx_order_id)
 
 
 def _transfer(
@@ -212,9 +271,9 @@ def _transfer(
         order_id, closed = found.id, found.closed
         _write(store, shop, order.number, token, state="ordered", tx_order_id=order_id, message="", **known)
     if rule.transfer == "order":
-        store.update(shop.id, order.number, token, release=True, state="done", message="")
-        note = "left open for invoicing in Tripletex" + (f"; {_refund_note(order)}" if order.refunded else "")
-        return Outcome(order.number, "done", tx_order_id=order_id, note=note)
+        store.update(shop.id, order.number, token, release=not order.refunded, state="done", message="")
+        left = Outcome(order.number, "done", tx_order_id=order_id, note="left open for invoicing in Tripletex")
+        return _refund(order, shop, tx, store, token, email, left) if order.refunded else left
 
     invoice = None
     if closed is None and (record.invoicing_sent_at is not None or record.state == "invoicing"):
@@ -256,14 +315,12 @@ def _transfer(
         notes.append(
             f"captured {format_ore(paid)} against an invoice of {format_ore(invoice.amount)}: {left}, not absorbed"
         )
-    if order.refunded:
-        notes.append(_refund_note(order))
     note = "; ".join(notes)
     store.update(
         shop.id,
         order.number,
         token,
-        release=True,
+        release=not order.refunded,  # kept for the refund's step
         state="done",
         invoice_id=invoice.id,
         invoice_number=invoice.number,
@@ -272,7 +329,8 @@ def _transfer(
         emailed=send,
         message=note,
     )
-    return Outcome(order.number, "done", "", invoice.number, order_id, note)
+    done = Outcome(order.number, "done", "", invoice.number, order_id, note)
+    return _refund(order, shop, tx, store, token, email, done) if order.refunded else done
 
 
 def _numbered_invoice(
@@ -306,10 +364,104 @@ def _write(store: Transfers, shop: Webshop, number: str, token: str, **values: o
         )
 
 
-def _refund_note(order: WebOrder) -> str:
-    return (
-        f"the shop refunded {format_ore(order.refunded)} of this order: credit it in Tripletex "
-        "(kassebro does not make credit notes)"
+def _refund(
+    order: WebOrder,
+    shop: Webshop,
+    tx: TripletexInvoicing,
+    store: Transfers,
+    token: str,
+    email: bool | None,
+    transferred: Outcome | None = None,
+) -> Outcome:
+    """Step 5 for a done order under our claim (which it gives back): a full refund of its invoice
+    becomes one credit note, anything else is reported. `transferred`: the outcome of this
+    attempt's transfer, when the order was transferred just now."""
+    number, refunded = order.number, format_ore(order.refunded)
+    record = store.get(shop.id, number)
+    assert record is not None
+
+    def finish(state: str, note: str, message: str = "", **values: object) -> Outcome:
+        parts = [p for p in record.message.split("; ") if p and not p.startswith(REFUND_NOTE)]
+        if state == "done":
+            values["refunded_ore"] = order.refunded
+        store.update(shop.id, number, token, release=True, message="; ".join([*parts, note]), **values)
+        if transferred is not None and transferred.note:
+            note = f"{transferred.note}; {note}"
+        return Outcome(number, state, message, record.invoice_number, record.tx_order_id, note)
+
+    if record.invoice_id is None:
+        left = "take it off the order or credit it in Tripletex, where it is invoiced"
+        return finish("done", f"{REFUND_NOTE} {refunded} of this order: {left}")
+    if record.credit_note_number:
+        return finish("done", f"{REFUND_NOTE} {refunded}; already credited as credit note {record.credit_note_number}")
+    rule = shop.payment_methods.get(order.payment_method)
+    wanted = bool(rule and rule.send_invoice)
+    send = wanted if email is None else (email and wanted)
+    try:
+        current = None  # the invoice as Tripletex has it, read when needed
+        if record.invoice_amount_ore is None or record.credit_state == "crediting":  # did the call go through?
+            current = tx.invoice(record.invoice_id)
+        amount = record.invoice_amount_ore if current is None else current.amount
+        invoice = f"invoice {record.invoice_number} of {format_ore(amount)}"
+        if current is None or not current.credited:
+            if order.refunded < amount:
+                return finish(
+                    "done",
+                    f"{REFUND_NOTE} {refunded} of {invoice}: a partial refund needs a credit note made in "
+                    "Tripletex (how the refund splits over the VAT rates is not known to kassebro)",
+                    credit_state=None,
+                )
+            if order.refunded > amount:
+                note = f"{REFUND_NOTE} {refunded}, more than {invoice}: credit it in Tripletex"
+                return finish("done", note, credit_state=None)
+            current = current or tx.invoice(record.invoice_id)
+        if current.credited:  # an earlier attempt's call went through, or a person credited it
+            first = min(filter(None, (record.invoice_date, current.date)), default=dt.date(2000, 1, 1))
+            credit = tx.find_credit_note(record.invoice_id, first, record.customer_id)
+            if credit is None:
+                raise LedgerValidationError(
+                    "Tripletex",
+                    f"invoice {record.invoice_number} is credited in Tripletex but its credit note was not "
+                    "found; look it up in Tripletex",
+                )
+            emailed = record.credit_emailed if record.credit_sent_at is not None else None
+        else:
+            zone = ZoneInfo(shop.timezone)
+            invoiced = record.invoice_date or current.date or order.updated_at.astimezone(zone).date()
+            date = record.credit_date or max(invoiced, order.updated_at.astimezone(zone).date())
+            now = dt.datetime.now(dt.UTC)
+            _write(
+                store, shop, number, token, credit_state="crediting", credit_date=date, credit_sent_at=now,
+                credit_emailed=send,
+            )  # fmt: skip
+            address = order.customer.invoice_email or order.customer.email
+            comment = f"{shop.name} ordre {number}: refundert i nettbutikken"
+            credit = tx.credit_note(
+                record.invoice_id, date, comment, send=send, email=address, send_type=rule.send_type if rule else None
+            )
+            emailed = send
+    except LedgerTransient as exc:
+        store.update(shop.id, number, token, release=True)
+        note = transferred.note if transferred is not None else ""
+        return Outcome(number, "crediting", f"will try again: {exc}", record.invoice_number, record.tx_order_id, note)
+    except LedgerError as exc:
+        note = f"{REFUND_NOTE} {refunded}, all of invoice {record.invoice_number}: no credit note made: {exc}"
+        return finish("failed", note, f"no credit note made: {exc}", credit_state="failed")
+    note = f"{REFUND_NOTE} {refunded}, all of {invoice}: credited as credit note {credit.number}"
+    if emailed:
+        note += " (e-mailed)"
+    if credit.outstanding:
+        note += (
+            f"; {format_ore(-credit.outstanding)} paid stays owed to the customer on the credit note until "
+            "the shop's repayment is booked against it in Tripletex"
+        )
+    return finish(
+        "done",
+        note,
+        credit_state="credited",
+        credit_note_id=credit.id,
+        credit_note_number=credit.number,
+        credit_emailed=emailed,
     )
 
 
@@ -357,11 +509,16 @@ def transfer_orders(
     email: bool | None = None,
     again: bool = False,
 ) -> RunReport:
-    """Transfer every due order not done yet; one order's failure never stops the others."""
+    """Transfer every due order not done yet, and take up a done one the shop refunded since; one
+    order's failure never stops the others."""
     report = RunReport(shop.id)
     states = store.states(shop.id)
+    refunds = store.refunds(shop.id)
     for order in orders:
         state, written = states.get(order.number, ("new", None))
+        if state == "done" and refund_due(order, *refunds.get(order.number, (0, None)), again=again):
+            report.outcomes.append(transfer_order(order, shop, tx, store, email=email, again=again))
+            continue  # refunded after its transfer: whatever its status now
         unchanged_hold = state == "held" and written is not None and order.updated_at <= written
         if not again and (not is_due(order, shop) or state in ("done", "failed") or unchanged_hold):
             report.skipped += 1
@@ -394,8 +551,9 @@ def transfer_new(
 def retransfer(
     shop: Webshop, api: ShopApi, tx: TripletexInvoicing, store: Transfers, numbers: Sequence[str], *, email: bool = True
 ) -> RunReport:
-    """Transfer these orders again on request: a done one is reported, never duplicated; a
-    failed or held one continues where it stopped; `email=False` never e-mails the customer."""
+    """Transfer these orders again on request: a done one is reported, never duplicated (a refund
+    not dealt with yet, or a refused credit note, is taken up); a failed or held one continues
+    where it stopped; `email=False` never e-mails the customer."""
     orders = []
     report = RunReport(shop.id)
     for number in numbers:

@@ -978,15 +978,8 @@ class TripletexStore:
             locked = self.vat_by_number.get(account.vat_type)
             if vat is None:
                 vat = locked if account.vat_locked else self.vat_by_number.get("0")
-            elif account.vat_locked and locked is not None and vat.id != locked.id:
-                messages.append(
-                    _vm(
-                        "postings.vatType.id",
-                        f"Kontoen {account.number} {account.name} er låst til mva-kode "
-                        f"{locked.number}: {locked.name}.",  # sandbox wording
-                        f"{path}.vatType.id",
-                    )
-                )
+            elif (refusal := self.vat_lock_refusal(account, vat)) is not None:
+                messages.append(_vm("postings.vatType.id", refusal, f"{path}.vatType.id"))
 
         dims: dict[str, int | None] = {}
         for key, registry, missing in (
@@ -1028,6 +1021,17 @@ class TripletexStore:
             "supplier_id": dims["supplier"],
             "invoice_number": invoice_number if isinstance(invoice_number, str) else None,
         }
+
+    def vat_lock_refusal(self, account: Account, vat: VatType) -> str | None:
+        """Why `vat` cannot go on `account` (vatLocked to another VAT type), or None: the rule of
+        voucher postings, also used for products and order lines (`tripletex_invoicing.py`)."""
+        locked = self.vat_by_number.get(account.vat_type)
+        if account.vat_locked and locked is not None and vat.id != locked.id:
+            return (
+                f"Kontoen {account.number} {account.name} er låst til mva-kode "
+                f"{locked.number}: {locked.name}."  # sandbox wording
+            )
+        return None
 
     @staticmethod
     def _check_amount(

@@ -1,12 +1,13 @@
-"""The Tripletex sandbox's webshop side: customers, orders, invoices and payment types.
+"""The Tripletex sandbox's webshop side: customers, products, orders, invoices and payment types.
 
 Served under `/v2` with the same auth, envelopes, `fields` filter and ApiError bodies as the rest of
 the sandbox (`tripletex.py`, whose `_api_router` calls `add_invoicing_routes`):
 
 - `GET /customer`, `GET /customer/{id}`, `POST /customer`
 - `GET /order`, `GET /order/{id}`, `POST /order`, `PUT /order/{id}/:invoice`
-- `GET /invoice`, `GET /invoice/{id}`, `PUT /invoice/{id}/:payment`
+- `GET /invoice`, `GET /invoice/{id}`, `PUT /invoice/{id}/:payment`, `PUT /invoice/{id}/:createCreditNote`
 - `GET /invoice/paymentType`, `GET /invoice/paymentType/{id}`
+- `GET /product`, `GET /product/{id}`, `POST /product`
 
 What the spec (`tests/contracts/specs/tripletex/openapi.json`) and the brief (`apis.md` §8) settle
 is followed: `GET /order` needs `orderDateFrom`/`orderDateTo` and `GET /invoice` needs
@@ -19,14 +20,22 @@ closed and a closed order cannot be invoiced again; the invoice number is the co
 a company without a bank account number gets 422 "Faktura kan ikke opprettes før selskapet har
 registrert et bankkontonummer." and the same order can be invoiced once that is fixed; payment type
 ids differ per company; `PUT /invoice/{id}/:payment` takes its three values in the query only;
-`Order.number` is not unique (undocumented, so not enforced).
+`Order.number` is not unique (undocumented, so not enforced); an order line may name a `product`,
+and a `Product` carries its `account` and `vatType` (the spec's schemas; `OrderLine` has no account,
+so a product is how a line's revenue reaches an account other than the VAT type's).
+`PUT /invoice/{id}/:createCreditNote` needs `date`, takes `comment`, `creditNoteEmail`,
+`sendToCustomer` (default true) and `sendType` in the query, and makes a new invoice, the credit
+note, for the whole invoice; a credit note has `isCreditNote` true and `creditedInvoice` = the id
+of the invoice it credits, and the credited invoice `isCredited` true; "the credit note will not be
+sent if the customer send type is email and [creditNoteEmail] is empty".
 
 An invoice is booked through the store's own voucher machinery (`TripletexStore.create_voucher`,
 so the sandbox's VAT rows, numbering, `/ledger/posting` and `/balanceSheet` see it): one voucher
 "Faktura <n>" with row 1 debiting 1500 Kundefordringer (with the customer on the posting) the
-gross total and one row per order line crediting the line's revenue account with the line's gross
-and vatType (the VAT row 0 is then generated as for any voucher); each payment is a voucher
-"Innbetaling faktura <n>" debiting the payment type's account and crediting 1500.
+gross total and one row per order line crediting the line's revenue account (its product's
+account, else the VAT type's, below) with the line's gross and vatType (the VAT row 0 is then
+generated as for any voucher); each payment is a voucher "Innbetaling faktura <n>" debiting the
+payment type's account and crediting 1500.
 
 INFERRED (neither the spec nor the brief says so):
 - a `customerNumber` already held by a customer of the company, active or inactive, is refused:
@@ -42,8 +51,9 @@ INFERRED (neither the spec nor the brief says so):
   is shown when none is given; a customer's invoices fall due in 14 days;
 - an order needs a customer of the company ("Kunden finnes ikke."), `orderDate` and
   `deliveryDate`; every line needs a `vatType` of an outgoing (or "0"/none) VAT type; `count`
-  defaults to 1, `discount` to 0 (0-100 %); `product` on a line is refused (the sandbox has no
-  products); an order may be stored without lines, but invoicing it is 422;
+  defaults to 1, `discount` to 0 (0-100 %); a `product` on a line must be a product of the company
+  (422 on `orderLines.product.id`, "Produktet finnes ikke."); an order may be stored without lines,
+  but invoicing it is 422;
 - line amounts, in øre, half an øre away from zero: with prices incl. VAT, gross =
   round(count x unitPriceIncl x (100 - discount)/100) and net = round(gross x 100/(100 + rate));
   with prices excl. VAT, net = round(count x unitPriceExcl x (100 - discount)/100), VAT =
@@ -78,14 +88,51 @@ INFERRED (neither the spec nor the brief says so):
   `creditAccount` is 1500; `description` and `query` match a part of the description, any case;
 - a payment (`:payment` or prepaid) must be non-zero with at most two decimals; payment dated
   `paymentDate` (prepaid: the invoice date);
-- `POST /customer`, `POST /order`, `PUT /order/{id}/:invoice` and `PUT /invoice/{id}/:payment`
-  declare no `fields` in the spec, so they answer the default rendering (as `POST /ledger/voucher`);
+- a credit note (`:createCreditNote`): its number is the company's next invoice number (the same
+  series as invoices); its voucher "Kreditnota <n>" reverses every row of the invoice's voucher
+  (1500 credited with the customer on the posting, each revenue row debited with its vatType), dated
+  `date`; amounts are the invoice's negated, its lines the invoice's order lines with count and
+  amounts negated; it names the invoice's order in `orders` (so an order's invoices include its
+  credit notes); invoiceDueDate = `date`, no KID; `comment` is shown as its `comment`. What was still
+  outstanding on the invoice is settled by the note (both drop by it); what was paid stays on the
+  note as a negative amountOutstanding (owed back to the customer). Refused with 422 on `id`:
+  crediting an invoice already credited, "Fakturaen er allerede kreditert.", or a credit note, "En
+  kreditnota kan ikke krediteres."; 422 on `date`, "Kreditnotaen kan ikke dateres før fakturaen.";
+  the bank-account rule of invoices does not apply. The send: `sendToCustomer` true records one send
+  like an invoice's (`"credit_note": true` on the record) by `sendType`, else the customer's
+  `invoiceSendMethod`, to `creditNoteEmail` for EMAIL, and none for EMAIL without
+  `creditNoteEmail` (the spec's words); `sendType` takes the spec's wider enum of this call;
+- `POST /customer`, `POST /order`, `PUT /order/{id}/:invoice`, `PUT /invoice/{id}/:payment` and
+  `PUT /invoice/{id}/:createCreditNote` declare no `fields` in the spec, so they answer the
+  default rendering (as `POST /ledger/voucher`);
+- products (the spec's `Product`; `GET /product` filters `productNumber` (a list of numbers, given
+  comma-separated or repeated), `ids`, `number` (deprecated, the same), `name` (contains, any case),
+  `isInactive`, `vatTypeId`, `accountId`): `isInactive` has no default in the spec, so left out it
+  gives active and inactive products alike; `name` is required; a `number` already held by a
+  product of the company, active or inactive, is refused: 422 on `number`, "Produktnummeret er
+  allerede i bruk." (exact match after trimming; an empty number is never a collision and is not
+  assigned one); `account` must be an active account of the company from 3000 to 3999 ("Kontoen
+  med id <id> finnes ikke." as for postings, "Konto <n> er inaktiv.", "Kontoen må være en
+  inntektskonto (3000-3999)."); `vatType` must be an outgoing (or none) VAT type as on order
+  lines, and left out it is the account's VAT type (none given: "3"); a VAT type other than the
+  one a vatLocked account is locked to is refused with the voucher postings' message (422 on
+  `vatType.id`, "Kontoen <n> <name> er låst til mva-kode <code>: <name>."); `description`,
+  `orderLineDescription`, `ean`, `isInactive` and the two prices are kept (one not given is shown
+  derived from the other, 2 decimals, or 0), every other field is accepted and ignored; `POST /product` declares
+  no `fields`, so it answers the default rendering; ids are per store (unique across companies);
+- an order line with a product: no `vatType` given means the product's; no (or an empty)
+  `description` means the product's `orderLineDescription`, else its name; the price is still
+  required (the product's price is not taken over: sandbox limitation); an inactive product is
+  accepted; when the product has an account, the line's revenue goes there (instead of the VAT
+  type's account below) and a line VAT type that account is not locked to is refused when the
+  order is created (422 on `orderLines.vatType.id`, the voucher postings' message); a product
+  without account books as a line without product;
 - each company starts with customers made "by hand" in Tripletex (`SEEDED_CUSTOMERS`): 10000-10002
   and an inactive 100001, so a client numbering from 100000 that does not search inactive
   customers collides.
 
 Admin (`add_invoicing_admin_routes`, under `/_sandbox`): `GET /_sandbox/invoicing?company_id=`
-(customers, orders, invoices, payment types, sent e-mails, settings) and `POST /_sandbox/invoicing`
+(customers, products, orders, invoices, payment types, sent e-mails, settings) and `POST /_sandbox/invoicing`
 (`{"company_id", "bank_account_registered", "next_invoice_number", "next_customer_number"}`).
 `POST /_sandbox/reset` empties it all and seeds again; with a state file it survives restarts.
 """
@@ -130,7 +177,7 @@ from kassebro.sandbox.tripletex import (
 )
 
 if TYPE_CHECKING:
-    from kassebro.sandbox.tripletex import StoredPosting, StoredVoucher, TripletexStore
+    from kassebro.sandbox.tripletex import Account, CompanyBooks, StoredPosting, StoredVoucher, TripletexStore
 
 BANK_ACCOUNT_MISSING = "Faktura kan ikke opprettes før selskapet har registrert et bankkontonummer."
 CUSTOMER_NUMBER_START = 10_000
@@ -149,6 +196,9 @@ PAYMENT_TYPES: tuple[tuple[str, int], ...] = (
     ("Gavekort", 2900),
 )
 PAYMENT_TYPE_ID_BASE = 37_310_001
+# A product without vatType and without account: high rate (INFERRED, module doc).
+DEFAULT_PRODUCT_VAT = "3"
+PRODUCT_ACCOUNTS = range(3000, 4000)
 SEEDED_CUSTOMERS: tuple[dict[str, Any], ...] = (
     {
         "number": 10_000,
@@ -182,6 +232,14 @@ SEEDED_CUSTOMERS: tuple[dict[str, Any], ...] = (
 )
 INVOICE_SEND_METHODS = ("EMAIL", "EHF", "EFAKTURA", "AVTALEGIRO", "VIPPS", "PAPER", "MANUAL")
 SEND_TYPES = ("EMAIL", "EHF", "AVTALEGIRO", "EFAKTURA", "VIPPS", "PAPER", "MANUAL")
+# `:createCreditNote`'s sendType enum in the spec (more than `:invoice`'s)
+CREDIT_NOTE_SEND_TYPES = (
+    *SEND_TYPES,
+    "DIRECT",
+    "AUTOINVOICE_EHF_OUTBOUND",
+    "AUTOINVOICE_EHF_INCOMING",
+    "PEPPOL_EHF_INCOMING",
+)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _TWO_PLACES = Decimal("0.01")
 
@@ -210,6 +268,23 @@ class StoredCustomer:
 
 
 @dataclass
+class StoredProduct:
+    id: int
+    company_id: int
+    name: str
+    number: str
+    vat_type_id: int
+    account_id: int | None = None
+    description: str = ""
+    order_line_description: str = ""
+    ean: str = ""
+    price_excl: str | None = None
+    price_incl: str | None = None
+    is_inactive: bool = False
+    version: int = 0
+
+
+@dataclass
 class StoredOrderLine:
     id: int
     description: str
@@ -220,6 +295,7 @@ class StoredOrderLine:
     discount: str
     net: Ore
     gross: Ore
+    product_id: int | None = None
 
 
 @dataclass
@@ -259,6 +335,10 @@ class StoredInvoice:
     payment_type_id: int = 0
     prepaid: Ore = 0
     version: int = 0
+    credit_note_of: int | None = None  # a credit note: the id of the invoice it credits
+    credited_by: int | None = None  # a credited invoice: the id of its credit note
+    settled: Ore = 0  # what a credit note and its invoice settled of each other (the note's is negative)
+    comment: str = ""
 
 
 @dataclass(frozen=True)
@@ -346,6 +426,8 @@ class Invoicing:
         self._next_order_id = 20_500_001
         self._next_line_id = 61_200_001
         self._next_invoice_id = 30_700_001
+        self.products: dict[int, StoredProduct] = {}
+        self._next_product_id = 94_100_001
         self.payment_types: dict[int, PaymentType] = {}
         for index, company_id in enumerate(store.companies):  # the default company first, as the charts
             numbers = store.books(company_id).accounts_by_number
@@ -365,6 +447,7 @@ class Invoicing:
     def dump(self) -> dict[str, Any]:
         return {
             "customers": [asdict(c) for c in self.customers.values()],
+            "products": [asdict(p) for p in self.products.values()],
             "orders": [asdict(o) for o in self.orders.values()],
             "invoices": [asdict(i) for i in self.invoices.values()],
             "emails": list(self.emails),
@@ -375,11 +458,13 @@ class Invoicing:
                 "order": self._next_order_id,
                 "line": self._next_line_id,
                 "invoice": self._next_invoice_id,
+                "product": self._next_product_id,
             },
         }
 
     def load(self, data: dict[str, Any]) -> None:
         self.customers = {c["id"]: StoredCustomer(**c) for c in data.get("customers", [])}
+        self.products = {p["id"]: StoredProduct(**p) for p in data.get("products", [])}
         self.orders = {}
         for raw in data.get("orders", []):
             lines = [StoredOrderLine(**line) for line in raw.pop("lines", [])]
@@ -395,6 +480,7 @@ class Invoicing:
         self._next_order_id = ids.get("order", self._next_order_id)
         self._next_line_id = ids.get("line", self._next_line_id)
         self._next_invoice_id = ids.get("invoice", self._next_invoice_id)
+        self._next_product_id = ids.get("product", self._next_product_id)
 
     # ---- lookups -----------------------------------------------------------------------------
 
@@ -403,6 +489,15 @@ class Invoicing:
 
     def customer(self, customer_id: int, company_id: int) -> StoredCustomer:
         found = self.customers.get(customer_id)
+        if found is None or found.company_id != company_id:
+            raise not_found()
+        return found
+
+    def products_of(self, company_id: int) -> list[StoredProduct]:
+        return sorted((p for p in self.products.values() if p.company_id == company_id), key=lambda p: p.id)
+
+    def product(self, product_id: int, company_id: int) -> StoredProduct:
+        found = self.products.get(product_id)
         if found is None or found.company_id != company_id:
             raise not_found()
         return found
@@ -521,6 +616,80 @@ class Invoicing:
             self.store._save()
             return customer
 
+    # ---- products ----------------------------------------------------------------------------
+
+    def create_product(self, body: Any, company_id: int) -> StoredProduct:
+        """`POST /product` (INFERRED rules, module doc): a name, a number unique in the company, an
+        active revenue account of the company and an outgoing VAT type it is not locked against."""
+        if not isinstance(body, dict):
+            raise TripletexError(422, 22000, "Feil i JSON.", developer_message="Expected an object")
+        books = self.store.books(company_id)
+        messages: list[dict[str, Any]] = []
+        name = body.get("name")
+        if name is None or (isinstance(name, str) and not name.strip()):
+            messages.append(_vm("name", "Kan ikke være null.", "name"))
+        elif not isinstance(name, str):
+            messages.append(_vm("name", "Ugyldig verdi.", "name"))
+        number = _text(body, "number", messages).strip()
+        details: dict[str, Any] = {
+            "description": _text(body, "description", messages),
+            "order_line_description": _text(body, "orderLineDescription", messages),
+            "ean": _text(body, "ean", messages).strip(),
+            "is_inactive": _flag(body, "isInactive", messages),
+        }
+        for key, attr in (("priceExcludingVatCurrency", "price_excl"), ("priceIncludingVatCurrency", "price_incl")):
+            price = None if body.get(key) is None else _to_decimal(body.get(key))
+            if body.get(key) is not None and price is None:
+                messages.append(_vm(key, "Ugyldig tall.", key))
+            details[attr] = None if price is None else str(price)
+        account: Account | None = None
+        account_id = _ref_id(body.get("account"))
+        if account_id is False or (account_id is not None and account_id not in books.accounts):
+            given = body["account"].get("id") if isinstance(body.get("account"), dict) else None
+            messages.append(_vm("account.id", f"Kontoen med id {given} finnes ikke.", "account.id"))  # as postings
+        elif account_id is not None:
+            account = books.accounts[int(account_id)]
+            if account.is_inactive:
+                messages.append(_vm("account.id", f"Konto {account.number} er inaktiv.", "account.id"))  # as postings
+            elif account.number not in PRODUCT_ACCOUNTS:
+                message = "Kontoen må være en inntektskonto (3000-3999)."  # sandbox wording
+                messages.append(_vm("account.id", message, "account.id"))
+        vat: VatType | None = None
+        vat_id = _ref_id(body.get("vatType"))
+        if vat_id is False or (vat_id is not None and vat_id not in self.store.vat_types):
+            messages.append(_vm("vatType.id", "Ugyldig mva-kode.", "vatType.id"))
+        elif vat_id is not None:
+            vat = self.store.vat_types[int(vat_id)]
+        else:  # left out: the account's VAT type, else high rate
+            vat = self.store.vat_by_number.get(account.vat_type if account is not None else DEFAULT_PRODUCT_VAT)
+            if vat is None:
+                messages.append(_vm("vatType", "Kan ikke være null.", "vatType"))
+        if vat is not None and vat.direction == "INCOMING":
+            messages.append(_vm("vatType.id", "Mva-koden kan ikke brukes på salg.", "vatType.id"))  # as order lines
+        elif vat is not None and account is not None:
+            refusal = self.store.vat_lock_refusal(account, vat)
+            if refusal is not None:
+                messages.append(_vm("vatType.id", refusal, "vatType.id"))
+        with self.store._lock:
+            if number and any(p.number == number for p in self.products_of(company_id)):
+                messages.append(_vm("number", "Produktnummeret er allerede i bruk.", "number"))  # sandbox wording
+            if messages:
+                raise validation_failed(messages)
+            assert isinstance(name, str) and vat is not None
+            product = StoredProduct(
+                id=self._next_product_id,
+                company_id=company_id,
+                name=name.strip(),
+                number=number,
+                vat_type_id=vat.id,
+                account_id=account.id if account is not None else None,
+                **details,
+            )
+            self._next_product_id += 1
+            self.products[product.id] = product
+            self.store._save()
+            return product
+
     # ---- orders ------------------------------------------------------------------------------
 
     def create_order(self, body: Any, company_id: int) -> StoredOrder:
@@ -556,7 +725,8 @@ class Invoicing:
         if not isinstance(raw_lines, list) or not all(isinstance(line, dict) for line in raw_lines):
             raise TripletexError(422, 22000, "Feil i JSON.", developer_message="orderLines must be a list of objects")
         parsed_lines = [
-            self._check_line(i, raw, including, messages, books.accounts_by_number) for i, raw in enumerate(raw_lines)
+            self._check_line(i, raw, including, messages, books.accounts_by_number, company_id)
+            for i, raw in enumerate(raw_lines)
         ]
         if messages:
             raise validation_failed(messages)
@@ -592,6 +762,7 @@ class Invoicing:
         including: bool,
         messages: list[dict[str, Any]],
         accounts_by_number: dict[int, Any],
+        company_id: int,
     ) -> dict[str, Any] | None:
         start = len(messages)
         path = f"orderLines[{i}]"
@@ -605,11 +776,17 @@ class Invoicing:
                 messages.append(_vm(f"orderLines.{key}", "Ugyldig tall.", f"{path}.{key}"))
             return parsed
 
-        if raw.get("product") is not None:
-            messages.append(
-                _vm("orderLines.product", "Sandkassen støtter ikke produkter.", f"{path}.product")
-            )  # sandbox limitation
+        product: StoredProduct | None = None
+        product_id = _ref_id(raw.get("product"))
+        if product_id is not None:
+            product = None if product_id is False else self.products.get(int(product_id))
+            if product is None or product.company_id != company_id:
+                product = None
+                message = "Produktet finnes ikke."  # sandbox wording
+                messages.append(_vm("orderLines.product.id", message, f"{path}.product.id"))
         description = _text(raw, "description", messages, "orderLines.description", f"{path}.description")
+        if not description and product is not None:
+            description = product.order_line_description or product.name
         count = number("count", Decimal(1))
         discount = number("discount", Decimal(0))
         if discount is not None and not (0 <= discount <= 100):
@@ -632,6 +809,8 @@ class Invoicing:
             messages.append(_vm(f"orderLines.{wanted}", "Kan ikke være null.", f"{path}.{wanted}"))
         vat: VatType | None = None
         vat_id = _ref_id(raw.get("vatType"))
+        if vat_id is None and product is not None:
+            vat_id = product.vat_type_id  # the product's, when the line gives none
         if vat_id is None:
             messages.append(_vm("orderLines.vatType", "Kan ikke være null.", f"{path}.vatType"))
         elif vat_id is False or vat_id not in self.store.vat_types:
@@ -642,6 +821,11 @@ class Invoicing:
                 messages.append(
                     _vm("orderLines.vatType.id", "Mva-koden kan ikke brukes på salg.", f"{path}.vatType.id")
                 )  # sandbox wording
+            elif product is not None and product.account_id is not None:
+                account = self.store.books(company_id).accounts[product.account_id]
+                refusal = self.store.vat_lock_refusal(account, vat)
+                if refusal is not None:
+                    messages.append(_vm("orderLines.vatType.id", refusal, f"{path}.vatType.id"))
             elif REVENUE_ACCOUNTS.get(vat.number) not in accounts_by_number:
                 messages.append(
                     _vm(
@@ -665,6 +849,7 @@ class Invoicing:
             "discount": str(discount),
             "net": net,
             "gross": gross,
+            "product_id": product.id if product is not None else None,
         }
 
     # ---- invoices ----------------------------------------------------------------------------
@@ -729,7 +914,8 @@ class Invoicing:
             postings = [(RECEIVABLE_ACCOUNT, amount, None, order.customer_id, text)]
             for line in order.lines:
                 vat = self.store.vat_types[line.vat_type_id]
-                postings.append((REVENUE_ACCOUNTS[vat.number], -line.gross, vat.id, None, line.description or text))
+                revenue = self._revenue_account(line, vat, books)
+                postings.append((revenue, -line.gross, vat.id, None, line.description or text))
             booked: list[StoredVoucher] = []
             try:
                 booked.append(self._book(company_id, invoice_date, text, postings, str(number)))
@@ -768,6 +954,13 @@ class Invoicing:
             self.store._save()
             return invoice
 
+    def _revenue_account(self, line: StoredOrderLine, vat: VatType, books: CompanyBooks) -> int:
+        """The account number a line's revenue is credited to: its product's, else the VAT type's."""
+        product = self.products.get(line.product_id) if line.product_id is not None else None
+        if product is not None and product.account_id is not None:
+            return int(books.accounts[product.account_id].number)
+        return REVENUE_ACCOUNTS[vat.number]
+
     def register_payment(
         self, invoice_id: int, company_id: int, *, date: dt.date, payment_type_id: int, paid_amount: Decimal
     ) -> StoredInvoice:
@@ -785,6 +978,78 @@ class Invoicing:
             invoice.version += 1
             self.store._save()
             return invoice
+
+    def credit_invoice(
+        self,
+        invoice_id: int,
+        company_id: int,
+        *,
+        date: dt.date,
+        comment: str,
+        send_to_customer: bool,
+        send_type: str | None,
+        credit_note_email: str | None,
+    ) -> StoredInvoice:
+        """`PUT /invoice/{id}/:createCreditNote`: a credit note for the whole invoice, booked as the
+        invoice's voucher reversed; the invoice is marked credited. Checked first, so a refusal
+        changes nothing (INFERRED rules: module doc)."""
+        with self.store._lock:
+            invoice = self.invoice(invoice_id, company_id)
+            messages: list[dict[str, Any]] = []
+            if invoice.credit_note_of is not None:
+                messages.append(_vm("id", "En kreditnota kan ikke krediteres.", "id"))  # sandbox wording
+            elif invoice.credited_by is not None:
+                messages.append(_vm("id", "Fakturaen er allerede kreditert.", "id"))  # sandbox wording
+            if date.isoformat() < invoice.date:
+                messages.append(_vm("date", "Kreditnotaen kan ikke dateres før fakturaen.", "date"))  # sandbox wording
+            if messages:
+                raise validation_failed(messages)
+            order = self.orders[invoice.order_id]
+            accounts = self.store.books(company_id).accounts
+            number = self._take_invoice_number(company_id)
+            text = f"Kreditnota {number}"
+            postings: list[tuple[int, Ore, int | None, int | None, str]] = []
+            for p in self.store.vouchers[invoice.voucher_id].postings:  # the invoice's rows, reversed
+                if p.row > 0:
+                    account = accounts[p.account_id].number
+                    receivable = account == RECEIVABLE_ACCOUNT
+                    vat_id = None if receivable else (p.vat_type_id or None)
+                    postings.append((account, -p.gross, vat_id, p.customer_id, text if receivable else p.description))
+            try:
+                voucher = self._book(company_id, date, text, postings, str(number))
+            except TripletexError:
+                self.settings[company_id].next_invoice_number = number
+                raise
+            # what was still owed on the invoice is settled by the note; what was paid stays on the
+            # note as owed back to the customer (a negative amount outstanding)
+            settled = min(max(invoice.amount - invoice.paid - invoice.settled, 0), invoice.amount)
+            credit = StoredInvoice(
+                id=self._next_invoice_id,
+                company_id=company_id,
+                number=number,
+                date=date.isoformat(),
+                due_date=date.isoformat(),
+                customer_id=invoice.customer_id,
+                order_id=invoice.order_id,
+                voucher_id=voucher.id,
+                kid="",
+                amount=-invoice.amount,
+                amount_excl=-invoice.amount_excl,
+                credit_note_of=invoice.id,
+                settled=-settled,
+                comment=comment,
+            )
+            self._next_invoice_id += 1
+            self.invoices[credit.id] = credit
+            invoice.credited_by = credit.id
+            invoice.settled += settled
+            invoice.version += 1
+            if send_to_customer:
+                method = send_type or self.customers[invoice.customer_id].invoice_send_method
+                if method != "EMAIL" or credit_note_email:  # the spec: e-mail without creditNoteEmail is not sent
+                    self._record_send(credit, order, send_type, credit_note_email)
+            self.store._save()
+            return credit
 
     def _check_payment(
         self, payment_type_id: int, amount: Decimal, company_id: int, messages: list[dict[str, Any]], key: str
@@ -867,6 +1132,7 @@ class Invoicing:
                 "customer_id": customer.id,
                 "send_type": method,
                 "to": to,
+                "credit_note": invoice.credit_note_of is not None,
                 "time": dt.datetime.now().isoformat(timespec="seconds"),
             }
         )
@@ -964,6 +1230,67 @@ class Invoicing:
             "website": "",
         }
 
+    def render_product(self, product: StoredProduct, base: str) -> dict[str, Any]:
+        vat = self.store.vat_types[product.vat_type_id]
+        rate = Decimal(vat.percentage)
+        excl = None if product.price_excl is None else Decimal(product.price_excl)
+        incl = None if product.price_incl is None else Decimal(product.price_incl)
+        if excl is None and incl is not None:
+            excl = (incl * 100 / (100 + rate)).quantize(_TWO_PLACES, ROUND_HALF_UP)
+        if incl is None and excl is not None:
+            incl = (excl * (100 + rate) / 100).quantize(_TWO_PLACES, ROUND_HALF_UP)
+        excl, incl = excl if excl is not None else Decimal("0"), incl if incl is not None else Decimal("0")
+        account = self.store.books(product.company_id).accounts.get(product.account_id or 0)
+        zero = Decimal("0")
+        return {
+            "id": product.id,
+            "version": product.version,
+            "url": f"{base}/product/{product.id}",
+            "name": product.name,
+            "number": product.number,
+            "displayNumber": product.number,
+            "description": product.description,
+            "orderLineDescription": product.order_line_description,
+            "ean": product.ean,
+            "elNumber": "",
+            "nrfNumber": "",
+            "costExcludingVatCurrency": zero,
+            "expenses": zero,
+            "expensesInPercent": zero,
+            "costPrice": zero,
+            "profit": excl,
+            "profitInPercent": zero,
+            "priceExcludingVatCurrency": excl,
+            "priceIncludingVatCurrency": incl,
+            "isInactive": product.is_inactive,
+            "discountGroup": None,
+            "productUnit": None,
+            "isStockItem": False,
+            "vatType": self.store.render_vat(vat, base),
+            "currency": _currency(base),
+            "department": None,
+            "account": self.store.render_account(account, base) if account is not None else None,
+            "discountPrice": excl,
+            "supplier": None,
+            "resaleProduct": None,
+            "isDeletable": False,
+            "hasSupplierProductConnected": False,
+            "weight": zero,
+            "weightUnit": "kg",
+            "volume": zero,
+            "volumeUnit": "cm3",
+            "hsnCode": "",
+            "image": None,
+            "markupListPercentage": zero,
+            "markupNetPercentage": zero,
+            "displayName": f"{product.number} {product.name}".strip(),
+            "mainSupplierProduct": None,
+            "isRoundPriceIncVat": False,
+            "priceInTargetCurrency": excl,
+            "purchasePriceCurrency": zero,
+            "minStockLevel": zero,
+        }
+
     def render_line(self, order: StoredOrder, line: StoredOrderLine, index: int, base: str) -> dict[str, Any]:
         vat = self.store.vat_types[line.vat_type_id]
         rate = Decimal(vat.percentage)
@@ -977,7 +1304,9 @@ class Invoicing:
             "id": line.id,
             "version": order.version,
             "url": f"{base}/order/orderline/{line.id}",
-            "product": None,
+            "product": (
+                self.render_product(self.products[line.product_id], base) if line.product_id in self.products else None
+            ),
             "inventory": None,
             "description": line.description,
             "displayName": line.description,
@@ -1060,8 +1389,13 @@ class Invoicing:
                 and self.store.books(invoice.company_id).accounts[p.account_id].number == RECEIVABLE_ACCOUNT
             ]
             postings += [self.store.render_posting(booked, p, base) for p in receivable]
-        outstanding = from_ore(invoice.amount - invoice.paid)
+        outstanding = from_ore(invoice.amount - invoice.paid - invoice.settled)
         amount, excl = from_ore(invoice.amount), from_ore(invoice.amount_excl)
+        lines = [self.render_line(order, line, i, base) for i, line in enumerate(order.lines)]
+        if invoice.credit_note_of is not None:  # the invoice's lines with the count negated (INFERRED)
+            for line in lines:
+                for key in ("count", "amountExcludingVatCurrency", "amountIncludingVatCurrency"):
+                    line[key] = -line[key]
         return {
             "id": invoice.id,
             "version": invoice.version,
@@ -1069,14 +1403,14 @@ class Invoicing:
             "invoiceNumber": invoice.number,
             "invoiceDate": invoice.date,
             "customer": self.render_customer(self.customers[invoice.customer_id], base),
-            "creditedInvoice": None,
-            "isCredited": False,
+            "creditedInvoice": invoice.credit_note_of,
+            "isCredited": invoice.credited_by is not None,
             "invoiceDueDate": invoice.due_date,
             "kid": invoice.kid,
             "invoiceComment": order.invoice_comment,
-            "comment": "",
+            "comment": invoice.comment,
             "orders": [self.render_order(order, base)],
-            "orderLines": [self.render_line(order, line, i, base) for i, line in enumerate(order.lines)],
+            "orderLines": lines,
             "travelReports": [],
             "projectInvoiceDetails": [],
             "voucher": (
@@ -1097,7 +1431,7 @@ class Invoicing:
             "amountCurrencyOutstandingTotal": outstanding,
             "sumRemits": Decimal("0.00"),
             "currency": _currency(base),
-            "isCreditNote": False,
+            "isCreditNote": invoice.credit_note_of is not None,
             "isCharged": True,
             "isApproved": True,
             "postings": postings,
@@ -1151,6 +1485,13 @@ def _decimal_param(request: Request, name: str, *, required: bool = False) -> De
     return value
 
 
+def _repeated_param(request: Request, name: str) -> list[str] | None:
+    """A list given repeated (`?productNumber=a&productNumber=b`, an array in the spec) or
+    comma-separated; None when absent or empty."""
+    values = [part.strip() for raw in request.query_params.getlist(name) for part in raw.split(",")]
+    return [v for v in values if v] or None
+
+
 def _contains(needle: str | None, *haystack: str) -> bool:
     return not needle or any(needle.lower() in h.lower() for h in haystack)
 
@@ -1192,6 +1533,39 @@ def add_invoicing_routes(router: APIRouter, store: TripletexStore, auth: Any) ->
     async def create_customer(request: Request, login: Login = auth) -> Response:
         created = state().create_customer(await _json_body(request), login.company.id)
         return _default(state().render_customer(created, _base(request)), 201)
+
+    # ---- products ----------------------------------------------------------------------------
+
+    @router.get("/product")
+    async def products(request: Request, login: Login = auth) -> Response:
+        ids = _list_param(request, "ids")
+        numbers = _repeated_param(request, "productNumber")
+        old_numbers = _list_param(request, "number")  # deprecated in the spec, the same filter
+        q = request.query_params
+        inactive = _bool_param(request, "isInactive")  # no default in the spec: both when left out
+        values = [
+            p
+            for p in state().products_of(login.company.id)
+            if (ids is None or str(p.id) in ids)
+            and (numbers is None or p.number in numbers)
+            and (old_numbers is None or p.number in old_numbers)
+            and _contains(q.get("name"), p.name)
+            and (inactive is None or p.is_inactive == inactive)
+            and (not q.get("vatTypeId") or str(p.vat_type_id) == q["vatTypeId"].strip())
+            and (not q.get("accountId") or str(p.account_id) == q["accountId"].strip())
+        ]
+        base = _base(request)
+        return _listing(request, values, render=lambda p: state().render_product(p, base))
+
+    @router.get("/product/{product_id}")
+    async def product(request: Request, product_id: int, login: Login = auth) -> Response:
+        found = state().product(product_id, login.company.id)
+        return _single(request, state().render_product(found, _base(request)))
+
+    @router.post("/product", status_code=201)
+    async def create_product(request: Request, login: Login = auth) -> Response:
+        created = state().create_product(await _json_body(request), login.company.id)
+        return _default(state().render_product(created, _base(request)), 201)
 
     # ---- orders ------------------------------------------------------------------------------
 
@@ -1347,6 +1721,25 @@ def add_invoicing_routes(router: APIRouter, store: TripletexStore, auth: Any) ->
         )
         return _default(state().render_invoice(updated, _base(request)))
 
+    @router.put("/invoice/{invoice_id}/:createCreditNote")
+    async def credit_note(request: Request, invoice_id: int, login: Login = auth) -> Response:
+        state().invoice(invoice_id, login.company.id)  # 404 before the query's checks
+        date = _date_param(request, "date", required=True)
+        assert date is not None
+        send_type = request.query_params.get("sendType") or None
+        if send_type is not None and send_type not in CREDIT_NOTE_SEND_TYPES:
+            raise validation_failed([_vm("sendType", "Ugyldig verdi.", "sendType")])
+        credit = state().credit_invoice(
+            invoice_id,
+            login.company.id,
+            date=date,
+            comment=request.query_params.get("comment") or "",
+            send_to_customer=bool(_bool_param(request, "sendToCustomer", True)),
+            send_type=send_type,
+            credit_note_email=(request.query_params.get("creditNoteEmail") or "").strip() or None,
+        )
+        return _default(state().render_invoice(credit, _base(request)))
+
 
 def add_invoicing_admin_routes(router: APIRouter, store: TripletexStore) -> None:
     """`GET /_sandbox/invoicing` (what a company has) and `POST /_sandbox/invoicing` (its settings)."""
@@ -1385,6 +1778,17 @@ def add_invoicing_admin_routes(router: APIRouter, store: TripletexStore) -> None
                 "payment_types": [
                     {"id": p.id, "description": p.description, "debit_account": p.debit_account}
                     for p in state.payment_types_of(company_id)
+                ],
+                "products": [
+                    {
+                        "id": p.id,
+                        "number": p.number,
+                        "name": p.name,
+                        "account": store.books(company_id).accounts[p.account_id].number if p.account_id else None,
+                        "vat_type": store.vat_types[p.vat_type_id].number,
+                        "is_inactive": p.is_inactive,
+                    }
+                    for p in state.products_of(company_id)
                 ],
                 "emails": state.emails_of(company_id),
             }
