@@ -7,10 +7,9 @@ Each run posts the business days that closed since the previous run, one voucher
 ## Tasks (one mapped instance per business day)
 | task | does | when it fails |
 |---|---|---|
-| `plan_days` | picks the business days from the run's data interval, or the `dates` param | config or param error |
+| `plan_days` | picks the business days from the run's data interval, or the `dates` param; checks every account the mapping can post to against the ledger's chart (once a ledger day while it passes) | config or param error; a mapping that does not fit the chart holds every day of the run back (no retry), naming the accounts |
 | `prepare` | reads the day's sales (SAF-T files or the POS database), runs every rule (whose file it is, its currency and codes; each receipt balances and states its own total; numbers unbroken; line VAT; every Z report total: grand total, VAT codes, payment types, article groups, tips, returns; booking limits) and builds the balanced voucher in øre: the same function as `kassebro voucher preview` | **bad data, no retry**: the log names every failed rule with its rows and links the HTML report (`validation.html` in the day's work dir); fix the export or the mapping, then clear the task |
-| `post` | claims the day in the journal, looks the reference up in the ledger, posts once | 422: the ledger's message is in the log (no retry); 429/5xx/timeouts retry with backoff |
-| `verify` | reads the voucher back and compares it account by account | the ledger holds something else than was sent: check the voucher in the ledger |
+| `post` | claims the day in the journal, looks the reference up in the ledger, posts once (credit-sale invoices first, with `credit_sales: invoice`), then reads the voucher back and compares it account by account | 422: the ledger's message is in the log (no retry); 429/5xx/timeouts retry with backoff; read back different from what was sent: check the voucher in the ledger (no retry) |
 
 ## When the ledger says no
 - **Authentication** (no retry; the message names the system and the credential): Tripletex

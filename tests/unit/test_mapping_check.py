@@ -473,7 +473,7 @@ def test_the_dag_holds_a_failing_vendor_back_and_others_go_on(
         held = run("cafe_solsiden", DAYS[:2])
         assert held.state == "failed"
         tis = {ti.task_id: ti for ti in held.get_task_instances() if ti.map_index in (-1, 0)}
-        assert tis["check_mapping"].state == "failed" and tis["check_mapping"].try_number == 1  # no retries
+        assert tis["plan_days"].state == "failed" and tis["plan_days"].try_number == 1  # no retries
         assert {ti.state for ti in held.get_task_instances() if ti.task_id.startswith("day.")} <= {
             "upstream_failed",
             None,

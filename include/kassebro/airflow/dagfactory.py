@@ -85,8 +85,14 @@ def _with_ledger(step: str, vendor: Vendor, day: dt.date, journal: Any, **kwargs
     target = vendor.ledger
     careful = step != "post" or pipeline.careful_lookup(vendor, day, journal)
     ledger = ledger_for(target.system, target.connection, target.company, target.client_org_number, careful)
+    read_back = kwargs.pop("read_back", False)
     try:
-        return getattr(pipeline, step)(vendor, day, ledger, journal, **kwargs)
+        result = getattr(pipeline, step)(vendor, day, ledger, journal, **kwargs)
+        if read_back:  # the same client (one login) reads the posted day back
+            verified = pipeline.verify(vendor, day, ledger, journal)
+            print(f"{vendor.id} {day}: read back: {verified}")
+            result = {**result, **verified}
+        return result
     except LedgerRateLimited as exc:
         if exc.retry_after > MAX_RATE_LIMIT_WAIT.total_seconds():
             raise
@@ -137,10 +143,11 @@ def _check_mapping(vendor_id: str, items: list[dict], *, dry_run: bool = False) 
 def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
     """Build the DAG for one vendor."""
 
-    @task
+    @task(pool=vendor.pool)  # it reads the ledger's chart
     def plan_days(**context: Any) -> list[dict]:
         """The business days of this run (the dates given on trigger, else from the data interval),
-        then the recent days a scheduled run looks at again because their data may come late."""
+        then the recent days a scheduled run looks at again because their data may come late; and
+        before any post, every account the mapping can post to against the ledger's chart."""
         from kassebro.config.schedule import business_days, parse_dates
         from kassebro.posting.journal import Journal
         from kassebro.posting.pipeline import days_to_look_again
@@ -153,13 +160,9 @@ def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
             again = days_to_look_again(vendor, days, Journal())
         print(f"{vendor.id}: business days {[d.isoformat() for d in days] or 'none'}", end="")
         print(f"; looking again at {[d.isoformat() for d in again]}" if again else "")
-        return [{"day": d.isoformat(), "look_again": False} for d in days] + [
+        items = [{"day": d.isoformat(), "look_again": False} for d in days] + [
             {"day": d.isoformat(), "look_again": True} for d in again
         ]
-
-    @task(pool=vendor.pool)
-    def check_mapping(items: list[dict], **context: Any) -> list[dict]:
-        """Before any post: every account the mapping can post to against the ledger's chart."""
         return _check_mapping(vendor.id, items, dry_run=bool(context["params"].get("dry_run")))
 
     @task.sensor(
@@ -182,17 +185,13 @@ def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
         return PokeReturnValue(is_done=result["state"] != "waiting", xcom_value=day)
 
     @task(map_index_template="{{ day }}", pool=vendor.pool)
-    def post(day: str, **context: Any) -> str:
-        result = _run("post", vendor.id, day, dry_run=bool(context["params"].get("dry_run")))
+    def post(day: str, **context: Any) -> dict:
+        """Post the day exactly once, then read it back from the ledger: one task, one process (a
+        retry finds the day booked and only reads it back)."""
+        dry_run = bool(context["params"].get("dry_run"))
+        result = _run("post", vendor.id, day, dry_run=dry_run, read_back=not dry_run)
         print(f"{vendor.id} {day}: {result}")
-        return day
-
-    @task(map_index_template="{{ day }}", pool=vendor.pool)
-    def verify(day: str, **context: Any) -> dict:
-        if context["params"].get("dry_run"):
-            _label(day)
-            return {"day": day, "state": "dry_run"}
-        return _run("verify", vendor.id, day)
+        return result
 
     @dag(
         dag_id=vendor.dag_id,
@@ -227,9 +226,9 @@ def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
         @task_group(group_id="day")
         def one_day(item: dict) -> None:
             """One business day; a mapped group keeps a failing day from holding back the others."""
-            verify(post(prepare(item)))
+            post(prepare(item))
 
-        one_day.expand(item=check_mapping(plan_days()))
+        one_day.expand(item=plan_days())
 
     return _vendor()
 

@@ -33,7 +33,7 @@ from urllib.parse import quote, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 if TYPE_CHECKING:
     from kassebro.config import ConfigSet, Vendor
@@ -100,6 +100,8 @@ _JOURNAL_TO_STATE = {
     "posting": "in_progress",
     "unknown": "in_progress",
 }
+NO_REPORT = ("waiting", "missing", "empty")
+"""Journal states recorded without a validation report (prepare writes one for every day it read)."""
 _REVENUE_STATES = ("posted", "parked", "built", "posting", "unknown", "closed", "closed_calendar", "empty")
 """Journal states whose stored voucher is the day as last built (a held-back day may keep an older one)."""
 
@@ -587,8 +589,6 @@ def build(
     notes: Sequence[str] = (),
 ) -> Morning:
     """The morning view's data for one page. `ui` is Airflow UI's root path, `base` this app's."""
-    from kassebro.posting.pipeline import work_dir
-
     last = query.end or now.astimezone(ZONE).date()
     first = last - dt.timedelta(days=query.days - 1)
     spark_first = last - dt.timedelta(days=SPARK_DAYS - 1)
@@ -644,7 +644,7 @@ def build(
                 continue
             run = carried.get(day)
             report = None
-            if row is not None and (work_dir(vendor.id, day) / "validation.html").is_file():
+            if row is not None and row.state not in NO_REPORT:  # no lookup per cell in the work store
                 report = f"{base}/report/{vendor.id}/{day.isoformat()}"
             link = None
             if row is not None and row.state in ("posted", "parked") and location and not firm_client:
@@ -976,7 +976,7 @@ def create_app(
         return morning_for(request, ledger, state, page, per_page, days, end).to_json()
 
     @app.get("/report/{vendor_id}/{day}")
-    def report(vendor_id: str, day: str, format: str = "html") -> FileResponse:
+    def report(vendor_id: str, day: str, format: str = "html") -> Response:
         """A day's validation report as `prepare` wrote it into the day's work directory."""
         from kassebro.posting.pipeline import work_dir
 
@@ -987,9 +987,13 @@ def create_app(
         if not VENDOR_ID.match(vendor_id) or format not in ("html", "json"):
             raise HTTPException(404, "no such report")
         path = work_dir(vendor_id, the_day) / f"validation.{format}"
-        if not path.is_file():
-            raise HTTPException(404, f"no validation report for {vendor_id} {the_day} (the day was never read here)")
-        return FileResponse(path, media_type="text/html" if format == "html" else "application/json")
+        try:
+            body = path.read_bytes()
+        except FileNotFoundError:
+            raise HTTPException(
+                404, f"no validation report for {vendor_id} {the_day} in the work store (the day was never read)"
+            ) from None
+        return Response(body, media_type="text/html; charset=utf-8" if format == "html" else "application/json")
 
     @app.get("/journal")
     def journal() -> RedirectResponse:

@@ -52,6 +52,14 @@ _gx: _GX | None = None
 _gx_lock = threading.Lock()
 
 
+def warm() -> None:
+    """Build the process's GX context now (`airflow.preload`: before task processes are forked)."""
+    global _gx
+    with _gx_lock:
+        if _gx is None:
+            _gx = _GX()
+
+
 def flagged_rows(
     key: Any, name: str, expectations: Callable[[Any], list[Any]], frame: pd.DataFrame
 ) -> tuple[set[int], list[str]]:

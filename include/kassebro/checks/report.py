@@ -11,7 +11,6 @@ import datetime as dt
 import html
 import json
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from kassebro.core.errors import Issue, ValidationFailed
@@ -71,7 +70,7 @@ class ValidationReport:
     success: bool
     checks: tuple[CheckResult, ...]
     source: str = ""
-    report_paths: tuple[Path, ...] = ()
+    report_paths: tuple[Any, ...] = ()  # Path or ObjectStoragePath
     """validation.json and validation.html when the report was written."""
     read: bool = True
     """False when the source could not be read: the checks are the reasons, no rule ran."""
@@ -124,21 +123,17 @@ class ValidationReport:
             "report_paths": [str(path) for path in self.report_paths],
         }
 
-    def write(self, directory: Path) -> ValidationReport:
-        """Write validation.json and validation.html into `directory`; the report with their paths."""
-        directory.mkdir(parents=True, exist_ok=True)
+    def write(self, directory: Any) -> ValidationReport:
+        """Write validation.json and validation.html into `directory` (a Path or an
+        ObjectStoragePath, `core.workfiles`: whole or absent to a reader); the report with their paths."""
+        from kassebro.core import workfiles
+
+        workfiles.make_dir(directory)
         paths = (directory / "validation.json", directory / "validation.html")
         report = replace(self, report_paths=paths)
-        _write(paths[0], json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
-        _write(paths[1], render_html(report))
+        workfiles.write_text(paths[0], json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
+        workfiles.write_text(paths[1], render_html(report))
         return report
-
-
-def _write(path: Path, text: str) -> None:
-    """Write via a temporary file so a reader never sees half a report."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 _CSS = """

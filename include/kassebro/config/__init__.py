@@ -603,6 +603,13 @@ def data_dir() -> Path:
     return Path(os.environ.get("KASSEBRO_DATA") or PROJECT_DIR / ".kassebro" / "data")
 
 
+def work_url() -> str:
+    """Where each vendor-day's work files live (core.workfiles): `KASSEBRO_WORK_URL`, else
+    `file://<data dir>/work`. Any URL Airflow's ObjectStoragePath takes (file, s3, gs ...)."""
+    url = os.environ.get("KASSEBRO_WORK_URL", "").strip()
+    return url.rstrip("/") if url else (data_dir() / "work").resolve().as_uri()
+
+
 def journal_url() -> str:
     """The journal's database (the SAF-T file index shares it): `KASSEBRO_JOURNAL_URL`, else a
     SQLite file in the data directory."""

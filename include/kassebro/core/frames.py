@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -215,34 +214,43 @@ class SalesDay:
         """No transactions and no Z report: the source holds nothing for the day."""
         return all(len(getattr(self, name)) == 0 for name in ("lines", "receipts", "payments", "z_vat", "z_payments"))
 
-    def save(self, directory: Path) -> Path:
-        """Write the frames as parquet files into `directory` (created) and return it.
+    def save(self, directory: Any) -> Any:
+        """Write the frames as parquet files into `directory` (a Path or an ObjectStoragePath,
+        `core.workfiles`) and return it. A frame the source does not have is not written, so
+        `load` gives None for it again."""
+        import io
 
-        A frame the source does not have is not written, so `load` gives None for it again.
-        """
-        directory.mkdir(parents=True, exist_ok=True)
+        from kassebro.core import workfiles
+
+        workfiles.make_dir(directory)
         for name in FRAME_COLUMNS:
             frame = getattr(self, name)
             path = directory / f"{name}.parquet"
             if frame is None:
-                path.unlink(missing_ok=True)
+                workfiles.remove(path)
             else:
-                frame.to_parquet(path, index=False)
-        (directory / "meta.txt").write_text(
-            f"{self.vendor_id}\n{self.business_day.isoformat()}\n{self.source}\n", encoding="utf-8"
+                buffer = io.BytesIO()
+                frame.to_parquet(buffer, index=False)
+                workfiles.write_bytes(path, buffer.getvalue())
+        workfiles.write_text(
+            directory / "meta.txt", f"{self.vendor_id}\n{self.business_day.isoformat()}\n{self.source}\n"
         )
         return directory
 
     @classmethod
-    def load(cls, directory: Path) -> SalesDay:
+    def load(cls, directory: Any) -> SalesDay:
+        import io
+
         import pandas as pd
 
-        vendor_id, day, source = (directory / "meta.txt").read_text(encoding="utf-8").split("\n")[:3]
+        from kassebro.core import workfiles
+
+        vendor_id, day, source = workfiles.read_text(directory / "meta.txt").split("\n")[:3]
         frames: dict[str, pd.DataFrame | None] = {}
         for name in FRAME_COLUMNS:
             path = directory / f"{name}.parquet"
             if path.exists():
-                frames[name] = conform(name, pd.read_parquet(path))
+                frames[name] = conform(name, pd.read_parquet(io.BytesIO(path.read_bytes())))
             else:
                 frames[name] = None if name in OPTIONAL_FRAMES else empty_frame(name)
         return cls(vendor_id, dt.date.fromisoformat(day), source=source, **frames)

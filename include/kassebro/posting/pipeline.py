@@ -1,8 +1,9 @@
 """The vendor pipeline's steps as plain functions: prepare (read, check, book) -> post -> verify.
 
 Airflow tasks are thin wrappers around these; the CLI and tests call them directly. Each step
-reads what the previous one wrote under the day's work directory and returns a small JSON-able
-summary (that is what travels in XCom), so any step can be re-run alone for a day.
+reads what the previous one wrote under the day's work directory (the shared work store,
+`core.workfiles`: another worker's task may read it) and returns a small JSON-able summary (that
+is what travels in XCom), so any step can be re-run alone for a day.
 """
 
 from __future__ import annotations
@@ -10,15 +11,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 from collections import Counter
 from dataclasses import replace
-from pathlib import Path
 
 from kassebro.booking.voucher import Voucher
-from kassebro.config import Vendor, data_dir
+from kassebro.config import Vendor, work_url
+from kassebro.core import workfiles
 from kassebro.core.errors import DataMissing, Issue
 from kassebro.core.money import format_ore
+from kassebro.core.workfiles import WorkPath
 from kassebro.ledgers.base import (
     Ledger,
     LedgerError,
@@ -32,8 +33,9 @@ from kassebro.posting.journal import ClaimLost, Journal, Lease
 log = logging.getLogger(__name__)
 
 
-def work_dir(vendor_id: str, day: dt.date) -> Path:
-    return data_dir() / "work" / vendor_id / day.isoformat()
+def work_dir(vendor_id: str, day: dt.date) -> WorkPath:
+    """The vendor-day's work files, in the shared work store (core.workfiles)."""
+    return workfiles.storage_path(work_url()) / vendor_id / day.isoformat()
 
 
 def prepare(
@@ -73,7 +75,7 @@ def prepare(
     voucher = verdict.voucher
     assert voucher is not None
     path = work / "voucher.json"
-    _write_atomically(path, json.dumps(voucher.to_json(), indent=2, sort_keys=True))
+    workfiles.write_text(path, json.dumps(voucher.to_json(), indent=2, sort_keys=True))
     invoiced = "credit_invoices" in voucher.meta  # sales left out of the voucher for their own invoices
     state = "built" if voucher.lines or invoiced else "closed_calendar" if verdict.closed_by == "calendar" else "closed"
     journal.record(
@@ -137,16 +139,10 @@ def days_to_look_again(vendor: Vendor, days: list[dt.date], journal: Journal) ->
     return [d for d in journal.days_in(vendor.id, LOOK_AGAIN, first, max(days)) if d not in days]
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Overlapping runs may prepare the same day: a reader sees the old file or the new, never half."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
-
-
 def load_voucher(vendor: Vendor, day: dt.date) -> Voucher:
+    """The voucher prepare built (overlapping runs may prepare the same day: the write is whole)."""
     path = work_dir(vendor.id, day) / "voucher.json"
-    return Voucher.from_json(json.loads(path.read_text(encoding="utf-8")))
+    return Voucher.from_json(json.loads(workfiles.read_text(path)))
 
 
 def careful_lookup(vendor: Vendor, day: dt.date, journal: Journal) -> bool:
