@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup chromium run demo test test-browser test-integration test-soak bench soak lint format lock clean
+.PHONY: setup chromium run run-distributed demo test test-browser test-integration test-soak bench bench-night soak lint format lock clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,13 @@ chromium:
 
 run: setup  ## Airflow with its UI on :8080, the demo vendors and the five ledger sandboxes; Ctrl-C stops
 	$(BIN)/kassebro run
+
+# docker-compose's topology natively: this machine's PostgreSQL (metadata DB, journal, Celery results)
+# and Redis (broker); api-server, scheduler, dag-processor, triggerer and two Celery workers as
+# processes of their own (docs/operations.md, "Distributed (Celery)"). KASSEBRO_PG and
+# KASSEBRO_CELERY_BROKER point elsewhere; `.venv/bin/kassebro run-distributed --help` for the rest.
+run-distributed: setup  ## the demo on the CeleryExecutor with two workers (PostgreSQL, Redis); Ctrl-C stops
+	$(BIN)/kassebro run-distributed
 
 demo: setup  ## post every demo vendor's days without the UI and print a table
 	$(BIN)/kassebro demo run
@@ -49,6 +56,11 @@ soak: setup  ## the fault soak: 1,000 runs against the five sandboxes; figures g
 bench: setup  ## benchmarks; figures go to docs/benchmarks.md
 	$(BIN)/python -m benchmarks.run
 
+# a night of 100, 300 and 1,000 generated shops on the LocalExecutor and on Celery with two workers,
+# each against Airflow's floor (DAGs of the same shape doing nothing); long: about an hour per 1,000
+bench-night: setup  ## the night window for N shops; figures go to docs/benchmarks.md
+	$(BIN)/python -m benchmarks.night $(if $(VENDORS),--vendors $(VENDORS)) $(if $(EXECUTORS),--executors $(EXECUTORS))
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -62,4 +74,4 @@ lock:  ## re-pin requirements.txt from the current virtualenv
 	mv requirements.lock.tmp requirements.txt
 
 clean:
-	rm -rf .kassebro .bench
+	rm -rf .kassebro .kassebro-dist .bench

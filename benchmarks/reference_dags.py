@@ -1,49 +1,55 @@
-"""Reference for the parse benchmark: N DAGs of the vendor DAG's task shape built from constants.
+"""Airflow's own floor: N DAGs of the vendor DAG's task shape built from constants.
 
-No config files, no pydantic: what Airflow itself spends on DAGs of this shape. The count comes
-from KASSEBRO_BENCH_N. Copied into a temporary dags folder by the benchmark.
+No config files, no pydantic, tasks that do nothing: what Airflow itself spends on DAGs of this
+shape (`plan_days`, then per day `prepare`, a sensor, and `post`, in the ledger pools). Used twice:
+- the parse benchmark (`KASSEBRO_BENCH_N` DAGs, no day: plan_days plans nothing);
+- the night benchmark (`benchmarks/night.py`), with `KASSEBRO_BENCH_DAY` the business day each
+  DAG's one run carries (the vendors' schedule: daily at 02:30 Europe/Oslo, starting the day
+  before) and `KASSEBRO_BENCH_POOLS` the pools in the generated vendors' order (i-th DAG, i-th
+  pool modulo their number).
+Copied into a temporary dags folder by the benchmarks.
 """
 
 import datetime as dt
 import os
 from zoneinfo import ZoneInfo
 
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task, task_group
+from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, get_current_context, task, task_group
 
 N = int(os.environ.get("KASSEBRO_BENCH_N", "1000"))
+DAY = os.environ.get("KASSEBRO_BENCH_DAY", "")
+POOLS = (os.environ.get("KASSEBRO_BENCH_POOLS") or "ledger_tripletex").split(",")
+ZONE = ZoneInfo("Europe/Oslo")
+START = (
+    dt.datetime.combine(dt.date.fromisoformat(DAY), dt.time(2, 30), ZONE)
+    if DAY
+    else dt.datetime(2026, 11, 1, 2, 30, tzinfo=ZONE)
+)
 DOC = "# reference\nthe same runbook length as a vendor DAG\n" * 40
 
 
 def make(i: int):
-    @task
-    def plan_days(**context) -> list[str]:
-        return []
+    pool = POOLS[i % len(POOLS)]
 
-    @task(map_index_template="{{ day }}")
-    def extract(day: str) -> str:
-        return day
+    @task(pool=pool)
+    def plan_days(**context) -> list[dict]:
+        return [{"day": DAY, "look_again": False}] if DAY else []
 
-    @task(map_index_template="{{ day }}")
-    def validate(day: str) -> str:
-        return day
+    @task.sensor(map_index_template="{{ day }}", mode="reschedule", poke_interval=60)
+    def prepare(item: dict) -> PokeReturnValue:
+        get_current_context()["day"] = item["day"]  # the mapped instance's name, as the vendor DAG sets it
+        return PokeReturnValue(is_done=True, xcom_value=item["day"])
 
-    @task(map_index_template="{{ day }}")
-    def build_voucher(day: str) -> str:
-        return day
-
-    @task(map_index_template="{{ day }}", pool="ledger_tripletex")
-    def post(day: str) -> str:
-        return day
-
-    @task(map_index_template="{{ day }}", pool="ledger_tripletex")
-    def verify(day: str) -> dict:
-        return {}
+    @task(map_index_template="{{ day }}", pool=pool)
+    def post(day: str) -> dict:
+        get_current_context()["day"] = day
+        return {"day": day, "state": "posted"}
 
     @dag(
         dag_id=f"vendor_ref_{i:05d}",
         description="reference",
         schedule=CronDataIntervalTimetable("30 2 * * *", timezone="Europe/Oslo"),
-        start_date=dt.datetime(2026, 11, 1, 2, 30, tzinfo=ZoneInfo("Europe/Oslo")),
+        start_date=START,
         catchup=True,
         max_active_runs=4,
         doc_md=DOC,
@@ -62,10 +68,10 @@ def make(i: int):
     )
     def _d() -> None:
         @task_group(group_id="day")
-        def one_day(day: str) -> None:
-            verify(post(build_voucher(validate(extract(day)))))
+        def one_day(item: dict) -> None:
+            post(prepare(item))
 
-        one_day.expand(day=plan_days())
+        one_day.expand(item=plan_days())
 
     return _d()
 

@@ -340,7 +340,7 @@ outcome, each a committed transaction (about 5.5 per order, one SQLite commit wi
 """
 
 
-SECTIONS = ("parse", "large", "folder", "calls", "readback", "reconcile", "webshop")
+SECTIONS = ("parse", "large", "folder", "calls", "readback", "reconcile", "webshop", "night")
 HEADINGS = {
     "parse": "## DAG parse time",
     "large": "## A large day",
@@ -349,7 +349,82 @@ HEADINGS = {
     "readback": "## Read-back of a year",
     "reconcile": "## Reconciliation of",
     "webshop": "## A webshop backfill",
+    "night": "## A night of N shops",
 }
+
+
+def write_night(results: list[dict]) -> str:
+    """docs/benchmarks.md with the night section measured now (`make bench-night`)."""
+    return write_results(None, None, night=results)
+
+
+def night_section(results: list[dict]) -> str:
+    """The night benchmark's table, its growth with N and a projection (benchmarks/night.py)."""
+    by = {(r["kind"], r["executor"], r["n"]): r for r in results}
+    rows = []
+    for executor in ("local", "celery"):
+        for n in sorted({r["n"] for r in results if r["executor"] == executor}):
+            ours, floor = by.get(("kassebro", executor, n)), by.get(("floor", executor, n))
+            if not ours or not floor:
+                continue
+            label = "LocalExecutor" if executor == "local" else f"Celery, {ours['workers']} workers"
+            ratio = ours["task_seconds_per_vendor_day"] / floor["task_seconds_per_vendor_day"]
+            rows.append(
+                f"| {label} | {n:,} | {ours['window_s']:,.0f} | {floor['window_s']:,.0f} | "
+                f"{ours['vendor_days_per_min']:,.1f} | {ours['task_seconds_per_vendor_day']:.2f} | "
+                f"{floor['task_seconds_per_vendor_day']:.2f} | **{ratio:.2f}** | "
+                f"{ours['health']['max_s']:.1f} ({ours['health']['over_limit']}) |"
+            )
+    growth = []
+    for executor in ("local", "celery"):
+        mine = sorted(
+            (r for r in results if r["kind"] == "kassebro" and r["executor"] == executor), key=lambda r: r["n"]
+        )
+        if len(mine) >= 2:
+            per = ", ".join(f"N={r['n']:,}: {r['window_s'] / r['n']:.2f} s" for r in mine)
+            growth.append(f"- {executor}: window per vendor-day {per}")
+    checks = []
+    for r in sorted(results, key=lambda r: (r["executor"], r["n"], r["kind"])):
+        checks.append(
+            f"{r['kind']}/{r['executor']}/N={r['n']}: {r['runs']} runs ({r['runs_failed']} not successful), "
+            f"{r['task_instances']} task instances ({r['tis_not_success']} not successful), hosts "
+            f"{', '.join(h for h in r['hosts'] if h) or '-'}; median task seconds {r['median_task_s']}"
+            + (f"; journal {r['journal']}" if r.get("journal") else "")
+        )
+    largest = max((r for r in results if r["kind"] == "kassebro"), key=lambda r: r["n"], default=None)
+    projection = ""
+    if largest:
+        per = largest["task_seconds_per_vendor_day"]
+        projection = (
+            f"\nProjection, on paper: 10,000 shops need 10,000 x {per:.2f} s = {10_000 * per / 3600:.1f} hours of task "
+            f"time (the largest measured night's {per:.2f} s per vendor-day); with k workers of c task slots each "
+            f"kept busy, the window is about {10_000 * per / 60:,.0f} / (k x c) minutes: k=4, c=4: "
+            f"{10_000 * per / 60 / 16:,.0f} min; k=10, c=4: {10_000 * per / 60 / 40:,.0f} min; the scheduler's "
+            "own rate (task instances it can queue per second) caps it from below, which this machine does not show.\n"
+        )
+    return (
+        """
+## A night of N shops (`make bench-night`)
+N generated vendors, one business day each, spread over the five ledger sandboxes in turn, run as
+one night on Airflow with PostgreSQL (metadata DB and journal), components started natively
+(`benchmarks/night.py`); the floor is N DAGs of the same task shape and pools whose tasks do
+nothing, in the same run. Window: first task instance's start to the last one's end. Task time:
+the task instances' durations summed, per vendor-day. Health: the slowest answer of
+`/api/v2/monitor/health`, probed every second (answers over 2 s in brackets). Target: task time
+per vendor-day at most 1.3 x the floor's.
+
+| executor | N | window s | floor's | vendor-days/min | task s per vendor-day | floor's | ratio | health max s (>2 s) |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|
+"""
+        + "\n".join(rows)
+        + "\n\nGrowth with N:\n"
+        + ("\n".join(growth) or "- one N measured only")
+        + "\n"
+        + projection
+        + "\nRuns: "
+        + "; ".join(checks)
+        + ".\n"
+    )
 
 
 def _kept_sections(text: str) -> dict[str, str]:
@@ -370,9 +445,11 @@ def write_results(
     readback: dict | None = None,
     reconcile: dict | None = None,
     webshop: dict | None = None,
+    night: list[dict] | None = None,
 ) -> str:
     """docs/benchmarks.md: the sections measured now, and those not measured as they were."""
     fresh = {
+        "night": night_section(night) if night else None,
         "parse": parse_section(parse) if parse else None,
         "large": large_section(large) if large else None,
         "folder": folder_section(folder) if folder else None,

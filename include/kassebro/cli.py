@@ -92,6 +92,23 @@ def _run(args: argparse.Namespace) -> int:
     return run_airflow(days=args.days, port=args.port)
 
 
+def _run_distributed(args: argparse.Namespace) -> int:
+    from kassebro.demo.distributed import Topology, run_distributed
+
+    return run_distributed(
+        Topology(
+            days=args.days,
+            port=args.port,
+            workers=args.workers,
+            concurrency=args.concurrency,
+            metadata_db=args.metadata_db,
+            journal_db=args.journal_db,
+            paused=args.paused,
+            restart=not args.no_restart,
+        )
+    )
+
+
 def _sandbox(args: argparse.Namespace) -> int:
     import importlib
 
@@ -357,6 +374,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--days", type=int, default=14)
     run.add_argument("--port", type=int, default=8080)
     run.set_defaults(func=_run)
+
+    dist = sub.add_parser(
+        "run-distributed",
+        help="the demo on docker-compose's topology with this machine's PostgreSQL and Redis: CeleryExecutor, "
+        "api-server, scheduler, dag-processor, triggerer and Celery workers as processes of their own",
+    )
+    dist.add_argument("--days", type=int, default=14)
+    dist.add_argument("--port", type=int, default=8080)
+    dist.add_argument("--workers", type=int, default=2, help="Celery workers (default 2)")
+    dist.add_argument("--concurrency", type=int, default=4, help="task slots per worker (default 4)")
+    dist.add_argument("--metadata-db", default="kassebro_airflow_dist", help="Airflow's DB (created if missing)")
+    dist.add_argument("--journal-db", default="kassebro_journal_dist", help="the journal's DB (created if missing)")
+    dist.add_argument("--paused", action="store_true", help="keep the DAGs paused at creation")
+    dist.add_argument("--no-restart", action="store_true", help="do not start a process that died again")
+    dist.set_defaults(func=_run_distributed)
 
     voucher = sub.add_parser("voucher", help="vouchers").add_subparsers(dest="action", required=True)
     preview = voucher.add_parser("preview", help="build a day's voucher from a source and show it; posts nothing")

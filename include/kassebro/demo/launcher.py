@@ -4,6 +4,7 @@ without the UI and print what was posted.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -70,10 +71,13 @@ def _connection_ports(ports: dict[str, int]) -> dict[str, int]:
     return wanted | {c: ports[kind] for kind, c in demo.demo_shop_connections().items()}
 
 
-def prepare(days: int, ports: dict[str, int]) -> tuple[Path, dict[str, str]]:
-    """Write the demo home, export its environment, migrate Airflow's DB, create pools and connections."""
+def prepare(days: int, ports: dict[str, int], overrides: dict[str, str] | None = None) -> tuple[Path, dict[str, str]]:
+    """Write the demo home, export its environment, migrate Airflow's DB, create pools and connections.
+
+    `overrides` go over the demo environment before anything runs (`kassebro run-distributed`:
+    the CeleryExecutor, PostgreSQL as the metadata DB and the journal)."""
     home = demo.init(days=days)
-    env = demo.environment(home, ports["tripletex"])
+    env = demo.environment(home, ports["tripletex"]) | (overrides or {})
     # `airflow standalone` spawns `airflow ...` subcommands: the virtualenv's bin must be on PATH
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     os.environ.update(env)
@@ -125,11 +129,15 @@ def sandbox_ports(preferred: bool = True) -> dict[str, int]:
     }
 
 
-def start_sandbox(home: Path, ports: dict[str, int], mail_port: int | None = None) -> subprocess.Popen:
+def start_sandbox(
+    home: Path, ports: dict[str, int], mail_port: int | None = None, log_dir: Path | None = None
+) -> subprocess.Popen:
     """The five ledger sandboxes and the two demo webshops in one process, the ledgers' books kept
-    under `<home>/sandbox`, and the demo's mail server (`<home>/mail`) when a `mail_port` is given."""
-    (home / "logs").mkdir(parents=True, exist_ok=True)
-    log = (home / "logs" / "sandbox.log").open("ab")
+    under `<home>/sandbox`, and the demo's mail server (`<home>/mail`) when a `mail_port` is given.
+    Its output goes to `sandbox.log` in `log_dir` (default `<home>/logs`)."""
+    log_dir = log_dir or home / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = (log_dir / "sandbox.log").open("ab")
     args = [f"--port={system}={port}" for system, port in ports.items()]
     if mail_port:
         args += [f"--mail-port={mail_port}", "--mail-dir", str(home / "mail")]
@@ -145,12 +153,57 @@ def start_sandbox(home: Path, ports: dict[str, int], mail_port: int | None = Non
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        try:
+    stop_all([proc], timeout=20)
+
+
+def stop_all(procs: list[subprocess.Popen], timeout: float = 30) -> None:
+    """SIGTERM to each process's group (each was started in its own session) at once, then wait
+    for all of them together; SIGKILL the groups still there after `timeout` seconds."""
+    running = [p for p in procs if p.poll() is None]
+    for proc in procs:  # an exited leader's group may still hold its children
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
+    deadline = time.monotonic() + timeout
+    for proc in running:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+    for proc in procs:  # what is left of each group, the children of a leader that did exit too
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+
+
+def demo_mail_port() -> int:
+    """The demo's SMTP port: MAIL_PORT when free, else any free one."""
+    return MAIL_PORT if not _port_open(MAIL_PORT) else _free_port()
+
+
+def start_demo_services(
+    home: Path, ports: dict[str, int], mail_port: int, log_dir: Path | None = None
+) -> subprocess.Popen:
+    """The sandboxes and the mail server (`start_sandbox`), the deadline alerts' SMTP connection
+    pointed at it, and a line saying where they are."""
+    from kassebro.sandbox.mail import smtp_connection
+
+    # deadline alerts go to the demo's own mail server: every message is a file in <home>/mail
+    os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = smtp_connection(mail_port)
+    proc = start_sandbox(home, ports, mail_port, log_dir)
+    where = ", ".join(f"{system} :{port}" for system, port in ports.items())
+    print(f"[kassebro] ledger sandboxes and webshops on 127.0.0.1: {where}", flush=True)
+    print(f"[kassebro] mail (deadline alerts) on 127.0.0.1:{mail_port}, kept in {home / 'mail'}", flush=True)
+    return proc
+
+
+def print_ready(port: int, logs: Path, paused: bool = False) -> None:
+    """The lines `make run` and `make run-distributed` end their start with."""
+    dags = "are paused (unpause one to run it)" if paused else "are unpaused and catch up now"
+    print(
+        f"\n[kassebro] Airflow UI: http://localhost:{port}  login: {AIRFLOW_USER} / {AIRFLOW_PASSWORD}\n"
+        f"[kassebro] logs: {logs}; the demo vendors' DAGs {dags}.\n"
+        "[kassebro] Ctrl-C stops everything.\n",
+        flush=True,
+    )
 
 
 def _progress(home: Path) -> str:
@@ -166,21 +219,14 @@ def _progress(home: Path) -> str:
 def run_airflow(days: int = 14, port: int = 8080) -> int:
     """Sandbox + `airflow standalone` on the demo home until Ctrl-C."""
     ports = sandbox_ports()
-    mail_port = MAIL_PORT if not _port_open(MAIL_PORT) else _free_port()
+    mail_port = demo_mail_port()
     home, _ = prepare(days, ports)
-    # deadline alerts go to the demo's own mail server: every message is a file in <home>/mail
-    from kassebro.sandbox.mail import smtp_connection
-
-    os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = smtp_connection(mail_port)
     os.environ["AIRFLOW__API__PORT"] = str(port)
     # tasks reach the API server's execution API; its default URL assumes port 8080
     os.environ["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://localhost:{port}/execution/"
     procs: list[subprocess.Popen] = []
     try:
-        procs.append(start_sandbox(home, ports, mail_port))
-        where = ", ".join(f"{system} :{port}" for system, port in ports.items())
-        print(f"[kassebro] ledger sandboxes and webshops on 127.0.0.1: {where}", flush=True)
-        print(f"[kassebro] mail (deadline alerts) on 127.0.0.1:{mail_port}, kept in {home / 'mail'}", flush=True)
+        procs.append(start_demo_services(home, ports, mail_port))
         log = (home / "logs" / "airflow.log").open("ab")
         procs.append(
             subprocess.Popen(
@@ -192,12 +238,7 @@ def run_airflow(days: int = 14, port: int = 8080) -> int:
             )
         )
         _wait_for(port, 180)
-        print(
-            f"\n[kassebro] Airflow UI: http://localhost:{port}  login: {AIRFLOW_USER} / {AIRFLOW_PASSWORD}\n"
-            f"[kassebro] logs: {home / 'logs'}; the demo vendors' DAGs are unpaused and catch up now.\n"
-            "[kassebro] Ctrl-C stops everything.\n",
-            flush=True,
-        )
+        print_ready(port, home / "logs")
         while all(p.poll() is None for p in procs):
             time.sleep(30)
             print(f"[kassebro] {dt.datetime.now():%H:%M:%S} journal: {_progress(home)}", flush=True)
@@ -207,8 +248,7 @@ def run_airflow(days: int = 14, port: int = 8080) -> int:
         print("\n[kassebro] stopping ...", flush=True)
         return 0
     finally:
-        for proc in reversed(procs):
-            _stop(proc)
+        stop_all(procs)
 
 
 def _run_webshops(bag: Any) -> int:

@@ -1,0 +1,323 @@
+"""`make bench-night`: a night of N shops, one business day each, against Airflow's own floor.
+
+N vendors are generated from the five demo vendors of the five ledger systems (Tripletex, Fiken,
+PowerOffice Go, Xledger, Duett, in turn), each with one business day of sales (the demo POS's SAF-T
+file of its template; the shops of one template share it), all reporting daily at 02:30 Oslo time
+and enabled since the last day reported: each DAG has exactly one run, for that day. They run as a
+night on Airflow with PostgreSQL as metadata DB and journal (fresh databases per measurement),
+started natively as `make run-distributed` starts them (`kassebro.demo.distributed`): the
+LocalExecutor (the scheduler forks the tasks), or the CeleryExecutor with its workers on Redis.
+
+The floor, measured in the same run on the same services: N DAGs of the same task shape and pools
+whose tasks do nothing (`benchmarks/reference_dags.py`).
+
+Per measurement, from the API server's own records (REST API): the window from the first task
+instance's start to the last one's end, vendor-days per minute, seconds of task time per
+vendor-day (the task instances' durations summed, over N), and how the API server answered
+`/api/v2/monitor/health` throughout (probed every second from a thread; the slowest answer and how
+many took more than 2 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import requests
+import yaml
+
+PROJECT = Path(__file__).resolve().parents[1]
+ZONE = ZoneInfo("Europe/Oslo")
+TEMPLATES = ("cafe_solsiden", "kiosk_torget", "bakeri_bryggen", "vinbar_kaia", "jernvare_sentrum")
+"""One demo vendor per ledger system: Tripletex, Fiken, PowerOffice Go, Xledger, Duett."""
+METADATA_DB = "kassebro_bench_night_airflow"
+JOURNAL_DB = "kassebro_bench_night_journal"
+HEALTH_LIMIT = 2.0
+
+
+def business_day(now: dt.datetime | None = None) -> dt.date:
+    """The last business day a daily 02:30 (Oslo) report has covered by now."""
+    local = (now or dt.datetime.now(ZONE)).astimezone(ZONE)
+    return (local - dt.timedelta(hours=2, minutes=30)).date() - dt.timedelta(days=1)
+
+
+def write_home(home: Path, n: int, day: dt.date) -> list[str]:
+    """Config and data for N generated vendors (see the module docstring); their pools in order."""
+    from kassebro.config import load_vendor
+    from kassebro.demo.home import write_sales
+
+    config = home / "config"
+    (config / "vendors").mkdir(parents=True, exist_ok=True)
+    shutil.copytree(PROJECT / "config" / "ledgers", config / "ledgers", dirs_exist_ok=True)
+    shutil.copy2(PROJECT / "config" / "defaults.yaml", config / "defaults.yaml")
+    templates = {t: yaml.safe_load((PROJECT / "config" / "vendors" / f"{t}.yaml").read_text()) for t in TEMPLATES}
+    for data in templates.values():
+        write_sales(data, [day], home / "data")
+    pools: list[str] = []
+    for i in range(n):
+        template = TEMPLATES[i % len(TEMPLATES)]
+        data = json.loads(json.dumps(templates[template], default=str))
+        data.update(
+            id=f"{template}_{i:05d}",
+            name=f"{data['name']} {i:05d}",
+            enabled_since=day.isoformat(),
+            schedule={"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "time": "02:30"},
+        )
+        data.pop("calendar", None)
+        (config / "vendors" / f"{data['id']}.yaml").write_text(yaml.safe_dump(data, allow_unicode=True))
+        if i < len(TEMPLATES):
+            pools.append(load_vendor(data["id"], root=config).pool)
+    return pools
+
+
+@dataclass
+class Probe:
+    """The API server's health endpoint, asked every second from a thread."""
+
+    url: str
+    answers: list[float] = field(default_factory=list)
+    failures: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                requests.get(f"{self.url}/api/v2/monitor/health", timeout=30).raise_for_status()
+                self.answers.append(time.monotonic() - started)
+            except requests.RequestException:
+                self.failures += 1
+                self.answers.append(time.monotonic() - started)
+            self._stop.wait(max(0.0, 1.0 - (time.monotonic() - started)))
+
+    def __enter__(self) -> Probe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> dict:
+        answers = sorted(self.answers) or [0.0]
+        return {
+            "probes": len(self.answers),
+            "max_s": round(answers[-1], 2),
+            "p95_s": round(answers[int(0.95 * (len(answers) - 1))], 2),
+            "over_limit": sum(1 for a in answers if a > HEALTH_LIMIT),
+            "failures": self.failures,
+        }
+
+
+class Api:
+    """The REST API with a token from the simple auth manager."""
+
+    def __init__(self, url: str, user: str = "admin", password: str = "admin") -> None:
+        self.url = url
+        token = requests.post(f"{url}/auth/token", json={"username": user, "password": password}, timeout=30)
+        token.raise_for_status()
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+
+    def get(self, path: str, **params: object) -> dict:
+        response = self.session.get(f"{self.url}/api/v2{path}", params=params, timeout=60)
+        response.raise_for_status()
+        return response.json()
+
+    def all(self, path: str, key: str, **params: object) -> list[dict]:
+        rows: list[dict] = []
+        while True:
+            page = self.get(path, limit=100, offset=len(rows), **params)
+            rows += page[key]
+            if not page[key] or len(rows) >= page["total_entries"]:
+                return rows
+
+
+def _wait_for_runs(api: Api, n: int, seconds: float) -> list[dict]:
+    """Every DAG's run finished (success or failed), or TimeoutError."""
+    deadline = time.monotonic() + seconds
+    while True:
+        runs = api.all("/dags/~/dagRuns", "dag_runs")
+        done = [r for r in runs if r["state"] in ("success", "failed")]
+        if len(done) >= n and len(runs) == len(done):
+            return runs
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(done)} of {n} runs finished in {seconds:.0f} s")
+        time.sleep(5)
+
+
+def _moment(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def measure(api: Api, n: int, runs: list[dict]) -> dict:
+    """The night's figures from the task instances the API server recorded."""
+    tis = api.all("/dags/~/dagRuns/~/taskInstances", "task_instances")
+    starts = [m for ti in tis if (m := _moment(ti.get("start_date")))]
+    ends = [m for ti in tis if (m := _moment(ti.get("end_date")))]
+    durations = [float(ti["duration"]) for ti in tis if ti.get("duration") is not None]
+    window = (max(ends) - min(starts)).total_seconds() if starts and ends else float("nan")
+    per_task: dict[str, list[float]] = {}
+    for ti in tis:
+        if ti.get("duration") is not None:
+            per_task.setdefault(ti["task_id"], []).append(float(ti["duration"]))
+    return {
+        "n": n,
+        "runs": len(runs),
+        "runs_failed": sum(1 for r in runs if r["state"] != "success"),
+        "task_instances": len(tis),
+        "tis_not_success": sum(1 for ti in tis if ti["state"] != "success"),
+        "window_s": round(window, 1),
+        "vendor_days_per_min": round(n / window * 60, 1) if window else 0.0,
+        "task_seconds_per_vendor_day": round(sum(durations) / n, 2),
+        "median_task_s": {task: round(statistics.median(d), 2) for task, d in sorted(per_task.items())},
+        "hosts": sorted({ti.get("hostname") or "" for ti in tis}),
+    }
+
+
+def _drop_and_create(server: str, names: tuple[str, ...]) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(f"{server.rstrip('/')}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            for name in names:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+
+
+def night(kind: str, executor: str, n: int, work: Path, workers: int = 2, timeout: float = 3600) -> dict:
+    """One measured night: `kind` "kassebro" (the generated vendors) or "floor"."""
+    from kassebro.demo import distributed, launcher
+    from kassebro.demo.home import connection_json, demo_connections
+
+    topology = distributed.Topology(
+        workers=workers if executor == "celery" else 0,
+        port=launcher._free_port(),
+        metadata_db=METADATA_DB,
+        journal_db=JOURNAL_DB,
+        restart=False,
+    )
+    home = work / f"{kind}-{executor}-{n}"
+    shutil.rmtree(home, ignore_errors=True)
+    day = business_day()
+    pools = write_home(home, n, day)
+    dags = home / "dags"
+    dags.mkdir(parents=True)
+    if kind == "floor":
+        shutil.copy2(PROJECT / "benchmarks" / "reference_dags.py", dags / "reference_dags.py")
+    else:
+        shutil.copy2(PROJECT / "dags" / "vendor_postings.py", dags / "vendor_postings.py")
+    _drop_and_create(topology.pg_server, (METADATA_DB, JOURNAL_DB))
+    ports = launcher.sandbox_ports(preferred=False)
+    env = {
+        "KASSEBRO_HOME": str(home),
+        "KASSEBRO_CONFIG": str(home / "config"),
+        "KASSEBRO_DATA": str(home / "data"),
+        "AIRFLOW_HOME": str(home / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "airflow" / "passwords.json"),
+        "GX_ANALYTICS_ENABLED": "False",
+        "NO_PROXY": "127.0.0.1,localhost",
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        "KASSEBRO_BENCH_N": str(n),
+        "KASSEBRO_BENCH_DAY": day.isoformat(),
+        "KASSEBRO_BENCH_POOLS": ",".join(pools),
+        **distributed.shared_environment(topology, home),
+    }
+    if executor == "local":
+        env["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"
+    for system, conn_id in demo_connections().items():
+        env[f"AIRFLOW_CONN_{conn_id.upper()}"] = connection_json(ports[system], system)
+    (home / "airflow").mkdir(parents=True, exist_ok=True)
+    (home / "airflow" / "passwords.json").write_text(json.dumps({"admin": "admin"}))
+    os.environ.update(env)
+    subprocess.run([launcher._bin("airflow"), "db", "migrate"], check=True, env=os.environ, stdout=subprocess.DEVNULL)
+    subprocess.run([launcher._bin("kassebro"), "pools", "sync"], check=True, env=os.environ, stdout=subprocess.DEVNULL)
+    run_dir = home / "run"
+    procs: dict[str, subprocess.Popen] = {}
+    started = time.monotonic()
+    try:
+        procs["sandboxes"] = launcher.start_sandbox(home, ports)
+        for name, argv in distributed.components(topology, run_dir):
+            procs[name] = distributed.start_host(run_dir, name, argv)
+            if name == "api-server":
+                launcher._wait_for(topology.port, 180)
+        if topology.workers:
+            distributed.wait_for_workers(topology.worker_names(), procs)
+        url = f"http://127.0.0.1:{topology.port}"
+        api = Api(url)
+        with Probe(url) as probe:
+            runs = _wait_for_runs(api, n, timeout)
+        result = measure(api, n, runs)
+        result.update(kind=kind, executor=executor, workers=topology.workers, day=day.isoformat())
+        result["health"] = probe.summary()
+        result["wall_s"] = round(time.monotonic() - started, 1)
+        if kind == "kassebro":
+            result["journal"] = _journal_states()
+        return result
+    finally:
+        for proc in reversed(list(procs.values())):
+            launcher._stop(proc)
+
+
+def _journal_states() -> dict[str, int]:
+    from kassebro.posting.journal import Journal
+
+    states: dict[str, int] = {}
+    for entry in Journal().entries():
+        states[entry.state] = states.get(entry.state, 0) + 1
+    return states
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--vendors", default="100,300,1000", help="comma-separated N")
+    parser.add_argument("--executors", default="local,celery", help="local, celery or both")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=5400, help="seconds one night may take")
+    parser.add_argument("--out", type=Path, default=PROJECT / ".bench" / "night.json")
+    args = parser.parse_args(argv)
+    results: list[dict] = json.loads(args.out.read_text()) if args.out.exists() else []
+    with tempfile.TemporaryDirectory(prefix="kassebro-night-") as tmp:
+        for n in [int(v) for v in args.vendors.split(",")]:
+            for executor in args.executors.split(","):
+                for kind in ("floor", "kassebro"):
+                    print(f"[night] {kind}, {executor}, N={n} ...", flush=True)
+                    result = night(kind, executor, n, Path(tmp), args.workers, args.timeout)
+                    print(f"[night] {json.dumps(result)}", flush=True)
+                    results = [r for r in results if (r["kind"], r["executor"], r["n"]) != (kind, executor, n)] + [
+                        result
+                    ]
+                    args.out.parent.mkdir(parents=True, exist_ok=True)
+                    args.out.write_text(json.dumps(results, indent=1))
+    from benchmarks.run import write_night
+
+    print(write_night(results))
+    return 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())
