@@ -391,16 +391,21 @@ def night_section(results: list[dict]) -> str:
             f"{', '.join(h for h in r['hosts'] if h) or '-'}; median task seconds {r['median_task_s']}"
             + (f"; journal {r['journal']}" if r.get("journal") else "")
         )
-    largest = max((r for r in results if r["kind"] == "kassebro"), key=lambda r: r["n"], default=None)
+    local = [r for r in results if r["kind"] == "kassebro" and r["executor"] == "local"]
+    largest = max(local, key=lambda r: r["n"], default=None)
     projection = ""
     if largest:
-        per = largest["task_seconds_per_vendor_day"]
+        cores = os.cpu_count() or 1
+        busy = largest["window_s"] * cores / largest["n"]  # core-seconds per vendor-day, the machine kept busy
         projection = (
-            f"\nProjection, on paper: 10,000 shops need 10,000 x {per:.2f} s = {10_000 * per / 3600:.1f} hours of task "
-            f"time (the largest measured night's {per:.2f} s per vendor-day); with k workers of c task slots each "
-            f"kept busy, the window is about {10_000 * per / 60:,.0f} / (k x c) minutes: k=4, c=4: "
-            f"{10_000 * per / 60 / 16:,.0f} min; k=10, c=4: {10_000 * per / 60 / 40:,.0f} min; the scheduler's "
-            "own rate (task instances it can queue per second) caps it from below, which this machine does not show.\n"
+            f"\nProjection, on paper: the LocalExecutor night of {largest['n']:,} kept this machine's {cores} cores "
+            "busy "
+            f"for {largest['window_s']:,.0f} s, about {busy:.1f} core-seconds per vendor-day. 10,000 shops need about "
+            f"{10_000 * busy / 3600:.1f} core-hours: on k workers of {cores} cores each, about "
+            f"{10_000 * busy / 60 / cores:,.0f} / k minutes (k=4: {10_000 * busy / 60 / cores / 4:,.0f} min, k=10: "
+            f"{10_000 * busy / 60 / cores / 10:,.0f} min), as long as the scheduler, the metadata DB and the ledgers' "
+            "rate limits keep up, which one machine cannot show. Task time is wall time: with more task processes "
+            "than cores it grows with the contention, so its ratio moves with the executor's slot count.\n"
         )
     return (
         """
