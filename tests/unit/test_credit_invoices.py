@@ -58,6 +58,12 @@ def test_the_voucher_leaves_the_invoiced_credit_sales_out_and_says_what_they_wer
         # voucher + invoices = the day's sales: the invoiced payments are the Z report's 12006 amounts
         invoiced = json.loads(voucher.meta["invoiced_payments"])
         assert sum(invoiced.values()) == sum(o.total for o in orders) > 0
+        # the meta round-trips the orders exactly as booking made them from the day's frames
+        from kassebro.booking.credit_invoices import credit_sales
+        from kassebro.core.frames import SalesDay
+
+        made = credit_sales(SalesDay.load(pipeline.work_dir(vendor.id, day) / "frames"), vendor)
+        assert made.orders == tuple(orders) and not made.issues
         for order in orders:
             assert order.total == sum(line.amount for line in order.lines)
             assert all(line.account and line.vat_code for line in order.lines)

@@ -235,10 +235,25 @@ def _order(
     )
     sold = dt.datetime.combine(day.business_day, dt.time(12), zone)  # dated the business day (module doc)
     total = sum(line.amount for line in web_lines)
+    trans = str(head.trans_id)  # type: ignore[attr-defined]
+    return _pos_order(vendor.id, number, trans, sold, total, int(lines["vat"].sum()), customer, tuple(web_lines))
+
+
+def _pos_order(
+    vendor_id: str,
+    number: str,
+    trans_id: str,
+    sold: dt.datetime,
+    total: int,
+    vat_total: int,
+    customer: WebCustomer,
+    lines: tuple[WebLine, ...],
+) -> WebOrder:
+    """A credit sale in the webshop flow's shape: sold (its one status) on account, prices incl. VAT."""
     return WebOrder(
-        webshop_id=pos_shop_id(vendor.id),
+        webshop_id=pos_shop_id(vendor_id),
         number=number,
-        shop_id=str(head.trans_id),  # type: ignore[attr-defined]
+        shop_id=trans_id,
         created_at=sold,
         updated_at=sold,
         status="sold",
@@ -249,9 +264,9 @@ def _order(
         payment_title="Kundekonto",
         captured=None,
         total=total,
-        vat_total=int(lines["vat"].sum()),
+        vat_total=vat_total,
         customer=customer,
-        lines=tuple(web_lines),
+        lines=lines,
     )
 
 
@@ -301,37 +316,24 @@ def order_to_json(order: WebOrder) -> dict:
 
 
 def order_from_json(vendor_id: str, data: dict) -> WebOrder:
+    lines = tuple(
+        WebLine(
+            kind="item",
+            description=line["description"],
+            quantity=Decimal(line["quantity"]),
+            unit_price=Decimal(line["unit_price"]),
+            amount=int(line["amount"]),
+            vat_rate=Decimal(line["vat_rate"]),
+            sku=line["sku"],
+            account=line["account"],
+            vat_code=line["vat_code"],
+        )
+        for line in data["lines"]
+    )
     sold = dt.datetime.fromisoformat(data["sold"])
-    return WebOrder(
-        webshop_id=pos_shop_id(vendor_id),
-        number=data["number"],
-        shop_id=data["shop_id"],
-        created_at=sold,
-        updated_at=sold,
-        status="sold",
-        history=(("sold", sold),),
-        prices_include_vat=True,
-        currency="NOK",
-        payment_method=ON_ACCOUNT,
-        payment_title="Kundekonto",
-        captured=None,
-        total=int(data["total"]),
-        vat_total=int(data["vat_total"]),
-        customer=WebCustomer(**data["customer"]),
-        lines=tuple(
-            WebLine(
-                kind="item",
-                description=line["description"],
-                quantity=Decimal(line["quantity"]),
-                unit_price=Decimal(line["unit_price"]),
-                amount=int(line["amount"]),
-                vat_rate=Decimal(line["vat_rate"]),
-                sku=line["sku"],
-                account=line["account"],
-                vat_code=line["vat_code"],
-            )
-            for line in data["lines"]
-        ),
+    customer = WebCustomer(**data["customer"])
+    return _pos_order(
+        vendor_id, data["number"], data["shop_id"], sold, int(data["total"]), int(data["vat_total"]), customer, lines
     )
 
 
