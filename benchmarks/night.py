@@ -204,7 +204,9 @@ def _drop_and_create(server: str, names: tuple[str, ...]) -> None:
         engine.dispose()
 
 
-def night(kind: str, executor: str, n: int, work: Path, workers: int = 2, timeout: float = 3600) -> dict:
+def night(
+    kind: str, executor: str, n: int, work: Path, workers: int = 2, timeout: float = 3600, parallelism: int = 0
+) -> dict:
     """One measured night: `kind` "kassebro" (the generated vendors) or "floor"."""
     from kassebro.demo import distributed, launcher
     from kassebro.demo.home import connection_json, demo_connections
@@ -248,6 +250,8 @@ def night(kind: str, executor: str, n: int, work: Path, workers: int = 2, timeou
     }
     if executor == "local":
         env["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"
+    if parallelism:  # task processes at once (the LocalExecutor's; Airflow's default is 32)
+        env["AIRFLOW__CORE__PARALLELISM"] = str(parallelism)
     for system, conn_id in demo_connections().items():
         env[f"AIRFLOW_CONN_{conn_id.upper()}"] = connection_json(ports[system], system)
     (home / "airflow").mkdir(parents=True, exist_ok=True)
@@ -272,6 +276,7 @@ def night(kind: str, executor: str, n: int, work: Path, workers: int = 2, timeou
             runs = _wait_for_runs(api, n, timeout)
         result = measure(api, n, runs)
         result.update(kind=kind, executor=executor, workers=topology.workers, day=day.isoformat())
+        result["parallelism"] = parallelism or 32
         result["health"] = probe.summary()
         result["wall_s"] = round(time.monotonic() - started, 1)
         if kind == "kassebro":
@@ -297,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--executors", default="local,celery", help="local, celery or both")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=5400, help="seconds one night may take")
+    parser.add_argument("--parallelism", type=int, default=0, help="[core] parallelism (0: Airflow's 32)")
     parser.add_argument("--out", type=Path, default=PROJECT / ".bench" / "night.json")
     args = parser.parse_args(argv)
     results: list[dict] = json.loads(args.out.read_text()) if args.out.exists() else []
@@ -305,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             for executor in args.executors.split(","):
                 for kind in ("floor", "kassebro"):
                     print(f"[night] {kind}, {executor}, N={n} ...", flush=True)
-                    result = night(kind, executor, n, Path(tmp), args.workers, args.timeout)
+                    result = night(kind, executor, n, Path(tmp), args.workers, args.timeout, args.parallelism)
                     print(f"[night] {json.dumps(result)}", flush=True)
                     results = [r for r in results if (r["kind"], r["executor"], r["n"]) != (kind, executor, n)] + [
                         result
