@@ -83,30 +83,59 @@ def write_home(home: Path, n: int, day: dt.date) -> list[str]:
     return pools
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds this machine's cores have spent busy since boot (/proc/stat: all but idle and
+    iowait), so a night's cost can be read as core-seconds, which contention does not inflate."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and its living children (the sandboxes: the ledgers' share)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        total = 0.0
+        for proc in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                total += times.user + times.system
+        return total
+    except psutil.Error:
+        return 0.0
+
+
 @dataclass
 class Probe:
-    """The API server's health endpoint, asked every second from a thread."""
+    """The API server's health endpoint, asked every second from a thread; each answer kept with
+    when it was asked (seconds since the probe started), so a slow one can be set beside the
+    components' logs."""
 
     url: str
-    answers: list[float] = field(default_factory=list)
+    answers: list[tuple[float, float]] = field(default_factory=list)
     failures: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self.started_at = dt.datetime.now(dt.UTC)
+        self._t0 = time.monotonic()
 
     def _run(self) -> None:
         while not self._stop.is_set():
             started = time.monotonic()
             try:
                 requests.get(f"{self.url}/api/v2/monitor/health", timeout=30).raise_for_status()
-                self.answers.append(time.monotonic() - started)
             except requests.RequestException:
                 self.failures += 1
-                self.answers.append(time.monotonic() - started)
+            self.answers.append((started - self._t0, time.monotonic() - started))
             self._stop.wait(max(0.0, 1.0 - (time.monotonic() - started)))
 
     def __enter__(self) -> Probe:
+        self.started_at = dt.datetime.now(dt.UTC)
+        self._t0 = time.monotonic()
         self._thread.start()
         return self
 
@@ -115,13 +144,19 @@ class Probe:
         self._thread.join()
 
     def summary(self) -> dict:
-        answers = sorted(self.answers) or [0.0]
+        answers = sorted(seconds for _, seconds in self.answers) or [0.0]
+        slow = [(at, seconds) for at, seconds in self.answers if seconds > HEALTH_LIMIT]
         return {
             "probes": len(self.answers),
             "max_s": round(answers[-1], 2),
             "p95_s": round(answers[int(0.95 * (len(answers) - 1))], 2),
-            "over_limit": sum(1 for a in answers if a > HEALTH_LIMIT),
+            "over_limit": len(slow),
             "failures": self.failures,
+            "started_utc": self.started_at.isoformat(timespec="seconds"),
+            "slow": [
+                {"utc": (self.started_at + dt.timedelta(seconds=at)).strftime("%H:%M:%S"), "s": round(seconds, 2)}
+                for at, seconds in slow
+            ],
         }
 
 
@@ -272,9 +307,16 @@ def night(
             distributed.wait_for_workers(topology.worker_names(), procs)
         url = f"http://127.0.0.1:{topology.port}"
         api = Api(url)
+        busy, ledgers = machine_busy_seconds(), tree_cpu_seconds(procs["sandboxes"].pid)
         with Probe(url) as probe:
             runs = _wait_for_runs(api, n, timeout)
+        busy = machine_busy_seconds() - busy
+        ledgers = tree_cpu_seconds(procs["sandboxes"].pid) - ledgers
         result = measure(api, n, runs)
+        # core-seconds from the API server's first answer to the last run's end, the ledger
+        # sandboxes' own apart (a real ledger's work is not spent here)
+        result["cpu_s_per_vendor_day"] = round((busy - ledgers) / n, 2)
+        result["ledger_cpu_s_per_vendor_day"] = round(ledgers / n, 2)
         result.update(kind=kind, executor=executor, workers=topology.workers, day=day.isoformat())
         result["parallelism"] = parallelism or 32
         result["health"] = probe.summary()

@@ -23,6 +23,7 @@ from airflow.sdk import (
 )
 
 from kassebro.airflow.alerts import deadline_alert
+from kassebro.airflow.priority import yield_cpu
 from kassebro.config import MAX_RETRY_DELAY_SECONDS, ConfigSet, Vendor, config_dir, load_vendor, load_vendors
 from kassebro.config.schedule import start_date
 from kassebro.core.errors import ConfigError, Issue
@@ -57,6 +58,7 @@ def _run(step: str, vendor_id: str, day: str, **kwargs: Any) -> dict:
     from kassebro.posting import pipeline
     from kassebro.posting.journal import Journal
 
+    yield_cpu()  # leave the API server and the scheduler the CPU
     _label(day)
     vendor = load_vendor(vendor_id)
     the_day = dt.date.fromisoformat(day)
@@ -152,6 +154,7 @@ def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
         from kassebro.posting.journal import Journal
         from kassebro.posting.pipeline import days_to_look_again
 
+        yield_cpu()
         asked = parse_dates(context["params"].get("dates"))
         if asked:
             days, again = asked, []

@@ -16,6 +16,7 @@ from typing import Any
 
 from airflow.sdk import CronTriggerTimetable, Param, dag, task
 
+from kassebro.airflow.priority import yield_cpu
 from kassebro.config import ConfigSet, Vendor, config_dir, load_vendors
 from kassebro.config.readback import ReadBackSettings, load_readback
 from kassebro.ledgers import registry
@@ -151,6 +152,7 @@ def readback_dag(connection: str, vendors: list[Vendor], settings: ReadBackSetti
     def plan_companies(**context: Any) -> list[dict[str, Any]]:
         from kassebro.config import load_vendor
 
+        yield_cpu()
         if scope.every_client:
             return firm_items(connection, system, [load_vendor(v) for v in vendor_ids])
         return companies(connection, [load_vendor(v) for v in vendor_ids], settings)
@@ -162,6 +164,7 @@ def readback_dag(connection: str, vendors: list[Vendor], settings: ReadBackSetti
 
         from kassebro.ledgers.base import LedgerAuthError, LedgerValidationError
 
+        yield_cpu()
         get_current_context()["company_label"] = item["label"]  # type: ignore[index]
         params = context["params"]
         if params.get("last_day"):
@@ -182,6 +185,7 @@ def readback_dag(connection: str, vendors: list[Vendor], settings: ReadBackSetti
         from kassebro.ledgers.base import LedgerAuthError, LedgerValidationError
         from kassebro.readback.yearend import YearEndError
 
+        yield_cpu()
         get_current_context()["company_label"] = item["label"]  # type: ignore[index]
         year = context["params"].get("export_year")
         if not year:

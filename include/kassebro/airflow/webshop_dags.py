@@ -16,6 +16,7 @@ from typing import Any
 
 from airflow.sdk import CronTriggerTimetable, Param, dag, task
 
+from kassebro.airflow.priority import yield_cpu
 from kassebro.config.webshop import Webshop, load_webshops
 from kassebro.ledgers import registry
 
@@ -115,6 +116,7 @@ def _build(shop: Webshop, doc_md: str) -> Any:
 
             from kassebro.config.webshop import load_webshop
 
+            yield_cpu()
             params = params or {}
             current = load_webshop(shop.id)
             try:

@@ -1,0 +1,37 @@
+"""Task processes yield the CPU to the API server and the scheduler.
+
+On a machine (or pod) that runs tasks next to Airflow's own components, a night's catch-up keeps
+every core busy with task processes; at the same priority the API server then answers late (the
+UI hangs, `/api/v2/monitor/health` takes seconds) and the scheduler schedules late. Each kassebro
+task lowers its own process's priority first (`nice`), so the components that keep the system
+responsive get the CPU when they need it and the tasks get the rest: on an idle machine a niced
+task runs as fast as before. The process is the task's own (forked per task instance), so the
+scheduler or Celery worker it came from keeps its priority.
+
+`KASSEBRO_TASK_NICE` sets the niceness (default 10; 0 leaves the priority alone).
+"""
+
+from __future__ import annotations
+
+import os
+
+DEFAULT_NICE = 10
+
+
+def task_niceness() -> int:
+    """The niceness tasks run at, from `KASSEBRO_TASK_NICE` (0..19; a bad value is the default)."""
+    raw = os.environ.get("KASSEBRO_TASK_NICE", "").strip()
+    try:
+        value = int(raw) if raw else DEFAULT_NICE
+    except ValueError:
+        return DEFAULT_NICE
+    return min(max(value, 0), 19)
+
+
+def yield_cpu() -> int:
+    """Lower this process's priority to the task niceness (never raise it); the niceness now."""
+    target = task_niceness()
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if target > current:
+        os.setpriority(os.PRIO_PROCESS, 0, target)
+    return os.getpriority(os.PRIO_PROCESS, 0)
