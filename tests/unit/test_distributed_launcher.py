@@ -25,13 +25,13 @@ def test_the_result_backend_names_its_driver_on_the_metadata_db() -> None:
 
 
 def test_every_component_shares_the_executor_the_databases_and_the_work_files(tmp_path: Path) -> None:
-    topology = Topology(port=18080, metadata_db="af_x", journal_db="j_x", paused=True)
+    topology = Topology(port=18080, execution_port=18081, metadata_db="af_x", journal_db="j_x", paused=True)
     env = distributed.shared_environment(topology, tmp_path / "home")
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("/af_x")
     assert env["KASSEBRO_JOURNAL_URL"].endswith("/j_x")
     assert env["AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX"] == "af_x:"  # one topology's keys
-    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18080/execution/"
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18081/execution/"  # apart from the UI
     assert env["KASSEBRO_WORK_URL"] == (tmp_path / "home" / "shared-work").resolve().as_uri()
     assert env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] == "True"
     assert env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] == "kassebro.demo.distributed.host_name"
@@ -55,7 +55,11 @@ def test_the_secrets_are_made_once_and_read_through_cmd(tmp_path: Path) -> None:
 def test_each_worker_is_a_host_of_its_own(tmp_path: Path) -> None:
     topology = Topology(workers=2, concurrency=3)
     procs = dict(distributed.components(topology, tmp_path))
-    assert list(procs) == ["api-server", "scheduler", "dag-processor", "triggerer", *topology.worker_names()]
+    assert list(procs) == [
+        "api-server", "execution-api", "scheduler", "dag-processor", "triggerer", *topology.worker_names()
+    ]  # fmt: skip
+    assert procs["api-server"][2:6] == ["--apps", "core", "--port", str(topology.port)]
+    assert procs["execution-api"][2:6] == ["--apps", "execution", "--port", str(topology.execution_port)]
     pid_files = set()
     for name in topology.worker_names():
         argv = procs[name]

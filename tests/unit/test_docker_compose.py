@@ -30,6 +30,7 @@ def compose() -> dict:
 
 AIRFLOW_SERVICES = (
     "airflow-apiserver",
+    "airflow-execution-api",
     "airflow-scheduler",
     "airflow-dag-processor",
     "airflow-worker",
@@ -372,3 +373,16 @@ def test_dockerignore_keeps_what_the_image_needs() -> None:
         ]
     assert len(needed) > 20
     assert [p for p in needed if ignored(p)] == []
+
+
+def test_tasks_call_an_execution_api_apart_from_the_ui(compose: dict) -> None:
+    """The UI's API server and the tasks' execution API are two services, as `make
+    run-distributed` runs them: a night's start must not hold up the UI."""
+    from urllib.parse import urlparse
+
+    services = compose["services"]
+    url = services["airflow-scheduler"]["environment"]["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]
+    host = urlparse(url).hostname
+    assert services[host]["command"].split() == ["api-server", "--apps", "execution"]
+    assert services["airflow-apiserver"]["command"].split() == ["api-server", "--apps", "core"]
+    assert "ports" not in services[host]  # only the UI is published

@@ -110,13 +110,15 @@ def inline_secrets(values: dict[str, Any]) -> list[str]:
 
 
 def work_url_problems(values: dict[str, Any]) -> list[str]:
-    url = env_of(values).get("KASSEBRO_WORK_URL")
-    if not url:
-        return ["no KASSEBRO_WORK_URL: work files would stay on one pod's disk"]
-    scheme = urlparse(url).scheme
-    if scheme in ("", "file", "local"):
-        return [f"KASSEBRO_WORK_URL {url!r} is a local path: workers on other nodes cannot read it"]
-    return []
+    """The work files and the year-end exports in shared storage, not on one pod's disk."""
+    found = []
+    for name, what in (("KASSEBRO_WORK_URL", "work files"), ("KASSEBRO_EXPORT_URL", "year-end exports")):
+        url = env_of(values).get(name)
+        if not url:
+            found.append(f"no {name}: {what} would stay on one pod's disk")
+        elif urlparse(url).scheme in ("", "file", "local"):
+            found.append(f"{name} {url!r} is a local path: {what} on one node, unseen from the others")
+    return found
 
 
 def connections_of(values: dict[str, Any]) -> set[str]:
@@ -286,6 +288,10 @@ WE_REFUSE = {  # the schema lets each of these through; the message part says wh
     "no work URL": (
         lambda v: v.update(env=[i for i in v["env"] if i["name"] != "KASSEBRO_WORK_URL"]),
         "no KASSEBRO_WORK_URL",
+    ),
+    "exports on local disk": (
+        lambda v: set_env(v, "KASSEBRO_EXPORT_URL", "/opt/kassebro-data/exports"),
+        "KASSEBRO_EXPORT_URL '/opt/kassebro-data/exports' is a local path",
     ),
     "unknown connection": (
         lambda v: v["secret"].append(

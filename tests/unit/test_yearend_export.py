@@ -341,6 +341,32 @@ def test_a_year_from_the_tripletex_sandbox(tmp_path: Path, tripletex: tuple[Any,
 # ---- what is refused --------------------------------------------------------------------------
 
 
+def test_a_year_exported_to_an_object_store_is_the_same_files(tmp_path: Path, tripletex: tuple[Any, str]) -> None:
+    """With Celery workers on several hosts the export goes to a shared store (config.export_url):
+    fsspec's memory:// store, which has no local path, gets the very bytes a local folder gets."""
+    import uuid
+
+    from kassebro.core.workfiles import storage_path
+
+    client, _ = tripletex
+    _book_the_years(client)
+    local = yearend.export_year(client, 2026, tmp_path / "out", COMPANY, created=CREATED)
+    store = storage_path(f"memory://exports-{uuid.uuid4().hex}") / "tripletex_demo" / "999999999" / "2026"
+    shared = yearend.export_year(client, 2026, store, COMPANY, created=CREATED)
+    for field in (
+        "saft_file",
+        "trial_balance_csv",
+        "trial_balance_parquet",
+        "transactions_csv",
+        "transactions_parquet",
+    ):
+        there, here = getattr(shared, field), getattr(local, field)
+        assert there.protocol == "memory" and there.name == here.name, field
+        assert there.read_bytes() == here.read_bytes(), field
+    assert yearend.read_csv(shared.trial_balance_csv) == yearend.read_csv(local.trial_balance_csv)
+    assert sorted(p.name for p in store.iterdir()) == sorted(p.name for p in local.saft_file.parent.iterdir())
+
+
 def _posting(
     voucher: str, account: str, amount: int, vat: str | None = None, gross: int | None = None
 ) -> LedgerPosting:

@@ -109,9 +109,11 @@ def read_company(item: dict[str, Any], last: dt.date, days: int) -> dict[str, An
 
 
 def export_company_year(item: dict[str, Any], year: int, settings: ReadBackSettings) -> dict[str, Any]:
-    """Write one company's year-end export (`kassebro export`'s function) under the data directory."""
+    """Write one company's year-end export (`kassebro export`'s function) to the export store
+    (`config.export_url()`, shared by every worker)."""
     from kassebro.airflow.hooks import ledger_for
-    from kassebro.config import data_dir, load_vendor
+    from kassebro.config import export_url, load_vendor
+    from kassebro.core.workfiles import storage_path
     from kassebro.readback.yearend import YearEndError, export_target, export_year
 
     scope = settings.scope(item["connection"])
@@ -126,7 +128,7 @@ def export_company_year(item: dict[str, Any], year: int, settings: ReadBackSetti
         name=scope.company_name,
         telephone=settings.telephone,
     )
-    out = data_dir() / "exports" / item["connection"] / target.company.org_number / str(year)
+    out = storage_path(export_url()) / item["connection"] / target.company.org_number / str(year)
     with ledger_for(item["system"], item["connection"], item["company"], item["client_org_number"]) as ledger:
         result = export_year(ledger, year, out, target.company)
     return {

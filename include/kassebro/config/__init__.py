@@ -610,6 +610,14 @@ def work_url() -> str:
     return url.rstrip("/") if url else (data_dir() / "work").resolve().as_uri()
 
 
+def export_url() -> str:
+    """Where the year-end exports are written (`readback.yearend`), one folder per connection,
+    company and year: `KASSEBRO_EXPORT_URL`, else `file://<data dir>/exports`. Any URL Airflow's
+    ObjectStoragePath takes: with Celery workers on several hosts, a shared one (as KASSEBRO_WORK_URL)."""
+    url = os.environ.get("KASSEBRO_EXPORT_URL", "").strip()
+    return url.rstrip("/") if url else (data_dir() / "exports").resolve().as_uri()
+
+
 def journal_url() -> str:
     """The journal's database (the SAF-T file index shares it): `KASSEBRO_JOURNAL_URL`, else a
     SQLite file in the data directory."""

@@ -58,6 +58,7 @@ class Topology:
 
     days: int = 14
     port: int = 8080
+    execution_port: int = field(default_factory=lambda: _any_free_port())
     workers: int = 2
     concurrency: int = 4
     metadata_db: str = "kassebro_airflow_dist"
@@ -154,6 +155,12 @@ def secret_commands(airflow_home: Path) -> dict[str, str]:
     return env
 
 
+def _any_free_port() -> int:
+    from kassebro.demo.launcher import _free_port
+
+    return _free_port()
+
+
 def shared_environment(topology: Topology, home: Path) -> dict[str, str]:
     """What every component shares (over the demo's environment, `home.environment`)."""
     from kassebro.demo.launcher import _free_port
@@ -173,8 +180,8 @@ def shared_environment(topology: Topology, home: Path) -> dict[str, str]:
         # worker held comes back after this long; the scheduler has long retried the task by then
         "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "86400",
         "AIRFLOW__API__PORT": str(port),
-        # tasks reach the API server's execution API; its default URL assumes port 8080
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        # tasks reach the execution API, served apart from the UI's API server (`components`)
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{topology.execution_port}/execution/",
         # the triggerer serves its logs on a port of its own; a second topology must not collide
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
@@ -184,13 +191,25 @@ def shared_environment(topology: Topology, home: Path) -> dict[str, str]:
     }
 
 
+API_PORTS = {"api-server": lambda t: t.port, "execution-api": lambda t: t.execution_port}
+"""The components that serve HTTP, and the port each one's start is awaited on."""
+
+
 def components(topology: Topology, run_dir: Path) -> list[tuple[str, list[str]]]:
     """(host name, argv) of each Airflow process, in start order."""
     from kassebro.demo.launcher import _bin
 
     airflow = _bin("airflow")
+    # The UI and REST API (`--apps core`) and the execution API the task processes call (`--apps
+    # execution`) in two processes: when a night starts, dozens of tasks report their start at
+    # once, and one process serving both made the UI and /api/v2/monitor/health wait seconds
+    # behind them (docs/benchmarks.md, "A night of N shops").
     procs = [
-        ("api-server", [airflow, "api-server", "--port", str(topology.port), "--workers", "1"]),
+        ("api-server", [airflow, "api-server", "--apps", "core", "--port", str(topology.port), "--workers", "1"]),
+        (
+            "execution-api",
+            [airflow, "api-server", "--apps", "execution", "--port", str(topology.execution_port), "--workers", "1"],
+        ),
         ("scheduler", [airflow, "scheduler"]),
         ("dag-processor", [airflow, "dag-processor"]),
         ("triggerer", [airflow, "triggerer"]),
@@ -294,8 +313,8 @@ def run_distributed(topology: Topology | None = None) -> int:
         procs["sandboxes"] = launcher.start_demo_services(home, ports, mail_port, run_dir / "logs")
         for name, argv in components(topology, run_dir):
             procs[name] = start_host(run_dir, name, argv)
-            if name == "api-server":  # the workers' tasks talk to it from their first second
-                launcher._wait_for(topology.port, 180)
+            if name in API_PORTS:  # the UI, and the execution API the tasks call from their first second
+                launcher._wait_for(API_PORTS[name](topology), 180)
         _write_run_file(run_dir, topology, home, procs, sandbox_ports=ports, mail_port=mail_port, ready=False)
         wait_for_workers(topology.worker_names(), procs)
         _write_run_file(run_dir, topology, home, procs, sandbox_ports=ports, mail_port=mail_port, ready=True)

@@ -47,8 +47,6 @@ import csv
 import datetime as dt
 import functools
 import io
-import os
-import tempfile
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -62,9 +60,10 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 
 from kassebro.config import Vendor, valid_org_number
-from kassebro.core import saft_codes
+from kassebro.core import saft_codes, workfiles
 from kassebro.core.errors import KassebroError
 from kassebro.core.money import Ore, format_ore, ore_to_decimal
+from kassebro.core.workfiles import WorkPath
 from kassebro.ledgers.base import AccountBalance, LedgerAccount, LedgerPosting, LedgerVatCode, ReadBack
 from kassebro.sources.xml_safety import scan
 
@@ -236,11 +235,11 @@ class ExportResult:
       total_debit, total_credit: the sums of the lines, in øre (equal).
     """
 
-    saft_file: Path
-    trial_balance_csv: Path
-    trial_balance_parquet: Path
-    transactions_csv: Path
-    transactions_parquet: Path
+    saft_file: WorkPath
+    trial_balance_csv: WorkPath
+    trial_balance_parquet: WorkPath
+    transactions_csv: WorkPath
+    transactions_parquet: WorkPath
     accounts: int
     entries: int
     lines: int
@@ -874,27 +873,31 @@ def _arrow_schema(columns: Sequence[str]) -> Any:
     return pa.schema([(name, types.get(name, pa.string())) for name in columns])
 
 
-def _write_parquet(path: Path, rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+def _parquet_bytes(rows: list[dict[str, Any]], columns: Sequence[str]) -> bytes:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pylist(rows, schema=_arrow_schema(columns))
-    pq.write_table(table, path)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
 
 
-def _write_csv(path: Path, rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(columns))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in row.items()})
+def _csv_bytes(rows: list[dict[str, Any]], columns: Sequence[str]) -> bytes:
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(columns))
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in row.items()})
+    return text.getvalue().encode("utf-8")
 
 
-def read_csv(path: Path | str) -> list[dict[str, Any]]:
-    """A CSV the export wrote, typed back: amounts as Decimal, dates as date, flags as bool."""
+def read_csv(path: WorkPath | str) -> list[dict[str, Any]]:
+    """A CSV the export wrote (a local path or an ObjectStoragePath), typed back: amounts as
+    Decimal, dates as date, flags as bool."""
     money = {"opening", "movement", "closing", "amount", "gross"}
     rows = []
-    with Path(path).open(encoding="utf-8", newline="") as fh:
+    with io.StringIO(workfiles.read_text(Path(path) if isinstance(path, str) else path), newline="") as fh:
         for row in csv.DictReader(fh):
             typed: dict[str, Any] = {}
             for key, value in row.items():
@@ -915,20 +918,23 @@ def read_csv(path: Path | str) -> list[dict[str, Any]]:
 
 def write_export(
     data: LedgerYear,
-    out_dir: Path | str,
+    out_dir: WorkPath | str,
     company: CompanyInfo,
     *,
     grouping: Mapping[str, str] | None = None,
     created: dt.datetime | None = None,
 ) -> ExportResult:
-    """Check the year's figures, build and validate the SAF-T file, then write the five files
-    (each through a temporary file in out_dir, so none is left half written)."""
+    """Check the year's figures, build and validate the SAF-T file, then write the five files.
+
+    `out_dir` is a local folder or an ObjectStoragePath (`config.export_url()`: a shared store, so
+    the files of an export run on any Celery worker are where the accountant looks). Each file is
+    whole or absent (core.workfiles); nothing is written when the checks fail."""
     created = created or dt.datetime.now(ZONE)
     prepared = _prepare(data, company, grouping)
     tree = _document(data, company, prepared, created)
     accounts, transactions, totals = prepared.accounts, prepared.transactions, prepared.totals
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir) if isinstance(out_dir, str) else out_dir
+    workfiles.make_dir(out)
     stem = f"{company.org_number}_{data.year}"
     paths = {
         "saft": out / saft_file_name(company.org_number, created),
@@ -938,15 +944,15 @@ def write_export(
         "gl_parquet": out / f"{stem}_transactions.parquet",
     }
     tb_rows, gl_rows = _trial_balance_rows(accounts), _transaction_rows(transactions)
-    writers: dict[str, Callable[[Path], None]] = {
-        "saft": lambda p: tree.write(str(p), xml_declaration=True, encoding="UTF-8", pretty_print=True),
-        "tb_csv": lambda p: _write_csv(p, tb_rows, TRIAL_BALANCE_COLUMNS),
-        "tb_parquet": lambda p: _write_parquet(p, tb_rows, TRIAL_BALANCE_COLUMNS),
-        "gl_csv": lambda p: _write_csv(p, gl_rows, TRANSACTION_COLUMNS),
-        "gl_parquet": lambda p: _write_parquet(p, gl_rows, TRANSACTION_COLUMNS),
+    contents: dict[str, Callable[[], bytes]] = {
+        "saft": lambda: etree.tostring(tree, xml_declaration=True, encoding="UTF-8", pretty_print=True),
+        "tb_csv": lambda: _csv_bytes(tb_rows, TRIAL_BALANCE_COLUMNS),
+        "tb_parquet": lambda: _parquet_bytes(tb_rows, TRIAL_BALANCE_COLUMNS),
+        "gl_csv": lambda: _csv_bytes(gl_rows, TRANSACTION_COLUMNS),
+        "gl_parquet": lambda: _parquet_bytes(gl_rows, TRANSACTION_COLUMNS),
     }
-    for key, write in writers.items():
-        _atomic(paths[key], write)
+    for key, content in contents.items():
+        workfiles.write_bytes(paths[key], content())
     return ExportResult(
         saft_file=paths["saft"],
         trial_balance_csv=paths["tb_csv"],
@@ -959,14 +965,3 @@ def write_export(
         total_debit=totals[0],
         total_credit=totals[1],
     )
-
-
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
