@@ -26,6 +26,9 @@ os.environ.update(
         "KASSEBRO_DATA": str(_SESSION_HOME / "data"),
         "GX_ANALYTICS_ENABLED": "False",
         "NO_PROXY": "127.0.0.1,localhost",
+        # the e2e tests run tasks in this process (dag.test): they must not renice the session
+        # (kassebro.airflow.priority; test_task_priority sets its own in its subprocesses)
+        "KASSEBRO_TASK_NICE": "0",
     }
 )
 os.environ.pop("KASSEBRO_CONFIG", None)
