@@ -430,7 +430,30 @@ def catchup(work: Path, timeout: float = 3600) -> dict:
         result["wall_s"] = round(time.monotonic() - started, 1)
         return result
     finally:
+        _stop_run(proc)
+
+
+def _stop_run(proc: subprocess.Popen) -> None:
+    """Stop `kassebro run` as Ctrl-C does (it stops `airflow standalone` and the sandboxes, each in
+    a session of its own, which a SIGTERM to its group would leave running), then whatever is left."""
+    import signal
+
+    import psutil
+
+    from kassebro.demo import launcher
+
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        children = []
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(90)
+    except subprocess.TimeoutExpired:
         launcher._stop(proc)
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
 
 
 def _journal_states() -> dict[str, int]:

@@ -400,10 +400,14 @@ def night_section(results: list[dict]) -> str:
                 + (f" ({cpu(r)} core-s)" if "cpu_s_per_vendor_day" in r else "")
                 for r in mine
             )
-            growth.append(f"- {executor}: window per vendor-day {per}")
+            floors = sorted(
+                (r for r in results if r["kind"] == "floor" and r["executor"] == executor), key=lambda r: r["n"]
+            )
+            per_floor = ", ".join(f"N={r['n']:,}: {r['window_s'] / r['n']:.2f} s" for r in floors)
+            growth.append(f"- {executor}: window per vendor-day {per}; the floor's {per_floor}")
     checks = []
     for r in sorted((r for r in results if r["kind"] != "catchup"), key=lambda r: (r["executor"], r["n"], r["kind"])):
-        slow = ", ".join(f"{p['utc']} {p['s']} s" for p in r["health"].get("slow", []))
+        slow = ", ".join(f"{p['utc']} UTC ({p['s']} s)" for p in r["health"].get("slow", []))
         checks.append(
             f"{r['kind']}/{r['executor']}/N={r['n']}: {r['runs']} runs ({r['runs_failed']} not successful), "
             f"{r['task_instances']} task instances ({r['tis_not_success']} not successful), hosts "
@@ -414,13 +418,15 @@ def night_section(results: list[dict]) -> str:
                 if "ledger_cpu_s_per_vendor_day" in r
                 else ""
             )
-            + (f"; health over 2 s at {slow} UTC" if slow else "")
+            + (f"; health over 2 s at {slow}" if slow else "")
         )
     catchup = next((r for r in results if r["kind"] == "catchup"), None)
     caught = ""
     if catchup:
         c = catchup
-        slow = ", ".join(f"{p['utc']} {p['s']} s" for p in c["health"].get("slow", []))
+        c_start = c["health"].get("started_utc", "")[11:19]
+        slow = ", ".join(f"{p['utc']} UTC ({p['s']} s)" for p in c["health"].get("slow", []))
+        late = f" (at {slow}; the probes began at {c_start} UTC)" if slow else ""
         caught = (
             "\n`make run`'s catch-up (`benchmarks/night.py --catchup`: `airflow standalone` on SQLite, the "
             f"LocalExecutor, the {c['vendors']} demo shops from enabled-since to today): {c['n']} vendor-days in "
@@ -429,7 +435,7 @@ def night_section(results: list[dict]) -> str:
             f"{c['task_seconds_per_task_instance']:.2f} s of task time each; {c['cpu_s_per_vendor_day']:.2f} "
             f"core-s per vendor-day (the sandboxes included); journal {c['journal']}. The API server's health: "
             f"{c['health']['probes']} probes, slowest {c['health']['max_s']:.1f} s, "
-            f"{c['health']['over_limit']} over 2 s{f' ({slow} UTC)' if slow else ''}, "
+            f"{c['health']['over_limit']} over 2 s{late}, "
             f"{c['health']['failures']} failed. Before this issue: 578 task instances (98 vendor-days) in 344 s, "
             "0.60 s each, 12.3 s of task time each, and the API server silent for over 30 s.\n"
         )
@@ -459,7 +465,8 @@ nothing, in the same run. Window (s): first task instance's start to the last on
 the task instances' durations summed, per vendor-day. Core-s: the machine's busy CPU seconds from
 the API server's first answer to the last run's end, less the ledger sandboxes' own, per
 vendor-day. Health: the slowest answer of `/api/v2/monitor/health`, probed every second (answers
-over 2 s in brackets; seconds). Tasks run at niceness 10 (`kassebro.airflow.priority`; the floor's too).
+over 2 s in brackets; seconds). Tasks run at niceness 10 (`kassebro.airflow.priority`; the floor's too);
+the UI's API server and the tasks' execution API are two processes (`--apps core`, `--apps execution`).
 Target: our cost per vendor-day at most 1.3 x the floor's. `/day`: per vendor-day.
 
 | executor | N | window | floor | days/min | task s/day | floor | ratio | core-s/day | floor | ratio | health | floor |
