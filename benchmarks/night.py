@@ -83,6 +83,13 @@ def write_home(home: Path, n: int, day: dt.date) -> list[str]:
     return pools
 
 
+def duett_slots(n: int) -> dict[str, int]:
+    """A voucher-number slot for each generated Duett vendor, as a chain sets `vendor_slots` on
+    its Duett connection: hashed slots of 200 vendors in one client collide (docs/duett.md)."""
+    duett = TEMPLATES.index("jernvare_sentrum")
+    return {f"{TEMPLATES[duett]}_{i:05d}": slot for slot, i in enumerate(range(duett, n, len(TEMPLATES)))}
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds this machine's cores have spent busy since boot (/proc/stat: all but idle and
     iowait), so a night's cost can be read as core-seconds, which contention does not inflate."""
@@ -326,6 +333,10 @@ def night(
         env["AIRFLOW__CORE__PARALLELISM"] = str(parallelism)
     for system, conn_id in demo_connections().items():
         env[f"AIRFLOW_CONN_{conn_id.upper()}"] = connection_json(ports[system], system)
+        if system == "duett":  # the generated Duett vendors share one client: each gets its own slot
+            body = json.loads(env[f"AIRFLOW_CONN_{conn_id.upper()}"])
+            body["extra"]["vendor_slots"] = json.dumps(duett_slots(n))
+            env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(body)
     (home / "airflow").mkdir(parents=True, exist_ok=True)
     (home / "airflow" / "passwords.json").write_text(json.dumps({"admin": "admin"}))
     os.environ.update(env)

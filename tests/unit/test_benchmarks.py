@@ -105,3 +105,18 @@ def test_unmeasured_sections_keep_their_text(tmp_path, monkeypatch) -> None:
     assert "## A day in a folder" in text and "This run measured: folder." in text
     assert text.index("## DAG parse time") < text.index("## A day in a folder")
     assert first.split("\n## ")[1] == text.split("\n## ")[1]
+
+
+def test_night_gives_every_generated_duett_vendor_its_own_slot(tmp_path) -> None:
+    """bench-night's Duett vendors share one client; their slots are set as a chain would set them."""
+    import datetime as dt
+
+    from benchmarks.night import duett_slots, write_home
+    from kassebro.config import load_vendors
+    from kassebro.ledgers.duett import connection_numbering
+
+    write_home(tmp_path, 12, dt.date(2026, 3, 1))
+    duett = {v.id for v in load_vendors(tmp_path / "config").vendors if v.ledger.system == "duett"}
+    slots = duett_slots(12)
+    assert set(slots) == duett and len(duett) == 2
+    assert connection_numbering({"vendor_slots": slots})["vendor_slots"] == slots  # distinct, in range

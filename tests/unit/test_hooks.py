@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 
@@ -262,3 +263,110 @@ def test_the_connections_timeout_extra_reaches_the_client(monkeypatch: pytest.Mo
         assert time.monotonic() - started < 1.5 * 3  # each of the 3 tries gave up at 0.5 s
         conn_env(monkeypatch, "tx_default", {**body, "extra": {"consumer_token": "demo-consumer-token"}})
         assert TripletexHook("tx_default").get_client().timeout == 30
+
+
+def _colliding_vendors(slots: int) -> tuple[str, str]:
+    """Two vendor ids whose hashed Duett slots are the same (the birthday bound finds them fast)."""
+    from kassebro.ledgers.duett import DuettClient
+
+    probe = DuettClient(integration_key="i", client_key="c", series_size=slots * 1000)
+    seen: dict[int, str] = {}
+    for i in range(10 * slots):
+        vendor = f"shop_{i:05d}"
+        number = probe.voucher_number(f"kassebro:{vendor}:2026-03-01", dt.date(2026, 3, 1))
+        if number in seen:
+            return seen[number], vendor
+        seen[number] = vendor
+    raise AssertionError("no collision found")
+
+
+def test_duett_vendor_slots_from_the_connection_keep_colliding_vendors_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two vendors whose hashed slots collide: without `vendor_slots` the second post is refused
+    (as bench-night met it); with the connection's `vendor_slots` both post, each in its slot."""
+    from kassebro.airflow.hooks import ledger_for
+    from kassebro.booking.voucher import Voucher, VoucherLine, external_ref
+    from kassebro.ledgers.base import LedgerValidationError
+    from kassebro.sandbox import duett
+
+    day = dt.date(2026, 3, 1)
+    first, second = _colliding_vendors(100)
+
+    def voucher(vendor: str) -> Voucher:
+        lines = (VoucherLine("1920", 100_00, None, "Bankkort"), VoucherLine("3000", -100_00, "3", "Salg 25 %"))
+        return Voucher(vendor, day, external_ref(vendor, day), f"POS {vendor} {day}", lines)
+
+    def connection(url: str, **extra: object) -> dict:
+        return {
+            "conn_type": "duett",
+            "host": url,
+            "password": duett.DEMO_CLIENT_KEY,
+            "extra": {
+                "integration_key": duett.DEMO_INTEGRATION_KEY,
+                "series_start": 500_000,
+                "series_size": 100_000,
+                **extra,
+            },
+        }
+
+    with running(duett.create_app()) as server:
+        conn_env(monkeypatch, "du_hashed", connection(server.url))
+        hashed = ledger_for("duett", "du_hashed")
+        assert (hashed.series_start, hashed.slots, hashed.vendor_slots) == (500_000, 100, {})
+        hashed.post(voucher(first))
+        with pytest.raises(LedgerValidationError, match="vendor_slots"):
+            hashed.post(voucher(second))
+    with running(duett.create_app()) as server:
+        conn_env(monkeypatch, "du_slots", connection(server.url, vendor_slots=json.dumps({first: 0, second: 1})))
+        pinned = ledger_for("duett", "du_slots")
+        numbers = {pinned.post(voucher(v)).number for v in (first, second)}
+        assert numbers == {"500060", "501060"}  # slot * 1000 + day of year (1 March: 60)
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"vendor_slots": '{"a": 3, "b": 3}'}, "'a', 'b' share slot 3"),
+        ({"vendor_slots": '{"a": 10000}'}, "outside 0..9999"),
+        ({"vendor_slots": '{"a": "x"}'}, "slot of 'a' must be a whole number"),
+        ({"vendor_slots": "{a: 1}"}, "vendor_slots is not JSON"),
+        ({"vendor_slots": "[1, 2]"}, "must be an object"),
+        ({"series_size": 1500}, "positive multiple of 1000"),
+        ({"series_start": "ninety"}, "series_start must be a whole number"),
+    ],
+)
+def test_a_duett_numbering_that_cannot_work_fails_naming_the_connection_and_field(
+    monkeypatch: pytest.MonkeyPatch, extra: dict, expected: str
+) -> None:
+    from kassebro.airflow.hooks import ledger_for
+    from kassebro.core.errors import ConfigError
+
+    conn_env(
+        monkeypatch,
+        "du_bad",
+        {
+            "conn_type": "duett",
+            "host": "http://127.0.0.1:9",
+            "password": "k",
+            "extra": {"integration_key": "i", **extra},
+        },
+    )
+    with pytest.raises(ConfigError, match="du_bad") as caught:
+        ledger_for("duett", "du_bad")
+    assert expected in str(caught.value)
+    assert "\nk" not in str(caught.value)  # the client key is not in the message
+
+
+def test_duett_vendor_slots_set_as_a_json_object_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kassebro.airflow.hooks import ledger_for
+
+    conn_env(
+        monkeypatch,
+        "du_obj",
+        {
+            "conn_type": "duett",
+            "host": "http://127.0.0.1:9",
+            "password": "k",
+            "extra": {"integration_key": "i", "vendor_slots": {"a": 2}},
+        },
+    )
+    assert ledger_for("duett", "du_obj").vendor_slots == {"a": 2}

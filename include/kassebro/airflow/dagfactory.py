@@ -131,7 +131,7 @@ def _check_mapping(vendor_id: str, items: list[dict], *, dry_run: bool = False) 
             vendor,
             lambda: ledger_for(target.system, target.connection, target.company, target.client_org_number, True),
         )
-    except LedgerError as exc:
+    except (LedgerError, ConfigError) as exc:  # post reports it per day, failing at once
         print(f"{vendor.id}: the mapping could not be checked ({exc}); the days go on to post")
         return items
     print(f"{vendor.id}: mapping check: {report.text()}")

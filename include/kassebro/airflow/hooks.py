@@ -109,6 +109,7 @@ class LedgerHook(HttpHook):
             session=session,
             timeout=float(self.merged_extra.get("timeout") or DEFAULT_TIMEOUT),
             cache=self.lookup_cache,
+            conn_id=self.http_conn_id,
         )
 
     def get_client(self, careful: bool = True) -> Any:

@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -74,6 +75,7 @@ from typing import Any
 import requests
 
 from kassebro.booking.voucher import Voucher
+from kassebro.core.errors import ConfigError, Issue
 from kassebro.core.money import ore_to_decimal, parse_ore
 from kassebro.ledgers.base import (
     AccountBalance,
@@ -107,6 +109,92 @@ DEFAULT_SERIES_START = 90_000_000
 DEFAULT_SERIES_SIZE = 10_000_000
 _DAYS_PER_SLOT = 1000  # days of the year 1..366, their reversals 501..866; the rest is unused
 _REVERSAL_OFFSET = 500  # a reversal's number: its day's + 500 (366 + 500 < 1000)
+
+
+def connection_numbering(extras: Mapping[str, Any], conn_id: str = "") -> dict[str, Any]:
+    """`series_start`, `series_size` and `vendor_slots` from a connection's extras, checked here so
+    a wrong value fails every post at once with the field named, not some posts with a collision.
+
+    `vendor_slots` is a JSON object (the form's text field) or a mapping (an extra set as JSON):
+    vendor id (or "vendor:vN") -> slot. Two vendors given the same slot are refused: that is the
+    collision the field exists to rule out.
+    """
+    source = f"connection {conn_id or '?'}"
+    issues: list[Issue] = []
+    numbering: dict[str, Any] = {}
+    for field, default in (("series_start", DEFAULT_SERIES_START), ("series_size", DEFAULT_SERIES_SIZE)):
+        value = extras.get(field)
+        if value in (None, ""):
+            continue
+        try:
+            numbering[field] = _whole(value)
+        except ValueError:
+            issues.append(Issue(source, field, f"{field} must be a whole number (default {default}), not {value!r}"))
+    start = numbering.get("series_start", DEFAULT_SERIES_START)
+    size = numbering.get("series_size", DEFAULT_SERIES_SIZE)
+    if start <= 0 or size < _DAYS_PER_SLOT or size % _DAYS_PER_SLOT:
+        issues.append(
+            Issue(
+                source,
+                "series_size",
+                f"series_start must be positive and series_size a positive multiple of {_DAYS_PER_SLOT}: "
+                f"{start} and {size}",
+            )
+        )
+    slots = _vendor_slots(extras.get("vendor_slots"), size // _DAYS_PER_SLOT, source, issues)
+    if slots:
+        numbering["vendor_slots"] = slots
+    if issues:
+        raise ConfigError(issues, f"The Duett connection {conn_id or '?'} has a voucher numbering that cannot work:")
+    return numbering
+
+
+def _whole(value: Any) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(value)
+    return int(str(value).strip()) if not isinstance(value, int | float) else int(value)
+
+
+def _vendor_slots(value: Any, slots: int, source: str, issues: list[Issue]) -> dict[str, int]:
+    if value in (None, "", {}):
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            issues.append(Issue(source, "vendor_slots", f"vendor_slots is not JSON ({exc.msg}): {value[:80]!r}"))
+            return {}
+    if not isinstance(value, Mapping):
+        issues.append(
+            Issue(source, "vendor_slots", f'vendor_slots must be an object like {{"shop12": 0}}, not {value!r}')
+        )
+        return {}
+    result: dict[str, int] = {}
+    for vendor, slot in value.items():
+        try:
+            number = _whole(slot)
+        except ValueError:
+            issues.append(Issue(source, "vendor_slots", f"the slot of {vendor!r} must be a whole number, not {slot!r}"))
+            continue
+        if not 0 <= number < slots:
+            issues.append(Issue(source, "vendor_slots", f"the slot of {vendor!r} is {number}, outside 0..{slots - 1}"))
+            continue
+        result[str(vendor)] = number
+    shared: dict[int, list[str]] = {}
+    for vendor, number in result.items():
+        shared.setdefault(number, []).append(vendor)
+    for number, vendors in sorted(shared.items()):
+        if len(vendors) > 1:
+            issues.append(
+                Issue(
+                    source,
+                    "vendor_slots",
+                    f"{', '.join(repr(v) for v in vendors)} share slot {number}: give each its own",
+                )
+            )
+    return result
+
+
 _REF = re.compile(
     r"^kassebro:(?P<vendor>.+):(?P<day>\d{4}-\d{2}-\d{2})(?::v(?P<version>\d+))?(?P<reversal>:reversal)?$"
 )
@@ -181,7 +269,10 @@ class DuettClient(HttpClient):
 
     @classmethod
     def from_connection(cls, parts: ConnectionParts, **_: Any) -> DuettClient:
-        """The client an Airflow connection describes: password = client key, extra `integration_key`."""
+        """The client an Airflow connection describes: password = client key, extras
+        `integration_key` and the numbering (`series_start`, `series_size`, `vendor_slots`).
+        A numbering that cannot work is a ConfigError naming the connection and the field."""
+        numbering = connection_numbering(parts.extras, parts.conn_id)
         return cls(
             parts.base_url,
             integration_key=str(parts.extras.get("integration_key") or ""),
@@ -190,6 +281,7 @@ class DuettClient(HttpClient):
             timeout=parts.timeout,
             cache=parts.cache(None),
             read_back_after_post=False,
+            **numbering,
         )
 
     def __repr__(self) -> str:

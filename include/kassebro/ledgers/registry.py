@@ -32,6 +32,7 @@ class ConnectionParts:
       timeout: seconds per request, the connection's `timeout` extra (30 by default).
       cache: `cache(company)` gives the run's lookup cache for a company (None: the connection's).
       keep: `keep(value)` keeps a credential the system rotated (Fiken's refresh token), or None.
+      conn_id: the connection's id, for errors that name a wrong field of it.
     """
 
     base_url: str
@@ -43,6 +44,7 @@ class ConnectionParts:
     timeout: float
     cache: Callable[[str | None], Any]
     keep: Callable[[str], None] | None = None
+    conn_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -308,6 +310,22 @@ register(
             {"host": "API base URL", "password": "Client key"},
             {"host": "https://api.duett.no"},
             integration_key=_field("Integration key", "The integration's key (X-Api-Integration-Key).", _SECRET),
+            series_start=_field(
+                "Voucher number series start",
+                "First number of kassebro's series, agreed with the accountant (default 90000000).",
+                {"type": ["integer", "null"]},
+            ),
+            series_size=_field(
+                "Voucher number series size",
+                "Numbers in the series, a multiple of 1000: one slot of 1000 per vendor (default 10000000).",
+                {"type": ["integer", "null"]},
+            ),
+            vendor_slots=_field(
+                "Vendor slots",
+                'JSON object, vendor id -> slot, e.g. {"shop12": 0, "shop13": 1}: rules out two vendors '
+                "hashing to one slot. Vendors not named get a hashed slot.",
+                _TEXT,
+            ),
         ),
         secret_extras=("integration_key",),
         approval=False,
