@@ -99,19 +99,81 @@ def machine_busy_seconds() -> float:
 
 
 def tree_cpu_seconds(pid: int) -> float:
-    """CPU seconds of a process and its living children (the sandboxes: the ledgers' share)."""
+    """CPU seconds of a process and everything below it (the sandboxes: the ledgers' share)."""
+    own, below = split_cpu_seconds(pid)
+    return own + below
+
+
+def split_cpu_seconds(pid: int) -> tuple[float, float]:
+    """(the process's own CPU seconds, those of everything below it): its living descendants' and
+    the children they and it have reaped (a task process, when its supervisor has waited for it).
+    The scheduler's "below" is the LocalExecutor's task processes; a Celery worker's, its pool's."""
     import psutil
 
     try:
         root = psutil.Process(pid)
-        total = 0.0
-        for proc in [root, *root.children(recursive=True)]:
+        times = root.cpu_times()
+        own, below = times.user + times.system, times.children_user + times.children_system
+        for proc in root.children(recursive=True):
             with contextlib.suppress(psutil.Error):
-                times = proc.cpu_times()
-                total += times.user + times.system
-        return total
+                t = proc.cpu_times()
+                below += t.user + t.system + t.children_user + t.children_system
+        return own, below
     except psutil.Error:
-        return 0.0
+        return 0.0, 0.0
+
+
+def postgres_pid() -> int | None:
+    """The PostgreSQL server's first process (its backends, one per connection, are below it)."""
+    import psutil
+
+    for proc in psutil.process_iter(["name", "ppid"]):
+        with contextlib.suppress(psutil.Error):
+            if proc.info["name"] in ("postgres", "postmaster") and psutil.Process(proc.info["ppid"]).name() not in (
+                "postgres",
+                "postmaster",
+            ):
+                return proc.pid
+    return None
+
+
+def component_cpu(procs: dict[str, subprocess.Popen]) -> dict[str, float]:
+    """CPU seconds so far of each started component, its own and below it, and PostgreSQL's: read
+    at a night's start and end, the difference says where the night's core-seconds went."""
+    seconds: dict[str, float] = {}
+    for name, proc in procs.items():
+        own, below = split_cpu_seconds(proc.pid)
+        if name == "sandboxes":
+            seconds["ledger sandboxes"] = own + below
+        elif name == "scheduler" or name.startswith("worker"):
+            seconds[name] = own
+            seconds["task processes"] = seconds.get("task processes", 0.0) + below
+        else:
+            seconds[name] = own + below
+    pid = postgres_pid()
+    seconds["postgresql"] = sum(split_cpu_seconds(pid)) if pid else 0.0
+    return seconds
+
+
+def step_costs(logs: Path) -> dict[str, dict[str, float]]:
+    """Per step (`plan_days`, `prepare`, `post`): how many ran, the CPU seconds inside them and the
+    CPU their task processes spent before them, summed from the task logs' step cost lines
+    (`kassebro.airflow.step_cost`). The floor's constant tasks write none."""
+    from kassebro.airflow.step_cost import parse
+
+    steps: dict[str, dict[str, float]] = {}
+    seen: set[tuple[str, str, str]] = set()
+    for path in logs.rglob("*.log"):
+        for cost in parse(path.read_text(errors="replace")):
+            row = steps.setdefault(cost.step, {"count": 0, "again": 0, "cpu_s": 0.0, "before_s": 0.0, "wall_s": 0.0})
+            row["count"] += 1
+            key = (cost.step, cost.vendor, cost.day)
+            row["again"] += key in seen  # a sensor's second poke, a retry
+            seen.add(key)
+            row["cpu_s"] += cost.cpu_s
+            row["before_s"] += cost.before_s
+            row["wall_s"] += cost.wall_s
+    return steps
 
 
 @dataclass
@@ -356,17 +418,24 @@ def night(
         url = f"http://127.0.0.1:{topology.port}"
         api = Api(url)
         db = MetadataDb(topology.url(METADATA_DB))
-        busy, ledgers = machine_busy_seconds(), tree_cpu_seconds(procs["sandboxes"].pid)
+        busy, components = machine_busy_seconds(), component_cpu(procs)
         with Probe(url) as probe:
             _wait_for_runs(db, n, timeout)
         busy = machine_busy_seconds() - busy
-        ledgers = tree_cpu_seconds(procs["sandboxes"].pid) - ledgers
+        components = {k: v - components.get(k, 0.0) for k, v in component_cpu(procs).items()}
+        ledgers = components["ledger sandboxes"]
         db.close()
         result = measure(api, n, api.all("/dags/~/dagRuns", "dag_runs"))
         # core-seconds from the API server's first answer to the last run's end, the ledger
         # sandboxes' own apart (a real ledger's work is not spent here)
         result["cpu_s_per_vendor_day"] = round((busy - ledgers) / n, 2)
         result["ledger_cpu_s_per_vendor_day"] = round(ledgers / n, 2)
+        components["the rest of the machine"] = busy - sum(components.values())
+        result["cpu_s_per_vendor_day_by_component"] = {k: round(v / n, 3) for k, v in components.items()}
+        result["steps_per_vendor_day"] = {
+            step: {k: round(v / n, 3) for k, v in row.items()}
+            for step, row in step_costs(home / "airflow" / "logs").items()
+        }
         result.update(kind=kind, executor=executor, workers=topology.workers, day=day.isoformat())
         result["parallelism"] = parallelism or 32
         result["health"] = probe.summary()

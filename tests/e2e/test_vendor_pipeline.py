@@ -129,3 +129,16 @@ def test_wrong_credentials_fail_at_once_naming_the_credential(
     assert entry.state == "failed" and "employee token" in entry.message
     assert "not-the-employee-token" not in entry.message
     assert pipeline_env.vouchers() == []
+
+
+def test_every_step_logs_what_it_cost(pipeline_env: Env, capfd: pytest.CaptureFixture[str]) -> None:
+    """bench-night splits a night's CPU into ours and Airflow's from these lines."""
+    from kassebro.airflow.step_cost import parse
+
+    assert pipeline_env.run(DAYS[:2]).state == "success"
+    captured = capfd.readouterr()
+    costs = parse(captured.out + captured.err)
+    assert sorted((c.step, c.day) for c in costs) == sorted(
+        [("plan_days", "-")] + [(step, d.isoformat()) for step in ("prepare", "post") for d in DAYS[:2]]
+    )
+    assert all(c.vendor == "cafe_solsiden" and c.cpu_s > 0 for c in costs)

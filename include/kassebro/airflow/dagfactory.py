@@ -24,6 +24,7 @@ from airflow.sdk import (
 
 from kassebro.airflow.alerts import deadline_alert
 from kassebro.airflow.priority import yield_cpu
+from kassebro.airflow.step_cost import measured
 from kassebro.config import MAX_RETRY_DELAY_SECONDS, ConfigSet, Vendor, config_dir, load_vendor, load_vendors
 from kassebro.config.schedule import start_date
 from kassebro.core.errors import ConfigError, Issue
@@ -60,18 +61,19 @@ def _run(step: str, vendor_id: str, day: str, **kwargs: Any) -> dict:
 
     yield_cpu()  # leave the API server and the scheduler the CPU
     _label(day)
-    vendor = load_vendor(vendor_id)
-    the_day = dt.date.fromisoformat(day)
-    journal = Journal()
-    try:
-        if step in ("post", "verify"):
-            return _with_ledger(step, vendor, the_day, journal, **kwargs)
-        return getattr(pipeline, step)(vendor, the_day, journal, **kwargs)
-    except Exception as exc:
-        converted = _fail_fast(exc)
-        if converted is exc:
-            raise
-        raise converted from exc
+    with measured(step, vendor_id, day):
+        vendor = load_vendor(vendor_id)
+        the_day = dt.date.fromisoformat(day)
+        journal = Journal()
+        try:
+            if step in ("post", "verify"):
+                return _with_ledger(step, vendor, the_day, journal, **kwargs)
+            return getattr(pipeline, step)(vendor, the_day, journal, **kwargs)
+        except Exception as exc:
+            converted = _fail_fast(exc)
+            if converted is exc:
+                raise
+            raise converted from exc
 
 
 def _with_ledger(step: str, vendor: Vendor, day: dt.date, journal: Any, **kwargs: Any) -> dict:
@@ -155,18 +157,19 @@ def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
         from kassebro.posting.pipeline import days_to_look_again
 
         yield_cpu()
-        asked = parse_dates(context["params"].get("dates"))
-        if asked:
-            days, again = asked, []
-        else:
-            days = business_days(vendor, context["data_interval_start"], context["data_interval_end"])
-            again = days_to_look_again(vendor, days, Journal())
-        print(f"{vendor.id}: business days {[d.isoformat() for d in days] or 'none'}", end="")
-        print(f"; looking again at {[d.isoformat() for d in again]}" if again else "")
-        items = [{"day": d.isoformat(), "look_again": False} for d in days] + [
-            {"day": d.isoformat(), "look_again": True} for d in again
-        ]
-        return _check_mapping(vendor.id, items, dry_run=bool(context["params"].get("dry_run")))
+        with measured("plan_days", vendor.id):
+            asked = parse_dates(context["params"].get("dates"))
+            if asked:
+                days, again = asked, []
+            else:
+                days = business_days(vendor, context["data_interval_start"], context["data_interval_end"])
+                again = days_to_look_again(vendor, days, Journal())
+            print(f"{vendor.id}: business days {[d.isoformat() for d in days] or 'none'}", end="")
+            print(f"; looking again at {[d.isoformat() for d in again]}" if again else "")
+            items = [{"day": d.isoformat(), "look_again": False} for d in days] + [
+                {"day": d.isoformat(), "look_again": True} for d in again
+            ]
+            return _check_mapping(vendor.id, items, dry_run=bool(context["params"].get("dry_run")))
 
     @task.sensor(
         map_index_template="{{ day }}",

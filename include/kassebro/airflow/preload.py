@@ -42,15 +42,17 @@ def preload() -> float:
     start = time.perf_counter()
     import pandas  # noqa: F401
     import pyarrow  # noqa: F401
+    from airflow.sdk import ObjectStoragePath  # noqa: F401 - the work files' (fsspec)
 
     import kassebro.booking.verdict  # noqa: F401
-    import kassebro.checks.validate  # noqa: F401
+    import kassebro.core.workfiles  # noqa: F401
     import kassebro.ledgers.registry  # noqa: F401
     import kassebro.posting.pipeline  # noqa: F401
     import kassebro.readback.mapping  # noqa: F401
     from kassebro.checks import gx
+    from kassebro.checks.validate import RULES
 
-    gx.warm()
+    gx.warm((rule, rule.name, rule.expectations) for rule in RULES)
     return time.perf_counter() - start
 
 

@@ -1,0 +1,46 @@
+"""The step cost line: written by every step, read back by bench-night."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kassebro.airflow.step_cost import measured, parse
+
+
+def _spin(seconds: float) -> None:
+    import time
+
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+def test_a_step_logs_its_cpu_and_the_cpu_before_it(capsys: pytest.CaptureFixture[str]) -> None:
+    _spin(0.05)
+    with measured("prepare", "cafe_solsiden", "2026-11-03"):
+        _spin(0.1)
+    (cost,) = parse(capsys.readouterr().out)
+    assert (cost.step, cost.vendor, cost.day) == ("prepare", "cafe_solsiden", "2026-11-03")
+    assert 0.1 <= cost.cpu_s < 1 and cost.wall_s >= cost.cpu_s * 0.5
+    assert cost.before_s >= 0.05  # this process spent that before the step
+
+
+def test_a_failed_step_is_costed_too(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(RuntimeError), measured("post", "kiosk_torget"):
+        raise RuntimeError("refused")
+    (cost,) = parse(capsys.readouterr().out)
+    assert (cost.step, cost.day) == ("post", "-")
+
+
+def test_the_line_is_read_from_airflows_json_task_log(capsys: pytest.CaptureFixture[str]) -> None:
+    with measured("plan_days", "vinbar_kaia"):
+        pass
+    line = capsys.readouterr().out.strip()
+    log = "\n".join(
+        json.dumps({"timestamp": "2026-12-04T17:00:00Z", "event": text, "level": "info", "logger": "task.stdout"})
+        for text in ("vinbar_kaia: business days ['2026-12-03']", line)
+    )
+    assert [c.step for c in parse(log)] == ["plan_days"]
+    assert parse("no cost here") == []
