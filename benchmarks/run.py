@@ -358,6 +358,45 @@ def write_night(results: list[dict]) -> str:
     return write_results(None, None, night=results)
 
 
+def night_breakdown(results: list[dict]) -> str:
+    """Where a vendor-day's core-seconds went, by component and by our steps, ours beside the floor's."""
+    by = {(r["kind"], r["executor"], r["n"]): r for r in results}
+    parts = []
+    for (kind, executor, n), ours in sorted(by.items()):
+        floor = by.get(("floor", executor, n))
+        key = "cpu_s_per_vendor_day_by_component"
+        if kind != "kassebro" or not floor or key not in ours or key not in floor:
+            continue
+        names = list(dict.fromkeys([*ours[key], *floor[key]]))
+        rows = [
+            f"| {name} | {ours[key].get(name, 0):.2f} | {floor[key].get(name, 0):.2f} | "
+            f"{ours[key].get(name, 0) - floor[key].get(name, 0):+.2f} |"
+            for name in names
+        ]
+        steps = ours.get("steps_per_vendor_day", {})
+        inside = sum(row["cpu_s"] for row in steps.values())
+        before = sum(row["before_s"] for row in steps.values())
+        again = sum(row.get("again", 0) for row in steps.values())
+        step_text = ", ".join(
+            f"{step} {row['cpu_s']:.2f} (wall {row['wall_s']:.2f})" for step, row in sorted(steps.items())
+        )
+        total, floor_total = sum(ours[key].values()), sum(floor[key].values())
+        label = "LocalExecutor" if executor == "local" else f"Celery, {ours['workers']} workers"
+        parts.append(
+            f"\nWhere a vendor-day's core-seconds went ({label}, N={n:,}; `component_cpu` and the task "
+            "logs' step cost lines, `kassebro.airflow.step_cost`):\n\n"
+            "| component | ours | floor | difference |\n|---|---:|---:|---:|\n"
+            + "\n".join(rows)
+            + f"\n| all | {total:.2f} | {floor_total:.2f} | {total - floor_total:+.2f} |\n\n"
+            f"Inside our steps (the task processes' CPU from our code's first line to its last): {inside:.2f} "
+            f"core-s per vendor-day: {step_text}. Before our steps, in the same processes (the task runner's "
+            f"start, the DAG file's parse): {before:.2f}. Steps run again (a sensor's poke, a retry): "
+            f"{again:.2f} per vendor-day. Without our steps' own CPU the night cost {total - inside:.2f} "
+            f"core-s per vendor-day against the floor's {floor_total:.2f}: **{(total - inside) / floor_total:.2f}x**.\n"
+        )
+    return "".join(parts)
+
+
 def night_section(results: list[dict]) -> str:
     """The night benchmark's table, its growth with N and a projection (benchmarks/night.py)."""
     by = {(r["kind"], r["executor"], r["n"]): r for r in results}
@@ -420,6 +459,7 @@ def night_section(results: list[dict]) -> str:
             )
             + (f"; health over 2 s at {slow}" if slow else "")
         )
+    breakdown = night_breakdown(results)
     catchup = next((r for r in results if r["kind"] == "catchup"), None)
     caught = ""
     if catchup:
@@ -476,6 +516,7 @@ Target: our cost per vendor-day at most 1.3 x the floor's. `/day`: per vendor-da
         + "\n\nGrowth with N:\n"
         + ("\n".join(growth) or "- one N measured only")
         + "\n"
+        + breakdown
         + projection
         + caught
         + "\nRuns: "
