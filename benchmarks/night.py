@@ -555,6 +555,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--catchup", action="store_true", help="also `make run`'s catch-up of the demo")
     parser.add_argument("--out", type=Path, default=PROJECT / ".bench" / "night.json")
     args = parser.parse_args(argv)
+    from benchmarks.run import _night_key, write_night
+
     results: list[dict] = json.loads(args.out.read_text()) if args.out.exists() else []
     with tempfile.TemporaryDirectory(prefix="kassebro-night-") as tmp:
         if args.catchup:
@@ -570,13 +572,9 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"[night] {kind}, {executor}, N={n} ...", flush=True)
                     result = night(kind, executor, n, Path(tmp), args.workers, args.timeout, args.parallelism)
                     print(f"[night] {json.dumps(result)}", flush=True)
-                    results = [r for r in results if (r["kind"], r["executor"], r["n"]) != (kind, executor, n)] + [
-                        result
-                    ]
+                    results = [r for r in results if _night_key(r) != _night_key(result)] + [result]
                     args.out.parent.mkdir(parents=True, exist_ok=True)
                     args.out.write_text(json.dumps(results, indent=1))
-    from benchmarks.run import write_night
-
     print(write_night(results))
     return 0
 

@@ -358,12 +358,17 @@ def write_night(results: list[dict]) -> str:
     return write_results(None, None, night=results)
 
 
+def _night_key(r: dict) -> tuple[str, str, int, int]:
+    """A night's identity: what ran, on which executor, how many shops, how many task slots."""
+    return r["kind"], r["executor"], r["n"], r.get("parallelism", 32)
+
+
 def night_breakdown(results: list[dict]) -> str:
     """Where a vendor-day's core-seconds went, by component and by our steps, ours beside the floor's."""
-    by = {(r["kind"], r["executor"], r["n"]): r for r in results}
+    by = {_night_key(r): r for r in results}
     parts = []
-    for (kind, executor, n), ours in sorted(by.items()):
-        floor = by.get(("floor", executor, n))
+    for (kind, executor, n, slots), ours in sorted(by.items()):
+        floor = by.get(("floor", executor, n, slots))
         key = "cpu_s_per_vendor_day_by_component"
         if kind != "kassebro" or not floor or key not in ours or key not in floor:
             continue
@@ -382,6 +387,7 @@ def night_breakdown(results: list[dict]) -> str:
         )
         total, floor_total = sum(ours[key].values()), sum(floor[key].values())
         label = "LocalExecutor" if executor == "local" else f"Celery, {ours['workers']} workers"
+        label += f", parallelism {slots}" if slots != 32 else ""
         parts.append(
             f"\nWhere a vendor-day's core-seconds went ({label}, N={n:,}; `component_cpu` and the task "
             "logs' step cost lines, `kassebro.airflow.step_cost`):\n\n"
@@ -399,7 +405,7 @@ def night_breakdown(results: list[dict]) -> str:
 
 def night_section(results: list[dict]) -> str:
     """The night benchmark's table, its growth with N and a projection (benchmarks/night.py)."""
-    by = {(r["kind"], r["executor"], r["n"]): r for r in results}
+    by = {_night_key(r): r for r in results}
 
     def cpu(r: dict) -> str:
         return f"{r['cpu_s_per_vendor_day']:.2f}" if "cpu_s_per_vendor_day" in r else "-"
@@ -409,13 +415,15 @@ def night_section(results: list[dict]) -> str:
 
     rows = []
     for executor in ("local", "celery"):
-        for n in sorted({r["n"] for r in results if r["executor"] == executor}):
-            ours, floor = by.get(("kassebro", executor, n)), by.get(("floor", executor, n))
+        for n, slots in sorted({_night_key(r)[2:] for r in results if r["executor"] == executor}):
+            ours, floor = by.get(("kassebro", executor, n, slots)), by.get(("floor", executor, n, slots))
             if not ours or not floor:
                 continue
             label = "LocalExecutor" if executor == "local" else f"Celery, {ours['workers']} workers"
             if ours.get("parallelism", 32) != 32:
                 label += f", parallelism {ours['parallelism']}"
+            if ours.get("measured"):  # kept from an earlier session's run, at that commit
+                label += f" (at {ours['measured']})"
             task_ratio = ours["task_seconds_per_vendor_day"] / floor["task_seconds_per_vendor_day"]
             cpu_ratio = (
                 f"**{ours['cpu_s_per_vendor_day'] / floor['cpu_s_per_vendor_day']:.2f}**"
@@ -431,7 +439,8 @@ def night_section(results: list[dict]) -> str:
     growth = []
     for executor in ("local", "celery"):
         mine = sorted(
-            (r for r in results if r["kind"] == "kassebro" and r["executor"] == executor), key=lambda r: r["n"]
+            (r for r in results if _night_key(r)[:2] == ("kassebro", executor) and _night_key(r)[3] == 32),
+            key=lambda r: r["n"],
         )
         if len(mine) >= 2:
             per = ", ".join(
@@ -440,7 +449,8 @@ def night_section(results: list[dict]) -> str:
                 for r in mine
             )
             floors = sorted(
-                (r for r in results if r["kind"] == "floor" and r["executor"] == executor), key=lambda r: r["n"]
+                (r for r in results if _night_key(r)[:2] == ("floor", executor) and _night_key(r)[3] == 32),
+                key=lambda r: r["n"],
             )
             per_floor = ", ".join(f"N={r['n']:,}: {r['window_s'] / r['n']:.2f} s" for r in floors)
             growth.append(f"- {executor}: window per vendor-day {per}; the floor's {per_floor}")
@@ -479,7 +489,7 @@ def night_section(results: list[dict]) -> str:
             f"{c['health']['failures']} failed. Before this issue: 578 task instances (98 vendor-days) in 344 s, "
             "0.60 s each, 12.3 s of task time each, and the API server silent for over 30 s.\n"
         )
-    local = [r for r in results if r["kind"] == "kassebro" and r["executor"] == "local"]
+    local = [r for r in results if _night_key(r)[:2] == ("kassebro", "local") and _night_key(r)[3] == 32]
     largest = max(local, key=lambda r: r["n"], default=None)
     projection = ""
     if largest:

@@ -120,3 +120,28 @@ def test_night_gives_every_generated_duett_vendor_its_own_slot(tmp_path) -> None
     slots = duett_slots(12)
     assert set(slots) == duett and len(duett) == 2
     assert connection_numbering({"vendor_slots": slots})["vendor_slots"] == slots  # distinct, in range
+
+
+def test_the_night_breakdown_sets_our_steps_apart_from_airflows_share() -> None:
+    from benchmarks.run import night_section
+
+    def night(kind: str, components: dict, steps: dict, parallelism: int = 32) -> dict:
+        return {
+            "kind": kind, "executor": "local", "n": 10, "parallelism": parallelism, "workers": 0,
+            "window_s": 50.0, "vendor_days_per_min": 12.0, "task_seconds_per_vendor_day": 3.0,
+            "cpu_s_per_vendor_day": sum(components.values()), "runs": 10, "runs_failed": 0,
+            "task_instances": 30, "tis_not_success": 0, "hosts": ["scheduler"], "median_task_s": {},
+            "health": {"max_s": 0.3, "over_limit": 0, "slow": []},
+            "cpu_s_per_vendor_day_by_component": components, "steps_per_vendor_day": steps,
+        }  # fmt: skip
+
+    floor = night("floor", {"scheduler": 0.5, "task processes": 0.5}, {})
+    step = {"count": 1, "again": 0, "cpu_s": 1.0, "before_s": 0.1, "wall_s": 2.0}
+    ours = night("kassebro", {"scheduler": 0.7, "task processes": 2.3}, {"prepare": step})
+    other = night("kassebro", {"scheduler": 9.0, "task processes": 9.0}, {"prepare": step}, parallelism=8)
+    text = night_section([floor, ours, other])
+    assert "| all | 3.00 | 1.00 | +2.00 |" in text
+    assert (
+        "prepare 1.00 (wall 2.00)" in text and "2.00 core-s per vendor-day against the floor's 1.00: **2.00x**" in text
+    )
+    assert "parallelism 8" not in text.split("Where a vendor-day")[1].split("\n")[0]  # no floor at 8: no breakdown
