@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 SNIPPET = (
     "import os; from kassebro.airflow.priority import yield_cpu; "
@@ -45,3 +46,14 @@ def test_never_raises_priority_back() -> None:
     """A worker started niced further (an operator's choice) is left as it is."""
     result = _run("5", start_nice=15)
     assert result[0] >= 15 and result == _expect(5, result[0]) == (result[0],) * 3
+
+
+def test_make_run_gives_the_local_executor_four_task_slots_a_core(monkeypatch) -> None:
+    from kassebro.airflow.priority import task_slots
+    from kassebro.demo.home import environment
+
+    assert (task_slots(1), task_slots(2), task_slots(8)) == (4, 8, 32)
+    monkeypatch.delenv("AIRFLOW__CORE__PARALLELISM", raising=False)
+    assert environment(Path("/tmp/home"))["AIRFLOW__CORE__PARALLELISM"] == str(task_slots())
+    monkeypatch.setenv("AIRFLOW__CORE__PARALLELISM", "12")  # the user's own setting stays
+    assert environment(Path("/tmp/home"))["AIRFLOW__CORE__PARALLELISM"] == "12"

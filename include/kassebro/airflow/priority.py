@@ -9,6 +9,11 @@ task runs as fast as before. The process is the task's own (forked per task inst
 scheduler or Celery worker it came from keeps its priority.
 
 `KASSEBRO_TASK_NICE` sets the niceness (default 10; 0 leaves the priority alone).
+
+How many task processes a host runs at once is the other half: `prepare` is CPU-bound (the
+rules, GX), and Airflow's default of 32 at once on 2 cores spent about 15 % more CPU per day
+(caches and switches) and made the window longer than 8 at once (docs/benchmarks.md, "A night").
+`task_slots()` is what `make run` gives the LocalExecutor.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import os
 
 DEFAULT_NICE = 10
+SLOTS_PER_CORE = 4
 
 
 def task_niceness() -> int:
@@ -35,3 +41,9 @@ def yield_cpu() -> int:
     if target > current:
         os.setpriority(os.PRIO_PROCESS, 0, target)
     return os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def task_slots(cores: int | None = None) -> int:
+    """Task processes a host should run at once: `SLOTS_PER_CORE` per core (tasks also wait on
+    ledgers and the database, so more than one per core), at least 4."""
+    return max(4, SLOTS_PER_CORE * (cores or os.cpu_count() or 1))
