@@ -145,7 +145,7 @@ def component_cpu(procs: dict[str, subprocess.Popen]) -> dict[str, float]:
         own, below = split_cpu_seconds(proc.pid)
         if name == "sandboxes":
             seconds["ledger sandboxes"] = own + below
-        elif name == "scheduler" or name.startswith("worker"):
+        elif name == "scheduler" or "worker" in name:  # LocalExecutor; a Celery worker (its pool)
             seconds[name] = own
             seconds["task processes"] = seconds.get("task processes", 0.0) + below
         else:
@@ -153,6 +153,26 @@ def component_cpu(procs: dict[str, subprocess.Popen]) -> dict[str, float]:
     pid = postgres_pid()
     seconds["postgresql"] = sum(split_cpu_seconds(pid)) if pid else 0.0
     return seconds
+
+
+def retry_reasons(logs: Path) -> dict[str, int]:
+    """Why task instances were retried: the last error line of each attempt a later one followed,
+    counted by its first 160 characters (from the task logs: `attempt=N.log` beside `attempt=N+1.log`)."""
+    reasons: dict[str, int] = {}
+    for path in logs.rglob("attempt=*.log"):
+        attempt = path.stem.split("=", 1)[1]
+        if not attempt.isdigit() or not (path.parent / f"attempt={int(attempt) + 1}.log").exists():
+            continue
+        reason = "no error line"
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("level") in ("error", "critical"):
+                reason = str(record.get("event") or record)[:160]
+        reasons[reason] = reasons.get(reason, 0) + 1
+    return reasons
 
 
 def step_costs(logs: Path) -> dict[str, dict[str, float]]:
@@ -436,6 +456,7 @@ def night(
             step: {k: round(v / n, 3) for k, v in row.items()}
             for step, row in step_costs(home / "airflow" / "logs").items()
         }
+        result["retries"] = retry_reasons(home / "airflow" / "logs")
         result.update(kind=kind, executor=executor, workers=topology.workers, day=day.isoformat())
         result["parallelism"] = parallelism or 32
         result["health"] = probe.summary()

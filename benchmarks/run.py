@@ -468,6 +468,7 @@ def night_section(results: list[dict]) -> str:
                 else ""
             )
             + (f"; health over 2 s at {slow}" if slow else "")
+            + (f"; retried, by the attempt's last error: {r['retries']}" if r.get("retries") else "")
         )
     breakdown = night_breakdown(results)
     catchup = next((r for r in results if r["kind"] == "catchup"), None)

@@ -145,3 +145,19 @@ def test_the_night_breakdown_sets_our_steps_apart_from_airflows_share() -> None:
         "prepare 1.00 (wall 2.00)" in text and "2.00 core-s per vendor-day against the floor's 1.00: **2.00x**" in text
     )
     assert "parallelism 8" not in text.split("Where a vendor-day")[1].split("\n")[0]  # no floor at 8: no breakdown
+
+
+def test_retry_reasons_are_the_last_error_of_each_attempt_followed_by_another(tmp_path) -> None:
+    import json
+
+    from benchmarks.night import retry_reasons
+
+    task = tmp_path / "dag_id=vendor_a" / "run_id=r" / "task_id=plan_days"
+    task.mkdir(parents=True)
+    lines = [{"level": "info", "event": "start"}, {"level": "error", "event": "Task failed: ReadTimeout(20 s)"}]
+    (task / "attempt=1.log").write_text("\n".join(json.dumps(x) for x in lines) + "\nnot json\n")
+    (task / "attempt=2.log").write_text(json.dumps({"level": "info", "event": "done"}))
+    done = tmp_path / "dag_id=vendor_b" / "run_id=r" / "task_id=plan_days"
+    done.mkdir(parents=True)
+    (done / "attempt=1.log").write_text(json.dumps(lines[1]))  # failed for good: no retry followed
+    assert retry_reasons(tmp_path) == {"Task failed: ReadTimeout(20 s)": 1}
