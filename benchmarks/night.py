@@ -170,7 +170,11 @@ def retry_reasons(logs: Path) -> dict[str, int]:
             except ValueError:
                 continue
             if isinstance(record, dict) and record.get("level") in ("error", "critical"):
-                reason = str(record.get("event") or record)[:160]
+                reason = str(record.get("event") or record)
+                for detail in record.get("error_detail") or []:  # Airflow's structured exception
+                    if isinstance(detail, dict) and detail.get("exc_type"):
+                        reason = f"{reason}: {detail['exc_type']}: {detail.get('exc_value', '')}"
+                reason = reason[:160]
         reasons[reason] = reasons.get(reason, 0) + 1
     return reasons
 

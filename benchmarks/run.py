@@ -518,7 +518,12 @@ the API server's first answer to the last run's end, less the ledger sandboxes' 
 vendor-day. Health: the slowest answer of `/api/v2/monitor/health`, probed every second (answers
 over 2 s in brackets; seconds). Tasks run at niceness 10 (`kassebro.airflow.priority`; the floor's too);
 the UI's API server and the tasks' execution API are two processes (`--apps core`, `--apps execution`).
-Target: our cost per vendor-day at most 1.3 x the floor's. `/day`: per vendor-day.
+Target: our cost per vendor-day at most 1.3 x the floor's. `/day`: per vendor-day. Parallelism: the
+task processes at once (the LocalExecutor's `[core] parallelism`, Airflow's default 32; Celery: 2
+workers x `--concurrency` 4). Below the table, each night's core-seconds by component (a process's
+own CPU and its reaped children's, read at the start and the end) and by our steps (the task logs'
+`kassebro step cost` lines): what is left when our steps' own CPU is taken out is Airflow's share
+as our tasks drive it.
 
 | executor | N | window | floor | days/min | task s/day | floor | ratio | core-s/day | floor | ratio | health | floor |
 |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|

@@ -154,10 +154,14 @@ def test_retry_reasons_are_the_last_error_of_each_attempt_followed_by_another(tm
 
     task = tmp_path / "dag_id=vendor_a" / "run_id=r" / "task_id=plan_days"
     task.mkdir(parents=True)
-    lines = [{"level": "info", "event": "start"}, {"level": "error", "event": "Task failed: ReadTimeout(20 s)"}]
+    failed = {"exc_type": "ReadTimeout", "exc_value": "20 s", "frames": []}
+    lines = [
+        {"level": "info", "event": "start"},
+        {"level": "error", "event": "Task failed with exception", "error_detail": [failed]},
+    ]
     (task / "attempt=1.log").write_text("\n".join(json.dumps(x) for x in lines) + "\nnot json\n")
     (task / "attempt=2.log").write_text(json.dumps({"level": "info", "event": "done"}))
     done = tmp_path / "dag_id=vendor_b" / "run_id=r" / "task_id=plan_days"
     done.mkdir(parents=True)
     (done / "attempt=1.log").write_text(json.dumps(lines[1]))  # failed for good: no retry followed
-    assert retry_reasons(tmp_path) == {"Task failed: ReadTimeout(20 s)": 1}
+    assert retry_reasons(tmp_path) == {"Task failed with exception: ReadTimeout: 20 s": 1}
