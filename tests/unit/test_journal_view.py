@@ -354,3 +354,20 @@ def test_plugin_registers_the_page() -> None:
     plugin = module.KassebroPlugin
     assert plugin.fastapi_apps[0]["url_prefix"] == "/kassebro"
     assert plugin.external_views[0]["href"] == "kassebro/morning"
+
+
+def test_the_plugins_app_is_built_on_its_first_request_not_on_import() -> None:
+    """Every task process imports the plugin file; only the API server serves the page."""
+    import importlib.util
+
+    from fastapi import FastAPI
+
+    spec = importlib.util.spec_from_file_location("kassebro_plugin", PROJECT / "plugins" / "kassebro_plugin.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    lazy = module.KassebroPlugin.fastapi_apps[0]["app"]
+    assert not lazy.built
+    server = FastAPI()
+    server.mount("/kassebro", lazy)  # as Airflow's API server mounts a plugin's app
+    answer = TestClient(server).get("/kassebro/morning.json")
+    assert lazy.built and answer.status_code in (401, 403)  # the view's own sign-in check answered

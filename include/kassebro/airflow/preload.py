@@ -49,6 +49,7 @@ def preload() -> float:
 
     import kassebro.airflow.dagfactory  # noqa: F401 - what the DAG file a task parses imports
     import kassebro.airflow.hooks  # noqa: F401
+    import kassebro.airflow.journal_view  # noqa: F401 - the plugin file each task imports (FastAPI)
     import kassebro.booking.verdict  # noqa: F401
     import kassebro.core.workfiles  # noqa: F401
     import kassebro.posting.pipeline  # noqa: F401
