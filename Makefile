@@ -37,9 +37,11 @@ run-distributed: setup  ## the demo on the CeleryExecutor with two workers (Post
 demo: setup  ## post every demo vendor's days without the UI and print a table
 	$(BIN)/kassebro demo run
 
+# one pytest process per core (pytest-xdist), each test file whole in one of them: a file's tests
+# share their fixtures (sandboxes, an Airflow DB), and each process has its own session home
 test: setup  ## lint and the whole suite except the PostgreSQL tier
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 test-browser: setup  ## the morning view in headless Chromium against Airflow's API server and the sandboxes (~1.5 min)
 	$(BIN)/python -m pytest -q -m browser tests/browser
@@ -47,8 +49,8 @@ test-browser: setup  ## the morning view in headless Chromium against Airflow's 
 test-integration: setup  ## the pipeline with PostgreSQL as Airflow's metadata DB and as the journal
 	$(BIN)/python -m pytest -q -m integration tests/integration
 
-test-soak: setup  ## the short fault soak (about 100 runs, a few minutes); .ci/run runs it
-	$(BIN)/python -m pytest -q -m soak tests/unit/test_soak.py
+test-soak: setup  ## the short fault soak (about 100 runs) and 200 random days of the booking properties; .ci/run runs it
+	$(BIN)/python -m pytest -q -m soak tests/unit/test_soak.py tests/unit/test_booking_properties.py
 
 soak: setup  ## the fault soak: 1,000 runs against the five sandboxes; figures go to docs/reliability.md
 	$(BIN)/python -m soak.run --runs 1000 --seconds 3600 --parallel 3 --report docs/reliability.md
@@ -70,7 +72,7 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 lock:  ## re-pin requirements.txt from the current virtualenv
-	$(BIN)/pip freeze --exclude-editable | grep -v -i -E "^(pytest|pytest-timeout|hypothesis|ruff|iniconfig|pluggy|playwright)==" > requirements.lock.tmp
+	$(BIN)/pip freeze --exclude-editable | grep -v -i -E "^(pytest|pytest-timeout|pytest-xdist|execnet|hypothesis|ruff|iniconfig|pluggy|playwright)==" > requirements.lock.tmp
 	mv requirements.lock.tmp requirements.txt
 
 clean:

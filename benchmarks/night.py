@@ -570,6 +570,22 @@ def _journal_states() -> dict[str, int]:
     return states
 
 
+RESULTS = PROJECT / "benchmarks" / "results" / "night.json"
+"""Every night measured so far, one per (kind, executor, N, parallelism), each with the commit it ran
+at: a night takes up to an hour, so a run of some keeps the others' figures (in git, as the nights
+run on machines that do not last)."""
+
+
+def measured_at() -> str:
+    """The commit measured: HEAD's short hash, "+changes" when the tree differs from it."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=PROJECT, capture_output=True, text=True).stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--vendors", default="100,300,1000", help="comma-separated N")
@@ -578,15 +594,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=5400, help="seconds one night may take")
     parser.add_argument("--parallelism", type=int, default=0, help="[core] parallelism (0: Airflow's 32)")
     parser.add_argument("--catchup", action="store_true", help="also `make run`'s catch-up of the demo")
-    parser.add_argument("--out", type=Path, default=PROJECT / ".bench" / "night.json")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the nights measured so far, kept in git")
     args = parser.parse_args(argv)
     from benchmarks.run import _night_key, write_night
 
     results: list[dict] = json.loads(args.out.read_text()) if args.out.exists() else []
+    commit = measured_at()
     with tempfile.TemporaryDirectory(prefix="kassebro-night-") as tmp:
         if args.catchup:
             print("[night] make run's catch-up ...", flush=True)
             result = catchup(Path(tmp), args.timeout)
+            result["measured"] = commit
             print(f"[night] {json.dumps(result)}", flush=True)
             results = [r for r in results if r["kind"] != "catchup"] + [result]
             args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -596,6 +614,7 @@ def main(argv: list[str] | None = None) -> int:
                 for kind in ("floor", "kassebro"):
                     print(f"[night] {kind}, {executor}, N={n} ...", flush=True)
                     result = night(kind, executor, n, Path(tmp), args.workers, args.timeout, args.parallelism)
+                    result["measured"] = commit
                     print(f"[night] {json.dumps(result)}", flush=True)
                     results = [r for r in results if _night_key(r) != _night_key(result)] + [result]
                     args.out.parent.mkdir(parents=True, exist_ok=True)

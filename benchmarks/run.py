@@ -422,7 +422,7 @@ def night_section(results: list[dict]) -> str:
             label = "LocalExecutor" if executor == "local" else f"Celery, {ours['workers']} workers"
             if ours.get("parallelism", 32) != 32:
                 label += f", parallelism {ours['parallelism']}"
-            if ours.get("measured"):  # kept from an earlier session's run, at that commit
+            if ours.get("measured"):  # the commit it ran at (benchmarks/results/night.json)
                 label += f" (at {ours['measured']})"
             task_ratio = ours["task_seconds_per_vendor_day"] / floor["task_seconds_per_vendor_day"]
             cpu_ratio = (
@@ -437,9 +437,9 @@ def night_section(results: list[dict]) -> str:
                 f"{cpu_ratio} | {health(ours)} | {health(floor)} |"
             )
     growth = []
-    for executor in ("local", "celery"):
+    for executor, slots in sorted({(r["executor"], _night_key(r)[3]) for r in results if r["kind"] == "kassebro"}):
         mine = sorted(
-            (r for r in results if _night_key(r)[:2] == ("kassebro", executor) and _night_key(r)[3] == 32),
+            (r for r in results if _night_key(r)[:2] == ("kassebro", executor) and _night_key(r)[3] == slots),
             key=lambda r: r["n"],
         )
         if len(mine) >= 2:
@@ -449,11 +449,12 @@ def night_section(results: list[dict]) -> str:
                 for r in mine
             )
             floors = sorted(
-                (r for r in results if _night_key(r)[:2] == ("floor", executor) and _night_key(r)[3] == 32),
+                (r for r in results if _night_key(r)[:2] == ("floor", executor) and _night_key(r)[3] == slots),
                 key=lambda r: r["n"],
             )
             per_floor = ", ".join(f"N={r['n']:,}: {r['window_s'] / r['n']:.2f} s" for r in floors)
-            growth.append(f"- {executor}: window per vendor-day {per}; the floor's {per_floor}")
+            label = executor + (f", parallelism {slots}" if slots != 32 else "")
+            growth.append(f"- {label}: window per vendor-day {per}; the floor's {per_floor}")
     checks = []
     for r in sorted((r for r in results if r["kind"] != "catchup"), key=lambda r: (r["executor"], r["n"], r["kind"])):
         slow = ", ".join(f"{p['utc']} UTC ({p['s']} s)" for p in r["health"].get("slow", []))
@@ -523,7 +524,9 @@ task processes at once (the LocalExecutor's `[core] parallelism`, Airflow's defa
 workers x `--concurrency` 4). Below the table, each night's core-seconds by component (a process's
 own CPU and its reaped children's, read at the start and the end) and by our steps (the task logs'
 `kassebro step cost` lines): what is left when our steps' own CPU is taken out is Airflow's share
-as our tasks drive it.
+as our tasks drive it. Each row says the commit it ran at; the figures behind this section are kept in
+`benchmarks/results/night.json` (a night of 1,000 takes an hour: a run of some nights keeps the
+others; the entries before 2026-12-04's second session were rebuilt from this page's text).
 
 | executor | N | window | floor | days/min | task s/day | floor | ratio | core-s/day | floor | ratio | health | floor |
 |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|

@@ -18,7 +18,7 @@ def test_large_day_benchmark_runs_on_a_small_day(tmp_path) -> None:
     from benchmarks.large_day import run
     from benchmarks.run import large_section
 
-    result = run(tmp_path, receipts=300)
+    result = run(tmp_path, receipts=300, rounds=1)
     assert result["receipts"] == 300 and result["lines"] >= 900 and result["registers"] == 10
     assert result["validate_ok"] and result["failed"] == [] and result["voucher_lines"] > 0
     assert result["build_s"] > 0 and result["duckdb_s"] > 0 and result["peak_rss_mb"] > 0

@@ -38,7 +38,9 @@ STD = {2500: "3", 1500: "31", 1200: "33", 0: "5"}  # a 0 % sale here is exempt (
 GROUPS = (("VARER", "04003", (2500, 1500, 1200, 0)), ("MAT", "04006", (1500, 2500)))
 NOT_REVENUE = {"GAVEKORT": "2900", "PANT": "2990"}
 PAYMENT_CODES = {"CASH": "12001", "BANK": "12002", "VIPPS": "12011", "GAVEKORT": "12005", "TILGODE": "12010"}
-PROPERTY = settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+QUICK = settings(max_examples=20, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+"""`make test`'s share of the random days: each goes through GX, about 1 s; `make test-soak` runs 200."""
+SOAK = settings(QUICK, max_examples=200)
 
 
 def _vendor() -> Vendor:
@@ -281,9 +283,20 @@ def _sum_by(voucher: Voucher, pick) -> dict:
 # ------------------------------------------------------------------------------------------------
 
 
-@settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@QUICK
 @given(days(), st.integers(0, 2**32 - 1))
 def test_a_random_day_passes_every_rule_and_books_to_the_z_report(receipt_list: list[dict], seed: int) -> None:
+    a_day_passes_every_rule_and_books_to_its_z_report(receipt_list, seed)
+
+
+@pytest.mark.soak
+@SOAK
+@given(days(), st.integers(0, 2**32 - 1))
+def test_many_random_days_pass_every_rule_and_book_to_the_z_report(receipt_list: list[dict], seed: int) -> None:
+    a_day_passes_every_rule_and_books_to_its_z_report(receipt_list, seed)
+
+
+def a_day_passes_every_rule_and_books_to_its_z_report(receipt_list: list[dict], seed: int) -> None:
     from kassebro.booking.rules import build_voucher
     from kassebro.booking.verdict import judge
 
