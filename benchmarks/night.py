@@ -180,9 +180,9 @@ def retry_reasons(logs: Path) -> dict[str, int]:
 
 
 def step_costs(logs: Path) -> dict[str, dict[str, float]]:
-    """Per step (`plan_days`, `prepare`, `post`): how many ran, the CPU seconds inside them and the
-    CPU their task processes spent before them, summed from the task logs' step cost lines
-    (`kassebro.airflow.step_cost`). The floor's constant tasks write none."""
+    """Per step (`plan_days`, `prepare`, `post`): how many ran, the CPU seconds inside them (and the
+    kernel's part, the page faults) and the CPU their task processes spent before them, summed from
+    the task logs' step cost lines (`kassebro.airflow.step_cost`). The floor's constant tasks write none."""
     from kassebro.airflow.step_cost import parse
 
     steps: dict[str, dict[str, float]] = {}
@@ -197,6 +197,9 @@ def step_costs(logs: Path) -> dict[str, dict[str, float]]:
             row["cpu_s"] += cost.cpu_s
             row["before_s"] += cost.before_s
             row["wall_s"] += cost.wall_s
+            if cost.sys_s is not None and cost.faults is not None:  # lines since the kernel's share was logged
+                row["sys_s"] = row.get("sys_s", 0.0) + cost.sys_s
+                row["faults"] = row.get("faults", 0) + cost.faults
     return steps
 
 

@@ -383,7 +383,10 @@ def night_breakdown(results: list[dict]) -> str:
         before = sum(row["before_s"] for row in steps.values())
         again = sum(row.get("again", 0) for row in steps.values())
         step_text = ", ".join(
-            f"{step} {row['cpu_s']:.2f} (wall {row['wall_s']:.2f})" for step, row in sorted(steps.items())
+            f"{step} {row['cpu_s']:.2f} (wall {row['wall_s']:.2f}"
+            + (f"; kernel {row['sys_s']:.2f}, {row['faults']:,.0f} page faults" if "sys_s" in row else "")
+            + ")"
+            for step, row in sorted(steps.items())
         )
         total, floor_total = sum(ours[key].values()), sum(floor[key].values())
         label = "LocalExecutor" if executor == "local" else f"Celery, {ours['workers']} workers"

@@ -25,6 +25,24 @@ def test_a_step_logs_its_cpu_and_the_cpu_before_it(capsys: pytest.CaptureFixture
     assert (cost.step, cost.vendor, cost.day) == ("prepare", "cafe_solsiden", "2026-11-03")
     assert 0.1 <= cost.cpu_s < 1 and cost.wall_s >= cost.cpu_s * 0.5
     assert cost.before_s >= 0.05  # this process spent that before the step
+    assert cost.sys_s is not None and 0 <= cost.sys_s <= cost.cpu_s + 0.01 and cost.faults is not None
+
+
+def test_a_step_that_writes_new_memory_counts_its_page_faults(capsys: pytest.CaptureFixture[str]) -> None:
+    with measured("prepare", "cafe_solsiden", "2026-11-03"):
+        block = bytearray(64 * 1024 * 1024)  # 64 MiB zeroed: 16,384 pages of 4 KiB touched
+        del block
+    (cost,) = parse(capsys.readouterr().out)
+    assert cost.faults is not None and cost.faults >= 1_000
+
+
+def test_a_line_written_before_kernel_time_was_logged_still_reads() -> None:
+    old = (
+        "kassebro step cost: post kiosk_torget -: 0.110 s CPU in the step, 0.390 s wall, "
+        "0.300 s CPU in this process before it"
+    )
+    (cost,) = parse(old)
+    assert (cost.cpu_s, cost.before_s, cost.sys_s, cost.faults) == (0.11, 0.3, None, None)
 
 
 def test_a_failed_step_is_costed_too(capsys: pytest.CaptureFixture[str]) -> None:
