@@ -529,7 +529,10 @@ own CPU and its reaped children's, read at the start and the end) and by our ste
 `kassebro step cost` lines): what is left when our steps' own CPU is taken out is Airflow's share
 as our tasks drive it. Each row says the commit it ran at; the figures behind this section are kept in
 `benchmarks/results/night.json` (a night of 1,000 takes an hour: a run of some nights keeps the
-others; the entries before 2026-12-04's second session were rebuilt from this page's text).
+others; the entries before 2026-12-04's second session were rebuilt from this page's text). Rows
+at different commits ran on different machines (the sandbox is new each session; the one at
+77a1478 ran a floor night about twice as fast as the earlier ones): compare ours with the floor
+within a row, and windows across rows only at one commit.
 
 | executor | N | window | floor | days/min | task s/day | floor | ratio | core-s/day | floor | ratio | health | floor |
 |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|

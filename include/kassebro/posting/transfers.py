@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
+from kassebro.core.tables import create_tables
 from kassebro.posting.journal import Journal
 
 STATES = ("new", "held", "failed", "ordered", "invoicing", "done")
@@ -152,7 +153,7 @@ class Transfers:
 
     def __init__(self, url: str | None = None) -> None:
         self.engine = Journal(url).engine
-        metadata.create_all(self.engine)
+        create_tables(metadata, self.engine)
         _add_missing_columns(self.engine)
 
     # ---- orders ------------------------------------------------------------------------------

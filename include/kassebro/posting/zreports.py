@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import Column, Date, DateTime, Integer, MetaData, String, Table, Text, delete, insert, select
 
 from kassebro.core.frames import SalesDay
+from kassebro.core.tables import create_tables
 from kassebro.posting.journal import Journal
 
 metadata = MetaData()
@@ -85,7 +86,7 @@ class ZReports:
 
     def __init__(self, url: str | None = None) -> None:
         self.engine = Journal(url).engine
-        metadata.create_all(self.engine)
+        create_tables(metadata, self.engine)
 
     def save(self, day: ZDay) -> None:
         c = zreports_table.c

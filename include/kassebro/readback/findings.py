@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Column, Date, DateTime, MetaData, String, Table, Text, and_, delete, insert, or_, select
 from sqlalchemy.engine import Engine
 
+from kassebro.core.tables import create_tables
 from kassebro.posting.journal import Journal
 
 KINDS = ("missing", "extra", "changed", "duplicated", "unbalanced", "pos_accounts", "unreadable")
@@ -75,7 +76,7 @@ class Findings:
 
     def __init__(self, url: str | None = None) -> None:
         self.engine: Engine = Journal(url).engine
-        metadata.create_all(self.engine)
+        create_tables(metadata, self.engine)
 
     def replace(self, checked: Iterable[tuple[str, dt.date]], found: Sequence[Finding]) -> None:
         """Store `found` as the whole truth for the vendor-days in `checked` (one transaction)."""

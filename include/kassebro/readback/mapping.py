@@ -48,6 +48,7 @@ from kassebro.booking.voucher import external_ref
 from kassebro.config import LedgerMap, Vendor
 from kassebro.core.errors import InputError, Issue
 from kassebro.core.saft_codes import sales_vat_code, standard_vat_codes
+from kassebro.core.tables import create_tables
 from kassebro.ledgers import registry
 from kassebro.ledgers.base import LedgerAccount, ReadBack
 from kassebro.posting.journal import NOTHING_TO_POST, Journal
@@ -336,7 +337,7 @@ class MappingChecks:
 
     def __init__(self, url: str | None = None) -> None:
         self.engine: Engine = Journal(url).engine
-        metadata.create_all(self.engine)
+        create_tables(metadata, self.engine)
 
     def passed(self, vendor_id: str, day: dt.date, digest: str) -> dict | None:
         c = checks_table.c

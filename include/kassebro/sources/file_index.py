@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import importlib
 import json
 import os
 from dataclasses import dataclass
@@ -42,7 +43,9 @@ from sqlalchemy import (
     insert,
     select,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+
+from kassebro.core.tables import create_tables
 
 __all__ = ["FileIndex", "Selection"]
 
@@ -62,7 +65,7 @@ _NS_PER_S = 1_000_000_000
 @lru_cache(maxsize=8)
 def _engine(url: str) -> Engine:
     engine = create_engine(url, pool_pre_ping=True, future=True)
-    _metadata.create_all(engine)
+    create_tables(_metadata, engine)
     return engine
 
 
@@ -137,9 +140,27 @@ class FileIndex:
             )
         if fresh:
             with self.engine.begin() as conn:
-                conn.execute(delete(files_table).where(files_table.c.path.in_([row["path"] for row in fresh])))
-                conn.execute(insert(files_table), fresh)
+                _replace(conn, fresh)
         return result, len(fresh)
+
+
+def _replace(conn: Connection, rows: list[dict]) -> None:
+    """Write the summaries, replacing any row of the same file. Vendors that share a folder index it
+    at once on a busy night: two writing the same new file must not fail one of them on the key
+    (it did, on PostgreSQL, in `make bench-night`); both summaries are of the same file."""
+    if conn.dialect.name in ("postgresql", "sqlite"):
+        dialect = importlib.import_module(f"sqlalchemy.dialects.{conn.dialect.name}")
+        stmt = dialect.insert(files_table)
+        columns = ("size", "mtime_ns", "summary", "indexed_at")
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[files_table.c.path], set_={c: stmt.excluded[c] for c in columns}
+            ),
+            rows,
+        )
+        return
+    conn.execute(delete(files_table).where(files_table.c.path.in_([row["path"] for row in rows])))
+    conn.execute(insert(files_table), rows)
 
 
 def enabled() -> bool:

@@ -27,6 +27,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect, Engine
 
+from kassebro.core.tables import create_tables
+
 __all__ = [
     "OPTIONAL_TABLES",
     "TABLE_NAMES",
@@ -242,5 +244,5 @@ def create_schema(engine: Engine, schema: str | None = None) -> sa.MetaData:
     `schema` is a database schema that must exist already (PostgreSQL: CREATE SCHEMA).
     """
     md = build_metadata(schema)
-    md.create_all(engine, checkfirst=True)
+    create_tables(md, engine)
     return md

@@ -1,0 +1,78 @@
+"""Our tables are made safely by many task processes at once, and the file index survives two
+vendors indexing one new file at once (both failed a task on PostgreSQL in `make bench-night`).
+The same on PostgreSQL, where the two really race: tests/integration/test_postgres_races.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+from pathlib import Path
+
+import sqlalchemy as sa
+
+
+def _metadatas() -> list[sa.MetaData]:
+    from kassebro.posting import journal, transfers, zreports
+    from kassebro.readback import findings, mapping
+    from kassebro.sources import file_index
+
+    return [m.metadata for m in (journal, zreports, transfers, findings, mapping)] + [file_index._metadata]
+
+
+def _create(url: str, barrier: multiprocessing.synchronize.Barrier, errors: multiprocessing.Queue) -> None:
+    from kassebro.core.tables import create_tables
+
+    engine = sa.create_engine(url)
+    try:
+        barrier.wait(timeout=60)
+        for metadata in _metadatas():
+            create_tables(metadata, engine)
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        errors.put(f"{type(exc).__name__}: {exc}"[:300])
+    finally:
+        engine.dispose()
+
+
+def tables_made_by_racers(url: str, racers: int = 8) -> list[str]:
+    """Start `racers` processes that create all our tables on `url` at the same moment; their errors."""
+    context = multiprocessing.get_context("fork")
+    barrier, errors = context.Barrier(racers), context.Queue()
+    procs = [context.Process(target=_create, args=(url, barrier, errors)) for _ in range(racers)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+    found = []
+    while not errors.empty():
+        found.append(errors.get())
+    assert all(proc.exitcode == 0 for proc in procs), [proc.exitcode for proc in procs]
+    names = set(sa.inspect(sa.create_engine(url)).get_table_names())
+    wanted = {table for metadata in _metadatas() for table in metadata.tables}
+    assert wanted <= names, wanted - names
+    return found
+
+
+def one_file_indexed_twice(url: str) -> dict:
+    """Two vendors sharing a folder both write the same new file's summary: the second replaces it."""
+    from kassebro.core.tables import create_tables
+    from kassebro.sources import file_index
+
+    engine = sa.create_engine(url)
+    create_tables(file_index._metadata, engine)
+    row = {"path": "/data/saft/shop/day.xml", "size": 10, "mtime_ns": 1, "summary": None}
+    for size in (10, 12):  # the second writer read no row either, and its file had grown
+        with engine.begin() as conn:
+            file_index._replace(conn, [{**row, "size": size, "indexed_at": dt.datetime.now(dt.UTC)}])
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(file_index.files_table)).mappings().all()
+    engine.dispose()
+    assert len(rows) == 1
+    return dict(rows[0])
+
+
+def test_eight_processes_create_every_table_of_a_fresh_sqlite_journal_at_once(tmp_path: Path) -> None:
+    assert tables_made_by_racers(f"sqlite:///{tmp_path / 'journal.db'}") == []
+
+
+def test_a_file_indexed_by_two_vendors_at_once_is_one_row_sqlite(tmp_path: Path) -> None:
+    assert one_file_indexed_twice(f"sqlite:///{tmp_path / 'journal.db'}")["size"] == 12
