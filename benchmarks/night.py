@@ -466,6 +466,8 @@ def night(
         result["retries"] = retry_reasons(home / "airflow" / "logs")
         result.update(kind=kind, executor=executor, workers=topology.workers, day=day.isoformat())
         result["parallelism"] = parallelism or 32
+        # how often the DAG processor parsed the DAG file (Airflow's default 30 s before 2026-12-04)
+        result["parse_interval_s"] = int(env.get("AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL", 30))
         result["health"] = probe.summary()
         result["wall_s"] = round(time.monotonic() - started, 1)
         if kind == "kassebro":

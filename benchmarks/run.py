@@ -426,7 +426,7 @@ def night_section(results: list[dict]) -> str:
             if ours.get("parallelism", 32) != 32:
                 label += f", parallelism {ours['parallelism']}"
             if ours.get("measured"):  # the commit it ran at (benchmarks/results/night.json)
-                label += f" (at {ours['measured']})"
+                label += f" (at {ours['measured']}, DAG files parsed every {ours.get('parse_interval_s', 30)} s)"
             task_ratio = ours["task_seconds_per_vendor_day"] / floor["task_seconds_per_vendor_day"]
             cpu_ratio = (
                 f"**{ours['cpu_s_per_vendor_day'] / floor['cpu_s_per_vendor_day']:.2f}**"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from kassebro.airflow.parsing import PARSE_SETTINGS
 from kassebro.airflow.priority import task_slots
 from kassebro.config import PROJECT_DIR
 
@@ -122,8 +123,7 @@ def environment(home: Path, port: int = SANDBOX_PORT) -> dict[str, str]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_home / "passwords.json"),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "15",
-        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
-        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "30",
+        **PARSE_SETTINGS,  # each DAG file at most every 5 minutes, at once when it changes
         "AIRFLOW__API__PORT": "8080",
         "GX_ANALYTICS_ENABLED": "False",
         "NO_PROXY": "127.0.0.1,localhost",
