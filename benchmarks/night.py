@@ -200,6 +200,8 @@ def step_costs(logs: Path) -> dict[str, dict[str, float]]:
             if cost.sys_s is not None and cost.faults is not None:  # lines since the kernel's share was logged
                 row["sys_s"] = row.get("sys_s", 0.0) + cost.sys_s
                 row["faults"] = row.get("faults", 0) + cost.faults
+            if cost.imports is not None:
+                row["imports"] = row.get("imports", 0) + cost.imports
     return steps
 
 

@@ -385,6 +385,7 @@ def night_breakdown(results: list[dict]) -> str:
         step_text = ", ".join(
             f"{step} {row['cpu_s']:.2f} (wall {row['wall_s']:.2f}"
             + (f"; kernel {row['sys_s']:.2f}, {row['faults']:,.0f} page faults" if "sys_s" in row else "")
+            + (f", {row['imports']:,.1f} modules imported" if "imports" in row else "")
             + ")"
             for step, row in sorted(steps.items())
         )

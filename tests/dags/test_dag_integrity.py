@@ -105,6 +105,15 @@ def test_vendor_dag_shape(bag: DagBag, vendor) -> None:
     assert alert.interval.total_seconds() == ((post_by - report) % 1440 or 1440) * 60
 
 
+def test_each_task_writes_one_xcom(bag: DagBag) -> None:
+    """A task returning a dict would write one XCom per key besides the whole (TaskFlow infers
+    `multiple_outputs` from `-> dict`): each an execution-API call and a metadata DB row that
+    nothing reads."""
+    tasks = [t for dag in bag.dags.values() for t in dag.tasks]
+    assert {"day.post", "read_back", "year_end", "transfer"} <= {t.task_id for t in tasks}
+    assert [f"{t.dag_id}.{t.task_id}" for t in tasks if getattr(t, "multiple_outputs", False)] == []
+
+
 def test_first_catchup_interval_posts_enabled_since(bag: DagBag) -> None:
     from airflow.serialization.encoders import coerce_to_core_timetable
 

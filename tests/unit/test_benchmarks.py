@@ -147,6 +147,10 @@ def test_the_night_breakdown_sets_our_steps_apart_from_airflows_share() -> None:
     assert "parallelism 8" not in text.split("Where a vendor-day")[1].split("\n")[0]  # no floor at 8: no breakdown
     kernel = night("kassebro", {"scheduler": 0.7}, {"prepare": {**step, "sys_s": 0.25, "faults": 12345.0}})
     assert "prepare 1.00 (wall 2.00; kernel 0.25, 12,345 page faults)" in night_section([floor, kernel])
+    imports = night("kassebro", {"scheduler": 0.7}, {"prepare": {**step, "sys_s": 0.2, "faults": 9.0, "imports": 3.5}})
+    assert "prepare 1.00 (wall 2.00; kernel 0.20, 9 page faults, 3.5 modules imported)" in night_section(
+        [floor, imports]
+    )
 
 
 def test_retry_reasons_are_the_last_error_of_each_attempt_followed_by_another(tmp_path) -> None:

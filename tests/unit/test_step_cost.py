@@ -36,6 +36,29 @@ def test_a_step_that_writes_new_memory_counts_its_page_faults(capsys: pytest.Cap
     assert cost.faults is not None and cost.faults >= 1_000
 
 
+def test_a_step_that_imports_a_module_counts_it(capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    sys.modules.pop("this", None)  # the Zen of Python: imported by nothing else, prints on import
+    with measured("prepare", "cafe_solsiden", "2026-11-03"):
+        import this  # noqa: F401
+    (cost,) = parse(capsys.readouterr().out)
+    assert cost.imports == 1
+    with measured("prepare", "cafe_solsiden", "2026-11-03"):
+        import this  # noqa: F401, F811 - already imported: nothing new
+    (cost,) = parse(capsys.readouterr().out)
+    assert cost.imports == 0
+
+
+def test_a_line_written_before_the_imports_were_logged_still_reads() -> None:
+    old = (
+        "kassebro step cost: prepare kiosk_torget 2026-11-03: 0.600 s CPU in the step, 20.000 s wall, "
+        "0.050 s CPU in this process before it; 0.040 s of the step's in the kernel, 8405 page faults"
+    )
+    (cost,) = parse(old)
+    assert (cost.sys_s, cost.faults, cost.imports) == (0.04, 8405, None)
+
+
 def test_a_line_written_before_kernel_time_was_logged_still_reads() -> None:
     old = (
         "kassebro step cost: post kiosk_torget -: 0.110 s CPU in the step, 0.390 s wall, "

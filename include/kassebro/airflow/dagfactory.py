@@ -190,7 +190,8 @@ def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
             raise AirflowSkipException(f"{vendor.id} {day}: looked at again, still {result['state']}")
         return PokeReturnValue(is_done=result["state"] != "waiting", xcom_value=day)
 
-    @task(map_index_template="{{ day }}", pool=vendor.pool)
+    # its result as one XCom: a returned dict is otherwise one XCom per key (14 more writes a day)
+    @task(map_index_template="{{ day }}", pool=vendor.pool, multiple_outputs=False)
     def post(day: str, **context: Any) -> dict:
         """Post the day exactly once, then read it back from the ledger: one task, one process (a
         retry finds the day booked and only reads it back)."""

@@ -159,7 +159,7 @@ def readback_dag(connection: str, vendors: list[Vendor], settings: ReadBackSetti
             return firm_items(connection, system, [load_vendor(v) for v in vendor_ids])
         return companies(connection, [load_vendor(v) for v in vendor_ids], settings)
 
-    @task(map_index_template="{{ company_label }}", pool=pool)
+    @task(map_index_template="{{ company_label }}", pool=pool, multiple_outputs=False)
     def read_back(item: dict[str, Any], **context: Any) -> dict[str, Any]:
         from airflow.sdk import get_current_context
         from airflow.sdk.exceptions import AirflowFailException
@@ -179,7 +179,7 @@ def readback_dag(connection: str, vendors: list[Vendor], settings: ReadBackSetti
         except (LedgerAuthError, LedgerValidationError) as exc:
             raise AirflowFailException(f"{item['label']}: {exc}") from exc
 
-    @task(map_index_template="{{ company_label }}", pool=pool)
+    @task(map_index_template="{{ company_label }}", pool=pool, multiple_outputs=False)
     def year_end(item: dict[str, Any], **context: Any) -> dict[str, Any]:
         from airflow.sdk import get_current_context
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException

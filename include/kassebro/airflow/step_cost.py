@@ -3,17 +3,20 @@
 
 One line per step, `kassebro step cost: <step> <vendor> <day>: <cpu> s CPU in the step, <wall> s
 wall, <before> s CPU in this process before it; <sys> s of the step's in the kernel, <faults> page
-faults`: a forked task process copies each page of its parent that it writes to, which shows as
-kernel CPU and page faults, not as our code's. The process's CPU is counted from its start: a
-task process forked from a preloaded scheduler or worker (plugins/airflow_local_settings.py)
-starts at zero, so "before it" is what the task runner spent before our code ran. `make
-bench-night` reads these lines from the task logs (benchmarks/night.py, `step_costs`).
+faults, <imports> modules imported`: a forked task process copies each page of its parent that it
+writes to, which shows as kernel CPU and page faults, not as our code's; a module the process it was
+forked from had not imported (`kassebro.airflow.preload`) is imported inside the step. The
+process's CPU is counted from its start: a task process forked from a preloaded scheduler or
+worker (plugins/airflow_local_settings.py) starts at zero, so "before it" is what the task runner
+spent before our code ran. `make bench-night` reads these lines from the task logs
+(benchmarks/night.py, `step_costs`).
 """
 
 from __future__ import annotations
 
 import re
 import resource
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +26,8 @@ MARK = "kassebro step cost: "
 LINE = re.compile(
     re.escape(MARK) + r"(?P<step>\S+) (?P<vendor>\S+) (?P<day>\S+): (?P<cpu>[\d.]+) s CPU in the step, "
     r"(?P<wall>[\d.]+) s wall, (?P<before>[\d.]+) s CPU in this process before it"
-    r"(?:; (?P<sys>[\d.]+) s of the step's in the kernel, (?P<faults>\d+) page faults)?"
+    r"(?:; (?P<sys>[\d.]+) s of the step's in the kernel, (?P<faults>\d+) page faults"
+    r"(?:, (?P<imports>\d+) modules imported)?)?"
 )
 
 
@@ -39,6 +43,7 @@ class StepCost:
       before_s: CPU seconds the task process spent before the step (start-up, DAG parse).
       sys_s: of cpu_s, the seconds in the kernel (None in lines written before it was logged).
       faults: minor page faults inside the step (None likewise).
+      imports: modules imported inside the step (None in lines written before it was logged).
     """
 
     step: str
@@ -49,12 +54,14 @@ class StepCost:
     before_s: float
     sys_s: float | None = None
     faults: int | None = None
+    imports: int | None = None
 
 
 @contextmanager
 def measured(step: str, vendor_id: str, day: str | None = None) -> Iterator[None]:
     """Log the step's cost when it ends, however it ends (a failed step cost as much)."""
     before, started, usage = time.process_time(), time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+    modules = len(sys.modules)
     try:
         yield
     finally:
@@ -63,7 +70,8 @@ def measured(step: str, vendor_id: str, day: str | None = None) -> Iterator[None
         print(
             f"{MARK}{step} {vendor_id} {day or '-'}: {cpu:.3f} s CPU in the step, {wall:.3f} s wall, "
             f"{before:.3f} s CPU in this process before it; {after.ru_stime - usage.ru_stime:.3f} s of the "
-            f"step's in the kernel, {after.ru_minflt - usage.ru_minflt} page faults",
+            f"step's in the kernel, {after.ru_minflt - usage.ru_minflt} page faults, "
+            f"{len(sys.modules) - modules} modules imported",
             flush=True,
         )
 
@@ -80,6 +88,7 @@ def parse(text: str) -> list[StepCost]:
             float(m["before"]),
             float(m["sys"]) if m["sys"] is not None else None,
             int(m["faults"]) if m["faults"] is not None else None,
+            int(m["imports"]) if m["imports"] is not None else None,
         )
         for m in LINE.finditer(text)
     ]

@@ -110,7 +110,7 @@ def _build(shop: Webshop, doc_md: str) -> Any:
         },
     )
     def webshop_dag() -> None:
-        @task(pool=registry.get(shop.ledger.system).pool())
+        @task(pool=registry.get(shop.ledger.system).pool(), multiple_outputs=False)
         def transfer(params: dict[str, Any] | None = None) -> dict[str, Any]:
             from airflow.sdk.exceptions import AirflowFailException
 
