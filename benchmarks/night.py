@@ -26,6 +26,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -631,5 +632,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # stopped (`timeout`, a CI limit): the components are stopped too (`night`'s finally), else
+    # Celery workers left behind take the next night's tasks from the broker
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with contextlib.suppress(KeyboardInterrupt):
         sys.exit(main())

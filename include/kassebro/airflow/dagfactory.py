@@ -56,6 +56,7 @@ def _label(day: str) -> None:
 
 def _run(step: str, vendor_id: str, day: str, **kwargs: Any) -> dict:
     """Run one pipeline step for one day, mapping errors to Airflow's retry semantics."""
+    from kassebro.airflow.fresh_stack import call_on_fresh_stack
     from kassebro.posting import pipeline
     from kassebro.posting.journal import Journal
 
@@ -67,8 +68,8 @@ def _run(step: str, vendor_id: str, day: str, **kwargs: Any) -> dict:
         journal = Journal()
         try:
             if step in ("post", "verify"):
-                return _with_ledger(step, vendor, the_day, journal, **kwargs)
-            return getattr(pipeline, step)(vendor, the_day, journal, **kwargs)
+                return call_on_fresh_stack(_with_ledger, step, vendor, the_day, journal, **kwargs)
+            return call_on_fresh_stack(getattr(pipeline, step), vendor, the_day, journal, **kwargs)
         except Exception as exc:
             converted = _fail_fast(exc)
             if converted is exc:
