@@ -420,8 +420,12 @@ def night(
         **distributed.shared_environment(topology, home),
     }
     if executor == "local":
+        from kassebro.airflow.priority import task_slots
+
         env["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"
-    if parallelism:  # task processes at once (the LocalExecutor's; Airflow's default is 32)
+        # task processes at once: what `make run` gives the LocalExecutor (`task_slots`), unless asked
+        parallelism = parallelism or task_slots()
+    if parallelism:  # (Celery's slots are its workers' concurrency; Airflow's default here is 32)
         env["AIRFLOW__CORE__PARALLELISM"] = str(parallelism)
     for system, conn_id in demo_connections().items():
         env[f"AIRFLOW_CONN_{conn_id.upper()}"] = connection_json(ports[system], system)
@@ -600,7 +604,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--executors", default="local,celery", help="local, celery or both")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=5400, help="seconds one night may take")
-    parser.add_argument("--parallelism", type=int, default=0, help="[core] parallelism (0: Airflow's 32)")
+    parser.add_argument(
+        "--parallelism",
+        type=int,
+        default=0,
+        help="[core] parallelism (0: the LocalExecutor gets `make run`'s task_slots(), Celery Airflow's 32)",
+    )
     parser.add_argument("--catchup", action="store_true", help="also `make run`'s catch-up of the demo")
     parser.add_argument("--out", type=Path, default=RESULTS, help="the nights measured so far, kept in git")
     args = parser.parse_args(argv)

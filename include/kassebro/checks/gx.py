@@ -11,10 +11,11 @@ nobody reads here (the day's report is ours) and which cost a third of the time 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -84,11 +85,13 @@ def flagged_rows(
         expected = len(suite.expectations)
         batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
         # A day that passes needs no row lists: the cheap format first, the complete one on failure.
-        result = batch.validate(suite, result_format="BOOLEAN_ONLY")
+        with configurations_built_once():
+            result = batch.validate(suite, result_format="BOOLEAN_ONLY")
         raised = any(_exception_messages(item.exception_info) for item in result.results)
         if result.success and len(result.results) == expected and not raised:
             return set(), []
-        result = batch.validate(suite, result_format="COMPLETE")
+        with configurations_built_once():
+            result = batch.validate(suite, result_format="COMPLETE")
     errors: list[str] = []
     if len(result.results) != expected:
         errors.append(f"GX returned {len(result.results)} results for {expected} expectations")
@@ -107,6 +110,37 @@ def flagged_rows(
     if not result.success and not rows and not errors:
         errors.append("GX reported failure without a failed expectation")
     return rows, errors
+
+
+@contextlib.contextmanager
+def configurations_built_once() -> Iterator[None]:
+    """Within one validation, build each expectation's `configuration` once (call under `_gx_lock`).
+
+    In GX 1.24 `Expectation.configuration` is a property that builds a new ExpectationConfiguration
+    from the pydantic model (`dict()` and a regex on the class name) at every read, and one suite's
+    validation reads it about 40 times per expectation: a third of GX's time in `prepare` (cProfile
+    of a forked task, docs/benchmarks.md). Nothing changes an expectation while it is validated,
+    and GX deep-copies a configuration before it changes one (`Validator` and `Expectation.validate_`,
+    read in 1.24.1's source), so the first build can serve the other reads of that validation.
+    Outside the block the property is GX's own again; the test suite checks that it is restored
+    and that results are the same with and without (tests/unit/test_gx_configurations.py).
+    """
+    from great_expectations.expectations.expectation import Expectation
+
+    original = Expectation.__dict__["configuration"]
+    built: dict[int, tuple[Any, Any]] = {}  # id -> (the expectation, kept alive so ids stay unique; its configuration)
+
+    def configuration(self: Any) -> Any:
+        kept = built.get(id(self))
+        if kept is None:
+            kept = built[id(self)] = (self, original.fget(self))
+        return kept[1]
+
+    Expectation.configuration = property(configuration, doc=original.__doc__)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Expectation.configuration = original  # type: ignore[method-assign]
 
 
 def _exception_messages(info: Any) -> list[str]:
