@@ -163,7 +163,7 @@ def _any_free_port() -> int:
 
 def shared_environment(topology: Topology, home: Path) -> dict[str, str]:
     """What every component shares (over the demo's environment, `home.environment`)."""
-    from kassebro.airflow.intervals import INTERVAL_SETTINGS
+    from kassebro.airflow.parsing import PARSE_SETTINGS
     from kassebro.demo.launcher import _free_port
 
     airflow_home = home / "airflow"
@@ -188,7 +188,7 @@ def shared_environment(topology: Topology, home: Path) -> dict[str, str]:
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
         "KASSEBRO_JOURNAL_URL": topology.url(topology.journal_db),
         "KASSEBRO_WORK_URL": (home / "shared-work").resolve().as_uri(),
-        **INTERVAL_SETTINGS,
+        **PARSE_SETTINGS,
         **secret_commands(airflow_home),
     }
 

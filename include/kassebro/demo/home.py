@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from kassebro.airflow.intervals import INTERVAL_SETTINGS
+from kassebro.airflow.parsing import PARSE_SETTINGS
 from kassebro.airflow.priority import task_slots
 from kassebro.config import PROJECT_DIR
 
@@ -123,7 +123,7 @@ def environment(home: Path, port: int = SANDBOX_PORT) -> dict[str, str]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_home / "passwords.json"),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "15",
-        **INTERVAL_SETTINGS,  # DAG files parsed at most every 5 minutes; a task's heartbeat every 30 s
+        **PARSE_SETTINGS,  # each DAG file at most every 5 minutes, at once when it changes
         "AIRFLOW__API__PORT": "8080",
         "GX_ANALYTICS_ENABLED": "False",
         "NO_PROXY": "127.0.0.1,localhost",
