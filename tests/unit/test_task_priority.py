@@ -48,11 +48,11 @@ def test_never_raises_priority_back() -> None:
     assert result[0] >= 15 and result == _expect(5, result[0]) == (result[0],) * 3
 
 
-def test_make_run_gives_the_local_executor_four_task_slots_a_core(monkeypatch) -> None:
+def test_make_run_gives_the_local_executor_sixteen_task_slots_a_core(monkeypatch) -> None:
     from kassebro.airflow.priority import task_slots
     from kassebro.demo.home import environment
 
-    assert (task_slots(1), task_slots(2), task_slots(8)) == (4, 8, 32)
+    assert (task_slots(1), task_slots(2), task_slots(8)) == (16, 32, 128)
     monkeypatch.delenv("AIRFLOW__CORE__PARALLELISM", raising=False)
     assert environment(Path("/tmp/home"))["AIRFLOW__CORE__PARALLELISM"] == str(task_slots())
     monkeypatch.setenv("AIRFLOW__CORE__PARALLELISM", "12")  # the user's own setting stays

@@ -10,10 +10,15 @@ scheduler or Celery worker it came from keeps its priority.
 
 `KASSEBRO_TASK_NICE` sets the niceness (default 10; 0 leaves the priority alone).
 
-How many task processes a host runs at once is the other half: `prepare` is CPU-bound (the
-rules, GX), and Airflow's default of 32 at once on 2 cores spent about 15 % more CPU per day
-(caches and switches) and made the window longer than 8 at once (docs/benchmarks.md, "A night").
-`task_slots()` is what `make run` gives the LocalExecutor.
+How many task processes a host runs at once is the other half. A slot is held for longer than
+its task runs: Airflow 3.3's task runner (the supervisor) sees its task's sockets close, finds the
+process not yet reaped, and then waits in `select` for up to `[workers] min_heartbeat_interval`
+(5 s) before it looks again (read in `supervisor.py`; seen: the scheduler heard of about one task
+in four 5 s or more after the task's end). So slots must far outnumber the cores. Measured on 2
+cores at f9dd9e5 (docs/benchmarks.md, "A night"), 100 shops: 8 slots took a window of 151 s and
+2.57 core-s per vendor-day, 32 slots 122 s and 2.25 (Airflow's floor: 129 s and 59 s). Earlier,
+with the DAG files parsed every 30 s, 8 had looked better than 32. `task_slots()` is what `make
+run` gives the LocalExecutor and what `make bench-night` runs it with.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import os
 
 DEFAULT_NICE = 10
-SLOTS_PER_CORE = 4
+SLOTS_PER_CORE = 16
 
 
 def task_niceness() -> int:
@@ -44,6 +49,6 @@ def yield_cpu() -> int:
 
 
 def task_slots(cores: int | None = None) -> int:
-    """Task processes a host should run at once: `SLOTS_PER_CORE` per core (tasks also wait on
-    ledgers and the database, so more than one per core), at least 4."""
-    return max(4, SLOTS_PER_CORE * (cores or os.cpu_count() or 1))
+    """Task processes a host should run at once: `SLOTS_PER_CORE` per core (tasks wait on ledgers,
+    the database and their own runner's end, see the module docstring), at least 16."""
+    return max(16, SLOTS_PER_CORE * (cores or os.cpu_count() or 1))

@@ -118,7 +118,7 @@ def environment(home: Path, port: int = SANDBOX_PORT) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        # task processes at once: Airflow's 32 on a laptop's cores cost CPU and time (`task_slots`)
+        # task processes at once, 16 a core: a slot outlives its task by up to 5 s (`task_slots`)
         "AIRFLOW__CORE__PARALLELISM": os.environ.get("AIRFLOW__CORE__PARALLELISM") or str(task_slots()),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_home / "passwords.json"),
