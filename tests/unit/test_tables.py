@@ -76,3 +76,22 @@ def test_eight_processes_create_every_table_of_a_fresh_sqlite_journal_at_once(tm
 
 def test_a_file_indexed_by_two_vendors_at_once_is_one_row_sqlite(tmp_path: Path) -> None:
     assert one_file_indexed_twice(f"sqlite:///{tmp_path / 'journal.db'}")["size"] == 12
+
+
+def test_the_journal_the_file_index_and_the_z_reports_share_one_connection(tmp_path: Path) -> None:
+    """One pool per database in a process: a `prepare` used to open two connections (two
+    PostgreSQL backends per task process)."""
+    from kassebro.posting.journal import Journal
+    from kassebro.posting.zreports import ZReports
+    from kassebro.sources.file_index import FileIndex
+
+    url = f"sqlite:///{tmp_path / 'journal.db'}"
+    journal, index, zreports = Journal(url), FileIndex(url), ZReports(url)
+    assert journal.engine is index.engine is zreports.engine
+    connects: list[object] = []
+    sa.event.listen(journal.engine.pool, "connect", lambda *_: connects.append(1))
+    journal.engine.dispose()  # start counting from no connection
+    assert journal.get("shop", dt.date(2026, 12, 4)) is None
+    (tmp_path / "saft").mkdir()
+    assert index.select(tmp_path / "saft", dt.date(2026, 12, 4)).files == []
+    assert len(connects) == 1

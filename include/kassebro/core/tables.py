@@ -1,4 +1,10 @@
-"""Creating our tables when many task processes may do it at once.
+"""Our database: one engine per database in a process, and creating our tables when many task
+processes may do it at once.
+
+The journal, the SAF-T file index and the Z reports live in one database (`KASSEBRO_JOURNAL_URL`).
+Each had its own engine, so a `prepare` opened two connections, two PostgreSQL backends started
+for one task process: at a night's 32 task processes that is 64 of PostgreSQL's default 100
+connections. `engine(url)` gives them one pool.
 
 On a fresh journal database the first night starts dozens of task processes that each create the
 tables they use (`CREATE TABLE` after SQLAlchemy's "does it exist?"). On PostgreSQL two of them
@@ -11,12 +17,20 @@ on its own, and "already exists" means a racer made it (with its indexes).
 from __future__ import annotations
 
 import zlib
+from functools import lru_cache
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 _LOCK = zlib.crc32(b"kassebro create tables")
 """The advisory lock's key: one for all our tables, taken only while creating them."""
+
+
+@lru_cache(maxsize=8)
+def engine(url: str) -> Engine:
+    """The process's one engine for the database at `url` (pinged before each use: a long-lived
+    process, the API server's journal view, may hold a connection the server has closed)."""
+    return sa.create_engine(url, pool_pre_ping=True, future=True)
 
 
 def create_tables(metadata: sa.MetaData, engine: Engine) -> None:

@@ -29,7 +29,6 @@ from sqlalchemy import (
     Table,
     Text,
     case,
-    create_engine,
     func,
     insert,
     inspect,
@@ -42,6 +41,7 @@ from sqlalchemy.exc import IntegrityError
 
 from kassebro.booking.voucher import Voucher
 from kassebro.config import journal_url
+from kassebro.core import tables
 from kassebro.core.tables import create_tables
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ class Entry:
 
 @lru_cache(maxsize=8)
 def _engine(url: str) -> Engine:
-    engine = create_engine(url, pool_pre_ping=True, future=True)
+    engine = tables.engine(url)
     create_tables(metadata, engine)
     columns = {c["name"] for c in inspect(engine).get_columns("kassebro_journal")}
     if "version" not in columns:  # journals made before corrections existed

@@ -38,13 +38,13 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
     delete,
     insert,
     select,
 )
 from sqlalchemy.engine import Connection, Engine
 
+from kassebro.core import tables
 from kassebro.core.tables import create_tables
 
 __all__ = ["FileIndex", "Selection"]
@@ -64,7 +64,7 @@ _NS_PER_S = 1_000_000_000
 
 @lru_cache(maxsize=8)
 def _engine(url: str) -> Engine:
-    engine = create_engine(url, pool_pre_ping=True, future=True)
+    engine = tables.engine(url)
     create_tables(_metadata, engine)
     return engine
 
