@@ -16,7 +16,7 @@ process not yet reaped, and then waits in `select` for up to `[workers] min_hear
 (5 s) before it looks again (read in `supervisor.py`; seen: the scheduler heard of about one task
 in four 5 s or more after the task's end). So slots must far outnumber the cores. Measured on 2
 cores at f9dd9e5 (docs/benchmarks.md, "A night"), 100 shops: 8 slots took a window of 151 s and
-2.57 core-s per vendor-day, 32 slots 122 s and 2.25 (Airflow's floor: 129 s and 59 s). Earlier,
+2.57 core-s per vendor-day, 32 slots 122 s and 2.25 (the floor's windows: 129 s and 59 s). Earlier,
 with the DAG files parsed every 30 s, 8 had looked better than 32. `task_slots()` is what `make
 run` gives the LocalExecutor and what `make bench-night` runs it with.
 """
