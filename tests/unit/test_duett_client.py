@@ -281,7 +281,9 @@ def test_timeout_is_transient(sandbox):
         assert slow.calls["POST /Voucher/v2"] == 1
     # the server finishes the abandoned POST 1.2 s on: wait for it, or it lands in a later test
     deadline = time.monotonic() + 10
-    while not any(c["method"] == "POST" and c.get("status") for c in sandbox[0].state.calls.list()):
+    while not any(
+        (c["method"], c["path"]) == ("POST", "/Voucher/v2") and c.get("status") for c in sandbox[0].state.calls.list()
+    ):
         assert time.monotonic() < deadline, "the delayed POST never finished"
         time.sleep(0.05)
 
