@@ -68,3 +68,29 @@ def test_the_same_verdict_as_gxs_own_property(frame: pd.DataFrame, monkeypatch: 
         assert kept == ({1, 2, 3, 4}, [])
     else:
         assert kept == (set(), [])
+
+
+@pytest.mark.parametrize("frame", [FRAME, FRAME.iloc[[0]].reset_index(drop=True)], ids=["failing", "passing"])
+def test_one_batch_per_rule_and_the_verdict_of_batch_validate(
+    frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The validator gets the frame's batch once for both result formats (each get hashes the
+    whole frame), and says what GX's `Batch.validate` says of the same suite."""
+    from great_expectations.execution_engine.pandas_execution_engine import PandasExecutionEngine
+
+    gets: list[int] = []
+    original = PandasExecutionEngine.get_batch_data_and_markers
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        gets.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(PandasExecutionEngine, "get_batch_data_and_markers", counted)
+    rows, errors = gx.flagged_rows("one-batch-test", "one batch", _expectations, frame)
+    assert len(gets) == 1
+    batch_definition, suite = gx._gx.definition("one-batch-test", "one batch", _expectations)  # type: ignore[union-attr]
+    batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+    complete = batch.validate(suite, result_format="COMPLETE")
+    flagged = {int(i) for item in complete.results for i in (item.result or {}).get("unexpected_index_list") or []}
+    assert (rows, errors) == (flagged, [])
+    assert complete.success == (not rows)

@@ -38,6 +38,17 @@ def forks_tasks(argv: Sequence[str]) -> bool:
     return any(tuple(words[: len(command)]) == command for command in FORKING_COMMANDS)
 
 
+FIRST_USED_IN_TASKS = (
+    "kassebro.booking.rules",
+    "kassebro.sources.file_index",
+    "pandas.core.methods.to_dict",
+    "pandas.core.arrays.arrow.extension_types",
+    "pyarrow.pandas_compat",
+    "multiprocessing.synchronize",  # tqdm's lock (GX's disabled progress bars): only the import, the lock is the task's
+)
+"""Modules a forked `prepare` still imported itself (sys.modules before and after, in a fork)."""
+
+
 def preload() -> float:
     """Import what our tasks use and build GX's context; the seconds it took."""
     start = time.perf_counter()
@@ -55,18 +66,21 @@ def preload() -> float:
     import kassebro.posting.pipeline  # noqa: F401
     import kassebro.posting.zreports  # noqa: F401
     import kassebro.readback.mapping  # noqa: F401
-    import kassebro.sources.saft  # noqa: F401
     import kassebro.sources.sql  # noqa: F401
     from kassebro.checks import gx
     from kassebro.checks.validate import RULES
+    from kassebro.core import saft_codes
     from kassebro.ledgers import registry
+    from kassebro.sources import saft
 
-    for module in ("upath.implementations.local",):  # the file:// store, where that upath has it
+    for module in ("upath.implementations.local", *FIRST_USED_IN_TASKS):
         with contextlib.suppress(ImportError):
             importlib.import_module(module)
     for system in registry.systems():  # each ledger's client (Fiken's alone took 0.26 s in a task)
         _ = system.client_class
     gx.warm((rule, rule.name, rule.expectations) for rule in RULES)
+    saft.schema()  # the XSD, parsed by lxml: a plain in-memory structure a fork can share
+    saft_codes.warm()
     return time.perf_counter() - start
 
 

@@ -181,3 +181,10 @@ def __getattr__(name: str) -> Any:  # PEP 562: the dicts are built on first acce
     if name == "STANDARD_VAT_CODES":
         return standard_vat_codes()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def warm() -> None:
+    """Read every shipped code list now (`airflow.preload`: once in the parent, not in each task)."""
+    for list_name in _LAZY.values():
+        _descriptions(list_name)
+    standard_vat_codes()
