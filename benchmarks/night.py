@@ -375,13 +375,21 @@ def _drop_and_create(server: str, names: tuple[str, ...]) -> None:
 
 
 def night(
-    kind: str, executor: str, n: int, work: Path, workers: int = 2, timeout: float = 3600, parallelism: int = 0
+    kind: str,
+    executor: str,
+    n: int,
+    work: Path,
+    workers: int = 2,
+    timeout: float = 3600,
+    parallelism: int = 0,
+    concurrency: int = 0,
 ) -> dict:
     """One measured night: `kind` "kassebro" (the generated vendors) or "floor"."""
     from kassebro.demo import distributed, launcher
     from kassebro.demo.home import connection_json, demo_connections
 
     topology = distributed.Topology(
+        **({"concurrency": concurrency} if concurrency else {}),
         workers=workers if executor == "celery" else 0,
         port=launcher._free_port(),
         execution_port=launcher._free_port(),
@@ -472,6 +480,8 @@ def night(
         }
         result["retries"] = retry_reasons(home / "airflow" / "logs")
         result.update(kind=kind, executor=executor, workers=topology.workers, day=day.isoformat())
+        if topology.workers:
+            result["concurrency"] = topology.concurrency
         result["parallelism"] = parallelism or 32
         # how often the DAG processor parsed the DAG file (Airflow's default 30 s before 2026-12-04)
         result["parse_interval_s"] = int(env.get("AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL", 30))
@@ -610,6 +620,9 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="[core] parallelism (0: the LocalExecutor gets `make run`'s task_slots(), Celery Airflow's 32)",
     )
+    parser.add_argument(
+        "--concurrency", type=int, default=0, help="each Celery worker's task processes (0: make run-distributed's)"
+    )
     parser.add_argument("--catchup", action="store_true", help="also `make run`'s catch-up of the demo")
     parser.add_argument("--out", type=Path, default=RESULTS, help="the nights measured so far, kept in git")
     args = parser.parse_args(argv)
@@ -630,7 +643,9 @@ def main(argv: list[str] | None = None) -> int:
             for executor in args.executors.split(","):
                 for kind in ("floor", "kassebro"):
                     print(f"[night] {kind}, {executor}, N={n} ...", flush=True)
-                    result = night(kind, executor, n, Path(tmp), args.workers, args.timeout, args.parallelism)
+                    result = night(
+                        kind, executor, n, Path(tmp), args.workers, args.timeout, args.parallelism, args.concurrency
+                    )
                     result["measured"] = commit
                     print(f"[night] {json.dumps(result)}", flush=True)
                     results = [r for r in results if _night_key(r) != _night_key(result)] + [result]

@@ -360,7 +360,21 @@ def write_night(results: list[dict]) -> str:
 
 def _night_key(r: dict) -> tuple[str, str, int, int]:
     """A night's identity: what ran, on which executor, how many shops, how many task slots."""
-    return r["kind"], r["executor"], r["n"], r.get("parallelism", 32)
+    return r["kind"], r["executor"], r["n"], _slots(r)
+
+
+def _slots(r: dict) -> int:
+    """Task processes at once: the LocalExecutor's parallelism; Celery's workers x concurrency
+    (4 in the nights recorded before the flag existed)."""
+    if r["executor"] == "celery":
+        return r["workers"] * r.get("concurrency", 4)
+    return r.get("parallelism", 32)
+
+
+def _executor_label(r: dict) -> str:
+    if r["executor"] == "celery":
+        return f"Celery, {r['workers']} workers x {r.get('concurrency', 4)}"
+    return "LocalExecutor" + (f", parallelism {_slots(r)}" if _slots(r) != 32 else "")
 
 
 def night_breakdown(results: list[dict]) -> str:
@@ -394,8 +408,7 @@ def night_breakdown(results: list[dict]) -> str:
         # machines, so it is left out of the comparison, as out of the table's core-s per vendor-day
         sandboxes = "ledger sandboxes"
         own, floor_own = total - ours[key].get(sandboxes, 0), floor_total - floor[key].get(sandboxes, 0)
-        label = "LocalExecutor" if executor == "local" else f"Celery, {ours['workers']} workers"
-        label += f", parallelism {slots}" if slots != 32 else ""
+        label = _executor_label(ours)
         parts.append(
             f"\nWhere a vendor-day's core-seconds went ({label}, N={n:,}; `component_cpu` and the task "
             "logs' step cost lines, `kassebro.airflow.step_cost`):\n\n"
@@ -428,9 +441,7 @@ def night_section(results: list[dict]) -> str:
             ours, floor = by.get(("kassebro", executor, n, slots)), by.get(("floor", executor, n, slots))
             if not ours or not floor:
                 continue
-            label = "LocalExecutor" if executor == "local" else f"Celery, {ours['workers']} workers"
-            if ours.get("parallelism", 32) != 32:
-                label += f", parallelism {ours['parallelism']}"
+            label = _executor_label(ours)
             if ours.get("measured"):  # the commit it ran at (benchmarks/results/night.json)
                 label += f" (at {ours['measured']}, DAG files parsed every {ours.get('parse_interval_s', 30)} s)"
             task_ratio = ours["task_seconds_per_vendor_day"] / floor["task_seconds_per_vendor_day"]
@@ -472,7 +483,7 @@ def night_section(results: list[dict]) -> str:
                 key=lambda r: r["n"],
             )
             per_floor = ", ".join(f"N={r['n']:,}: {r['window_s'] / r['n']:.2f} s" for r in floors)
-            label = executor + (f", parallelism {slots}" if slots != 32 else "")
+            label = _executor_label(mine[-1])
             growth.append(f"- {label}: window per vendor-day {per}; the floor's {per_floor}")
     checks = []
     for r in sorted((r for r in results if r["kind"] != "catchup"), key=lambda r: (r["executor"], r["n"], r["kind"])):
@@ -541,7 +552,7 @@ the UI's API server and the tasks' execution API are two processes (`--apps core
 Target: our cost per vendor-day at most 1.3 x the floor's. `/day`: per vendor-day. Parallelism: the
 task processes at once (the LocalExecutor's `[core] parallelism`: `make run`'s `task_slots()`, 32 on
 2 cores since 5cbf23d, which is also Airflow's default; rows marked "parallelism 8" ran with 8;
-Celery: 2 workers x `--concurrency` 4). Below the table, each night's core-seconds by component (a
+Celery: workers x `--concurrency`, 4 unless the row says). Below the table, each night's core-seconds by component (a
 process's own CPU and its reaped children's, read at the start and the end) and by our steps (the
 task logs' `kassebro step cost` lines): what is left when our steps' own CPU and the ledger
 sandboxes' are taken out is Airflow's share as our tasks drive it (before f9dd9e5 the sandboxes'
