@@ -383,7 +383,12 @@ def build_parser() -> argparse.ArgumentParser:
     dist.add_argument("--days", type=int, default=14)
     dist.add_argument("--port", type=int, default=8080)
     dist.add_argument("--workers", type=int, default=2, help="Celery workers (default 2)")
-    dist.add_argument("--concurrency", type=int, default=4, help="task slots per worker (default 4)")
+    dist.add_argument(
+        "--concurrency",
+        type=int,
+        default=0,
+        help="task slots per worker (default: this machine's task slots, 16 a core, shared among the workers)",
+    )
     dist.add_argument("--metadata-db", default="kassebro_airflow_dist", help="Airflow's DB (created if missing)")
     dist.add_argument("--journal-db", default="kassebro_journal_dist", help="the journal's DB (created if missing)")
     dist.add_argument("--paused", action="store_true", help="keep the DAGs paused at creation")

@@ -85,7 +85,16 @@ def test_the_cli_options() -> None:
         ["run-distributed", "--workers", "3", "--port", "9090", "--paused", "--no-restart", "--metadata-db", "m"]
     )
     assert (args.workers, args.port, args.paused, args.no_restart, args.metadata_db) == (3, 9090, True, True, "m")
-    assert args.journal_db == "kassebro_journal_dist" and args.concurrency == 4 and args.days == 14
+    assert args.journal_db == "kassebro_journal_dist" and args.concurrency == 0 and args.days == 14
+
+
+def test_the_workers_share_the_machines_task_slots(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kassebro.demo import distributed
+
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert distributed.Topology(workers=2).concurrency == 16  # 32 slots on 2 cores, as the LocalExecutor's
+    assert distributed.Topology(workers=3).concurrency == 10
+    assert distributed.Topology(workers=2, concurrency=3).concurrency == 3
 
 
 def test_a_database_another_home_made_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -60,13 +60,23 @@ class Topology:
     port: int = 8080
     execution_port: int = field(default_factory=lambda: _any_free_port())
     workers: int = 2
-    concurrency: int = 4
+    concurrency: int = 0  # task slots per worker; 0: this machine's `task_slots()` shared among the workers
     metadata_db: str = "kassebro_airflow_dist"
     journal_db: str = "kassebro_journal_dist"
     paused: bool = False  # DAGs paused at creation (a test unpauses the one it runs)
     restart: bool = True
     pg_server: str = field(default_factory=lambda: os.environ.get(PG_SERVER_ENV) or DEFAULT_PG)
     broker: str = field(default_factory=lambda: os.environ.get(BROKER_ENV) or DEFAULT_BROKER)
+
+    def __post_init__(self) -> None:
+        # The stand-in hosts share this machine's cores: together they get the LocalExecutor's
+        # slots (16 a core, `kassebro.airflow.priority`). With 4 each (2 x 4 on 2 cores) a Celery
+        # night of 100 took 190 s, with 16 each 143 s, at the same core-seconds (c268c76,
+        # docs/benchmarks.md): the task runner's wait after its task's end holds slots, as there.
+        if self.concurrency <= 0:
+            from kassebro.airflow.priority import task_slots
+
+            self.concurrency = max(1, task_slots() // max(1, self.workers))
 
     def url(self, database: str) -> str:
         return f"{self.pg_server.rstrip('/')}/{database}"
