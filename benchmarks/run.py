@@ -420,9 +420,35 @@ def night_breakdown(results: list[dict]) -> str:
             f"start, the DAG file's parse): {before:.2f}. Steps run again (a sensor's poke, a retry): "
             f"{again:.2f} per vendor-day. Without our steps' own CPU (and the ledger sandboxes') the night cost "
             f"{own - inside:.2f} core-s per vendor-day against the floor's {floor_own:.2f}: "
-            f"**{(own - inside) / floor_own:.2f}x**.\n"
+            f"**{(own - inside) / floor_own:.2f}x**.\n" + _per_second(ours, floor, n, own - inside, floor_own)
         )
     return "".join(parts)
+
+
+PER_SECOND = ("dag-processor", "scheduler", "postgresql")
+"""The components that work all night whatever the tasks do (the DAG processor parses every 300 s,
+the scheduler loops), beside what each task asks of them: part of their cost is per second."""
+
+
+def _per_second(ours: dict, floor: dict, n: int, without_steps: float, floor_own: float) -> str:
+    """Each all-night component's CPU per second of the window, ours beside the floor's: what costs
+    per second, not per vendor-day, grows per vendor-day with a night our tasks' work makes longer.
+    At our rates over the floor's window: how much of the difference the window's length alone makes."""
+    key = "cpu_s_per_vendor_day_by_component"
+    names = [name for name in PER_SECOND if name in ours[key] and name in floor[key]]
+    rates = ", ".join(
+        f"{name} {ours[key][name] * n / ours['window_s']:.2f} ({floor[key][name] * n / floor['window_s']:.2f})"
+        for name in names
+    )
+    spent, floor_spent = sum(ours[key][name] for name in names), sum(floor[key][name] for name in names)
+    same = without_steps - spent + spent * floor["window_s"] / ours["window_s"]
+    return (
+        f"Per second of the window, in cores, ours (the floor's): {rates}; our window is "
+        f"{ours['window_s'] / floor['window_s']:.2f}x the floor's. These cost {spent:.2f} core-s per "
+        f"vendor-day over our window against the floor's {floor_spent:.2f}; at our rates over the floor's "
+        f"window they would have cost {spent * floor['window_s'] / ours['window_s']:.2f}: so counted, the night "
+        f"without our steps would have cost {same:.2f} against the floor's {floor_own:.2f} ({same / floor_own:.2f}x).\n"
+    )
 
 
 def night_section(results: list[dict]) -> str:

@@ -156,6 +156,21 @@ def test_the_night_breakdown_sets_our_steps_apart_from_airflows_share() -> None:
     assert "prepare 1.00 (wall 2.00; kernel 0.20, 9 page faults, 3.5 modules imported)" in night_section(
         [floor, imports]
     )
+    # per second of the window: the same scheduler rate over a night twice as long costs twice as
+    # much per vendor-day; over the floor's window it would have cost the floor's
+    longer = {**night("kassebro", {"scheduler": 1.0, "task processes": 2.3}, {"prepare": step}), "window_s": 100.0}
+    text = night_section([floor, longer])
+    assert "ours (the floor's): scheduler 0.10 (0.10); our window is 2.00x the floor's" in text
+    assert "cost 1.00 core-s per vendor-day over our window against the floor's 0.50" in text
+    assert (
+        "the floor's window they would have cost 0.50: so counted, the night without our steps would have cost" in text
+    )
+    assert "would have cost 1.80 against the floor's 1.00 (1.80x)" in text
+    # Celery nights are told apart by their workers' concurrency (4 before the flag)
+    celery = [{**r, "executor": "celery", "workers": 2} for r in (floor, ours)]
+    wide = [{**r, "concurrency": 16} for r in celery]
+    text = night_section([*celery, *wide])
+    assert "Celery, 2 workers x 4, N=10" in text and "Celery, 2 workers x 16, N=10" in text
 
 
 def test_retry_reasons_are_the_last_error_of_each_attempt_followed_by_another(tmp_path) -> None:
