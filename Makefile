@@ -61,7 +61,7 @@ bench: setup  ## benchmarks; figures go to docs/benchmarks.md
 # a night of 100, 300 and 1,000 generated shops on the LocalExecutor and on Celery with two workers,
 # each against Airflow's floor (DAGs of the same shape doing nothing); long: about an hour per 1,000
 bench-night: setup  ## the night window for N shops; figures go to docs/benchmarks.md
-	$(BIN)/python -m benchmarks.night $(if $(VENDORS),--vendors $(VENDORS)) $(if $(EXECUTORS),--executors $(EXECUTORS))
+	$(BIN)/python -m benchmarks.night $(if $(VENDORS),--vendors $(VENDORS)) $(if $(EXECUTORS),--executors $(EXECUTORS)) $(if $(CONCURRENCY),--concurrency $(CONCURRENCY))
 
 lint: setup
 	$(BIN)/ruff check .
