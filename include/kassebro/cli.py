@@ -29,6 +29,25 @@ def _config_check(args: argparse.Namespace) -> int:
     return 1 if configs.issues else 0
 
 
+def _config_reload(args: argparse.Namespace) -> int:
+    """Check first: a reload of files that do not load would only swap DAGs for error stand-ins."""
+    if _config_check(args) | _webshop_check(args):
+        print("nothing reloaded: fix the errors above, then reload")
+        return 1
+    from kassebro.airflow.parsing import ReparseError, request_reparse
+
+    try:
+        requests = request_reparse()
+    except ReparseError as exc:
+        print(f"ERROR  {exc}")
+        return 2
+    for request in requests:
+        said = "was already asked for" if request.already_pending else "asked for"
+        print(f"reparse {said}: {request.file} in bundle {request.bundle}")
+    print("the DAG processor parses them within seconds; the UI shows the change at its next refresh")
+    return 0
+
+
 def _journal(args: argparse.Namespace) -> int:
     from kassebro.posting.journal import Journal
     from kassebro.posting.journal_table import journal_table
@@ -342,6 +361,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = config.add_parser("check", help="validate every vendor file; exit 1 on errors")
     check.add_argument("--config", help="config directory (default: $KASSEBRO_CONFIG or ./config)")
     check.set_defaults(func=_config_check)
+    reload = config.add_parser(
+        "reload", help="check every vendor and webshop file, then have Airflow parse the DAG files now"
+    )
+    reload.add_argument("--config", help="config directory (default: $KASSEBRO_CONFIG or ./config)")
+    reload.set_defaults(func=_config_reload)
 
     journal = sub.add_parser("journal", help="the state of every vendor's days")
     journal.add_argument("--vendor")

@@ -384,7 +384,7 @@ def test_a_rest_backfill_reprocessing_the_days_posts_nothing_twice(stack: Stack,
 def test_a_worker_killed_mid_post_loses_no_day(stack: Stack, books: Books) -> None:
     dag_id = f"vendor_{KILLED_VENDOR}"
     # the retries the first test edited show once the file is parsed again: the DAG processor does
-    # that every 5 minutes (kassebro.airflow.parsing), or at once when asked, as "Reparse Dag" in
+    # that once an hour (kassebro.airflow.parsing), or at once when asked, as "Reparse Dag" in
     # the UI asks; then the task's retry_delay says so
     token = stack.api("GET", f"/dags/{dag_id}/details")["file_token"]
     stack.api("PUT", f"/parseDagFile/{token}")
@@ -439,6 +439,43 @@ def test_a_worker_killed_mid_post_loses_no_day(stack: Stack, books: Books) -> No
     # the retry found in the ledger what the killed task had sent (the sandbox saved it anyway)
     messages = [entry.message for entry in books.entries(KILLED_VENDOR, days).values() if entry]
     assert any("found in the ledger" in message for message in messages), messages
+
+
+def test_a_vendor_file_added_shows_at_once_after_config_reload(stack: Stack, books: Books) -> None:
+    """The DAG processor parses the DAG files once an hour by itself (`kassebro.airflow.parsing`);
+    `kassebro config reload` has it parse them now, so a new shop's DAG shows in seconds."""
+    import yaml
+
+    new = "reload_probe"
+    vendors = stack.home / "config" / "vendors"
+    vendor = yaml.safe_load((vendors / f"{VENDOR}.yaml").read_text(encoding="utf-8"))
+    vendor.update(id=new, name="Reload Probe", enabled_since=dt.date.today().isoformat())
+    (vendors / f"{new}.yaml").write_text(yaml.safe_dump(vendor, sort_keys=False), encoding="utf-8")
+    assert stack.session.get(f"{stack.url}/api/v2/dags/vendor_{new}", timeout=30).status_code == 404
+    env = {
+        **os.environ,
+        "KASSEBRO_CONFIG": str(stack.home / "config"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": stack.info["metadata_db"],
+        "AIRFLOW__CORE__DAGS_FOLDER": str(Path(__file__).resolve().parents[2] / "dags"),
+    }
+    t0 = time.monotonic()
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("kassebro")), "config", "reload"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "reparse asked for: vendor_postings.py in bundle dags-folder" in done.stdout, done.stdout
+    _wait(
+        f"vendor_{new} parsed",
+        lambda: stack.session.get(f"{stack.url}/api/v2/dags/vendor_{new}", timeout=30).ok,
+        90,
+        stack,
+    )
+    print(f"[distributed] a new vendor's DAG shown {time.monotonic() - t0:.0f} s after the reload", flush=True)
+    assert stack.api("GET", f"/dags/vendor_{new}")["is_paused"]  # as every DAG of this topology: nothing runs
 
 
 def test_ctrl_c_stops_every_process(stack: Stack) -> None:

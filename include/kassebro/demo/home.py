@@ -123,7 +123,7 @@ def environment(home: Path, port: int = SANDBOX_PORT) -> dict[str, str]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_home / "passwords.json"),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "15",
-        **PARSE_SETTINGS,  # each DAG file at most every 5 minutes, at once when it changes
+        **PARSE_SETTINGS,  # each DAG file once an hour, at once when it changes or on `config reload`
         "AIRFLOW__API__PORT": "8080",
         "GX_ANALYTICS_ENABLED": "False",
         "NO_PROXY": "127.0.0.1,localhost",
