@@ -426,8 +426,8 @@ def night_breakdown(results: list[dict]) -> str:
 
 
 PER_SECOND = ("dag-processor", "scheduler", "postgresql")
-"""The components that work all night whatever the tasks do (the DAG processor parses every 300 s,
-the scheduler loops), beside what each task asks of them: part of their cost is per second."""
+"""The components that work all night whatever the tasks do (the DAG processor parses on its
+interval, the scheduler loops), beside what each task asks of them: part of their cost is per second."""
 
 
 def _per_second(ours: dict, floor: dict, n: int, without_steps: float, floor_own: float) -> str:
@@ -588,8 +588,9 @@ others; the entries before 2026-12-04's second session were rebuilt from this pa
 at different commits ran on different machines (the sandbox is new each session; the one at
 77a1478 ran a floor night about twice as fast as the earlier ones): compare ours with the floor
 within a row, and windows across rows only at one commit. The DAG processor parses each DAG file
-at most every 300 s since cddfc0b (`kassebro.airflow.parsing`), every 30 s before (Airflow's
-default); each row says which, for ours and the floor alike.
+once an hour since 467eec0 (and when asked: `kassebro config reload`), at most every 300 s from
+cddfc0b (`kassebro.airflow.parsing`), every 30 s before (Airflow's default); each row says which,
+for ours and the floor alike.
 
 | executor | N | window | floor | days/min | task s/day | floor | ratio | core-s/day | floor | ratio | health | floor |
 |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
