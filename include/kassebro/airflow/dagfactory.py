@@ -33,6 +33,12 @@ DAG_PREFIX = "vendor_"
 MAX_RETRY_DELAY = dt.timedelta(seconds=MAX_RETRY_DELAY_SECONDS)
 MAX_RATE_LIMIT_WAIT = dt.timedelta(hours=6)  # a longer one is a fault: it goes to Airflow's retries
 SENSOR_TIMEOUT = dt.timedelta(days=7)
+PRIORITY = {"plan_days": 2, "prepare": 1, "post": 3}
+"""Absolute task priorities (`weight_rule="absolute"`): a run's plan first (cheap, and it opens
+the run's days), then a prepared day's post before any other day's prepare. Airflow's default
+(downstream) runs every waiting prepare before any post, so a night's posts pile up behind the
+prepares; a ledger whose pool has one slot (Fiken: one per company) then posts its shops' days one
+by one at the end of the night while the cores idle (docs/operations.md, "A chain of many shops")."""
 
 
 def _fail_fast(exc: BaseException) -> BaseException:
@@ -148,7 +154,7 @@ def _check_mapping(vendor_id: str, items: list[dict], *, dry_run: bool = False) 
 def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
     """Build the DAG for one vendor."""
 
-    @task(pool=vendor.pool)  # it reads the ledger's chart
+    @task(pool=vendor.pool, priority_weight=PRIORITY["plan_days"], weight_rule="absolute")  # it reads the chart
     def plan_days(**context: Any) -> list[dict]:
         """The business days of this run (the dates given on trigger, else from the data interval),
         then the recent days a scheduled run looks at again because their data may come late; and
@@ -177,6 +183,8 @@ def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
         mode="reschedule",  # waiting for late data holds no worker slot
         poke_interval=vendor.data_poke_seconds,
         timeout=SENSOR_TIMEOUT,  # the day's own data deadline fails it first, with its message
+        priority_weight=PRIORITY["prepare"],
+        weight_rule="absolute",
     )
     def prepare(item: dict) -> Any:
         """Read the day's sales, run every validation and booking rule, build the voucher; while the
@@ -192,7 +200,13 @@ def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
         return PokeReturnValue(is_done=result["state"] != "waiting", xcom_value=day)
 
     # its result as one XCom: a returned dict is otherwise one XCom per key (14 more writes a day)
-    @task(map_index_template="{{ day }}", pool=vendor.pool, multiple_outputs=False)
+    @task(
+        map_index_template="{{ day }}",
+        pool=vendor.pool,
+        multiple_outputs=False,
+        priority_weight=PRIORITY["post"],
+        weight_rule="absolute",
+    )
     def post(day: str, **context: Any) -> dict:
         """Post the day exactly once, then read it back from the ledger: one task, one process (a
         retry finds the day booked and only reads it back)."""
