@@ -81,9 +81,9 @@ def test_vendor_dag_shape(bag: DagBag, vendor) -> None:
         assert t.retry_exponential_backoff
     assert dag.task_dict["day.post"].pool == vendor.pool
     assert dag.task_dict["plan_days"].pool == vendor.pool  # it reads the ledger's chart too
-    # a prepared day posts before another day is prepared: a one-slot pool (Fiken) keeps pace
+    # runs are planned first, and a prepared day posts before another day is prepared
     weights = {t.task_id: (t.priority_weight, t.weight_rule) for t in dag.tasks}
-    assert weights == {"plan_days": (2, "absolute"), "day.prepare": (1, "absolute"), "day.post": (3, "absolute")}
+    assert weights == {"plan_days": (3, "absolute"), "day.prepare": (1, "absolute"), "day.post": (2, "absolute")}
     assert vendor.pool == (
         f"ledger_fiken_{vendor.ledger.company}" if vendor.ledger.system == "fiken" else f"ledger_{vendor.ledger.system}"
     )

@@ -83,3 +83,12 @@ def test_pipeline_with_postgres_metadata_db_and_journal(database: str, tmp_path:
     engine.dispose()
     assert [(str(d), s) for d, s in rows] == [(f"2026-11-0{d}", "posted") for d in (2, 3, 4)]
     assert runs == ["success", "success"]  # the runs live in PostgreSQL, Airflow's metadata DB
+
+
+def test_request_lock_on_postgres_takes_turns_and_gives_up(database: str) -> None:
+    """Fiken's one request at a time per company, across hosts: the advisory lock in the journal's
+    database, with the checks the file lock passes (tests/unit/test_request_lock.py)."""
+    from tests.unit.test_request_lock import gives_up_after, held_in_turn
+
+    held_in_turn(database)
+    gives_up_after(database)

@@ -50,3 +50,14 @@ def test_a_file_indexed_by_two_vendors_at_once_is_one_row_postgres(database: str
         sizes = conn.execute(sa.select(file_index.files_table.c.size)).scalars().all()
     engine.dispose()
     assert errors == [] and sizes == [12]
+
+
+def test_a_task_process_finds_the_tables_in_one_statement_each(database: str) -> None:
+    """Every task process checks its tables at start (three per vendor-day): once they exist, one
+    statement per group of tables and one for the journal's added columns, no lock taken."""
+    from tests.unit.test_tables import _metadatas, count_statements
+
+    assert tables_made_by_racers(database, racers=2) == []
+    checked, opened = count_statements(database)
+    assert checked == len(_metadatas())
+    assert opened == 2  # its tables, its added columns

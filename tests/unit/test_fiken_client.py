@@ -651,3 +651,26 @@ def test_reverse_refuses_what_is_not_a_journal_entry_id(client):
         client.reverse("abc", DAY)
     with pytest.raises(LedgerValidationError, match="404"):
         client.reverse("999", DAY)
+
+
+def test_clients_of_one_company_take_turns_with_the_company_lock(sandbox, tmp_path, monkeypatch):
+    """Two clients (two task processes' worth) for one company: with the company lock the second
+    waits for the first's request instead of getting 429 (without it: the test above)."""
+    import functools
+
+    from kassebro.ledgers.request_lock import one_at_a_time
+
+    monkeypatch.setenv("KASSEBRO_DATA", str(tmp_path))
+    lock = functools.partial(one_at_a_time, "Fiken", f"fiken:{SLUG}", f"sqlite:///{tmp_path / 'journal.db'}")
+    first = make_client(sandbox, company_lock=lock)
+    second = make_client(sandbox, refresh=_fresh_refresh(sandbox), company_lock=lock)
+    first.company(), second.company()  # both logged in
+    add_fault(sandbox, kind="delay", method="GET", path=f"/companies/{SLUG}/accounts", seconds=0.5)
+    thread = threading.Thread(target=first.account_codes)
+    thread.start()
+    time.sleep(0.15)
+    assert second.find("kassebro:shop12:2026-03-01", DAY) is None
+    thread.join()
+    assert second.calls["GET /companies/{slug}/journalEntries"] == 1  # no 429 to wait out
+    calls = requests.get(sandbox[1].url + "/_sandbox/calls", timeout=5).json()["calls"]
+    assert not [c for c in calls if c["status"] == 429]

@@ -95,3 +95,53 @@ def test_the_journal_the_file_index_and_the_z_reports_share_one_connection(tmp_p
     (tmp_path / "saft").mkdir()
     assert index.select(tmp_path / "saft", dt.date(2026, 12, 4)).files == []
     assert len(connects) == 1
+
+
+def test_an_older_journal_gets_its_added_columns_and_keeps_its_rows(tmp_path: Path) -> None:
+    from kassebro.posting import journal
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    added = ("version", "claimed_from", "sent_at")
+    old = sa.MetaData()
+    columns = [
+        sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+        for c in journal.journal_table.columns
+        if c.name not in added
+    ]
+    sa.Table(journal.journal_table.name, old, *columns)
+    engine = sa.create_engine(url)
+    old.create_all(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO kassebro_journal (vendor_id, business_day, state, ledger_system, external_ref, lines, "
+            "total_debit_ore, vat_difference_ore, attempts, message, updated_at) VALUES ('shop', '2026-11-30', "
+            "'posted', 'fiken', 'kassebro:shop:2026-11-30', 2, 500, 0, 1, '', '2026-12-01 03:00:00')"
+        )
+    engine.dispose()
+    entry = journal.Journal(url).get("shop", dt.date(2026, 11, 30))
+    assert entry is not None and (entry.state, entry.version, entry.sent_at) == ("posted", 1, None)
+    names = {c["name"] for c in sa.inspect(sa.create_engine(url)).get_columns("kassebro_journal")}
+    assert set(added) <= names
+
+
+def count_statements(url: str) -> tuple[int, int]:
+    """Statements our start in a new process sends once the tables exist: (all our tables checked,
+    the journal opened); the caller made the tables first."""
+    from kassebro.core import tables
+    from kassebro.posting import journal
+
+    counted: list[str] = []
+    tables.engine.cache_clear()
+    journal._engine.cache_clear()
+    engine = tables.engine(url)
+    sa.event.listen(engine, "before_cursor_execute", lambda *args: counted.append(args[2]))
+    for metadata in _metadatas():
+        tables.create_tables(metadata, engine)
+    checked = len(counted)
+    counted.clear()
+    journal.Journal(url)
+    opened = len(counted)
+    tables.engine.cache_clear()
+    journal._engine.cache_clear()
+    engine.dispose()
+    return checked, opened

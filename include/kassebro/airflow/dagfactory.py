@@ -33,12 +33,11 @@ DAG_PREFIX = "vendor_"
 MAX_RETRY_DELAY = dt.timedelta(seconds=MAX_RETRY_DELAY_SECONDS)
 MAX_RATE_LIMIT_WAIT = dt.timedelta(hours=6)  # a longer one is a fault: it goes to Airflow's retries
 SENSOR_TIMEOUT = dt.timedelta(days=7)
-PRIORITY = {"plan_days": 2, "prepare": 1, "post": 3}
-"""Absolute task priorities (`weight_rule="absolute"`): a run's plan first (cheap, and it opens
-the run's days), then a prepared day's post before any other day's prepare. Airflow's default
-(downstream) runs every waiting prepare before any post, so a night's posts pile up behind the
-prepares; a ledger whose pool has one slot (Fiken: one per company) then posts its shops' days one
-by one at the end of the night while the cores idle (docs/operations.md, "A chain of many shops")."""
+PRIORITY = {"plan_days": 3, "prepare": 1, "post": 2}
+"""Absolute task priorities (`weight_rule="absolute"`): a run's plan first (cheap, it opens the
+run's days, and in a one-company pool it must not wait behind posts), then a prepared day's post
+before another day's prepare. Airflow's default (downstream) ran every prepare before any post:
+a night's posts piled up behind the prepares and went at its end through the ledgers' pools."""
 
 
 def _fail_fast(exc: BaseException) -> BaseException:
@@ -154,7 +153,7 @@ def _check_mapping(vendor_id: str, items: list[dict], *, dry_run: bool = False) 
 def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
     """Build the DAG for one vendor."""
 
-    @task(pool=vendor.pool, priority_weight=PRIORITY["plan_days"], weight_rule="absolute")  # it reads the chart
+    @task(pool=vendor.pool, priority_weight=PRIORITY["plan_days"], weight_rule="absolute")  # reads the chart
     def plan_days(**context: Any) -> list[dict]:
         """The business days of this run (the dates given on trigger, else from the data interval),
         then the recent days a scheduled run looks at again because their data may come late; and

@@ -8,7 +8,9 @@ Plain `requests`, no Airflow. What it does about the API's habits (brief `apis.m
   switches to it and calls `token_store(new_refresh_token)` so the caller can save it: the old one
   may no longer work. Token values never appear in exceptions, reprs or logs.
 - One request at a time: Fiken allows a single concurrent request per user/company and answers
-  429 otherwise. The client serialises its own calls with a lock; a 429 on a GET is waited out
+  429 otherwise. The client serialises its own calls with a lock, and with `company_lock` (from a
+  connection: `request_lock.one_at_a_time`) those of every process and host posting to the
+  company; a 429 on a GET is waited out
   (Retry-After, else 1 s, at most 3 times), a 429 on a POST raises LedgerRateLimited.
 - Exactly once: Fiken has no external-id field and no idempotency, so the reference goes into the
   description as "<description> [<external_ref>]" and `find` reads the journal entries of the
@@ -42,14 +44,17 @@ Plain `requests`, no Airflow. What it does about the API's habits (brief `apis.m
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import json
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -78,6 +83,7 @@ from kassebro.ledgers.base import (
 from kassebro.ledgers.cache import LookupCache
 from kassebro.ledgers.http import IN_TASK_RATE_WAIT, HttpClient, LedgerHttp, Secret, json_or_none, retry_after
 from kassebro.ledgers.registry import ConnectionParts
+from kassebro.ledgers.request_lock import one_at_a_time
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +145,8 @@ class FikenClient(HttpClient):
         an in-memory one for this client.
       read_back_after_post: after the POST, GET the journal entry the `Location` header names,
         to return it as Fiken holds it (one call more per voucher).
+      company_lock: makes the context each request runs in, one at a time for the company across
+        processes and hosts (`request_lock.one_at_a_time`); None: only this client's threads.
     """
 
     system = SYSTEM
@@ -160,6 +168,7 @@ class FikenClient(HttpClient):
         max_rate_wait: float = 10.0,
         cache: LookupCache | None = None,
         read_back_after_post: bool = True,
+        company_lock: Callable[[], AbstractContextManager[Any]] | None = None,
     ) -> None:
         base = base_url.rstrip("/")
         self.base_url = base if base.endswith("/api/v2") else base + "/api/v2"
@@ -190,6 +199,7 @@ class FikenClient(HttpClient):
         self.cache = cache if cache is not None else LookupCache()
         self.read_back_after_post = read_back_after_post
         self._lock = threading.RLock()
+        self.company_lock = company_lock
         self._fetched: set[str] = set()  # cache tables this client read from Fiken itself
 
     # ---- housekeeping ------------------------------------------------------------------------
@@ -212,6 +222,7 @@ class FikenClient(HttpClient):
             max_rate_wait=min(IN_TASK_RATE_WAIT, 10.0),
             cache=parts.cache(slug),
             read_back_after_post=False,
+            company_lock=functools.partial(one_at_a_time, SYSTEM, f"fiken:{slug}") if slug else None,
         )
 
     def __repr__(self) -> str:
@@ -781,7 +792,7 @@ class FikenClient(HttpClient):
         raw: bool = False,
     ) -> Any:
         """One API call, serialised per client, with auth, GET retries and error mapping."""
-        with self._lock:
+        with self._lock, self.company_lock() if self.company_lock else contextlib.nullcontext():
             return self._request_locked(method, path, params=params, body=body, raw=raw)
 
     def _request_locked(self, method: str, path: str, *, params: Mapping[str, Any] | None, body: Any, raw: bool) -> Any:

@@ -240,7 +240,7 @@ register(
         dimensions=False,
         company_required=True,
         pool_per_company=True,
-        pool_slots=1,
+        pool_slots=4,  # requests go one at a time per company by a lock of their own (request_lock)
         payment_account="1901",
         customer_postings=True,
         customer_subaccounts=True,

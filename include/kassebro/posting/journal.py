@@ -31,9 +31,7 @@ from sqlalchemy import (
     case,
     func,
     insert,
-    inspect,
     select,
-    text,
     update,
 )
 from sqlalchemy.engine import Engine
@@ -155,17 +153,13 @@ class Entry:
 def _engine(url: str) -> Engine:
     engine = tables.engine(url)
     create_tables(metadata, engine)
-    columns = {c["name"] for c in inspect(engine).get_columns("kassebro_journal")}
-    if "version" not in columns:  # journals made before corrections existed
-        with engine.begin() as conn:
-            conn.execute(text("ALTER TABLE kassebro_journal ADD COLUMN version INTEGER NOT NULL DEFAULT 1"))
-    if "claimed_from" not in columns:  # journals made before claims could be given back as they were
-        with engine.begin() as conn:
-            conn.execute(text("ALTER TABLE kassebro_journal ADD COLUMN claimed_from VARCHAR(16)"))
-    if "sent_at" not in columns:  # journals made before the visibility window
-        with engine.begin() as conn:
-            kind = "TIMESTAMP WITH TIME ZONE" if engine.dialect.name == "postgresql" else "DATETIME"
-            conn.execute(text(f"ALTER TABLE kassebro_journal ADD COLUMN sent_at {kind}"))
+    timestamp = "TIMESTAMP WITH TIME ZONE" if engine.dialect.name == "postgresql" else "DATETIME"
+    added = {
+        "version": "INTEGER NOT NULL DEFAULT 1",  # journals made before corrections existed
+        "claimed_from": "VARCHAR(16)",  # before claims could be given back as they were
+        "sent_at": timestamp,  # before the visibility window
+    }
+    tables.add_missing_columns(engine, journal_table, added)
     return engine
 
 

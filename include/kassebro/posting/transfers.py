@@ -27,15 +27,13 @@ from sqlalchemy import (
     Text,
     func,
     insert,
-    inspect,
     select,
-    text,
     update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError
 
-from kassebro.core.tables import create_tables
+from kassebro.core.tables import add_missing_columns, create_tables
 from kassebro.posting.journal import Journal
 
 STATES = ("new", "held", "failed", "ordered", "invoicing", "done")
@@ -380,18 +378,9 @@ class Transfers:
 
 def _add_missing_columns(engine: Engine) -> None:
     """Columns added since the table was first made: added to an older table (as the journal's
-    are), empty on its rows, which stay valid. Two processes at it at once: the loser finds it done."""
-    have = {c["name"] for c in inspect(engine).get_columns(orders_table.name)}
-    for name in ADDED_COLUMNS:
-        if name in have:
-            continue
-        kind = orders_table.c[name].type.compile(dialect=engine.dialect)
-        try:
-            with engine.begin() as conn:
-                conn.execute(text(f"ALTER TABLE {orders_table.name} ADD COLUMN {name} {kind}"))
-        except (OperationalError, ProgrammingError):
-            if name not in {c["name"] for c in inspect(engine).get_columns(orders_table.name)}:
-                raise
+    are), empty on its rows, which stay valid."""
+    added = {name: orders_table.c[name].type.compile(dialect=engine.dialect) for name in ADDED_COLUMNS}
+    add_missing_columns(engine, orders_table, added)
 
 
 def _transfer(row: Any) -> Transfer:
