@@ -674,3 +674,60 @@ def test_clients_of_one_company_take_turns_with_the_company_lock(sandbox, tmp_pa
     assert second.calls["GET /companies/{slug}/journalEntries"] == 1  # no 429 to wait out
     calls = requests.get(sandbox[1].url + "/_sandbox/calls", timeout=5).json()["calls"]
     assert not [c for c in calls if c["status"] == 429]
+
+
+class SharedGrant:
+    """What FikenHook gives every task of a connection: the newest kept rotation, read again."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def keep(self, token: str) -> None:
+        self.token = token
+
+    def newest(self) -> str:
+        return self.token
+
+
+def _refresh_at_once(sandbox, tmp_path, monkeypatch, *, locked: bool) -> list[str]:
+    """Two clients of one grant (two tasks that read the same kept token) log in at the same moment."""
+    import functools
+
+    from kassebro.ledgers.request_lock import one_at_a_time
+
+    monkeypatch.setenv("KASSEBRO_DATA", str(tmp_path))
+    grant = SharedGrant(DEMO_REFRESH_TOKEN)
+    options: dict[str, Any] = {"token_store": grant.keep}
+    if locked:
+        url = f"sqlite:///{tmp_path / 'journal.db'}"
+        options.update(
+            token_lock=functools.partial(one_at_a_time, "Fiken", "fiken-token:demo", url), token_source=grant.newest
+        )
+    clients = [make_client(sandbox, **options) for _ in range(2)]
+    add_fault(sandbox, kind="delay", method="POST", path="/oauth/token", seconds=0.3)
+    errors: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def login(client: FikenClient) -> None:
+        barrier.wait()
+        try:
+            client.company()
+        except LedgerAuthError as exc:
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=login, args=(c,)) for c in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def test_tasks_of_one_grant_rotate_the_refresh_token_in_turn(sandbox, tmp_path, monkeypatch):
+    assert _refresh_at_once(sandbox, tmp_path, monkeypatch, locked=True) == []
+
+
+def test_without_the_token_lock_one_of_two_tasks_spends_a_dead_token(sandbox, tmp_path, monkeypatch):
+    """What a night of several Fiken tasks at once did before the lock (seen in `make bench-night`)."""
+    (error,) = _refresh_at_once(sandbox, tmp_path, monkeypatch, locked=False)
+    assert "refresh token was rejected" in error

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from pathlib import Path
 
 import pytest
+import requests
 
 from kassebro.sandbox.server import running
 
@@ -70,6 +72,60 @@ def test_fiken_hook_reports_the_company_and_keeps_the_rotated_token(
         assert FikenHook("fk", company=fiken.DEMO_COMPANY.slug).test_connection()[0]
         assert "token-from-a-new-authorization" not in app.state.store.refresh_tokens  # it was the one used
         assert hook._stored_refresh_token("token-from-a-new-authorization")  # kept under the new grant
+
+
+def test_fiken_tasks_of_one_connection_log_in_at_once(
+    monkeypatch: pytest.MonkeyPatch, airflow_db: None, tmp_path: Path
+) -> None:
+    """Four tasks read the same kept refresh token and log in at the same moment: each rotates it
+    in turn from the newest (one of them used to spend a dead token: `make bench-night`)."""
+    import threading
+
+    from airflow.models.variable import Variable
+
+    from kassebro.airflow.hooks import FikenHook
+    from kassebro.ledgers.fiken import FikenClient
+    from kassebro.sandbox import fiken
+
+    monkeypatch.setenv("KASSEBRO_DATA", str(tmp_path))
+    monkeypatch.setenv("KASSEBRO_JOURNAL_URL", f"sqlite:///{tmp_path / 'journal.db'}")
+    Variable.delete(FikenHook.token_variable(fiken.DEMO_REFRESH_TOKEN))
+    app = fiken.create_app()
+    with running(app) as server:
+        body = {
+            "conn_type": "fiken",
+            "host": server.url,
+            "login": fiken.DEMO_CLIENT_ID,
+            "password": fiken.DEMO_CLIENT_SECRET,
+            "extra": {"refresh_token": fiken.DEMO_REFRESH_TOKEN},
+        }
+        conn_env(monkeypatch, "fk4", body)
+        slug = fiken.DEMO_COMPANY.slug
+        clients = [FikenClient.from_connection(FikenHook("fk4").connection_parts(), company=slug) for _ in range(4)]
+        requests.post(
+            server.url + "/_sandbox/faults",
+            json={"kind": "delay", "method": "POST", "path": "/oauth/token", "seconds": 0.2},
+            timeout=5,
+        ).raise_for_status()
+        errors: list[str] = []
+        barrier = threading.Barrier(len(clients))
+
+        def login(client: FikenClient) -> None:
+            barrier.wait()
+            try:
+                client.company()
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+        threads = [threading.Thread(target=login, args=(c,)) for c in clients]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        calls = requests.get(server.url + "/_sandbox/calls", timeout=5).json()["calls"]
+        assert not [c for c in calls if c["status"] == 429]
+        assert FikenHook("fk4")._stored_refresh_token(fiken.DEMO_REFRESH_TOKEN) in app.state.store.refresh_tokens
 
 
 def test_poweroffice_hook_and_wrong_key(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -155,7 +155,8 @@ class FikenHook(LedgerHook):
 
     Fiken rotates refresh tokens; the newest one is kept in the Airflow Variable
     `kassebro_fiken_refresh_token__<SHA-256 of the connection's token>` (encrypted, masked in logs) and read before the
-    connection's own, so a rotation is never lost between runs.
+    connection's own, so a rotation is never lost between runs. Tasks running at once rotate it
+    one at a time, each from the newest (`FikenClient`'s `token_lock` and `token_source`).
     """
 
     system = registry.get("fiken")
@@ -216,7 +217,13 @@ class FikenHook(LedgerHook):
         parts = super().connection_parts()
         seed = str(parts.extras.get("refresh_token") or "")
         extras = {**parts.extras, "refresh_token": self._stored_refresh_token(seed) or seed}
-        return replace(parts, extras=extras, keep=lambda token: self._store_refresh_token(seed, token))
+        return replace(
+            parts,
+            extras=extras,
+            keep=lambda token: self._store_refresh_token(seed, token),
+            newest=lambda: self._stored_refresh_token(seed),
+            grant=_digest(seed)[:16] if seed else "",
+        )
 
 
 _HOOKS: dict[str, type[LedgerHook]] = {"fiken": FikenHook}

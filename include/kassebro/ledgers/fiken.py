@@ -147,6 +147,10 @@ class FikenClient(HttpClient):
         to return it as Fiken holds it (one call more per voucher).
       company_lock: makes the context each request runs in, one at a time for the company across
         processes and hosts (`request_lock.one_at_a_time`); None: only this client's threads.
+      token_lock, token_source: a refresh token is spent when used and Fiken hands out the next
+        one, so clients of one grant in several processes must rotate it one at a time, each from
+        the newest: a refresh runs inside `token_lock()` and first reads `token_source()` (the
+        newest kept, None: the one it holds).
     """
 
     system = SYSTEM
@@ -169,6 +173,8 @@ class FikenClient(HttpClient):
         cache: LookupCache | None = None,
         read_back_after_post: bool = True,
         company_lock: Callable[[], AbstractContextManager[Any]] | None = None,
+        token_lock: Callable[[], AbstractContextManager[Any]] | None = None,
+        token_source: Callable[[], str | None] | None = None,
     ) -> None:
         base = base_url.rstrip("/")
         self.base_url = base if base.endswith("/api/v2") else base + "/api/v2"
@@ -200,6 +206,8 @@ class FikenClient(HttpClient):
         self.read_back_after_post = read_back_after_post
         self._lock = threading.RLock()
         self.company_lock = company_lock
+        self.token_lock = token_lock
+        self.token_source = token_source
         self._fetched: set[str] = set()  # cache tables this client read from Fiken itself
 
     # ---- housekeeping ------------------------------------------------------------------------
@@ -223,6 +231,8 @@ class FikenClient(HttpClient):
             cache=parts.cache(slug),
             read_back_after_post=False,
             company_lock=functools.partial(one_at_a_time, SYSTEM, f"fiken:{slug}") if slug else None,
+            token_lock=functools.partial(one_at_a_time, SYSTEM, f"fiken-token:{parts.grant}") if parts.grant else None,
+            token_source=parts.newest,
         )
 
     def __repr__(self) -> str:
@@ -733,7 +743,14 @@ class FikenClient(HttpClient):
         return self._http.redact(text)
 
     def _refresh(self) -> None:
-        """Get an access token with the refresh token; store a rotated refresh token."""
+        """Get an access token with the newest refresh token; store a rotated refresh token."""
+        with self.token_lock() if self.token_lock else contextlib.nullcontext():
+            newest = self.token_source() if self.token_source is not None else None
+            if newest:
+                self._refresh_token = Secret(newest)
+            self._exchange_refresh_token()
+
+    def _exchange_refresh_token(self) -> None:
         response = self._http.send(
             "POST",
             self.token_url,

@@ -33,6 +33,10 @@ class ConnectionParts:
       cache: `cache(company)` gives the run's lookup cache for a company (None: the connection's).
       keep: `keep(value)` keeps a credential the system rotated (Fiken's refresh token), or None.
       conn_id: the connection's id, for errors that name a wrong field of it.
+      newest: reads the newest kept rotation again (another task may have rotated it since the
+        connection was read), or None.
+      grant: names the rotated credential's grant without revealing it (a digest), for the lock
+        that lets one process at a time rotate it; "" when nothing rotates.
     """
 
     base_url: str
@@ -45,6 +49,8 @@ class ConnectionParts:
     cache: Callable[[str | None], Any]
     keep: Callable[[str], None] | None = None
     conn_id: str = ""
+    newest: Callable[[], str | None] | None = None
+    grant: str = ""
 
 
 @dataclass(frozen=True)
