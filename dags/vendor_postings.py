@@ -19,7 +19,7 @@ Each run posts the business days that closed since the previous run, one voucher
   or client key. Fix the connection (Admin -> Connections, Test button) and clear the task.
 - **Rate limited** (429, Xledger credits or burst): the task waits as long as the ledger asks (up
   to 5 minutes) and tries once more, then Airflow retries. Fiken takes one request at a time per
-  company: keep its pool (`ledger_fiken_<company>`) at one slot.
+  company: each request takes the company's lock (`kassebro.ledgers.request_lock`) first.
 - **Refused voucher** (validation, no retry): the ledger's own message is in the log and the
   journal; usually an account, VAT code, department or project missing in the ledger.
 

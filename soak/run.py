@@ -292,7 +292,8 @@ def _night(
     try:
         while queue or running:
             while queue and len(running) < parallel:
-                # Fiken's pool has one slot per company (one request at a time): never two at once
+                # one Fiken vendor-day at a time, as Fiken's pool allowed until 2026-12-05 (its
+                # requests now take a company lock instead: tests/unit/test_request_lock.py)
                 busy = {r.vendor_id for r in running.values() if system_of[r.vendor_id] == "fiken"}
                 ready = [r for r in queue if r.vendor_id not in busy]
                 if not ready:

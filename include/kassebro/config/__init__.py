@@ -284,7 +284,7 @@ class LedgerTarget(_Strict):
     on_change: Literal["correction", "reverse"] = "correction"
     company: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     """The ledger company when the pool must be per company: Fiken's company slug (Fiken allows
-    one request at a time per company, so each company gets a pool of one slot)."""
+    one request at a time per company: each company gets a pool, and its requests a lock)."""
     client_org_number: str | None = Field(default=None, pattern=r"^\d{3} ?\d{3} ?\d{3}$")
     """Tripletex for accounting firms: the connection holds the firm's tokens, and this is the
     organisation number of the client company to post to (looked up with `/company/>withLoginAccess`)."""
