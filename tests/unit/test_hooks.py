@@ -37,6 +37,19 @@ def test_tripletex_hook(monkeypatch: pytest.MonkeyPatch) -> None:
         assert "consumer_token" not in hook.get_conn().headers  # secrets never become HTTP headers
 
 
+def fiken_connection(url: str) -> dict:
+    """A Fiken connection to the sandbox at `url` with the demo app and its first refresh token."""
+    from kassebro.sandbox import fiken
+
+    return {
+        "conn_type": "fiken",
+        "host": url,
+        "login": fiken.DEMO_CLIENT_ID,
+        "password": fiken.DEMO_CLIENT_SECRET,
+        "extra": {"refresh_token": fiken.DEMO_REFRESH_TOKEN},
+    }
+
+
 def test_fiken_hook_reports_the_company_and_keeps_the_rotated_token(
     monkeypatch: pytest.MonkeyPatch, airflow_db: None
 ) -> None:
@@ -49,13 +62,7 @@ def test_fiken_hook_reports_the_company_and_keeps_the_rotated_token(
         Variable.delete(FikenHook.token_variable(seed))
     app = fiken.create_app(refresh_tokens=(fiken.DEMO_REFRESH_TOKEN, "token-from-a-new-authorization"))
     with running(app) as server:
-        body = {
-            "conn_type": "fiken",
-            "host": server.url,
-            "login": fiken.DEMO_CLIENT_ID,
-            "password": fiken.DEMO_CLIENT_SECRET,
-            "extra": {"refresh_token": fiken.DEMO_REFRESH_TOKEN},
-        }
+        body = fiken_connection(server.url)
         conn_env(monkeypatch, "fk", body)
         hook = FikenHook("fk", company=fiken.DEMO_COMPANY.slug)
         ok, message = hook.test_connection()
@@ -92,13 +99,7 @@ def test_fiken_tasks_of_one_connection_log_in_at_once(
     Variable.delete(FikenHook.token_variable(fiken.DEMO_REFRESH_TOKEN))
     app = fiken.create_app()
     with running(app) as server:
-        body = {
-            "conn_type": "fiken",
-            "host": server.url,
-            "login": fiken.DEMO_CLIENT_ID,
-            "password": fiken.DEMO_CLIENT_SECRET,
-            "extra": {"refresh_token": fiken.DEMO_REFRESH_TOKEN},
-        }
+        body = fiken_connection(server.url)
         conn_env(monkeypatch, "fk4", body)
         slug = fiken.DEMO_COMPANY.slug
         clients = [FikenClient.from_connection(FikenHook("fk4").connection_parts(), company=slug) for _ in range(4)]
