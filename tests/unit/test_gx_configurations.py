@@ -94,3 +94,38 @@ def test_one_batch_per_rule_and_the_verdict_of_batch_validate(
     flagged = {int(i) for item in complete.results for i in (item.result or {}).get("unexpected_index_list") or []}
     assert (rows, errors) == (flagged, [])
     assert complete.success == (not rows)
+
+
+def test_the_fingerprint_threshold_is_gxs_own_outside_the_block() -> None:
+    from great_expectations.execution_engine import pandas_execution_engine as engine
+
+    original = engine.HASH_THRESHOLD
+    with gx.fingerprint_skipped():
+        assert engine.HASH_THRESHOLD == 0
+    assert original == engine.HASH_THRESHOLD
+    with pytest.raises(RuntimeError), gx.fingerprint_skipped():
+        raise RuntimeError("a validation that raised")
+    assert original == engine.HASH_THRESHOLD
+
+
+@pytest.mark.parametrize("frame", [FRAME, FRAME.iloc[[0]].reset_index(drop=True)], ids=["failing", "passing"])
+def test_no_frame_hashed_and_the_verdict_of_gxs_own_fingerprint(
+    frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch's md5 only fills a marker nobody reads: skipped, the verdict is the same."""
+    from great_expectations.execution_engine import pandas_execution_engine as engine
+
+    hashed: list[int] = []
+    original = engine.hash_pandas_dataframe
+
+    def counted(df: pd.DataFrame) -> str:
+        hashed.append(len(df))
+        return original(df)
+
+    monkeypatch.setattr(engine, "hash_pandas_dataframe", counted)
+    skipped = gx.flagged_rows("fingerprint-test", "fingerprint", _expectations, frame)
+    assert hashed == []
+    monkeypatch.setattr(gx, "fingerprint_skipped", contextlib.nullcontext)
+    own = gx.flagged_rows("fingerprint-test", "fingerprint", _expectations, frame)
+    assert hashed  # GX's own block hashes the frame
+    assert skipped == own

@@ -103,6 +103,8 @@ def check(rule: Rule, day: SalesDay, context: DayContext) -> CheckResult | None:
         log.exception("validation rule %s could not run", rule.name)
         return CheckResult(rule.name, False, f"{rule.name} could not be checked: {type(exc).__name__}: {exc}")
 
+    if not flagged and not errors:  # the usual day: no rows to list
+        return CheckResult(rule.name, True, rule.passed(frame), details=details)
     offending = frame.loc[sorted(flagged)]
     if rule.collapse is not None and len(offending):
         offending = rule.collapse(offending)
@@ -129,20 +131,31 @@ def check(rule: Rule, day: SalesDay, context: DayContext) -> CheckResult | None:
 def totals(keys: list[str], parts: Mapping[str, tuple[pd.DataFrame, str]]) -> pd.DataFrame:
     """Sum each part's øre column per key into its own column, 0 where a part has no row.
 
-    Stacks the parts and groups once, so the sums stay int64 (an outer merge would pass through
-    float NaN).
+    Sums in plain ints (an outer merge would pass through float NaN), rows sorted by key with
+    missing keys last, key columns in the dtype the parts stacked would have: what
+    `groupby(keys, dropna=False, sort=True).sum()` of the stacked parts gives. A dict, not the
+    groupby: the frames are a day's receipts or codes, and pandas' fixed cost per groupby and
+    column was most of a rule's build (checked equal to the groupby on every call of the test
+    suite's validations, docs/benchmarks.md).
     """
     names = list(parts)
-    pieces = []
-    for name, (frame, column) in parts.items():
-        values = frame[column].astype("int64").to_numpy()
-        zeros = np.zeros(len(frame), dtype="int64")
-        # Built from arrays in one go: a column assignment per part cost more than the groupby.
-        data = {key: frame[key].array for key in keys} | {other: values if other == name else zeros for other in names}
-        pieces.append(pd.DataFrame(data))
-    stacked = pd.concat(pieces, ignore_index=True)
-    result = stacked.groupby(keys, dropna=False, sort=True)[names].sum().reset_index()
-    return result.astype(dict.fromkeys(names, "int64"))
+    sums: dict[tuple[Any, ...], list[int]] = {}
+    for i, (frame, column) in enumerate(parts.values()):
+        values = frame[column].astype("int64").tolist()  # raises on a missing amount, as the groupby did
+        columns = [[None if pd.isna(v) else v for v in frame[key].tolist()] for key in keys]
+        for key, value in zip(zip(*columns, strict=True), values, strict=True):
+            entry = sums.get(key)
+            if entry is None:
+                entry = sums[key] = [0] * len(names)
+            entry[i] += value
+    order = sorted(sums, key=lambda key: tuple((v is None, v) for v in key))
+    data: dict[str, Any] = {}
+    for level, key in enumerate(keys):
+        dtype = pd.concat([frame[key] for frame, _ in parts.values()], ignore_index=True).dtype
+        data[key] = pd.array([k[level] for k in order], dtype=dtype)
+    for i, name in enumerate(names):
+        data[name] = np.array([sums[k][i] for k in order], dtype="int64")
+    return pd.DataFrame(data)
 
 
 _memo: dict[str, tuple[SalesDay, Any]] = {}
