@@ -1,8 +1,7 @@
 """Airflow's own floor: N DAGs of the vendor DAG's task shape built from constants.
 
 No config files, no pydantic, tasks that do nothing: what Airflow itself spends on DAGs of this
-shape (`plan_days`, then per day `prepare`, a sensor in the `kassebro_prepare` pool, and `post`,
-in the ledger pools); a task
+shape (`plan_days`, then per day `prepare`, a sensor, and `post`, in the ledger pools); a task
 process builds only its own DAG, as the vendor DAG file does. Used twice:
 - the parse benchmark (`KASSEBRO_BENCH_N` DAGs, no day: plan_days plans nothing);
 - the night benchmark (`benchmarks/night.py`), with `KASSEBRO_BENCH_DAY` the business day each
@@ -54,7 +53,7 @@ def make(i: int):
         _yield_cpu()
         return [{"day": DAY, "look_again": False}] if DAY else []
 
-    @task.sensor(map_index_template="{{ day }}", mode="reschedule", poke_interval=60, pool="kassebro_prepare")
+    @task.sensor(map_index_template="{{ day }}", mode="reschedule", poke_interval=60)
     def prepare(item: dict) -> PokeReturnValue:
         _yield_cpu()
         get_current_context()["day"] = item["day"]  # the mapped instance's name, as the vendor DAG sets it

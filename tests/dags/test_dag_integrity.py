@@ -81,7 +81,6 @@ def test_vendor_dag_shape(bag: DagBag, vendor) -> None:
         assert t.retry_exponential_backoff
     assert dag.task_dict["day.post"].pool == vendor.pool
     assert dag.task_dict["plan_days"].pool == vendor.pool  # it reads the ledger's chart too
-    assert dag.task_dict["day.prepare"].pool == "kassebro_prepare"  # a few per core at once (priority.prepare_slots)
     # runs are planned first, and a prepared day posts before another day is prepared
     weights = {t.task_id: (t.priority_weight, t.weight_rule) for t in dag.tasks}
     assert weights == {"plan_days": (3, "absolute"), "day.prepare": (1, "absolute"), "day.post": (2, "absolute")}

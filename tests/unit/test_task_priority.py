@@ -57,17 +57,3 @@ def test_make_run_gives_the_local_executor_sixteen_task_slots_a_core(monkeypatch
     assert environment(Path("/tmp/home"))["AIRFLOW__CORE__PARALLELISM"] == str(task_slots())
     monkeypatch.setenv("AIRFLOW__CORE__PARALLELISM", "12")  # the user's own setting stays
     assert environment(Path("/tmp/home"))["AIRFLOW__CORE__PARALLELISM"] == "12"
-
-
-def test_prepares_run_three_a_core_in_their_own_pool(monkeypatch) -> None:
-    from kassebro.airflow.pools import wanted_pools
-    from kassebro.airflow.priority import PREPARE_POOL, prepare_slots, task_slots
-
-    monkeypatch.delenv("KASSEBRO_PREPARE_SLOTS", raising=False)
-    assert (prepare_slots(1), prepare_slots(2), prepare_slots(8)) == (3, 6, 24)
-    assert all(prepare_slots(cores) < task_slots(cores) for cores in (1, 2, 8))  # slots left for plans and posts
-    assert wanted_pools()[PREPARE_POOL][0] == prepare_slots()
-    for setting, slots in (("10", 10), ("0", prepare_slots()), ("many", prepare_slots()), ("-2", prepare_slots())):
-        monkeypatch.setenv("KASSEBRO_PREPARE_SLOTS", setting)  # a deployment's cores in all
-        assert prepare_slots() == slots, setting
-        assert wanted_pools()[PREPARE_POOL][0] == slots, setting

@@ -23,7 +23,7 @@ from airflow.sdk import (
 )
 
 from kassebro.airflow.alerts import deadline_alert
-from kassebro.airflow.priority import PREPARE_POOL, yield_cpu
+from kassebro.airflow.priority import yield_cpu
 from kassebro.airflow.step_cost import measured
 from kassebro.config import MAX_RETRY_DELAY_SECONDS, ConfigSet, Vendor, config_dir, load_vendor, load_vendors
 from kassebro.config.schedule import start_date
@@ -182,7 +182,6 @@ def vendor_dag(vendor: Vendor, doc_md: str) -> Any:
         mode="reschedule",  # waiting for late data holds no worker slot
         poke_interval=vendor.data_poke_seconds,
         timeout=SENSOR_TIMEOUT,  # the day's own data deadline fails it first, with its message
-        pool=PREPARE_POOL,  # a few at a time per core (kassebro.airflow.priority)
         priority_weight=PRIORITY["prepare"],
         weight_rule="absolute",
     )

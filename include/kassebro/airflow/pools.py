@@ -1,5 +1,4 @@
-"""The Airflow pools that cap concurrent calls to each ledger, from the ledger registry, and the
-`prepare`s that run at once (`kassebro_prepare`, `priority.prepare_slots`).
+"""The Airflow pools that cap concurrent calls to each ledger, from the ledger registry.
 
 One pool per system (`ledger_<system>`), and for systems that allow one request at a time per
 company (Fiken) one more per company a vendor names. The launcher, docker-compose's start-up
@@ -12,14 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from kassebro.airflow.priority import PREPARE_POOL, prepare_slots
 from kassebro.ledgers import registry
 
 
 def wanted_pools(vendors: Iterable[Any] = ()) -> dict[str, tuple[int, str]]:
     """pool name -> (slots, description) for every registered system and the vendors' companies."""
     pools = {system.pool(): (system.pool_slots, f"Concurrent calls to {system.title}") for system in registry.systems()}
-    pools[PREPARE_POOL] = (prepare_slots(), "Vendor-days read, checked and booked at once (KASSEBRO_PREPARE_SLOTS)")
     for vendor in vendors:
         system = registry.get(vendor.ledger.system)
         pools.setdefault(

@@ -19,16 +19,6 @@ cores at f9dd9e5 (docs/benchmarks.md, "A night"), 100 shops: 8 slots took a wind
 2.57 core-s per vendor-day, 32 slots 122 s and 2.25 (the floor's windows: 129 s and 59 s). Earlier,
 with the DAG files parsed every 30 s, 8 had looked better than 32. `task_slots()` is what `make
 run` gives the LocalExecutor and what `make bench-night` runs it with.
-
-Those slots must not all be `prepare`s. A `prepare` is most of a vendor-day's CPU (reading,
-checking and booking the day); with every slot one, 32 of them shared 2 cores and each took 26 s
-of wall time for 0.9 s of CPU (LocalExecutor, 1,000 shops, 237313e), and a task's runner sends a
-heartbeat (an HTTP request and an UPDATE) when it starts and every 5 s after: six a `prepare`, one
-for each of Airflow's constant tasks. The `kassebro_prepare` pool (`prepare_slots()`) lets
-`PREPARE_SLOTS_PER_CORE` per core run at once: enough to keep the cores busy while one starts or
-writes, and the other slots stay free for `plan_days` and `post`, which mostly wait.
-`KASSEBRO_PREPARE_SLOTS` sets the pool's size (a distributed deployment: the workers' cores in
-all, as `kassebro pools sync` runs on one host).
 """
 
 from __future__ import annotations
@@ -37,8 +27,6 @@ import os
 
 DEFAULT_NICE = 10
 SLOTS_PER_CORE = 16
-PREPARE_SLOTS_PER_CORE = 3
-PREPARE_POOL = "kassebro_prepare"
 
 
 def task_niceness() -> int:
@@ -64,12 +52,3 @@ def task_slots(cores: int | None = None) -> int:
     """Task processes a host should run at once: `SLOTS_PER_CORE` per core (tasks wait on ledgers,
     the database and their own runner's end, see the module docstring), at least 16."""
     return max(16, SLOTS_PER_CORE * (cores or os.cpu_count() or 1))
-
-
-def prepare_slots(cores: int | None = None) -> int:
-    """`prepare`s at once across the deployment (the `kassebro_prepare` pool): `KASSEBRO_PREPARE_SLOTS`,
-    else `PREPARE_SLOTS_PER_CORE` per core of this host (see the module docstring)."""
-    raw = os.environ.get("KASSEBRO_PREPARE_SLOTS", "").strip()
-    if raw.isdigit() and int(raw) > 0:
-        return int(raw)
-    return PREPARE_SLOTS_PER_CORE * (cores or os.cpu_count() or 1)
