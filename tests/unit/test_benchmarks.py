@@ -191,3 +191,20 @@ def test_retry_reasons_are_the_last_error_of_each_attempt_followed_by_another(tm
     done.mkdir(parents=True)
     (done / "attempt=1.log").write_text(json.dumps(lines[1]))  # failed for good: no retry followed
     assert retry_reasons(tmp_path) == {"Task failed with exception: ReadTimeout: 20 s": 1}
+
+
+def test_the_floors_tasks_wait_in_the_vendor_dags_pools(monkeypatch) -> None:
+    """The floor is the same task shape in the same pools: a pool that caps our tasks caps its too."""
+    import runpy
+
+    from kassebro.airflow.dagfactory import build_vendor_dags
+    from kassebro.config import PROJECT_DIR
+
+    dags: dict = {}
+    build_vendor_dags(dags, root=PROJECT_DIR / "config")
+    for dag in list(dags.values())[:3]:
+        ours = {task.task_id: task.pool for task in dag.tasks}
+        monkeypatch.setenv("KASSEBRO_BENCH_N", "1")
+        monkeypatch.setenv("KASSEBRO_BENCH_POOLS", ours["day.post"])
+        floor = runpy.run_path(str(PROJECT_DIR / "benchmarks" / "reference_dags.py"))["vendor_ref_00000"]
+        assert {task.task_id: task.pool for task in floor.tasks} == ours
