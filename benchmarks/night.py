@@ -156,6 +156,25 @@ def component_cpu(procs: dict[str, subprocess.Popen]) -> dict[str, float]:
     return seconds
 
 
+IDLE_SECONDS = 30.0
+
+
+def idle_cores(procs: dict[str, subprocess.Popen], seconds: float = IDLE_SECONDS) -> dict[str, float]:
+    """Each component's CPU in cores while nothing runs, the night's DAGs loaded, after its last
+    run (the ledger sandboxes left out): what Airflow costs per second of uptime, whatever the tasks
+    do, so what a longer window alone costs can be told from what each vendor-day asks of it."""
+    busy, before = machine_busy_seconds(), component_cpu(procs)
+    time.sleep(seconds)
+    busy, after = machine_busy_seconds() - busy, component_cpu(procs)
+    cores = {k: (v - before.get(k, 0.0)) / seconds for k, v in after.items() if k != "ledger sandboxes"}
+    cores["the rest of the machine"] = (
+        busy / seconds
+        - sum(cores.values())
+        - (after.get("ledger sandboxes", 0.0) - before.get("ledger sandboxes", 0.0)) / seconds
+    )
+    return {k: round(v, 3) for k, v in cores.items()}
+
+
 def retry_reasons(logs: Path) -> dict[str, int]:
     """Why task instances were retried: the last error line of each attempt a later one followed,
     counted by its first 160 characters (from the task logs: `attempt=N.log` beside `attempt=N+1.log`)."""
@@ -465,6 +484,7 @@ def night(
             _wait_for_runs(db, n, timeout)
         busy = machine_busy_seconds() - busy
         components = {k: v - components.get(k, 0.0) for k, v in component_cpu(procs).items()}
+        idle = idle_cores(procs)
         ledgers = components["ledger sandboxes"]
         db.close()
         result = measure(api, n, api.all("/dags/~/dagRuns", "dag_runs"))
@@ -479,6 +499,7 @@ def night(
             for step, row in step_costs(home / "airflow" / "logs").items()
         }
         result["retries"] = retry_reasons(home / "airflow" / "logs")
+        result["idle_cores_by_component"], result["idle_s"] = idle, IDLE_SECONDS
         result.update(kind=kind, executor=executor, workers=topology.workers, day=day.isoformat())
         if topology.workers:
             result["concurrency"] = topology.concurrency

@@ -448,6 +448,26 @@ def _per_second(ours: dict, floor: dict, n: int, without_steps: float, floor_own
         f"vendor-day over our window against the floor's {floor_spent:.2f}; at our rates over the floor's "
         f"window they would have cost {spent * floor['window_s'] / ours['window_s']:.2f}: so counted, the night "
         f"without our steps would have cost {same:.2f} against the floor's {floor_own:.2f} ({same / floor_own:.2f}x).\n"
+        + _idle(ours, floor, n, without_steps, floor_own)
+    )
+
+
+def _idle(ours: dict, floor: dict, n: int, without_steps: float, floor_own: float) -> str:
+    """What Airflow cost per second with nothing to run after the night (both nights' DAGs
+    loaded), and what our longer window costs at that rate: uptime, not a vendor-day's overhead."""
+    key = "idle_cores_by_component"
+    if key not in ours or key not in floor:
+        return ""
+    rate, floor_rate = sum(ours[key].values()), sum(floor[key].values())
+    parts = ", ".join(f"{name} {cores:.2f}" for name, cores in ours[key].items() if cores >= 0.005)
+    longer = (ours["window_s"] - floor["window_s"]) * rate / n
+    net = without_steps - longer
+    return (
+        f"Idle, after the last run ({ours.get('idle_s', 30):.0f} s, the night's DAGs loaded, nothing to run), "
+        f"Airflow and the machine cost {rate:.2f} cores ({parts}; the floor's {floor_rate:.2f}): at that "
+        f"rate our window's {ours['window_s'] - floor['window_s']:,.0f} s more than the floor's cost {longer:.2f} "
+        f"core-s per vendor-day; without them the night without our steps cost {net:.2f} against the floor's "
+        f"{floor_own:.2f} (**{net / floor_own:.2f}x**).\n"
     )
 
 

@@ -166,6 +166,16 @@ def test_the_night_breakdown_sets_our_steps_apart_from_airflows_share() -> None:
         "the floor's window they would have cost 0.50: so counted, the night without our steps would have cost" in text
     )
     assert "would have cost 1.80 against the floor's 1.00 (1.80x)" in text
+    assert "Idle, after the last run" not in text  # nights measured before the idle reading
+    # idle after the night: our window's extra 50 s at 0.2 cores is 1.0 core-s per vendor-day of uptime
+    idle = {"scheduler": 0.15, "postgresql": 0.05, "the rest of the machine": 0.0}
+    text = night_section(
+        [{**floor, "idle_cores_by_component": idle}, {**longer, "idle_cores_by_component": idle, "idle_s": 30.0}]
+    )
+    assert "(30 s, the night's DAGs loaded, nothing to run), Airflow and the machine cost 0.20 cores" in text
+    assert "(scheduler 0.15, postgresql 0.05; the floor's 0.20)" in text
+    assert "our window's 50 s more than the floor's cost 1.00 core-s per vendor-day" in text
+    assert "without our steps cost 1.30 against the floor's 1.00 (**1.30x**)" in text
     # Celery nights are told apart by their workers' concurrency (4 before the flag)
     celery = [{**r, "executor": "celery", "workers": 2} for r in (floor, ours)]
     wide = [{**r, "concurrency": 16} for r in celery]
