@@ -156,6 +156,12 @@ def component_cpu(procs: dict[str, subprocess.Popen]) -> dict[str, float]:
     return seconds
 
 
+def step_work(ours: dict) -> dict[str, float]:
+    """Our steps' own CPU seconds a vendor-day, step by step (each step runs once a vendor-day
+    here): what the floor+work night's tasks spin."""
+    return {step: round(row["cpu_s"], 3) for step, row in ours.get("steps_per_vendor_day", {}).items()}
+
+
 IDLE_SECONDS = 30.0
 
 
@@ -402,8 +408,10 @@ def night(
     timeout: float = 3600,
     parallelism: int = 0,
     concurrency: int = 0,
+    spin: dict[str, float] | None = None,
 ) -> dict:
-    """One measured night: `kind` "kassebro" (the generated vendors) or "floor"."""
+    """One measured night: `kind` "kassebro" (the generated vendors), "floor", or "floor+work" (the
+    floor whose tasks spin for `spin`'s CPU seconds a step: our steps' own, measured just before)."""
     from kassebro.demo import distributed, launcher
     from kassebro.demo.home import connection_json, demo_connections
 
@@ -422,7 +430,7 @@ def night(
     pools = write_home(home, n, day)
     dags = home / "dags"
     dags.mkdir(parents=True)
-    if kind == "floor":
+    if kind.startswith("floor"):
         shutil.copy2(PROJECT / "benchmarks" / "reference_dags.py", dags / "reference_dags.py")
     else:
         shutil.copy2(PROJECT / "dags" / "vendor_postings.py", dags / "vendor_postings.py")
@@ -444,6 +452,7 @@ def night(
         "KASSEBRO_BENCH_N": str(n),
         "KASSEBRO_BENCH_DAY": day.isoformat(),
         "KASSEBRO_BENCH_POOLS": ",".join(pools),
+        "KASSEBRO_BENCH_WORK": ",".join(f"{step}={seconds:.3f}" for step, seconds in (spin or {}).items()),
         **distributed.shared_environment(topology, home),
     }
     if executor == "local":
@@ -644,6 +653,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--concurrency", type=int, default=0, help="each Celery worker's task processes (0: make run-distributed's)"
     )
+    parser.add_argument(
+        "--work-floor",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also the floor whose tasks spin our steps' CPU (a third night each)",
+    )
     parser.add_argument("--catchup", action="store_true", help="also `make run`'s catch-up of the demo")
     parser.add_argument("--out", type=Path, default=RESULTS, help="the nights measured so far, kept in git")
     args = parser.parse_args(argv)
@@ -662,11 +677,22 @@ def main(argv: list[str] | None = None) -> int:
             args.out.write_text(json.dumps(results, indent=1))
         for n in [int(v) for v in args.vendors.split(",") if v]:
             for executor in args.executors.split(","):
-                for kind in ("floor", "kassebro"):
+                spin: dict[str, float] = {}
+                for kind in ("floor", "kassebro", "floor+work") if args.work_floor else ("floor", "kassebro"):
                     print(f"[night] {kind}, {executor}, N={n} ...", flush=True)
                     result = night(
-                        kind, executor, n, Path(tmp), args.workers, args.timeout, args.parallelism, args.concurrency
+                        kind,
+                        executor,
+                        n,
+                        Path(tmp),
+                        args.workers,
+                        args.timeout,
+                        args.parallelism,
+                        args.concurrency,
+                        spin=spin if kind == "floor+work" else None,
                     )
+                    if kind == "kassebro":  # the floor+work night spins what our steps cost
+                        spin = step_work(result)
                     result["measured"] = commit
                     print(f"[night] {json.dumps(result)}", flush=True)
                     results = [r for r in results if _night_key(r) != _night_key(result)] + [result]

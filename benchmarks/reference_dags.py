@@ -13,6 +13,7 @@ Copied into a temporary dags folder by the benchmarks.
 
 import datetime as dt
 import os
+import time
 from zoneinfo import ZoneInfo
 
 from airflow.sdk import (
@@ -38,11 +39,27 @@ START = (
 DOC = "# reference\nthe same runbook length as a vendor DAG\n" * 40
 
 
-def _yield_cpu() -> None:
-    """As every kassebro task starts (`kassebro.airflow.priority`): the same niceness, for parity."""
+WORK = {
+    step: float(seconds)
+    for step, _, seconds in (part.partition("=") for part in os.environ.get("KASSEBRO_BENCH_WORK", "").split(","))
+    if step
+}
+
+
+def _yield_cpu(step: str = "") -> None:
+    """As every kassebro task starts (`kassebro.airflow.priority`): the same niceness, for parity.
+    With `KASSEBRO_BENCH_WORK` (`plan_days=0.04,prepare=0.38,post=0.06`, CPU seconds a step) the
+    task then spins that long, logged as our steps log theirs: the floor with our steps' work."""
     nice = int(os.environ.get("KASSEBRO_TASK_NICE") or 10)
     if nice > os.getpriority(os.PRIO_PROCESS, 0):
         os.setpriority(os.PRIO_PROCESS, 0, nice)
+    if WORK.get(step):
+        from kassebro.airflow.step_cost import measured
+
+        with measured(step, "reference", DAY or "-"):
+            until = time.process_time() + WORK[step]
+            while time.process_time() < until:
+                pass
 
 
 def make(i: int):
@@ -50,18 +67,18 @@ def make(i: int):
 
     @task(pool=pool)
     def plan_days(**context) -> list[dict]:
-        _yield_cpu()
+        _yield_cpu("plan_days")
         return [{"day": DAY, "look_again": False}] if DAY else []
 
     @task.sensor(map_index_template="{{ day }}", mode="reschedule", poke_interval=60)
     def prepare(item: dict) -> PokeReturnValue:
-        _yield_cpu()
+        _yield_cpu("prepare")
         get_current_context()["day"] = item["day"]  # the mapped instance's name, as the vendor DAG sets it
         return PokeReturnValue(is_done=True, xcom_value=item["day"])
 
     @task(map_index_template="{{ day }}", pool=pool)
     def post(day: str) -> dict:
-        _yield_cpu()
+        _yield_cpu("post")
         get_current_context()["day"] = day
         return {"day": day, "state": "posted"}
 

@@ -420,9 +420,33 @@ def night_breakdown(results: list[dict]) -> str:
             f"start, the DAG file's parse): {before:.2f}. Steps run again (a sensor's poke, a retry): "
             f"{again:.2f} per vendor-day. Without our steps' own CPU (and the ledger sandboxes') the night cost "
             f"{own - inside:.2f} core-s per vendor-day against the floor's {floor_own:.2f}: "
-            f"**{(own - inside) / floor_own:.2f}x**.\n" + _per_second(ours, floor, n, own - inside, floor_own)
+            f"**{(own - inside) / floor_own:.2f}x**.\n"
+            + _per_second(ours, floor, n, own - inside, floor_own)
+            + _with_work(ours, by.get(("floor+work", executor, n, slots)), own - inside)
         )
     return "".join(parts)
+
+
+def _airflows_share(night: dict) -> tuple[float, float]:
+    """(a night's core-s per vendor-day less the ledger sandboxes', that less its steps' own CPU)."""
+    key = "cpu_s_per_vendor_day_by_component"
+    own = sum(night[key].values()) - night[key].get("ledger sandboxes", 0)
+    return own, own - sum(row["cpu_s"] for row in night.get("steps_per_vendor_day", {}).values())
+
+
+def _with_work(ours: dict, work: dict | None, without_steps: float) -> str:
+    """The floor whose tasks spin our steps' CPU: a night as long as ours whose tasks do nothing of
+    Airflow's more than the floor's, so Airflow's share in it is what our steps' work alone costs it."""
+    if not work or "cpu_s_per_vendor_day_by_component" not in work:
+        return ""
+    own, share = _airflows_share(work)
+    spun = ", ".join(f"{step} {row['cpu_s']:.2f}" for step, row in sorted(work.get("steps_per_vendor_day", {}).items()))
+    return (
+        f"The floor with our steps' work (its tasks spin the CPU our steps cost, measured in the same run: "
+        f"{spun} core-s per vendor-day): a window of {work['window_s']:,.0f} s (ours {ours['window_s']:,.0f} s), "
+        f"{own:.2f} core-s per vendor-day; without the spinning, Airflow's share {share:.2f} against ours "
+        f"{without_steps:.2f}: **{without_steps / share:.2f}x**.\n"
+    )
 
 
 PER_SECOND = ("dag-processor", "scheduler", "postgresql")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 
@@ -176,6 +178,12 @@ def test_the_night_breakdown_sets_our_steps_apart_from_airflows_share() -> None:
     assert "(scheduler 0.15, postgresql 0.05; the floor's 0.20)" in text
     assert "our window's 50 s more than the floor's cost 1.00 core-s per vendor-day" in text
     assert "without our steps cost 1.30 against the floor's 1.00 (**1.30x**)" in text
+    # the floor whose tasks spin our steps' CPU: Airflow's share in it against ours
+    spun = {**night("floor+work", {"scheduler": 0.9, "task processes": 1.9}, {"prepare": step}), "window_s": 90.0}
+    text = night_section([floor, longer, spun])
+    assert "(its tasks spin the CPU our steps cost, measured in the same run: prepare 1.00 core-s" in text
+    assert "a window of 90 s (ours 100 s), 2.80 core-s per vendor-day" in text
+    assert "Airflow's share 1.80 against ours 2.30: **1.28x**" in text
     # Celery nights are told apart by their workers' concurrency (4 before the flag)
     celery = [{**r, "executor": "celery", "workers": 2} for r in (floor, ours)]
     wide = [{**r, "concurrency": 16} for r in celery]
@@ -218,3 +226,23 @@ def test_the_floors_tasks_wait_in_the_vendor_dags_pools(monkeypatch) -> None:
         monkeypatch.setenv("KASSEBRO_BENCH_POOLS", ours["day.post"])
         floor = runpy.run_path(str(PROJECT_DIR / "benchmarks" / "reference_dags.py"))["vendor_ref_00000"]
         assert {task.task_id: task.pool for task in floor.tasks} == ours
+
+
+def test_the_floor_with_work_spins_what_it_is_told_and_logs_it_as_our_steps_do(monkeypatch, capsys) -> None:
+    import runpy
+
+    from kassebro.airflow.step_cost import parse
+
+    monkeypatch.setenv("KASSEBRO_TASK_NICE", "0")  # leave the test process's priority alone
+    monkeypatch.setenv("KASSEBRO_BENCH_N", "1")
+    monkeypatch.setenv("KASSEBRO_BENCH_DAY", "2026-11-03")
+    monkeypatch.setenv("KASSEBRO_BENCH_WORK", "post=0.050,plan_days=0")
+    floor = runpy.run_path(str(Path(__file__).resolve().parents[2] / "benchmarks" / "reference_dags.py"))
+    assert floor["WORK"] == {"post": 0.05, "plan_days": 0.0}
+    floor["_yield_cpu"]("prepare")
+    floor["_yield_cpu"]("plan_days")
+    assert parse(capsys.readouterr().out) == []  # no work asked: nothing spun, nothing logged
+    floor["_yield_cpu"]("post")
+    (cost,) = parse(capsys.readouterr().out)
+    assert (cost.step, cost.vendor, cost.day) == ("post", "reference", "2026-11-03")
+    assert 0.05 <= cost.cpu_s < 0.5
