@@ -654,10 +654,10 @@ def main(argv: list[str] | None = None) -> int:
         "--concurrency", type=int, default=0, help="each Celery worker's task processes (0: make run-distributed's)"
     )
     parser.add_argument(
-        "--work-floor",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also the floor whose tasks spin our steps' CPU (a third night each)",
+        "--kinds",
+        default="floor,kassebro,floor+work",
+        help="the nights of each N and executor, in order; floor+work spins our steps' CPU of the kassebro "
+        "night before it (or of the last one in --out)",
     )
     parser.add_argument("--catchup", action="store_true", help="also `make run`'s catch-up of the demo")
     parser.add_argument("--out", type=Path, default=RESULTS, help="the nights measured so far, kept in git")
@@ -677,8 +677,21 @@ def main(argv: list[str] | None = None) -> int:
             args.out.write_text(json.dumps(results, indent=1))
         for n in [int(v) for v in args.vendors.split(",") if v]:
             for executor in args.executors.split(","):
-                spin: dict[str, float] = {}
-                for kind in ("floor", "kassebro", "floor+work") if args.work_floor else ("floor", "kassebro"):
+                spin = next(
+                    (
+                        step_work(r)
+                        for r in reversed(results)
+                        if (r["kind"], r["executor"], r["n"]) == ("kassebro", executor, n)
+                    ),
+                    {},
+                )
+                for kind in args.kinds.split(","):
+                    if kind == "floor+work" and not spin:
+                        print(
+                            f"[night] floor+work, {executor}, N={n}: no kassebro night to take the work from",
+                            flush=True,
+                        )
+                        continue
                     print(f"[night] {kind}, {executor}, N={n} ...", flush=True)
                     result = night(
                         kind,
