@@ -613,7 +613,10 @@ def night_section(results: list[dict]) -> str:
 N generated vendors, one business day each, spread over the five ledger sandboxes in turn, run as
 one night on Airflow with PostgreSQL (metadata DB and journal), components started natively
 (`benchmarks/night.py`); the floor is N DAGs of the same task shape and pools whose tasks do
-nothing, in the same run. Window (s): first task instance's start to the last one's end. Task time:
+nothing, in the same run; the floor with our steps' work (since 883318e, a third night where
+measured) is the same DAGs whose tasks spin, step by step, the CPU our steps cost in the night
+before it, so its night is about as long as ours and what Airflow costs in it is Airflow's share of
+a night of real work. Window (s): first task instance's start to the last one's end. Task time:
 the task instances' durations summed, per vendor-day. Core-s: the machine's busy CPU seconds from
 the API server's first answer to the last run's end, less the ledger sandboxes' own, per
 vendor-day. Health: the slowest answer of `/api/v2/monitor/health`, probed every second (answers
