@@ -46,7 +46,7 @@ WORK = {
 }
 
 
-def _yield_cpu(step: str = "") -> None:
+def _yield_cpu(step: str = "", dag_id: str = "reference") -> None:
     """As every kassebro task starts (`kassebro.airflow.priority`): the same niceness, for parity.
     With `KASSEBRO_BENCH_WORK` (`plan_days=0.04,prepare=0.38,post=0.06`, CPU seconds a step) the
     task then spins that long, logged as our steps log theirs: the floor with our steps' work."""
@@ -56,7 +56,7 @@ def _yield_cpu(step: str = "") -> None:
     if WORK.get(step):
         from kassebro.airflow.step_cost import measured
 
-        with measured(step, "reference", DAY or "-"):
+        with measured(step, dag_id, DAY or "-"):
             until = time.process_time() + WORK[step]
             while time.process_time() < until:
                 pass
@@ -67,18 +67,18 @@ def make(i: int):
 
     @task(pool=pool)
     def plan_days(**context) -> list[dict]:
-        _yield_cpu("plan_days")
+        _yield_cpu("plan_days", f"vendor_ref_{i:05d}")
         return [{"day": DAY, "look_again": False}] if DAY else []
 
     @task.sensor(map_index_template="{{ day }}", mode="reschedule", poke_interval=60)
     def prepare(item: dict) -> PokeReturnValue:
-        _yield_cpu("prepare")
+        _yield_cpu("prepare", f"vendor_ref_{i:05d}")
         get_current_context()["day"] = item["day"]  # the mapped instance's name, as the vendor DAG sets it
         return PokeReturnValue(is_done=True, xcom_value=item["day"])
 
     @task(map_index_template="{{ day }}", pool=pool)
     def post(day: str) -> dict:
-        _yield_cpu("post")
+        _yield_cpu("post", f"vendor_ref_{i:05d}")
         get_current_context()["day"] = day
         return {"day": day, "state": "posted"}
 

@@ -242,7 +242,7 @@ def test_the_floor_with_work_spins_what_it_is_told_and_logs_it_as_our_steps_do(m
     floor["_yield_cpu"]("prepare")
     floor["_yield_cpu"]("plan_days")
     assert parse(capsys.readouterr().out) == []  # no work asked: nothing spun, nothing logged
-    floor["_yield_cpu"]("post")
+    floor["_yield_cpu"]("post", "vendor_ref_00000")
     (cost,) = parse(capsys.readouterr().out)
-    assert (cost.step, cost.vendor, cost.day) == ("post", "reference", "2026-11-03")
+    assert (cost.step, cost.vendor, cost.day) == ("post", "vendor_ref_00000", "2026-11-03")  # one a DAG
     assert 0.05 <= cost.cpu_s < 0.5
