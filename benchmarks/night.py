@@ -40,6 +40,8 @@ from zoneinfo import ZoneInfo
 import requests
 import yaml
 
+from benchmarks import pg_cluster
+
 PROJECT = Path(__file__).resolve().parents[1]
 ZONE = ZoneInfo("Europe/Oslo")
 TEMPLATES = ("cafe_solsiden", "kiosk_torget", "bakeri_bryggen", "vinbar_kaia", "jernvare_sentrum")
@@ -124,23 +126,26 @@ def split_cpu_seconds(pid: int) -> tuple[float, float]:
         return 0.0, 0.0
 
 
-def postgres_pid() -> int | None:
-    """The PostgreSQL server's first process (its backends, one per connection, are below it)."""
+def postgres_pid(exclude: int | None = None) -> int | None:
+    """The PostgreSQL server's first process (its backends, one per connection, are below it);
+    not `exclude`'s (the journal's own server, counted apart)."""
     import psutil
 
     for proc in psutil.process_iter(["name", "ppid"]):
         with contextlib.suppress(psutil.Error):
-            if proc.info["name"] in ("postgres", "postmaster") and psutil.Process(proc.info["ppid"]).name() not in (
+            top = proc.info["name"] in ("postgres", "postmaster") and psutil.Process(proc.info["ppid"]).name() not in (
                 "postgres",
                 "postmaster",
-            ):
+            )
+            if top and proc.pid != exclude:
                 return proc.pid
     return None
 
 
-def component_cpu(procs: dict[str, subprocess.Popen]) -> dict[str, float]:
-    """CPU seconds so far of each started component, its own and below it, and PostgreSQL's: read
-    at a night's start and end, the difference says where the night's core-seconds went."""
+def component_cpu(procs: dict[str, subprocess.Popen], journal_pid: int | None = None) -> dict[str, float]:
+    """CPU seconds so far of each started component, its own and below it, and PostgreSQL's (the
+    journal's own server's apart, when it has one): read at a night's start and end, the difference
+    says where the night's core-seconds went."""
     seconds: dict[str, float] = {}
     for name, proc in procs.items():
         own, below = split_cpu_seconds(proc.pid)
@@ -151,8 +156,10 @@ def component_cpu(procs: dict[str, subprocess.Popen]) -> dict[str, float]:
             seconds["task processes"] = seconds.get("task processes", 0.0) + below
         else:
             seconds[name] = own + below
-    pid = postgres_pid()
+    pid = postgres_pid(exclude=journal_pid)
     seconds["postgresql"] = sum(split_cpu_seconds(pid)) if pid else 0.0
+    if journal_pid:
+        seconds[pg_cluster.JOURNAL_PG] = sum(split_cpu_seconds(journal_pid))
     return seconds
 
 
@@ -165,13 +172,15 @@ def step_work(ours: dict) -> dict[str, float]:
 IDLE_SECONDS = 30.0
 
 
-def idle_cores(procs: dict[str, subprocess.Popen], seconds: float = IDLE_SECONDS) -> dict[str, float]:
+def idle_cores(
+    procs: dict[str, subprocess.Popen], seconds: float = IDLE_SECONDS, journal_pid: int | None = None
+) -> dict[str, float]:
     """Each component's CPU in cores while nothing runs, the night's DAGs loaded, after its last
     run (the ledger sandboxes left out): what Airflow costs per second of uptime, whatever the tasks
     do, so what a longer window alone costs can be told from what each vendor-day asks of it."""
-    busy, before = machine_busy_seconds(), component_cpu(procs)
+    busy, before = machine_busy_seconds(), component_cpu(procs, journal_pid)
     time.sleep(seconds)
-    busy, after = machine_busy_seconds() - busy, component_cpu(procs)
+    busy, after = machine_busy_seconds() - busy, component_cpu(procs, journal_pid)
     cores = {k: (v - before.get(k, 0.0)) / seconds for k, v in after.items() if k != "ledger sandboxes"}
     cores["the rest of the machine"] = (
         busy / seconds
@@ -411,7 +420,37 @@ def night(
     spin: dict[str, float] | None = None,
 ) -> dict:
     """One measured night: `kind` "kassebro" (the generated vendors), "floor", or "floor+work" (the
-    floor whose tasks spin for `spin`'s CPU seconds a step: our steps' own, measured just before)."""
+    floor whose tasks spin for `spin`'s CPU seconds a step: our steps' own, measured just before).
+
+    The journal gets a PostgreSQL server of its own (`pg_cluster`), in every kind of night alike,
+    so its CPU is counted apart from the metadata DB's; where one cannot be made here, it shares
+    the metadata DB's server and the result says so (`journal_server`)."""
+    from kassebro.demo import launcher
+
+    args = (kind, executor, n, work, workers, timeout, parallelism, concurrency, spin)
+    try:
+        journal = pg_cluster.start(launcher._free_port())
+    except RuntimeError as exc:
+        print(f"[night] the journal shares the metadata DB's server: {exc}", flush=True)
+        return _night(*args, journal=None)
+    try:
+        return _night(*args, journal=journal)
+    finally:
+        pg_cluster.stop(journal)
+
+
+def _night(
+    kind: str,
+    executor: str,
+    n: int,
+    work: Path,
+    workers: int,
+    timeout: float,
+    parallelism: int,
+    concurrency: int,
+    spin: dict[str, float] | None,
+    journal: pg_cluster.Cluster | None,
+) -> dict:
     from kassebro.demo import distributed, launcher
     from kassebro.demo.home import connection_json, demo_connections
 
@@ -434,7 +473,11 @@ def night(
         shutil.copy2(PROJECT / "benchmarks" / "reference_dags.py", dags / "reference_dags.py")
     else:
         shutil.copy2(PROJECT / "dags" / "vendor_postings.py", dags / "vendor_postings.py")
-    _drop_and_create(topology.pg_server, (METADATA_DB, JOURNAL_DB))
+    if journal is None:
+        _drop_and_create(topology.pg_server, (METADATA_DB, JOURNAL_DB))
+    else:
+        _drop_and_create(topology.pg_server, (METADATA_DB,))
+        _drop_and_create(journal.url, (JOURNAL_DB,))
     ports = launcher.sandbox_ports(preferred=False)
     env = {
         "KASSEBRO_HOME": str(home),
@@ -455,6 +498,9 @@ def night(
         "KASSEBRO_BENCH_WORK": ",".join(f"{step}={seconds:.3f}" for step, seconds in (spin or {}).items()),
         **distributed.shared_environment(topology, home),
     }
+    journal_pid = journal.pid if journal is not None else None
+    if journal is not None:
+        env["KASSEBRO_JOURNAL_URL"] = f"{journal.url}/{JOURNAL_DB}"
     if executor == "local":
         from kassebro.airflow.priority import task_slots
 
@@ -488,12 +534,12 @@ def night(
         url = f"http://127.0.0.1:{topology.port}"
         api = Api(url)
         db = MetadataDb(topology.url(METADATA_DB))
-        busy, components = machine_busy_seconds(), component_cpu(procs)
+        busy, components = machine_busy_seconds(), component_cpu(procs, journal_pid)
         with Probe(url) as probe:
             _wait_for_runs(db, n, timeout)
         busy = machine_busy_seconds() - busy
-        components = {k: v - components.get(k, 0.0) for k, v in component_cpu(procs).items()}
-        idle = idle_cores(procs)
+        components = {k: v - components.get(k, 0.0) for k, v in component_cpu(procs, journal_pid).items()}
+        idle = idle_cores(procs, journal_pid=journal_pid)
         ledgers = components["ledger sandboxes"]
         db.close()
         result = measure(api, n, api.all("/dags/~/dagRuns", "dag_runs"))
@@ -510,6 +556,7 @@ def night(
         result["retries"] = retry_reasons(home / "airflow" / "logs")
         result["idle_cores_by_component"], result["idle_s"] = idle, IDLE_SECONDS
         result.update(kind=kind, executor=executor, workers=topology.workers, day=day.isoformat())
+        result["journal_server"] = "own" if journal is not None else "the metadata DB's"
         if topology.workers:
             result["concurrency"] = topology.concurrency
         result["parallelism"] = parallelism or 32

@@ -144,14 +144,24 @@ def test_the_night_breakdown_sets_our_steps_apart_from_airflows_share() -> None:
     text = night_section([floor, ours, other])
     assert "| all | 3.00 | 1.00 | +2.00 |" in text
     assert (
-        "prepare 1.00 (wall 2.00)" in text and "2.00 core-s per vendor-day against the floor's 1.00: **2.00x**" in text
+        "prepare 1.00 (wall 2.00)" in text
+        and "2.00 core-s per vendor-day against the floor's 1.00 (the same left out): **2.00x**" in text
     )
+    assert "not the journal's queries (the metadata DB's server served them" in text  # nights before its own server
     assert "parallelism 8" not in text.split("Where a vendor-day")[1].split("\n")[0]  # no floor at 8: no breakdown
     # the ledger sandboxes are listed, but their work is not ours: left out of the comparison
     ledgers = night("kassebro", {"ledger sandboxes": 0.5, "scheduler": 0.7, "task processes": 2.3}, {"prepare": step})
     text = night_section([floor, ledgers])
     assert "| ledger sandboxes | 0.50 | 0.00 | +0.50 |" in text and "| all | 3.50 | 1.00 | +2.50 |" in text
-    assert "2.00 core-s per vendor-day against the floor's 1.00: **2.00x**" in text
+    assert "2.00 core-s per vendor-day against the floor's 1.00 (the same left out): **2.00x**" in text
+    # the journal's own server serves our steps alone: set apart as they are, in the floor's night too
+    journal = "journal's PostgreSQL"
+    floor_j = night("floor", {"scheduler": 0.4, "task processes": 0.5, journal: 0.1}, {})
+    ours_j = night("kassebro", {"scheduler": 0.7, "task processes": 2.3, journal: 0.4}, {"prepare": step})
+    text = night_section([floor_j, ours_j])
+    assert f"| {journal} | 0.40 | 0.10 | +0.30 |" in text
+    assert "Without our steps' own CPU, the journal's own server's (0.40), and the ledger sandboxes'" in text
+    assert "the night cost 2.00 core-s per vendor-day against the floor's 0.90 (the same left out): **2.22x**" in text
     kernel = night("kassebro", {"scheduler": 0.7}, {"prepare": {**step, "sys_s": 0.25, "faults": 12345.0}})
     assert "prepare 1.00 (wall 2.00; kernel 0.25, 12,345 page faults)" in night_section([floor, kernel])
     imports = night("kassebro", {"scheduler": 0.7}, {"prepare": {**step, "sys_s": 0.2, "faults": 9.0, "imports": 3.5}})
