@@ -620,8 +620,11 @@ def night_section(results: list[dict]) -> str:
         """
 ## A night of N shops (`make bench-night`)
 N generated vendors, one business day each, spread over the five ledger sandboxes in turn, run as
-one night on Airflow with PostgreSQL (metadata DB and journal), components started natively
-(`benchmarks/night.py`); the floor is N DAGs of the same task shape and pools whose tasks do
+one night on Airflow with PostgreSQL, components started natively (`benchmarks/night.py`); since
+9ff40a9 the journal has a PostgreSQL server of its own (`benchmarks/pg_cluster.py`, made with the
+machine's `initdb` for the night and deleted after), so its CPU, our steps' queries, is counted
+apart from the metadata DB's (before, one server served both and the journal's queries counted as
+Airflow's); the floor is N DAGs of the same task shape and pools whose tasks do
 nothing, in the same run; the floor with our steps' work (since 883318e, a third night where
 measured) is the same DAGs whose tasks spin, step by step, the CPU our steps cost in the night
 before it, so its night is about as long as ours and what Airflow costs in it is Airflow's share of
@@ -636,8 +639,8 @@ task processes at once (the LocalExecutor's `[core] parallelism`: `make run`'s `
 2 cores since 5cbf23d, which is also Airflow's default; rows marked "parallelism 8" ran with 8;
 Celery: workers x `--concurrency`, 4 unless the row says). Below the table, each night's core-seconds by component (a
 process's own CPU and its reaped children's, read at the start and the end) and by our steps (the
-task logs' `kassebro step cost` lines): what is left when our steps' own CPU and the ledger
-sandboxes' are taken out is Airflow's share as our tasks drive it (before f9dd9e5 the sandboxes'
+task logs' `kassebro step cost` lines): what is left when our steps' own CPU, the journal's
+own server's and the ledger sandboxes' are taken out is Airflow's share as our tasks drive it (before f9dd9e5 the sandboxes'
 0.01-0.04 counted in ours). Each row says the commit it ran at; the figures behind this section are kept in
 `benchmarks/results/night.json` (a night of 1,000 takes an hour: a run of some nights keeps the
 others; the entries before 2026-12-04's second session were rebuilt from this page's text). Rows
