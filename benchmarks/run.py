@@ -624,32 +624,33 @@ one night on Airflow with PostgreSQL, components started natively (`benchmarks/n
 9ff40a9 the journal has a PostgreSQL server of its own (`benchmarks/pg_cluster.py`, made with the
 machine's `initdb` for the night and deleted after), so its CPU, our steps' queries, is counted
 apart from the metadata DB's (before, one server served both and the journal's queries counted as
-Airflow's); the floor is N DAGs of the same task shape and pools whose tasks do
-nothing, in the same run; the floor with our steps' work (since 883318e, a third night where
-measured) is the same DAGs whose tasks spin, step by step, the CPU our steps cost in the night
-before it, so its night is about as long as ours and what Airflow costs in it is Airflow's share of
-a night of real work. Window (s): first task instance's start to the last one's end. Task time:
-the task instances' durations summed, per vendor-day. Core-s: the machine's busy CPU seconds from
-the API server's first answer to the last run's end, less the ledger sandboxes' own, per
-vendor-day. Health: the slowest answer of `/api/v2/monitor/health`, probed every second (answers
-over 2 s in brackets; seconds). Tasks run at niceness 10 (`kassebro.airflow.priority`; the floor's too);
-the UI's API server and the tasks' execution API are two processes (`--apps core`, `--apps execution`).
-Target: our cost per vendor-day at most 1.3 x the floor's. `/day`: per vendor-day. Parallelism: the
-task processes at once (the LocalExecutor's `[core] parallelism`: `make run`'s `task_slots()`, 32 on
-2 cores since 5cbf23d, which is also Airflow's default; rows marked "parallelism 8" ran with 8;
-Celery: workers x `--concurrency`, 4 unless the row says). Below the table, each night's core-seconds by component (a
+Airflow's); the floor is N DAGs of the same task shape and pools whose tasks do nothing, in the same
+run; the floor with our steps' work (since 883318e, a third night where measured) is the same DAGs
+whose tasks spin, step by step, the CPU our steps cost in the night before it, so its night is about
+as long as ours and what Airflow costs in it is Airflow's share of a night of real work. Window (s):
+first task instance's start to the last one's end. Task time: the task instances' durations summed,
+per vendor-day. Core-s: the machine's busy CPU seconds from the API server's first answer to the
+last run's end, less the ledger sandboxes' own, per vendor-day. Health: the slowest answer of
+`/api/v2/monitor/health`, probed every second (answers over 2 s in brackets; seconds). Tasks run at
+niceness 10 (`kassebro.airflow.priority`; the floor's too); the UI's API server and the tasks'
+execution API are two processes (`--apps core`, `--apps execution`). Target: our overhead per
+vendor-day, Airflow's share below the table, at most 1.3 x the floor's (the table's core-s ratio
+counts our steps' own work too). `/day`: per vendor-day. Parallelism: the task processes at once (the
+LocalExecutor's `[core] parallelism`: `make run`'s `task_slots()`, 32 on 2 cores since 5cbf23d,
+which is also Airflow's default; rows marked "parallelism 8" ran with 8; Celery: workers x
+`--concurrency`, 4 unless the row says). Below the table, each night's core-seconds by component (a
 process's own CPU and its reaped children's, read at the start and the end) and by our steps (the
-task logs' `kassebro step cost` lines): what is left when our steps' own CPU, the journal's
-own server's and the ledger sandboxes' are taken out is Airflow's share as our tasks drive it (before f9dd9e5 the sandboxes'
-0.01-0.04 counted in ours). Each row says the commit it ran at; the figures behind this section are kept in
-`benchmarks/results/night.json` (a night of 1,000 takes an hour: a run of some nights keeps the
-others; the entries before 2026-12-04's second session were rebuilt from this page's text). Rows
-at different commits ran on different machines (the sandbox is new each session; the one at
-77a1478 ran a floor night about twice as fast as the earlier ones): compare ours with the floor
-within a row, and windows across rows only at one commit. The DAG processor parses each DAG file
-once an hour since 467eec0 (and when asked: `kassebro config reload`), at most every 300 s from
-cddfc0b (`kassebro.airflow.parsing`), every 30 s before (Airflow's default); each row says which,
-for ours and the floor alike.
+task logs' `kassebro step cost` lines): what is left when our steps' own CPU, the journal's own
+server's and the ledger sandboxes' are taken out is Airflow's share as our tasks drive it (before
+f9dd9e5 the sandboxes' 0.01-0.04 counted in ours). Each row says the commit it ran at; the figures
+behind this section are kept in `benchmarks/results/night.json` (a night of 1,000 takes an hour: a
+run of some nights keeps the others; the entries before 2026-12-04's second session were rebuilt
+from this page's text). Rows at different commits ran on different machines (the sandbox is new each
+session; the one at 77a1478 ran a floor night about twice as fast as the earlier ones): compare ours
+with the floor within a row, and windows across rows only at one commit. The DAG processor parses
+each DAG file once an hour since 467eec0 (and when asked: `kassebro config reload`), at most every
+300 s from cddfc0b (`kassebro.airflow.parsing`), every 30 s before (Airflow's default); each row
+says which, for ours and the floor alike.
 
 | executor | N | window | floor | days/min | task s/day | floor | ratio | core-s/day | floor | ratio | health | floor |
 |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
