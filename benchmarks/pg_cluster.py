@@ -96,6 +96,10 @@ def started(port: int) -> Iterator[Cluster]:
 
 
 def _run(argv: list[str]) -> None:
-    done = subprocess.run(_as_owner(argv), capture_output=True, text=True, check=False)
+    """Run a PostgreSQL tool; RuntimeError with what it said when it fails or cannot be run."""
+    try:
+        done = subprocess.run(_as_owner(argv), capture_output=True, text=True, check=False)
+    except OSError as exc:  # no runuser, no such binary
+        raise RuntimeError(f"{Path(argv[0]).name} could not be run: {exc}") from exc
     if done.returncode != 0:
         raise RuntimeError(f"{Path(argv[0]).name} failed ({done.returncode}): {done.stderr.strip()[-500:]}")

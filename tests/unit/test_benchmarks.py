@@ -256,3 +256,18 @@ def test_the_floor_with_work_spins_what_it_is_told_and_logs_it_as_our_steps_do(m
     (cost,) = parse(capsys.readouterr().out)
     assert (cost.step, cost.vendor, cost.day) == ("post", "vendor_ref_00000", "2026-11-03")  # one a DAG
     assert 0.05 <= cost.cpu_s < 0.5
+
+
+def test_the_journal_servers_tools_fail_as_a_runtime_error_that_says_what(tmp_path, monkeypatch) -> None:
+    """A tool that cannot run or fails must not end a night in a traceback of its own kind: the
+    night falls back to the shared server, or keeps its figures when only the stop failed."""
+    from benchmarks import pg_cluster
+
+    monkeypatch.setattr(pg_cluster, "_as_owner", lambda argv: argv)  # as a user, not through runuser
+    with pytest.raises(RuntimeError, match="pg_ctl"):
+        pg_cluster._run([str(tmp_path / "no-such-dir" / "pg_ctl"), "status"])
+    failing = tmp_path / "initdb"
+    failing.write_text("#!/bin/sh\necho 'initdb: cannot be run as root' >&2\nexit 1\n")
+    failing.chmod(0o755)
+    with pytest.raises(RuntimeError, match="initdb failed"):
+        pg_cluster._run([str(failing)])
